@@ -1,0 +1,114 @@
+# Helper functions every CMakeLists.txt in the tree uses, so targets look alike.
+#
+#   crm_cc_library(NAME crm_base SRCS a.cc HDRS a.h DEPS absl::status)
+#   crm_cc_binary(NAME crm-identity SRCS main.cc DEPS identity_lib)
+#   crm_cc_test(NAME base_test SRCS a_test.cc DEPS crm_base [FIXTURES pg redis] [LABELS slow])
+#   crm_cc_bench(NAME crypto_bench SRCS crypto_bench.cc DEPS crm_crypto)
+#   crm_proto_library(NAME crm_subject_proto PROTOS crm/subject/v1/subject_data.proto DEPS crm_common_proto GRPC)
+#
+# Our own code is compiled with warnings as errors; include paths are rooted at the
+# repository (#include "libs/base/status_macros.h") and at the generated proto dir
+# (#include "crm/subject/v1/subject_data.pb.h").
+
+set(CRM_WARNINGS -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers)
+set(CRM_PROTO_OUT ${CMAKE_BINARY_DIR}/gen)
+set(CRM_TESTENV_DIR ${CMAKE_BINARY_DIR}/testenv)
+
+function(_crm_common target)
+  target_compile_options(${target} PRIVATE ${CRM_WARNINGS})
+  target_include_directories(${target} PUBLIC ${PROJECT_SOURCE_DIR} ${CRM_PROTO_OUT})
+endfunction()
+
+function(crm_cc_library)
+  cmake_parse_arguments(A "" "NAME" "SRCS;HDRS;DEPS" ${ARGN})
+  if(A_SRCS)
+    add_library(${A_NAME} STATIC ${A_SRCS} ${A_HDRS})
+    target_link_libraries(${A_NAME} PUBLIC ${A_DEPS})
+    _crm_common(${A_NAME})
+  else()
+    add_library(${A_NAME} INTERFACE ${A_HDRS})
+    target_link_libraries(${A_NAME} INTERFACE ${A_DEPS})
+    target_include_directories(${A_NAME} INTERFACE ${PROJECT_SOURCE_DIR} ${CRM_PROTO_OUT})
+  endif()
+endfunction()
+
+function(crm_cc_binary)
+  cmake_parse_arguments(A "" "NAME" "SRCS;DEPS" ${ARGN})
+  add_executable(${A_NAME} ${A_SRCS})
+  target_link_libraries(${A_NAME} PRIVATE ${A_DEPS})
+  _crm_common(${A_NAME})
+endfunction()
+
+# FIXTURES: pg and/or redis. The test then runs after the shared throwaway
+# PostgreSQL/Redis of this test run are up (see tools/testenv) and finds them
+# through CRMTEST_ENV_DIR.
+function(crm_cc_test)
+  if(NOT CRM_BUILD_TESTS)
+    return()
+  endif()
+  cmake_parse_arguments(A "" "NAME;TIMEOUT" "SRCS;DEPS;FIXTURES;LABELS" ${ARGN})
+  add_executable(${A_NAME} ${A_SRCS})
+  target_link_libraries(${A_NAME} PRIVATE ${A_DEPS} crm_testing GTest::gmock GTest::gtest GTest::gmock_main)
+  _crm_common(${A_NAME})
+  add_test(NAME ${A_NAME} COMMAND ${A_NAME})
+  if(NOT A_TIMEOUT)
+    set(A_TIMEOUT 300)
+  endif()
+  set(env "CRMTEST_ENV_DIR=${CRM_TESTENV_DIR}" "CRMTEST_SOURCE_DIR=${PROJECT_SOURCE_DIR}"
+          "CRMTEST_BINARY_DIR=${CMAKE_BINARY_DIR}")
+  set_tests_properties(${A_NAME} PROPERTIES TIMEOUT ${A_TIMEOUT} ENVIRONMENT "${env}")
+  if(A_LABELS)
+    set_tests_properties(${A_NAME} PROPERTIES LABELS "${A_LABELS}")
+  endif()
+  if(A_FIXTURES)
+    set(req "")
+    foreach(f ${A_FIXTURES})
+      list(APPEND req crm_${f})
+    endforeach()
+    set_tests_properties(${A_NAME} PROPERTIES FIXTURES_REQUIRED "${req}")
+  endif()
+endfunction()
+
+function(crm_cc_bench)
+  if(NOT CRM_BUILD_BENCHMARKS)
+    return()
+  endif()
+  cmake_parse_arguments(A "" "NAME" "SRCS;DEPS" ${ARGN})
+  add_executable(${A_NAME} ${A_SRCS})
+  target_link_libraries(${A_NAME} PRIVATE ${A_DEPS} benchmark::benchmark)
+  _crm_common(${A_NAME})
+  set_target_properties(${A_NAME} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bench)
+endfunction()
+
+# Generates C++ (and, with GRPC, gRPC stubs) for PROTOS given relative to proto/.
+function(crm_proto_library)
+  cmake_parse_arguments(A "GRPC" "NAME" "PROTOS;DEPS" ${ARGN})
+  set(srcs "")
+  set(abs_protos "")
+  foreach(p ${A_PROTOS})
+    get_filename_component(dir ${p} DIRECTORY)
+    get_filename_component(stem ${p} NAME_WE)
+    set(outs ${CRM_PROTO_OUT}/${dir}/${stem}.pb.cc ${CRM_PROTO_OUT}/${dir}/${stem}.pb.h)
+    set(plugin_args "")
+    if(A_GRPC)
+      list(APPEND outs ${CRM_PROTO_OUT}/${dir}/${stem}.grpc.pb.cc ${CRM_PROTO_OUT}/${dir}/${stem}.grpc.pb.h)
+      set(plugin_args --grpc_out=${CRM_PROTO_OUT} --plugin=protoc-gen-grpc=$<TARGET_FILE:gRPC::grpc_cpp_plugin>)
+    endif()
+    add_custom_command(
+      OUTPUT ${outs}
+      COMMAND ${CMAKE_COMMAND} -E make_directory ${CRM_PROTO_OUT}
+      COMMAND protobuf::protoc --cpp_out=${CRM_PROTO_OUT} ${plugin_args}
+              -I${PROJECT_SOURCE_DIR}/proto -I/usr/include ${PROJECT_SOURCE_DIR}/proto/${p}
+      DEPENDS ${PROJECT_SOURCE_DIR}/proto/${p} protobuf::protoc
+      COMMENT "protoc ${p}")
+    list(APPEND srcs ${outs})
+    list(APPEND abs_protos ${PROJECT_SOURCE_DIR}/proto/${p})
+  endforeach()
+  add_library(${A_NAME} STATIC ${srcs})
+  target_include_directories(${A_NAME} PUBLIC ${CRM_PROTO_OUT})
+  target_link_libraries(${A_NAME} PUBLIC ${A_DEPS} protobuf::libprotobuf)
+  if(A_GRPC)
+    target_link_libraries(${A_NAME} PUBLIC gRPC::grpc++)
+  endif()
+  set_property(GLOBAL APPEND PROPERTY CRM_ALL_PROTOS ${abs_protos})
+endfunction()
