@@ -29,8 +29,8 @@ MATCHER(IsOk, negation ? "is not OK" : "is OK") {
 }
 
 MATCHER_P(IsOkAndHolds, value_matcher,
-          std::string(negation ? "is not OK or holds a value that " : "is OK and holds a value that ") +
-              ::testing::DescribeMatcher<decltype(*arg)>(value_matcher, negation)) {
+          negation ? "is not OK or holds a non-matching value"
+                   : "is OK and holds a matching value") {
   if (!arg.ok()) {
     *result_listener << "status is " << arg.status();
     return false;
@@ -47,8 +47,7 @@ MATCHER_P2(StatusIs, code, message_matcher,
     *result_listener << "status is " << s;
     return false;
   }
-  return ::testing::ExplainMatchResult(message_matcher, std::string(s.message()),
-                                       result_listener);
+  return ::testing::ExplainMatchResult(message_matcher, std::string(s.message()), result_listener);
 }
 
 // StatusIs(code) with any message.
