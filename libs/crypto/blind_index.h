@@ -13,12 +13,15 @@
 // Immutable after construction: thread-safe.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "libs/crypto/key_file.h"
 #include "libs/crypto/secret_bytes.h"
+
+typedef struct evp_mac_ctx_st EVP_MAC_CTX;
 
 namespace crm::crypto {
 
@@ -36,13 +39,17 @@ class BlindIndexer {
   BlindIndexer& operator=(BlindIndexer&&) = default;
 
   // HMAC-SHA256(key, normalized_value): 32 raw bytes (for BYTEA columns).
+  // Aborts only if OpenSSL fails (allocation), like the primitives.
   std::string Raw(absl::string_view normalized_value) const;
   // The same as 64 lower-case hex characters (for text keys, e.g. Redis).
   std::string Hex(absl::string_view normalized_value) const;
 
  private:
-  explicit BlindIndexer(SecretBytes key) : key_(std::move(key)) {}
-  SecretBytes key_;
+  explicit BlindIndexer(std::shared_ptr<EVP_MAC_CTX> keyed) : keyed_(std::move(keyed)) {}
+  // An HMAC-SHA256 context initialised with the key and never updated; each
+  // Raw() works on a duplicate (a read-only use of this one), which saves the
+  // digest fetch and key set-up per call. OpenSSL keeps the key in cleansed memory.
+  std::shared_ptr<EVP_MAC_CTX> keyed_;
 };
 
 }  // namespace crm::crypto

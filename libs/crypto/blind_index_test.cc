@@ -1,6 +1,8 @@
 #include "libs/crypto/blind_index.h"
 
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "gmock/gmock.h"
@@ -37,6 +39,23 @@ TEST(BlindIndexerTest, NormalisedValuesMatchAndKeysSeparate) {
   EXPECT_NE(a.Raw(e1), b.Raw(e1));
   EXPECT_NE(a.Raw(e1), a.Raw("bob@example.com"));
   EXPECT_EQ(a.Hex(e1).size(), 64u);
+}
+
+TEST(BlindIndexerTest, ConcurrentCallsAgree) {
+  CRM_ASSERT_OK_AND_ASSIGN(BlindIndexer idx,
+                           BlindIndexer::Create(SecretBytes::CopyFrom(std::string(32, 'k'))));
+  const std::string expected = idx.Raw("+4915112345678");
+  std::vector<std::thread> threads;
+  std::vector<int> mismatches(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 500; ++i) {
+        if (idx.Raw("+4915112345678") != expected) ++mismatches[t];
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches, std::vector<int>(4, 0));
 }
 
 TEST(BlindIndexerTest, ShortKeyIsRejected) {

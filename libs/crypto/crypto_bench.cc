@@ -39,6 +39,11 @@ void BM_AesGcmOpen(benchmark::State& state) {
 }
 BENCHMARK(BM_AesGcmOpen)->Arg(256)->Arg(16 << 10);
 
+void BM_RandomBytes12(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(RandomBytes(12));
+}
+BENCHMARK(BM_RandomBytes12);
+
 void BM_Sha256_256B(benchmark::State& state) {
   const std::string data(256, 'd');
   for (auto _ : state) benchmark::DoNotOptimize(Sha256(data));
