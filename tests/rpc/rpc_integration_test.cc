@@ -165,7 +165,7 @@ class RpcIntegrationTest : public ::testing::Test {
 
   ChannelConfig ClientConfig(const std::string& name, int port) const {
     ChannelConfig c;
-    c.target = absl::StrCat("localhost:", port);
+    c.target = absl::StrCat("127.0.0.1:", port);
     c.tls = pki_->Files(name);
     c.max_attempts = 1;  // Refusals must surface, not be retried.
     return c;
@@ -179,7 +179,7 @@ class RpcIntegrationTest : public ::testing::Test {
 
   static std::shared_ptr<grpc::Channel> ChannelWithFiles(const TlsFiles& files, int port) {
     ChannelConfig c;
-    c.target = absl::StrCat("localhost:", port);
+    c.target = absl::StrCat("127.0.0.1:", port);
     c.tls = files;
     c.max_attempts = 1;
     absl::StatusOr<std::shared_ptr<grpc::Channel>> ch = MakeChannel(c);
@@ -265,7 +265,7 @@ TEST_F(RpcIntegrationTest, ClientWithoutCertificateIsRefused) {
   grpc::experimental::TlsChannelCredentialsOptions options;
   options.set_certificate_provider(provider);
   options.watch_root_certs();  // Verifies the server, but presents no certificate.
-  auto channel = grpc::CreateChannel(absl::StrCat("localhost:", runner_b_->port()),
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", runner_b_->port()),
                                      grpc::experimental::TlsCredentials(options));
   grpc::Status s = CallEcho(channel);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
@@ -287,7 +287,7 @@ TEST_F(RpcIntegrationTest, ExpiredCertificateIsRefused) {
 }
 
 TEST_F(RpcIntegrationTest, PlaintextConnectionIsRefused) {
-  auto channel = grpc::CreateChannel(absl::StrCat("localhost:", runner_b_->port()),
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", runner_b_->port()),
                                      grpc::InsecureChannelCredentials());
   grpc::Status s = CallEcho(channel);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
@@ -414,7 +414,7 @@ TEST(RpcEd25519Test, Ed25519CertificatesWorkForMutualTls) {
   runner.RegisterService(&service);
   ASSERT_THAT(runner.Start(), IsOk());
   ChannelConfig c;
-  c.target = absl::StrCat("localhost:", runner.port());
+  c.target = absl::StrCat("127.0.0.1:", runner.port());
   c.tls = pki.Files("client");
   CRM_ASSERT_OK_AND_ASSIGN(auto channel, MakeChannel(c));
   grpc::ClientContext context;
@@ -457,7 +457,7 @@ TEST(EchoServerProcessTest, SigtermLetsInFlightCallFinishAndExitsZero) {
   }));
 
   ChannelConfig c;
-  c.target = absl::StrCat("localhost:", grpc_port);
+  c.target = absl::StrCat("127.0.0.1:", grpc_port);
   c.tls = pki.Files("client");
   c.max_attempts = 1;
   c.default_deadline = absl::Seconds(60);
