@@ -1,0 +1,75 @@
+#include "libs/outbox/writer.h"
+
+#include <pqxx/binarystring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "libs/base/status_macros.h"
+#include "libs/base/uuid.h"
+#include "libs/base/validate.h"
+#include "libs/crypto/aead.h"
+
+namespace crm::outbox {
+namespace {
+
+// created_at is the writer's clock, so that lag is measured on one clock.
+constexpr const char* kInsertSql =
+    "INSERT INTO audit_outbox (event_id, payload, created_at) "
+    "VALUES ($1::uuid, $2, timestamptz 'epoch' + $3::bigint * interval '1 microsecond')";
+
+}  // namespace
+
+namespace internal {
+
+absl::Status PrepareEvent(absl::string_view service, absl::Time now, crm::audit::v1::Event& event) {
+  CRM_RETURN_IF_ERROR(base::ValidateText("action", event.action(), 1, kMaxActionLength));
+  if (event.service().empty()) {
+    if (service.empty()) return absl::InvalidArgumentError("service: required");
+    event.set_service(std::string(service));
+  } else if (!service.empty() && event.service() != service) {
+    return absl::InvalidArgumentError("service: differs from the writer's service");
+  }
+  CRM_RETURN_IF_ERROR(base::ValidateText("service", event.service(), 1, kMaxServiceLength));
+  if (event.event_id().empty()) {
+    event.set_event_id(base::NewUuid());
+  } else {
+    CRM_ASSIGN_OR_RETURN(std::string canonical, base::CanonicalUuid("event_id", event.event_id()));
+    event.set_event_id(std::move(canonical));
+  }
+  if (!event.has_time()) {
+    const int64_t micros = absl::ToUnixMicros(now);
+    int64_t seconds = micros / 1'000'000;
+    int64_t rem = micros % 1'000'000;
+    if (rem < 0) {
+      rem += 1'000'000;
+      --seconds;
+    }
+    event.mutable_time()->set_seconds(seconds);
+    event.mutable_time()->set_nanos(static_cast<int32_t>(rem * 1000));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace internal
+
+Writer::Writer(std::string service, crypto::SecretBytes key, base::Clock& clock)
+    : service_(std::move(service)), key_(std::move(key)), clock_(clock) {}
+
+absl::Status Writer::Enqueue(pqxx::work& tx, crm::audit::v1::Event event,
+                             std::string* event_id) const {
+  if (key_.size() != crypto::kAes256KeySize) {
+    return absl::InvalidArgumentError("outbox key: must be 32 bytes");
+  }
+  const absl::Time now = clock_.Now();
+  CRM_RETURN_IF_ERROR(internal::PrepareEvent(service_, now, event));
+  std::string plaintext;
+  if (!event.SerializeToString(&plaintext)) {
+    return absl::InternalError("outbox: cannot serialize the event");
+  }
+  CRM_ASSIGN_OR_RETURN(std::string sealed, crypto::Seal(key_, plaintext, event.event_id()));
+  tx.exec_params(kInsertSql, event.event_id(), pqxx::binarystring(sealed), absl::ToUnixMicros(now));
+  if (event_id != nullptr) *event_id = event.event_id();
+  return absl::OkStatus();
+}
+
+}  // namespace crm::outbox
