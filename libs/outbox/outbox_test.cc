@@ -666,6 +666,10 @@ TEST_F(OutboxTest, StartRejectsBadOptionsAndKeys) {
   EXPECT_THAT(e.Start(), StatusIs(absl::StatusCode::kFailedPrecondition));
   e.Stop();
   e.Stop();  // idempotent
+  EXPECT_THAT(e.Start(), StatusIs(absl::StatusCode::kFailedPrecondition));
+  Relay f(*pool_, key_.Copy(), sink, clock_, TestOptions());
+  f.Stop();  // never started: nothing to do, and it stays stopped
+  EXPECT_THAT(f.Start(), StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
 TEST(BackoffTest, DoublesFromMinToMaxAndJitterOnlyShortens) {

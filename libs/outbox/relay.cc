@@ -132,7 +132,9 @@ absl::Status Relay::Start() {
   absl::MutexLock start_stop(&start_stop_mu_);
   {
     absl::MutexLock lock(&mu_);
-    if (started_) return absl::FailedPreconditionError("outbox relay: already started");
+    if (started_ || stopping_) {
+      return absl::FailedPreconditionError("outbox relay: already started or stopped");
+    }
     started_ = true;
   }
   thread_ = std::thread([this] { Loop(); });

@@ -112,7 +112,7 @@ class Relay {
 
   // Checks the options and key and starts the thread. INVALID_ARGUMENT naming
   // the bad option (or "outbox key" if it is not 32 bytes);
-  // FAILED_PRECONDITION if already started (a relay starts once).
+  // FAILED_PRECONDITION if already started or stopped (a relay starts once).
   absl::Status Start();
 
   // Ends any wait at once, lets a cycle in progress finish (bounded by the
