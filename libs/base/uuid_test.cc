@@ -1,1 +1,53 @@
-#include "gtest/gtest.h"
+#include "libs/base/uuid.h"
+
+#include <set>
+
+#include "libs/testing/status_matchers.h"
+
+namespace crm::base {
+namespace {
+
+using ::crm::testing::IsOk;
+using ::crm::testing::IsOkAndHolds;
+using ::crm::testing::StatusIs;
+
+TEST(UuidTest, NewUuidIsCanonicalVersion4) {
+  const std::string id = NewUuid();
+  ASSERT_EQ(id.size(), 36u);
+  EXPECT_TRUE(IsUuid(id));
+  EXPECT_EQ(id[14], '4');
+  EXPECT_NE(std::string("89ab").find(id[19]), std::string::npos);
+  for (char c : id) EXPECT_FALSE(c >= 'A' && c <= 'F');
+}
+
+TEST(UuidTest, NewUuidsDiffer) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) seen.insert(NewUuid());
+  EXPECT_EQ(seen.size(), 1000u);
+}
+
+TEST(UuidTest, RejectsMalformed) {
+  for (const char* bad : {"", "not-a-uuid", "123e4567e89b12d3a456426614174000",
+                          "123e4567-e89b-12d3-a456-42661417400", "123e4567-e89b-12d3-a456-4266141740000",
+                          "123e4567-e89b-12d3-a456_426614174000", "g23e4567-e89b-12d3-a456-426614174000",
+                          "' OR 1=1 --"}) {
+    EXPECT_FALSE(IsUuid(bad)) << bad;
+    EXPECT_THAT(ValidateUuid("subject_id", bad),
+                StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("subject_id")));
+  }
+}
+
+TEST(UuidTest, CanonicalFormIsLowerCase) {
+  EXPECT_THAT(CanonicalUuid("id", "123E4567-E89B-12D3-A456-426614174000"),
+              IsOkAndHolds("123e4567-e89b-12d3-a456-426614174000"));
+  EXPECT_THAT(ValidateUuid("id", "123e4567-e89b-12d3-a456-426614174000"), IsOk());
+}
+
+TEST(UuidTest, ErrorsNameFieldNotValue) {
+  absl::Status s = ValidateUuid("subject_id", "alice@example.com");
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
+                          ::testing::Not(::testing::HasSubstr("alice"))));
+}
+
+}  // namespace
+}  // namespace crm::base

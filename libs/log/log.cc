@@ -92,6 +92,16 @@ bool ParseLevel(absl::string_view text, Level* level) {
   return false;
 }
 
+absl::Status Configure(absl::string_view service, absl::string_view level) {
+  Level parsed;
+  if (!ParseLevel(level, &parsed)) {
+    return absl::InvalidArgumentError("setting log_level: must be debug, info, warn or error");
+  }
+  SetService(service);
+  SetMinLevel(parsed);
+  return absl::OkStatus();
+}
+
 void SetSink(std::function<void(absl::string_view)> sink) {
   State& s = GetState();
   absl::MutexLock lock(&s.mu);

@@ -75,6 +75,9 @@ void SetService(absl::string_view service);
 void SetMinLevel(Level level);
 // Parses "debug", "info", "warn" or "error".
 bool ParseLevel(absl::string_view text, Level* level);
+// SetService + SetMinLevel from settings; INVALID_ARGUMENT naming the
+// setting log_level if `level` is not a level name.
+absl::Status Configure(absl::string_view service, absl::string_view level);
 // Replaces stderr as the destination of whole lines (without the newline).
 // Pass nullptr to restore stderr. For tests.
 void SetSink(std::function<void(absl::string_view line)> sink);

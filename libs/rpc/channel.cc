@@ -130,6 +130,8 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelConfig& 
   grpc::ChannelArguments args;
   args.SetServiceConfigJSON(RetryServiceConfigJson(config));
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, config.max_attempts > 1 ? 1 : 0);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+              static_cast<int>(absl::ToInt64Milliseconds(config.max_reconnect_backoff)));
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS,
               static_cast<int>(absl::ToInt64Milliseconds(config.keepalive_time)));
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,

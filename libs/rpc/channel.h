@@ -40,6 +40,10 @@ struct ChannelConfig {
   // Defaults 30 s and 10 s (ServerRunner accepts pings every 10 s or slower).
   absl::Duration keepalive_time = absl::Seconds(30);
   absl::Duration keepalive_timeout = absl::Seconds(10);
+  // Longest wait between reconnection attempts to an unreachable server
+  // (gRPC's own default is 120 s: too slow to notice a peer coming back).
+  // Default 10 s.
+  absl::Duration max_reconnect_backoff = absl::Seconds(10);
   // Retry of calls failing with UNAVAILABLE (service config retryPolicy):
   // total attempts (1 = no retry, at most 5), first backoff, cap, multiplier.
   // Only safe because our RPCs are idempotent. Defaults 4, 100 ms, 2 s, 2.

@@ -402,9 +402,10 @@ void AddServerSettings(crm::config::Settings& settings, ServerConfig* config) {
                "how long health says NOT_SERVING before the server stops accepting calls");
 }
 
-ServerRunner::ServerRunner(ServerConfig config, AccessPolicy policy)
+ServerRunner::ServerRunner(ServerConfig config, AccessPolicy policy,
+                           std::shared_ptr<prometheus::Registry> registry)
     : config_(std::move(config)),
-      registry_(std::make_shared<prometheus::Registry>()),
+      registry_(registry ? std::move(registry) : std::make_shared<prometheus::Registry>()),
       shared_(std::make_shared<Shared>(std::move(policy), *registry_)) {}
 
 ServerRunner::~ServerRunner() {

@@ -89,7 +89,10 @@ void AddServerSettings(crm::config::Settings& settings, ServerConfig* config);
 
 class ServerRunner {
  public:
-  ServerRunner(ServerConfig config, AccessPolicy policy);
+  // `registry` is the one served at /metrics; null makes a new one. Pass one
+  // when metrics must be registered before the policy is complete.
+  ServerRunner(ServerConfig config, AccessPolicy policy,
+               std::shared_ptr<prometheus::Registry> registry = nullptr);
   // Shuts down and waits if started and not yet stopped.
   ~ServerRunner();
   ServerRunner(const ServerRunner&) = delete;

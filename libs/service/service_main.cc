@@ -1,0 +1,101 @@
+#include "libs/service/service_main.h"
+
+#include <prometheus/registry.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "libs/base/status_macros.h"
+#include "libs/log/log.h"
+#include "libs/pg/migrate.h"
+
+namespace crm::service {
+
+CommonConfig::CommonConfig(std::string service_name) {
+  server.service = std::move(service_name);
+  server.listen = "0.0.0.0:0";
+  server.metrics_listen = "0.0.0.0:9100";
+#ifdef CRM_SOURCE_DIR
+  migrations_dir = absl::StrCat(CRM_SOURCE_DIR, "/services/", server.service, "/migrations");
+#endif
+}
+
+void AddCommonSettings(config::Settings& settings, CommonConfig* config) {
+  rpc::AddServerSettings(settings, &config->server);
+  settings.Add("db_url", &config->db_url, "libpq connection string of this service's database");
+  settings.Add("db_pool_size", &config->db_pool_size, "PostgreSQL connections at most", 1, 256);
+  settings.Add("db_wait", &config->db_wait, "how long start-up waits for PostgreSQL");
+  settings.Add("migrations_dir", &config->migrations_dir, "folder of NNNN_name.sql migrations");
+  settings.Add("log_level", &config->log_level, "debug, info, warn or error");
+}
+
+int Main(const std::string& service_name, int argc, char** argv, const SetupFunction& setup) {
+  CommonConfig config(service_name);
+  config::Settings settings(absl::StrCat("crm-", service_name));
+  AddCommonSettings(settings, &config);
+  config::ParseOrExit(settings, argc, argv, environ);
+  return Run(config, setup);
+}
+
+namespace {
+
+absl::StatusOr<std::unique_ptr<pg::Pool>> ConnectWithRetry(const CommonConfig& config,
+                                                            base::Clock& clock) {
+  if (config.db_url.empty()) return absl::InvalidArgumentError("setting db_url: required");
+  const absl::Time give_up = clock.Now() + config.db_wait;
+  absl::Duration backoff = absl::Milliseconds(200);
+  while (true) {
+    auto pool = pg::Pool::Create({.conninfo = config.db_url, .max_size = config.db_pool_size}, clock);
+    if (pool.ok() || pool.status().code() != absl::StatusCode::kUnavailable ||
+        clock.Now() + backoff > give_up) {
+      return pool;
+    }
+    log::Warn("db.waiting", {{"status", pool.status()}, {"retry_in", backoff}});
+    clock.SleepFor(backoff);
+    backoff = std::min(backoff * 2, absl::Seconds(5));
+  }
+}
+
+absl::Status Serve(const CommonConfig& config, const SetupFunction& setup) {
+  base::Clock& clock = base::RealClock::Get();
+  CRM_ASSIGN_OR_RETURN(std::unique_ptr<pg::Pool> db, ConnectWithRetry(config, clock));
+  CRM_ASSIGN_OR_RETURN(pg::MigrationReport report, pg::Migrate(*db, config.migrations_dir));
+  log::Info("db.migrated", {{"version_before", report.version_before},
+                            {"version_after", report.version_after}});
+
+  rpc::AccessPolicy policy;
+  std::vector<grpc::Service*> services;
+  // Handlers register their metrics before the runner (which takes the
+  // finished policy) exists, so the registry is made here and handed over.
+  auto registry = std::make_shared<prometheus::Registry>();
+  Context ctx{config, clock, *db, *registry, policy, services};
+  CRM_RETURN_IF_ERROR(setup(ctx));
+
+  rpc::ServerRunner runner(config.server, std::move(policy), registry);
+  for (grpc::Service* s : services) runner.RegisterService(s);
+  CRM_RETURN_IF_ERROR(runner.Start());
+  log::Info("service.started", {{"grpc_port", runner.port()}, {"metrics_port", runner.metrics_port()}});
+  CRM_RETURN_IF_ERROR(runner.Wait());
+  log::Info("service.stopped");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int Run(const CommonConfig& config, const SetupFunction& setup) {
+  if (absl::Status s = log::Configure(config.server.service, config.log_level); !s.ok()) {
+    log::Error("service.config_invalid", {{"status", s}});
+    return 1;
+  }
+  absl::Status s = Serve(config, setup);
+  if (!s.ok()) {
+    log::Error("service.failed", {{"status", s}});
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace crm::service

@@ -1,0 +1,77 @@
+// The gateway's HTTPS front: a thin HTTPS/JSON server (cpp-httplib over
+// OpenSSL) for the admin and subject-request endpoints, the admin console and
+// the privacy portal (issue 9). In this version it serves GET /healthz and
+// counts requests in Prometheus metrics.
+//
+// Browsers and the portal connect with ordinary server-authenticated TLS; the
+// gateway itself calls the other services over mutual TLS (libs/rpc).
+//
+// Thread-safety: Start/Stop from one thread; Stop may be called from any thread
+// (e.g. a signal thread). httplib serves requests on its own thread pool.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "libs/config/config.h"
+
+namespace httplib {
+class SSLServer;
+}
+namespace prometheus {
+class Exposer;
+class Registry;
+}  // namespace prometheus
+
+namespace crm::gateway {
+
+struct GatewayConfig {
+  // Setting https_listen: "host:port" to serve HTTPS on; port 0 picks a free
+  // one. Default "0.0.0.0:8443".
+  std::string https_listen = "0.0.0.0:8443";
+  // Settings tls_cert, tls_key: the gateway's server certificate and key (PEM).
+  // Required.
+  std::string tls_cert;
+  std::string tls_key;
+  // Setting tls_ca: the deployment CA, for calls to the services. Required.
+  std::string tls_ca;
+  // Setting metrics_listen: Prometheus endpoint "host:port"; empty = off.
+  // Default "0.0.0.0:9100".
+  std::string metrics_listen = "0.0.0.0:9100";
+  // Setting log_level. Default info.
+  std::string log_level = "info";
+  // Setting shutdown_grace: how long in-flight requests may finish on SIGTERM.
+  absl::Duration shutdown_grace = absl::Seconds(10);
+};
+
+void AddGatewaySettings(config::Settings& settings, GatewayConfig* config);
+
+class GatewayServer {
+ public:
+  explicit GatewayServer(GatewayConfig config);
+  ~GatewayServer();
+
+  // Loads the certificate, binds the ports and starts serving in the
+  // background. Errors: INVALID_ARGUMENT naming a malformed setting,
+  // FAILED_PRECONDITION (certificate or key unreadable), UNAVAILABLE (a port
+  // cannot be bound).
+  absl::Status Start();
+  int port() const { return port_; }
+  int metrics_port() const { return metrics_port_; }
+  // Stops accepting, lets in-flight requests finish, joins. Idempotent.
+  void Stop();
+
+ private:
+  GatewayConfig config_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<httplib::SSLServer> server_;
+  std::thread thread_;
+  int port_ = 0;
+  int metrics_port_ = 0;
+};
+
+}  // namespace crm::gateway

@@ -1,0 +1,39 @@
+// crm-gateway: the HTTPS/JSON front, admin console and privacy portal (issue 9).
+// Wiring only: settings -> server -> serve until SIGTERM/SIGINT.
+#include <csignal>
+#include <unistd.h>
+
+#include "libs/log/log.h"
+#include "services/gateway/gateway_server.h"
+
+int main(int argc, char** argv) {
+  crm::gateway::GatewayConfig config;
+  crm::config::Settings settings("crm-gateway");
+  crm::gateway::AddGatewaySettings(settings, &config);
+  crm::config::ParseOrExit(settings, argc, argv, environ);
+  if (absl::Status s = crm::log::Configure("gateway", config.log_level); !s.ok()) {
+    crm::log::Error("service.config_invalid", {{"status", s}});
+    return 1;
+  }
+
+  // Block the signals in every thread; this one waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  crm::gateway::GatewayServer server(config);
+  if (absl::Status s = server.Start(); !s.ok()) {
+    crm::log::Error("service.failed", {{"status", s}});
+    return 1;
+  }
+  crm::log::Info("service.started",
+                 {{"https_port", server.port()}, {"metrics_port", server.metrics_port()}});
+  int sig = 0;
+  sigwait(&signals, &sig);
+  crm::log::Info("service.stopping");
+  server.Stop();
+  crm::log::Info("service.stopped");
+  return 0;
+}
