@@ -21,6 +21,7 @@
 #       As root, initdb and postgres run as the `postgres` user, which must be
 #       able to reach DIR (DIR/pg is chowned to it).
 #       Returns non-zero (with the log tail on stderr) if it cannot start.
+#       A cluster already running in DIR/pg is left running (safe to repeat).
 #
 #   pg_stop DIR
 #       Stops the cluster in DIR/pg (fast shutdown, then SIGKILL after 30 s).
@@ -36,7 +37,8 @@
 #       Starts redis-server with its config (mode 600, holding the password),
 #       pid file and log in DIR/redis/, bound to 127.0.0.1:PORT, requirepass
 #       PASSWORD, no RDB/AOF persistence, and waits until it answers (30 s at
-#       most). Returns non-zero (with the log tail) if it cannot start.
+#       most). Returns non-zero (with the log tail) if it cannot start. A server
+#       already running from DIR is left running (safe to repeat).
 #
 #   redis_stop DIR
 #       Stops the server started by redis_start DIR (SIGTERM, SIGKILL after
@@ -124,7 +126,9 @@ log_min_messages = warning
 log_line_prefix = '%m [%p] '
 EOF
   fi
-  if ! _pg_as_owner "${CRM_PG_BIN}/pg_ctl" -D "${data}" -l "${log}" -o "-p ${port}" -w -t 60 \
+  if _pg_as_owner "${CRM_PG_BIN}/pg_ctl" -D "${data}" status >/dev/null 2>&1; then
+    :  # Already running (pg_start is safe to repeat).
+  elif ! _pg_as_owner "${CRM_PG_BIN}/pg_ctl" -D "${data}" -l "${log}" -o "-p ${port}" -w -t 60 \
     start >/dev/null 2>&1; then
     echo "pg_start: postgres did not start on port ${port}" >&2
     _pg_log_tail "${log}"
@@ -216,6 +220,9 @@ appendonly no
 databases 16
 EOF
   ) || return 1
+  if [[ -s "${rdir}/redis.pid" ]] && kill -0 "$(cat "${rdir}/redis.pid")" 2>/dev/null; then
+    return 0  # Already running (redis_start is safe to repeat).
+  fi
   rm -f "${rdir}/redis.pid"
   if ! redis-server "${rdir}/redis.conf" >/dev/null 2>&1; then
     echo "redis_start: redis-server failed" >&2
