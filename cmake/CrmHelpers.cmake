@@ -113,3 +113,14 @@ function(crm_proto_library)
   endif()
   set_property(GLOBAL APPEND PROPERTY CRM_ALL_PROTOS ${abs_protos})
 endfunction()
+
+# Adds every direct subfolder that has a CMakeLists.txt (libs/, services/, tools/):
+# a new library, service or tool needs no edit to its parent.
+function(crm_add_all_subdirectories)
+  file(GLOB children LIST_DIRECTORIES true CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*)
+  foreach(child ${children})
+    if(EXISTS ${child}/CMakeLists.txt)
+      add_subdirectory(${child})
+    endif()
+  endforeach()
+endfunction()
