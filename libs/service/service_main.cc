@@ -14,9 +14,24 @@
 
 namespace crm::service {
 
+namespace {
+
+// The suite's standard gRPC ports (README "Ports"); 0 for a service not listed.
+int DefaultPort(absl::string_view service) {
+  static constexpr std::pair<const char*, int> kPorts[] = {
+      {"identity", 50051}, {"contacts", 50052}, {"consent", 50053},
+      {"audit", 50054},    {"mailing", 50055},  {"erasure", 50056}};
+  for (const auto& [name, port] : kPorts) {
+    if (service == name) return port;
+  }
+  return 0;
+}
+
+}  // namespace
+
 CommonConfig::CommonConfig(std::string service_name) {
   server.service = std::move(service_name);
-  server.listen = "0.0.0.0:0";
+  server.listen = absl::StrCat("0.0.0.0:", DefaultPort(server.service));
   server.metrics_listen = "0.0.0.0:9100";
 #ifdef CRM_SOURCE_DIR
   migrations_dir = absl::StrCat(CRM_SOURCE_DIR, "/services/", server.service, "/migrations");

@@ -9,7 +9,7 @@
 //     return crm::service::Run(cfg, [&](crm::service::Context& ctx) -> absl::Status {
 //       ... build stores and handlers from ctx.db, ctx.clock, ctx.metrics ...
 //       ctx.policy.Allow("/crm.identity.v1.Identity/Login", ...);
-//       ctx.runner_services.push_back(&handler);
+//       ctx.services.push_back(&handler);
 //       return absl::OkStatus();
 //     });
 //   }
@@ -44,7 +44,9 @@ namespace crm::service {
 struct CommonConfig {
   explicit CommonConfig(std::string service_name);
 
-  // gRPC serving: settings grpc_listen, tls_*, metrics_listen, ... (libs/rpc).
+  // gRPC serving: settings grpc_listen (default 0.0.0.0:<the service's
+  // standard port>, e.g. 50052 for contacts), tls_*, metrics_listen (default
+  // 0.0.0.0:9100), ... (libs/rpc).
   rpc::ServerConfig server;
   // Setting db_url: libpq connection string of the service's own database,
   // e.g. "host=db port=5432 dbname=contacts user=contacts password=...".

@@ -36,7 +36,6 @@ void AddGatewaySettings(config::Settings& settings, GatewayConfig* config) {
   settings.Add("tls_ca", &config->tls_ca, "deployment CA (PEM), for calls to the services");
   settings.Add("metrics_listen", &config->metrics_listen, "Prometheus listen address; empty: off");
   settings.Add("log_level", &config->log_level, "debug, info, warn or error");
-  settings.Add("shutdown_grace", &config->shutdown_grace, "how long requests may finish on SIGTERM");
 }
 
 GatewayServer::GatewayServer(GatewayConfig config)

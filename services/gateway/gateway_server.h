@@ -43,8 +43,6 @@ struct GatewayConfig {
   std::string metrics_listen = "0.0.0.0:9100";
   // Setting log_level. Default info.
   std::string log_level = "info";
-  // Setting shutdown_grace: how long in-flight requests may finish on SIGTERM.
-  absl::Duration shutdown_grace = absl::Seconds(10);
 };
 
 void AddGatewaySettings(config::Settings& settings, GatewayConfig* config);
@@ -61,7 +59,8 @@ class GatewayServer {
   absl::Status Start();
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }
-  // Stops accepting, lets in-flight requests finish, joins. Idempotent.
+  // Stops accepting, lets in-flight requests finish (httplib's worker pool
+  // completes the requests it holds before joining), joins. Idempotent.
   void Stop();
 
  private:
