@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "libs/base/status_macros.h"
 #include "libs/log/log.h"
@@ -25,6 +27,17 @@ int DefaultPort(absl::string_view service) {
     if (service == name) return port;
   }
   return 0;
+}
+
+absl::Status CheckHostPort(absl::string_view setting, absl::string_view address) {
+  const size_t colon = address.rfind(':');
+  int port = -1;
+  if (colon == absl::string_view::npos || colon == 0 ||
+      !absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("setting ", setting, ": must be host:port with a port 0..65535"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -47,23 +60,42 @@ void AddCommonSettings(config::Settings& settings, CommonConfig* config) {
   settings.Add("log_level", &config->log_level, "debug, info, warn or error");
 }
 
+absl::Status ValidateCommonConfig(const CommonConfig& config) {
+  CRM_RETURN_IF_ERROR(CheckHostPort("grpc_listen", config.server.listen));
+  if (!config.server.metrics_listen.empty()) {
+    CRM_RETURN_IF_ERROR(CheckHostPort("metrics_listen", config.server.metrics_listen));
+  }
+  log::Level level;
+  if (!log::ParseLevel(config.log_level, &level)) {
+    return absl::InvalidArgumentError("setting log_level: must be debug, info, warn or error");
+  }
+  if (config.db_url.empty()) return absl::InvalidArgumentError("setting db_url: required");
+  return absl::OkStatus();
+}
+
 int Main(const std::string& service_name, int argc, char** argv, const SetupFunction& setup) {
   CommonConfig config(service_name);
   config::Settings settings(absl::StrCat("crm-", service_name));
   AddCommonSettings(settings, &config);
   config::ParseOrExit(settings, argc, argv, environ);
+  // Exits like ParseOrExit, before anything waits for PostgreSQL.
+  if (absl::Status s = ValidateCommonConfig(config); !s.ok()) {
+    std::fprintf(stderr, "%s: %s\n", argv[0], std::string(s.message()).c_str());
+    return 2;
+  }
   return Run(config, setup);
 }
 
 namespace {
 
 absl::StatusOr<std::unique_ptr<pg::Pool>> ConnectWithRetry(const CommonConfig& config,
-                                                            base::Clock& clock) {
+                                                           base::Clock& clock) {
   if (config.db_url.empty()) return absl::InvalidArgumentError("setting db_url: required");
   const absl::Time give_up = clock.Now() + config.db_wait;
   absl::Duration backoff = absl::Milliseconds(200);
   while (true) {
-    auto pool = pg::Pool::Create({.conninfo = config.db_url, .max_size = config.db_pool_size}, clock);
+    auto pool =
+        pg::Pool::Create({.conninfo = config.db_url, .max_size = config.db_pool_size}, clock);
     if (pool.ok() || pool.status().code() != absl::StatusCode::kUnavailable ||
         clock.Now() + backoff > give_up) {
       return pool;
@@ -78,8 +110,8 @@ absl::Status Serve(const CommonConfig& config, const SetupFunction& setup) {
   base::Clock& clock = base::RealClock::Get();
   CRM_ASSIGN_OR_RETURN(std::unique_ptr<pg::Pool> db, ConnectWithRetry(config, clock));
   CRM_ASSIGN_OR_RETURN(pg::MigrationReport report, pg::Migrate(*db, config.migrations_dir));
-  log::Info("db.migrated", {{"version_before", report.version_before},
-                            {"version_after", report.version_after}});
+  log::Info("db.migrated",
+            {{"version_before", report.version_before}, {"version_after", report.version_after}});
 
   rpc::AccessPolicy policy;
   std::vector<grpc::Service*> services;
@@ -92,7 +124,8 @@ absl::Status Serve(const CommonConfig& config, const SetupFunction& setup) {
   rpc::ServerRunner runner(config.server, std::move(policy), registry);
   for (grpc::Service* s : services) runner.RegisterService(s);
   CRM_RETURN_IF_ERROR(runner.Start());
-  log::Info("service.started", {{"grpc_port", runner.port()}, {"metrics_port", runner.metrics_port()}});
+  log::Info("service.started",
+            {{"grpc_port", runner.port()}, {"metrics_port", runner.metrics_port()}});
   CRM_RETURN_IF_ERROR(runner.Wait());
   log::Info("service.stopped");
   return absl::OkStatus();

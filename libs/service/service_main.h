@@ -67,6 +67,12 @@ struct CommonConfig {
 
 void AddCommonSettings(config::Settings& settings, CommonConfig* config);
 
+// Checks what parsing a setting alone cannot, so a bad value stops start-up
+// before it waits for PostgreSQL: grpc_listen and metrics_listen (unless
+// empty) are host:port with a port 0..65535, log_level is a level name and
+// db_url is set. INVALID_ARGUMENT naming the setting.
+absl::Status ValidateCommonConfig(const CommonConfig& config);
+
 // What a service's setup function gets to build its handlers with.
 struct Context {
   const CommonConfig& config;
@@ -86,8 +92,9 @@ using SetupFunction = std::function<absl::Status(Context& ctx)>;
 int Run(const CommonConfig& config, const SetupFunction& setup);
 
 // The whole of a main.cc for a service without settings of its own: declares
-// the common settings, parses flags and CRM_* variables (exiting with a
-// message naming a bad one), then Run()s.
+// the common settings, parses flags and CRM_* variables and validates them
+// (an unknown or malformed one prints a message naming it and returns 2),
+// then Run()s.
 int Main(const std::string& service_name, int argc, char** argv, const SetupFunction& setup);
 
 }  // namespace crm::service

@@ -3,15 +3,12 @@
 // plus a real crm-echo-server process for SIGTERM.
 #include <arpa/inet.h>
 #include <grpcpp/create_channel.h>
-#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
-#include <grpcpp/support/byte_buffer.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -20,15 +17,15 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
-#include "libs/base/grpc_status.h"
 #include "libs/base/uuid.h"
 #include "libs/rpc/channel.h"
 #include "libs/rpc/request_id.h"
 #include "libs/rpc/server.h"
 #include "libs/rpc/testing/echo_service.h"
 #include "libs/rpc/testing/test_pki.h"
+#include "libs/testing/grpc_call.h"
 #include "libs/testing/status_matchers.h"
+#include "libs/testing/subprocess.h"
 
 namespace crm::rpc {
 namespace {
@@ -37,52 +34,23 @@ using ::crm::rpc::testing::EchoService;
 using ::crm::rpc::testing::kEchoMethod;
 using ::crm::rpc::testing::kSlowEchoMethod;
 using ::crm::rpc::testing::TestPki;
+using ::crm::testing::ExitStatus;
 using ::crm::testing::IsOk;
+using ::crm::testing::PollUntil;
+using ::crm::testing::RawUnaryCall;
 using ::crm::testing::StatusIs;
+using ::crm::testing::Subprocess;
 using ::crm::testing::v1::Echo;
 using ::crm::testing::v1::EchoRequest;
 using ::crm::testing::v1::EchoResponse;
 using ::testing::HasSubstr;
 
-// A unary call by method name with raw bytes, for methods we have no stub of
-// (health, unknown methods). Returns the status and fills `response`.
-grpc::Status RawCall(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
-                     const std::string& request_bytes, std::string* response = nullptr) {
-  grpc::GenericStub stub(channel);
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  grpc::Slice slice(request_bytes);
-  grpc::ByteBuffer request(&slice, 1);
-  grpc::ByteBuffer reply;
-  grpc::Status result;
-  absl::Notification done;
-  stub.UnaryCall(&context, method, grpc::StubOptions(), &request, &reply, [&](grpc::Status s) {
-    result = std::move(s);
-    done.Notify();
-  });
-  done.WaitForNotification();
-  if (result.ok() && response != nullptr) {
-    std::vector<grpc::Slice> slices;
-    (void)reply.Dump(&slices);
-    response->clear();
-    for (const grpc::Slice& s : slices) {
-      response->append(reinterpret_cast<const char*>(s.begin()), s.size());
-    }
-  }
-  return result;
-}
-
-// grpc.health.v1.Health/Check for the overall server (""): the response is
-// field 1 (varint) = 1 SERVING, 2 NOT_SERVING.
+// grpc.health.v1.Health/Check for the overall server ("").
 absl::StatusOr<int> HealthStatus(const std::shared_ptr<grpc::Channel>& channel) {
-  std::string reply;
-  grpc::Status s = RawCall(channel, "/grpc.health.v1.Health/Check", "", &reply);
-  if (!s.ok()) return crm::base::FromGrpcStatus(s);
-  if (reply.size() != 2 || reply[0] != 0x08) return absl::InternalError("unexpected reply");
-  return static_cast<int>(reply[1]);
+  return crm::testing::GrpcHealthCheck(channel);
 }
-constexpr int kServing = 1;
-constexpr int kNotServing = 2;
+constexpr int kServing = crm::testing::kHealthServing;
+constexpr int kNotServing = crm::testing::kHealthNotServing;
 
 // GET http://127.0.0.1:port/metrics with a plain socket.
 absl::StatusOr<std::string> HttpGetMetrics(int port) {
@@ -108,18 +76,6 @@ absl::StatusOr<std::string> HttpGetMetrics(int port) {
   while ((n = read(fd, buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
   close(fd);
   return out;
-}
-
-// Polls `predicate` every 20 ms for at most 20 s (bounded wait, not a timed
-// assertion).
-template <typename F>
-bool PollUntil(F predicate) {
-  const absl::Time until = absl::Now() + absl::Seconds(20);
-  while (absl::Now() < until) {
-    if (predicate()) return true;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return false;
 }
 
 class RpcIntegrationTest : public ::testing::Test {
@@ -313,9 +269,9 @@ TEST_F(RpcIntegrationTest, CallerNotOnAllowlistIsDeniedBeforeTheHandler) {
 
 TEST_F(RpcIntegrationTest, MethodWithoutPolicyIsDeniedNotUnimplemented) {
   grpc::Status s =
-      RawCall(Channel("client", runner_b_->port()), "/crm.testing.v1.Echo/Unlisted", "");
+      RawUnaryCall(Channel("client", runner_b_->port()), "/crm.testing.v1.Echo/Unlisted", "");
   EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
-  s = RawCall(Channel("a", runner_b_->port()), "/crm.audit.v1.AuditIngest/AppendEvents", "");
+  s = RawUnaryCall(Channel("a", runner_b_->port()), "/crm.audit.v1.AuditIngest/AppendEvents", "");
   EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
 }
 
@@ -440,15 +396,9 @@ TEST(EchoServerProcessTest, SigtermLetsInFlightCallFinishAndExitsZero) {
                                    "--tls_ca=" + files.ca_file,
                                    "--port_file=" + port_file,
                                    "--shutdown_grace=30s"};
-  const pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(binary.c_str(), argv.data());
-    _exit(127);
-  }
+  Subprocess::Options options;
+  options.args = std::move(args);
+  CRM_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Subprocess> server, Subprocess::Start(options));
   int grpc_port = 0;
   int metrics_port = 0;
   ASSERT_TRUE(PollUntil([&] {
@@ -480,16 +430,14 @@ TEST(EchoServerProcessTest, SigtermLetsInFlightCallFinishAndExitsZero) {
            absl::StrContains(
                *body, R"(crm_rpc_server_in_flight{method="/crm.testing.v1.Echo/SlowEcho"} 1)");
   }));
-  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  ASSERT_THAT(server->Signal(SIGTERM), IsOk());
   const bool done_before_sigterm = done.load();
   caller.join();
-  int wstatus = 0;
-  ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
+  CRM_ASSERT_OK_AND_ASSIGN(ExitStatus exit, server->WaitForExit(absl::Seconds(60)));
   EXPECT_FALSE(done_before_sigterm) << "the call must still be in flight at SIGTERM";
   EXPECT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(response.message(), "slow");
-  ASSERT_TRUE(WIFEXITED(wstatus)) << wstatus;
-  EXPECT_EQ(WEXITSTATUS(wstatus), 0);
+  EXPECT_TRUE(exit.exited_with(0)) << exit;
 }
 
 }  // namespace
