@@ -11,10 +11,10 @@
 
 // Evaluates `expr` (an absl::Status) once and returns it from the enclosing
 // function if it is not OK.
-#define CRM_RETURN_IF_ERROR(expr)                                  \
-  do {                                                             \
-    ::absl::Status crm_status_ = (expr);                           \
-    if (!crm_status_.ok()) return crm_status_;                     \
+#define CRM_RETURN_IF_ERROR(expr)              \
+  do {                                         \
+    ::absl::Status crm_status_ = (expr);       \
+    if (!crm_status_.ok()) return crm_status_; \
   } while (false)
 
 // `CRM_ASSIGN_OR_RETURN(auto x, Foo());` evaluates Foo() (an absl::StatusOr)

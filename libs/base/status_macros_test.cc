@@ -12,9 +12,7 @@ using ::crm::testing::IsOk;
 using ::crm::testing::IsOkAndHolds;
 using ::crm::testing::StatusIs;
 
-absl::Status FailIf(bool fail) {
-  return fail ? absl::NotFoundError("gone") : absl::OkStatus();
-}
+absl::Status FailIf(bool fail) { return fail ? absl::NotFoundError("gone") : absl::OkStatus(); }
 
 absl::Status Chain(bool fail, int* reached) {
   CRM_RETURN_IF_ERROR(FailIf(fail));

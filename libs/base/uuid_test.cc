@@ -27,10 +27,10 @@ TEST(UuidTest, NewUuidsDiffer) {
 }
 
 TEST(UuidTest, RejectsMalformed) {
-  for (const char* bad : {"", "not-a-uuid", "123e4567e89b12d3a456426614174000",
-                          "123e4567-e89b-12d3-a456-42661417400", "123e4567-e89b-12d3-a456-4266141740000",
-                          "123e4567-e89b-12d3-a456_426614174000", "g23e4567-e89b-12d3-a456-426614174000",
-                          "' OR 1=1 --"}) {
+  for (const char* bad :
+       {"", "not-a-uuid", "123e4567e89b12d3a456426614174000", "123e4567-e89b-12d3-a456-42661417400",
+        "123e4567-e89b-12d3-a456-4266141740000", "123e4567-e89b-12d3-a456_426614174000",
+        "g23e4567-e89b-12d3-a456-426614174000", "' OR 1=1 --"}) {
     EXPECT_FALSE(IsUuid(bad)) << bad;
     EXPECT_THAT(ValidateUuid("subject_id", bad),
                 StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("subject_id")));

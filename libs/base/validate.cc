@@ -60,17 +60,18 @@ bool IsValidUtf8Text(absl::string_view s) {
       cp = (cp << 6) | (cc & 0x3f);
     }
     static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[extra]) return false;                 // overlong
-    if (cp >= 0xd800 && cp <= 0xdfff) return false;     // surrogate
+    if (cp < kMin[extra]) return false;              // overlong
+    if (cp >= 0xd800 && cp <= 0xdfff) return false;  // surrogate
     if (cp > 0x10ffff) return false;
-    if (cp >= 0x80 && cp <= 0x9f) return false;         // C1 controls
+    if (cp >= 0x80 && cp <= 0x9f) return false;  // C1 controls
     i += extra + 1;
   }
   return true;
 }
 
 absl::Status ValidateUtf8(absl::string_view field, absl::string_view value) {
-  if (!IsValidUtf8Text(value)) return Invalid(field, "must be valid UTF-8 text without control characters");
+  if (!IsValidUtf8Text(value))
+    return Invalid(field, "must be valid UTF-8 text without control characters");
   return absl::OkStatus();
 }
 
@@ -82,7 +83,8 @@ size_t Utf8Length(absl::string_view s) {
   return n;
 }
 
-absl::Status ValidateText(absl::string_view field, absl::string_view value, size_t min, size_t max) {
+absl::Status ValidateText(absl::string_view field, absl::string_view value, size_t min,
+                          size_t max) {
   if (value.empty() && min > 0) return Invalid(field, "required");
   if (absl::Status s = ValidateUtf8(field, value); !s.ok()) return s;
   const size_t len = Utf8Length(value);
@@ -95,7 +97,8 @@ absl::Status ValidateEmail(absl::string_view field, absl::string_view value) {
   if (value.empty()) return Invalid(field, "required");
   if (value.size() > 254) return Invalid(field, "must be at most 254 characters");
   const size_t at = value.rfind('@');
-  if (at == absl::string_view::npos) return Invalid(field, "must be an e-mail address (missing '@')");
+  if (at == absl::string_view::npos)
+    return Invalid(field, "must be an e-mail address (missing '@')");
   const absl::string_view local = value.substr(0, at);
   const absl::string_view domain = value.substr(at + 1);
   if (local.empty() || local.size() > 64) {
@@ -120,7 +123,8 @@ absl::Status ValidateEmail(absl::string_view field, absl::string_view value) {
 
 absl::Status ValidatePhoneE164(absl::string_view field, absl::string_view value) {
   if (value.empty()) return Invalid(field, "required");
-  if (value.front() != '+') return Invalid(field, "must be an E.164 phone number starting with '+'");
+  if (value.front() != '+')
+    return Invalid(field, "must be an E.164 phone number starting with '+'");
   const absl::string_view digits = value.substr(1);
   if (digits.size() < 8 || digits.size() > 15) {
     return Invalid(field, "must be an E.164 phone number of 8 to 15 digits");
@@ -130,7 +134,8 @@ absl::Status ValidatePhoneE164(absl::string_view field, absl::string_view value)
       return Invalid(field, "must be an E.164 phone number (digits only after '+')");
     }
   }
-  if (digits.front() == '0') return Invalid(field, "must be an E.164 phone number (country code cannot start with 0)");
+  if (digits.front() == '0')
+    return Invalid(field, "must be an E.164 phone number (country code cannot start with 0)");
   return absl::OkStatus();
 }
 

@@ -22,18 +22,18 @@ TEST(Utf8Test, AcceptsTextInManyScripts) {
 
 TEST(Utf8Test, RejectsMalformedAndControlCharacters) {
   for (const std::string& bad : {
-           std::string("\xC0\xAF"),              // overlong '/'
-           std::string("\xE0\x80\xAF"),          // overlong
-           std::string("\xED\xA0\x80"),          // surrogate
-           std::string("\xF4\x90\x80\x80"),      // > U+10FFFF
-           std::string("\xC3"),                  // truncated
-           std::string("ab\xE2\x82"),            // truncated at end
-           std::string("\x80"),                  // lone continuation
-           std::string("\xFF"),                  // invalid byte
-           std::string("nul\0byte", 8),          // NUL
-           std::string("bell\x07"),              // C0 control
-           std::string("del\x7F"),               // DEL
-           std::string("c1\xC2\x85"),            // C1 control (NEL)
+           std::string("\xC0\xAF"),          // overlong '/'
+           std::string("\xE0\x80\xAF"),      // overlong
+           std::string("\xED\xA0\x80"),      // surrogate
+           std::string("\xF4\x90\x80\x80"),  // > U+10FFFF
+           std::string("\xC3"),              // truncated
+           std::string("ab\xE2\x82"),        // truncated at end
+           std::string("\x80"),              // lone continuation
+           std::string("\xFF"),              // invalid byte
+           std::string("nul\0byte", 8),      // NUL
+           std::string("bell\x07"),          // C0 control
+           std::string("del\x7F"),           // DEL
+           std::string("c1\xC2\x85"),        // C1 control (NEL)
        }) {
     EXPECT_FALSE(IsValidUtf8Text(bad)) << ::testing::PrintToString(bad);
   }
@@ -59,8 +59,9 @@ TEST(ValidateTextTest, EnforcesRequiredAndBounds) {
 }
 
 TEST(ValidateEmailTest, AcceptsOrdinaryAddresses) {
-  for (const char* ok : {"anna@example.com", "anna.kowalska+crm@mail.example.co.uk",
-                         "o'brien@example.ie", "x@xn--bcher-kva.example", "A_B-c@sub-1.example.org"}) {
+  for (const char* ok :
+       {"anna@example.com", "anna.kowalska+crm@mail.example.co.uk", "o'brien@example.ie",
+        "x@xn--bcher-kva.example", "A_B-c@sub-1.example.org"}) {
     EXPECT_THAT(ValidateEmail("email", ok), IsOk()) << ok;
   }
 }

@@ -59,8 +59,7 @@ void Settings::Add(std::string name, int* target, std::string help, int min, int
             [target, min, max](absl::string_view v) { return ParseInt(v, min, max, target); }});
 }
 
-void Settings::Add(std::string name, int64_t* target, std::string help, int64_t min,
-                   int64_t max) {
+void Settings::Add(std::string name, int64_t* target, std::string help, int64_t min, int64_t max) {
   AddEntry({std::move(name), std::move(help), absl::StrCat(*target), false,
             [target, min, max](absl::string_view v) { return ParseInt(v, min, max, target); }});
 }
@@ -122,7 +121,8 @@ absl::Status Settings::Parse(int argc, const char* const* argv, const char* cons
       help_requested_ = true;
       continue;
     }
-    if (!absl::StartsWith(arg, "--")) return Bad(arg, "unexpected argument; settings are --name=value");
+    if (!absl::StartsWith(arg, "--"))
+      return Bad(arg, "unexpected argument; settings are --name=value");
     arg.remove_prefix(2);
     const size_t eq = arg.find('=');
     const std::string name = absl::StrReplaceAll(arg.substr(0, eq), {{"-", "_"}});

@@ -55,18 +55,20 @@ TEST_F(SettingsTest, EnvironmentThenFlagsWithFlagsWinning) {
 }
 
 TEST_F(SettingsTest, UnknownFlagIsNamed) {
-  EXPECT_THAT(Parse({"--grpc_prot=1"}, {}),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--grpc_prot: unknown setting")));
+  EXPECT_THAT(Parse({"--grpc_prot=1"}, {}), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                     HasSubstr("--grpc_prot: unknown setting")));
 }
 
 TEST_F(SettingsTest, UnknownCrmVariableIsNamedButOthersIgnored) {
-  EXPECT_THAT(Parse({}, {"CRMTEST_ENV_DIR=/tmp", "CRM_GRPC_PROT=1"}),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("CRM_GRPC_PROT: unknown setting")));
+  EXPECT_THAT(
+      Parse({}, {"CRMTEST_ENV_DIR=/tmp", "CRM_GRPC_PROT=1"}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("CRM_GRPC_PROT: unknown setting")));
 }
 
 TEST_F(SettingsTest, MalformedValuesAreNamed) {
-  EXPECT_THAT(Parse({"--grpc_port=abc"}, {}),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--grpc_port: must be an integer")));
+  EXPECT_THAT(
+      Parse({"--grpc_port=abc"}, {}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--grpc_port: must be an integer")));
   EXPECT_THAT(Parse({"--grpc_port=70000"}, {}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("between 0 and 65535")));
   EXPECT_THAT(Parse({}, {"CRM_DEBUG=maybe"}),

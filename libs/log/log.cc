@@ -26,10 +26,14 @@ State& GetState() {
 
 absl::string_view LevelName(Level level) {
   switch (level) {
-    case Level::kDebug: return "debug";
-    case Level::kInfo: return "info";
-    case Level::kWarn: return "warn";
-    case Level::kError: return "error";
+    case Level::kDebug:
+      return "debug";
+    case Level::kInfo:
+      return "info";
+    case Level::kWarn:
+      return "warn";
+    case Level::kError:
+      return "error";
   }
   return "info";
 }
@@ -54,9 +58,9 @@ void AppendValue(std::string* out, const Value& v) {
       AppendJsonString(out, absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", x, absl::UTCTimeZone()));
     }
     void operator()(const absl::Status& x) const {
-      AppendJsonString(out, x.ok() ? std::string("OK")
-                                   : absl::StrCat(absl::StatusCodeToString(x.code()), ": ",
-                                                  x.message()));
+      AppendJsonString(
+          out, x.ok() ? std::string("OK")
+                      : absl::StrCat(absl::StatusCodeToString(x.code()), ": ", x.message()));
     }
   };
   std::visit(Visitor{out}, v);
@@ -146,11 +150,21 @@ void AppendJsonString(std::string* out, absl::string_view s) {
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
       default:
         if (c < 0x20) {
           absl::StrAppendFormat(out, "\\u%04x", c);

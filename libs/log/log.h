@@ -19,10 +19,10 @@
 #include <functional>
 #include <initializer_list>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <variant>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace crm::log {
@@ -52,8 +52,8 @@ class Id {
   absl::string_view v_;
 };
 
-using Value = std::variant<int64_t, double, bool, Literal, Id, absl::Duration, absl::Time,
-                           absl::Status>;
+using Value =
+    std::variant<int64_t, double, bool, Literal, Id, absl::Duration, absl::Time, absl::Status>;
 
 struct Field {
   Literal key;

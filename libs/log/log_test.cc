@@ -83,7 +83,9 @@ TEST(LogLevelTest, ParsesNames) {
 
 TEST(JsonStringTest, EscapesControlCharacters) {
   std::string out;
-  AppendJsonString(&out, std::string("a\x01" "b\"\\", 5));
+  AppendJsonString(&out, std::string("a\x01"
+                                     "b\"\\",
+                                     5));
   EXPECT_EQ(out, "\"a\\u0001b\\\"\\\\\"");
 }
 

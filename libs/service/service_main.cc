@@ -1,7 +1,6 @@
 #include "libs/service/service_main.h"
 
 #include <prometheus/registry.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,9 +19,9 @@ namespace {
 
 // The suite's standard gRPC ports (README "Ports"); 0 for a service not listed.
 int DefaultPort(absl::string_view service) {
-  static constexpr std::pair<const char*, int> kPorts[] = {
-      {"identity", 50051}, {"contacts", 50052}, {"consent", 50053},
-      {"audit", 50054},    {"mailing", 50055},  {"erasure", 50056}};
+  static constexpr std::pair<const char*, int> kPorts[] = {{"identity", 50051}, {"contacts", 50052},
+                                                           {"consent", 50053},  {"audit", 50054},
+                                                           {"mailing", 50055},  {"erasure", 50056}};
   for (const auto& [name, port] : kPorts) {
     if (service == name) return port;
   }

@@ -49,16 +49,21 @@ absl::Status GatewayServer::Start() {
   if (absl::Status s = SplitHostPort("https_listen", config_.https_listen, &host, &port); !s.ok()) {
     return s;
   }
-  for (const auto& [name, path] : {std::pair<const char*, const std::string&>{"tls_cert", config_.tls_cert},
-                                   {"tls_key", config_.tls_key}, {"tls_ca", config_.tls_ca}}) {
-    if (path.empty()) return absl::InvalidArgumentError(absl::StrCat("setting ", name, ": required"));
+  for (const auto& [name, path] :
+       {std::pair<const char*, const std::string&>{"tls_cert", config_.tls_cert},
+        {"tls_key", config_.tls_key},
+        {"tls_ca", config_.tls_ca}}) {
+    if (path.empty())
+      return absl::InvalidArgumentError(absl::StrCat("setting ", name, ": required"));
     if (!Readable(path)) {
-      return absl::FailedPreconditionError(absl::StrCat("setting ", name, ": cannot read the file"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("setting ", name, ": cannot read the file"));
     }
   }
   server_ = std::make_unique<httplib::SSLServer>(config_.tls_cert.c_str(), config_.tls_key.c_str());
   if (!server_->is_valid()) {
-    return absl::FailedPreconditionError("settings tls_cert/tls_key: not a usable certificate and key");
+    return absl::FailedPreconditionError(
+        "settings tls_cert/tls_key: not a usable certificate and key");
   }
 
   auto& requests = prometheus::BuildCounter()
@@ -88,7 +93,8 @@ absl::Status GatewayServer::Start() {
     port_ = server_->bind_to_port(host.c_str(), port) ? port : -1;
   }
   if (port_ < 0) {
-    return absl::UnavailableError(absl::StrCat("https_listen: cannot listen on ", config_.https_listen));
+    return absl::UnavailableError(
+        absl::StrCat("https_listen: cannot listen on ", config_.https_listen));
   }
 
   if (!config_.metrics_listen.empty()) {

@@ -1,7 +1,8 @@
 // crm-gateway: the HTTPS/JSON front, admin console and privacy portal (issue 9).
 // Wiring only: settings -> server -> serve until SIGTERM/SIGINT.
-#include <csignal>
 #include <unistd.h>
+
+#include <csignal>
 
 #include "libs/log/log.h"
 #include "services/gateway/gateway_server.h"
