@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "libs/json/json.h"
 
 namespace crm::log {
 namespace {
@@ -49,16 +50,16 @@ void AppendValue(std::string* out, const Value& v) {
     void operator()(int64_t x) const { absl::StrAppend(out, x); }
     void operator()(double x) const { absl::StrAppendFormat(out, "%.6g", x); }
     void operator()(bool x) const { absl::StrAppend(out, x ? "true" : "false"); }
-    void operator()(Literal x) const { AppendJsonString(out, x.view()); }
-    void operator()(Id x) const { AppendJsonString(out, x.view()); }
+    void operator()(Literal x) const { json::AppendString(out, x.view()); }
+    void operator()(Id x) const { json::AppendString(out, x.view()); }
     void operator()(absl::Duration x) const {
       absl::StrAppendFormat(out, "%.3f", absl::ToDoubleMilliseconds(x));
     }
     void operator()(absl::Time x) const {
-      AppendJsonString(out, absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", x, absl::UTCTimeZone()));
+      json::AppendString(out, absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", x, absl::UTCTimeZone()));
     }
     void operator()(const absl::Status& x) const {
-      AppendJsonString(
+      json::AppendString(
           out, x.ok() ? std::string("OK")
                       : absl::StrCat(absl::StatusCodeToString(x.code()), ": ", x.message()));
     }
@@ -120,16 +121,16 @@ void Write(Level level, Literal event, std::initializer_list<Field> fields) {
     absl::MutexLock lock(&s.mu);
     if (level < s.min_level) return;
     line.append("{\"ts\":");
-    AppendJsonString(&line,
-                     absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()));
+    json::AppendString(&line,
+                       absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()));
     absl::StrAppend(&line, ",\"level\":\"", LevelName(level), "\",\"svc\":");
-    AppendJsonString(&line, s.service);
+    json::AppendString(&line, s.service);
   }
   line.append(",\"event\":");
-  AppendJsonString(&line, event.view());
+  json::AppendString(&line, event.view());
   for (const Field& f : fields) {
     line.push_back(',');
-    AppendJsonString(&line, f.key.view());
+    json::AppendString(&line, f.key.view());
     line.push_back(':');
     AppendValue(&line, f.value);
   }
@@ -143,37 +144,6 @@ void Write(Level level, Literal event, std::initializer_list<Field> fields) {
     std::fwrite(line.data(), 1, line.size(), stderr);
     std::fflush(stderr);
   }
-}
-
-void AppendJsonString(std::string* out, absl::string_view s) {
-  out->push_back('"');
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      default:
-        if (c < 0x20) {
-          absl::StrAppendFormat(out, "\\u%04x", c);
-        } else {
-          out->push_back(ch);
-        }
-    }
-  }
-  out->push_back('"');
 }
 
 }  // namespace crm::log

@@ -97,7 +97,4 @@ inline void Error(Literal event, std::initializer_list<Field> fields = {}) {
   Write(Level::kError, event, fields);
 }
 
-// JSON string escaping (RFC 8259), exposed for other JSON writers.
-void AppendJsonString(std::string* out, absl::string_view s);
-
 }  // namespace crm::log

@@ -81,13 +81,6 @@ TEST(LogLevelTest, ParsesNames) {
   EXPECT_FALSE(ParseLevel("verbose", &l));
 }
 
-TEST(JsonStringTest, EscapesControlCharacters) {
-  std::string out;
-  AppendJsonString(&out, std::string("a\x01"
-                                     "b\"\\",
-                                     5));
-  EXPECT_EQ(out, "\"a\\u0001b\\\"\\\\\"");
-}
 
 }  // namespace
 }  // namespace crm::log
