@@ -151,6 +151,19 @@ std::string Settings::Usage() const {
   return out;
 }
 
+absl::Status ParseHostPort(absl::string_view setting, absl::string_view value, std::string* host,
+                           int* port) {
+  const size_t colon = value.rfind(':');
+  int p = -1;
+  if (colon == absl::string_view::npos || colon == 0 ||
+      !absl::SimpleAtoi(value.substr(colon + 1), &p) || p < 0 || p > 65535) {
+    return Bad(setting, "must be host:port with a port 0..65535");
+  }
+  *host = std::string(value.substr(0, colon));
+  *port = p;
+  return absl::OkStatus();
+}
+
 void ParseOrExit(Settings& settings, int argc, const char* const* argv, const char* const* envp) {
   absl::Status s = settings.Parse(argc, argv, envp);
   if (settings.help_requested()) {

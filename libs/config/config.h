@@ -71,6 +71,11 @@ class Settings {
   bool help_requested_ = false;
 };
 
+// Splits a "host:port" setting value (port 0..65535; host non-empty, may be
+// a bracketed IPv6 literal). INVALID_ARGUMENT naming `setting` otherwise.
+absl::Status ParseHostPort(absl::string_view setting, absl::string_view value, std::string* host,
+                           int* port);
+
 // Parse, or print the error (or --help) to stderr and exit: 2 on error, 0 for help.
 void ParseOrExit(Settings& settings, int argc, const char* const* argv, const char* const* envp);
 

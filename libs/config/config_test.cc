@@ -95,3 +95,30 @@ TEST(EnvNameTest, UpperCasesWithPrefix) { EXPECT_EQ(Settings::EnvName("tls_ca"),
 
 }  // namespace
 }  // namespace crm::config
+
+namespace crm::config {
+namespace {
+
+TEST(ParseHostPortTest, SplitsHostAndPort) {
+  std::string host;
+  int port = -1;
+  EXPECT_TRUE(ParseHostPort("grpc_listen", "0.0.0.0:50052", &host, &port).ok());
+  EXPECT_EQ(host, "0.0.0.0");
+  EXPECT_EQ(port, 50052);
+  EXPECT_TRUE(ParseHostPort("grpc_listen", "[::1]:0", &host, &port).ok());
+  EXPECT_EQ(host, "[::1]");
+  EXPECT_EQ(port, 0);
+}
+
+TEST(ParseHostPortTest, RejectsMalformedNamingTheSetting) {
+  std::string host;
+  int port;
+  for (const char* bad : {"", "nonsense", ":80", "host:", "host:http", "host:65536", "host:-1"}) {
+    absl::Status s = ParseHostPort("https_listen", bad, &host, &port);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("https_listen")) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace crm::config

@@ -28,17 +28,6 @@ int DefaultPort(absl::string_view service) {
   return 0;
 }
 
-absl::Status CheckHostPort(absl::string_view setting, absl::string_view address) {
-  const size_t colon = address.rfind(':');
-  int port = -1;
-  if (colon == absl::string_view::npos || colon == 0 ||
-      !absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 || port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("setting ", setting, ": must be host:port with a port 0..65535"));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 CommonConfig::CommonConfig(std::string service_name) {
@@ -60,9 +49,12 @@ void AddCommonSettings(config::Settings& settings, CommonConfig* config) {
 }
 
 absl::Status ValidateCommonConfig(const CommonConfig& config) {
-  CRM_RETURN_IF_ERROR(CheckHostPort("grpc_listen", config.server.listen));
+  std::string host;
+  int port;
+  CRM_RETURN_IF_ERROR(config::ParseHostPort("grpc_listen", config.server.listen, &host, &port));
   if (!config.server.metrics_listen.empty()) {
-    CRM_RETURN_IF_ERROR(CheckHostPort("metrics_listen", config.server.metrics_listen));
+    CRM_RETURN_IF_ERROR(
+        config::ParseHostPort("metrics_listen", config.server.metrics_listen, &host, &port));
   }
   log::Level level;
   if (!log::ParseLevel(config.log_level, &level)) {

@@ -14,17 +14,6 @@
 namespace crm::gateway {
 namespace {
 
-absl::Status SplitHostPort(absl::string_view setting, absl::string_view value, std::string* host,
-                           int* port) {
-  const size_t colon = value.rfind(':');
-  if (colon == absl::string_view::npos || colon == 0 ||
-      !absl::SimpleAtoi(value.substr(colon + 1), port) || *port < 0 || *port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("setting ", setting, ": must be host:port"));
-  }
-  *host = std::string(value.substr(0, colon));
-  return absl::OkStatus();
-}
-
 bool Readable(const std::string& path) { return std::ifstream(path).good(); }
 
 }  // namespace
@@ -38,6 +27,30 @@ void AddGatewaySettings(config::Settings& settings, GatewayConfig* config) {
   settings.Add("log_level", &config->log_level, "debug, info, warn or error");
 }
 
+absl::Status ValidateGatewayConfig(const GatewayConfig& config) {
+  std::string host;
+  int port;
+  if (absl::Status s = config::ParseHostPort("https_listen", config.https_listen, &host, &port);
+      !s.ok()) {
+    return s;
+  }
+  if (!config.metrics_listen.empty()) {
+    if (absl::Status s =
+            config::ParseHostPort("metrics_listen", config.metrics_listen, &host, &port);
+        !s.ok()) {
+      return s;
+    }
+  }
+  for (const auto& [name, path] :
+       {std::pair<const char*, const std::string&>{"tls_cert", config.tls_cert},
+        {"tls_key", config.tls_key},
+        {"tls_ca", config.tls_ca}}) {
+    if (path.empty())
+      return absl::InvalidArgumentError(absl::StrCat("setting ", name, ": required"));
+  }
+  return absl::OkStatus();
+}
+
 GatewayServer::GatewayServer(GatewayConfig config)
     : config_(std::move(config)), registry_(std::make_shared<prometheus::Registry>()) {}
 
@@ -46,15 +59,15 @@ GatewayServer::~GatewayServer() { Stop(); }
 absl::Status GatewayServer::Start() {
   std::string host;
   int port = 0;
-  if (absl::Status s = SplitHostPort("https_listen", config_.https_listen, &host, &port); !s.ok()) {
+  if (absl::Status s = ValidateGatewayConfig(config_); !s.ok()) return s;
+  if (absl::Status s = config::ParseHostPort("https_listen", config_.https_listen, &host, &port);
+      !s.ok()) {
     return s;
   }
   for (const auto& [name, path] :
        {std::pair<const char*, const std::string&>{"tls_cert", config_.tls_cert},
         {"tls_key", config_.tls_key},
         {"tls_ca", config_.tls_ca}}) {
-    if (path.empty())
-      return absl::InvalidArgumentError(absl::StrCat("setting ", name, ": required"));
     if (!Readable(path)) {
       return absl::FailedPreconditionError(
           absl::StrCat("setting ", name, ": cannot read the file"));

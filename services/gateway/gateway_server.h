@@ -47,6 +47,11 @@ struct GatewayConfig {
 
 void AddGatewaySettings(config::Settings& settings, GatewayConfig* config);
 
+// Checks the settings that need no file or network: listen addresses are
+// host:port, certificate settings are present. INVALID_ARGUMENT naming the
+// setting otherwise.
+absl::Status ValidateGatewayConfig(const GatewayConfig& config);
+
 class GatewayServer {
  public:
   explicit GatewayServer(GatewayConfig config);

@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdio>
+#include <string>
 
 #include "libs/log/log.h"
 #include "services/gateway/gateway_server.h"
@@ -12,9 +14,13 @@ int main(int argc, char** argv) {
   crm::config::Settings settings("crm-gateway");
   crm::gateway::AddGatewaySettings(settings, &config);
   crm::config::ParseOrExit(settings, argc, argv, environ);
-  if (absl::Status s = crm::log::Configure("gateway", config.log_level); !s.ok()) {
-    crm::log::Error("service.config_invalid", {{"status", s}});
-    return 1;
+  // Setting errors exit 2 like ParseOrExit, naming the setting.
+  for (absl::Status s : {crm::log::Configure("gateway", config.log_level),
+                         crm::gateway::ValidateGatewayConfig(config)}) {
+    if (!s.ok()) {
+      std::fprintf(stderr, "%s: %s\n", argv[0], std::string(s.message()).c_str());
+      return 2;
+    }
   }
 
   // Block the signals in every thread; this one waits for them.
