@@ -18,12 +18,14 @@ namespace {
 #define CRM_TS_PARAM(n) "('epoch'::timestamptz + (" n ")::bigint * interval '1 microsecond')"
 #define CRM_TS_COL(c) "(extract(epoch from " c ") * 1000000)::bigint"
 
+// clang-format off
 // Columns read by RowToUser, in this order.
-#define CRM_USER_COLUMNS                                                                           \
-  "u.id::text, u.kind, u.username_index, u.username_ciphertext, "                                  \
-  "u.display_name_ciphertext, u.email_index, u.email_ciphertext, u.status, "                       \
-  "u.password_hash, " CRM_TS_COL("u.password_changed_at") ", u.must_change_password, " CRM_TS_COL( \
-      "u.created_at") ", " CRM_TS_COL("u.updated_at")
+#define CRM_USER_COLUMNS                                                          \
+  "u.id::text, u.kind, u.username_index, u.username_ciphertext, "                 \
+  "u.display_name_ciphertext, u.email_index, u.email_ciphertext, u.status, "      \
+  "u.password_hash, " CRM_TS_COL("u.password_changed_at") ", "                    \
+  "u.must_change_password, "                                                      \
+  CRM_TS_COL("u.created_at") ", " CRM_TS_COL("u.updated_at")
 
 constexpr const char* kUsernameTakenSql = "SELECT 1 FROM users WHERE username_index = $1";
 constexpr const char* kEmailTakenSql = "SELECT 1 FROM users WHERE email_index = $1";
@@ -32,14 +34,13 @@ constexpr const char* kEmailTakenSql = "SELECT 1 FROM users WHERE email_index = 
 // $6 email_index ('' = NULL), $7 email_ct ('' = NULL), $8 password_hash
 // ('' = NULL), $9 must_change_password, $10 now (micros).
 constexpr const char* kInsertUserSql =
-    "INSERT INTO users AS u (id, kind, username_index, username_ciphertext, display_name_ciphertext, "
-    "email_index, email_ciphertext, status, password_hash, password_changed_at, "
-    "must_change_password, created_at, updated_at) "
-    "VALUES ($1::uuid, $2, $3, $4, $5, NULLIF($6::bytea, ''::bytea), "
-    "NULLIF($7::bytea, ''::bytea), 'active', NULLIF($8, ''), "
-    "CASE WHEN $8 = '' THEN NULL ELSE " CRM_TS_PARAM("$10") " END, $9, " CRM_TS_PARAM(
-        "$10") ", " CRM_TS_PARAM("$10") ") "
-                                        "RETURNING " CRM_USER_COLUMNS;
+    "INSERT INTO users AS u (id, kind, username_index, username_ciphertext, "
+    "    display_name_ciphertext, email_index, email_ciphertext, status, password_hash, "
+    "    password_changed_at, must_change_password, created_at, updated_at) "
+    "SELECT $1::uuid, $2, $3, $4, $5, NULLIF($6::bytea, ''::bytea), NULLIF($7::bytea, ''::bytea), "
+    "    'active', NULLIF($8, ''), CASE WHEN $8 = '' THEN NULL ELSE n.t END, $9, n.t, n.t "
+    "FROM (SELECT " CRM_TS_PARAM("$10") " AS t) n "
+    "RETURNING " CRM_USER_COLUMNS;
 
 constexpr const char* kSelectUserSql = "SELECT " CRM_USER_COLUMNS " FROM users u WHERE u.id = $1";
 
@@ -61,8 +62,9 @@ constexpr const char* kListUsersSql =
     "LIMIT $6";
 
 constexpr const char* kUpdateStatusSql =
-    "UPDATE users u SET status = $2, updated_at = " CRM_TS_PARAM(
-        "$3") " WHERE u.id = $1 RETURNING " CRM_USER_COLUMNS;
+    "UPDATE users u SET status = $2, updated_at = " CRM_TS_PARAM("$3") " "
+    "WHERE u.id = $1 "
+    "RETURNING " CRM_USER_COLUMNS;
 
 constexpr const char* kDeleteUserSql = "DELETE FROM users WHERE id = $1";
 
@@ -100,6 +102,8 @@ constexpr const char* kTeamIdsOfUserSql =
 
 constexpr const char* kTeamMembersSql =
     "SELECT user_id::text FROM team_members WHERE team_id = $1 ORDER BY user_id";
+
+// clang-format on
 
 std::optional<std::string> OptionalBytes(const pqxx::field& f) {
   if (f.is_null()) return std::nullopt;
@@ -145,6 +149,11 @@ std::vector<std::string> FirstColumn(const pqxx::result& rows) {
   for (const auto& row : rows) out.push_back(row[0].as<std::string>());
   return out;
 }
+
+#undef CRM_TEAM_COLUMNS
+#undef CRM_USER_COLUMNS
+#undef CRM_TS_COL
+#undef CRM_TS_PARAM
 
 }  // namespace
 

@@ -11,6 +11,7 @@
 #include <pqxx/result>
 #include <pqxx/transaction>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -226,6 +227,29 @@ TYPED_TEST(UserStoreContractTest, DuplicateUsernameIndexIsAlreadyExists) {
   NewUser sa = ServiceAccount("x");
   sa.username_index = again.username_index;
   EXPECT_THAT(this->store().CreateUser(sa), StatusIs(absl::StatusCode::kAlreadyExists));
+}
+
+TYPED_TEST(UserStoreContractTest, ConcurrentCreatesOfOneUsernameLetExactlyOneWin) {
+  constexpr int kThreads = 4;
+  std::vector<absl::Status> results(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([this, i, &results] {
+      NewUser u = Person(absl::StrCat("race", i));  // distinct e-mails
+      u.username_index = Person("race").username_index;
+      results[i] = this->store().CreateUser(u).status();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  int ok = 0;
+  for (const absl::Status& s : results) {
+    if (s.ok()) {
+      ++ok;
+    } else {
+      EXPECT_THAT(s, StatusIs(absl::StatusCode::kAlreadyExists));
+    }
+  }
+  EXPECT_EQ(ok, 1);
 }
 
 TYPED_TEST(UserStoreContractTest, DuplicateEmailIndexIsAlreadyExists) {
