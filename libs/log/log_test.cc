@@ -81,7 +81,6 @@ TEST(LogLevelTest, ParsesNames) {
   EXPECT_FALSE(ParseLevel("verbose", &l));
 }
 
-
 }  // namespace
 }  // namespace crm::log
 
