@@ -1,0 +1,275 @@
+#include "libs/auth/redis_revocation.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "libs/auth/key_set.h"
+#include "libs/auth/token_minter.h"
+#include "libs/auth/token_verifier.h"
+#include "libs/base/clock.h"
+#include "libs/base/uuid.h"
+#include "libs/testing/private_redis.h"
+#include "libs/testing/status_matchers.h"
+#include "libs/testing/test_env.h"
+
+namespace crm::auth {
+namespace {
+
+using ::crm::testing::IsOk;
+using ::crm::testing::IsOkAndHolds;
+using ::crm::testing::PrivateRedisServer;
+using ::crm::testing::RedisTestServer;
+using ::crm::testing::StatusIs;
+using ::crm::testing::TestEnv;
+using ::testing::AllOf;
+using ::testing::Gt;
+using ::testing::HasSubstr;
+using ::testing::Le;
+using ::testing::Not;
+
+redis::Options OptionsFor(const RedisTestServer& server) {
+  return {.host = server.host, .port = server.port, .password = server.password};
+}
+
+std::string Key(absl::string_view session_id) {
+  return absl::StrCat(kRevokedKeyPrefix, session_id);
+}
+
+class RedisRevocationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    CRM_ASSERT_OK_AND_ASSIGN(env_, TestEnv::Load());
+    CRM_ASSERT_OK_AND_ASSIGN(redis_, redis::Client::Create(OptionsFor(env_.redis())));
+  }
+
+  std::unique_ptr<RedisRevocationChecker> MakeChecker(RedisRevocationOptions options = {}) {
+    auto checker = RedisRevocationChecker::Create(*redis_, clock_, options);
+    EXPECT_THAT(checker, IsOk());
+    return checker.ok() ? *std::move(checker) : nullptr;
+  }
+
+  // Remaining TTL of `key` in ms (-2 missing, -1 no expiry).
+  int64_t Pttl(absl::string_view key) {
+    absl::StatusOr<redis::Reply> r = redis_->Command("PTTL", key);
+    EXPECT_THAT(r, IsOk());
+    return r.ok() ? r->integer : -3;
+  }
+
+  TestEnv env_;
+  std::unique_ptr<redis::Client> redis_;
+  base::FakeClock clock_;
+};
+
+TEST_F(RedisRevocationTest, UnknownSessionIsNotRevoked) {
+  auto checker = MakeChecker();
+  ASSERT_NE(checker, nullptr);
+  EXPECT_THAT(checker->IsRevoked(base::NewUuid()), IsOkAndHolds(false));
+}
+
+TEST_F(RedisRevocationTest, RevokeThenIsRevoked) {
+  auto checker = MakeChecker();
+  ASSERT_NE(checker, nullptr);
+  const std::string sid = base::NewUuid();
+  const std::string other = base::NewUuid();
+  ASSERT_THAT(checker->Revoke(sid), IsOk());
+  EXPECT_THAT(checker->IsRevoked(sid), IsOkAndHolds(true));
+  EXPECT_THAT(checker->IsRevoked(other), IsOkAndHolds(false));
+  // Stored as key "crm:auth:revoked:<sid>" = "1", with the default TTL.
+  EXPECT_THAT(redis_->Get(Key(sid)), IsOkAndHolds(::testing::Optional(std::string("1"))));
+  EXPECT_THAT(Pttl(Key(sid)),
+              AllOf(Gt(0), Le(absl::ToInt64Milliseconds(absl::Minutes(15) + absl::Seconds(30)))));
+  // A second checker without a cache sees it in Redis.
+  auto uncached = MakeChecker({.cache_capacity = 0});
+  ASSERT_NE(uncached, nullptr);
+  EXPECT_THAT(uncached->IsRevoked(sid), IsOkAndHolds(true));
+}
+
+TEST_F(RedisRevocationTest, UppercaseUuidSharesTheKey) {
+  auto checker = MakeChecker({.cache_capacity = 0});
+  ASSERT_NE(checker, nullptr);
+  const std::string sid = base::NewUuid();
+  ASSERT_THAT(checker->Revoke(absl::AsciiStrToUpper(sid)), IsOk());
+  EXPECT_THAT(checker->IsRevoked(sid), IsOkAndHolds(true));
+}
+
+TEST_F(RedisRevocationTest, RevocationKeyExpiresWithTheGivenTtl) {
+  auto checker = MakeChecker();
+  ASSERT_NE(checker, nullptr);
+  const std::string sid = base::NewUuid();
+  ASSERT_THAT(checker->Revoke(sid, absl::Seconds(5)), IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(redis::Reply ttl, redis_->Command("TTL", Key(sid)));
+  EXPECT_THAT(ttl.integer, AllOf(Gt(0), Le(5)));
+  EXPECT_THAT(checker->Revoke(sid, absl::Milliseconds(500)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ttl")));
+  EXPECT_THAT(checker->Revoke(sid, absl::InfiniteDuration()),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(RedisRevocationTest, RevokeManyWritesEveryIdInOnePipeline) {
+  auto checker = MakeChecker({.cache_capacity = 0});
+  ASSERT_NE(checker, nullptr);
+  const std::vector<std::string> sids = {base::NewUuid(), base::NewUuid(), base::NewUuid()};
+  const uint64_t commands_before = redis_->Stats().commands;
+  ASSERT_THAT(checker->RevokeMany(sids, absl::Seconds(60)), IsOk());
+  EXPECT_EQ(redis_->Stats().commands - commands_before, sids.size());
+  for (const std::string& sid : sids) {
+    EXPECT_THAT(checker->IsRevoked(sid), IsOkAndHolds(true));
+    EXPECT_THAT(Pttl(Key(sid)), AllOf(Gt(0), Le(60'000)));
+  }
+  EXPECT_THAT(checker->RevokeMany({}), IsOk());
+}
+
+TEST_F(RedisRevocationTest, RevokeManyWritesNothingIfOneIdIsMalformed) {
+  auto checker = MakeChecker({.cache_capacity = 0});
+  ASSERT_NE(checker, nullptr);
+  const std::vector<std::string> sids = {base::NewUuid(), "bad id!"};
+  EXPECT_THAT(checker->RevokeMany(sids),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("session_ids[1]"), Not(HasSubstr("bad id!")))));
+  EXPECT_THAT(checker->IsRevoked(sids[0]), IsOkAndHolds(false));
+}
+
+TEST_F(RedisRevocationTest, MalformedIdIsInvalidArgumentWithoutEchoingIt) {
+  auto checker = MakeChecker();
+  ASSERT_NE(checker, nullptr);
+  const std::string bad[] = {"",
+                             "alice@example.com",
+                             "short",
+                             "has space in it 1234",
+                             "crm:auth:revoked:*",
+                             std::string(129, 'a')};
+  for (const std::string& id : bad) {
+    EXPECT_THAT(checker->IsRevoked(id),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         AllOf(HasSubstr("session_id"), Not(HasSubstr(id.empty() ? "\x01" : id)))))
+        << id;
+    EXPECT_THAT(checker->Revoke(id), StatusIs(absl::StatusCode::kInvalidArgument));
+  }
+  // An opaque base64url token is accepted.
+  EXPECT_THAT(checker->IsRevoked("abcDEF0123456789_-xyz"), IsOkAndHolds(false));
+}
+
+TEST_F(RedisRevocationTest, CreateRejectsBadOptions) {
+  EXPECT_THAT(RedisRevocationChecker::Create(*redis_, clock_,
+                                             {.negative_cache_ttl = absl::Milliseconds(1001)}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("negative_cache_ttl")));
+  EXPECT_THAT(
+      RedisRevocationChecker::Create(*redis_, clock_, {.revocation_ttl = absl::ZeroDuration()}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("revocation_ttl")));
+}
+
+TEST_F(RedisRevocationTest, RevocationByAnotherProcessIsVisibleAfterNegativeCacheTtl) {
+  auto checker = MakeChecker({.negative_cache_ttl = absl::Milliseconds(500)});
+  ASSERT_NE(checker, nullptr);
+  const std::string sid = base::NewUuid();
+  EXPECT_THAT(checker->IsRevoked(sid), IsOkAndHolds(false));
+  // Identity (another process) revokes the session.
+  ASSERT_THAT(redis_->Set(Key(sid), "1", absl::Seconds(60)), IsOk());
+  EXPECT_THAT(checker->IsRevoked(sid), IsOkAndHolds(false));  // cached
+  clock_.Advance(absl::Milliseconds(499));
+  EXPECT_THAT(checker->IsRevoked(sid), IsOkAndHolds(false));  // still cached
+  clock_.Advance(absl::Milliseconds(1));
+  EXPECT_THAT(checker->IsRevoked(sid), IsOkAndHolds(true));
+}
+
+TEST_F(RedisRevocationTest, RevokeThroughTheCheckerBypassesItsNegativeCache) {
+  auto checker = MakeChecker();
+  ASSERT_NE(checker, nullptr);
+  const std::string sid = base::NewUuid();
+  EXPECT_THAT(checker->IsRevoked(sid), IsOkAndHolds(false));
+  ASSERT_THAT(checker->Revoke(sid), IsOk());
+  EXPECT_THAT(checker->IsRevoked(sid), IsOkAndHolds(true));
+}
+
+TEST_F(RedisRevocationTest, RevokedAnswerIsCachedUntilTheKeyExpires) {
+  auto checker = MakeChecker();
+  ASSERT_NE(checker, nullptr);
+  const std::string sid = base::NewUuid();
+  ASSERT_THAT(redis_->Set(Key(sid), "1", absl::Seconds(60)), IsOk());
+  EXPECT_THAT(checker->IsRevoked(sid), IsOkAndHolds(true));
+  // Stands in for expiry in Redis; the local answer must outlive it until
+  // the fake clock passes the TTL the checker saw.
+  ASSERT_THAT(redis_->Del(Key(sid)), IsOkAndHolds(1));
+  clock_.Advance(absl::Seconds(59));
+  EXPECT_THAT(checker->IsRevoked(sid), IsOkAndHolds(true));
+  clock_.Advance(absl::Seconds(2));
+  EXPECT_THAT(checker->IsRevoked(sid), IsOkAndHolds(false));
+}
+
+TEST_F(RedisRevocationTest, NegativeCacheIsBounded) {
+  auto checker = MakeChecker({.cache_capacity = 1});
+  ASSERT_NE(checker, nullptr);
+  const std::string a = base::NewUuid();
+  const std::string b = base::NewUuid();
+  EXPECT_THAT(checker->IsRevoked(a), IsOkAndHolds(false));  // cached: the only slot
+  EXPECT_THAT(checker->IsRevoked(b), IsOkAndHolds(false));  // not cached: full
+  ASSERT_THAT(redis_->Set(Key(a), "1", absl::Seconds(60)), IsOk());
+  ASSERT_THAT(redis_->Set(Key(b), "1", absl::Seconds(60)), IsOk());
+  EXPECT_THAT(checker->IsRevoked(a), IsOkAndHolds(false));
+  EXPECT_THAT(checker->IsRevoked(b), IsOkAndHolds(true));
+}
+
+TEST_F(RedisRevocationTest, NegativeCacheOffAsksRedisEveryTime) {
+  auto checker = MakeChecker({.negative_cache_ttl = absl::ZeroDuration()});
+  ASSERT_NE(checker, nullptr);
+  const std::string sid = base::NewUuid();
+  EXPECT_THAT(checker->IsRevoked(sid), IsOkAndHolds(false));
+  ASSERT_THAT(redis_->Set(Key(sid), "1", absl::Seconds(60)), IsOk());
+  EXPECT_THAT(checker->IsRevoked(sid), IsOkAndHolds(true));
+}
+
+TEST(RedisRevocationDownTest, UnreachableOrFrozenRedisIsUnavailablePromptly) {
+  CRM_ASSERT_OK_AND_ASSIGN(auto server, PrivateRedisServer::Start("pw"));
+  redis::Options options = OptionsFor(server->info());
+  options.connect_timeout = absl::Milliseconds(200);
+  options.command_timeout = absl::Milliseconds(200);
+  CRM_ASSERT_OK_AND_ASSIGN(auto redis, redis::Client::Create(options));
+  base::FakeClock clock;
+  CRM_ASSERT_OK_AND_ASSIGN(
+      auto checker, RedisRevocationChecker::Create(*redis, clock, {.negative_cache_ttl = {}}));
+  const std::string sid = base::NewUuid();
+  ASSERT_THAT(checker->IsRevoked(sid), IsOkAndHolds(false));
+
+  ASSERT_THAT(server->Pause(), IsOk());
+  absl::Time start = absl::Now();
+  EXPECT_THAT(checker->IsRevoked(sid), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(checker->Revoke(sid), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  ASSERT_THAT(server->Resume(), IsOk());
+
+  ASSERT_THAT(server->Stop(), IsOk());
+  start = absl::Now();
+  EXPECT_THAT(checker->IsRevoked(sid), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(checker->RevokeMany({sid}), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+}
+
+TEST_F(RedisRevocationTest, RevokedSessionFailsVerifyEvenWithACachedToken) {
+  auto checker = MakeChecker();
+  ASSERT_NE(checker, nullptr);
+  testing::TokenMinter minter;
+  KeySet keys(minter.KeyMap());
+  TokenVerifier verifier({.issuer = testing::kTestIssuer, .audience = testing::kTestAudience}, keys,
+                         *checker, clock_);
+  AccessTokenClaims claims = minter.DefaultClaims(clock_.Now());
+  claims.session_id = base::NewUuid();
+  const std::string token = minter.Mint(claims);
+
+  EXPECT_THAT(verifier.Verify(token), IsOk());
+  EXPECT_THAT(verifier.Verify(token), IsOk());
+  ASSERT_EQ(verifier.cache().size(), 1u);
+  ASSERT_THAT(checker->Revoke(claims.session_id), IsOk());
+  EXPECT_EQ(verifier.cache().size(), 1u);  // still cached
+  EXPECT_THAT(verifier.Verify(token),
+              StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("revoked")));
+}
+
+}  // namespace
+}  // namespace crm::auth
