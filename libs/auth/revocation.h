@@ -1,9 +1,10 @@
 // RevocationChecker: asks whether a session has been revoked (logout, admin
 // action, password change, lockout). TokenVerifier consults it on every call,
-// after its cache, since revocation must take effect before the token
-// expires; results are never cached. The production implementation reads a
-// Redis set written by identity (libs/redis, later); InMemoryRevocationChecker
-// serves tests and single-process tools.
+// after its cache of verified tokens, since revocation must take effect before
+// the token expires. The production implementation, RedisRevocationChecker
+// (redis_revocation.h), reads keys written by identity and may remember a
+// "not revoked" answer for at most a second; InMemoryRevocationChecker serves
+// tests and single-process tools.
 //
 // Implementations must be thread-safe.
 #pragma once

@@ -17,7 +17,8 @@
 //    `x5t#S256`;
 //  - the session is not revoked (RevocationChecker, asked on every call).
 // Verified tokens are cached (VerifiedTokenCache) until exp + leeway, so the
-// signature and parsing cost is paid once per token; revocation is not cached.
+// signature and parsing cost is paid once per token; revocation is asked
+// afresh each time (the checker itself bounds any caching to a second).
 //
 // Every refusal is UNAUTHENTICATED with a short generic reason ("access token
 // expired", "access token signature invalid", ...) that never echoes any part
