@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <pqxx/nontransaction>
 
 #include "absl/random/random.h"
@@ -10,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "libs/base/clock.h"
 #include "libs/base/status_macros.h"
+#include "libs/pg/migrate.h"
 
 namespace crm::testing {
 namespace {
@@ -80,6 +82,26 @@ absl::StatusOr<int> PgTestDatabase::TerminateAllBackends() {
     return absl::OkStatus();
   }));
   return count;
+}
+
+absl::StatusOr<MigratedDatabase> CreateMigratedDatabase(absl::string_view service,
+                                                        absl::string_view prefix, int pool_size) {
+  const char* src = std::getenv("CRMTEST_SOURCE_DIR");
+  if (src == nullptr) {
+    return absl::FailedPreconditionError("CRMTEST_SOURCE_DIR is unset: run the test through ctest");
+  }
+  MigratedDatabase out;
+  CRM_ASSIGN_OR_RETURN(out.db, PgTestDatabase::Create(prefix));
+  CRM_ASSIGN_OR_RETURN(out.pool,
+                       pg::Pool::Create({.conninfo = out.db->conninfo(), .max_size = pool_size},
+                                        base::RealClock::Get()));
+  CRM_ASSIGN_OR_RETURN(
+      pg::MigrationReport report,
+      pg::Migrate(*out.pool, absl::StrCat(src, "/services/", service, "/migrations")));
+  if (report.version_after < 1) {
+    return absl::FailedPreconditionError(absl::StrCat(service, ": no migration applied"));
+  }
+  return out;
 }
 
 }  // namespace crm::testing

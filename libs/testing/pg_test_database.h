@@ -63,4 +63,19 @@ class PgTestDatabase {
   std::unique_ptr<pg::Pool> admin_;  // connected to database "postgres"
 };
 
+// A fresh database migrated with services/<service>/migrations of this source
+// tree (found through CRMTEST_SOURCE_DIR, set by ctest) and a pool on it: what
+// every store test on PostgreSQL starts from. The pool is destroyed before
+// the database is dropped.
+struct MigratedDatabase {
+  std::unique_ptr<PgTestDatabase> db;
+  std::unique_ptr<pg::Pool> pool;
+};
+
+// Errors: those of PgTestDatabase::Create, pg::Pool::Create and pg::Migrate;
+// FAILED_PRECONDITION if CRMTEST_SOURCE_DIR is unset or no migration applied.
+absl::StatusOr<MigratedDatabase> CreateMigratedDatabase(absl::string_view service,
+                                                        absl::string_view prefix,
+                                                        int pool_size = 4);
+
 }  // namespace crm::testing

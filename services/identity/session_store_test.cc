@@ -33,9 +33,10 @@
 namespace crm::identity {
 namespace {
 
+using ::crm::testing::CreateMigratedDatabase;
 using ::crm::testing::IsOk;
 using ::crm::testing::IsOkAndHolds;
-using ::crm::testing::PgTestDatabase;
+using ::crm::testing::MigratedDatabase;
 using ::crm::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -72,24 +73,15 @@ class InMemoryEnv {
 class PgEnv {
  public:
   static void SetUpSuite() {
-    auto db = PgTestDatabase::Create("identity_sessions");
-    ASSERT_THAT(db, IsOk());
-    db_ = std::move(*db).release();
-    auto pool =
-        pg::Pool::Create({.conninfo = db_->conninfo(), .max_size = 8}, base::RealClock::Get());
-    ASSERT_THAT(pool, IsOk());
-    pool_ = std::move(*pool).release();
-    const char* src = std::getenv("CRMTEST_SOURCE_DIR");
-    ASSERT_NE(src, nullptr) << "run through ctest";
-    auto report = pg::Migrate(*pool_, absl::StrCat(src, "/services/identity/migrations"));
-    ASSERT_THAT(report, IsOk());
-    ASSERT_GE(report->version_after, 1);
+    auto migrated = CreateMigratedDatabase("identity", "identity_sessions", 8);
+    ASSERT_THAT(migrated, IsOk());
+    migrated_ = new MigratedDatabase(std::move(*migrated));
+    pool_ = migrated_->pool.get();
   }
   static void TearDownSuite() {
-    delete pool_;
     pool_ = nullptr;
-    delete db_;
-    db_ = nullptr;
+    delete migrated_;
+    migrated_ = nullptr;
   }
   absl::Status Init() {
     if (pool_ == nullptr) return absl::FailedPreconditionError("suite set-up failed");
@@ -119,13 +111,13 @@ class PgEnv {
   static pg::Pool& pool() { return *pool_; }
 
  private:
-  static PgTestDatabase* db_;
+  static MigratedDatabase* migrated_;
   static pg::Pool* pool_;
   base::FakeClock clock_;
   std::unique_ptr<PgSessionStore> store_;
   std::unique_ptr<PgUserStore> users_;
 };
-PgTestDatabase* PgEnv::db_ = nullptr;
+MigratedDatabase* PgEnv::migrated_ = nullptr;
 pg::Pool* PgEnv::pool_ = nullptr;
 
 template <typename Env>

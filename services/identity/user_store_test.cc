@@ -29,8 +29,9 @@
 namespace crm::identity {
 namespace {
 
+using ::crm::testing::CreateMigratedDatabase;
 using ::crm::testing::IsOk;
-using ::crm::testing::PgTestDatabase;
+using ::crm::testing::MigratedDatabase;
 using ::crm::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -88,24 +89,15 @@ class PgEnv {
   // One database for the suite, migrated with the real migrations; each test
   // starts from empty tables.
   static void SetUpSuite() {
-    auto db = PgTestDatabase::Create("identity_store");
-    ASSERT_THAT(db, IsOk());
-    db_ = std::move(*db).release();
-    auto pool =
-        pg::Pool::Create({.conninfo = db_->conninfo(), .max_size = 4}, base::RealClock::Get());
-    ASSERT_THAT(pool, IsOk());
-    pool_ = std::move(*pool).release();
-    const char* src = std::getenv("CRMTEST_SOURCE_DIR");
-    ASSERT_NE(src, nullptr) << "run through ctest";
-    auto report = pg::Migrate(*pool_, absl::StrCat(src, "/services/identity/migrations"));
-    ASSERT_THAT(report, IsOk());
-    ASSERT_GE(report->version_after, 1);
+    auto migrated = CreateMigratedDatabase("identity", "identity_store", 4);
+    ASSERT_THAT(migrated, IsOk());
+    migrated_ = new MigratedDatabase(std::move(*migrated));
+    pool_ = migrated_->pool.get();
   }
   static void TearDownSuite() {
-    delete pool_;
     pool_ = nullptr;
-    delete db_;
-    db_ = nullptr;
+    delete migrated_;
+    migrated_ = nullptr;
   }
   absl::Status Init(base::Clock& clock) {
     if (pool_ == nullptr) return absl::FailedPreconditionError("suite set-up failed");
@@ -121,11 +113,11 @@ class PgEnv {
   static pg::Pool& pool() { return *pool_; }
 
  private:
-  static PgTestDatabase* db_;
+  static MigratedDatabase* migrated_;
   static pg::Pool* pool_;
   std::unique_ptr<PgUserStore> store_;
 };
-PgTestDatabase* PgEnv::db_ = nullptr;
+MigratedDatabase* PgEnv::migrated_ = nullptr;
 pg::Pool* PgEnv::pool_ = nullptr;
 
 template <typename Env>
