@@ -106,10 +106,17 @@ absl::Status Serve(const CommonConfig& config, const SetupFunction& setup) {
 
   rpc::AccessPolicy policy;
   std::vector<grpc::Service*> services;
+  // Destroyed before `db`: runs the services' stop hooks while the pool lives.
+  struct StopHooks {
+    std::vector<std::function<void()>> fns;
+    ~StopHooks() {
+      for (auto it = fns.rbegin(); it != fns.rend(); ++it) (*it)();
+    }
+  } stop_hooks;
   // Handlers register their metrics before the runner (which takes the
   // finished policy) exists, so the registry is made here and handed over.
   auto registry = std::make_shared<prometheus::Registry>();
-  Context ctx{config, clock, *db, *registry, policy, services};
+  Context ctx{config, clock, *db, *registry, policy, services, stop_hooks.fns};
   CRM_RETURN_IF_ERROR(setup(ctx));
 
   rpc::ServerRunner runner(config.server, std::move(policy), registry);

@@ -83,6 +83,9 @@ struct Context {
   rpc::AccessPolicy& policy;
   // Handlers to serve; they must outlive Run() (keep them in the setup lambda's owner).
   std::vector<grpc::Service*>& services;
+  // Run once serving has stopped (or start-up failed after setup), newest
+  // first, while the database pool still exists: stop background threads here.
+  std::vector<std::function<void()>>& on_stop;
 };
 
 using SetupFunction = std::function<absl::Status(Context& ctx)>;

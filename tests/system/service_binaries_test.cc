@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -31,8 +32,10 @@
 #include <vector>
 
 #include "absl/random/random.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "libs/base/clock.h"
@@ -43,6 +46,7 @@
 #include "libs/testing/pg_test_database.h"
 #include "libs/testing/status_matchers.h"
 #include "libs/testing/subprocess.h"
+#include "libs/testing/test_env.h"
 
 namespace crm::system_test {
 namespace {
@@ -55,8 +59,10 @@ using ::crm::testing::IsOkAndHolds;
 using ::crm::testing::kHealthServing;
 using ::crm::testing::PgTestDatabase;
 using ::crm::testing::PollUntil;
+using ::crm::testing::RedisTestServer;
 using ::crm::testing::StatusIs;
 using ::crm::testing::Subprocess;
+using ::crm::testing::TestEnv;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -211,7 +217,21 @@ class GrpcServiceTest : public SystemTestBase, public ::testing::WithParamInterf
     SystemTestBase::SetUp();
     migrations_dir_ = dir_.path() + "/migrations";
     ASSERT_TRUE(std::filesystem::create_directory(migrations_dir_));
-    WriteFile(migrations_dir_ + "/0001_system_probe.sql", MigrationsSql("system_probe"));
+    // The service's own migrations (its code needs its tables), then a probe
+    // migration this test can see applied and edit.
+    const char* src = std::getenv("CRMTEST_SOURCE_DIR");
+    ASSERT_NE(src, nullptr) << "run through ctest";
+    const std::filesystem::path own =
+        std::filesystem::path(src) / "services" / service() / "migrations";
+    for (const auto& entry : std::filesystem::directory_iterator(own)) {
+      if (entry.path().extension() != ".sql") continue;
+      std::filesystem::copy_file(entry.path(),
+                                 std::filesystem::path(migrations_dir_) / entry.path().filename());
+      ++own_migrations_;
+    }
+    probe_file_ = absl::StrFormat("%04d_system_probe.sql", own_migrations_ + 1);
+    WriteFile(migrations_dir_ + "/" + probe_file_, MigrationsSql("system_probe"));
+    if (service() == "identity") WriteIdentityKeys();
     grpc_port_ = FreePort();
     metrics_port_ = FreePort();
     ASSERT_GT(grpc_port_, 0);
@@ -223,7 +243,7 @@ class GrpcServiceTest : public SystemTestBase, public ::testing::WithParamInterf
   // A complete, valid configuration but for db_url.
   std::map<std::string, std::string> Env(const std::string& db_url) const {
     const rpc::TlsFiles tls = g_pki->Files(service());
-    return {
+    std::map<std::string, std::string> env = {
         {"CRM_GRPC_LISTEN", absl::StrCat("127.0.0.1:", grpc_port_)},
         {"CRM_METRICS_LISTEN", absl::StrCat("127.0.0.1:", metrics_port_)},
         {"CRM_TLS_CERT", tls.cert_file},
@@ -234,6 +254,32 @@ class GrpcServiceTest : public SystemTestBase, public ::testing::WithParamInterf
         {"CRM_LOG_LEVEL", "info"},
         {"CRM_SHUTDOWN_GRACE", absl::FormatDuration(kShutdownGrace)},
     };
+    if (service() == "identity") {
+      env.insert({{"CRM_REDIS_ADDR", absl::StrCat(redis_.host, ":", redis_.port)},
+                  {"CRM_REDIS_PASSWORD_FILE", dir_.path() + "/redis_password"},
+                  {"CRM_KEK_FILE", dir_.path() + "/kek.keys"},
+                  {"CRM_BLIND_INDEX_KEY_FILE", dir_.path() + "/index.key"},
+                  {"CRM_ARGON2_MEMORY_KIB", "1024"},
+                  {"CRM_ARGON2_ITERATIONS", "1"}});
+    }
+    return env;
+  }
+
+  // identity's key files (mode 0600) and the shared Redis's password.
+  void WriteIdentityKeys() {
+    CRM_ASSERT_OK_AND_ASSIGN(TestEnv test_env, TestEnv::Load());
+    redis_ = test_env.redis();
+    const std::string key_line = absl::StrCat("1 ", absl::Base64Escape(std::string(32, 'k')), "\n");
+    const std::string index_line =
+        absl::StrCat("1 ", absl::Base64Escape(std::string(32, 'i')), "\n");
+    for (const auto& [name, content] :
+         std::vector<std::pair<std::string, std::string>>{{"kek.keys", key_line},
+                                                          {"index.key", index_line},
+                                                          {"redis_password", redis_.password}}) {
+      const std::string path = dir_.path() + "/" + name;
+      WriteFile(path, content);
+      ASSERT_EQ(chmod(path.c_str(), 0600), 0) << path;
+    }
   }
 
   // A db_url to a port nobody listens on, with a password the output must
@@ -273,6 +319,9 @@ class GrpcServiceTest : public SystemTestBase, public ::testing::WithParamInterf
   }
 
   std::string migrations_dir_;
+  int own_migrations_ = 0;
+  std::string probe_file_;
+  RedisTestServer redis_;
   int grpc_port_ = 0;
   int metrics_port_ = 0;
   const std::string password_ =
@@ -298,10 +347,11 @@ TEST_P(GrpcServiceTest, StartsMigratesServesHealthAndMetricsThenStopsCleanlyOnSi
   ASSERT_THAT(pool->WithConnection([&](pqxx::connection& conn) {
     pqxx::nontransaction tx(conn);
     pqxx::result rows = tx.exec("SELECT version, name FROM schema_migrations ORDER BY version");
-    EXPECT_EQ(rows.size(), 1u);
-    if (rows.size() == 1) {
-      EXPECT_EQ(rows[0][0].as<int>(), 1);
-      EXPECT_EQ(rows[0][1].as<std::string>(), "0001_system_probe.sql");
+    const size_t expected = static_cast<size_t>(own_migrations_) + 1;
+    EXPECT_EQ(rows.size(), expected);
+    if (rows.size() == expected) {
+      EXPECT_EQ(rows[expected - 1][0].as<int>(), own_migrations_ + 1);
+      EXPECT_EQ(rows[expected - 1][1].as<std::string>(), probe_file_);
     }
     EXPECT_FALSE(tx.exec1("SELECT to_regclass('system_probe')")[0].is_null());
     return absl::OkStatus();
@@ -326,7 +376,7 @@ TEST_P(GrpcServiceTest, BadSettingStopsStartupWithExitCode2NamingIt) {
     std::vector<std::string> flags;
     std::string named;
   };
-  const std::vector<Case> cases = {
+  std::vector<Case> cases = {
       {{{"CRM_GRPC_PROT", "50051"}}, {}, "CRM_GRPC_PROT"},
       {{}, {"--grpc_listen=nonsense"}, "grpc_listen"},
       {{}, {"--metrics_listen=127.0.0.1:http"}, "metrics_listen"},
@@ -336,6 +386,12 @@ TEST_P(GrpcServiceTest, BadSettingStopsStartupWithExitCode2NamingIt) {
       {{{"CRM_DB_URL", ""}}, {}, "db_url"},
       {{}, {"--no_such_flag=1"}, "--no_such_flag"},
   };
+  if (service() == "identity") {
+    cases.push_back({{{"CRM_KEK_FILE", ""}}, {}, "kek_file"});
+    cases.push_back({{{"CRM_REDIS_ADDR", "redis"}}, {}, "redis_addr"});
+    cases.push_back({{{"CRM_ACCESS_TOKEN_TTL", "2h"}}, {}, "access_token_ttl"});
+    cases.push_back({{{"CRM_PASSWORD_REMINDER_DAYS", "14,soon"}}, {}, "password_reminder_days"});
+  }
   for (const Case& c : cases) {
     SCOPED_TRACE(c.named);
     // The database is unreachable and db_wait long: a setting checked only
@@ -386,7 +442,7 @@ TEST_P(ContactsServiceTest, EditedAppliedMigrationStopsStartupNamingTheFile) {
   ASSERT_NE(first, nullptr);
   StopCleanly(*first);
 
-  WriteFile(migrations_dir_ + "/0001_system_probe.sql", MigrationsSql("system_probe_edited"));
+  WriteFile(migrations_dir_ + "/" + probe_file_, MigrationsSql("system_probe_edited"));
   std::unique_ptr<Subprocess> second = Start(service(), Env(db->conninfo()));
   ASSERT_NE(second, nullptr);
   const ExitStatus exit = WaitForFailedStart(*second);
@@ -394,7 +450,7 @@ TEST_P(ContactsServiceTest, EditedAppliedMigrationStopsStartupNamingTheFile) {
   EXPECT_NE(exit.code, 0) << exit;
   const std::optional<std::string> failed = LogLine(second->Output(), "service.failed");
   ASSERT_TRUE(failed.has_value()) << second->Output();
-  EXPECT_THAT(*failed, HasSubstr("0001_system_probe.sql"));
+  EXPECT_THAT(*failed, HasSubstr(probe_file_));
   EXPECT_FALSE(LogLine(second->Output(), "service.started").has_value());
   ExpectNoSanitizerReport(second->Output());
 }

@@ -1,0 +1,180 @@
+#include "services/identity/identity_app.h"
+
+#include <fcntl.h>
+#include <google/protobuf/descriptor.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "libs/base/status_macros.h"
+#include "libs/config/config.h"
+#include "libs/crypto/key_file.h"
+#include "libs/log/log.h"
+#include "libs/outbox/schema.h"
+#include "libs/rpc/channel.h"
+
+namespace crm::identity {
+
+namespace {
+
+// The verifier's leeway; a retired key stays published for at least a
+// default token lifetime plus that.
+constexpr absl::Duration kLeeway = absl::Seconds(30);
+constexpr absl::Duration kMinRetiredKept = absl::Seconds(15 * 60 + 30);
+
+// Prefixes a start-up error with the step that failed.
+absl::Status Step(absl::string_view step, const absl::Status& s) {
+  if (s.ok()) return s;
+  return absl::Status(s.code(), absl::StrCat(step, ": ", s.message()));
+}
+
+absl::StatusOr<std::unique_ptr<redis::Client>> ConnectRedis(const IdentityConfig& cfg,
+                                                            base::Clock& clock) {
+  redis::Options options;
+  CRM_RETURN_IF_ERROR(
+      config::ParseHostPort("redis_addr", cfg.redis_addr, &options.host, &options.port));
+  if (!cfg.redis_password_file.empty()) {
+    CRM_ASSIGN_OR_RETURN(crypto::SecretBytes pw, crypto::ReadKeyFile(cfg.redis_password_file));
+    options.password = std::string(absl::StripAsciiWhitespace(pw.view()));
+  }
+  const absl::Time give_up = clock.Now() + cfg.redis_wait;
+  while (true) {
+    absl::StatusOr<std::unique_ptr<redis::Client>> client = redis::Client::Create(options);
+    if (client.ok() || !absl::IsUnavailable(client.status()) || clock.Now() > give_up) {
+      return client;
+    }
+    log::Warn("redis.waiting", {{"status", client.status()}});
+    clock.SleepFor(absl::Seconds(1));
+  }
+}
+
+}  // namespace
+
+absl::Status WritePasswordFile(const std::string& path, const std::string& password) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0) return absl::FailedPreconditionError("bootstrap_admin_password_file: cannot create");
+  const std::string line = absl::StrCat(password, "\n");
+  const bool ok = write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  close(fd);
+  if (!ok) return absl::InternalError("bootstrap_admin_password_file: write failed");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<IdentityApp>> IdentityApp::Create(const IdentityConfig& config,
+                                                                 const rpc::TlsFiles& tls,
+                                                                 pg::Pool& db, base::Clock& clock,
+                                                                 prometheus::Registry* metrics) {
+  std::unique_ptr<IdentityApp> app(new IdentityApp(config, db, clock));
+  CRM_RETURN_IF_ERROR(app->Init(tls, metrics));
+  return app;
+}
+
+absl::Status IdentityApp::Init(const rpc::TlsFiles& tls, prometheus::Registry* metrics) {
+  const IdentityConfig& cfg = config_;
+  absl::StatusOr<crypto::KeyRing> ring = crypto::KeyRing::LoadFromFile(cfg.kek_file);
+  CRM_RETURN_IF_ERROR(Step("kek_file", ring.status()));
+  ring_.emplace(*std::move(ring));
+  absl::StatusOr<crypto::BlindIndexer> indexer =
+      crypto::BlindIndexer::LoadFromFile(cfg.blind_index_key_file);
+  CRM_RETURN_IF_ERROR(Step("blind_index_key_file", indexer.status()));
+  indexer_.emplace(*std::move(indexer));
+  absl::StatusOr<std::unique_ptr<redis::Client>> redis = ConnectRedis(cfg, clock_);
+  CRM_RETURN_IF_ERROR(Step("redis", redis.status()));
+  redis_ = *std::move(redis);
+  CRM_RETURN_IF_ERROR(Step("outbox", outbox::EnsureSchema(db_)));
+  absl::StatusOr<crypto::SecretBytes> outbox_key = outbox::LoadOrCreateKey(db_, *ring_);
+  CRM_RETURN_IF_ERROR(Step("outbox key", outbox_key.status()));
+
+  users_ = std::make_unique<PgUserStore>(db_, clock_);
+  sessions_ = std::make_unique<PgSessionStore>(db_);
+  credentials_ = std::make_unique<CredentialStore>(db_);
+  grants_ = std::make_unique<GrantStore>(db_);
+  CRM_ASSIGN_OR_RETURN(
+      keys_, SigningKeys::Create(
+                 db_, *ring_, clock_,
+                 {.rotate_after = cfg.signing_key_rotation,
+                  .retired_kept = std::max(kMinRetiredKept, cfg.access_token_ttl + kLeeway)}));
+  CRM_RETURN_IF_ERROR(Step("signing keys", keys_->Refresh()));
+  CRM_ASSIGN_OR_RETURN(revocation_,
+                       auth::RedisRevocationChecker::Create(
+                           *redis_, clock_, {.revocation_ttl = cfg.access_token_ttl + kLeeway}));
+  verifier_ = std::make_unique<auth::TokenVerifier>(
+      auth::TokenVerifierOptions{.issuer = cfg.token_issuer, .audience = cfg.token_audience},
+      keys_->key_set(), *revocation_, clock_);
+  CRM_ASSIGN_OR_RETURN(hasher_, PasswordHasher::Create(HashParamsOf(cfg)));
+  CRM_ASSIGN_OR_RETURN(policy_, PasswordPolicy::Create());
+  CRM_ASSIGN_OR_RETURN(lockout_, LockoutPolicy::Create(LockoutParamsOf(cfg)));
+  CRM_ASSIGN_OR_RETURN(throttle_, SourceThrottle::Create(ThrottleParamsOf(cfg)));
+  guard_ = std::make_unique<LoginGuard>(*redis_, *credentials_, *lockout_, *throttle_, *indexer_,
+                                        clock_);
+  personal_ = std::make_unique<PersonalData>(*indexer_, *ring_);
+  audit_ = std::make_unique<outbox::Writer>("identity", outbox_key->Copy(), clock_);
+  if (!cfg.audit_addr.empty()) {
+    CRM_ASSIGN_OR_RETURN(
+        std::shared_ptr<grpc::Channel> channel,
+        rpc::MakeChannel({.target = cfg.audit_addr, .tls = tls, .expected_server = "audit"}));
+    sink_ = std::make_unique<outbox::GrpcSink>(channel);
+    relay_ = std::make_unique<outbox::Relay>(db_, outbox_key->Copy(), *sink_, clock_,
+                                             outbox::RelayOptions{}, metrics);
+    CRM_RETURN_IF_ERROR(Step("outbox relay", relay_->Start()));
+  }
+  service_ = std::make_unique<IdentityService>(IdentityDeps{.config = cfg,
+                                                            .clock = clock_,
+                                                            .db = db_,
+                                                            .users = *users_,
+                                                            .sessions = *sessions_,
+                                                            .credentials = *credentials_,
+                                                            .grants = *grants_,
+                                                            .keys = *keys_,
+                                                            .verifier = *verifier_,
+                                                            .revocation = *revocation_,
+                                                            .hasher = *hasher_,
+                                                            .policy = *policy_,
+                                                            .guard = *guard_,
+                                                            .personal = *personal_,
+                                                            .audit = *audit_,
+                                                            .metrics = metrics});
+  if (!cfg.bootstrap_admin_password_file.empty()) {
+    absl::StatusOr<std::optional<std::string>> password =
+        service_->BootstrapAdmin(cfg.bootstrap_admin_username);
+    CRM_RETURN_IF_ERROR(Step("first administrator", password.status()));
+    if (password->has_value()) {
+      CRM_RETURN_IF_ERROR(WritePasswordFile(cfg.bootstrap_admin_password_file, **password));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status IdentityApp::AllowMethods(rpc::AccessPolicy& policy) const {
+  const google::protobuf::ServiceDescriptor* svc =
+      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+          v1::Identity::service_full_name());
+  if (svc == nullptr) return absl::InternalError("crm.identity.v1.Identity is not linked in");
+  for (int i = 0; i < svc->method_count(); ++i) {
+    policy.AllowAnyPeer(absl::StrCat("/", svc->full_name(), "/", svc->method(i)->name()));
+  }
+  return absl::OkStatus();
+}
+
+void IdentityApp::StartSweeper() {
+  if (sweeper_.joinable()) return;
+  sweeper_ = std::thread([this] {
+    while (!stop_sweeps_.WaitForNotificationWithTimeout(config_.sweep_interval)) {
+      if (absl::Status s = service_->Sweep(); !s.ok()) {
+        log::Warn("identity.sweep_failed", {{"status", s}});
+      }
+    }
+  });
+}
+
+void IdentityApp::Stop() {
+  if (!stop_sweeps_.HasBeenNotified()) stop_sweeps_.Notify();
+  if (sweeper_.joinable()) sweeper_.join();
+  if (relay_ != nullptr) relay_->Stop();
+}
+
+IdentityApp::~IdentityApp() { Stop(); }
+
+}  // namespace crm::identity
