@@ -14,6 +14,7 @@
 #include "libs/rpc/channel.h"
 #include "libs/rpc/tls_files.h"
 #include "tools/crmctl_src/client.h"
+#include "tools/crmctl_src/identity_commands.h"
 #include "tools/crmctl_src/options.h"
 #include "tools/crmctl_src/proto_registry.h"
 
@@ -28,6 +29,12 @@ Usage:
   crmctl [flags] call --addr host:port <Method> <json>
   crmctl [flags] list [service]                 services and methods crmctl knows
   crmctl help [command]                         this text, or a command's
+
+Identity administration (as the user of 'crmctl login'; 'crmctl help <command>'):
+  login USERNAME, logout, passwd                your session
+  user, role, grant, team, totp, service-account, keys
+                                                e.g. 'crmctl user list', 'crmctl grant
+                                                add USER_ID ROLE --for 8h --justification J'
 
 Services: identity contacts consent audit mailing erasure (gRPC), gateway (HTTPS).
 
@@ -45,7 +52,12 @@ Flags (anywhere on the line; --flag value or --flag=value):
                      service, the host name is checked instead)
   --header K=V       request metadata, repeatable (e.g. "authorization=Bearer ...")
   --timeout D        deadline of each call, e.g. 5s, 500ms (default 10s)
+  --json             identity commands: print the JSON response
+  --password-stdin   read passwords as lines of stdin
   -h, --help         help
+
+Calls (also 'call') carry "authorization: Bearer <token>" of the session of
+'crmctl login' unless --header authorization=... is given.
 
 Exit codes: 0 success, 1 an RPC failed or a service is not serving, 2 usage error.
 )";
@@ -211,7 +223,8 @@ int Health(const Options& options, std::ostream& out, std::ostream& err) {
   return all_serving ? kExitOk : kExitFailure;
 }
 
-int Call(const Options& options, std::istream& in, std::ostream& out, std::ostream& err) {
+int Call(const Options& options, const std::map<std::string, std::string>& env, std::istream& in,
+         std::ostream& out, std::ostream& err) {
   std::string service;
   std::string method_name;
   std::string json;
@@ -274,13 +287,25 @@ int Call(const Options& options, std::istream& in, std::ostream& out, std::ostre
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = rpc::MakeChannel(config);
   if (!channel.ok()) return UsageError(err, channel.status().message(), "call");
 
+  // RefreshSession goes to the identity service: the --addr server when
+  // that is what is called.
+  absl::StatusOr<std::unique_ptr<SessionCaller>> caller =
+      NewSessionCaller(options, env,
+                       IdentityChannelConfig(options,
+                                             /*use_addr=*/(*method)->service()->file()->package() ==
+                                                 "crm.identity.v1"),
+                       **registry);
+  if (!caller.ok()) return UsageError(err, caller.status().message(), "call");
   const std::string full_method =
       absl::StrCat("/", (*method)->service()->full_name(), "/", (*method)->name());
   std::string reply;
-  grpc::Status status = UnaryCall(*channel, full_method, request->SerializeAsString(),
-                                  options.headers, options.timeout, &reply);
+  grpc::Status status =
+      (*caller)->Call(*channel, full_method, request->SerializeAsString(), &reply);
   if (!status.ok()) {
     err << "ERROR " << CodeName(status.error_code()) << ": " << status.error_message() << "\n";
+    if (std::string hint = (*caller)->Hint(status); !hint.empty()) {
+      err << "crmctl: " << hint << "\n";
+    }
     return kExitFailure;
   }
   std::unique_ptr<google::protobuf::Message> response =
@@ -290,20 +315,12 @@ int Call(const Options& options, std::istream& in, std::ostream& out, std::ostre
         << "\n";
     return kExitFailure;
   }
-  google::protobuf::util::JsonPrintOptions print_options;
-  print_options.add_whitespace = true;
-  print_options.always_print_primitive_fields = false;
-  print_options.preserve_proto_field_names = true;
-  std::string text;
-  google::protobuf::util::Status printed =
-      google::protobuf::util::MessageToJsonString(*response, &text, print_options);
-  if (!printed.ok()) {
-    err << "ERROR INTERNAL: cannot print the response: " << PieceToString(printed.message())
-        << "\n";
+  absl::StatusOr<std::string> text = ToJson(*response);
+  if (!text.ok()) {
+    err << "ERROR INTERNAL: " << text.status().message() << "\n";
     return kExitFailure;
   }
-  out << text;
-  if (text.empty() || text.back() != '\n') out << "\n";
+  out << *text;
   return kExitOk;
 }
 
@@ -343,6 +360,7 @@ std::string Usage(const std::string& command) {
   if (command == "health") return kHealthUsage;
   if (command == "call") return kCallUsage;
   if (command == "list") return kListUsage;
+  if (std::string identity = IdentityUsage(command); !identity.empty()) return identity;
   return kGeneralUsage;
 }
 
@@ -370,11 +388,20 @@ int Run(const std::vector<std::string>& args, const std::map<std::string, std::s
     err << Usage("");
     return kExitUsage;
   }
+  if (!options->command_flags.empty() && !IsIdentityCommand(command)) {
+    return UsageError(
+        err, absl::StrCat("--", options->command_flags[0].first, ": not a flag of ", command),
+        command);
+  }
   if (command == "health") return Health(*options, out, err);
-  if (command == "call") return Call(*options, in, out, err);
+  if (command == "call") return Call(*options, env, in, out, err);
   if (command == "list") return List(*options, out, err);
-  return UsageError(
-      err, absl::StrCat("unknown command \"", command, "\" (health, call, list, help)"), "");
+  if (IsIdentityCommand(command)) return RunIdentityCommand(*options, env, in, out, err);
+  return UsageError(err,
+                    absl::StrCat("unknown command \"", command,
+                                 "\" (health, call, list, login, logout, passwd, user, role, "
+                                 "grant, team, totp, service-account, keys, help)"),
+                    "");
 }
 
 }  // namespace crm::crmctl

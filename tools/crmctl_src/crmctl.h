@@ -5,6 +5,9 @@
 //   crmctl health [service...]                 health of every (or the named) service
 //   crmctl call <service> <Method> '<json>'|-  a unary call with a JSON request
 //   crmctl list [service]                      the services and methods crmctl knows
+//   crmctl login|logout|passwd|user|role|grant|team|totp|service-account|keys ...
+//                                              identity administration
+//                                              (identity_commands.h)
 //
 // See Usage() and docs/crmctl.md for the flags.
 //
@@ -25,7 +28,9 @@ inline constexpr int kExitUsage = 2;    // Bad flags, arguments, JSON or method 
 
 // Runs one crmctl command. `args` is argv without the program name; `env` the
 // environment; `repo_root` where the development PKI (.run/pki) is looked
-// for. Results go to `out`, errors to `err`. Returns the exit code.
+// for. Results go to `out`, errors and prompts to `err`. Passwords are
+// prompted for without echo when `in` is std::cin and a terminal, else read
+// as lines of `in`. Returns the exit code.
 int Run(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
         const std::string& repo_root, std::istream& in, std::ostream& out, std::ostream& err);
 

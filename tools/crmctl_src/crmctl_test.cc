@@ -1,7 +1,8 @@
 // crmctl end to end: the real binary run as a subprocess against in-process
 // servers over mutual TLS on loopback (an Echo ServerRunner, an HTTPS
-// gateway stand-in), with a throwaway PKI. Plus unit tests of option parsing
-// and method lookup.
+// gateway stand-in, a fake Identity service for the identity commands), with
+// a throwaway PKI. Plus unit tests of option parsing, method lookup, the
+// identity command table and token expiry.
 #include "tools/crmctl_src/crmctl.h"
 
 #include <google/protobuf/descriptor.pb.h>
@@ -9,6 +10,7 @@
 #include <netinet/in.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,15 +19,20 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "crm/identity/v1/identity.grpc.pb.h"
 #include "libs/log/log.h"
 #include "libs/rpc/server.h"
 #include "libs/rpc/testing/echo_service.h"
 #include "libs/rpc/testing/test_pki.h"
 #include "libs/testing/status_matchers.h"
+#include "tools/crmctl_src/identity_commands.h"
 #include "tools/crmctl_src/options.h"
 #include "tools/crmctl_src/proto_registry.h"
+#include "tools/crmctl_src/session.h"
 
 extern char** environ;
 
@@ -420,6 +427,533 @@ TEST_F(CrmctlTest, ListPrintsServicesAndMethods) {
   EXPECT_THAT(r.err, HasSubstr("known services: "));
 }
 
+// --- identity commands against a fake Identity service ---
+
+namespace v1 = ::crm::identity::v1;
+
+constexpr char kPassword[] = "correct horse battery";
+const absl::Time kGrantEnd = absl::FromUnixSeconds(1'900'000'000);
+
+// A token shaped like our access tokens: crmctl only reads the exp of its
+// payload.
+std::string FakeJwt(absl::Time exp, absl::string_view tag) {
+  return absl::StrCat(absl::WebSafeBase64Escape(R"({"alg":"EdDSA","kid":"k1"})"), ".",
+                      absl::WebSafeBase64Escape(absl::StrCat(R"({"sub":")", tag, R"(","exp":)",
+                                                             absl::ToUnixSeconds(exp), "}")),
+                      ".c2ln");
+}
+
+// A test double of the Identity RPC surface: records every call (method,
+// authorization metadata, request) and answers from a tiny state: the one
+// access token and the one refresh token it currently accepts.
+class FakeIdentity final : public v1::Identity::Service {
+ public:
+  struct Seen {
+    std::string method;
+    std::string authorization;  // Empty if none was sent.
+    std::string request;        // Serialized.
+  };
+
+  // The pair the fake accepts from now on.
+  void Accept(std::string access, std::string refresh) {
+    absl::MutexLock lock(&mu_);
+    access_ = std::move(access);
+    refresh_ = std::move(refresh);
+  }
+  std::string access() {
+    absl::MutexLock lock(&mu_);
+    return access_;
+  }
+  std::string refresh() {
+    absl::MutexLock lock(&mu_);
+    return refresh_;
+  }
+  std::vector<Seen> Calls(absl::string_view method) {
+    absl::MutexLock lock(&mu_);
+    std::vector<Seen> out;
+    for (const Seen& s : seen_) {
+      if (s.method == method) out.push_back(s);
+    }
+    return out;
+  }
+  size_t CallCount() {
+    absl::MutexLock lock(&mu_);
+    return seen_.size();
+  }
+  template <typename T>
+  T LastRequest(absl::string_view method) {
+    std::vector<Seen> calls = Calls(method);
+    T request;
+    if (!calls.empty()) request.ParseFromString(calls.back().request);
+    return request;
+  }
+
+  grpc::Status Login(grpc::ServerContext* ctx, const v1::LoginRequest* req,
+                     v1::LoginResponse* resp) override {
+    Record("Login", ctx, *req);
+    if (req->password() != kPassword) return Unauthenticated("invalid credentials");
+    Issue(resp->mutable_tokens());
+    resp->set_user_id("u-1");
+    resp->set_session_id("s-1");
+    resp->set_password_change_required(req->username() == "admin");
+    return grpc::Status::OK;
+  }
+  grpc::Status RefreshSession(grpc::ServerContext* ctx, const v1::RefreshSessionRequest* req,
+                              v1::RefreshSessionResponse* resp) override {
+    Record("RefreshSession", ctx, *req);
+    if (req->refresh_token() != refresh()) {
+      return Unauthenticated("refresh token reused; session revoked");
+    }
+    Issue(resp->mutable_tokens());
+    return grpc::Status::OK;
+  }
+  grpc::Status Logout(grpc::ServerContext* ctx, const v1::LogoutRequest* req,
+                      v1::LogoutResponse*) override {
+    return Record("Logout", ctx, *req) ? grpc::Status::OK : Unauthenticated("bad token");
+  }
+  grpc::Status ChangePassword(grpc::ServerContext* ctx, const v1::ChangePasswordRequest* req,
+                              v1::ChangePasswordResponse* resp) override {
+    if (!Record("ChangePassword", ctx, *req)) return Unauthenticated("bad token");
+    if (req->current_password() != kPassword) {
+      return Unauthenticated("current_password: does not match");
+    }
+    Issue(resp->mutable_tokens());
+    return grpc::Status::OK;
+  }
+  grpc::Status GetUser(grpc::ServerContext* ctx, const v1::GetUserRequest* req,
+                       v1::GetUserResponse* resp) override {
+    if (!Record("GetUser", ctx, *req)) return Unauthenticated("access token expired");
+    resp->mutable_user()->set_user_id(req->user_id());
+    resp->mutable_user()->set_username("bob");
+    resp->mutable_user()->set_status(v1::USER_STATUS_ACTIVE);
+    resp->mutable_user()->mutable_created_at()->set_seconds(1'800'000'000);
+    return grpc::Status::OK;
+  }
+  grpc::Status CreateUser(grpc::ServerContext* ctx, const v1::CreateUserRequest* req,
+                          v1::CreateUserResponse* resp) override {
+    if (!Record("CreateUser", ctx, *req)) return Unauthenticated("bad token");
+    resp->mutable_user()->set_user_id("u-new");
+    resp->mutable_user()->set_username(req->username());
+    return grpc::Status::OK;
+  }
+  grpc::Status ListUsers(grpc::ServerContext* ctx, const v1::ListUsersRequest* req,
+                         v1::ListUsersResponse* resp) override {
+    if (!Record("ListUsers", ctx, *req)) return Unauthenticated("bad token");
+    const bool first = req->page().page_token().empty();
+    for (const char* id :
+         first ? std::vector<const char*>{"u-1", "u-2"} : std::vector<const char*>{"u-3"}) {
+      v1::User* user = resp->add_users();
+      user->set_user_id(id);
+      user->set_username(absl::StrCat("name-", id));
+      user->set_status(v1::USER_STATUS_DISABLED);
+    }
+    if (first) resp->mutable_page()->set_next_page_token("page-2");
+    return grpc::Status::OK;
+  }
+  // Grant g-2, ending at kGrantEnd, on the second page.
+  grpc::Status ListGrants(grpc::ServerContext* ctx, const v1::ListGrantsRequest* req,
+                          v1::ListGrantsResponse* resp) override {
+    if (!Record("ListGrants", ctx, *req)) return Unauthenticated("bad token");
+    v1::Grant* grant = resp->add_grants();
+    if (req->page().page_token().empty()) {
+      grant->set_grant_id("g-1");
+      resp->mutable_page()->set_next_page_token("page-2");
+    } else {
+      grant->set_grant_id("g-2");
+      grant->mutable_not_after()->set_seconds(absl::ToUnixSeconds(kGrantEnd));
+    }
+    return grpc::Status::OK;
+  }
+  grpc::Status ExtendGrant(grpc::ServerContext* ctx, const v1::ExtendGrantRequest* req,
+                           v1::ExtendGrantResponse* resp) override {
+    if (!Record("ExtendGrant", ctx, *req)) return Unauthenticated("bad token");
+    resp->mutable_grant()->set_grant_id(req->grant_id());
+    *resp->mutable_grant()->mutable_not_after() = req->new_not_after();
+    return grpc::Status::OK;
+  }
+  grpc::Status GrantRole(grpc::ServerContext* ctx, const v1::GrantRoleRequest* req,
+                         v1::GrantRoleResponse* resp) override {
+    if (!Record("GrantRole", ctx, *req)) return Unauthenticated("bad token");
+    resp->mutable_grant()->set_grant_id("g-1");
+    resp->mutable_grant()->set_role(req->role());
+    return grpc::Status::OK;
+  }
+
+ private:
+  static grpc::Status Unauthenticated(const std::string& message) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, message);
+  }
+  // Records the call; true if it carries the accepted access token.
+  bool Record(const char* method, grpc::ServerContext* ctx, const google::protobuf::Message& req) {
+    std::string authorization;
+    auto it = ctx->client_metadata().find("authorization");
+    if (it != ctx->client_metadata().end()) {
+      authorization.assign(it->second.data(), it->second.size());
+    }
+    absl::MutexLock lock(&mu_);
+    seen_.push_back({method, authorization, req.SerializeAsString()});
+    return authorization == absl::StrCat("Bearer ", access_);
+  }
+  // A new pair, which becomes the accepted one.
+  void Issue(v1::TokenPair* tokens) {
+    absl::MutexLock lock(&mu_);
+    ++issued_;
+    access_ = FakeJwt(absl::Now() + absl::Hours(1), absl::StrCat("access-", issued_));
+    refresh_ = absl::StrCat("refresh-", issued_);
+    tokens->set_access_token(access_);
+    tokens->set_refresh_token(refresh_);
+  }
+
+  absl::Mutex mu_;
+  std::vector<Seen> seen_ ABSL_GUARDED_BY(mu_);
+  std::string access_ ABSL_GUARDED_BY(mu_) = "none";
+  std::string refresh_ ABSL_GUARDED_BY(mu_) = "none";
+  int issued_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+class IdentityCommandsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { log::SetMinLevel(log::Level::kError); }
+
+  void SetUp() override {
+    CRM_ASSERT_OK_AND_ASSIGN(TestPki pki, TestPki::Create({"identity", "operator"}));
+    pki_ = std::make_unique<TestPki>(std::move(pki));
+    AccessPolicy policy;
+    const google::protobuf::ServiceDescriptor* service =
+        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+            v1::Identity::service_full_name());
+    ASSERT_NE(service, nullptr);
+    for (int i = 0; i < service->method_count(); ++i) {
+      policy.Allow(absl::StrCat("/", service->full_name(), "/", service->method(i)->name()),
+                   {"operator"});
+    }
+    ServerConfig config;
+    config.metrics_listen = "";
+    config.service = "identity";
+    config.tls = pki_->Files("identity");
+    config.handle_signals = false;
+    config.shutdown_grace = absl::Seconds(1);
+    server_ = std::make_unique<ServerRunner>(config, std::move(policy));
+    server_->RegisterService(&fake_);
+    ASSERT_THAT(server_->Start(), IsOk());
+    static int counter = 0;
+    dir_ = absl::StrCat(::testing::TempDir(), "/crmctl_session_", getpid(), "_", counter++);
+    session_path_ = dir_ + "/config/crmctl/session";
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // crmctl `args` against the fake, with the session file in the test's dir.
+  Result Crmctl(const std::vector<std::string>& args, const std::string& stdin_data = "") {
+    rpc::TlsFiles f = pki_->Files("operator");
+    return RunCrmctl(Concat(args, {"--identity", absl::StrCat("127.0.0.1:", server_->port()),
+                                   "--cert", f.cert_file, "--key", f.key_file, "--ca", f.ca_file}),
+                     stdin_data, {"CRMCTL_SESSION_FILE=" + session_path_});
+  }
+  Result Login() {
+    return Crmctl({"login", "alice", "--password-stdin"}, absl::StrCat(kPassword, "\n"));
+  }
+  Session StoredSession() {
+    absl::StatusOr<std::optional<Session>> s = LoadSession(session_path_);
+    EXPECT_TRUE(s.ok() && s->has_value()) << session_path_;
+    return s.ok() && s->has_value() ? **s : Session{};
+  }
+
+  std::unique_ptr<TestPki> pki_;
+  FakeIdentity fake_;
+  std::unique_ptr<ServerRunner> server_;
+  std::string dir_;
+  std::string session_path_;
+};
+
+TEST_F(IdentityCommandsTest, LoginSendsCredentialsAndStoresSessionPrivately) {
+  Result r = Crmctl({"login", "alice", "--totp", "123456"}, absl::StrCat(kPassword, "\n"));
+  ASSERT_EQ(r.exit_code, 0) << r;
+  v1::LoginRequest sent = fake_.LastRequest<v1::LoginRequest>("Login");
+  EXPECT_EQ(sent.username(), "alice");
+  EXPECT_EQ(sent.password(), kPassword);
+  EXPECT_EQ(sent.totp_code(), "123456");
+  EXPECT_TRUE(fake_.Calls("Login")[0].authorization.empty());
+
+  struct stat file = {}, dir = {};
+  ASSERT_EQ(stat(session_path_.c_str(), &file), 0);
+  ASSERT_EQ(stat((dir_ + "/config/crmctl").c_str(), &dir), 0);
+  EXPECT_EQ(file.st_mode & 0777, 0600);
+  EXPECT_EQ(dir.st_mode & 0777, 0700);
+  Session stored = StoredSession();
+  EXPECT_EQ(stored.access_token, fake_.access());
+  EXPECT_EQ(stored.refresh_token, fake_.refresh());
+  EXPECT_EQ(stored.user_id, "u-1");
+  // Tokens never reach the terminal.
+  EXPECT_THAT(r.out + r.err,
+              AllOf(Not(HasSubstr(stored.access_token)), Not(HasSubstr(stored.refresh_token))));
+  EXPECT_THAT(r.out, HasSubstr("Logged in"));
+  EXPECT_THAT(r.out, Not(HasSubstr("crmctl passwd")));
+}
+
+TEST_F(IdentityCommandsTest, LoginTellsWhenThePasswordMustBeChanged) {
+  Result r = Crmctl({"login", "admin", "--password-stdin"}, absl::StrCat(kPassword, "\n"));
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_THAT(r.out, HasSubstr("run 'crmctl passwd'"));
+}
+
+TEST_F(IdentityCommandsTest, FailedLoginExitsOneAndStoresNothing) {
+  Result r = Crmctl({"login", "alice"}, "wrong\n");
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_THAT(r.err, StartsWith("ERROR UNAUTHENTICATED: invalid credentials"));
+  EXPECT_FALSE(std::filesystem::exists(session_path_));
+
+  r = Crmctl({"login", "alice"}, "");  // No password at all.
+  EXPECT_EQ(r.exit_code, 2) << r;
+  EXPECT_THAT(r.err, HasSubstr("password: no input"));
+}
+
+TEST_F(IdentityCommandsTest, LaterCallsCarryTheBearerTokenAlsoGenericCall) {
+  ASSERT_EQ(Login().exit_code, 0);
+  Result r = Crmctl({"user", "get", "u-7"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(fake_.Calls("GetUser").back().authorization, "Bearer " + fake_.access());
+  EXPECT_EQ(fake_.LastRequest<v1::GetUserRequest>("GetUser").user_id(), "u-7");
+  EXPECT_THAT(r.out, ContainsRegex("user_id +u-7\n"));
+  EXPECT_THAT(r.out, ContainsRegex("status +active\n"));
+  EXPECT_THAT(r.out, ContainsRegex("created_at +2027-01-15T08:00:00Z\n"));
+
+  r = Crmctl({"call", "identity", "GetUser", R"({"user_id": "u-8"})"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(fake_.Calls("GetUser").back().authorization, "Bearer " + fake_.access());
+  EXPECT_THAT(r.out, HasSubstr(R"("user_id": "u-8")"));
+}
+
+TEST_F(IdentityCommandsTest, ExplicitAuthorizationHeaderWinsAndIsNotRefreshed) {
+  ASSERT_EQ(Login().exit_code, 0);
+  Result r = Crmctl({"user", "get", "u-7", "--header", "authorization=Bearer mine"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_THAT(r.err, StartsWith("ERROR UNAUTHENTICATED: "));
+  ASSERT_EQ(fake_.Calls("GetUser").size(), 1u);
+  EXPECT_EQ(fake_.Calls("GetUser")[0].authorization, "Bearer mine");
+  EXPECT_TRUE(fake_.Calls("RefreshSession").empty());
+}
+
+TEST_F(IdentityCommandsTest, ExpiredAccessTokenIsRenewedFirstAndTheRotatedPairStored) {
+  ASSERT_THAT(SaveSession(session_path_,
+                          {.access_token = FakeJwt(absl::Now() - absl::Minutes(1), "expired"),
+                           .refresh_token = "refresh-old",
+                           .user_id = "u-1"}),
+              IsOk());
+  fake_.Accept("unknown", "refresh-old");
+  Result r = Crmctl({"user", "get", "u-7"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  ASSERT_EQ(fake_.Calls("RefreshSession").size(), 1u);
+  EXPECT_EQ(fake_.LastRequest<v1::RefreshSessionRequest>("RefreshSession").refresh_token(),
+            "refresh-old");
+  // The expired token was never sent.
+  ASSERT_EQ(fake_.Calls("GetUser").size(), 1u);
+  EXPECT_EQ(fake_.Calls("GetUser")[0].authorization, "Bearer " + fake_.access());
+  Session stored = StoredSession();
+  EXPECT_EQ(stored.refresh_token, fake_.refresh());
+  EXPECT_NE(stored.refresh_token, "refresh-old");
+  EXPECT_EQ(stored.access_token, fake_.access());
+  EXPECT_EQ(stored.user_id, "u-1");
+}
+
+TEST_F(IdentityCommandsTest, UnauthenticatedOnceRenewsAndRetriesOnce) {
+  ASSERT_THAT(
+      SaveSession(session_path_, {.access_token = FakeJwt(absl::Now() + absl::Hours(1), "revoked"),
+                                  .refresh_token = "refresh-old"}),
+      IsOk());
+  fake_.Accept("something else", "refresh-old");
+  Result r = Crmctl({"user", "get", "u-7"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(fake_.Calls("RefreshSession").size(), 1u);
+  std::vector<FakeIdentity::Seen> calls = fake_.Calls("GetUser");
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_NE(calls[0].authorization, calls[1].authorization);
+  EXPECT_EQ(calls[1].authorization, "Bearer " + fake_.access());
+  EXPECT_EQ(StoredSession().refresh_token, fake_.refresh());
+}
+
+TEST_F(IdentityCommandsTest, EndedSessionSaysToLogInAgain) {
+  ASSERT_THAT(
+      SaveSession(session_path_, {.access_token = FakeJwt(absl::Now() - absl::Hours(1), "old"),
+                                  .refresh_token = "refresh-spent"}),
+      IsOk());
+  fake_.Accept("a", "refresh-newer");
+  Result r = Crmctl({"user", "get", "u-7"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_THAT(r.err, StartsWith("ERROR UNAUTHENTICATED: refresh token reused"));
+  EXPECT_THAT(r.err, HasSubstr("run 'crmctl login <username>'"));
+  EXPECT_TRUE(fake_.Calls("GetUser").empty());
+
+  // Without any session: not logged in.
+  std::filesystem::remove(session_path_);
+  r = Crmctl({"user", "get", "u-7"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_THAT(r.err, HasSubstr("not logged in"));
+  EXPECT_TRUE(fake_.Calls("GetUser").back().authorization.empty());
+}
+
+TEST_F(IdentityCommandsTest, UserCreateMapsFlagsToFields) {
+  ASSERT_EQ(Login().exit_code, 0);
+  Result r = Crmctl({"user", "create", "bob", "--email", "bob@example.org", "--name=Bob Builder",
+                     "--team", "t-1", "--team", "t-2", "--password-stdin"},
+                    "Initial-password-1\n");
+  ASSERT_EQ(r.exit_code, 0) << r;
+  v1::CreateUserRequest sent = fake_.LastRequest<v1::CreateUserRequest>("CreateUser");
+  EXPECT_EQ(sent.username(), "bob");
+  EXPECT_EQ(sent.email(), "bob@example.org");
+  EXPECT_EQ(sent.display_name(), "Bob Builder");
+  EXPECT_EQ(sent.initial_password(), "Initial-password-1");
+  EXPECT_THAT(sent.team_ids(), ::testing::ElementsAre("t-1", "t-2"));
+  EXPECT_FALSE(sent.has_must_change_password());
+  EXPECT_THAT(r.out, ContainsRegex("user_id +u-new\n"));
+  EXPECT_THAT(r.out, Not(HasSubstr("Initial-password-1")));
+}
+
+TEST_F(IdentityCommandsTest, BadUsageExitsTwoNamingTheArgumentWithoutCalling) {
+  ASSERT_EQ(Login().exit_code, 0);
+  const size_t calls = fake_.CallCount();
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"user", "create", "bob", "--name", "B"}, "--email: required"},
+           {{"user", "list", "--status", "gone"}, "--status: expected one of active, disabled"},
+           {{"user", "get"}, "missing USER_ID"},
+           {{"user", "get", "a", "b"}, "unexpected argument \"b\""},
+           {{"user", "get", "a", "--status", "active"},
+            "--status: not a flag of 'crmctl user get'"},
+           {{"user", "frob"}, "unknown command \"user frob\""},
+           {{"user"}, "user needs a command: list, get, create"},
+           {{"user", "login-history", "u", "--since", "yesterday"},
+            "--since: expected an RFC 3339"},
+           {{"grant", "add", "u", "r", "--justification", "j", "--for", "8h", "--not-after",
+             "2030-01-01T00:00:00Z"},
+            "--for: give either --for or --not-after"},
+           {{"grant", "add", "u", "r", "--justification", "j", "--for", "soon"},
+            "--for: expected a positive duration"},
+           {{"grant", "extend", "g", "--justification", "j"}, "--until or --by"},
+           {{"role", "require-mfa", "admin", "maybe"}, "on|off: expected on or off"},
+           {{"role", "list", "--all=yes"}, "--all: takes no value"},
+           {{"health", "--reason", "x"}, "--reason: not a flag of health"},
+       }) {
+    Result r = Crmctl(c.args);
+    EXPECT_EQ(r.exit_code, 2) << r;
+    EXPECT_THAT(r.err, HasSubstr(c.message)) << r;
+  }
+  EXPECT_EQ(fake_.CallCount(), calls);
+}
+
+TEST_F(IdentityCommandsTest, ListsFollowPagesIntoOneTableOrJson) {
+  ASSERT_EQ(Login().exit_code, 0);
+  Result r = Crmctl({"user", "list", "--status", "disabled", "--role", "admin"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  std::vector<FakeIdentity::Seen> calls = fake_.Calls("ListUsers");
+  ASSERT_EQ(calls.size(), 2u);
+  v1::ListUsersRequest second;
+  ASSERT_TRUE(second.ParseFromString(calls[1].request));
+  EXPECT_EQ(second.status(), v1::USER_STATUS_DISABLED);
+  EXPECT_EQ(second.role(), "admin");
+  EXPECT_EQ(second.page().page_token(), "page-2");
+  EXPECT_THAT(r.out, ContainsRegex("^ID +USERNAME +NAME +EMAIL +STATUS"));
+  EXPECT_THAT(r.out, ContainsRegex("\nu-1 +name-u-1 +- +- +disabled"));
+  EXPECT_THAT(r.out, ContainsRegex("\nu-3 +name-u-3 "));
+
+  r = Crmctl({"user", "list", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_THAT(r.out,
+              AllOf(HasSubstr(R"("user_id": "u-1")"), HasSubstr(R"("user_id": "u-3")"),
+                    HasSubstr(R"("status": "USER_STATUS_DISABLED")"), Not(HasSubstr("page-2"))));
+}
+
+TEST_F(IdentityCommandsTest, GrantForEightHoursEndsEightHoursFromNow) {
+  ASSERT_EQ(Login().exit_code, 0);
+  const absl::Time before = absl::Now();
+  Result r =
+      Crmctl({"grant", "add", "u-2", "admin", "--justification", "incident 42", "--for", "8h"});
+  const absl::Time after = absl::Now();
+  ASSERT_EQ(r.exit_code, 0) << r;
+  v1::GrantRoleRequest sent = fake_.LastRequest<v1::GrantRoleRequest>("GrantRole");
+  EXPECT_EQ(sent.user_id(), "u-2");
+  EXPECT_EQ(sent.role(), "admin");
+  EXPECT_EQ(sent.justification(), "incident 42");
+  EXPECT_FALSE(sent.has_not_before());
+  const absl::Time end = absl::FromUnixSeconds(sent.not_after().seconds());
+  EXPECT_GE(end, absl::FromUnixSeconds(absl::ToUnixSeconds(before + absl::Hours(8))));
+  EXPECT_LE(end, after + absl::Hours(8));
+
+  Crmctl({"grant", "add", "u-2", "admin", "--justification", "j", "--not-before",
+          "2030-01-01T00:00:00Z", "--for", "1d12h"});
+  sent = fake_.LastRequest<v1::GrantRoleRequest>("GrantRole");
+  EXPECT_EQ(sent.not_before().seconds(), absl::ToUnixSeconds(absl::FromCivil(
+                                             absl::CivilSecond(2030, 1, 1), absl::UTCTimeZone())));
+  EXPECT_EQ(sent.not_after().seconds() - sent.not_before().seconds(), 36 * 3600);
+}
+
+TEST_F(IdentityCommandsTest, GrantExtendByMovesTheCurrentEndLater) {
+  ASSERT_EQ(Login().exit_code, 0);
+  Result r = Crmctl({"grant", "extend", "g-2", "--by", "24h", "--justification", "still on it"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_TRUE(fake_.LastRequest<v1::ListGrantsRequest>("ListGrants").include_inactive());
+  v1::ExtendGrantRequest sent = fake_.LastRequest<v1::ExtendGrantRequest>("ExtendGrant");
+  EXPECT_EQ(sent.grant_id(), "g-2");
+  EXPECT_EQ(sent.justification(), "still on it");
+  EXPECT_EQ(absl::FromUnixSeconds(sent.new_not_after().seconds()), kGrantEnd + absl::Hours(24));
+  EXPECT_THAT(r.out, ContainsRegex("not_after +2030-03-18T17:46:40Z\n"));
+
+  r = Crmctl({"grant", "extend", "g-1", "--by", "1h", "--justification", "j"});  // Open-ended.
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_THAT(r.err, StartsWith("ERROR FAILED_PRECONDITION: "));
+  r = Crmctl({"grant", "extend", "g-9", "--by", "1h", "--justification", "j"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_THAT(r.err, StartsWith("ERROR NOT_FOUND: "));
+  EXPECT_EQ(fake_.Calls("ExtendGrant").size(), 1u);
+}
+
+TEST_F(IdentityCommandsTest, LoginReplacesAMalformedSessionFile) {
+  std::filesystem::create_directories(dir_ + "/config/crmctl");
+  std::ofstream(session_path_) << "garbage\n";
+  Result r = Crmctl({"user", "get", "u-1"});
+  EXPECT_EQ(r.exit_code, 2) << r;
+  EXPECT_THAT(r.err, HasSubstr("not a crmctl session file"));
+  ASSERT_EQ(Login().exit_code, 0);
+  EXPECT_EQ(StoredSession().refresh_token, fake_.refresh());
+}
+
+TEST_F(IdentityCommandsTest, PasswdSendsBothPasswordsAndStoresTheFreshPair) {
+  ASSERT_EQ(Login().exit_code, 0);
+  const std::string old_refresh = StoredSession().refresh_token;
+  Result r = Crmctl({"passwd", "--password-stdin"},
+                    absl::StrCat(kPassword, "\nA-much-better-passphrase\n"));
+  ASSERT_EQ(r.exit_code, 0) << r;
+  v1::ChangePasswordRequest sent = fake_.LastRequest<v1::ChangePasswordRequest>("ChangePassword");
+  EXPECT_EQ(sent.current_password(), kPassword);
+  EXPECT_EQ(sent.new_password(), "A-much-better-passphrase");
+  EXPECT_NE(StoredSession().refresh_token, old_refresh);
+  EXPECT_EQ(StoredSession().refresh_token, fake_.refresh());
+
+  // A wrong current password is sent once: no renewal and retry.
+  r = Crmctl({"passwd"}, "wrong\nAnother-passphrase-2\n");
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_THAT(r.err, StartsWith("ERROR UNAUTHENTICATED: current_password"));
+  EXPECT_EQ(fake_.Calls("ChangePassword").size(), 2u);
+  EXPECT_TRUE(fake_.Calls("RefreshSession").empty());
+}
+
+TEST_F(IdentityCommandsTest, LogoutEndsTheSessionAndRemovesTheFile) {
+  ASSERT_EQ(Login().exit_code, 0);
+  const std::string access = fake_.access();
+  Result r = Crmctl({"logout"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  ASSERT_EQ(fake_.Calls("Logout").size(), 1u);
+  EXPECT_EQ(fake_.Calls("Logout")[0].authorization, "Bearer " + access);
+  EXPECT_FALSE(std::filesystem::exists(session_path_));
+
+  r = Crmctl({"logout"});
+  EXPECT_EQ(r.exit_code, 0) << r;
+  EXPECT_THAT(r.out, HasSubstr("Not logged in"));
+  EXPECT_EQ(fake_.Calls("Logout").size(), 1u);
+}
+
 // --- in-process unit tests ---
 
 TEST(ParseOptionsTest, DefaultsComeFromPkiDirAndDevelopmentPorts) {
@@ -535,6 +1069,42 @@ TEST(ProtoRegistryTest, EmbeddedSetHasEveryProtoOfTheRepository) {
   }
   EXPECT_GE(count, 4);
   EXPECT_NE(registry->pool().FindServiceByName("crm.testing.v1.Echo"), nullptr);
+}
+
+TEST(IdentityCommandTableTest, EveryCommandFitsTheIdentityProto) {
+  CRM_ASSERT_OK_AND_ASSIGN(auto registry, ProtoRegistry::Embedded());
+  EXPECT_THAT(CheckIdentityCommands(*registry), IsOk());
+}
+
+TEST(IdentityCommandTableTest, CommandFlagsParseAnywhereAndSwitchesTakeNoValue) {
+  CRM_ASSERT_OK_AND_ASSIGN(
+      Options o,
+      ParseOptions({"--json", "grant", "--all", "list", "--reason", "--x", "u"}, {}, "/r"));
+  EXPECT_EQ(o.command, "grant");
+  EXPECT_EQ(o.args, (std::vector<std::string>{"list", "u"}));
+  EXPECT_TRUE(o.json);
+  ASSERT_EQ(o.command_flags.size(), 2u);
+  EXPECT_EQ(o.command_flags[0], (std::pair<std::string, std::string>{"all", ""}));
+  EXPECT_EQ(o.command_flags[1], (std::pair<std::string, std::string>{"reason", "--x"}));
+  EXPECT_THAT(ParseOptions({"--json=1"}, {}, "/r"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--json: takes no value")));
+  EXPECT_THAT(ParseOptions({"user", "list", "--status"}, {}, "/r"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--status: needs a value")));
+}
+
+TEST(SessionTest, TokenExpiryReadsTheExpClaim) {
+  const absl::Time exp = absl::FromUnixSeconds(1'900'000'000);
+  EXPECT_EQ(TokenExpiry(FakeJwt(exp, "x")), exp);
+  EXPECT_EQ(TokenExpiry("not a token"), std::nullopt);
+  EXPECT_EQ(TokenExpiry(absl::StrCat("a.", absl::WebSafeBase64Escape(R"({"sub":"x"})"), ".c")),
+            std::nullopt);
+}
+
+TEST(SessionTest, SessionFileLocation) {
+  EXPECT_EQ(SessionFilePath({{"CRMCTL_SESSION_FILE", "/s"}, {"HOME", "/h"}}), "/s");
+  EXPECT_EQ(SessionFilePath({{"XDG_CONFIG_HOME", "/x"}, {"HOME", "/h"}}), "/x/crmctl/session");
+  EXPECT_EQ(SessionFilePath({{"HOME", "/h"}}), "/h/.config/crmctl/session");
+  EXPECT_EQ(SessionFilePath({}), "");
 }
 
 }  // namespace

@@ -1,11 +1,14 @@
 #include "tools/crmctl_src/options.h"
 
+#include <optional>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "libs/pki/pki.h"
+#include "tools/crmctl_src/identity_commands.h"
 
 namespace crm::crmctl {
 namespace {
@@ -104,9 +107,21 @@ absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args,
       has_value = true;
     }
     const std::string bare = name.substr(2);
+    const std::optional<bool> command_flag = IdentityFlagTakesValue(bare);
+    if (bare == "json" || bare == "password-stdin" || command_flag == false) {
+      if (has_value) return FlagError(name, "takes no value");
+      if (bare == "json") {
+        options.json = true;
+      } else if (bare == "password-stdin") {
+        options.password_stdin = true;
+      } else {
+        options.command_flags.emplace_back(bare, "");
+      }
+      continue;
+    }
     const bool known = bare == "cert" || bare == "key" || bare == "ca" || bare == "addr" ||
                        bare == "server-identity" || bare == "header" || bare == "timeout" ||
-                       FindService(bare) != nullptr;
+                       FindService(bare) != nullptr || command_flag.has_value();
     if (!known) return FlagError(name, "unknown flag (see crmctl --help)");
     if (!has_value) {
       if (i + 1 >= args.size()) return FlagError(name, "needs a value");
@@ -150,6 +165,8 @@ absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args,
                                             value, "\""));
       }
       options.timeout = d;
+    } else if (command_flag.has_value()) {
+      options.command_flags.emplace_back(bare, value);
     } else {  // --<service>
       if (!IsHostPort(value)) {
         return FlagError(name, absl::StrCat("expected host:port, got \"", value, "\""));

@@ -1,6 +1,7 @@
 #include "tools/crmctl_src/proto_registry.h"
 
 #include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
 
@@ -72,6 +73,23 @@ absl::StatusOr<const MethodDescriptor*> Unary(const MethodDescriptor* method) {
 }
 
 }  // namespace
+
+absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.always_print_primitive_fields = false;
+  options.preserve_proto_field_names = true;
+  std::string text;
+  google::protobuf::util::Status printed =
+      google::protobuf::util::MessageToJsonString(message, &text, options);
+  if (!printed.ok()) {
+    return absl::InternalError(
+        absl::StrCat("cannot print the response: ",
+                     absl::string_view(printed.message().data(), printed.message().size())));
+  }
+  if (text.empty() || text.back() != '\n') text += '\n';
+  return text;
+}
 
 absl::StatusOr<std::unique_ptr<ProtoRegistry>> ProtoRegistry::FromDescriptorSet(
     absl::string_view serialized_set) {

@@ -26,6 +26,11 @@ namespace crm::crmctl {
 // generated at build time (embed_descriptor_set.cmake).
 absl::string_view EmbeddedDescriptorSet();
 
+// `message` as indented JSON with the proto field names ("subject_id"),
+// fields at their default value omitted, ending in a newline. INTERNAL if it
+// cannot be printed.
+absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message);
+
 class ProtoRegistry {
  public:
   // A registry of the files in `serialized_set` (a FileDescriptorSet whose
