@@ -95,6 +95,10 @@ grpc::Status IdentityService::CreateRole(Ctx* ctx, const v1::CreateRoleRequest* 
   return Handle([&]() -> absl::Status {
     CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kIdentityAdmin));
     CRM_RETURN_IF_ERROR(base::ValidateText("description", req->description(), 0, 500));
+    // The contract answers a built-in name like any taken one.
+    if (IsBuiltinRoleName(req->name())) {
+      return absl::AlreadyExistsError("name: taken by a built-in role");
+    }
     std::vector<std::string> permissions(req->permissions().begin(), req->permissions().end());
     CRM_ASSIGN_OR_RETURN(Role role, MakeCustomRole(req->name(), permissions, req->requires_mfa()));
     CRM_ASSIGN_OR_RETURN(PermissionSet actor, ActorPermissions(caller.id()));

@@ -169,7 +169,7 @@ grpc::Status IdentityService::CreateUser(Ctx* ctx, const v1::CreateUserRequest* 
     CRM_RETURN_IF_ERROR(base::ValidateText("display_name", req->display_name(), 1, 200));
     CRM_RETURN_IF_ERROR(base::ValidateEmail("email", req->email()));
     const std::string email = base::NormalizeEmail(req->email());
-    CRM_RETURN_IF_ERROR(ValidatePasswordInput(req->initial_password()));
+    CRM_RETURN_IF_ERROR(PrefixField("initial_", ValidatePasswordInput(req->initial_password())));
     std::vector<std::string> team_ids;
     for (int i = 0; i < req->team_ids_size(); ++i) {
       CRM_ASSIGN_OR_RETURN(
@@ -186,7 +186,7 @@ grpc::Status IdentityService::CreateUser(Ctx* ctx, const v1::CreateUserRequest* 
         d_.policy.Check(
             req->initial_password(),
             {.username = username, .email = email, .previous_hashes = {}, .hasher = d_.hasher}));
-    CRM_RETURN_IF_ERROR(ToStatus(violations));
+    CRM_RETURN_IF_ERROR(PrefixField("initial_", ToStatus(violations)));
     NewUser user;
     user.kind = UserKind::kPerson;
     user.username_index = d_.personal.Index(PersonalField::kUsername, username);

@@ -435,13 +435,7 @@ grpc::Status IdentityService::ChangePassword(Ctx* ctx, const v1::ChangePasswordR
                                                                .email = email,
                                                                .previous_hashes = history,
                                                                .hasher = d_.hasher}));
-    if (absl::Status s = ToStatus(violations); !s.ok()) {
-      absl::Status renamed = absl::InvalidArgumentError(absl::StrCat("new_", s.message()));
-      s.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
-        renamed.SetPayload(url, payload);
-      });
-      return renamed;
-    }
+    CRM_RETURN_IF_ERROR(PrefixField("new_", ToStatus(violations)));
     CRM_ASSIGN_OR_RETURN(std::string hash, d_.hasher.Hash(req->new_password()));
     CRM_RETURN_IF_ERROR(d_.credentials.SetPassword(user.id, hash, false, d_.clock.Now()));
     // Every session ends, the caller's too: it gets a fresh one below.

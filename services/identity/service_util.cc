@@ -1,6 +1,7 @@
 #include "services/identity/service_util.h"
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -59,6 +60,14 @@ absl::Status ValidateSpiffeId(absl::string_view field, absl::string_view value) 
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status PrefixField(absl::string_view prefix, const absl::Status& status) {
+  if (status.ok()) return status;
+  absl::Status out(status.code(), absl::StrCat(prefix, status.message()));
+  status.ForEachPayload(
+      [&](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
+  return out;
 }
 
 std::string UserResource(absl::string_view user_id) { return absl::StrCat("user/", user_id); }

@@ -32,6 +32,11 @@ absl::StatusOr<std::string> NormalizeUsername(absl::string_view field, absl::str
 // spiffe://crm.local/<name> with <name> of [a-z0-9._-]{1,64}.
 absl::Status ValidateSpiffeId(absl::string_view field, absl::string_view value);
 
+// `status` with `prefix` put before its message, payloads kept: a check
+// that names a generic field ("password: ...") reports the request's field
+// ("initial_password: ..."). OK stays OK.
+absl::Status PrefixField(absl::string_view prefix, const absl::Status& status);
+
 // "user/<id>", the audit resource of a user.
 std::string UserResource(absl::string_view user_id);
 
