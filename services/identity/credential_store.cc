@@ -1,5 +1,6 @@
 #include "services/identity/credential_store.h"
 
+#include <algorithm>
 #include <limits>
 #include <pqxx/binarystring>
 #include <pqxx/result>
@@ -167,6 +168,7 @@ constexpr const char* kPasswordsChangedBeforeSql =
     "SELECT u.id::text, " CRM_TS_COL("u.password_changed_at") " FROM users u "
     "WHERE u.kind = 'person' AND u.status = 'active' "
     "  AND u.password_changed_at <= " CRM_TS_PARAM("$1") " "
+    "  AND u.password_changed_at > " CRM_TS_PARAM("$3") " "
     "ORDER BY u.password_changed_at, u.id "
     "LIMIT $2";
 
@@ -493,13 +495,17 @@ absl::Status CredentialStore::DisableTotp(absl::string_view user_id) {
 }
 
 absl::StatusOr<std::vector<CredentialStore::PasswordAge>> CredentialStore::PasswordsChangedBefore(
-    absl::Time changed_before, int limit) {
+    absl::Time changed_before, int limit, absl::Time changed_after) {
   if (limit < 1) return absl::InvalidArgumentError("limit: must be at least 1");
   const int64_t before_us = absl::ToUnixMicros(changed_before);
+  // Year 1: before any stored time, and within PostgreSQL's range.
+  constexpr int64_t kYearOneMicros = -62135596800LL * 1'000'000;
+  const int64_t after_us = std::max(kYearOneMicros, absl::ToUnixMicros(changed_after));
   return pool_.TransactValue<std::vector<PasswordAge>>(
       [&](pqxx::work& tx) -> absl::StatusOr<std::vector<PasswordAge>> {
         std::vector<PasswordAge> out;
-        for (const auto& row : tx.exec_params(kPasswordsChangedBeforeSql, before_us, limit)) {
+        for (const auto& row :
+             tx.exec_params(kPasswordsChangedBeforeSql, before_us, limit, after_us)) {
           out.push_back({.user_id = row[0].as<std::string>(),
                          .password_changed_at = absl::FromUnixMicros(row[1].as<int64_t>())});
         }

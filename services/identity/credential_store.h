@@ -169,15 +169,17 @@ class CredentialStore {
   // Errors as Get.
   absl::Status DisableTotp(absl::string_view user_id);
 
-  // Person users whose password was last changed at or before `changed_before`
-  // (active persons only), by password_changed_at then id, at most `limit`:
-  // for the expiry-reminder sweep. INVALID_ARGUMENT naming limit if < 1.
+  // Person users whose password was last changed after `changed_after` and
+  // at or before `changed_before` (active persons only), by
+  // password_changed_at then id, at most `limit`: for the expiry-reminder
+  // sweep, which pages by passing the last time seen as `changed_after`.
+  // INVALID_ARGUMENT naming limit if < 1.
   struct PasswordAge {
     std::string user_id;
     absl::Time password_changed_at;
   };
-  absl::StatusOr<std::vector<PasswordAge>> PasswordsChangedBefore(absl::Time changed_before,
-                                                                  int limit);
+  absl::StatusOr<std::vector<PasswordAge>> PasswordsChangedBefore(
+      absl::Time changed_before, int limit, absl::Time changed_after = absl::InfinitePast());
 
   // ---- Notices ----
 

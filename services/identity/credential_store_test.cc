@@ -574,6 +574,11 @@ TEST_F(CredentialStoreTest, PasswordsChangedBeforeListsActivePersonsOldestFirst)
   EXPECT_THAT(*limited, SizeIs(2));
   // "At or before": the cutoff itself counts.
   EXPECT_THAT(store().PasswordsChangedBefore(old, 10), IsOkAndHolds(SizeIs(2)));
+  // "After" is exclusive: paging on from the last time seen skips b and c.
+  auto after_old = store().PasswordsChangedBefore(cutoff, 10, old);
+  ASSERT_THAT(after_old, IsOk());
+  ASSERT_THAT(*after_old, SizeIs(1));
+  EXPECT_EQ((*after_old)[0].user_id, a);
   EXPECT_THAT(store().PasswordsChangedBefore(cutoff, 0),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("limit")));
 }

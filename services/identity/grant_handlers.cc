@@ -24,6 +24,7 @@ constexpr absl::Duration kMaxExpiringWithin = absl::Hours(24 * 366);
 
 void RoleToProto(const Role& r, v1::Role* out) {
   out->set_name(r.name);
+  out->set_description(r.description);
   for (const std::string& p : r.permissions) out->add_permissions(p);
   out->set_built_in(r.builtin);
   out->set_requires_mfa(r.require_mfa);
@@ -101,6 +102,7 @@ grpc::Status IdentityService::CreateRole(Ctx* ctx, const v1::CreateRoleRequest* 
     }
     std::vector<std::string> permissions(req->permissions().begin(), req->permissions().end());
     CRM_ASSIGN_OR_RETURN(Role role, MakeCustomRole(req->name(), permissions, req->requires_mfa()));
+    role.description = req->description();
     CRM_ASSIGN_OR_RETURN(PermissionSet actor, ActorPermissions(caller.id()));
     for (const std::string& p : role.permissions) {
       if (!actor.contains(p)) {
@@ -183,7 +185,7 @@ grpc::Status IdentityService::RevokeGrant(Ctx* ctx, const v1::RevokeGrantRequest
       Audit(ctx, &caller, "identity.grant.revoke", absl::StrCat("grant/", id), OUTCOME_SUCCESS,
             {{"user_id", grant->grant.user_id},
              {"role", grant->grant.role},
-             {"reason", req->reason()}});
+             {"reason", req->reason(), true}});
     }
     CRM_ASSIGN_OR_RETURN(*resp->mutable_grant(), ToProto(*grant));
     return absl::OkStatus();
@@ -197,7 +199,8 @@ grpc::Status IdentityService::ExtendGrant(Ctx* ctx, const v1::ExtendGrantRequest
     CRM_ASSIGN_OR_RETURN(std::string id, base::CanonicalUuid("grant_id", req->grant_id()));
     if (!req->has_new_not_after()) return absl::InvalidArgumentError("new_not_after: required");
     CRM_ASSIGN_OR_RETURN(absl::Time new_end, GetTime("new_not_after", req->new_not_after()));
-    CRM_RETURN_IF_ERROR(base::ValidateText("justification", req->justification(), 0, 500));
+    CRM_RETURN_IF_ERROR(
+        base::ValidateText("justification", req->justification(), 1, kMaxJustificationLength));
     absl::StatusOr<GrantRecord> grant = d_.grants.GetGrant(id);
     if (absl::IsNotFound(grant.status())) return absl::NotFoundError("grant not found");
     CRM_RETURN_IF_ERROR(grant.status());
@@ -217,7 +220,7 @@ grpc::Status IdentityService::ExtendGrant(Ctx* ctx, const v1::ExtendGrantRequest
           {{"user_id", stored.grant.user_id},
            {"role", stored.grant.role},
            {"not_after", absl::FormatTime(absl::RFC3339_sec, new_end, absl::UTCTimeZone())},
-           {"justification", req->justification()}});
+           {"justification", req->justification(), true}});
     CRM_ASSIGN_OR_RETURN(*resp->mutable_grant(), ToProto(stored));
     return absl::OkStatus();
   });
@@ -296,11 +299,12 @@ absl::Status IdentityService::SweepGrantNotices(absl::Time now) {
       std::optional<ExpiryNotice> due = NoticeDue(g.grant, now, LastSent(g));
       if (!due.has_value() || !g.grant.not_after.has_value()) continue;
       const std::string tag = NoticeTag(*due, *g.grant.not_after);
-      CRM_ASSIGN_OR_RETURN(bool mine, d_.grants.MarkNoticeSent(g.grant.id, tag));
-      if (!mine) continue;  // another replica sends it
       const std::string params =
           absl::StrCat("{\"grant_id\":\"", g.grant.id, "\",\"role\":\"", g.grant.role,
                        "\",\"days_left\":", *due == ExpiryNotice::kSevenDays ? 7 : 1, "}");
+      // Queue first (idempotent by dedup key, so replicas racing here queue
+      // each notice once), then mark: a failure in between sends it again on
+      // the next sweep rather than never.
       for (const std::string& recipient : {g.grant.user_id, g.grant.granted_by}) {
         if (recipient.empty()) continue;
         absl::StatusOr<bool> queued = d_.credentials.EnqueueNotice(
@@ -310,11 +314,9 @@ absl::Status IdentityService::SweepGrantNotices(absl::Time now) {
              .dedup_key = absl::StrCat("grant:", g.grant.id, ":", tag, ":", recipient),
              .now = now});
         // A granting admin deleted since: the user's notice still goes.
-        if (!queued.ok() && !absl::IsNotFound(queued.status()) &&
-            !absl::IsInvalidArgument(queued.status())) {
-          return queued.status();
-        }
+        if (!queued.ok() && !absl::IsNotFound(queued.status())) return queued.status();
       }
+      CRM_RETURN_IF_ERROR(d_.grants.MarkNoticeSent(g.grant.id, tag).status());
     }
     token = page.next_page_token;
   } while (!token.empty());
@@ -323,24 +325,29 @@ absl::Status IdentityService::SweepGrantNotices(absl::Time now) {
 
 absl::Status IdentityService::SweepPasswordReminders(absl::Time now) {
   if (d_.config.max_password_age <= absl::ZeroDuration()) return absl::OkStatus();
+  constexpr int kPage = 1000;
   for (int days : d_.config.reminder_days) {
-    // Passwords expiring within `days` days (and not yet expired long ago:
-    // the expired ones get the change-only token at login instead).
+    // Passwords expiring within `days` days and not yet expired (expired ones
+    // get the change-only token at login instead).
     const absl::Time changed_before = now - d_.config.max_password_age + absl::Hours(24 * days);
-    CRM_ASSIGN_OR_RETURN(std::vector<CredentialStore::PasswordAge> due,
-                         d_.credentials.PasswordsChangedBefore(changed_before, 1000));
-    for (const CredentialStore::PasswordAge& p : due) {
-      if (p.password_changed_at + d_.config.max_password_age <= now) continue;
-      CRM_RETURN_IF_ERROR(
-          d_.credentials
-              .EnqueueNotice(
-                  {.user_id = p.user_id,
-                   .kind = NoticeKind::kPasswordExpiryReminder,
-                   .params_json = absl::StrCat("{\"days_before\":", days, "}"),
-                   .dedup_key = absl::StrCat("password-expiry:", p.user_id, ":",
-                                             absl::ToUnixMicros(p.password_changed_at), ":", days),
-                   .now = now})
-              .status());
+    absl::Time after = now - d_.config.max_password_age;
+    while (true) {
+      CRM_ASSIGN_OR_RETURN(std::vector<CredentialStore::PasswordAge> due,
+                           d_.credentials.PasswordsChangedBefore(changed_before, kPage, after));
+      for (const CredentialStore::PasswordAge& p : due) {
+        CRM_RETURN_IF_ERROR(
+            d_.credentials
+                .EnqueueNotice({.user_id = p.user_id,
+                                .kind = NoticeKind::kPasswordExpiryReminder,
+                                .params_json = absl::StrCat("{\"days_before\":", days, "}"),
+                                .dedup_key = absl::StrCat("password-expiry:", p.user_id, ":",
+                                                          absl::ToUnixMicros(p.password_changed_at),
+                                                          ":", days),
+                                .now = now})
+                .status());
+      }
+      if (due.size() < static_cast<size_t>(kPage)) break;
+      after = due.back().password_changed_at;
     }
   }
   return absl::OkStatus();

@@ -29,17 +29,17 @@ namespace {
 
 // clang-format off
 constexpr const char* kListCustomRolesSql =
-    "SELECT name, permissions, requires_mfa FROM roles ORDER BY name COLLATE \"C\"";
+    "SELECT name, permissions, requires_mfa, description FROM roles ORDER BY name COLLATE \"C\"";
 
 constexpr const char* kListMfaRequirementsSql = "SELECT role_name FROM role_mfa_requirements";
 
 constexpr const char* kRoleTakenSql = "SELECT 1 FROM roles WHERE name = $1";
 
 // $1 name, $2 permissions joined by ',' (catalogue names contain none),
-// $3 requires_mfa, $4 created_by ('' = NULL), $5 now (micros).
+// $3 requires_mfa, $4 created_by ('' = NULL), $5 now (micros), $6 description.
 constexpr const char* kInsertRoleSql =
-    "INSERT INTO roles (name, permissions, requires_mfa, created_by, created_at) "
-    "VALUES ($1, string_to_array($2, ','), $3, NULLIF($4, '')::uuid, " CRM_TS_PARAM("$5") ")";
+    "INSERT INTO roles (name, permissions, requires_mfa, created_by, created_at, description) "
+    "VALUES ($1, string_to_array($2, ','), $3, NULLIF($4, '')::uuid, " CRM_TS_PARAM("$5") ", $6)";
 
 // $1 role, $2 set_by ('' = NULL), $3 now (micros).
 constexpr const char* kSetMfaRequirementSql =
@@ -136,7 +136,8 @@ constexpr const char* kRevokeAllOfUserSql =
 // Locks the user against a concurrent delete while it is bound.
 constexpr const char* kUserKindSql = "SELECT kind FROM users WHERE id = $1 FOR SHARE";
 
-#define CRM_BINDING_COLUMNS "s.user_id::text, s.spiffe_id, " CRM_TS_COL("s.created_at")
+#define CRM_BINDING_COLUMNS \
+  "s.user_id::text, s.spiffe_id, " CRM_TS_COL("s.created_at") ", s.token_session_id::text"
 
 constexpr const char* kSpiffeIdTakenSql = "SELECT 1 FROM service_accounts WHERE spiffe_id = $1";
 constexpr const char* kUserBoundSql = "SELECT 1 FROM service_accounts WHERE user_id = $1";
@@ -150,6 +151,10 @@ constexpr const char* kBindingBySpiffeIdSql =
 
 constexpr const char* kBindingByUserSql =
     "SELECT " CRM_BINDING_COLUMNS " FROM service_accounts s WHERE s.user_id = $1";
+
+constexpr const char* kRotateTokenSessionSql =
+    "UPDATE service_accounts s SET token_session_id = gen_random_uuid() WHERE s.user_id = $1 "
+    "RETURNING " CRM_BINDING_COLUMNS;
 // clang-format on
 
 constexpr absl::string_view kSpiffePrefix = "spiffe://crm.local/";
@@ -314,7 +319,8 @@ GrantPage MakePage(const pqxx::result& rows, int limit, absl::string_view kind,
 ServiceAccountBinding RowToBinding(const pqxx::row& row) {
   return ServiceAccountBinding{.user_id = row[0].as<std::string>(),
                                .spiffe_id = row[1].as<std::string>(),
-                               .created_at = absl::FromUnixMicros(row[2].as<int64_t>())};
+                               .created_at = absl::FromUnixMicros(row[2].as<int64_t>()),
+                               .token_session_id = row[3].as<std::string>()};
 }
 
 #undef CRM_BINDING_COLUMNS
@@ -344,6 +350,7 @@ absl::StatusOr<std::vector<Role>> GrantStore::ListRoles() {
           role.name = row[0].as<std::string>();
           for (std::string& p : TextArray(row[1])) role.permissions.insert(std::move(p));
           role.require_mfa = row[2].as<bool>();
+          role.description = row[3].as<std::string>();
           roles.push_back(std::move(role));
         }
         return roles;
@@ -368,7 +375,7 @@ absl::Status GrantStore::CreateRole(const Role& role, absl::string_view created_
       return absl::AlreadyExistsError("name: role already exists");
     }
     tx.exec_params(kInsertRoleSql, role.name, permissions, role.require_mfa, creator,
-                   absl::ToUnixMicros(now));
+                   absl::ToUnixMicros(now), role.description);
     return absl::OkStatus();
   }));
 }
@@ -594,6 +601,17 @@ absl::StatusOr<ServiceAccountBinding> GrantStore::FindServiceAccountBySpiffeId(
         return RowToBinding(rows[0]);
       },
       {.read_only = true});
+}
+
+absl::StatusOr<ServiceAccountBinding> GrantStore::RotateServiceTokenSession(
+    absl::string_view user_id) {
+  CRM_ASSIGN_OR_RETURN(const std::string uid, base::CanonicalUuid("user_id", user_id));
+  return pool_.TransactValue<ServiceAccountBinding>(
+      [&](pqxx::work& tx) -> absl::StatusOr<ServiceAccountBinding> {
+        const pqxx::result rows = tx.exec_params(kRotateTokenSessionSql, uid);
+        if (rows.empty()) return absl::NotFoundError("service account not found");
+        return RowToBinding(rows[0]);
+      });
 }
 
 absl::StatusOr<ServiceAccountBinding> GrantStore::FindServiceAccountByUser(

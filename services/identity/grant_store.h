@@ -55,6 +55,8 @@ struct ServiceAccountBinding {
   std::string user_id;
   std::string spiffe_id;
   absl::Time created_at;
+  // The `sid` of every token issued to the account (migration 0003).
+  std::string token_session_id;
 };
 
 class GrantStore {
@@ -162,6 +164,10 @@ class GrantStore {
 
   // The binding of a SPIFFE id; NOT_FOUND if none.
   absl::StatusOr<ServiceAccountBinding> FindServiceAccountBySpiffeId(absl::string_view spiffe_id);
+
+  // Gives the account a fresh token_session_id and returns the binding with
+  // it (revoke the old id). NOT_FOUND if it is not a bound service account.
+  absl::StatusOr<ServiceAccountBinding> RotateServiceTokenSession(absl::string_view user_id);
 
   // The binding of a user; NOT_FOUND if it is not a bound service account.
   // INVALID_ARGUMENT naming user_id.

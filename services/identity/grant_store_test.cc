@@ -772,6 +772,15 @@ TEST_F(GrantStoreTest, BoundServiceAccountIsFoundBySpiffeIdAndByUser) {
   EXPECT_EQ(by_spiffe.created_at, kT0Micros);
   CRM_ASSERT_OK_AND_ASSIGN(ServiceAccountBinding by_user, store().FindServiceAccountByUser(shop));
   EXPECT_EQ(by_user.spiffe_id, "spiffe://crm.local/web-shop_1.eu");
+  EXPECT_TRUE(base::IsUuid(bound.token_session_id));
+  EXPECT_EQ(by_user.token_session_id, bound.token_session_id);
+
+  // Rotating the token session id (on disable) gives a new one, stored.
+  CRM_ASSERT_OK_AND_ASSIGN(ServiceAccountBinding rotated, store().RotateServiceTokenSession(shop));
+  EXPECT_NE(rotated.token_session_id, bound.token_session_id);
+  CRM_ASSERT_OK_AND_ASSIGN(by_user, store().FindServiceAccountByUser(shop));
+  EXPECT_EQ(by_user.token_session_id, rotated.token_session_id);
+  EXPECT_THAT(store().RotateServiceTokenSession(admin_), StatusIs(absl::StatusCode::kNotFound));
 
   // The longest name is accepted.
   const std::string erp = NewServiceAccount("erp");

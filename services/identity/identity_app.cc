@@ -6,14 +6,12 @@
 
 #include <algorithm>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "libs/base/status_macros.h"
-#include "libs/config/config.h"
-#include "libs/crypto/key_file.h"
 #include "libs/log/log.h"
 #include "libs/outbox/schema.h"
 #include "libs/rpc/channel.h"
+#include "libs/service/api_auth.h"
 
 namespace crm::identity {
 
@@ -28,26 +26,6 @@ constexpr absl::Duration kMinRetiredKept = absl::Seconds(15 * 60 + 30);
 absl::Status Step(absl::string_view step, const absl::Status& s) {
   if (s.ok()) return s;
   return absl::Status(s.code(), absl::StrCat(step, ": ", s.message()));
-}
-
-absl::StatusOr<std::unique_ptr<redis::Client>> ConnectRedis(const IdentityConfig& cfg,
-                                                            base::Clock& clock) {
-  redis::Options options;
-  CRM_RETURN_IF_ERROR(
-      config::ParseHostPort("redis_addr", cfg.redis_addr, &options.host, &options.port));
-  if (!cfg.redis_password_file.empty()) {
-    CRM_ASSIGN_OR_RETURN(crypto::SecretBytes pw, crypto::ReadKeyFile(cfg.redis_password_file));
-    options.password = std::string(absl::StripAsciiWhitespace(pw.view()));
-  }
-  const absl::Time give_up = clock.Now() + cfg.redis_wait;
-  while (true) {
-    absl::StatusOr<std::unique_ptr<redis::Client>> client = redis::Client::Create(options);
-    if (client.ok() || !absl::IsUnavailable(client.status()) || clock.Now() > give_up) {
-      return client;
-    }
-    log::Warn("redis.waiting", {{"status", client.status()}});
-    clock.SleepFor(absl::Seconds(1));
-  }
 }
 
 }  // namespace
@@ -80,7 +58,8 @@ absl::Status IdentityApp::Init(const rpc::TlsFiles& tls, prometheus::Registry* m
       crypto::BlindIndexer::LoadFromFile(cfg.blind_index_key_file);
   CRM_RETURN_IF_ERROR(Step("blind_index_key_file", indexer.status()));
   indexer_.emplace(*std::move(indexer));
-  absl::StatusOr<std::unique_ptr<redis::Client>> redis = ConnectRedis(cfg, clock_);
+  absl::StatusOr<std::unique_ptr<redis::Client>> redis =
+      service::ConnectRedis(cfg.redis_addr, cfg.redis_password_file, cfg.redis_wait, clock_);
   CRM_RETURN_IF_ERROR(Step("redis", redis.status()));
   redis_ = *std::move(redis);
   CRM_RETURN_IF_ERROR(Step("outbox", outbox::EnsureSchema(db_)));

@@ -130,13 +130,21 @@ absl::Status IdentityService::RevokeSessionsOf(absl::string_view user_id,
                                                std::optional<std::string> except_session_id) {
   CRM_ASSIGN_OR_RETURN(std::vector<std::string> revoked,
                        d_.sessions.RevokeAllForUser(user_id, except_session_id, d_.clock.Now()));
+  // A service account's tokens share one session id: revoke it and give the
+  // account a fresh one for the tokens it may get once enabled again.
+  absl::StatusOr<ServiceAccountBinding> binding = d_.grants.FindServiceAccountByUser(user_id);
+  if (binding.ok()) {
+    revoked.push_back(binding->token_session_id);
+    CRM_RETURN_IF_ERROR(d_.grants.RotateServiceTokenSession(user_id).status());
+  } else if (!absl::IsNotFound(binding.status())) {
+    return binding.status();
+  }
   return d_.revocation.RevokeMany(revoked);
 }
 
-void IdentityService::Audit(
-    Ctx* ctx, const Caller* caller, absl::string_view action, absl::string_view resource,
-    crm::audit::v1::Outcome outcome,
-    std::initializer_list<std::pair<absl::string_view, std::string>> details) {
+void IdentityService::Audit(Ctx* ctx, const Caller* caller, absl::string_view action,
+                            absl::string_view resource, crm::audit::v1::Outcome outcome,
+                            std::initializer_list<AuditDetail> details) {
   crm::audit::v1::Event event;
   event.set_action(std::string(action));
   event.set_resource(std::string(resource));
@@ -149,10 +157,11 @@ void IdentityService::Audit(
     event.mutable_actor()->set_service_identity(rpc::PeerIdentity(*ctx));
     event.set_request_id(std::string(rpc::CurrentRequestId()));
   }
-  for (const auto& [key, value] : details) {
+  for (const AuditDetail& d : details) {
     crm::audit::v1::Detail* detail = event.add_details();
-    detail->set_key(std::string(key));
-    detail->set_value(value);
+    detail->set_key(std::string(d.key));
+    detail->set_value(d.value);
+    detail->set_personal(d.personal);
   }
   absl::Status s =
       d_.db.Transact([&](pqxx::work& tx) -> absl::Status { return d_.audit.Enqueue(tx, event); });
@@ -281,7 +290,7 @@ grpc::Status IdentityService::DisableUser(Ctx* ctx, const v1::DisableUserRequest
     CRM_ASSIGN_OR_RETURN(user, d_.users.UpdateUserStatus(user.id, UserStatus::kDisabled));
     CRM_RETURN_IF_ERROR(RevokeSessionsOf(user.id, std::nullopt));
     Audit(ctx, &caller, "identity.user.disable", UserResource(user.id),
-          crm::audit::v1::OUTCOME_SUCCESS, {{"reason", req->reason()}});
+          crm::audit::v1::OUTCOME_SUCCESS, {{"reason", req->reason(), true}});
     CRM_ASSIGN_OR_RETURN(*resp->mutable_user(), ToProto(user));
     return absl::OkStatus();
   });
@@ -463,7 +472,7 @@ grpc::Status IdentityService::IssueServiceToken(Ctx* ctx, const v1::IssueService
     absl::Time expires_at;
     CRM_ASSIGN_OR_RETURN(
         std::string token,
-        MintAccessToken(user->id, base::NewUuid(), false, d_.config.service_token_ttl,
+        MintAccessToken(user->id, binding->token_session_id, false, d_.config.service_token_ttl,
                         auth::CertificateThumbprint(cert), &expires_at));
     resp->set_access_token(token);
     SetTime(expires_at, resp->mutable_expires_at());

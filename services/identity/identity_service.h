@@ -193,9 +193,15 @@ class IdentityService final : public crm::identity::v1::Identity::Service {
                      const LoginContext& where, absl::string_view request_id);
   // Writes one audit event in its own transaction; failures are logged, not
   // returned (the change it records has happened).
+  // Free-text details (reasons, justifications) may name people: mark them
+  // personal so audit seals them.
+  struct AuditDetail {
+    absl::string_view key;
+    std::string value;
+    bool personal = false;
+  };
   void Audit(Ctx* ctx, const Caller* caller, absl::string_view action, absl::string_view resource,
-             crm::audit::v1::Outcome outcome,
-             std::initializer_list<std::pair<absl::string_view, std::string>> details = {});
+             crm::audit::v1::Outcome outcome, std::initializer_list<AuditDetail> details = {});
 
   // Checks a TOTP code or a recovery code and uses it up.
   absl::Status CheckSecondFactor(absl::string_view user_id, const Credentials& creds,

@@ -1342,6 +1342,10 @@ TEST_F(IdentityServiceTest, GrantListExtendAndRevoke) {
   *extend.mutable_new_not_after() = Ts(now + 5 * day);
   EXPECT_THAT(Call(&Stub::ExtendGrant, extend, admin),
               StatusIs(kInvalidArgument, StartsWith("new_not_after")));
+  extend.clear_justification();
+  *extend.mutable_new_not_after() = Ts(now + 40 * day);
+  EXPECT_THAT(Call(&Stub::ExtendGrant, extend, admin),
+              StatusIs(kInvalidArgument, StartsWith("justification")));
   CRM_ASSERT_OK_AND_ASSIGN(soon, Call(&Stub::ListExpiringGrants, expiring, admin));
   EXPECT_THAT(grant_ids(soon), IsEmpty());
 
@@ -1353,6 +1357,7 @@ TEST_F(IdentityServiceTest, GrantListExtendAndRevoke) {
   EXPECT_EQ(revoked.grant().revoked_by(), admin_id_);
   EXPECT_THAT(Call(&Stub::RevokeGrant, revoke, admin), IsOk());  // idempotent
   *extend.mutable_new_not_after() = Ts(now + 40 * day);
+  extend.set_justification("too late: revoked");
   EXPECT_THAT(Call(&Stub::ExtendGrant, extend, admin), StatusIs(kFailedPrecondition));
 
   CRM_ASSERT_OK_AND_ASSIGN(listed, Call(&Stub::ListGrants, list, admin));
@@ -1416,6 +1421,7 @@ TEST_F(IdentityServiceTest, NoEscalationAndNoSelfGrant) {
   v1::ExtendGrantRequest extend;
   extend.set_grant_id(carols.grant_id());
   *extend.mutable_new_not_after() = Ts(h_->clock().Now() + absl::Hours(24 * 365));
+  extend.set_justification("more time for myself");
   EXPECT_THAT(Call(&Stub::ExtendGrant, extend, carol_token), StatusIs(kPermissionDenied));
   // Without identity.admin nothing at all.
   ASSERT_THAT(CreateUser("erik"), IsOk());
@@ -1723,9 +1729,28 @@ TEST_F(IdentityServiceTest, UnboundOrDisabledCertificatesGetNoServiceToken) {
   req.set_spiffe_id("spiffe://crm.local/shop");
   CRM_ASSERT_OK_AND_ASSIGN(v1::CreateServiceAccountResponse created,
                            Call(&Stub::CreateServiceAccount, req, admin));
-  ASSERT_THAT(Call(&Stub::IssueServiceToken, v1::IssueServiceTokenRequest(), "", "shop"), IsOk());
-  ASSERT_THAT(OnUser(&Stub::DisableUser, created.account().user().user_id()), IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(
+      v1::IssueServiceTokenResponse issued,
+      Call(&Stub::IssueServiceToken, v1::IssueServiceTokenRequest(), "", "shop"));
+  const std::string shop_id = created.account().user().user_id();
+  v1::GetUserRequest self;
+  self.set_user_id(shop_id);
+  ASSERT_THAT(Call(&Stub::GetUser, self, issued.access_token(), "shop"), IsOk());
+
+  // Disabling stops new tokens and revokes the issued ones at once.
+  ASSERT_THAT(OnUser(&Stub::DisableUser, shop_id), IsOk());
   EXPECT_THAT(Call(&Stub::IssueServiceToken, v1::IssueServiceTokenRequest(), "", "shop"),
+              StatusIs(kUnauthenticated));
+  EXPECT_THAT(Call(&Stub::GetUser, self, issued.access_token(), "shop"),
+              StatusIs(kUnauthenticated));
+
+  // Enabled again, it gets tokens that work (a fresh token session id).
+  ASSERT_THAT(OnUser(&Stub::EnableUser, shop_id), IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(
+      v1::IssueServiceTokenResponse again,
+      Call(&Stub::IssueServiceToken, v1::IssueServiceTokenRequest(), "", "shop"));
+  EXPECT_THAT(Call(&Stub::GetUser, self, again.access_token(), "shop"), IsOk());
+  EXPECT_THAT(Call(&Stub::GetUser, self, issued.access_token(), "shop"),
               StatusIs(kUnauthenticated));
 }
 

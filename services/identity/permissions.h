@@ -87,6 +87,8 @@ struct Role {
   // A user whose active grants include this role must pass a second factor
   // (TOTP or a recovery code) to obtain tokens. Set by admins; default off.
   bool require_mfa = false;
+  // Free text for admins (custom roles; built-ins have none). Not personal.
+  std::string description;
 };
 
 // Every permission, in a fixed order.

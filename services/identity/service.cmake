@@ -12,7 +12,7 @@ crm_cc_library(NAME identity_service_lib
   DEPS identity_store_lib identity_session_store_lib identity_credential_store_lib
        identity_grant_store_lib identity_signing_keys_lib identity_password_lib identity_access_lib
        crm_identity_proto crm_audit_proto crm_outbox crm_rpc crm_rpc_auth crm_auth crm_auth_redis
-       crm_redis crm_crypto crm_config crm_log crm_base prometheus-cpp::core
+       crm_redis crm_service_auth crm_crypto crm_config crm_log crm_base prometheus-cpp::core
        absl::status absl::statusor absl::strings absl::synchronization absl::time
        absl::flat_hash_set absl::flat_hash_map)
 
