@@ -11,27 +11,6 @@
 
 namespace crm::identity {
 
-void SetTime(absl::Time t, google::protobuf::Timestamp* out) {
-  const int64_t micros = absl::ToUnixMicros(t);
-  int64_t seconds = micros / 1'000'000;
-  int64_t rest = micros % 1'000'000;
-  if (rest < 0) {
-    rest += 1'000'000;
-    --seconds;
-  }
-  out->set_seconds(seconds);
-  out->set_nanos(static_cast<int32_t>(rest * 1000));
-}
-
-absl::StatusOr<absl::Time> GetTime(absl::string_view field, const google::protobuf::Timestamp& ts) {
-  // The protobuf range: 0001-01-01 .. 9999-12-31.
-  if (ts.seconds() < -62135596800 || ts.seconds() > 253402300799 || ts.nanos() < 0 ||
-      ts.nanos() > 999'999'999) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": not a valid timestamp"));
-  }
-  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
-}
-
 absl::StatusOr<std::string> NormalizeUsername(absl::string_view field, absl::string_view input) {
   const absl::Status bad = absl::InvalidArgumentError(
       absl::StrCat(field, ": must be 3..64 of a-z 0-9 . _ - starting with a letter or digit"));
@@ -71,26 +50,5 @@ absl::Status PrefixField(absl::string_view prefix, const absl::Status& status) {
 }
 
 std::string UserResource(absl::string_view user_id) { return absl::StrCat("user/", user_id); }
-
-std::string EncodeOffsetToken(size_t offset, absl::string_view query_key) {
-  return absl::WebSafeBase64Escape(absl::StrCat("o1|", offset, "|", query_key));
-}
-
-absl::StatusOr<size_t> DecodeOffsetToken(absl::string_view token, absl::string_view query_key) {
-  if (token.empty()) return 0;
-  const absl::Status bad =
-      absl::InvalidArgumentError("page.page_token: malformed or not for this query");
-  std::string raw;
-  if (!absl::WebSafeBase64Unescape(token, &raw)) return bad;
-  std::vector<absl::string_view> parts = absl::StrSplit(raw, absl::MaxSplits('|', 2));
-  size_t offset;
-  if (parts.size() != 3 || parts[0] != "o1" || !absl::SimpleAtoi(parts[1], &offset) ||
-      parts[2] != query_key) {
-    return bad;
-  }
-  return offset;
-}
-
-grpc::Status ToGrpc(const absl::Status& status) { return base::ToGrpcStatus(status); }
 
 }  // namespace crm::identity

@@ -1,5 +1,5 @@
-// Small helpers of identity's gRPC handlers: status mapping, time
-// conversion, input normalisation and offset page tokens.
+// Small helpers of identity's gRPC handlers: input normalisation, field
+// prefixes, offset page tokens; the shared ones come from libs/rpc/handler.h.
 #pragma once
 
 #include <google/protobuf/timestamp.pb.h>
@@ -11,19 +11,13 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "libs/rpc/handler.h"
 
 namespace crm::identity {
 
-// Runs a handler body and maps its status for gRPC (libs/base ToGrpcStatus).
-// Unexpected codes keep their message, which by project rule never holds
-// personal data.
-template <typename F>
-grpc::Status Handle(F&& body);
-
-void SetTime(absl::Time t, google::protobuf::Timestamp* out);
-// The time of a set Timestamp; INVALID_ARGUMENT naming `field` if it is out
-// of the protobuf range.
-absl::StatusOr<absl::Time> GetTime(absl::string_view field, const google::protobuf::Timestamp& ts);
+using rpc::GetTime;
+using rpc::Handle;
+using rpc::SetTime;
 
 // A login name lower-cased: 3..64 of [a-z0-9._-], starting with a letter or
 // digit. INVALID_ARGUMENT naming `field` otherwise (never echoing it).
@@ -40,16 +34,16 @@ absl::Status PrefixField(absl::string_view prefix, const absl::Status& status);
 // "user/<id>", the audit resource of a user.
 std::string UserResource(absl::string_view user_id);
 
-// Page tokens for lists paged by position: web-safe base64 of
-// "o1|<offset>|<query key>"; a token is accepted only for the same query.
-std::string EncodeOffsetToken(size_t offset, absl::string_view query_key);
-absl::StatusOr<size_t> DecodeOffsetToken(absl::string_view token, absl::string_view query_key);
-
-grpc::Status ToGrpc(const absl::Status& status);
-
-template <typename F>
-grpc::Status Handle(F&& body) {
-  return ToGrpc(body());
+// Page tokens for lists paged by position (rpc::EncodePageToken).
+inline std::string EncodeOffsetToken(size_t offset, absl::string_view query_key) {
+  return rpc::EncodePageToken(static_cast<int64_t>(offset), query_key);
+}
+inline absl::StatusOr<size_t> DecodeOffsetToken(absl::string_view token,
+                                                absl::string_view query_key) {
+  absl::StatusOr<int64_t> position = rpc::DecodePageToken(token, query_key);
+  if (!position.ok()) return position.status();
+  if (*position < 0) return absl::InvalidArgumentError("page.page_token: malformed");
+  return static_cast<size_t>(*position);
 }
 
 }  // namespace crm::identity

@@ -231,7 +231,7 @@ class GrpcServiceTest : public SystemTestBase, public ::testing::WithParamInterf
     }
     probe_file_ = absl::StrFormat("%04d_system_probe.sql", own_migrations_ + 1);
     WriteFile(migrations_dir_ + "/" + probe_file_, MigrationsSql("system_probe"));
-    if (service() == "identity") WriteIdentityKeys();
+    if (NeedsKeysAndRedis()) WriteKeysAndRedisPassword();
     grpc_port_ = FreePort();
     metrics_port_ = FreePort();
     ASSERT_GT(grpc_port_, 0);
@@ -254,19 +254,24 @@ class GrpcServiceTest : public SystemTestBase, public ::testing::WithParamInterf
         {"CRM_LOG_LEVEL", "info"},
         {"CRM_SHUTDOWN_GRACE", absl::FormatDuration(kShutdownGrace)},
     };
-    if (service() == "identity") {
+    if (NeedsKeysAndRedis()) {
       env.insert({{"CRM_REDIS_ADDR", absl::StrCat(redis_.host, ":", redis_.port)},
                   {"CRM_REDIS_PASSWORD_FILE", dir_.path() + "/redis_password"},
-                  {"CRM_KEK_FILE", dir_.path() + "/kek.keys"},
-                  {"CRM_BLIND_INDEX_KEY_FILE", dir_.path() + "/index.key"},
+                  {"CRM_KEK_FILE", dir_.path() + "/kek.keys"}});
+    }
+    if (service() == "identity") {
+      env.insert({{"CRM_BLIND_INDEX_KEY_FILE", dir_.path() + "/index.key"},
                   {"CRM_ARGON2_MEMORY_KIB", "1024"},
                   {"CRM_ARGON2_ITERATIONS", "1"}});
     }
     return env;
   }
 
-  // identity's key files (mode 0600) and the shared Redis's password.
-  void WriteIdentityKeys() {
+  // The services that hold keys and verify tokens (Redis revocation set).
+  bool NeedsKeysAndRedis() const { return service() == "identity" || service() == "audit"; }
+
+  // Key files (mode 0600) and the shared Redis's password.
+  void WriteKeysAndRedisPassword() {
     CRM_ASSERT_OK_AND_ASSIGN(TestEnv test_env, TestEnv::Load());
     redis_ = test_env.redis();
     const std::string key_line = absl::StrCat("1 ", absl::Base64Escape(std::string(32, 'k')), "\n");
@@ -386,9 +391,11 @@ TEST_P(GrpcServiceTest, BadSettingStopsStartupWithExitCode2NamingIt) {
       {{{"CRM_DB_URL", ""}}, {}, "db_url"},
       {{}, {"--no_such_flag=1"}, "--no_such_flag"},
   };
-  if (service() == "identity") {
+  if (NeedsKeysAndRedis()) {
     cases.push_back({{{"CRM_KEK_FILE", ""}}, {}, "kek_file"});
     cases.push_back({{{"CRM_REDIS_ADDR", "redis"}}, {}, "redis_addr"});
+  }
+  if (service() == "identity") {
     cases.push_back({{{"CRM_ACCESS_TOKEN_TTL", "2h"}}, {}, "access_token_ttl"});
     cases.push_back({{{"CRM_PASSWORD_REMINDER_DAYS", "14,soon"}}, {}, "password_reminder_days"});
   }

@@ -1,0 +1,245 @@
+#include "services/audit/audit_log.h"
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "libs/auth/base64url.h"
+#include "libs/base/status_macros.h"
+#include "libs/crypto/aead.h"
+#include "libs/crypto/primitives.h"
+#include "services/audit/merkle.h"
+
+namespace crm::audit {
+
+namespace {
+
+using crm::audit::v1::Event;
+using crm::audit::v1::LogEntry;
+
+std::string KeyAad(absl::string_view key_id) {
+  return absl::StrCat("crm.audit.checkpoint_key.v1:", key_id);
+}
+
+void SetTime(absl::Time t, google::protobuf::Timestamp* out) {
+  const int64_t micros = absl::ToUnixMicros(t);
+  int64_t seconds = micros / 1'000'000;
+  int64_t rest = micros % 1'000'000;
+  if (rest < 0) {
+    rest += 1'000'000;
+    --seconds;
+  }
+  out->set_seconds(seconds);
+  out->set_nanos(static_cast<int32_t>(rest * 1000));
+}
+
+}  // namespace
+
+absl::StatusOr<AppendResult> AuditLog::Ingest(absl::Span<const Event* const> events) {
+  for (size_t i = 0; i < events.size(); ++i) CRM_RETURN_IF_ERROR(ValidateEvent(*events[i], i));
+  std::vector<SplitResult> split;
+  split.reserve(events.size());
+  std::vector<std::string> scopes;
+  for (const Event* e : events) {
+    split.push_back(Split(*e));
+    if (split.back().personal_plaintext.has_value())
+      scopes.push_back(split.back().record.key_scope);
+  }
+  absl::flat_hash_map<std::string, DataKey> keys;
+  if (!scopes.empty()) {
+    CRM_ASSIGN_OR_RETURN(keys, keys_.GetOrCreate(scopes));
+  }
+  std::vector<LeafRecord> records;
+  records.reserve(split.size());
+  for (SplitResult& s : split) {
+    if (s.personal_plaintext.has_value()) {
+      const DataKey& key = keys[s.record.key_scope];
+      // An erased subject's key is gone for good: its new events keep no
+      // personal part at all.
+      if (key != nullptr) {
+        CRM_ASSIGN_OR_RETURN(s.record.sealed,
+                             crypto::Seal(*key, *s.personal_plaintext, SealAad(s.record.event_id)));
+      }
+    }
+    records.push_back(std::move(s.record));
+  }
+  return store_.Append(records, clock_.Now());
+}
+
+absl::StatusOr<LogEntry> AuditLog::Open(const StoredEntry& entry) {
+  LogEntry out;
+  out.set_index(entry.index);
+  SetTime(entry.ingested_at, out.mutable_ingested_at());
+  std::string personal;
+  if (entry.content_expired) {
+    out.set_redacted("expired");
+  } else if (!entry.record.sealed.empty()) {
+    CRM_ASSIGN_OR_RETURN(DataKey key, keys_.Get(entry.record.key_scope));
+    if (key == nullptr) {
+      out.set_redacted("erased");
+    } else {
+      absl::StatusOr<std::string> opened =
+          crypto::Open(*key, entry.record.sealed, SealAad(entry.record.event_id));
+      if (!opened.ok()) {
+        return absl::DataLossError(
+            absl::StrCat("entry ", entry.index, ": personal part does not open"));
+      }
+      personal = *std::move(opened);
+    }
+  }
+  *out.mutable_event() = Join(entry.record, personal);
+  return out;
+}
+
+std::string CheckpointText(uint64_t tree_size, absl::string_view root, absl::Time signed_at) {
+  return absl::StrCat("crm-audit-checkpoint/v1\n", tree_size, "\n", absl::Base64Escape(root), "\n",
+                      absl::ToUnixMicros(signed_at), "\n");
+}
+
+absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::Create(LogStore& store,
+                                                                   const crypto::KeyRing& ring,
+                                                                   const base::Clock& clock,
+                                                                   int64_t every_entries,
+                                                                   absl::Duration every_interval) {
+  if (every_entries < 1) return absl::InvalidArgumentError("checkpoint_every_entries: at least 1");
+  if (every_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("checkpoint_interval: must be positive");
+  }
+  // A candidate key; the first replica's insert wins and everyone uses that.
+  const std::string seed = crypto::RandomBytes(crypto::kEd25519SeedSize);
+  CRM_ASSIGN_OR_RETURN(crypto::Ed25519PrivateKey candidate,
+                       crypto::Ed25519PrivateKey::FromSeed(seed));
+  CheckpointKeyRow row;
+  row.key_id = auth::Base64UrlEncode(crypto::RandomBytes(12));
+  row.public_key = candidate.PublicKey().Raw();
+  CRM_ASSIGN_OR_RETURN(row.private_wrapped, ring.Wrap(seed, KeyAad(row.key_id)));
+  row.created_at = clock.Now();
+  CRM_ASSIGN_OR_RETURN(CheckpointKeyRow stored, store.EnsureCheckpointKey(row));
+  absl::StatusOr<crypto::SecretBytes> stored_seed =
+      ring.UnwrapSecret(stored.private_wrapped, KeyAad(stored.key_id));
+  if (!stored_seed.ok()) {
+    return absl::Status(stored_seed.status().code(),
+                        absl::StrCat("checkpoint key ", stored.key_id,
+                                     " does not unwrap: ", stored_seed.status().message()));
+  }
+  CRM_ASSIGN_OR_RETURN(crypto::Ed25519PrivateKey key,
+                       crypto::Ed25519PrivateKey::FromSeed(stored_seed->view()));
+  if (key.PublicKey().Raw() != stored.public_key) {
+    return absl::DataLossError(
+        absl::StrCat("checkpoint key ", stored.key_id, ": public key does not match"));
+  }
+  return std::unique_ptr<Checkpointer>(
+      new Checkpointer(store, clock, std::move(key), stored.key_id, every_entries, every_interval));
+}
+
+absl::StatusOr<std::optional<Checkpoint>> Checkpointer::MaybeCheckpoint(bool force) {
+  absl::MutexLock lock(&mu_);
+  CRM_ASSIGN_OR_RETURN(uint64_t size, store_.Size());
+  if (size == 0) return std::optional<Checkpoint>();
+  CRM_ASSIGN_OR_RETURN(std::optional<Checkpoint> last, store_.LatestCheckpoint());
+  const absl::Time now = clock_.Now();
+  if (last.has_value()) {
+    if (last->tree_size >= size) return std::optional<Checkpoint>();
+    const bool due = static_cast<int64_t>(size - last->tree_size) >= every_entries_ ||
+                     now - last->signed_at >= every_interval_;
+    if (!due && !force) return std::optional<Checkpoint>();
+  }
+  CRM_ASSIGN_OR_RETURN(std::vector<merkle::NodeId> ids, merkle::RootNodes(size));
+  CRM_ASSIGN_OR_RETURN(merkle::NodeMap nodes, store_.FetchNodes(ids));
+  CRM_ASSIGN_OR_RETURN(std::string root, merkle::RootHash(size, nodes));
+  Checkpoint c{.tree_size = size, .root_hash = root, .signed_at = now, .key_id = key_id_};
+  CRM_ASSIGN_OR_RETURN(c.signature, key_.Sign(CheckpointText(size, root, now)));
+  CRM_RETURN_IF_ERROR(store_.InsertCheckpoint(c));
+  return std::optional<Checkpoint>(std::move(c));
+}
+
+absl::StatusOr<VerifyReport> VerifyLog(LogStore& store) {
+  VerifyReport report;
+  auto fail = [&](int64_t index, std::string problem) {
+    if (!report.ok) return;
+    report.ok = false;
+    report.first_bad_index = index;
+    report.problem = std::move(problem);
+  };
+  CRM_ASSIGN_OR_RETURN(std::vector<CheckpointKeyRow> key_rows, store.CheckpointKeys());
+  absl::flat_hash_map<std::string, crypto::Ed25519PublicKey> keys;
+  for (const CheckpointKeyRow& k : key_rows) {
+    CRM_ASSIGN_OR_RETURN(crypto::Ed25519PublicKey pub,
+                         crypto::Ed25519PublicKey::FromRaw(k.public_key));
+    keys.emplace(k.key_id, std::move(pub));
+  }
+  CRM_ASSIGN_OR_RETURN(std::vector<Checkpoint> checkpoints, store.Checkpoints());
+  for (const Checkpoint& c : checkpoints) {
+    auto key = keys.find(c.key_id);
+    if (key == keys.end() ||
+        !key->second.Verify(CheckpointText(c.tree_size, c.root_hash, c.signed_at), c.signature)) {
+      fail(-1, absl::StrCat("checkpoint ", c.tree_size, ": signature does not verify"));
+      return report;
+    }
+  }
+
+  merkle::TreeBuilder tree;
+  size_t next_checkpoint = 0;
+  uint64_t covered = 0;  // entries covered by the last good checkpoint
+  // Recomputed level-1 subtrees of the current checkpoint interval, to
+  // compare with the stored ones when the interval's root fails.
+  merkle::NodeMap recomputed;
+  absl::Status scan = store.Scan(0, 10'000, [&](const StoredEntry& e) -> absl::Status {
+    if (e.index != static_cast<int64_t>(tree.size())) {
+      fail(static_cast<int64_t>(tree.size()),
+           absl::StrCat("entry ", tree.size(), ": missing (the next stored entry is ", e.index,
+                        ")"));
+      return absl::CancelledError("stop");
+    }
+    if (!e.content_expired && merkle::LeafHash(EncodeLeaf(e.record)) != e.leaf_hash) {
+      fail(e.index, absl::StrCat("entry ", e.index, ": content does not match its leaf hash"));
+      return absl::CancelledError("stop");
+    }
+    CRM_RETURN_IF_ERROR(
+        tree.Append(e.leaf_hash, [&](const merkle::NodeId& id, absl::string_view h) {
+          if (id.level >= 1) recomputed[id] = std::string(h);
+        }));
+    ++report.entries_checked;
+    while (next_checkpoint < checkpoints.size() &&
+           checkpoints[next_checkpoint].tree_size == tree.size()) {
+      const Checkpoint& c = checkpoints[next_checkpoint];
+      if (tree.Root() != c.root_hash) {
+        // Find the first stored subtree that differs from the recomputed one.
+        std::vector<merkle::NodeId> ids;
+        for (const auto& [id, h] : recomputed) ids.push_back(id);
+        absl::StatusOr<merkle::NodeMap> stored = store.FetchNodes(ids);
+        int64_t first = static_cast<int64_t>(covered);
+        if (stored.ok()) {
+          uint64_t best = UINT64_MAX;
+          for (const auto& [id, h] : recomputed) {
+            auto it = stored->find(id);
+            if ((it == stored->end() || it->second != h) && id.level == 1 && id.begin() < best) {
+              best = id.begin();
+            }
+          }
+          if (best != UINT64_MAX) first = static_cast<int64_t>(best);
+        }
+        fail(first, absl::StrCat("checkpoint ", c.tree_size, ": root does not match entries ",
+                                 covered, "..", c.tree_size - 1,
+                                 " (a leaf hash was rewritten, or entries were reordered or "
+                                 "inserted); first differing entry ",
+                                 first));
+        return absl::CancelledError("stop");
+      }
+      covered = c.tree_size;
+      recomputed.clear();
+      ++report.checkpoints_checked;
+      ++next_checkpoint;
+    }
+    return absl::OkStatus();
+  });
+  if (!scan.ok() && !absl::IsCancelled(scan)) return scan;
+  if (report.ok && next_checkpoint < checkpoints.size()) {
+    fail(static_cast<int64_t>(tree.size()),
+         absl::StrCat("entry ", tree.size(), ": missing (checkpoint ",
+                      checkpoints[next_checkpoint].tree_size, " covers more entries than stored)"));
+  }
+  return report;
+}
+
+}  // namespace crm::audit

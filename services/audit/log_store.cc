@@ -1,0 +1,423 @@
+#include "services/audit/log_store.h"
+
+#include <pqxx/binarystring>
+#include <pqxx/pqxx>
+#include <pqxx/stream_to>
+#include <tuple>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "libs/base/status_macros.h"
+#include "libs/pg/array.h"
+
+namespace crm::audit {
+
+namespace {
+
+// One writer at a time across replicas ("crm_audt").
+constexpr char kLockSql[] = "SELECT pg_advisory_xact_lock(7165064483209737332)";
+constexpr char kSizeSql[] = "SELECT COALESCE(max(leaf_index) + 1, 0) FROM audit_log";
+constexpr char kExistingSql[] =
+    "SELECT event_id::text FROM audit_log WHERE event_id = ANY($1::uuid[])";
+constexpr char kLeavesSql[] =
+    "SELECT leaf_index, leaf_hash FROM audit_log WHERE leaf_index = ANY($1::bigint[])";
+constexpr char kNodesSql[] =
+    "SELECT n.level, n.node_index, n.hash FROM merkle_nodes n "
+    "JOIN unnest($1::smallint[], $2::bigint[]) AS w(level, node_index) "
+    "USING (level, node_index)";
+
+#define CRM_TS(col) "(EXTRACT(EPOCH FROM " col ") * 1000000)::bigint"
+#define CRM_TS_PARAM(n) "('epoch'::timestamptz + (" n ")::bigint * interval '1 microsecond')"
+
+constexpr char kEntryColumns[] =
+    "leaf_index, event_id::text, " CRM_TS("event_time") ", service, actor_user_id, actor_service, "
+    "actor_session, action, resource, subject_id, outcome, request_id, key_scope, has_changes, "
+    "clear_part, sealed, leaf_hash, " CRM_TS("ingested_at") ", content_expired";
+
+// $1 after_index, $2 actor_user_id, $3 actor_service, $4 subject_id,
+// $5 action, $6 action prefix, $7 actions (text[]), $8 resource,
+// $9 start micros, $10 end micros, $11 only_changes. Empty strings and
+// arrays do not filter; PostgreSQL plans the unnamed statement with the
+// values, so the unused conditions fold away and the indexes apply.
+constexpr char kFilterSql[] =
+    " WHERE leaf_index > $1"
+    " AND ($2 = '' OR actor_user_id = $2)"
+    " AND ($3 = '' OR actor_service = $3)"
+    " AND ($4 = '' OR subject_id = $4)"
+    " AND ($5 = '' OR action = $5)"
+    " AND ($6 = '' OR starts_with(action, $6))"
+    " AND (cardinality($7::text[]) = 0 OR action = ANY($7::text[]))"
+    " AND ($8 = '' OR resource = $8)"
+    " AND event_time >= " CRM_TS_PARAM("$9") " AND event_time < " CRM_TS_PARAM(
+        "$10") " AND (NOT $11::boolean OR has_changes)";
+
+constexpr char kExpireSql[] =
+    "UPDATE audit_log SET service = '', actor_user_id = '', actor_service = '', "
+    "actor_session = '', action = '', resource = '', request_id = '', clear_part = NULL, "
+    "sealed = NULL, content_expired = true "
+    "WHERE leaf_index IN (SELECT leaf_index FROM audit_log WHERE NOT content_expired "
+    "AND event_time < " CRM_TS_PARAM("$1") " ORDER BY leaf_index LIMIT $2)";
+
+constexpr char kCheckpointColumns[] =
+    "tree_size, root_hash, " CRM_TS("signed_at") ", key_id, signature";
+constexpr char kInsertCheckpointSql[] =
+    "INSERT INTO checkpoints (tree_size, root_hash, signed_at, key_id, signature) "
+    "VALUES ($1, $2, " CRM_TS_PARAM("$3") ", $4, $5) ON CONFLICT (tree_size) DO NOTHING";
+constexpr char kInsertKeySql[] =
+    "INSERT INTO checkpoint_keys (key_id, public_key, private_wrapped, created_at) "
+    "SELECT $1, $2, $3, " CRM_TS_PARAM("$4") " WHERE NOT EXISTS (SELECT 1 FROM checkpoint_keys)";
+constexpr char kKeysSql[] = "SELECT key_id, public_key, private_wrapped, " CRM_TS(
+    "created_at") " FROM checkpoint_keys ORDER BY created_at, key_id";
+constexpr char kKeyLockSql[] = "SELECT pg_advisory_xact_lock(7165064483209737333)";
+constexpr char kErasureSql[] = "SELECT events FROM erasure_requests WHERE request_id = $1::uuid";
+constexpr char kRecordErasureSql[] =
+    "INSERT INTO erasure_requests (request_id, subject_id, events, completed_at) "
+    "VALUES ($1::uuid, $2, $3, " CRM_TS_PARAM("$4") ") ON CONFLICT (request_id) DO NOTHING";
+
+constexpr int64_t kYearOneMicros = -62135596800LL * 1'000'000;
+constexpr int64_t kYear9999Micros = 253402300799LL * 1'000'000;
+
+std::string Bytes(const pqxx::field& f) {
+  return f.is_null() ? std::string() : pqxx::binarystring(f).str();
+}
+
+pqxx::binarystring Bin(const std::string& s) { return pqxx::binarystring(s.data(), s.size()); }
+
+// A bytea value in COPY text input: hex form (stream_to escapes the '\').
+std::string HexBytea(const std::string& s) {
+  return absl::StrCat("\\x", absl::BytesToHexString(s));
+}
+
+// A timestamptz in COPY text input.
+std::string CopyTime(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%E6S+00", t, absl::UTCTimeZone());
+}
+
+StoredEntry RowToEntry(const pqxx::row& row) {
+  StoredEntry e;
+  e.index = row[0].as<int64_t>();
+  LeafRecord& r = e.record;
+  r.event_id = row[1].as<std::string>();
+  r.event_time = absl::FromUnixMicros(row[2].as<int64_t>());
+  r.service = row[3].as<std::string>();
+  r.actor_user_id = row[4].as<std::string>();
+  r.actor_service = row[5].as<std::string>();
+  r.actor_session = row[6].as<std::string>();
+  r.action = row[7].as<std::string>();
+  r.resource = row[8].as<std::string>();
+  r.subject_id = row[9].as<std::string>();
+  r.outcome = row[10].as<int>();
+  r.request_id = row[11].as<std::string>();
+  r.key_scope = row[12].as<std::string>();
+  r.has_changes = row[13].as<bool>();
+  r.clear_part = Bytes(row[14]);
+  r.sealed = Bytes(row[15]);
+  e.leaf_hash = Bytes(row[16]);
+  e.ingested_at = absl::FromUnixMicros(row[17].as<int64_t>());
+  e.content_expired = row[18].as<bool>();
+  return e;
+}
+
+Checkpoint RowToCheckpoint(const pqxx::row& row) {
+  return Checkpoint{.tree_size = row[0].as<uint64_t>(),
+                    .root_hash = Bytes(row[1]),
+                    .signed_at = absl::FromUnixMicros(row[2].as<int64_t>()),
+                    .key_id = row[3].as<std::string>(),
+                    .signature = Bytes(row[4])};
+}
+
+template <typename... Extra>
+pqxx::result RunFilter(pqxx::work& tx, const std::string& sql, const EntryFilter& f,
+                       int64_t after_index, const Extra&... extra) {
+  return tx.exec_params(
+      sql, after_index, f.actor_user_id, f.actor_service, f.subject_id, f.action, f.action_prefix,
+      pg::ArrayLiteral(f.actions), f.resource,
+      f.start.has_value() ? std::max(kYearOneMicros, absl::ToUnixMicros(*f.start)) : kYearOneMicros,
+      f.end.has_value() ? std::min(kYear9999Micros, absl::ToUnixMicros(*f.end)) : kYear9999Micros,
+      f.only_changes, extra...);
+}
+
+}  // namespace
+
+absl::StatusOr<AppendResult> LogStore::Append(const std::vector<LeafRecord>& records,
+                                              absl::Time now) {
+  AppendResult result;
+  std::optional<merkle::TreeBuilder> edge;
+  {
+    absl::MutexLock lock(&mu_);
+    edge = edge_;
+  }
+  CRM_RETURN_IF_ERROR(pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+    result = AppendResult();
+    tx.exec(kLockSql);
+    const uint64_t size = tx.exec1(kSizeSql)[0].as<uint64_t>();
+    // Resume from the stored frontier unless the cached edge is current.
+    merkle::TreeBuilder tree;
+    if (edge.has_value() && edge->size() == size) {
+      tree = *edge;
+    } else {
+      merkle::NodeMap nodes;
+      std::vector<merkle::NodeId> ids = merkle::FrontierNodes(size);
+      std::vector<std::string> leaf_idx, levels, node_idx;
+      for (const merkle::NodeId& id : ids) {
+        if (id.level == 0) {
+          leaf_idx.push_back(absl::StrCat(id.index));
+        } else {
+          levels.push_back(absl::StrCat(id.level));
+          node_idx.push_back(absl::StrCat(id.index));
+        }
+      }
+      for (const auto& row : tx.exec_params(kLeavesSql, pg::ArrayLiteral(leaf_idx))) {
+        nodes[{0, row[0].as<uint64_t>()}] = Bytes(row[1]);
+      }
+      for (const auto& row :
+           tx.exec_params(kNodesSql, pg::ArrayLiteral(levels), pg::ArrayLiteral(node_idx))) {
+        nodes[{row[0].as<int>(), row[1].as<uint64_t>()}] = Bytes(row[2]);
+      }
+      CRM_ASSIGN_OR_RETURN(tree, merkle::TreeBuilder::Resume(size, nodes));
+    }
+    // Drop events already logged, and repeats within the batch.
+    std::vector<std::string> ids;
+    ids.reserve(records.size());
+    for (const LeafRecord& r : records) ids.push_back(r.event_id);
+    absl::flat_hash_set<std::string> seen;
+    for (const auto& row : tx.exec_params(kExistingSql, pg::ArrayLiteral(ids))) {
+      seen.insert(row[0].as<std::string>());
+    }
+    const std::string ingested = CopyTime(now);
+    std::vector<std::tuple<int, uint64_t, std::string>> new_nodes;
+    {
+      pqxx::stream_to leaves(
+          tx, "audit_log",
+          std::vector<std::string>{
+              "leaf_index", "event_id", "event_time", "service", "actor_user_id", "actor_service",
+              "actor_session", "action", "resource", "subject_id", "outcome", "request_id",
+              "key_scope", "has_changes", "clear_part", "sealed", "leaf_hash", "ingested_at"});
+      for (const LeafRecord& r : records) {
+        if (!seen.insert(r.event_id).second) {
+          ++result.duplicates;
+          continue;
+        }
+        const std::string leaf_hash = merkle::LeafHash(EncodeLeaf(r));
+        const uint64_t index = tree.size();
+        CRM_RETURN_IF_ERROR(
+            tree.Append(leaf_hash, [&](const merkle::NodeId& id, absl::string_view hash) {
+              if (id.level > 0) new_nodes.emplace_back(id.level, id.index, std::string(hash));
+            }));
+        const std::string clear = r.clear_part.empty() ? "" : HexBytea(r.clear_part);
+        const std::string sealed = r.sealed.empty() ? "" : HexBytea(r.sealed);
+        leaves << std::make_tuple(
+            static_cast<int64_t>(index), r.event_id, CopyTime(r.event_time), r.service,
+            r.actor_user_id, r.actor_service, r.actor_session, r.action, r.resource, r.subject_id,
+            r.outcome, r.request_id, r.key_scope, std::string(r.has_changes ? "t" : "f"),
+            r.clear_part.empty() ? nullptr : &clear, r.sealed.empty() ? nullptr : &sealed,
+            HexBytea(leaf_hash), ingested);
+        ++result.appended;
+      }
+      leaves.complete();
+    }
+    if (!new_nodes.empty()) {
+      pqxx::stream_to nodes(tx, "merkle_nodes",
+                            std::vector<std::string>{"level", "node_index", "hash"});
+      for (const auto& [level, index, hash] : new_nodes) {
+        nodes << std::make_tuple(level, static_cast<int64_t>(index), HexBytea(hash));
+      }
+      nodes.complete();
+    }
+    result.tree_size = tree.size();
+    result.root = tree.Root();
+    edge = tree;
+    return absl::OkStatus();
+  }));
+  absl::MutexLock lock(&mu_);
+  edge_ = edge;
+  return result;
+}
+
+absl::StatusOr<uint64_t> LogStore::Size() {
+  return pool_.TransactValue<uint64_t>(
+      [&](pqxx::work& tx) -> absl::StatusOr<uint64_t> {
+        return tx.exec1(kSizeSql)[0].as<uint64_t>();
+      },
+      {.read_only = true});
+}
+
+absl::StatusOr<merkle::NodeMap> LogStore::FetchNodes(const std::vector<merkle::NodeId>& ids) {
+  std::vector<std::string> leaf_idx, levels, node_idx;
+  for (const merkle::NodeId& id : ids) {
+    if (id.level == 0) {
+      leaf_idx.push_back(absl::StrCat(id.index));
+    } else {
+      levels.push_back(absl::StrCat(id.level));
+      node_idx.push_back(absl::StrCat(id.index));
+    }
+  }
+  return pool_.TransactValue<merkle::NodeMap>(
+      [&](pqxx::work& tx) -> absl::StatusOr<merkle::NodeMap> {
+        merkle::NodeMap nodes;
+        if (!leaf_idx.empty()) {
+          for (const auto& row : tx.exec_params(kLeavesSql, pg::ArrayLiteral(leaf_idx))) {
+            nodes[{0, row[0].as<uint64_t>()}] = Bytes(row[1]);
+          }
+        }
+        if (!levels.empty()) {
+          for (const auto& row :
+               tx.exec_params(kNodesSql, pg::ArrayLiteral(levels), pg::ArrayLiteral(node_idx))) {
+            nodes[{row[0].as<int>(), row[1].as<uint64_t>()}] = Bytes(row[2]);
+          }
+        }
+        return nodes;
+      },
+      {.read_only = true});
+}
+
+absl::StatusOr<std::vector<StoredEntry>> LogStore::Query(const EntryFilter& filter,
+                                                         int64_t after_index, int limit) {
+  const std::string sql = absl::StrCat("SELECT ", kEntryColumns, " FROM audit_log", kFilterSql,
+                                       " ORDER BY leaf_index LIMIT $12");
+  return pool_.TransactValue<std::vector<StoredEntry>>(
+      [&](pqxx::work& tx) -> absl::StatusOr<std::vector<StoredEntry>> {
+        std::vector<StoredEntry> out;
+        for (const auto& row : RunFilter(tx, sql, filter, after_index, limit)) {
+          out.push_back(RowToEntry(row));
+        }
+        return out;
+      },
+      {.read_only = true});
+}
+
+absl::StatusOr<int64_t> LogStore::Count(const EntryFilter& filter) {
+  const std::string sql = absl::StrCat("SELECT count(*) FROM audit_log", kFilterSql);
+  return pool_.TransactValue<int64_t>(
+      [&](pqxx::work& tx) -> absl::StatusOr<int64_t> {
+        return RunFilter(tx, sql, filter, int64_t{-1})[0][0].as<int64_t>();
+      },
+      {.read_only = true});
+}
+
+absl::Status LogStore::Scan(int64_t from, int batch,
+                            const std::function<absl::Status(const StoredEntry&)>& fn) {
+  const std::string sql = absl::StrCat("SELECT ", kEntryColumns,
+                                       " FROM audit_log WHERE leaf_index >= $1 "
+                                       "ORDER BY leaf_index LIMIT $2");
+  int64_t next = from;
+  while (true) {
+    std::vector<StoredEntry> entries;
+    CRM_RETURN_IF_ERROR(pool_.Transact(
+        [&](pqxx::work& tx) -> absl::Status {
+          entries.clear();
+          for (const auto& row : tx.exec_params(sql, next, batch)) {
+            entries.push_back(RowToEntry(row));
+          }
+          return absl::OkStatus();
+        },
+        {.read_only = true}));
+    for (const StoredEntry& e : entries) CRM_RETURN_IF_ERROR(fn(e));
+    if (entries.size() < static_cast<size_t>(batch)) return absl::OkStatus();
+    next = entries.back().index + 1;
+  }
+}
+
+absl::StatusOr<int64_t> LogStore::ExpireBefore(absl::Time cutoff, int limit) {
+  return pool_.TransactValue<int64_t>([&](pqxx::work& tx) -> absl::StatusOr<int64_t> {
+    return tx.exec_params(kExpireSql, absl::ToUnixMicros(cutoff), limit).affected_rows();
+  });
+}
+
+absl::Status LogStore::InsertCheckpoint(const Checkpoint& c) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+    tx.exec_params(kInsertCheckpointSql, static_cast<int64_t>(c.tree_size), Bin(c.root_hash),
+                   absl::ToUnixMicros(c.signed_at), c.key_id, Bin(c.signature));
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<std::optional<Checkpoint>> LogStore::LatestCheckpoint() {
+  const std::string sql = absl::StrCat("SELECT ", kCheckpointColumns,
+                                       " FROM checkpoints ORDER BY tree_size DESC LIMIT 1");
+  return pool_.TransactValue<std::optional<Checkpoint>>(
+      [&](pqxx::work& tx) -> absl::StatusOr<std::optional<Checkpoint>> {
+        pqxx::result rows = tx.exec(sql);
+        if (rows.empty()) return std::optional<Checkpoint>();
+        return std::optional<Checkpoint>(RowToCheckpoint(rows[0]));
+      },
+      {.read_only = true});
+}
+
+absl::StatusOr<Checkpoint> LogStore::CheckpointAt(uint64_t tree_size) {
+  const std::string sql =
+      absl::StrCat("SELECT ", kCheckpointColumns, " FROM checkpoints WHERE tree_size = $1");
+  return pool_.TransactValue<Checkpoint>(
+      [&](pqxx::work& tx) -> absl::StatusOr<Checkpoint> {
+        pqxx::result rows = tx.exec_params(sql, static_cast<int64_t>(tree_size));
+        if (rows.empty()) return absl::NotFoundError("no checkpoint of that tree size");
+        return RowToCheckpoint(rows[0]);
+      },
+      {.read_only = true});
+}
+
+absl::StatusOr<std::vector<Checkpoint>> LogStore::Checkpoints() {
+  const std::string sql =
+      absl::StrCat("SELECT ", kCheckpointColumns, " FROM checkpoints ORDER BY tree_size");
+  return pool_.TransactValue<std::vector<Checkpoint>>(
+      [&](pqxx::work& tx) -> absl::StatusOr<std::vector<Checkpoint>> {
+        std::vector<Checkpoint> out;
+        for (const auto& row : tx.exec(sql)) out.push_back(RowToCheckpoint(row));
+        return out;
+      },
+      {.read_only = true});
+}
+
+absl::StatusOr<CheckpointKeyRow> LogStore::EnsureCheckpointKey(const CheckpointKeyRow& key) {
+  return pool_.TransactValue<CheckpointKeyRow>(
+      [&](pqxx::work& tx) -> absl::StatusOr<CheckpointKeyRow> {
+        tx.exec(kKeyLockSql);
+        tx.exec_params(kInsertKeySql, key.key_id, Bin(key.public_key), Bin(key.private_wrapped),
+                       absl::ToUnixMicros(key.created_at));
+        pqxx::result rows = tx.exec(kKeysSql);
+        if (rows.empty()) return absl::InternalError("checkpoint key missing after insert");
+        const pqxx::row& row = rows[rows.size() - 1];
+        return CheckpointKeyRow{.key_id = row[0].as<std::string>(),
+                                .public_key = Bytes(row[1]),
+                                .private_wrapped = Bytes(row[2]),
+                                .created_at = absl::FromUnixMicros(row[3].as<int64_t>())};
+      });
+}
+
+absl::StatusOr<std::vector<CheckpointKeyRow>> LogStore::CheckpointKeys() {
+  return pool_.TransactValue<std::vector<CheckpointKeyRow>>(
+      [&](pqxx::work& tx) -> absl::StatusOr<std::vector<CheckpointKeyRow>> {
+        std::vector<CheckpointKeyRow> out;
+        for (const auto& row : tx.exec(kKeysSql)) {
+          out.push_back({.key_id = row[0].as<std::string>(),
+                         .public_key = Bytes(row[1]),
+                         .private_wrapped = Bytes(row[2]),
+                         .created_at = absl::FromUnixMicros(row[3].as<int64_t>())});
+        }
+        return out;
+      },
+      {.read_only = true});
+}
+
+absl::StatusOr<std::optional<int64_t>> LogStore::ErasureRecorded(absl::string_view request_id) {
+  const std::string id(request_id);
+  return pool_.TransactValue<std::optional<int64_t>>(
+      [&](pqxx::work& tx) -> absl::StatusOr<std::optional<int64_t>> {
+        pqxx::result rows = tx.exec_params(kErasureSql, id);
+        if (rows.empty()) return std::optional<int64_t>();
+        return std::optional<int64_t>(rows[0][0].as<int64_t>());
+      },
+      {.read_only = true});
+}
+
+absl::Status LogStore::RecordErasure(absl::string_view request_id, absl::string_view subject_id,
+                                     int64_t events, absl::Time now) {
+  return pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+    tx.exec_params(kRecordErasureSql, std::string(request_id), std::string(subject_id), events,
+                   absl::ToUnixMicros(now));
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace crm::audit
