@@ -1,5 +1,7 @@
 #include "services/audit/audit_log.h"
 
+#include <algorithm>
+
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
@@ -153,7 +155,8 @@ absl::StatusOr<std::optional<Checkpoint>> Checkpointer::MaybeCheckpoint(bool for
   return std::optional<Checkpoint>(std::move(c));
 }
 
-absl::StatusOr<VerifyReport> VerifyLog(LogStore& store) {
+absl::StatusOr<VerifyReport> VerifyLog(LogStore& store,
+                                       const std::vector<std::string>& pinned_public_keys) {
   VerifyReport report;
   auto fail = [&](int64_t index, std::string problem) {
     if (!report.ok) return;
@@ -164,6 +167,11 @@ absl::StatusOr<VerifyReport> VerifyLog(LogStore& store) {
   CRM_ASSIGN_OR_RETURN(std::vector<CheckpointKeyRow> key_rows, store.CheckpointKeys());
   absl::flat_hash_map<std::string, crypto::Ed25519PublicKey> keys;
   for (const CheckpointKeyRow& k : key_rows) {
+    if (!pinned_public_keys.empty() &&
+        std::find(pinned_public_keys.begin(), pinned_public_keys.end(), k.public_key) ==
+            pinned_public_keys.end()) {
+      continue;  // not a pinned key: checkpoints signed with it fail below
+    }
     CRM_ASSIGN_OR_RETURN(crypto::Ed25519PublicKey pub,
                          crypto::Ed25519PublicKey::FromRaw(k.public_key));
     keys.emplace(k.key_id, std::move(pub));
@@ -181,63 +189,115 @@ absl::StatusOr<VerifyReport> VerifyLog(LogStore& store) {
   merkle::TreeBuilder tree;
   size_t next_checkpoint = 0;
   uint64_t covered = 0;  // entries covered by the last good checkpoint
-  // Recomputed level-1 subtrees of the current checkpoint interval, to
-  // compare with the stored ones when the interval's root fails.
-  merkle::NodeMap recomputed;
+  // Recomputed subtrees (level >= 1) not yet compared with the stored ones.
+  merkle::NodeMap pending;
+  // Compares `pending` with the stored subtrees and empties it. Returns the
+  // differing (or missing) stored subtree that starts first among those not
+  // explained by a differing child: its first leaf is the first one that
+  // differs from what the stored tree was built from.
+  auto first_differing = [&]() -> absl::StatusOr<std::optional<merkle::NodeId>> {
+    std::optional<merkle::NodeId> first;
+    if (pending.empty()) return first;
+    std::vector<merkle::NodeId> ids;
+    ids.reserve(pending.size());
+    for (const auto& [id, h] : pending) ids.push_back(id);
+    CRM_ASSIGN_OR_RETURN(merkle::NodeMap stored, store.FetchNodes(ids));
+    absl::flat_hash_set<merkle::NodeId> differing;
+    for (const auto& [id, h] : pending) {
+      auto it = stored.find(id);
+      if (it == stored.end() || it->second != h) differing.insert(id);
+    }
+    pending.clear();
+    for (const merkle::NodeId& id : differing) {
+      // Children complete before their parent, so a child compared earlier
+      // matched; one compared now explains its parent.
+      if (differing.contains(merkle::NodeId{id.level - 1, 2 * id.index}) ||
+          differing.contains(merkle::NodeId{id.level - 1, 2 * id.index + 1})) {
+        continue;
+      }
+      if (!first.has_value() || id.begin() < first->begin() ||
+          (id.begin() == first->begin() && id.level < first->level)) {
+        first = id;
+      }
+    }
+    return first;
+  };
+  auto subtree_problem = [](const merkle::NodeId& id) {
+    return absl::StrCat("stored subtree ", id.DebugString(), " over entries ", id.begin(), "..",
+                        id.end() - 1,
+                        " differs from the entries (a leaf hash was rewritten, entries were "
+                        "reordered or inserted, or the subtree was changed); first differing "
+                        "entry ",
+                        id.begin());
+  };
+  // Fails at entry `index`, unless a stored subtree starting before it differs.
+  auto fail_at = [&](int64_t index, std::string problem) -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(std::optional<merkle::NodeId> node, first_differing());
+    if (node.has_value() && static_cast<int64_t>(node->begin()) < index) {
+      fail(static_cast<int64_t>(node->begin()), subtree_problem(*node));
+    } else {
+      fail(index, std::move(problem));
+    }
+    return absl::CancelledError("stop");
+  };
   absl::Status scan = store.Scan(0, 10'000, [&](const StoredEntry& e) -> absl::Status {
     if (e.index != static_cast<int64_t>(tree.size())) {
-      fail(static_cast<int64_t>(tree.size()),
-           absl::StrCat("entry ", tree.size(), ": missing (the next stored entry is ", e.index,
-                        ")"));
-      return absl::CancelledError("stop");
+      return fail_at(static_cast<int64_t>(tree.size()),
+                     absl::StrCat("entry ", tree.size(), ": missing (the next stored entry is ",
+                                  e.index, ")"));
     }
     if (!e.content_expired && merkle::LeafHash(EncodeLeaf(e.record)) != e.leaf_hash) {
-      fail(e.index, absl::StrCat("entry ", e.index, ": content does not match its leaf hash"));
-      return absl::CancelledError("stop");
+      return fail_at(e.index,
+                     absl::StrCat("entry ", e.index, ": content does not match its leaf hash"));
     }
     CRM_RETURN_IF_ERROR(
         tree.Append(e.leaf_hash, [&](const merkle::NodeId& id, absl::string_view h) {
-          if (id.level >= 1) recomputed[id] = std::string(h);
+          if (id.level >= 1) pending[id] = std::string(h);
         }));
     ++report.entries_checked;
     while (next_checkpoint < checkpoints.size() &&
            checkpoints[next_checkpoint].tree_size == tree.size()) {
       const Checkpoint& c = checkpoints[next_checkpoint];
       if (tree.Root() != c.root_hash) {
-        // Find the first stored subtree that differs from the recomputed one.
-        std::vector<merkle::NodeId> ids;
-        for (const auto& [id, h] : recomputed) ids.push_back(id);
-        absl::StatusOr<merkle::NodeMap> stored = store.FetchNodes(ids);
-        int64_t first = static_cast<int64_t>(covered);
-        if (stored.ok()) {
-          uint64_t best = UINT64_MAX;
-          for (const auto& [id, h] : recomputed) {
-            auto it = stored->find(id);
-            if ((it == stored->end() || it->second != h) && id.level == 1 && id.begin() < best) {
-              best = id.begin();
-            }
-          }
-          if (best != UINT64_MAX) first = static_cast<int64_t>(best);
+        CRM_ASSIGN_OR_RETURN(std::optional<merkle::NodeId> node, first_differing());
+        if (node.has_value()) {
+          fail(static_cast<int64_t>(node->begin()),
+               absl::StrCat("checkpoint ", c.tree_size, ": root does not match; ",
+                            subtree_problem(*node)));
+        } else {
+          // The stored subtrees were rewritten along with the leaf hashes:
+          // only the range the checkpoint adds is known.
+          fail(static_cast<int64_t>(covered),
+               absl::StrCat("checkpoint ", c.tree_size, ": root does not match entries ", covered,
+                            "..", c.tree_size - 1,
+                            " (leaf hashes and stored subtrees were rewritten)"));
         }
-        fail(first, absl::StrCat("checkpoint ", c.tree_size, ": root does not match entries ",
-                                 covered, "..", c.tree_size - 1,
-                                 " (a leaf hash was rewritten, or entries were reordered or "
-                                 "inserted); first differing entry ",
-                                 first));
         return absl::CancelledError("stop");
       }
       covered = c.tree_size;
-      recomputed.clear();
       ++report.checkpoints_checked;
       ++next_checkpoint;
+    }
+    if (pending.size() >= 10'000) {
+      CRM_ASSIGN_OR_RETURN(std::optional<merkle::NodeId> node, first_differing());
+      if (node.has_value()) {
+        fail(static_cast<int64_t>(node->begin()), subtree_problem(*node));
+        return absl::CancelledError("stop");
+      }
     }
     return absl::OkStatus();
   });
   if (!scan.ok() && !absl::IsCancelled(scan)) return scan;
   if (report.ok && next_checkpoint < checkpoints.size()) {
-    fail(static_cast<int64_t>(tree.size()),
-         absl::StrCat("entry ", tree.size(), ": missing (checkpoint ",
-                      checkpoints[next_checkpoint].tree_size, " covers more entries than stored)"));
+    absl::Status s = fail_at(static_cast<int64_t>(tree.size()),
+                             absl::StrCat("entry ", tree.size(), ": missing (checkpoint ",
+                                          checkpoints[next_checkpoint].tree_size,
+                                          " covers more entries than stored)"));
+    if (!absl::IsCancelled(s)) return s;
+  }
+  if (report.ok) {
+    CRM_ASSIGN_OR_RETURN(std::optional<merkle::NodeId> node, first_differing());
+    if (node.has_value()) fail(static_cast<int64_t>(node->begin()), subtree_problem(*node));
   }
   return report;
 }

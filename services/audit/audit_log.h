@@ -102,6 +102,11 @@ struct VerifyReport {
 // (for leaf hashes rewritten along with their content, or rows swapped) the
 // first leaf under the first stored subtree that differs, or else the range
 // the failing checkpoint covers.
-absl::StatusOr<VerifyReport> VerifyLog(LogStore& store);
+// `pinned_public_keys` (raw Ed25519 keys obtained out of band, e.g. from
+// GetCheckpointKeys when the log was young), if given, replace the keys
+// stored in the database: someone able to rewrite the database could
+// otherwise re-sign checkpoints with a key of their own.
+absl::StatusOr<VerifyReport> VerifyLog(LogStore& store,
+                                       const std::vector<std::string>& pinned_public_keys = {});
 
 }  // namespace crm::audit

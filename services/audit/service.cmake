@@ -8,3 +8,7 @@ crm_cc_library(NAME audit_service_lib
 
 crm_cc_binary(NAME crm-audit SRCS ${CMAKE_CURRENT_LIST_DIR}/main.cc
   DEPS audit_service_lib crm_service crm_service_auth)
+
+# The independent verifier (tools/audit-verify runs it).
+crm_cc_binary(NAME audit-verify SRCS ${CMAKE_CURRENT_LIST_DIR}/verify_main.cc
+  DEPS audit_log_lib crm_config crm_pg crm_base)
