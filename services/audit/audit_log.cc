@@ -10,6 +10,7 @@
 #include "libs/base/status_macros.h"
 #include "libs/crypto/aead.h"
 #include "libs/crypto/primitives.h"
+#include "libs/rpc/handler.h"
 #include "services/audit/merkle.h"
 
 namespace crm::audit {
@@ -18,21 +19,10 @@ namespace {
 
 using crm::audit::v1::Event;
 using crm::audit::v1::LogEntry;
+using rpc::SetTime;
 
 std::string KeyAad(absl::string_view key_id) {
   return absl::StrCat("crm.audit.checkpoint_key.v1:", key_id);
-}
-
-void SetTime(absl::Time t, google::protobuf::Timestamp* out) {
-  const int64_t micros = absl::ToUnixMicros(t);
-  int64_t seconds = micros / 1'000'000;
-  int64_t rest = micros % 1'000'000;
-  if (rest < 0) {
-    rest += 1'000'000;
-    --seconds;
-  }
-  out->set_seconds(seconds);
-  out->set_nanos(static_cast<int32_t>(rest * 1000));
 }
 
 }  // namespace
