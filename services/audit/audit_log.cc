@@ -145,6 +145,16 @@ absl::StatusOr<std::optional<Checkpoint>> Checkpointer::MaybeCheckpoint(bool for
   return std::optional<Checkpoint>(std::move(c));
 }
 
+absl::StatusOr<int64_t> ExpireContent(LogStore& store, absl::Time cutoff, int batch) {
+  if (batch < 1) return absl::InvalidArgumentError("batch: at least 1");
+  int64_t total = 0;
+  while (true) {
+    CRM_ASSIGN_OR_RETURN(int64_t expired, store.ExpireBefore(cutoff, batch));
+    total += expired;
+    if (expired < batch) return total;
+  }
+}
+
 absl::StatusOr<VerifyReport> VerifyLog(LogStore& store,
                                        const std::vector<std::string>& pinned_public_keys) {
   VerifyReport report;
@@ -279,10 +289,10 @@ absl::StatusOr<VerifyReport> VerifyLog(LogStore& store,
   });
   if (!scan.ok() && !absl::IsCancelled(scan)) return scan;
   if (report.ok && next_checkpoint < checkpoints.size()) {
-    absl::Status s = fail_at(static_cast<int64_t>(tree.size()),
-                             absl::StrCat("entry ", tree.size(), ": missing (checkpoint ",
-                                          checkpoints[next_checkpoint].tree_size,
-                                          " covers more entries than stored)"));
+    absl::Status s = fail_at(
+        static_cast<int64_t>(tree.size()),
+        absl::StrCat("entry ", tree.size(), ": missing (checkpoint ",
+                     checkpoints[next_checkpoint].tree_size, " covers more entries than stored)"));
     if (!absl::IsCancelled(s)) return s;
   }
   if (report.ok) {

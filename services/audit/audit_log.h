@@ -87,6 +87,12 @@ class Checkpointer {
   absl::Mutex mu_;
 };
 
+// Retention: clears the content of every entry with event_time < cutoff
+// (LogStore::ExpireBefore, `batch` entries per transaction, until a batch
+// comes back short); returns how many. Errors: INVALID_ARGUMENT if batch <
+// 1; the store's (batches done before the error stay expired).
+absl::StatusOr<int64_t> ExpireContent(LogStore& store, absl::Time cutoff, int batch = 10'000);
+
 struct VerifyReport {
   bool ok = true;
   int64_t entries_checked = 0;
@@ -97,11 +103,15 @@ struct VerifyReport {
 
 // Recomputes every leaf hash from the stored content (entries whose content
 // expired count by their stored hash), rebuilds the tree, and checks every
-// checkpoint's signature and root, and the stored subtree hashes. Names the
-// first bad entry it can: modified content, a missing or extra index, or
-// (for leaf hashes rewritten along with their content, or rows swapped) the
-// first leaf under the first stored subtree that differs, or else the range
-// the failing checkpoint covers.
+// checkpoint's signature and root, and every stored subtree hash (proofs are
+// served from them). Names the first bad entry it can: modified content, a
+// missing index (also entries missing at the end under a checkpoint), or
+// (for leaf hashes rewritten along with their content, rows inserted or
+// swapped, a stored subtree changed or deleted) the first leaf of the lowest
+// stored subtree that differs, which is the entry itself when its index is
+// even; when the stored subtrees were rewritten too, the first entry the
+// failing checkpoint added. A checkpoint whose signature does not verify
+// names no entry (first_bad_index -1).
 // `pinned_public_keys` (raw Ed25519 keys obtained out of band, e.g. from
 // GetCheckpointKeys when the log was young), if given, replace the keys
 // stored in the database: someone able to rewrite the database could

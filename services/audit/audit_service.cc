@@ -3,6 +3,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 
 #include "absl/strings/ascii.h"
@@ -69,7 +70,7 @@ std::string FilterKey(const EntryFilter& f) {
   return absl::StrCat(f.actor_user_id, "/", f.actor_service, "/", f.subject_id, "/", f.action, "/",
                       f.action_prefix, "/", absl::StrJoin(f.actions, ","), "/", f.resource, "/",
                       f.start ? absl::ToUnixMicros(*f.start) : 0, "/",
-                      f.end ? absl::ToUnixMicros(*f.end) : 0, "/", f.only_changes);
+                      f.end ? absl::ToUnixMicros(*f.end) : 0, "/", f.only_changes, "/", f.service);
 }
 
 // One page of opened entries matching `f`, after the token's position.
@@ -105,6 +106,17 @@ absl::StatusOr<std::vector<LogEntry>> All(AuditLog& log, const EntryFilter& f) {
   return out;
 }
 
+constexpr char kUserResourcePrefix[] = "user/";
+
+// The user a login event of identity is about: the acting user, else the
+// one its resource names; empty for unknown usernames.
+std::string LoginUserOf(const Event& e) {
+  if (!e.actor().user_id().empty()) return e.actor().user_id();
+  if (!absl::StartsWith(e.resource(), kUserResourcePrefix)) return "";
+  const std::string user = e.resource().substr(std::strlen(kUserResourcePrefix));
+  return base::IsUuid(user) ? user : "";
+}
+
 std::string DetailValue(const Event& e, absl::string_view key) {
   for (const auto& d : e.details()) {
     if (d.key() == key) return d.value();
@@ -112,29 +124,39 @@ std::string DetailValue(const Event& e, absl::string_view key) {
   return "";
 }
 
-// Reads of the log are logged too: who read what about whom.
-void LogRead(AuditLog& log, grpc::ServerContext* ctx, const auth::Principal& reader,
+// Reads of the log are logged too: who (`reader`, or only the calling
+// service when null) read what about whom.
+void LogRead(AuditLog& log, grpc::ServerContext* ctx, const auth::Principal* reader,
              absl::string_view action, absl::string_view subject_id, const base::Clock& clock) {
   Event e;
   e.set_event_id(base::NewUuid());
   SetTime(clock.Now(), e.mutable_time());
   e.set_service("audit");
-  e.mutable_actor()->set_user_id(reader.user_id);
-  e.mutable_actor()->set_session_id(reader.session_id);
+  if (reader != nullptr) {
+    e.mutable_actor()->set_user_id(reader->user_id);
+    e.mutable_actor()->set_session_id(reader->session_id);
+  }
   e.mutable_actor()->set_service_identity(rpc::PeerIdentity(*ctx));
   e.set_action(std::string(action));
   e.set_subject_id(std::string(subject_id));
   e.set_outcome(crm::audit::v1::OUTCOME_SUCCESS);
-  e.set_request_id(std::string(rpc::CurrentRequestId()));
+  e.set_request_id(rpc::RequestId(*ctx));
   const Event* one[] = {&e};
   absl::StatusOr<AppendResult> r = log.Ingest(one);
   if (!r.ok()) log::Error("audit.self_log_failed", {{"status", r.status()}});
 }
 
-std::string CsvField(absl::string_view s) {
-  if (s.find_first_of(",\"\r\n") == absl::string_view::npos) return std::string(s);
+// A CSV field. Values that a spreadsheet would take for a formula (a user
+// agent "=HYPERLINK(...)") get a leading apostrophe (OWASP CSV injection).
+std::string CsvField(absl::string_view value) {
+  std::string guarded;
+  if (!value.empty() && absl::string_view("=+-@\t\r").find(value[0]) != absl::string_view::npos) {
+    guarded = absl::StrCat("'", value);
+    value = guarded;
+  }
+  if (value.find_first_of(",\"\r\n") == absl::string_view::npos) return std::string(value);
   std::string out = "\"";
-  for (char c : s) {
+  for (char c : value) {
     if (c == '"') out += '"';
     out += c;
   }
@@ -187,6 +209,8 @@ grpc::Status QueryService::QueryEvents(Ctx* ctx, const v1::QueryEventsRequest* r
     f.subject_id = absl::AsciiStrToLower(req->subject_id());
     if (absl::EndsWith(req->action(), "*")) {
       f.action_prefix = req->action().substr(0, req->action().size() - 1);
+    } else if (absl::EndsWith(req->action(), ".")) {
+      f.action_prefix = req->action();
     } else {
       f.action = req->action();
     }
@@ -197,7 +221,7 @@ grpc::Status QueryService::QueryEvents(Ctx* ctx, const v1::QueryEventsRequest* r
     CRM_RETURN_IF_ERROR(Page(d_.log, f, req->page(), &entries, &next));
     for (LogEntry& e : entries) *resp->add_entries() = std::move(e);
     resp->mutable_page()->set_next_page_token(next);
-    LogRead(d_.log, ctx, *reader, "audit.read.query", f.subject_id, d_.clock);
+    LogRead(d_.log, ctx, reader.get(), "audit.read.query", f.subject_id, d_.clock);
     return absl::OkStatus();
   });
 }
@@ -207,14 +231,20 @@ grpc::Status QueryService::LoginReport(Ctx* ctx, const v1::LoginReportRequest* r
   return Handle([&]() -> absl::Status {
     CRM_ASSIGN_OR_RETURN(auto reader, Reader(ctx, d_.verifier));
     CRM_RETURN_IF_ERROR(OptionalUuid("user_id", req->user_id()));
+    // Identity's events name the user in the resource ("user/<id>"; a
+    // lockout has no acting user, an unknown username "user/unknown"), and
+    // only identity's own events count.
     EntryFilter f;
-    f.actor_user_id = absl::AsciiStrToLower(req->user_id());
+    f.service = "identity";
+    if (!req->user_id().empty()) {
+      f.resource = absl::StrCat(kUserResourcePrefix, absl::AsciiStrToLower(req->user_id()));
+    }
     f.actions = {"identity.login.success", "identity.login.failure", "identity.user.locked"};
     CRM_RETURN_IF_ERROR(ApplyRange(req->range(), f));
     auto row_of = [](const LogEntry& entry, v1::LoginReportRow* row) {
       const Event& e = entry.event();
       *row->mutable_time() = e.time();
-      row->set_user_id(e.actor().user_id());
+      row->set_user_id(LoginUserOf(e));
       row->set_result(e.action() == "identity.user.locked" ? "lockout" : DetailValue(e, "result"));
       row->set_source_address(e.source_address());
       row->set_user_agent(e.user_agent());
@@ -230,8 +260,9 @@ grpc::Status QueryService::LoginReport(Ctx* ctx, const v1::LoginReportRequest* r
       std::map<std::string, v1::LoginUserSummary> by_user;
       for (const LogEntry& entry : all) {
         const Event& e = entry.event();
-        v1::LoginUserSummary& s = by_user[e.actor().user_id()];
-        s.set_user_id(e.actor().user_id());
+        const std::string user = LoginUserOf(e);
+        v1::LoginUserSummary& s = by_user[user];
+        s.set_user_id(user);
         if (e.action() == "identity.user.locked") {
           s.set_lockouts(s.lockouts() + 1);
         } else if (e.action() == "identity.login.success") {
@@ -243,7 +274,7 @@ grpc::Status QueryService::LoginReport(Ctx* ctx, const v1::LoginReportRequest* r
       }
       for (auto& [user, s] : by_user) *resp->add_summary() = std::move(s);
     }
-    LogRead(d_.log, ctx, *reader, "audit.read.login_report", "", d_.clock);
+    LogRead(d_.log, ctx, reader.get(), "audit.read.login_report", "", d_.clock);
     return absl::OkStatus();
   });
 }
@@ -274,7 +305,7 @@ grpc::Status QueryService::EditReport(Ctx* ctx, const v1::EditReportRequest* req
       row->set_redacted(entry.redacted());
     }
     resp->mutable_page()->set_next_page_token(next);
-    LogRead(d_.log, ctx, *reader, "audit.read.edit_report", "", d_.clock);
+    LogRead(d_.log, ctx, reader.get(), "audit.read.edit_report", "", d_.clock);
     return absl::OkStatus();
   });
 }
@@ -296,7 +327,7 @@ grpc::Status QueryService::SubjectReport(Ctx* ctx, const v1::SubjectReportReques
     SetTime(d_.clock.Now(), resp->mutable_generated_at());
     if (req->format() == v1::REPORT_FORMAT_CSV) resp->set_csv(EntriesToCsv(all));
     for (LogEntry& e : all) *resp->add_entries() = std::move(e);
-    LogRead(d_.log, ctx, *reader, "audit.read.subject_report", f.subject_id, d_.clock);
+    LogRead(d_.log, ctx, reader.get(), "audit.read.subject_report", f.subject_id, d_.clock);
     return absl::OkStatus();
   });
 }
@@ -447,12 +478,13 @@ grpc::Status SubjectDataService::DescribeSubjectData(
 }
 
 grpc::Status SubjectDataService::ExportSubjectData(
-    Ctx*, const crm::subject::v1::ExportSubjectDataRequest* req,
+    Ctx* ctx, const crm::subject::v1::ExportSubjectDataRequest* req,
     crm::subject::v1::ExportSubjectDataResponse* resp) {
   return Handle([&]() -> absl::Status {
     CRM_ASSIGN_OR_RETURN(std::string subject, SubjectOf(req->subject_id()));
     resp->set_service("audit");
     CRM_ASSIGN_OR_RETURN(std::vector<LogEntry> all, All(d_.log, {.subject_id = subject}));
+    LogRead(d_.log, ctx, nullptr, "audit.read.export", subject, d_.clock);
     google::protobuf::util::JsonPrintOptions print;
     print.preserve_proto_field_names = true;
     for (const LogEntry& e : all) {
@@ -478,27 +510,48 @@ grpc::Status SubjectDataService::EraseSubjectData(
       return absl::InvalidArgumentError("request_id: must be a UUID");
     }
     CRM_ASSIGN_OR_RETURN(std::string subject, SubjectOf(req->subject_id()));
+    const std::string request_id = absl::AsciiStrToLower(req->request_id());
     resp->set_service("audit");
-    CRM_ASSIGN_OR_RETURN(std::optional<int64_t> done,
-                         d_.log.store().ErasureRecorded(absl::AsciiStrToLower(req->request_id())));
-    CRM_ASSIGN_OR_RETURN(int64_t count, d_.log.store().Count({.subject_id = subject}));
-    bool destroyed = false;
+    // A repeated request gets the recorded answer.
+    CRM_ASSIGN_OR_RETURN(std::optional<LogStore::ErasureRecord> done,
+                         d_.log.store().ErasureRecorded(request_id));
     if (!done.has_value()) {
-      CRM_ASSIGN_OR_RETURN(destroyed, d_.log.keys().Destroy(absl::StrCat("subject:", subject)));
-      CRM_RETURN_IF_ERROR(d_.log.store().RecordErasure(absl::AsciiStrToLower(req->request_id()),
-                                                       subject, count, d_.clock.Now()));
+      CRM_ASSIGN_OR_RETURN(int64_t count, d_.log.store().Count({.subject_id = subject}));
+      // Destroys the key, or marks a scope that never had one so it cannot
+      // get one: either way the subject's key is gone afterwards.
+      CRM_RETURN_IF_ERROR(d_.log.keys().Destroy(absl::StrCat("subject:", subject)).status());
+      CRM_RETURN_IF_ERROR(d_.log.store().RecordErasure(request_id, subject, count, d_.clock.Now()));
+      // A concurrent duplicate may have recorded its answer first.
+      CRM_ASSIGN_OR_RETURN(done, d_.log.store().ErasureRecorded(request_id));
+      if (!done.has_value()) return absl::InternalError("erasure answer missing after recording");
     }
-    resp->set_data_key_destroyed(destroyed || done.has_value());
+    if (done->subject_id != subject) {
+      return absl::InvalidArgumentError("request_id: already used for another subject");
+    }
+    resp->set_data_key_destroyed(true);
     crm::subject::v1::DataCategory* kept = resp->add_retained();
     kept->set_category(kCategory);
-    kept->set_record_count(count);
+    kept->set_record_count(done->events);
     kept->set_legally_retained(true);
     kept->set_retention_basis(
         "accountability (GDPR Art. 5(2)): the log keeps the events as pseudonymous records whose "
         "personal details can no longer be decrypted");
-    SetTime(d_.clock.Now(), resp->mutable_completed_at());
+    SetTime(done->completed_at, resp->mutable_completed_at());
     return absl::OkStatus();
   });
+}
+
+void AllowAuditMethods(rpc::AccessPolicy& policy) {
+  std::vector<std::string> sources(std::begin(kEventSources), std::end(kEventSources));
+  policy.Allow("/crm.audit.v1.AuditIngest/AppendEvents", sources);
+  for (const char* m :
+       {"QueryEvents", "LoginReport", "EditReport", "SubjectReport", "GetCheckpoint",
+        "GetInclusionProof", "GetConsistencyProof", "GetCheckpointKeys", "VerifyLog"}) {
+    policy.AllowAnyPeer(absl::StrCat("/crm.audit.v1.Audit/", m));
+  }
+  for (const char* m : {"DescribeSubjectData", "ExportSubjectData", "EraseSubjectData"}) {
+    policy.Allow(absl::StrCat("/crm.subject.v1.SubjectData/", m), {"erasure"});
+  }
 }
 
 std::string EntriesToCsv(absl::Span<const LogEntry> entries) {

@@ -19,6 +19,7 @@
 #include "crm/subject/v1/subject_data.grpc.pb.h"
 #include "libs/auth/token_verifier.h"
 #include "libs/base/clock.h"
+#include "libs/rpc/access_policy.h"
 #include "services/audit/audit_log.h"
 
 namespace crm::audit {
@@ -84,7 +85,15 @@ class SubjectDataService final : public crm::subject::v1::SubjectData::Service {
   AuditDeps d_;
 };
 
-// RFC 4180 CSV of entries (header row first).
+// crm-audit's access policy, for main.cc and the tests alike:
+// AppendEvents for kEventSources; the Audit methods for any peer of our CA
+// (the handlers authorize by access token, proofs and checkpoints are
+// public); SubjectData for "erasure" only.
+void AllowAuditMethods(rpc::AccessPolicy& policy);
+
+// RFC 4180 CSV of entries (header row first). A field starting with = + - @
+// or a tab/CR gets a leading apostrophe, so no spreadsheet runs it as a
+// formula.
 std::string EntriesToCsv(absl::Span<const crm::audit::v1::LogEntry> entries);
 
 }  // namespace crm::audit

@@ -65,6 +65,9 @@ absl::StatusOr<absl::flat_hash_map<std::string, DataKey>> DataKeys::GetOrCreate(
     }
   }
   if (missing.empty()) return out;
+  // Inserted in one order by every replica, so two batches creating the same
+  // scopes cannot deadlock on each other's rows.
+  std::sort(missing.begin(), missing.end());
   // Fresh keys for every miss; only those whose insert wins are used.
   std::vector<std::string> wrapped_new;
   for (const std::string& s : missing) {

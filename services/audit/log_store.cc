@@ -37,7 +37,7 @@ constexpr char kEntryColumns[] =
 
 // $1 after_index, $2 actor_user_id, $3 actor_service, $4 subject_id,
 // $5 action, $6 action prefix, $7 actions (text[]), $8 resource,
-// $9 start micros, $10 end micros, $11 only_changes. Empty strings and
+// $9 start micros, $10 end micros, $11 only_changes, $12 service. Empty strings and
 // arrays do not filter; PostgreSQL plans the unnamed statement with the
 // values, so the unused conditions fold away and the indexes apply.
 constexpr char kFilterSql[] =
@@ -50,7 +50,7 @@ constexpr char kFilterSql[] =
     " AND (cardinality($7::text[]) = 0 OR action = ANY($7::text[]))"
     " AND ($8 = '' OR resource = $8)"
     " AND event_time >= " CRM_TS_PARAM("$9") " AND event_time < " CRM_TS_PARAM(
-        "$10") " AND (NOT $11::boolean OR has_changes)";
+        "$10") " AND (NOT $11::boolean OR has_changes) AND ($12 = '' OR service = $12)";
 
 constexpr char kExpireSql[] =
     "UPDATE audit_log SET service = '', actor_user_id = '', actor_service = '', "
@@ -70,7 +70,8 @@ constexpr char kInsertKeySql[] =
 constexpr char kKeysSql[] = "SELECT key_id, public_key, private_wrapped, " CRM_TS(
     "created_at") " FROM checkpoint_keys ORDER BY created_at, key_id";
 constexpr char kKeyLockSql[] = "SELECT pg_advisory_xact_lock(7165064483209737333)";
-constexpr char kErasureSql[] = "SELECT events FROM erasure_requests WHERE request_id = $1::uuid";
+constexpr char kErasureSql[] = "SELECT subject_id, events, " CRM_TS(
+    "completed_at") " FROM erasure_requests WHERE request_id = $1::uuid";
 constexpr char kRecordErasureSql[] =
     "INSERT INTO erasure_requests (request_id, subject_id, events, completed_at) "
     "VALUES ($1::uuid, $2, $3, " CRM_TS_PARAM("$4") ") ON CONFLICT (request_id) DO NOTHING";
@@ -135,7 +136,7 @@ pqxx::result RunFilter(pqxx::work& tx, const std::string& sql, const EntryFilter
       pg::ArrayLiteral(f.actions), f.resource,
       f.start.has_value() ? std::max(kYearOneMicros, absl::ToUnixMicros(*f.start)) : kYearOneMicros,
       f.end.has_value() ? std::min(kYear9999Micros, absl::ToUnixMicros(*f.end)) : kYear9999Micros,
-      f.only_changes, extra...);
+      f.only_changes, f.service, extra...);
 }
 
 }  // namespace
@@ -275,7 +276,7 @@ absl::StatusOr<merkle::NodeMap> LogStore::FetchNodes(const std::vector<merkle::N
 absl::StatusOr<std::vector<StoredEntry>> LogStore::Query(const EntryFilter& filter,
                                                          int64_t after_index, int limit) {
   const std::string sql = absl::StrCat("SELECT ", kEntryColumns, " FROM audit_log", kFilterSql,
-                                       " ORDER BY leaf_index LIMIT $12");
+                                       " ORDER BY leaf_index LIMIT $13");
   return pool_.TransactValue<std::vector<StoredEntry>>(
       [&](pqxx::work& tx) -> absl::StatusOr<std::vector<StoredEntry>> {
         std::vector<StoredEntry> out;
@@ -400,13 +401,17 @@ absl::StatusOr<std::vector<CheckpointKeyRow>> LogStore::CheckpointKeys() {
       {.read_only = true});
 }
 
-absl::StatusOr<std::optional<int64_t>> LogStore::ErasureRecorded(absl::string_view request_id) {
+absl::StatusOr<std::optional<LogStore::ErasureRecord>> LogStore::ErasureRecorded(
+    absl::string_view request_id) {
   const std::string id(request_id);
-  return pool_.TransactValue<std::optional<int64_t>>(
-      [&](pqxx::work& tx) -> absl::StatusOr<std::optional<int64_t>> {
+  return pool_.TransactValue<std::optional<ErasureRecord>>(
+      [&](pqxx::work& tx) -> absl::StatusOr<std::optional<ErasureRecord>> {
         pqxx::result rows = tx.exec_params(kErasureSql, id);
-        if (rows.empty()) return std::optional<int64_t>();
-        return std::optional<int64_t>(rows[0][0].as<int64_t>());
+        if (rows.empty()) return std::optional<ErasureRecord>();
+        return std::optional<ErasureRecord>(
+            ErasureRecord{.subject_id = rows[0][0].as<std::string>(),
+                          .events = rows[0][1].as<int64_t>(),
+                          .completed_at = absl::FromUnixMicros(rows[0][2].as<int64_t>())});
       },
       {.read_only = true});
 }

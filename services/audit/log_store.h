@@ -47,6 +47,7 @@ struct EntryFilter {
   std::string action_prefix;         // "identity.login." matches identity.login.*
   std::vector<std::string> actions;  // any of these (exact)
   std::string resource;
+  std::string service;              // the emitting service, exact
   std::optional<absl::Time> start;  // event_time >= start
   std::optional<absl::Time> end;    // event_time < end
   bool only_changes = false;
@@ -114,8 +115,14 @@ class LogStore {
   absl::StatusOr<std::vector<CheckpointKeyRow>> CheckpointKeys();
 
   // ---- Erasure bookkeeping ----
+  struct ErasureRecord {
+    std::string subject_id;
+    int64_t events = 0;
+    absl::Time completed_at;
+  };
   // The answer recorded for an erasure request, if any.
-  absl::StatusOr<std::optional<int64_t>> ErasureRecorded(absl::string_view request_id);
+  absl::StatusOr<std::optional<ErasureRecord>> ErasureRecorded(absl::string_view request_id);
+  // Records the answer to `request_id` unless one is recorded already.
   absl::Status RecordErasure(absl::string_view request_id, absl::string_view subject_id,
                              int64_t events, absl::Time now);
 

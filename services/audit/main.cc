@@ -47,8 +47,7 @@ void Background(App& app, const AuditConfig& cfg, const base::Clock& clock) {
       log::Warn("audit.checkpoint_failed", {{"status", c.status()}});
     }
     if (cfg.retention > absl::ZeroDuration() && clock.Now() >= next_retention) {
-      absl::StatusOr<int64_t> expired =
-          app.store->ExpireBefore(clock.Now() - cfg.retention, 10'000);
+      absl::StatusOr<int64_t> expired = ExpireContent(*app.store, clock.Now() - cfg.retention);
       if (!expired.ok()) {
         log::Warn("audit.retention_failed", {{"status", expired.status()}});
       } else if (*expired > 0) {
@@ -80,16 +79,7 @@ absl::Status Setup(const AuditConfig& cfg, const service::ApiAuthConfig& auth_cf
   app.query = std::make_unique<QueryService>(deps);
   app.subject = std::make_unique<SubjectDataService>(deps);
 
-  std::vector<std::string> sources(std::begin(kEventSources), std::end(kEventSources));
-  ctx.policy.Allow("/crm.audit.v1.AuditIngest/AppendEvents", sources);
-  for (const char* m :
-       {"QueryEvents", "LoginReport", "EditReport", "SubjectReport", "GetCheckpoint",
-        "GetInclusionProof", "GetConsistencyProof", "GetCheckpointKeys", "VerifyLog"}) {
-    ctx.policy.AllowAnyPeer(absl::StrCat("/crm.audit.v1.Audit/", m));
-  }
-  for (const char* m : {"DescribeSubjectData", "ExportSubjectData", "EraseSubjectData"}) {
-    ctx.policy.Allow(absl::StrCat("/crm.subject.v1.SubjectData/", m), {"erasure"});
-  }
+  AllowAuditMethods(ctx.policy);
   ctx.services.push_back(app.ingest.get());
   ctx.services.push_back(app.query.get());
   ctx.services.push_back(app.subject.get());
