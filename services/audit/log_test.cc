@@ -259,6 +259,25 @@ TEST_F(AuditLogTest, IngestedEventOpensWithItsPersonalDetails) {
       << e.DebugString();
 }
 
+// Append writes COPY text itself: tabs, newlines, carriage returns and
+// backslashes in the clear columns must arrive as they were hashed.
+TEST_F(AuditLogTest, ColumnsWithCopySpecialCharactersRoundTripAndVerify) {
+  Event e = MakeEvent("contacts", "person.update", subject_, clock_.Now());
+  e.set_resource("person\t42\\n\nnext\rline\\");
+  e.mutable_actor()->set_session_id("\\N");
+  e.set_request_id("\t");
+  ASSERT_THAT(Ingest({e}).status(), IsOk());
+
+  const StoredEntry stored = EntryAt(0);
+  EXPECT_EQ(stored.record.resource, e.resource());
+  EXPECT_EQ(stored.record.actor_session, "\\N");
+  EXPECT_EQ(stored.record.request_id, "\t");
+  CRM_ASSERT_OK_AND_ASSIGN(LogEntry opened, OpenAt(0));
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(opened.event(), e));
+  const VerifyReport r = Verify();
+  EXPECT_TRUE(r.ok) << r.problem;
+}
+
 TEST_F(AuditLogTest, PersonalPartIsSealedAndClearPartIsNot) {
   const Event e = MakeEvent("contacts", "person.update", subject_, clock_.Now());
   ASSERT_THAT(Ingest({e}), IsOk());
