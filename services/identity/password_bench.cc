@@ -22,12 +22,11 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <map>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "libs/crypto/primitives.h"
+#include "libs/testing/bench_ratio.h"
 #include "services/identity/lockout_policy.h"
 #include "services/identity/password_hasher.h"
 #include "services/identity/password_policy.h"
@@ -140,57 +139,27 @@ BENCHMARK(BM_HasherHash)->Unit(benchmark::kMillisecond)->UseRealTime()->Threads(
 BENCHMARK(BM_LoginDomainPath)->Unit(benchmark::kMillisecond)->UseRealTime()->Threads(1)->Threads(2);
 BENCHMARK(BM_PolicyCheckNoReuse)->Unit(benchmark::kMicrosecond)->Threads(1);
 
-// The console output plus a record of each run's rate, for the ratios.
-class RatioReporter : public benchmark::ConsoleReporter {
- public:
-  // With --benchmark_repetitions the median of the repetitions is used,
-  // otherwise the single run's rate.
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const Run& run : runs) {
-      if (run.error_occurred) continue;
-      const bool median = run.run_type == Run::RT_Aggregate && run.aggregate_name == "median";
-      if (run.run_type != Run::RT_Iteration && !median) continue;
-      auto it = run.counters.find("items_per_second");
-      if (it == run.counters.end()) continue;
-      const std::string key = run.run_name.str();
-      if (median) {
-        medians_.insert(key);
-        rates_[key] = it->second.value;
-      } else if (!medians_.contains(key)) {
-        rates_[key] = it->second.value;
-      }
-    }
-    ConsoleReporter::ReportRuns(runs);
-  }
-
-  void PrintRatios() const {
-    std::printf("\nRatios to the raw Argon2id baseline (same parameters, same thread count):\n");
-    for (const char* threads : {"1", "2"}) {
-      const std::string suffix = std::string("/real_time/threads:") + threads;
-      auto base = rates_.find("BM_RawArgon2idBaseline" + suffix);
-      if (base == rates_.end()) continue;
-      std::printf("  threads=%s: baseline %.1f hashes/s\n", threads, base->second);
-      for (const char* name :
-           {"BM_HasherVerify", "BM_HasherDummyVerify", "BM_HasherHash", "BM_LoginDomainPath"}) {
-        auto it = rates_.find(std::string(name) + suffix);
-        if (it == rates_.end()) continue;
-        const double ratio = base->second / it->second;
-        std::printf("    %-22s %8.1f /s  cost %.3fx baseline (overhead %+.1f%%)\n", name,
-                    it->second, ratio, (ratio - 1) * 100);
-      }
-    }
-    auto policy = rates_.find("BM_PolicyCheckNoReuse/threads:1");
-    auto base = rates_.find("BM_RawArgon2idBaseline/real_time/threads:1");
-    if (policy != rates_.end() && base != rates_.end()) {
-      std::printf("  PasswordPolicy::Check without reuse: %.1f /s = %.4f%% of one hash\n",
-                  policy->second, 100 * base->second / policy->second);
+// The ratios to the raw hash with the same thread count, after the table.
+void PrintRatios(const crm::testing::RatioReporter& reporter) {
+  std::printf("\nRatios to the raw Argon2id baseline (same parameters, same thread count):\n");
+  for (const char* threads : {"1", "2"}) {
+    const std::string suffix = std::string("/real_time/threads:") + threads;
+    const crm::testing::RatioReporter::Figures* base =
+        reporter.Find("BM_RawArgon2idBaseline" + suffix);
+    if (base == nullptr) continue;
+    std::printf("  threads=%s: baseline %.1f hashes/s\n", threads, base->items_per_second);
+    for (const char* name :
+         {"BM_HasherVerify", "BM_HasherDummyVerify", "BM_HasherHash", "BM_LoginDomainPath"}) {
+      reporter.PrintCostRatio(name, name + suffix, "BM_RawArgon2idBaseline" + suffix);
     }
   }
-
- private:
-  std::map<std::string, double> rates_;
-  std::set<std::string> medians_;
-};
+  const auto* policy = reporter.Find("BM_PolicyCheckNoReuse/threads:1");
+  const auto* base = reporter.Find("BM_RawArgon2idBaseline/real_time/threads:1");
+  if (policy != nullptr && base != nullptr) {
+    std::printf("  PasswordPolicy::Check without reuse: %.1f /s = %.4f%% of one hash\n",
+                policy->items_per_second, 100 * base->items_per_second / policy->items_per_second);
+  }
+}
 
 }  // namespace
 }  // namespace crm::identity
@@ -198,9 +167,9 @@ class RatioReporter : public benchmark::ConsoleReporter {
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  crm::identity::RatioReporter reporter;
+  crm::testing::RatioReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
-  reporter.PrintRatios();
+  crm::identity::PrintRatios(reporter);
   benchmark::Shutdown();
   return 0;
 }
