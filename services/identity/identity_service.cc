@@ -155,7 +155,7 @@ void IdentityService::Audit(Ctx* ctx, const Caller* caller, absl::string_view ac
   }
   if (ctx != nullptr) {
     event.mutable_actor()->set_service_identity(rpc::PeerIdentity(*ctx));
-    event.set_request_id(std::string(rpc::CurrentRequestId()));
+    event.set_request_id(rpc::RequestId(*ctx));
   }
   for (const AuditDetail& d : details) {
     crm::audit::v1::Detail* detail = event.add_details();

@@ -144,7 +144,7 @@ grpc::Status IdentityService::Login(Ctx* ctx, const v1::LoginRequest* req,
     CRM_RETURN_IF_ERROR(base::ValidateText("source_address", req->source_address(), 0, 64));
     CRM_RETURN_IF_ERROR(base::ValidateText("totp_code", req->totp_code(), 0, 32));
     const LoginContext where{req->source_address(), req->user_agent()};
-    const std::string request_id(rpc::CurrentRequestId());
+    const std::string request_id = rpc::RequestId(*ctx);
     if (absl::Status admitted = d_.guard.Admit(where.source_address); !admitted.ok()) {
       RecordAttempt(std::nullopt, LoginResult::kThrottled, where, request_id);
       return admitted;
