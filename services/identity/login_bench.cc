@@ -52,10 +52,7 @@
 // or build-release/bench/login_bench [--benchmark_filter=Login].
 #include <argon2.h>
 #include <benchmark/benchmark.h>
-#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
-#include <stdlib.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -63,7 +60,6 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <pqxx/nontransaction>
 #include <string>
 #include <vector>
 
@@ -71,7 +67,6 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -91,9 +86,9 @@
 #include "libs/rpc/channel.h"
 #include "libs/rpc/server.h"
 #include "libs/rpc/testing/test_pki.h"
+#include "libs/testing/bench_env.h"
 #include "libs/testing/bench_ratio.h"
 #include "libs/testing/pg_test_database.h"
-#include "libs/testing/subprocess.h"
 #include "libs/testing/test_env.h"
 #include "services/identity/credential_store.h"
 #include "services/identity/identity_app.h"
@@ -124,8 +119,7 @@ struct BenchUser {
 
 // Everything the benchmarks share, built by Setup before the runs.
 struct Env {
-  std::string dir;  // temp dir: the testenv, key files
-  bool testenv_started = false;
+  std::unique_ptr<crm::testing::BenchEnv> bench;  // PostgreSQL, Redis, a temp dir
   crm::testing::MigratedDatabase db;
   std::unique_ptr<rpc::testing::TestPki> pki;
   base::Clock* clock = &base::RealClock::Get();
@@ -139,30 +133,8 @@ struct Env {
 };
 Env* g = nullptr;
 
-absl::Status WriteSecretFile(const std::string& path, absl::string_view content) {
-  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  if (fd < 0) return absl::InternalError(absl::StrCat("cannot create ", path));
-  const bool ok = write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
-  close(fd);
-  if (!ok) return absl::InternalError(absl::StrCat("cannot write ", path));
-  return absl::OkStatus();
-}
-
 std::string KeyLine() {
   return absl::StrCat("1 ", absl::Base64Escape(crypto::RandomBytes(32)), "\n");
-}
-
-absl::Status RunTestenv(const char* command) {
-  crm::testing::Subprocess::Options options;
-  options.args = {CRM_SOURCE_DIR "/tools/testenv", command, g->dir + "/testenv"};
-  options.output_file = absl::StrCat(g->dir, "/testenv-", command, ".log");
-  CRM_ASSIGN_OR_RETURN(std::unique_ptr<crm::testing::Subprocess> p,
-                       crm::testing::Subprocess::Start(options));
-  CRM_ASSIGN_OR_RETURN(crm::testing::ExitStatus exit, p->WaitForExit(absl::Seconds(180)));
-  if (!exit.exited_with(0)) {
-    return absl::InternalError(absl::StrCat("tools/testenv ", command, " failed:\n", p->Output()));
-  }
-  return absl::OkStatus();
 }
 
 template <typename Req, typename Resp>
@@ -198,21 +170,8 @@ absl::StatusOr<std::string> SaltOf(absl::string_view phc) {
 }
 
 absl::Status Setup() {
-  const char* tmp = getenv("TMPDIR");
-  std::string tmpl =
-      absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/login_bench_XXXXXX");
-  if (mkdtemp(tmpl.data()) == nullptr) return absl::InternalError("mkdtemp failed");
-  g->dir = tmpl;
-  // PostgreSQL runs as its own user and must reach the testenv below; the
-  // secret files are 0600 each.
-  if (chmod(g->dir.c_str(), 0755) != 0) return absl::InternalError("chmod of the temp dir failed");
-  g->testenv_started = true;  // stop even a half-started one
-  CRM_RETURN_IF_ERROR(RunTestenv("start"));
-  // What ctest gives tests: the helpers below find the servers and the
-  // migrations through these.
-  setenv("CRMTEST_ENV_DIR", (g->dir + "/testenv").c_str(), 1);
-  setenv("CRMTEST_SOURCE_DIR", CRM_SOURCE_DIR, 1);
-  CRM_ASSIGN_OR_RETURN(crm::testing::TestEnv env, crm::testing::TestEnv::Load());
+  CRM_ASSIGN_OR_RETURN(g->bench, crm::testing::BenchEnv::Start("login_bench", CRM_SOURCE_DIR));
+  const crm::testing::TestEnv& env = g->bench->env();
   CRM_ASSIGN_OR_RETURN(g->db, crm::testing::CreateMigratedDatabase("identity", "login_bench", 8));
   CRM_ASSIGN_OR_RETURN(rpc::testing::TestPki pki,
                        rpc::testing::TestPki::Create({"identity", "gateway"}));
@@ -220,16 +179,15 @@ absl::Status Setup() {
 
   IdentityConfig& c = g->config;
   c.redis_addr = absl::StrCat(env.redis().host, ":", env.redis().port);
-  c.redis_password_file = g->dir + "/redis_password";
-  c.kek_file = g->dir + "/kek";
-  c.blind_index_key_file = g->dir + "/blind_index_key";
+  CRM_ASSIGN_OR_RETURN(c.redis_password_file,
+                       g->bench->WriteSecretFile("redis_password", env.redis().password));
+  CRM_ASSIGN_OR_RETURN(c.kek_file, g->bench->WriteSecretFile("kek", KeyLine()));
+  CRM_ASSIGN_OR_RETURN(c.blind_index_key_file,
+                       g->bench->WriteSecretFile("blind_index_key", KeyLine()));
   c.audit_addr = "";
-  c.bootstrap_admin_password_file = g->dir + "/admin_password";
+  c.bootstrap_admin_password_file = g->bench->dir() + "/admin_password";
   // Thousands of logins a minute from a few sources: not what is measured.
   c.login_throttle_attempts = 1'000'000;
-  CRM_RETURN_IF_ERROR(WriteSecretFile(c.redis_password_file, env.redis().password));
-  CRM_RETURN_IF_ERROR(WriteSecretFile(c.kek_file, KeyLine()));
-  CRM_RETURN_IF_ERROR(WriteSecretFile(c.blind_index_key_file, KeyLine()));
   CRM_RETURN_IF_ERROR(ValidateIdentityConfig(c));
   CRM_ASSIGN_OR_RETURN(
       g->app, IdentityApp::Create(c, g->pki->Files("identity"), *g->db.pool, *g->clock, nullptr));
@@ -304,12 +262,7 @@ void Teardown() {
   g->db.pool.reset();  // before the database is dropped
   g->db.db.reset();
   g->pki.reset();
-  if (g->testenv_started) {
-    if (absl::Status s = RunTestenv("stop"); !s.ok()) {
-      std::fprintf(stderr, "login_bench: %s\n", s.ToString().c_str());
-    }
-  }
-  if (!g->dir.empty()) std::filesystem::remove_all(g->dir);
+  g->bench.reset();
 }
 
 // Thread t of n takes users t, t+n, t+2n, ... (mod kUsers).
@@ -332,7 +285,7 @@ class UserCycle {
 // PostgreSQL: the postmaster (first line of postmaster.pid) and its children,
 // i.e. the backends serving identity. -1 if it cannot be read.
 double PostgresCpuSeconds() {
-  std::ifstream pid_file(g->dir + "/testenv/pg/postmaster.pid");
+  std::ifstream pid_file(g->bench->testenv_dir() + "/pg/postmaster.pid");
   std::string postmaster;
   if (!std::getline(pid_file, postmaster)) return -1;
   double ticks = 0;
@@ -361,39 +314,15 @@ double PostgresCpuSeconds() {
 class DurableCommits {
  public:
   DurableCommits(benchmark::State& state, bool durable) : durable_(durable) {
-    if (durable_ && !Set("on").ok()) state.SkipWithError("cannot make commits durable");
+    if (durable_ && !crm::testing::SetDurableCommits(*g->db.pool, true).ok()) {
+      state.SkipWithError("cannot make commits durable");
+    }
   }
   ~DurableCommits() {
-    if (durable_) (void)Set("off");
+    if (durable_) (void)crm::testing::SetDurableCommits(*g->db.pool, false);
   }
 
  private:
-  // ALTER SYSTEM for the whole cluster, then waits (bounded) until a session
-  // sees it; the other sessions reload before their next command.
-  static absl::Status Set(const char* value) {
-    CRM_RETURN_IF_ERROR(g->db.pool->WithConnection([&](pqxx::connection& c) -> absl::Status {
-      pqxx::nontransaction tx(c);
-      for (const char* name : {"fsync", "synchronous_commit", "full_page_writes"}) {
-        tx.exec(absl::StrCat("ALTER SYSTEM SET ", name, " = ", value));
-      }
-      tx.exec("SELECT pg_reload_conf()");
-      return absl::OkStatus();
-    }));
-    const bool applied = crm::testing::PollUntil(
-        [&] {
-          absl::Status s = g->db.pool->WithConnection([&](pqxx::connection& c) -> absl::Status {
-            pqxx::nontransaction tx(c);
-            if (tx.exec1("SHOW fsync")[0].as<std::string>() != value) {
-              return absl::UnavailableError("not yet");
-            }
-            return absl::OkStatus();
-          });
-          return s.ok();
-        },
-        absl::Seconds(10));
-    return applied ? absl::OkStatus() : absl::DeadlineExceededError("fsync setting not applied");
-  }
-
   const bool durable_;
 };
 
@@ -677,13 +606,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> defaults = {"--benchmark_min_time=1", "--benchmark_repetitions=3",
                                        "--benchmark_enable_random_interleaving=true",
                                        "--benchmark_display_aggregates_only=true"};
-  std::vector<char*> args(argv, argv + argc);
-  for (std::string& flag : defaults) {
-    const std::string name = flag.substr(0, flag.find('='));
-    bool given = false;
-    for (int i = 1; i < argc; ++i) given |= absl::StartsWith(argv[i], name);
-    if (!given) args.insert(args.begin() + 1, flag.data());
-  }
+  std::vector<char*> args = crm::testing::WithDefaultFlags(argc, argv, defaults);
   int count = static_cast<int>(args.size());
   benchmark::Initialize(&count, args.data());
   if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 1;
