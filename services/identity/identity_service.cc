@@ -497,11 +497,9 @@ grpc::Status IdentityService::GetSigningKeys(Ctx*, const v1::GetSigningKeysReque
   });
 }
 
-absl::StatusOr<std::string> IdentityService::MintAccessToken(absl::string_view user_id,
-                                                             absl::string_view session_id,
-                                                             bool restricted, absl::Duration ttl,
-                                                             absl::string_view cert_thumbprint,
-                                                             absl::Time* expires_at) {
+absl::StatusOr<std::string> IdentityService::MintAccessToken(
+    absl::string_view user_id, absl::string_view session_id, bool restricted, absl::Duration ttl,
+    absl::string_view cert_thumbprint, absl::Time* expires_at, const EffectiveAccess* precomputed) {
   const absl::Time now = d_.clock.Now();
   auth::AccessTokenClaims claims;
   claims.issuer = d_.config.token_issuer;
@@ -515,9 +513,14 @@ absl::StatusOr<std::string> IdentityService::MintAccessToken(absl::string_view u
     claims.permissions = {std::string(kRestrictedScope)};
     claims.expires_at = now + ttl;
   } else {
-    CRM_ASSIGN_OR_RETURN(std::vector<Grant> grants, d_.grants.GrantsOfUser(user_id));
-    CRM_ASSIGN_OR_RETURN(std::vector<Role> roles, Roles());
-    EffectiveAccess access = EffectivePermissions(grants, roles, now);
+    EffectiveAccess access;
+    if (precomputed != nullptr) {
+      access = *precomputed;
+    } else {
+      CRM_ASSIGN_OR_RETURN(std::vector<Grant> grants, d_.grants.GrantsOfUser(user_id));
+      CRM_ASSIGN_OR_RETURN(std::vector<Role> roles, Roles());
+      access = EffectivePermissions(grants, roles, now);
+    }
     claims.permissions.assign(access.permissions.begin(), access.permissions.end());
     CRM_ASSIGN_OR_RETURN(claims.teams, d_.users.ListTeamIdsOfUser(user_id));
     claims.expires_at = TokenExpiry(now, access.earliest_end, ttl);

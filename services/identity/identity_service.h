@@ -180,14 +180,17 @@ class IdentityService final : public crm::identity::v1::Identity::Service {
     std::string source_address;
     std::string user_agent;
   };
-  // A new session and token pair for `user`.
+  // A new session and token pair for `user`; `access`, if given, is the
+  // user's access computed at this moment (saves reading grants again).
   absl::StatusOr<IssuedSession> StartSession(const UserRecord& user, bool restricted,
-                                             const LoginContext& where);
-  // An access token for `user_id` in session `session_id`.
+                                             const LoginContext& where,
+                                             const EffectiveAccess* access = nullptr);
+  // An access token for `user_id` in session `session_id` (`access` as above).
   absl::StatusOr<std::string> MintAccessToken(absl::string_view user_id,
                                               absl::string_view session_id, bool restricted,
                                               absl::Duration ttl, absl::string_view cert_thumbprint,
-                                              absl::Time* expires_at);
+                                              absl::Time* expires_at,
+                                              const EffectiveAccess* access = nullptr);
 
   void RecordAttempt(std::optional<std::string> user_id, LoginResult result,
                      const LoginContext& where, absl::string_view request_id);

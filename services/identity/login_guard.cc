@@ -107,6 +107,14 @@ absl::StatusOr<LoginGuard::FailureResult> LoginGuard::RecordFailure(absl::string
   return result;
 }
 
+void LoginGuard::RecordDecoyFailure(absl::string_view username) {
+  const std::string key =
+      absl::StrCat(kFailurePrefix, "decoy:", indexer_.Hex(absl::StrCat("login-decoy:", username)));
+  redis::Pipeline p;
+  p.Add("INCR", key).Add("PEXPIRE", key, "60000");
+  (void)redis_.Execute(p);
+}
+
 absl::Status LoginGuard::RecordSuccess(absl::string_view user_id) {
   (void)redis_.Del(FailureKey(user_id));
   return credentials_.RecordLogin(user_id, clock_.Now());

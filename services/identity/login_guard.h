@@ -62,6 +62,12 @@ class LoginGuard {
   // fall back to PostgreSQL).
   absl::StatusOr<FailureResult> RecordFailure(absl::string_view user_id);
 
+  // What RecordFailure costs in Redis, on a throw-away key derived from
+  // `username` (an HMAC, expiring in a minute): refusals that never reach a
+  // password check pay it too, so their timing matches a wrong password's.
+  // Errors are ignored.
+  void RecordDecoyFailure(absl::string_view username);
+
   // A successful login: forgets the failures (Redis and PostgreSQL) and sets
   // last_login_at.
   absl::Status RecordSuccess(absl::string_view user_id);

@@ -28,6 +28,10 @@ using crm::audit::v1::OUTCOME_DENIED;
 using crm::audit::v1::OUTCOME_FAILURE;
 using crm::audit::v1::OUTCOME_SUCCESS;
 
+// A user id no user has: unknown usernames read its credentials (NOT_FOUND)
+// to cost what reading a real user's does.
+constexpr char kDecoyUserId[] = "00000000-0000-4000-8000-000000000000";
+
 // The one answer for every refused login (no user enumeration).
 absl::Status InvalidCredentials() { return absl::UnauthenticatedError("invalid credentials"); }
 
@@ -106,7 +110,8 @@ void IdentityService::RecordAttempt(std::optional<std::string> user_id, LoginRes
 }
 
 absl::StatusOr<IdentityService::IssuedSession> IdentityService::StartSession(
-    const UserRecord& user, bool restricted, const LoginContext& where) {
+    const UserRecord& user, bool restricted, const LoginContext& where,
+    const EffectiveAccess* access) {
   const absl::Time now = d_.clock.Now();
   IssuedSession out;
   out.session_id = base::NewUuid();
@@ -125,10 +130,10 @@ absl::StatusOr<IdentityService::IssuedSession> IdentityService::StartSession(
                        d_.personal.SealOptional(PersonalField::kUserAgent, where.user_agent));
   CRM_ASSIGN_OR_RETURN(SessionRecord stored, d_.sessions.Create(s));
   absl::Time access_expires;
-  CRM_ASSIGN_OR_RETURN(std::string access,
+  CRM_ASSIGN_OR_RETURN(std::string access_token,
                        MintAccessToken(user.id, out.session_id, restricted,
-                                       d_.config.access_token_ttl, "", &access_expires));
-  out.tokens.set_access_token(access);
+                                       d_.config.access_token_ttl, "", &access_expires, access));
+  out.tokens.set_access_token(access_token);
   SetTime(access_expires, out.tokens.mutable_access_expires_at());
   out.tokens.set_refresh_token(refresh);
   SetTime(stored.expires_at, out.tokens.mutable_refresh_expires_at());
@@ -155,8 +160,13 @@ grpc::Status IdentityService::Login(Ctx* ctx, const v1::LoginRequest* req,
     if (!user.ok() && !absl::IsNotFound(user.status())) return user.status();
     // Refusals before the password check still pay for one hash, so that
     // they take as long as a wrong password.
+    // Refusals before the password check also do the look-ups and the
+    // failure count a wrong password does (on decoys), so that the time does
+    // not tell which usernames exist (login_bench measured ~5 ms otherwise).
     auto refuse = [&](std::optional<std::string> id, LoginResult result) -> absl::Status {
       CRM_RETURN_IF_ERROR(d_.hasher.DummyVerify(req->password()).status());
+      if (!id.has_value()) (void)d_.credentials.Get(kDecoyUserId);
+      d_.guard.RecordDecoyFailure(username);
       RecordAttempt(std::move(id), result, where, request_id);
       return InvalidCredentials();
     };
@@ -211,8 +221,9 @@ grpc::Status IdentityService::Login(Ctx* ctx, const v1::LoginRequest* req,
                          *creds.password_changed_at + d_.config.max_password_age <= now;
     const bool change_required = expired || creds.must_change_password;
     CRM_RETURN_IF_ERROR(d_.guard.RecordSuccess(user->id));
-    CRM_ASSIGN_OR_RETURN(IssuedSession session,
-                         StartSession(*user, change_required || mfa_enrollment_required, where));
+    CRM_ASSIGN_OR_RETURN(
+        IssuedSession session,
+        StartSession(*user, change_required || mfa_enrollment_required, where, &access));
     *resp->mutable_tokens() = std::move(session.tokens);
     resp->set_user_id(user->id);
     resp->set_session_id(session.session_id);
