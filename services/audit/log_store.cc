@@ -225,6 +225,37 @@ pqxx::result RunFilter(pqxx::work& tx, const std::string& sql, const EntryFilter
 
 }  // namespace
 
+namespace {
+
+// The hashes of `ids` within `tx`: leaves from audit_log, subtrees from
+// merkle_nodes, one query each. Missing ones are absent from the map.
+merkle::NodeMap FetchNodesIn(pqxx::work& tx, const std::vector<merkle::NodeId>& ids) {
+  std::vector<std::string> leaf_idx, levels, node_idx;
+  for (const merkle::NodeId& id : ids) {
+    if (id.level == 0) {
+      leaf_idx.push_back(absl::StrCat(id.index));
+    } else {
+      levels.push_back(absl::StrCat(id.level));
+      node_idx.push_back(absl::StrCat(id.index));
+    }
+  }
+  merkle::NodeMap nodes;
+  if (!leaf_idx.empty()) {
+    for (const auto& row : tx.exec_params(kLeavesSql, pg::ArrayLiteral(leaf_idx))) {
+      nodes[{0, row[0].as<uint64_t>()}] = Bytes(row[1]);
+    }
+  }
+  if (!levels.empty()) {
+    for (const auto& row :
+         tx.exec_params(kNodesSql, pg::ArrayLiteral(levels), pg::ArrayLiteral(node_idx))) {
+      nodes[{row[0].as<int>(), row[1].as<uint64_t>()}] = Bytes(row[2]);
+    }
+  }
+  return nodes;
+}
+
+}  // namespace
+
 absl::StatusOr<AppendResult> LogStore::Append(const std::vector<LeafRecord>& records,
                                               absl::Time now) {
   AppendResult result;
@@ -242,24 +273,7 @@ absl::StatusOr<AppendResult> LogStore::Append(const std::vector<LeafRecord>& rec
     if (edge.has_value() && edge->size() == size) {
       tree = *edge;
     } else {
-      merkle::NodeMap nodes;
-      std::vector<merkle::NodeId> ids = merkle::FrontierNodes(size);
-      std::vector<std::string> leaf_idx, levels, node_idx;
-      for (const merkle::NodeId& id : ids) {
-        if (id.level == 0) {
-          leaf_idx.push_back(absl::StrCat(id.index));
-        } else {
-          levels.push_back(absl::StrCat(id.level));
-          node_idx.push_back(absl::StrCat(id.index));
-        }
-      }
-      for (const auto& row : tx.exec_params(kLeavesSql, pg::ArrayLiteral(leaf_idx))) {
-        nodes[{0, row[0].as<uint64_t>()}] = Bytes(row[1]);
-      }
-      for (const auto& row :
-           tx.exec_params(kNodesSql, pg::ArrayLiteral(levels), pg::ArrayLiteral(node_idx))) {
-        nodes[{row[0].as<int>(), row[1].as<uint64_t>()}] = Bytes(row[2]);
-      }
+      const merkle::NodeMap nodes = FetchNodesIn(tx, merkle::FrontierNodes(size));
       CRM_ASSIGN_OR_RETURN(tree, merkle::TreeBuilder::Resume(size, nodes));
     }
     // Drop events already logged, and repeats within the batch.
@@ -319,31 +333,8 @@ absl::StatusOr<uint64_t> LogStore::Size() {
 }
 
 absl::StatusOr<merkle::NodeMap> LogStore::FetchNodes(const std::vector<merkle::NodeId>& ids) {
-  std::vector<std::string> leaf_idx, levels, node_idx;
-  for (const merkle::NodeId& id : ids) {
-    if (id.level == 0) {
-      leaf_idx.push_back(absl::StrCat(id.index));
-    } else {
-      levels.push_back(absl::StrCat(id.level));
-      node_idx.push_back(absl::StrCat(id.index));
-    }
-  }
   return pool_.TransactValue<merkle::NodeMap>(
-      [&](pqxx::work& tx) -> absl::StatusOr<merkle::NodeMap> {
-        merkle::NodeMap nodes;
-        if (!leaf_idx.empty()) {
-          for (const auto& row : tx.exec_params(kLeavesSql, pg::ArrayLiteral(leaf_idx))) {
-            nodes[{0, row[0].as<uint64_t>()}] = Bytes(row[1]);
-          }
-        }
-        if (!levels.empty()) {
-          for (const auto& row :
-               tx.exec_params(kNodesSql, pg::ArrayLiteral(levels), pg::ArrayLiteral(node_idx))) {
-            nodes[{row[0].as<int>(), row[1].as<uint64_t>()}] = Bytes(row[2]);
-          }
-        }
-        return nodes;
-      },
+      [&](pqxx::work& tx) -> absl::StatusOr<merkle::NodeMap> { return FetchNodesIn(tx, ids); },
       {.read_only = true});
 }
 

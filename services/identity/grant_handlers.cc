@@ -103,7 +103,8 @@ grpc::Status IdentityService::CreateRole(Ctx* ctx, const v1::CreateRoleRequest* 
     std::vector<std::string> permissions(req->permissions().begin(), req->permissions().end());
     CRM_ASSIGN_OR_RETURN(Role role, MakeCustomRole(req->name(), permissions, req->requires_mfa()));
     role.description = req->description();
-    CRM_ASSIGN_OR_RETURN(PermissionSet actor, ActorPermissions(caller.id()));
+    CRM_ASSIGN_OR_RETURN(const EffectiveAccess actor_access, AccessOf(caller.id()));
+    const PermissionSet& actor = actor_access.permissions;
     for (const std::string& p : role.permissions) {
       if (!actor.contains(p)) {
         return absl::PermissionDeniedError(
@@ -152,7 +153,8 @@ grpc::Status IdentityService::GrantRole(Ctx* ctx, const v1::GrantRoleRequest* re
     CRM_ASSIGN_OR_RETURN(std::vector<Role> roles, Roles());
     const Role* role = FindRole(roles, req->role());
     if (role == nullptr) return absl::NotFoundError("role not found");
-    CRM_ASSIGN_OR_RETURN(PermissionSet actor, ActorPermissions(caller.id()));
+    CRM_ASSIGN_OR_RETURN(const EffectiveAccess actor_access, AccessOf(caller.id()));
+    const PermissionSet& actor = actor_access.permissions;
     CRM_RETURN_IF_ERROR(CanGrant(actor, caller.id(), user.id, *role));
     CRM_ASSIGN_OR_RETURN(std::string justification,
                          d_.personal.Seal(PersonalField::kJustification, req->justification()));
@@ -178,7 +180,8 @@ grpc::Status IdentityService::RevokeGrant(Ctx* ctx, const v1::RevokeGrantRequest
     absl::StatusOr<GrantRecord> grant = d_.grants.GetGrant(id);
     if (absl::IsNotFound(grant.status())) return absl::NotFoundError("grant not found");
     CRM_RETURN_IF_ERROR(grant.status());
-    CRM_ASSIGN_OR_RETURN(PermissionSet actor, ActorPermissions(caller.id()));
+    CRM_ASSIGN_OR_RETURN(const EffectiveAccess actor_access, AccessOf(caller.id()));
+    const PermissionSet& actor = actor_access.permissions;
     CRM_RETURN_IF_ERROR(CanRevoke(actor, caller.id(), grant->grant.user_id));
     if (!grant->grant.revoked_at.has_value()) {
       CRM_ASSIGN_OR_RETURN(*grant, d_.grants.RevokeGrant(id, caller.id(), d_.clock.Now()));
@@ -207,7 +210,8 @@ grpc::Status IdentityService::ExtendGrant(Ctx* ctx, const v1::ExtendGrantRequest
     CRM_ASSIGN_OR_RETURN(std::vector<Role> roles, Roles());
     const Role* role = FindRole(roles, grant->grant.role);
     if (role == nullptr) return absl::FailedPreconditionError("the grant's role no longer exists");
-    CRM_ASSIGN_OR_RETURN(PermissionSet actor, ActorPermissions(caller.id()));
+    CRM_ASSIGN_OR_RETURN(const EffectiveAccess actor_access, AccessOf(caller.id()));
+    const PermissionSet& actor = actor_access.permissions;
     CRM_RETURN_IF_ERROR(CanExtend(actor, caller.id(), grant->grant.user_id, *role));
     absl::StatusOr<Grant> extended = Extend(grant->grant, new_end, d_.clock.Now());
     if (absl::IsInvalidArgument(extended.status())) {

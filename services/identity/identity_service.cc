@@ -82,7 +82,6 @@ absl::StatusOr<v1::User> IdentityService::ToProto(const UserRecord& u) {
   out.set_status(u.status == UserStatus::kActive ? v1::USER_STATUS_ACTIVE
                                                  : v1::USER_STATUS_DISABLED);
   CRM_ASSIGN_OR_RETURN(Credentials c, d_.credentials.Get(u.id));
-  const absl::Time now = d_.clock.Now();
   if (c.lockout.admin_unlock_required) {
     out.set_locked_permanently(true);
   } else if (d_.guard.IsLocked(c.lockout)) {
@@ -96,7 +95,6 @@ absl::StatusOr<v1::User> IdentityService::ToProto(const UserRecord& u) {
               out.mutable_password_expires_at());
     }
   }
-  (void)now;
   out.set_totp_enabled(c.totp_enabled());
   CRM_ASSIGN_OR_RETURN(std::vector<std::string> teams, d_.users.ListTeamIdsOfUser(u.id));
   for (std::string& t : teams) out.add_team_ids(std::move(t));
@@ -108,10 +106,10 @@ absl::StatusOr<v1::User> IdentityService::ToProto(const UserRecord& u) {
 
 absl::StatusOr<std::vector<Role>> IdentityService::Roles() { return d_.grants.ListRoles(); }
 
-absl::StatusOr<PermissionSet> IdentityService::ActorPermissions(absl::string_view user_id) {
+absl::StatusOr<EffectiveAccess> IdentityService::AccessOf(absl::string_view user_id) {
   CRM_ASSIGN_OR_RETURN(std::vector<Grant> grants, d_.grants.GrantsOfUser(user_id));
   CRM_ASSIGN_OR_RETURN(std::vector<Role> roles, Roles());
-  return EffectivePermissions(grants, roles, d_.clock.Now()).permissions;
+  return EffectivePermissions(grants, roles, d_.clock.Now());
 }
 
 absl::Status IdentityService::CheckNotLastAdmin(absl::string_view user_id) {
@@ -163,6 +161,10 @@ void IdentityService::Audit(Ctx* ctx, const Caller* caller, absl::string_view ac
     detail->set_value(d.value);
     detail->set_personal(d.personal);
   }
+  EnqueueAudit(event);
+}
+
+void IdentityService::EnqueueAudit(const crm::audit::v1::Event& event) {
   absl::Status s =
       d_.db.Transact([&](pqxx::work& tx) -> absl::Status { return d_.audit.Enqueue(tx, event); });
   if (!s.ok()) log::Error("identity.audit_enqueue_failed", {{"status", s}});
@@ -517,9 +519,7 @@ absl::StatusOr<std::string> IdentityService::MintAccessToken(
     if (precomputed != nullptr) {
       access = *precomputed;
     } else {
-      CRM_ASSIGN_OR_RETURN(std::vector<Grant> grants, d_.grants.GrantsOfUser(user_id));
-      CRM_ASSIGN_OR_RETURN(std::vector<Role> roles, Roles());
-      access = EffectivePermissions(grants, roles, now);
+      CRM_ASSIGN_OR_RETURN(access, AccessOf(user_id));
     }
     claims.permissions.assign(access.permissions.begin(), access.permissions.end());
     CRM_ASSIGN_OR_RETURN(claims.teams, d_.users.ListTeamIdsOfUser(user_id));

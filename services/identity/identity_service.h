@@ -166,7 +166,8 @@ class IdentityService final : public crm::identity::v1::Identity::Service {
   absl::StatusOr<v1::User> ToProto(const UserRecord& user);
   absl::StatusOr<v1::Grant> ToProto(const GrantRecord& grant);
   absl::StatusOr<UserRecord> FindUser(absl::string_view field, absl::string_view user_id);
-  absl::StatusOr<PermissionSet> ActorPermissions(absl::string_view user_id);
+  // What the grants of `user_id` give now (permissions, earliest end, MFA).
+  absl::StatusOr<EffectiveAccess> AccessOf(absl::string_view user_id);
   absl::StatusOr<std::vector<Role>> Roles();
   absl::Status CheckNotLastAdmin(absl::string_view user_id);
   absl::Status RevokeSessionsOf(absl::string_view user_id,
@@ -203,6 +204,8 @@ class IdentityService final : public crm::identity::v1::Identity::Service {
     std::string value;
     bool personal = false;
   };
+  // The outbox write both Audit and RecordAttempt end with (own transaction).
+  void EnqueueAudit(const crm::audit::v1::Event& event);
   void Audit(Ctx* ctx, const Caller* caller, absl::string_view action, absl::string_view resource,
              crm::audit::v1::Outcome outcome, std::initializer_list<AuditDetail> details = {});
 

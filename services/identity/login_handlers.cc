@@ -104,9 +104,7 @@ void IdentityService::RecordAttempt(std::optional<std::string> user_id, LoginRes
   crm::audit::v1::Detail* detail = event.add_details();
   detail->set_key("result");
   detail->set_value(std::string(LoginResultName(result)));
-  absl::Status s =
-      d_.db.Transact([&](pqxx::work& tx) -> absl::Status { return d_.audit.Enqueue(tx, event); });
-  if (!s.ok()) log::Error("identity.audit_enqueue_failed", {{"status", s}});
+  EnqueueAudit(event);
 }
 
 absl::StatusOr<IdentityService::IssuedSession> IdentityService::StartSession(
@@ -195,9 +193,7 @@ grpc::Status IdentityService::Login(Ctx* ctx, const v1::LoginRequest* req,
     if (!verified.match) return fail(LoginResult::kBadPassword);
 
     const absl::Time now = d_.clock.Now();
-    CRM_ASSIGN_OR_RETURN(std::vector<Grant> grants, d_.grants.GrantsOfUser(user->id));
-    CRM_ASSIGN_OR_RETURN(std::vector<Role> roles, Roles());
-    const EffectiveAccess access = EffectivePermissions(grants, roles, now);
+    CRM_ASSIGN_OR_RETURN(const EffectiveAccess access, AccessOf(user->id));
 
     bool mfa_enrollment_required = false;
     if (creds.totp_enabled()) {
@@ -453,10 +449,8 @@ grpc::Status IdentityService::ChangePassword(Ctx* ctx, const v1::ChangePasswordR
     CRM_RETURN_IF_ERROR(RevokeSessionsOf(user.id, std::nullopt));
     CRM_RETURN_IF_ERROR(d_.revocation.Revoke(caller.principal->session_id));
     Audit(ctx, &caller, "identity.password.change", UserResource(user.id), OUTCOME_SUCCESS);
-    CRM_ASSIGN_OR_RETURN(std::vector<Grant> grants, d_.grants.GrantsOfUser(user.id));
-    CRM_ASSIGN_OR_RETURN(std::vector<Role> roles, Roles());
-    const bool mfa_pending =
-        !creds.totp_enabled() && EffectivePermissions(grants, roles, d_.clock.Now()).mfa_required;
+    CRM_ASSIGN_OR_RETURN(const EffectiveAccess access, AccessOf(user.id));
+    const bool mfa_pending = !creds.totp_enabled() && access.mfa_required;
     CRM_ASSIGN_OR_RETURN(IssuedSession session, StartSession(user, mfa_pending, LoginContext{}));
     *resp->mutable_tokens() = std::move(session.tokens);
     return absl::OkStatus();
@@ -556,9 +550,8 @@ grpc::Status IdentityService::DisableTotp(Ctx* ctx, const v1::DisableTotpRequest
     }
     CRM_ASSIGN_OR_RETURN(UserRecord user, FindUser("user_id", self ? caller.id() : req->user_id()));
     CRM_ASSIGN_OR_RETURN(Credentials creds, d_.credentials.Get(user.id));
-    CRM_ASSIGN_OR_RETURN(std::vector<Grant> grants, d_.grants.GrantsOfUser(user.id));
-    CRM_ASSIGN_OR_RETURN(std::vector<Role> roles, Roles());
-    if (EffectivePermissions(grants, roles, d_.clock.Now()).mfa_required) {
+    CRM_ASSIGN_OR_RETURN(const EffectiveAccess access, AccessOf(user.id));
+    if (access.mfa_required) {
       return absl::FailedPreconditionError("a role of this user requires MFA");
     }
     if (self && creds.totp_enabled()) {
