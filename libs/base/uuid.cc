@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstdlib>
@@ -11,13 +12,19 @@
 
 namespace crm::base {
 
-std::string NewUuid() {
+namespace {
+
+std::array<uint8_t, 16> RandomUuidBytes() {
   std::array<uint8_t, 16> b;
   if (RAND_bytes(b.data(), static_cast<int>(b.size())) != 1) {
     std::abort();  // The CSPRNG failing is not recoverable.
   }
-  b[6] = static_cast<uint8_t>((b[6] & 0x0f) | 0x40);  // version 4
-  b[8] = static_cast<uint8_t>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
+  return b;
+}
+
+std::string Format(std::array<uint8_t, 16> b, uint8_t version) {
+  b[6] = static_cast<uint8_t>((b[6] & 0x0f) | (version << 4));
+  b[8] = static_cast<uint8_t>((b[8] & 0x3f) | 0x80);  // RFC 9562 variant
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(36);
@@ -27,6 +34,17 @@ std::string NewUuid() {
     out.push_back(kHex[b[i] & 0xf]);
   }
   return out;
+}
+
+}  // namespace
+
+std::string NewUuid() { return Format(RandomUuidBytes(), 4); }
+
+std::string NewTimeOrderedUuid(absl::Time now) {
+  std::array<uint8_t, 16> b = RandomUuidBytes();
+  const uint64_t ms = static_cast<uint64_t>(std::max<int64_t>(0, absl::ToUnixMillis(now)));
+  for (int i = 0; i < 6; ++i) b[i] = static_cast<uint8_t>(ms >> (8 * (5 - i)));
+  return Format(b, 7);
 }
 
 bool IsUuid(absl::string_view s) {

@@ -1,6 +1,8 @@
 #include "libs/base/uuid.h"
 
+#include <algorithm>
 #include <set>
+#include <vector>
 
 #include "libs/testing/status_matchers.h"
 
@@ -18,6 +20,27 @@ TEST(UuidTest, NewUuidIsCanonicalVersion4) {
   EXPECT_EQ(id[14], '4');
   EXPECT_NE(std::string("89ab").find(id[19]), std::string::npos);
   for (char c : id) EXPECT_FALSE(c >= 'A' && c <= 'F');
+}
+
+TEST(UuidTest, TimeOrderedUuidCarriesMillisecondsAndVersion7) {
+  // 2026-11-28T09:00:00.123Z is 0x01a22161fefb ms since the epoch: the
+  // first 48 bits, big-endian.
+  const absl::Time t = absl::FromUnixMillis(1795856400123);
+  const std::string id = NewTimeOrderedUuid(t);
+  ASSERT_TRUE(IsUuid(id));
+  EXPECT_EQ(id.substr(0, 13), "01a22161-fefb");
+  EXPECT_EQ(id[14], '7');
+  EXPECT_NE(std::string("89ab").find(id[19]), std::string::npos);
+  EXPECT_NE(NewTimeOrderedUuid(t), id);  // the rest is random
+}
+
+TEST(UuidTest, TimeOrderedUuidsSortByTime) {
+  const absl::Time t = absl::FromUnixMillis(1795856400123);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 300; ++i) ids.push_back(NewTimeOrderedUuid(t + absl::Milliseconds(i)));
+  EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
+  // Before the epoch clamps to zero rather than wrapping around.
+  EXPECT_EQ(NewTimeOrderedUuid(absl::UnixEpoch() - absl::Hours(1)).substr(0, 13), "00000000-0000");
 }
 
 TEST(UuidTest, NewUuidsDiffer) {

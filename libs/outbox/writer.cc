@@ -31,7 +31,7 @@ absl::Status PrepareEvent(absl::string_view service, absl::Time now, crm::audit:
   }
   CRM_RETURN_IF_ERROR(base::ValidateText("service", event.service(), 1, kMaxServiceLength));
   if (event.event_id().empty()) {
-    event.set_event_id(base::NewUuid());
+    event.set_event_id(base::NewTimeOrderedUuid(now));
   } else {
     CRM_ASSIGN_OR_RETURN(std::string canonical, base::CanonicalUuid("event_id", event.event_id()));
     event.set_event_id(std::move(canonical));

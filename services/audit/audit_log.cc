@@ -4,6 +4,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "libs/auth/base64url.h"
@@ -28,34 +29,36 @@ std::string KeyAad(absl::string_view key_id) {
 }  // namespace
 
 absl::StatusOr<AppendResult> AuditLog::Ingest(absl::Span<const Event* const> events) {
-  for (size_t i = 0; i < events.size(); ++i) CRM_RETURN_IF_ERROR(ValidateEvent(*events[i], i));
-  std::vector<SplitResult> split;
-  split.reserve(events.size());
+  std::vector<std::string> ids;
+  ids.reserve(events.size());
   std::vector<std::string> scopes;
-  for (const Event* e : events) {
-    split.push_back(Split(*e));
-    if (split.back().personal_plaintext.has_value())
-      scopes.push_back(split.back().record.key_scope);
+  for (size_t i = 0; i < events.size(); ++i) {
+    CRM_RETURN_IF_ERROR(ValidateEvent(*events[i], i));
+    ids.push_back(absl::AsciiStrToLower(events[i]->event_id()));
+    if (HasPersonalPart(*events[i])) scopes.push_back(KeyScopeOf(*events[i]));
   }
   absl::flat_hash_map<std::string, DataKey> keys;
   if (!scopes.empty()) {
     CRM_ASSIGN_OR_RETURN(keys, keys_.GetOrCreate(scopes));
   }
-  std::vector<LeafRecord> records;
-  records.reserve(split.size());
-  for (SplitResult& s : split) {
+  // Split and sealed inside the append, so PostgreSQL stores the first
+  // events while the later ones are prepared (ingest_bench).
+  return store_.Append(ids, clock_.Now(), [&](size_t i) -> absl::StatusOr<LeafRecord> {
+    SplitResult s = Split(*events[i]);
     if (s.personal_plaintext.has_value()) {
-      const DataKey& key = keys[s.record.key_scope];
+      auto key = keys.find(s.record.key_scope);
+      if (key == keys.end()) {
+        return absl::InternalError(absl::StrCat("events[", i, "]: no data key for its scope"));
+      }
       // An erased subject's key is gone for good: its new events keep no
       // personal part at all.
-      if (key != nullptr) {
-        CRM_ASSIGN_OR_RETURN(s.record.sealed,
-                             crypto::Seal(*key, *s.personal_plaintext, SealAad(s.record.event_id)));
+      if (key->second != nullptr) {
+        CRM_ASSIGN_OR_RETURN(s.record.sealed, crypto::Seal(*key->second, *s.personal_plaintext,
+                                                           SealAad(s.record.event_id)));
       }
     }
-    records.push_back(std::move(s.record));
-  }
-  return store_.Append(records, clock_.Now());
+    return std::move(s.record);
+  });
 }
 
 absl::StatusOr<LogEntry> AuditLog::Open(const StoredEntry& entry) {

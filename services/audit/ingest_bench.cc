@@ -115,6 +115,7 @@
 #include "libs/testing/bench_ratio.h"
 #include "libs/testing/pg_test_database.h"
 #include "services/audit/audit_log.h"
+#include "services/audit/copy_text.h"
 #include "services/audit/data_keys.h"
 #include "services/audit/leaf.h"
 #include "services/audit/log_store.h"
@@ -139,10 +140,6 @@ constexpr char kScanColumns[] =
     "leaf_index, event_id, event_time, service, actor_user_id, actor_service, actor_session, "
     "action, resource, subject_id, outcome, request_id, key_scope, has_changes, clear_part, "
     "sealed, leaf_hash, ingested_at, content_expired";
-constexpr char kLeafColumns[] =
-    "leaf_index, event_id, event_time, service, actor_user_id, actor_service, actor_session, "
-    "action, resource, subject_id, outcome, request_id, key_scope, has_changes, clear_part, "
-    "sealed, leaf_hash, ingested_at";
 
 struct Flags {
   int64_t ingest_batches = 200;
@@ -184,8 +181,9 @@ class EventGenerator {
       const uint64_t i = next_++;
       const std::string& subject = g->subjects[rng_() % g->subjects.size()];
       const std::string& op = g->operators[i % g->operators.size()];
-      e.set_event_id(base::NewUuid());
       const absl::Time t = absl::FromUnixSeconds(1'796'083'200) + absl::Milliseconds(i);
+      // Time-ordered, as the outbox makes them.
+      e.set_event_id(base::NewTimeOrderedUuid(t));
       e.mutable_time()->set_seconds(absl::ToUnixSeconds(t));
       e.mutable_time()->set_nanos(static_cast<int32_t>(i % 1000 * 1'000'000));
       e.set_service("contacts");
@@ -234,44 +232,6 @@ std::vector<const Event*> Pointers(const std::vector<Event>& events) {
   return out;
 }
 
-// ---- COPY text as LogStore::Append sends it ------------------------------------
-
-// A text field in COPY text format.
-void AppendCopyText(std::string& out, absl::string_view s) {
-  for (char c : s) {
-    switch (c) {
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        out.push_back(c);
-    }
-  }
-}
-
-// A bytea field (hex input form, its backslash escaped), or NULL if empty.
-void AppendCopyBytea(std::string& out, absl::string_view bytes, bool null_if_empty) {
-  if (bytes.empty() && null_if_empty) {
-    out += "\\N";
-    return;
-  }
-  out += "\\\\x";
-  out += absl::BytesToHexString(bytes);
-}
-
-std::string CopyTime(absl::Time t) {
-  return absl::FormatTime("%Y-%m-%d %H:%M:%E6S+00", t, absl::UTCTimeZone());
-}
-
 // Makes the rows of successive batches as Ingest + LogStore::Append would
 // (split, sealed under a per-scope key, leaf hash, the nodes each leaf
 // completes), as COPY text for audit_log and merkle_nodes.
@@ -299,29 +259,9 @@ class CopyRows {
       const uint64_t index = tree_.size();
       CRM_RETURN_IF_ERROR(
           tree_.Append(leaf_hash, [&](const merkle::NodeId& id, absl::string_view hash) {
-            if (id.level == 0) return;
-            absl::StrAppend(&b.nodes, id.level, "\t", id.index, "\t");
-            AppendCopyBytea(b.nodes, hash, false);
-            b.nodes += "\n";
+            if (id.level > 0) AppendNodeCopyRow(b.nodes, id, hash);
           }));
-      std::string& o = b.leaves;
-      absl::StrAppend(&o, index, "\t", r.event_id, "\t", CopyTime(r.event_time), "\t");
-      for (const std::string* f : {&r.service, &r.actor_user_id, &r.actor_service, &r.actor_session,
-                                   &r.action, &r.resource, &r.subject_id}) {
-        AppendCopyText(o, *f);
-        o += "\t";
-      }
-      absl::StrAppend(&o, r.outcome, "\t");
-      AppendCopyText(o, r.request_id);
-      o += "\t";
-      AppendCopyText(o, r.key_scope);
-      absl::StrAppend(&o, "\t", r.has_changes ? "t" : "f", "\t");
-      AppendCopyBytea(o, r.clear_part, true);
-      o += "\t";
-      AppendCopyBytea(o, r.sealed, true);
-      o += "\t";
-      AppendCopyBytea(o, leaf_hash, false);
-      absl::StrAppend(&o, "\t", ingested, "\n");
+      AppendLeafCopyRow(b.leaves, index, r, leaf_hash, ingested);
     }
     return b;
   }
@@ -393,11 +333,11 @@ class RawConnection {
   // One batch as its own transaction.
   absl::Status CopyBatch(const CopyRows::Batch& b) {
     CRM_RETURN_IF_ERROR(Exec("BEGIN"));
-    CRM_RETURN_IF_ERROR(BeginCopy("audit_log", kLeafColumns));
+    CRM_RETURN_IF_ERROR(BeginCopy("audit_log", kLeafCopyColumns));
     CRM_RETURN_IF_ERROR(Put(b.leaves));
     CRM_RETURN_IF_ERROR(EndCopy());
     if (!b.nodes.empty()) {
-      CRM_RETURN_IF_ERROR(BeginCopy("merkle_nodes", "level, node_index, hash"));
+      CRM_RETURN_IF_ERROR(BeginCopy("merkle_nodes", kNodeCopyColumns));
       CRM_RETURN_IF_ERROR(Put(b.nodes));
       CRM_RETURN_IF_ERROR(EndCopy());
     }
@@ -561,8 +501,8 @@ absl::Status BuildProofTables(const std::string& conninfo, uint64_t size) {
     CRM_RETURN_IF_ERROR(conn->Exec(absl::StrCat("TRUNCATE ", table).c_str()));
   }
   CRM_RETURN_IF_ERROR(
-      leaves->BeginCopy("audit_log", absl::StrCat(kLeafColumns, ", content_expired")));
-  CRM_RETURN_IF_ERROR(nodes->BeginCopy("merkle_nodes", "level, node_index, hash"));
+      leaves->BeginCopy("audit_log", absl::StrCat(kLeafCopyColumns, ", content_expired")));
+  CRM_RETURN_IF_ERROR(nodes->BeginCopy("merkle_nodes", kNodeCopyColumns));
   const std::string time = CopyTime(absl::FromUnixSeconds(1'796'083'200));
   const std::string day_scope = "day:2026-12-01";
   merkle::TreeBuilder tree;
@@ -570,14 +510,11 @@ absl::Status BuildProofTables(const std::string& conninfo, uint64_t size) {
   for (uint64_t i = 0; i < size; ++i) {
     const std::string hash = ProofLeafHash(i);
     CRM_RETURN_IF_ERROR(tree.Append(hash, [&](const merkle::NodeId& id, absl::string_view h) {
-      if (id.level == 0) return;
-      absl::StrAppend(&node_text, id.level, "\t", id.index, "\t");
-      AppendCopyBytea(node_text, h, false);
-      node_text += "\n";
+      if (id.level > 0) AppendNodeCopyRow(node_text, id, h);
     }));
     // Expired: the content columns cleared, ids, time, outcome, scope kept.
     absl::StrAppend(&leaf_text, i, "\t", absl::StrFormat("00000000-0000-4000-8000-%012x", i), "\t",
-                    time, "\t\t\t\t\t\t\t\t1\t\t", day_scope, "\tf\t\\N\t\\N\t");
+                    time, "\t\t\t\t\t\t\t\\N\t1\t\t", day_scope, "\tf\t\\N\t\\N\t");
     AppendCopyBytea(leaf_text, hash, false);
     absl::StrAppend(&leaf_text, "\t", time, "\tt\n");
     if (leaf_text.size() >= (4 << 20) || i + 1 == size) {

@@ -1,5 +1,7 @@
 #include "services/audit/leaf.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "libs/base/uuid.h"
@@ -138,6 +140,12 @@ std::string KeyScopeOf(const Event& e) {
   return absl::StrCat("day:", absl::FormatTime("%Y-%m-%d", t, absl::UTCTimeZone()));
 }
 
+bool HasPersonalPart(const Event& e) {
+  return e.changes_size() > 0 || !e.source_address().empty() || !e.user_agent().empty() ||
+         std::any_of(e.details().begin(), e.details().end(),
+                     [](const crm::audit::v1::Detail& d) { return d.personal(); });
+}
+
 SplitResult Split(const Event& e) {
   SplitResult out;
   LeafRecord& r = out.record;
@@ -164,8 +172,7 @@ SplitResult Split(const Event& e) {
   personal.set_source_address(e.source_address());
   personal.set_user_agent(e.user_agent());
   if (clear.details_size() > 0) clear.SerializeToString(&r.clear_part);
-  if (personal.details_size() > 0 || personal.changes_size() > 0 ||
-      !personal.source_address().empty() || !personal.user_agent().empty()) {
+  if (HasPersonalPart(e)) {
     out.personal_plaintext.emplace();
     personal.SerializeToString(&*out.personal_plaintext);
   }

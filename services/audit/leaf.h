@@ -70,6 +70,10 @@ absl::Status ValidateEvent(const crm::audit::v1::Event& event, size_t index);
 // else "actor:<user id>", else "day:<YYYY-MM-DD>" of the event time (UTC).
 std::string KeyScopeOf(const crm::audit::v1::Event& event);
 
+// True if the event has a personal part: details marked personal, field
+// changes, a source address or a user agent.
+bool HasPersonalPart(const crm::audit::v1::Event& event);
+
 struct SplitResult {
   LeafRecord record;  // everything but `sealed`
   // The personal part to seal, if the event has any.

@@ -6,8 +6,10 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "libs/base/status_macros.h"
 #include "libs/pg/array.h"
+#include "services/audit/copy_text.h"
 
 namespace crm::audit {
 
@@ -35,8 +37,8 @@ constexpr char kNodesSql[] =
 
 constexpr char kEntryColumns[] =
     "leaf_index, event_id::text, " CRM_TS("event_time") ", service, actor_user_id, actor_service, "
-    "actor_session, action, resource, subject_id, outcome, request_id, key_scope, has_changes, "
-    "clear_part, sealed, leaf_hash, " CRM_TS("ingested_at") ", content_expired";
+    "actor_session, action, resource, COALESCE(subject_id::text, ''), outcome, request_id, key_scope, "
+    "has_changes, clear_part, sealed, leaf_hash, " CRM_TS("ingested_at") ", content_expired";
 
 // $1 after_index, $2 actor_user_id, $3 actor_service, $4 subject_id,
 // $5 action, $6 action prefix, $7 actions (text[]), $8 resource,
@@ -47,7 +49,7 @@ constexpr char kFilterSql[] =
     " WHERE leaf_index > $1"
     " AND ($2 = '' OR actor_user_id = $2)"
     " AND ($3 = '' OR actor_service = $3)"
-    " AND ($4 = '' OR subject_id = $4)"
+    " AND ($4 = '' OR subject_id = NULLIF($4, '')::uuid)"
     " AND ($5 = '' OR action = $5)"
     " AND ($6 = '' OR starts_with(action, $6))"
     " AND (cardinality($7::text[]) = 0 OR action = ANY($7::text[]))"
@@ -79,6 +81,9 @@ constexpr char kRecordErasureSql[] =
     "INSERT INTO erasure_requests (request_id, subject_id, events, completed_at) "
     "VALUES ($1::uuid, $2, $3, " CRM_TS_PARAM("$4") ") ON CONFLICT (request_id) DO NOTHING";
 
+// Rows of audit_log sent to PostgreSQL at a time during Append (~60 KiB).
+constexpr int kRowsPerPiece = 50;
+
 constexpr int64_t kYearOneMicros = -62135596800LL * 1'000'000;
 constexpr int64_t kYear9999Micros = 253402300799LL * 1'000'000;
 
@@ -88,96 +93,31 @@ std::string Bytes(const pqxx::field& f) {
 
 pqxx::binarystring Bin(const std::string& s) { return pqxx::binarystring(s.data(), s.size()); }
 
-// Rows for COPY ... FROM STDIN in text format: fields separated by tabs,
-// rows ended by newlines, NULL as \N, and a backslash, tab, newline or
-// carriage return inside a value escaped with a backslash.
-void AppendCopyText(std::string& out, absl::string_view s) {
-  size_t done = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char* escaped = nullptr;
-    switch (s[i]) {
-      case '\\':
-        escaped = "\\\\";
-        break;
-      case '\t':
-        escaped = "\\t";
-        break;
-      case '\n':
-        escaped = "\\n";
-        break;
-      case '\r':
-        escaped = "\\r";
-        break;
-      default:
-        continue;
-    }
-    out.append(s.data() + done, i - done);
-    out.append(escaped);
-    done = i + 1;
-  }
-  out.append(s.data() + done, s.size() - done);
-}
-
-// A bytea field in hex input form ("\x..." with its backslash escaped), or
-// NULL for an empty optional value.
-void AppendCopyBytea(std::string& out, absl::string_view bytes, bool empty_is_null = false) {
-  if (bytes.empty() && empty_is_null) {
-    out.append("\\N");
-    return;
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.append("\\\\x");
-  size_t at = out.size();
-  out.resize(at + 2 * bytes.size());
-  for (unsigned char c : bytes) {
-    out[at++] = kHex[c >> 4];
-    out[at++] = kHex[c & 0xf];
-  }
-}
-
-// A timestamptz field.
-std::string CopyTime(absl::Time t) {
-  return absl::FormatTime("%Y-%m-%d %H:%M:%E6S+00", t, absl::UTCTimeZone());
-}
-
-// Appends the audit_log row of `r` (the columns CopyRows names below).
-void AppendLeafRow(std::string& out, uint64_t index, const LeafRecord& r,
-                   absl::string_view leaf_hash, absl::string_view ingested_at) {
-  absl::StrAppend(&out, index, "\t", r.event_id, "\t", CopyTime(r.event_time), "\t");
-  for (const std::string* field : {&r.service, &r.actor_user_id, &r.actor_service, &r.actor_session,
-                                   &r.action, &r.resource, &r.subject_id}) {
-    AppendCopyText(out, *field);
-    out.push_back('\t');
-  }
-  absl::StrAppend(&out, r.outcome, "\t");
-  AppendCopyText(out, r.request_id);
-  out.push_back('\t');
-  AppendCopyText(out, r.key_scope);
-  out.append(r.has_changes ? "\tt\t" : "\tf\t");
-  AppendCopyBytea(out, r.clear_part, /*empty_is_null=*/true);
-  out.push_back('\t');
-  AppendCopyBytea(out, r.sealed, /*empty_is_null=*/true);
-  out.push_back('\t');
-  AppendCopyBytea(out, leaf_hash);
-  out.push_back('\t');
-  out.append(ingested_at.data(), ingested_at.size());
-  out.push_back('\n');
-}
-
-// COPY of `rows` (whole rows of COPY text) into `table`, sent as one piece.
-// pqxx::stream_to takes a tuple per row and escapes every field character by
-// character: for a batch of 500 events that was about a third of Ingest's
-// CPU. tablewriter::write_raw_line sends the text as it is; its constructor
-// is deprecated in libpqxx 6.4 (Debian 12), whose stream_to has no raw write.
-void CopyRows(pqxx::work& tx, const std::string& table, const std::vector<std::string>& columns,
-              const std::string& rows) {
+// COPY ... FROM STDIN of text rows (copy_text.h) into `table`, sent a piece
+// at a time while the caller prepares the next: libpq flushes every 8 KiB,
+// so PostgreSQL stores the rows already sent meanwhile. pqxx::stream_to takes
+// a tuple per row and escapes every field character by character (a third of
+// Ingest's CPU for a batch of 500 events); tablewriter::write_raw_line sends
+// the text as it is. Its constructor is deprecated in libpqxx 6.4 (Debian
+// 12), whose stream_to has no raw write.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-  pqxx::tablewriter writer(tx, table, columns.begin(), columns.end());
+class CopyIn {
+ public:
+  CopyIn(pqxx::work& tx, const std::string& table, absl::string_view columns)
+      : columns_(absl::StrSplit(columns, ", ")),
+        writer_(tx, table, columns_.begin(), columns_.end()) {}
+  // `rows`: whole rows, each ended by a newline.
+  void Write(const std::string& rows) {
+    if (!rows.empty()) writer_.write_raw_line(rows);
+  }
+  void Complete() { writer_.complete(); }
+
+ private:
+  const std::vector<std::string> columns_;
+  pqxx::tablewriter writer_;
+};
 #pragma GCC diagnostic pop
-  writer.write_raw_line(rows);
-  writer.complete();
-}
 
 StoredEntry RowToEntry(const pqxx::row& row) {
   StoredEntry e;
@@ -256,8 +196,8 @@ merkle::NodeMap FetchNodesIn(pqxx::work& tx, const std::vector<merkle::NodeId>& 
 
 }  // namespace
 
-absl::StatusOr<AppendResult> LogStore::Append(const std::vector<LeafRecord>& records,
-                                              absl::Time now) {
+absl::StatusOr<AppendResult> LogStore::Append(const std::vector<std::string>& event_ids,
+                                              absl::Time now, const RecordMaker& make) {
   AppendResult result;
   std::optional<merkle::TreeBuilder> edge;
   {
@@ -277,42 +217,42 @@ absl::StatusOr<AppendResult> LogStore::Append(const std::vector<LeafRecord>& rec
       CRM_ASSIGN_OR_RETURN(tree, merkle::TreeBuilder::Resume(size, nodes));
     }
     // Drop events already logged, and repeats within the batch.
-    std::vector<std::string> ids;
-    ids.reserve(records.size());
-    for (const LeafRecord& r : records) ids.push_back(r.event_id);
     absl::flat_hash_set<std::string> seen;
-    for (const auto& row : tx.exec_params(kExistingSql, pg::ArrayLiteral(ids))) {
+    for (const auto& row : tx.exec_params(kExistingSql, pg::ArrayLiteral(event_ids))) {
       seen.insert(row[0].as<std::string>());
     }
     const std::string ingested = CopyTime(now);
+    std::optional<CopyIn> leaves;
     std::string leaf_rows, node_rows;
-    leaf_rows.reserve(records.size() * 1024);
-    for (const LeafRecord& r : records) {
-      if (!seen.insert(r.event_id).second) {
+    for (size_t i = 0; i < event_ids.size(); ++i) {
+      if (!seen.insert(event_ids[i]).second) {
         ++result.duplicates;
         continue;
       }
+      CRM_ASSIGN_OR_RETURN(const LeafRecord r, make(i));
       const std::string leaf_hash = merkle::LeafHash(EncodeLeaf(r));
       const uint64_t index = tree.size();
       CRM_RETURN_IF_ERROR(
           tree.Append(leaf_hash, [&](const merkle::NodeId& id, absl::string_view hash) {
-            if (id.level == 0) return;
-            absl::StrAppend(&node_rows, id.level, "\t", id.index, "\t");
-            AppendCopyBytea(node_rows, hash);
-            node_rows.push_back('\n');
+            if (id.level > 0) AppendNodeCopyRow(node_rows, id, hash);
           }));
-      AppendLeafRow(leaf_rows, index, r, leaf_hash, ingested);
-      ++result.appended;
+      AppendLeafCopyRow(leaf_rows, index, r, leaf_hash, ingested);
+      if (++result.appended % kRowsPerPiece == 0) {
+        if (!leaves.has_value()) leaves.emplace(tx, "audit_log", kLeafCopyColumns);
+        leaves->Write(leaf_rows);
+        leaf_rows.clear();
+      }
     }
-    if (!leaf_rows.empty()) {
-      CopyRows(tx, "audit_log",
-               {"leaf_index", "event_id", "event_time", "service", "actor_user_id", "actor_service",
-                "actor_session", "action", "resource", "subject_id", "outcome", "request_id",
-                "key_scope", "has_changes", "clear_part", "sealed", "leaf_hash", "ingested_at"},
-               leaf_rows);
+    if (!leaf_rows.empty() && !leaves.has_value())
+      leaves.emplace(tx, "audit_log", kLeafCopyColumns);
+    if (leaves.has_value()) {
+      leaves->Write(leaf_rows);
+      leaves->Complete();
     }
     if (!node_rows.empty()) {
-      CopyRows(tx, "merkle_nodes", {"level", "node_index", "hash"}, node_rows);
+      CopyIn nodes(tx, "merkle_nodes", kNodeCopyColumns);
+      nodes.Write(node_rows);
+      nodes.Complete();
     }
     result.tree_size = tree.size();
     result.root = tree.Root();

@@ -72,9 +72,18 @@ class LogStore {
  public:
   explicit LogStore(pg::Pool& pool) : pool_(pool) {}
 
-  // Appends the records whose event_id is not logged yet (a replayed event,
-  // or one repeated within `records`, counts as a duplicate), in order.
-  absl::StatusOr<AppendResult> Append(const std::vector<LeafRecord>& records, absl::Time now);
+  // The record of event i of a batch (its event_id is event_ids[i]).
+  using RecordMaker = std::function<absl::StatusOr<LeafRecord>(size_t i)>;
+
+  // Appends, in order, the events of `event_ids` (canonical lower-case) not
+  // logged yet; a replayed event, or one repeated within the batch, counts
+  // as a duplicate and is not made. `make` runs inside the transaction, one
+  // event at a time, while the rows made before it stream to PostgreSQL, so
+  // the server stores a batch while the caller prepares it (sealing,
+  // hashing); it runs again for every event if the transaction is retried.
+  // An error from `make` appends nothing.
+  absl::StatusOr<AppendResult> Append(const std::vector<std::string>& event_ids, absl::Time now,
+                                      const RecordMaker& make);
 
   // The current tree size.
   absl::StatusOr<uint64_t> Size();

@@ -390,6 +390,61 @@ TEST_F(AuditLogTest, RepeatsWithinABatchCountAsDuplicates) {
   EXPECT_EQ(EntryAt(1).record.event_id, b.event_id());
 }
 
+TEST_F(AuditLogTest, LargeBatchStreamsInPiecesIntoOneVerifiedTree) {
+  // 130 events: Append sends them to PostgreSQL in pieces of 50 while it
+  // prepares the rest; the stored leaves must be the batch in order, with
+  // the tree a reference builder computes from their hashes.
+  std::vector<Event> batch;
+  for (int i = 0; i < 130; ++i) {
+    batch.push_back(MakeEvent("contacts", "person.update", i % 3 == 0 ? "" : subject_,
+                              clock_.Now() + absl::Seconds(i)));
+  }
+  CRM_ASSERT_OK_AND_ASSIGN(AppendResult r, Ingest(batch));
+  EXPECT_EQ(r.appended, 130);
+  const std::vector<StoredEntry> all = All();
+  ASSERT_THAT(all, SizeIs(130));
+  merkle::TreeBuilder reference;
+  for (size_t i = 0; i < all.size(); ++i) {
+    EXPECT_EQ(all[i].record.event_id, batch[i].event_id());
+    EXPECT_EQ(all[i].record.subject_id, batch[i].subject_id());  // empty stays empty
+    EXPECT_EQ(all[i].leaf_hash, merkle::LeafHash(EncodeLeaf(all[i].record)));
+    ASSERT_THAT(reference.Append(all[i].leaf_hash), IsOk());
+  }
+  EXPECT_EQ(r.root, reference.Root());
+  EXPECT_EQ(SqlValue("SELECT count(*) FROM audit_log WHERE subject_id IS NULL"), "44");
+  Force();
+  EXPECT_TRUE(Verify().ok);
+}
+
+TEST_F(AuditLogTest, FailureWhileStreamingAppendsNothing) {
+  ASSERT_THAT(Ingest({MakeEvent("contacts", "person.update", subject_, clock_.Now())}), IsOk());
+  // The first two pieces of 50 rows are already with PostgreSQL when event
+  // 120 fails to be made: the transaction must leave no row behind.
+  std::vector<Event> batch;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 150; ++i) {
+    batch.push_back(MakeEvent("contacts", "person.update", subject_, clock_.Now()));
+    ids.push_back(batch.back().event_id());
+  }
+  int made = 0;
+  absl::StatusOr<AppendResult> r =
+      store().Append(ids, clock_.Now(), [&](size_t i) -> absl::StatusOr<LeafRecord> {
+        if (i == 120) return absl::InternalError("sealing failed");
+        ++made;
+        return Split(batch[i]).record;
+      });
+  EXPECT_THAT(r, StatusIs(absl::StatusCode::kInternal, HasSubstr("sealing failed")));
+  EXPECT_GE(made, 120);
+  EXPECT_THAT(store().Size(), IsOkAndHolds(1u));
+  EXPECT_EQ(SqlValue("SELECT count(*) FROM merkle_nodes"), "0");
+  // The log carries on where it was.
+  CRM_ASSERT_OK_AND_ASSIGN(AppendResult again, Ingest(batch));
+  EXPECT_EQ(again.appended, 150);
+  EXPECT_EQ(again.tree_size, 151u);
+  Force();
+  EXPECT_TRUE(Verify().ok);
+}
+
 // ---- Two replicas, the stored tree --------------------------------------------------------
 
 TEST_F(AuditLogTest, TwoReplicasAppendConcurrentlyIntoOneContiguousTree) {
