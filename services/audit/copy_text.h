@@ -5,7 +5,10 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "services/audit/leaf.h"
@@ -38,5 +41,21 @@ void AppendLeafCopyRow(std::string& out, uint64_t index, const LeafRecord& r,
 
 // The merkle_nodes row (kNodeCopyColumns) of a subtree, ended by a newline.
 void AppendNodeCopyRow(std::string& out, const merkle::NodeId& id, absl::string_view hash);
+
+// One field of a line of COPY ... TO STDOUT text output.
+struct CopyField {
+  std::string value;  // unescaped; empty when null
+  bool null = false;
+};
+
+// Splits `line` (one row, without its newline) into `fields` (reused across
+// calls to save allocations), undoing the escapes COPY writes: \\, \t,
+// \n, \r, \b, \f, \v, and \N for NULL. INVALID_ARGUMENT for a line ending
+// in a backslash.
+absl::Status SplitCopyLine(absl::string_view line, std::vector<CopyField>& fields);
+
+// Sets `out` to the bytes of a bytea field's text output ("\x" and hex
+// digits). INVALID_ARGUMENT for anything else.
+absl::Status DecodeByteaHex(absl::string_view field, std::string& out);
 
 }  // namespace crm::audit

@@ -4,7 +4,7 @@
 # a fake identity serving token keys and the shared test Redis
 # (service_test.cc). Included by services/audit/CMakeLists.txt.
 crm_cc_test(NAME audit_log_test
-  SRCS ${CMAKE_CURRENT_LIST_DIR}/log_test.cc
+  SRCS ${CMAKE_CURRENT_LIST_DIR}/log_test.cc ${CMAKE_CURRENT_LIST_DIR}/copy_text_test.cc
   DEPS audit_log_lib crm_testing_pg crm_crypto absl::flat_hash_set absl::strings absl::time
   FIXTURES pg)
 
