@@ -268,7 +268,12 @@ absl::StatusOr<AppendResult> LogStore::Append(const std::vector<std::string>& ev
     absl::MutexLock lock(&mu_);
     edge = edge_;
   }
-  CRM_RETURN_IF_ERROR(pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+  // Optimistically without looking the ids up first: the unique index on
+  // event_id checks them anyway, and replays are rare (an outbox relay whose
+  // acknowledgement was lost). A replayed id fails the COPY; the batch is then
+  // appended again with the look-up, which drops the logged events.
+  bool probe = false;
+  auto attempt = [&](pqxx::work& tx) -> absl::Status {
     result = AppendResult();
     tx.exec(kLockSql);
     const uint64_t size = tx.exec1(kSizeSql)[0].as<uint64_t>();
@@ -282,8 +287,10 @@ absl::StatusOr<AppendResult> LogStore::Append(const std::vector<std::string>& ev
     }
     // Drop events already logged, and repeats within the batch.
     absl::flat_hash_set<std::string> seen;
-    for (const auto& row : tx.exec_params(kExistingSql, pg::ArrayLiteral(event_ids))) {
-      seen.insert(row[0].as<std::string>());
+    if (probe) {
+      for (const auto& row : tx.exec_params(kExistingSql, pg::ArrayLiteral(event_ids))) {
+        seen.insert(row[0].as<std::string>());
+      }
     }
     const std::string ingested = CopyTime(now);
     std::optional<CopyIn> leaves;
@@ -322,7 +329,13 @@ absl::StatusOr<AppendResult> LogStore::Append(const std::vector<std::string>& ev
     result.root = tree.Root();
     edge = tree;
     return absl::OkStatus();
-  }));
+  };
+  absl::Status status = pool_.Transact(attempt);
+  if (absl::IsAlreadyExists(status)) {
+    probe = true;
+    status = pool_.Transact(attempt);
+  }
+  CRM_RETURN_IF_ERROR(status);
   absl::MutexLock lock(&mu_);
   edge_ = edge;
   return result;

@@ -380,6 +380,26 @@ TEST_F(AuditLogTest, ReplayedBatchIsAllDuplicates) {
   EXPECT_THAT(store().Size(), IsOkAndHolds(3u));
 }
 
+TEST_F(AuditLogTest, BatchMixingReplayedAndNewEventsAppendsOnlyTheNew) {
+  // Append tries without looking the ids up; the replayed ones make the
+  // unique index refuse the COPY, and the retry with the look-up appends
+  // only the new event, in batch order, into a tree that still verifies.
+  std::vector<Event> first;
+  for (int i = 0; i < 3; ++i) {
+    first.push_back(MakeEvent("contacts", "person.update", subject_, clock_.Now()));
+  }
+  ASSERT_THAT(Ingest(first), IsOk());
+  const Event fresh = MakeEvent("contacts", "person.create", subject_, clock_.Now());
+  CRM_ASSERT_OK_AND_ASSIGN(AppendResult r, Ingest({first[2], fresh, first[0], fresh}));
+  EXPECT_EQ(r.appended, 1);
+  EXPECT_EQ(r.duplicates, 3);
+  EXPECT_EQ(r.tree_size, 4u);
+  EXPECT_EQ(EntryAt(3).record.event_id, fresh.event_id());
+  EXPECT_THAT(store().Size(), IsOkAndHolds(4u));
+  Force();
+  EXPECT_TRUE(Verify().ok);
+}
+
 TEST_F(AuditLogTest, RepeatsWithinABatchCountAsDuplicates) {
   const Event a = MakeEvent("contacts", "person.update", subject_, clock_.Now());
   const Event b = MakeEvent("contacts", "person.update", subject_, clock_.Now());
