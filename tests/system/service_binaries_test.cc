@@ -259,16 +259,19 @@ class GrpcServiceTest : public SystemTestBase, public ::testing::WithParamInterf
                   {"CRM_REDIS_PASSWORD_FILE", dir_.path() + "/redis_password"},
                   {"CRM_KEK_FILE", dir_.path() + "/kek.keys"}});
     }
+    if (service() == "identity" || service() == "contacts") {
+      env.insert({"CRM_BLIND_INDEX_KEY_FILE", dir_.path() + "/index.key"});
+    }
     if (service() == "identity") {
-      env.insert({{"CRM_BLIND_INDEX_KEY_FILE", dir_.path() + "/index.key"},
-                  {"CRM_ARGON2_MEMORY_KIB", "1024"},
-                  {"CRM_ARGON2_ITERATIONS", "1"}});
+      env.insert({{"CRM_ARGON2_MEMORY_KIB", "1024"}, {"CRM_ARGON2_ITERATIONS", "1"}});
     }
     return env;
   }
 
   // The services that hold keys and verify tokens (Redis revocation set).
-  bool NeedsKeysAndRedis() const { return service() == "identity" || service() == "audit"; }
+  bool NeedsKeysAndRedis() const {
+    return service() == "identity" || service() == "audit" || service() == "contacts";
+  }
 
   // Key files (mode 0600) and the shared Redis's password.
   void WriteKeysAndRedisPassword() {
@@ -394,6 +397,10 @@ TEST_P(GrpcServiceTest, BadSettingStopsStartupWithExitCode2NamingIt) {
   if (NeedsKeysAndRedis()) {
     cases.push_back({{{"CRM_KEK_FILE", ""}}, {}, "kek_file"});
     cases.push_back({{{"CRM_REDIS_ADDR", "redis"}}, {}, "redis_addr"});
+  }
+  if (service() == "contacts") {
+    cases.push_back({{{"CRM_BLIND_INDEX_KEY_FILE", ""}}, {}, "blind_index_key_file"});
+    cases.push_back({{{"CRM_AUDIT_ADDR", "audit"}}, {}, "audit_addr"});
   }
   if (service() == "identity") {
     cases.push_back({{{"CRM_ACCESS_TOKEN_TTL", "2h"}}, {}, "access_token_ttl"});

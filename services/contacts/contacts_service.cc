@@ -1,0 +1,566 @@
+#include "services/contacts/contacts_service.h"
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/util/field_mask_util.h>
+
+#include <algorithm>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "libs/base/status_macros.h"
+#include "libs/base/uuid.h"
+#include "libs/base/validate.h"
+#include "libs/crypto/primitives.h"
+#include "libs/rpc/call_auth.h"
+#include "libs/rpc/handler.h"
+#include "libs/rpc/peer.h"
+#include "libs/rpc/request_id.h"
+#include "services/contacts/catalogue.h"
+#include "services/contacts/person_rules.h"
+
+namespace crm::contacts {
+
+namespace {
+
+using crm::audit::v1::Event;
+using google::protobuf::util::FieldMaskUtil;
+using rpc::Handle;
+using rpc::SetTime;
+
+constexpr char kRead[] = "contacts.read";
+constexpr char kReadAll[] = "contacts.read.all";
+constexpr char kReadSensitive[] = "contacts.read.sensitive";
+constexpr char kWrite[] = "contacts.write";
+constexpr size_t kMaxOwners = 20;
+
+absl::Status NotFound() { return absl::NotFoundError("person not found"); }
+
+absl::Status ValidateSubjectId(const std::string& id) {
+  if (!base::IsUuid(id)) return absl::InvalidArgumentError("subject_id: must be a UUID");
+  return absl::OkStatus();
+}
+
+// A short machine name: 1..32 of a-z 0-9 . _ -.
+absl::Status ValidateName(absl::string_view field, absl::string_view value) {
+  if (value.empty() || value.size() > 32 || !std::all_of(value.begin(), value.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+      })) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": must be 1..32 of a-z 0-9 . _ -"));
+  }
+  return absl::OkStatus();
+}
+
+// Canonical owners and team of an assignment; INVALID_ARGUMENT naming
+// `prefix`.owner_user_ids[i] / .team_id.
+absl::Status NormalizeAssignment(absl::string_view prefix, v1::Assignment& a) {
+  if (static_cast<size_t>(a.owner_user_ids_size()) > kMaxOwners) {
+    return absl::InvalidArgumentError(absl::StrCat(prefix, ".owner_user_ids: at most 20"));
+  }
+  std::vector<std::string> owners;
+  for (int i = 0; i < a.owner_user_ids_size(); ++i) {
+    CRM_ASSIGN_OR_RETURN(
+        std::string id,
+        base::CanonicalUuid(absl::StrCat(prefix, ".owner_user_ids[", i, "]"), a.owner_user_ids(i)));
+    if (std::find(owners.begin(), owners.end(), id) == owners.end()) owners.push_back(id);
+  }
+  std::sort(owners.begin(), owners.end());
+  a.clear_owner_user_ids();
+  for (std::string& o : owners) a.add_owner_user_ids(std::move(o));
+  if (!a.team_id().empty()) {
+    CRM_ASSIGN_OR_RETURN(std::string team,
+                         base::CanonicalUuid(absl::StrCat(prefix, ".team_id"), a.team_id()));
+    a.set_team_id(team);
+  }
+  return absl::OkStatus();
+}
+
+// Page tokens for ListPersons: web-safe base64 of
+// "c1|<created_at micros>|<subject id>|<filter key>".
+std::string EncodeCursor(const PersonCursor& c, absl::string_view filter_key) {
+  return absl::WebSafeBase64Escape(
+      absl::StrCat("c1|", absl::ToUnixMicros(c.created_at), "|", c.subject_id, "|", filter_key));
+}
+
+absl::StatusOr<std::optional<PersonCursor>> DecodeCursor(const std::string& token,
+                                                         absl::string_view filter_key) {
+  if (token.empty()) return std::optional<PersonCursor>();
+  const absl::Status bad =
+      absl::InvalidArgumentError("page.page_token: not a token of this listing with these filters");
+  std::string raw;
+  if (token.size() > 512 || !absl::WebSafeBase64Unescape(token, &raw)) return bad;
+  std::vector<std::string> parts = absl::StrSplit(raw, absl::MaxSplits('|', 3));
+  int64_t micros = 0;
+  if (parts.size() != 4 || parts[0] != "c1" || !absl::SimpleAtoi(parts[1], &micros) ||
+      !base::IsUuid(parts[2]) || parts[3] != filter_key) {
+    return bad;
+  }
+  return std::optional<PersonCursor>(
+      PersonCursor{.created_at = absl::FromUnixMicros(micros), .subject_id = parts[2]});
+}
+
+void AddChanges(Event& event, const std::vector<PersonChange>& changes) {
+  for (const PersonChange& c : changes) {
+    crm::audit::v1::FieldChange* fc = event.add_changes();
+    fc->set_field(c.path);
+    fc->set_old_value(c.old_value);
+    fc->set_new_value(c.new_value);
+  }
+}
+
+}  // namespace
+
+struct ContactsService::Caller {
+  grpc::ServerContext* ctx = nullptr;
+  std::shared_ptr<const auth::Principal> principal;
+  Access access;
+  bool sensitive = false;
+
+  // An audit event by this caller about `subject_id` (may be empty).
+  Event Audit(absl::string_view action, absl::string_view subject_id) const {
+    Event e;
+    e.set_action(std::string(action));
+    e.set_outcome(crm::audit::v1::OUTCOME_SUCCESS);
+    if (!subject_id.empty()) {
+      e.set_subject_id(std::string(subject_id));
+      e.set_resource(absl::StrCat("persons/", subject_id));
+    }
+    e.mutable_actor()->set_user_id(principal->user_id);
+    e.mutable_actor()->set_session_id(principal->session_id);
+    e.mutable_actor()->set_service_identity(rpc::PeerIdentity(*ctx));
+    e.set_request_id(rpc::RequestId(*ctx));
+    return e;
+  }
+};
+
+absl::StatusOr<ContactsService::Caller> ContactsService::Authorize(Ctx* ctx,
+                                                                   absl::string_view permission) {
+  Caller c;
+  c.ctx = ctx;
+  CRM_ASSIGN_OR_RETURN(c.principal, rpc::AuthenticateCall(*ctx, d_.verifier));
+  if (!c.principal->Has(permission)) {
+    return absl::PermissionDeniedError(absl::StrCat("needs permission ", permission));
+  }
+  c.access.all = c.principal->Has(kReadAll);
+  c.access.user_id = c.principal->user_id;
+  c.access.team_ids = c.principal->teams;
+  c.sensitive = c.principal->Has(kReadSensitive);
+  return c;
+}
+
+namespace {
+
+// The non-personal fields of a stored person.
+v1::Person Skeleton(const StoredPerson& stored) {
+  v1::Person p;
+  p.set_subject_id(stored.subject_id);
+  p.set_status(static_cast<v1::PersonStatus>(stored.status));
+  p.set_company_id(stored.company_id);
+  p.set_notes_sensitive(stored.notes_sensitive);
+  v1::Registration* reg = p.mutable_registration();
+  SetTime(stored.created_at, reg->mutable_created_at());
+  reg->set_channel(stored.reg_channel);
+  reg->set_source(stored.reg_source);
+  reg->set_created_by(stored.created_by);
+  for (const std::string& o : stored.owner_user_ids) p.mutable_assignment()->add_owner_user_ids(o);
+  p.mutable_assignment()->set_team_id(stored.team_id);
+  p.set_restricted(stored.restricted);
+  SetTime(stored.updated_at, p.mutable_updated_at());
+  p.set_version(stored.version);
+  return p;
+}
+
+// Opens `stored`'s personal fields into `p` with the subject's key (read in
+// `tx`), then masks what the caller may not see.
+absl::Status OpenInto(pqxx::work& tx, const PersonSealer& sealer, const StoredPerson& stored,
+                      bool sensitive, v1::Person& p, std::vector<std::string>& masked) {
+  if (!stored.sealed.empty()) {
+    CRM_ASSIGN_OR_RETURN(std::string wrapped, PersonStore::WrappedKey(tx, stored.subject_id));
+    CRM_ASSIGN_OR_RETURN(crypto::SecretBytes key, sealer.Unwrap(wrapped, stored.subject_id));
+    CRM_RETURN_IF_ERROR(sealer.OpenFields(key, stored, p));
+  }
+  if (!sensitive) {
+    for (std::string& path : MaskSensitive(p)) {
+      if (std::find(masked.begin(), masked.end(), path) == masked.end()) {
+        masked.push_back(std::move(path));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// ---- Persons -----------------------------------------------------------------
+
+grpc::Status ContactsService::CreatePerson(Ctx* ctx, const v1::CreatePersonRequest* req,
+                                           v1::CreatePersonResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kWrite));
+    v1::Person p = req->person();
+    const std::string channel =
+        p.registration().channel().empty() ? "api" : p.registration().channel();
+    CRM_RETURN_IF_ERROR(ValidateName("person.registration.channel", channel));
+    const std::string source = p.registration().source();
+    CRM_RETURN_IF_ERROR(base::ValidateText("person.registration.source", source, 0, 200));
+    v1::Assignment assignment = p.assignment();
+    CRM_RETURN_IF_ERROR(NormalizeAssignment("person.assignment", assignment));
+    if (assignment.owner_user_ids_size() == 0 && base::IsUuid(caller.principal->user_id)) {
+      assignment.add_owner_user_ids(caller.principal->user_id);
+    }
+    if (!assignment.team_id().empty() && !caller.access.all &&
+        !caller.principal->InTeam(assignment.team_id())) {
+      return absl::PermissionDeniedError(
+          "person.assignment.team_id: assigning to a team you are not in needs contacts.read.all");
+    }
+    // Read-only fields are the service's to set.
+    for (const char* ro :
+         {"subject_id", "registration", "assignment", "restricted", "updated_at", "version"}) {
+      p.GetReflection()->ClearField(&p, p.GetDescriptor()->FindFieldByName(ro));
+    }
+    CRM_RETURN_IF_ERROR(NormalizePerson(p, WritablePersonFields(), /*creating=*/true));
+
+    StoredPerson stored;
+    stored.subject_id = base::NewUuid();
+    stored.status = p.status();
+    stored.company_id = p.company_id();
+    stored.team_id = assignment.team_id();
+    stored.owner_user_ids.assign(assignment.owner_user_ids().begin(),
+                                 assignment.owner_user_ids().end());
+    stored.notes_sensitive = p.notes_sensitive();
+    stored.reg_channel = channel;
+    stored.reg_source = source;
+    stored.created_by = caller.principal->user_id;
+    stored.created_at = absl::FromUnixMicros(absl::ToUnixMicros(d_.clock.Now()));
+    stored.updated_at = stored.created_at;
+    stored.last_activity_at = stored.created_at;
+    stored.version = 1;
+    CRM_ASSIGN_OR_RETURN(PersonSealer::SubjectKey key, d_.sealer.NewSubjectKey(stored.subject_id));
+    CRM_RETURN_IF_ERROR(d_.sealer.SealFields(key.key, p, stored));
+    const std::vector<LookupKey> keys = d_.sealer.KeysOf(p);
+
+    Event event = caller.Audit("contacts.person.create", stored.subject_id);
+    AddChanges(event, DiffPerson(v1::Person(), p, WritablePersonFields()));
+    CRM_RETURN_IF_ERROR(d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      CRM_ASSIGN_OR_RETURN(std::optional<DuplicateKey> dup, PersonStore::FindOwnerOfKeys(tx, keys));
+      if (dup.has_value()) {
+        // Name the existing person only to a caller allowed to see them.
+        CRM_ASSIGN_OR_RETURN(std::optional<StoredPerson> visible,
+                             PersonStore::Get(tx, dup->subject_id, caller.access, false));
+        const LookupKey& k = keys[dup->key_index];
+        int index = 0;
+        for (size_t i = 0; i < dup->key_index; ++i) index += keys[i].kind == k.kind ? 1 : 0;
+        const std::string field = k.kind == "email"
+                                      ? absl::StrCat("person.emails[", index, "].address")
+                                      : absl::StrCat("person.phones[", index, "].number");
+        return absl::AlreadyExistsError(
+            absl::StrCat(field, ": already registered",
+                         visible.has_value() ? absl::StrCat(" to subject ", dup->subject_id) : ""));
+      }
+      CRM_RETURN_IF_ERROR(PersonStore::Insert(tx, stored, key.wrapped, keys));
+      return d_.audit.Enqueue(tx, event);
+    }));
+    // The fields as stored, masked like any read.
+    p.MergeFrom(Skeleton(stored));
+    if (!caller.sensitive) MaskSensitive(p);
+    *resp->mutable_person() = std::move(p);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status ContactsService::GetPerson(Ctx* ctx, const v1::GetPersonRequest* req,
+                                        v1::GetPersonResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kRead));
+    CRM_RETURN_IF_ERROR(ValidateSubjectId(req->subject_id()));
+    const std::string id = absl::AsciiStrToLower(req->subject_id());
+    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      resp->Clear();
+      CRM_ASSIGN_OR_RETURN(std::optional<StoredPerson> stored,
+                           PersonStore::Get(tx, id, caller.access, false));
+      if (!stored.has_value()) return NotFound();
+      std::vector<std::string> masked;
+      v1::Person p = Skeleton(*stored);
+      CRM_RETURN_IF_ERROR(OpenInto(tx, d_.sealer, *stored, caller.sensitive, p, masked));
+      *resp->mutable_person() = std::move(p);
+      for (std::string& m : masked) resp->add_masked_fields(std::move(m));
+      return d_.audit.Enqueue(tx, caller.Audit("contacts.person.read", id));
+    });
+  });
+}
+
+grpc::Status ContactsService::UpdatePerson(Ctx* ctx, const v1::UpdatePersonRequest* req,
+                                           v1::UpdatePersonResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kWrite));
+    CRM_RETURN_IF_ERROR(ValidateSubjectId(req->subject_id()));
+    const std::string id = absl::AsciiStrToLower(req->subject_id());
+    CRM_RETURN_IF_ERROR(Catalogue::Get().ValidateUpdateMask("person", req->update_mask()));
+    const std::vector<std::string> fields(req->update_mask().paths().begin(),
+                                          req->update_mask().paths().end());
+    // Validate the new values before touching the database.
+    v1::Person incoming;
+    FieldMaskUtil::MergeOptions replace;
+    replace.set_replace_repeated_fields(true);
+    replace.set_replace_message_fields(true);
+    FieldMaskUtil::MergeMessageTo(req->person(), req->update_mask(), replace, &incoming);
+    CRM_RETURN_IF_ERROR(NormalizePerson(incoming, fields, /*creating=*/false));
+    const bool keys_change = std::any_of(fields.begin(), fields.end(), [](const std::string& f) {
+      return f == "emails" || f == "phones";
+    });
+    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      resp->Clear();
+      CRM_ASSIGN_OR_RETURN(std::optional<StoredPerson> stored,
+                           PersonStore::Get(tx, id, caller.access, /*lock=*/true));
+      if (!stored.has_value()) return NotFound();
+      if (stored->restricted) {
+        return absl::FailedPreconditionError(
+            "person is restricted (Art. 18): read-only until the restriction is lifted");
+      }
+      if (req->expected_version() != 0 && req->expected_version() != stored->version) {
+        return absl::AbortedError("expected_version: the person changed meanwhile");
+      }
+      CRM_ASSIGN_OR_RETURN(std::string wrapped, PersonStore::WrappedKey(tx, id));
+      CRM_ASSIGN_OR_RETURN(crypto::SecretBytes key, d_.sealer.Unwrap(wrapped, id));
+      v1::Person before = Skeleton(*stored);
+      CRM_RETURN_IF_ERROR(d_.sealer.OpenFields(key, *stored, before));
+      v1::Person after = before;
+      FieldMaskUtil::MergeMessageTo(incoming, req->update_mask(), replace, &after);
+      const std::vector<PersonChange> changes = DiffPerson(before, after, fields);
+      std::optional<std::vector<LookupKey>> keys;
+      if (!changes.empty()) {
+        if (keys_change) {
+          keys = d_.sealer.KeysOf(after);
+          CRM_ASSIGN_OR_RETURN(std::optional<DuplicateKey> dup,
+                               PersonStore::FindOwnerOfKeys(tx, *keys, id));
+          if (dup.has_value()) {
+            CRM_ASSIGN_OR_RETURN(std::optional<StoredPerson> visible,
+                                 PersonStore::Get(tx, dup->subject_id, caller.access, false));
+            return absl::AlreadyExistsError(absl::StrCat(
+                "person.", (*keys)[dup->key_index].kind == "email" ? "emails" : "phones",
+                ": already registered",
+                visible.has_value() ? absl::StrCat(" to subject ", dup->subject_id) : ""));
+          }
+        }
+        stored->status = after.status();
+        stored->company_id = after.company_id();
+        stored->notes_sensitive = after.notes_sensitive();
+        CRM_RETURN_IF_ERROR(d_.sealer.SealFields(key, after, *stored));
+        stored->updated_at = absl::FromUnixMicros(absl::ToUnixMicros(d_.clock.Now()));
+        stored->last_activity_at = stored->updated_at;
+        ++stored->version;
+        CRM_RETURN_IF_ERROR(PersonStore::Update(tx, *stored, keys));
+        Event event = caller.Audit("contacts.person.update", id);
+        AddChanges(event, changes);
+        CRM_RETURN_IF_ERROR(d_.audit.Enqueue(tx, event));
+      }
+      std::vector<std::string> masked;
+      v1::Person out = Skeleton(*stored);
+      CRM_RETURN_IF_ERROR(d_.sealer.OpenFields(key, *stored, out));
+      if (!caller.sensitive) masked = MaskSensitive(out);
+      *resp->mutable_person() = std::move(out);
+      for (std::string& m : masked) resp->add_masked_fields(std::move(m));
+      return absl::OkStatus();
+    });
+  });
+}
+
+grpc::Status ContactsService::ListPersons(Ctx* ctx, const v1::ListPersonsRequest* req,
+                                          v1::ListPersonsResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kRead));
+    if (req->include_restricted() && !caller.access.all) {
+      return absl::PermissionDeniedError("include_restricted: needs permission contacts.read.all");
+    }
+    if (!v1::PersonStatus_IsValid(req->status())) {
+      return absl::InvalidArgumentError("status: unknown value");
+    }
+    PersonFilter f{.status = req->status(), .include_restricted = req->include_restricted()};
+    for (auto [name, value, out] :
+         {std::tuple{"owner_user_id", &req->owner_user_id(), &f.owner_user_id},
+          std::tuple{"team_id", &req->team_id(), &f.team_id},
+          std::tuple{"company_id", &req->company_id(), &f.company_id}}) {
+      if (value->empty()) continue;
+      CRM_ASSIGN_OR_RETURN(*out, base::CanonicalUuid(name, *value));
+    }
+    const int size = req->page().page_size() <= 0 ? kDefaultPageSize
+                                                  : std::min(req->page().page_size(), kMaxPageSize);
+    const std::string filter_key = absl::StrCat(f.status, ",", f.owner_user_id, ",", f.team_id, ",",
+                                                f.company_id, ",", f.include_restricted);
+    CRM_ASSIGN_OR_RETURN(std::optional<PersonCursor> cursor,
+                         DecodeCursor(req->page().page_token(), filter_key));
+    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      resp->Clear();
+      CRM_ASSIGN_OR_RETURN(std::vector<StoredPerson> rows,
+                           PersonStore::List(tx, f, caller.access, cursor, size + 1));
+      const bool more = rows.size() > static_cast<size_t>(size);
+      if (more) rows.resize(size);
+      std::vector<std::string> masked;
+      for (const StoredPerson& s : rows) {
+        v1::Person p = Skeleton(s);
+        CRM_RETURN_IF_ERROR(OpenInto(tx, d_.sealer, s, caller.sensitive, p, masked));
+        *resp->add_persons() = std::move(p);
+        CRM_RETURN_IF_ERROR(
+            d_.audit.Enqueue(tx, caller.Audit("contacts.person.list", s.subject_id)));
+      }
+      for (std::string& m : masked) resp->add_masked_fields(std::move(m));
+      if (more) {
+        resp->mutable_page()->set_next_page_token(EncodeCursor(
+            {.created_at = rows.back().created_at, .subject_id = rows.back().subject_id},
+            filter_key));
+      }
+      return absl::OkStatus();
+    });
+  });
+}
+
+grpc::Status ContactsService::LookupPersons(Ctx* ctx, const v1::LookupPersonsRequest* req,
+                                            v1::LookupPersonsResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kRead));
+    LookupKey key;
+    switch (req->key_case()) {
+      case v1::LookupPersonsRequest::kEmail: {
+        const std::string email = base::NormalizeEmail(req->email());
+        CRM_RETURN_IF_ERROR(base::ValidateEmail("email", email));
+        key = d_.sealer.EmailKey(email);
+        break;
+      }
+      case v1::LookupPersonsRequest::kPhone: {
+        const std::string phone = base::NormalizePhone(req->phone());
+        CRM_RETURN_IF_ERROR(base::ValidatePhoneE164("phone", phone));
+        key = d_.sealer.PhoneKey(phone);
+        break;
+      }
+      case v1::LookupPersonsRequest::kCompanyTaxId:
+        return absl::UnimplementedError("company_tax_id: companies are not served yet");
+      default:
+        return absl::InvalidArgumentError("key: one of email, phone, company_tax_id is required");
+    }
+    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      resp->Clear();
+      CRM_ASSIGN_OR_RETURN(std::vector<StoredPerson> rows,
+                           PersonStore::FindByKey(tx, key, caller.access));
+      std::vector<std::string> masked;
+      for (const StoredPerson& s : rows) {
+        v1::Person p = Skeleton(s);
+        CRM_RETURN_IF_ERROR(OpenInto(tx, d_.sealer, s, caller.sensitive, p, masked));
+        *resp->add_persons() = std::move(p);
+        CRM_RETURN_IF_ERROR(
+            d_.audit.Enqueue(tx, caller.Audit("contacts.person.lookup", s.subject_id)));
+      }
+      for (std::string& m : masked) resp->add_masked_fields(std::move(m));
+      return absl::OkStatus();
+    });
+  });
+}
+
+grpc::Status ContactsService::SetRestriction(Ctx* ctx, const v1::SetRestrictionRequest* req,
+                                             v1::SetRestrictionResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kWrite));
+    CRM_RETURN_IF_ERROR(ValidateSubjectId(req->subject_id()));
+    const std::string id = absl::AsciiStrToLower(req->subject_id());
+    if (req->restricted()) {
+      CRM_RETURN_IF_ERROR(base::ValidateText("reason", req->reason(), 1, 500));
+    } else {
+      CRM_RETURN_IF_ERROR(base::ValidateText("reason", req->reason(), 0, 500));
+    }
+    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      resp->Clear();
+      CRM_ASSIGN_OR_RETURN(std::optional<StoredPerson> stored,
+                           PersonStore::Get(tx, id, caller.access, /*lock=*/true));
+      if (!stored.has_value()) return NotFound();
+      if (stored->restricted == req->restricted()) return absl::OkStatus();
+      CRM_ASSIGN_OR_RETURN(std::string wrapped, PersonStore::WrappedKey(tx, id));
+      CRM_ASSIGN_OR_RETURN(crypto::SecretBytes key, d_.sealer.Unwrap(wrapped, id));
+      stored->restricted = req->restricted();
+      CRM_ASSIGN_OR_RETURN(stored->restriction_reason,
+                           d_.sealer.SealText(key, id, "restriction_reason",
+                                              req->restricted() ? req->reason() : ""));
+      stored->updated_at = absl::FromUnixMicros(absl::ToUnixMicros(d_.clock.Now()));
+      ++stored->version;
+      CRM_RETURN_IF_ERROR(PersonStore::Update(tx, *stored, std::nullopt));
+      Event event = caller.Audit(
+          req->restricted() ? "contacts.person.restrict" : "contacts.person.unrestrict", id);
+      if (!req->reason().empty()) {
+        crm::audit::v1::Detail* d = event.add_details();
+        d->set_key("reason");
+        d->set_value(req->reason());
+        d->set_personal(true);
+      }
+      CRM_RETURN_IF_ERROR(d_.audit.Enqueue(tx, event));
+      resp->set_changed(true);
+      return absl::OkStatus();
+    });
+  });
+}
+
+grpc::Status ContactsService::AssignPerson(Ctx* ctx, const v1::AssignPersonRequest* req,
+                                           v1::AssignPersonResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kWrite));
+    CRM_RETURN_IF_ERROR(ValidateSubjectId(req->subject_id()));
+    const std::string id = absl::AsciiStrToLower(req->subject_id());
+    v1::Assignment a = req->assignment();
+    CRM_RETURN_IF_ERROR(NormalizeAssignment("assignment", a));
+    if (!a.team_id().empty() && !caller.access.all && !caller.principal->InTeam(a.team_id())) {
+      return absl::PermissionDeniedError(
+          "assignment.team_id: assigning to a team you are not in needs contacts.read.all");
+    }
+    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      resp->Clear();
+      CRM_ASSIGN_OR_RETURN(std::optional<StoredPerson> stored,
+                           PersonStore::Get(tx, id, caller.access, /*lock=*/true));
+      if (!stored.has_value()) return NotFound();
+      const std::vector<std::string> owners(a.owner_user_ids().begin(), a.owner_user_ids().end());
+      Event event = caller.Audit("contacts.person.assign", id);
+      if (owners != stored->owner_user_ids) {
+        crm::audit::v1::FieldChange* c = event.add_changes();
+        c->set_field("assignment.owner_user_ids");
+        c->set_old_value(absl::StrJoin(stored->owner_user_ids, ","));
+        c->set_new_value(absl::StrJoin(owners, ","));
+      }
+      if (a.team_id() != stored->team_id) {
+        crm::audit::v1::FieldChange* c = event.add_changes();
+        c->set_field("assignment.team_id");
+        c->set_old_value(stored->team_id);
+        c->set_new_value(a.team_id());
+      }
+      if (event.changes_size() > 0) {
+        CRM_RETURN_IF_ERROR(PersonStore::SetOwners(tx, id, owners));
+        stored->team_id = a.team_id();
+        stored->updated_at = absl::FromUnixMicros(absl::ToUnixMicros(d_.clock.Now()));
+        ++stored->version;
+        CRM_RETURN_IF_ERROR(PersonStore::Update(tx, *stored, std::nullopt));
+        CRM_RETURN_IF_ERROR(d_.audit.Enqueue(tx, event));
+      }
+      *resp->mutable_assignment() = a;
+      return absl::OkStatus();
+    });
+  });
+}
+
+grpc::Status ContactsService::GetFieldCatalogue(Ctx* ctx, const v1::GetFieldCatalogueRequest*,
+                                                v1::GetFieldCatalogueResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kRead));
+    *resp = Catalogue::Get().ToProto();
+    return absl::OkStatus();
+  });
+}
+
+absl::Status AllowContactsMethods(rpc::AccessPolicy& policy) {
+  const google::protobuf::ServiceDescriptor* svc =
+      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+          v1::Contacts::service_full_name());
+  if (svc == nullptr) return absl::InternalError("crm.contacts.v1.Contacts is not linked in");
+  for (int i = 0; i < svc->method_count(); ++i) {
+    policy.AllowAnyPeer(absl::StrCat("/", svc->full_name(), "/", svc->method(i)->name()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace crm::contacts

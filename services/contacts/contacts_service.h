@@ -1,0 +1,70 @@
+// crm-contacts' gRPC handlers for crm.contacts.v1.Contacts (persons, the
+// field catalogue). Thin: authentication and authorization (permissions from
+// the access token, record-level visibility by owner or team), validation
+// (person_rules.h, catalogue.h), sealing (person_sealer.h), storage
+// (person_store.h) and the audit event of every read of personal data and
+// every change, written through the outbox in the change's transaction.
+//
+// Companies, invoices, contact history, import and retention are not served
+// yet (UNIMPLEMENTED): see docs/contacts.md.
+//
+// Thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "crm/contacts/v1/contacts.grpc.pb.h"
+#include "libs/auth/principal.h"
+#include "libs/auth/token_verifier.h"
+#include "libs/base/clock.h"
+#include "libs/outbox/writer.h"
+#include "libs/pg/pool.h"
+#include "libs/rpc/access_policy.h"
+#include "services/contacts/person_sealer.h"
+
+namespace crm::contacts {
+
+inline constexpr int kDefaultPageSize = 50;
+inline constexpr int kMaxPageSize = 500;
+
+struct ContactsDeps {
+  pg::Pool& db;
+  const PersonSealer& sealer;
+  auth::TokenVerifier& verifier;
+  outbox::Writer& audit;
+  const base::Clock& clock;
+};
+
+class ContactsService final : public crm::contacts::v1::Contacts::Service {
+ public:
+  explicit ContactsService(ContactsDeps d) : d_(d) {}
+  using Ctx = grpc::ServerContext;
+
+  grpc::Status CreatePerson(Ctx*, const v1::CreatePersonRequest*,
+                            v1::CreatePersonResponse*) override;
+  grpc::Status GetPerson(Ctx*, const v1::GetPersonRequest*, v1::GetPersonResponse*) override;
+  grpc::Status UpdatePerson(Ctx*, const v1::UpdatePersonRequest*,
+                            v1::UpdatePersonResponse*) override;
+  grpc::Status ListPersons(Ctx*, const v1::ListPersonsRequest*, v1::ListPersonsResponse*) override;
+  grpc::Status LookupPersons(Ctx*, const v1::LookupPersonsRequest*,
+                             v1::LookupPersonsResponse*) override;
+  grpc::Status SetRestriction(Ctx*, const v1::SetRestrictionRequest*,
+                              v1::SetRestrictionResponse*) override;
+  grpc::Status AssignPerson(Ctx*, const v1::AssignPersonRequest*,
+                            v1::AssignPersonResponse*) override;
+  grpc::Status GetFieldCatalogue(Ctx*, const v1::GetFieldCatalogueRequest*,
+                                 v1::GetFieldCatalogueResponse*) override;
+
+ private:
+  struct Caller;
+  absl::StatusOr<Caller> Authorize(Ctx* ctx, absl::string_view permission);
+
+  ContactsDeps d_;
+};
+
+// Allows every method of crm.contacts.v1.Contacts to any peer of the
+// deployment's CA (they authorize by the call's access token).
+absl::Status AllowContactsMethods(rpc::AccessPolicy& policy);
+
+}  // namespace crm::contacts

@@ -1,0 +1,105 @@
+#include "services/contacts/person_sealer.h"
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/field_mask.pb.h"
+#include "google/protobuf/util/field_mask_util.h"
+#include "libs/base/status_macros.h"
+#include "libs/crypto/aead.h"
+#include "libs/crypto/data_key.h"
+
+namespace crm::contacts {
+
+namespace {
+
+using crm::contacts::v1::Person;
+using google::protobuf::util::FieldMaskUtil;
+
+constexpr char kKeyPurpose[] = "contacts";
+
+std::string Aad(absl::string_view subject_id, absl::string_view field) {
+  return absl::StrCat("crm.contacts.v1|", subject_id, "|", field);
+}
+
+// Copies top-level field `field` of `from` into `to`.
+void CopyField(const Person& from, const char* field, Person& to) {
+  google::protobuf::FieldMask mask;
+  mask.add_paths(field);
+  FieldMaskUtil::MergeMessageTo(from, mask, FieldMaskUtil::MergeOptions(), &to);
+}
+
+}  // namespace
+
+absl::StatusOr<PersonSealer::SubjectKey> PersonSealer::NewSubjectKey(
+    const std::string& subject_id) const {
+  SubjectKey out{.key = crypto::NewDataKey(), .wrapped = {}};
+  CRM_ASSIGN_OR_RETURN(out.wrapped, crypto::WrapDataKey(ring_, out.key, kKeyPurpose, subject_id));
+  return out;
+}
+
+absl::StatusOr<crypto::SecretBytes> PersonSealer::Unwrap(const std::string& wrapped,
+                                                         const std::string& subject_id) const {
+  return crypto::UnwrapDataKey(ring_, wrapped, kKeyPurpose, subject_id);
+}
+
+absl::Status PersonSealer::SealFields(const crypto::SecretBytes& key, const Person& person,
+                                      StoredPerson& out) const {
+  out.sealed.clear();
+  for (const char* field : kSealedPersonFields) {
+    Person part;
+    CopyField(person, field, part);
+    if (part.ByteSizeLong() == 0) continue;
+    CRM_ASSIGN_OR_RETURN(out.sealed[field],
+                         crypto::Seal(key, part.SerializeAsString(), Aad(out.subject_id, field)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PersonSealer::OpenFields(const crypto::SecretBytes& key, const StoredPerson& stored,
+                                      Person& out) const {
+  for (const auto& [field, sealed] : stored.sealed) {
+    absl::StatusOr<std::string> plain = crypto::Open(key, sealed, Aad(stored.subject_id, field));
+    Person part;
+    if (!plain.ok() || !part.ParseFromString(*plain)) {
+      return absl::DataLossError(absl::StrCat("person.", field, ": stored value does not open"));
+    }
+    CopyField(part, field.c_str(), out);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> PersonSealer::SealText(const crypto::SecretBytes& key,
+                                                   const std::string& subject_id,
+                                                   absl::string_view field,
+                                                   absl::string_view text) const {
+  if (text.empty()) return std::string();
+  return crypto::Seal(key, text, Aad(subject_id, field));
+}
+
+absl::StatusOr<std::string> PersonSealer::OpenText(const crypto::SecretBytes& key,
+                                                   const std::string& subject_id,
+                                                   absl::string_view field,
+                                                   absl::string_view sealed) const {
+  if (sealed.empty()) return std::string();
+  absl::StatusOr<std::string> plain = crypto::Open(key, sealed, Aad(subject_id, field));
+  if (!plain.ok()) {
+    return absl::DataLossError(absl::StrCat("person.", field, ": stored value does not open"));
+  }
+  return plain;
+}
+
+LookupKey PersonSealer::EmailKey(absl::string_view normalized_email) const {
+  return {"email", indexer_.Raw(absl::StrCat("contacts.email:", normalized_email))};
+}
+
+LookupKey PersonSealer::PhoneKey(absl::string_view normalized_phone) const {
+  return {"phone", indexer_.Raw(absl::StrCat("contacts.phone:", normalized_phone))};
+}
+
+std::vector<LookupKey> PersonSealer::KeysOf(const Person& person) const {
+  std::vector<LookupKey> keys;
+  for (const auto& e : person.emails()) keys.push_back(EmailKey(e.address()));
+  for (const auto& p : person.phones()) keys.push_back(PhoneKey(p.number()));
+  return keys;
+}
+
+}  // namespace crm::contacts

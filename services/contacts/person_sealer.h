@@ -1,0 +1,72 @@
+// PersonSealer: how a person's personal data becomes what PersonStore keeps,
+// and back. Each subject has its own AES-256-GCM data key, stored wrapped by
+// the KEK ring (crypto::WrapDataKey, purpose "contacts", bound to the
+// subject id). Each personal field (a top-level field of crm.contacts.v1.
+// Person, see kSealedPersonFields) is sealed on its own as a serialized Person
+// holding only that field, with associated data
+//   "crm.contacts.v1|<subject_id>|<field>"
+// so a ciphertext copied to another subject's row or another column does not
+// open. E-mail addresses and phone numbers get blind indexes (HMAC-SHA256 of
+// the normalised value, with the kind as domain separator).
+//
+// Immutable after construction: thread-safe.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "crm/contacts/v1/contacts.pb.h"
+#include "libs/crypto/blind_index.h"
+#include "libs/crypto/key_ring.h"
+#include "libs/crypto/secret_bytes.h"
+#include "services/contacts/person_store.h"
+
+namespace crm::contacts {
+
+class PersonSealer {
+ public:
+  // Both must outlive this object.
+  PersonSealer(const crypto::KeyRing& ring, const crypto::BlindIndexer& indexer)
+      : ring_(ring), indexer_(indexer) {}
+
+  struct SubjectKey {
+    crypto::SecretBytes key;
+    std::string wrapped;
+  };
+  // A fresh data key for `subject_id`, and its wrapped form.
+  absl::StatusOr<SubjectKey> NewSubjectKey(const std::string& subject_id) const;
+  // The data key of a stored wrapped key; DATA_LOSS if it does not unwrap.
+  absl::StatusOr<crypto::SecretBytes> Unwrap(const std::string& wrapped,
+                                             const std::string& subject_id) const;
+
+  // Seals every personal field of `person` into `out.sealed` (an empty
+  // field has no entry) for out.subject_id.
+  absl::Status SealFields(const crypto::SecretBytes& key, const crm::contacts::v1::Person& person,
+                          StoredPerson& out) const;
+  // Opens the sealed fields of `stored` into `out`. DATA_LOSS naming the
+  // field if one does not open.
+  absl::Status OpenFields(const crypto::SecretBytes& key, const StoredPerson& stored,
+                          crm::contacts::v1::Person& out) const;
+
+  // One text value (e.g. a restriction reason) sealed for a subject's field.
+  absl::StatusOr<std::string> SealText(const crypto::SecretBytes& key,
+                                       const std::string& subject_id, absl::string_view field,
+                                       absl::string_view text) const;
+  absl::StatusOr<std::string> OpenText(const crypto::SecretBytes& key,
+                                       const std::string& subject_id, absl::string_view field,
+                                       absl::string_view sealed) const;
+
+  // The look-up keys of a normalised person's e-mail addresses and phones.
+  std::vector<LookupKey> KeysOf(const crm::contacts::v1::Person& person) const;
+  LookupKey EmailKey(absl::string_view normalized_email) const;
+  LookupKey PhoneKey(absl::string_view normalized_phone) const;
+
+ private:
+  const crypto::KeyRing& ring_;
+  const crypto::BlindIndexer& indexer_;
+};
+
+}  // namespace crm::contacts

@@ -1,0 +1,263 @@
+#include "services/contacts/person_store.h"
+
+#include <algorithm>
+#include <pqxx/binarystring>
+#include <pqxx/pqxx>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "libs/base/uuid.h"
+#include "libs/pg/array.h"
+
+namespace crm::contacts {
+
+namespace {
+
+#define CRM_TS(col) "(EXTRACT(EPOCH FROM " col ") * 1000000)::bigint"
+#define CRM_TS_PARAM(n) "('epoch'::timestamptz + (" n ")::bigint * interval '1 microsecond')"
+
+// The columns RowToPerson reads, in order.
+constexpr char kColumns[] =
+    "p.subject_id::text, p.status, COALESCE(p.company_id::text, ''), "
+    "COALESCE(p.team_id::text, ''), p.restricted, p.restriction_reason, p.notes_sensitive, "
+    "p.given_name, p.family_name, p.emails, p.phones, p.addresses, p.job_title, "
+    "p.personal_id_number, p.notes, p.reg_channel, p.reg_source, p.created_by, " CRM_TS(
+        "p.created_at") ", " CRM_TS("p.updated_at") ", " CRM_TS("p.last_activity_at") ", "
+    "p.version, "
+    "ARRAY(SELECT o.user_id::text FROM person_owners o WHERE o.subject_id = p.subject_id "
+    "ORDER BY 1)::text";
+constexpr int kFirstSealed = 7;
+
+// Visibility of person p to ($1 all, $2 user id or '', $3 team ids).
+constexpr char kVisible[] =
+    "($1::boolean OR p.team_id = ANY($3::uuid[]) OR EXISTS (SELECT 1 FROM person_owners o "
+    "WHERE o.subject_id = p.subject_id AND o.user_id = NULLIF($2, '')::uuid))";
+
+constexpr char kInsertKeySql[] =
+    "INSERT INTO subject_keys (subject_id, wrapped, created_at) VALUES ($1::uuid, $2, "
+    "now())";
+constexpr char kInsertPersonSql[] =
+    "INSERT INTO persons (subject_id, status, company_id, team_id, restricted, "
+    "restriction_reason, notes_sensitive, given_name, family_name, emails, phones, addresses, "
+    "job_title, personal_id_number, notes, reg_channel, reg_source, created_by, created_at, "
+    "updated_at, last_activity_at, version) VALUES ($1::uuid, $2, NULLIF($3, '')::uuid, "
+    "NULLIF($4, '')::uuid, $5, NULLIF($6, ''::bytea), $7, NULLIF($8, ''::bytea), "
+    "NULLIF($9, ''::bytea), NULLIF($10, ''::bytea), NULLIF($11, ''::bytea), "
+    "NULLIF($12, ''::bytea), NULLIF($13, ''::bytea), NULLIF($14, ''::bytea), "
+    "NULLIF($15, ''::bytea), $16, $17, $18, " CRM_TS_PARAM("$19") ", " CRM_TS_PARAM(
+        "$20") ", " CRM_TS_PARAM("$21") ", $22)";
+constexpr char kUpdatePersonSql[] =
+    "UPDATE persons SET status = $2, company_id = NULLIF($3, '')::uuid, "
+    "team_id = NULLIF($4, '')::uuid, restricted = $5, restriction_reason = NULLIF($6, ''::bytea), "
+    "notes_sensitive = $7, given_name = NULLIF($8, ''::bytea), "
+    "family_name = NULLIF($9, ''::bytea), emails = NULLIF($10, ''::bytea), "
+    "phones = NULLIF($11, ''::bytea), addresses = NULLIF($12, ''::bytea), "
+    "job_title = NULLIF($13, ''::bytea), personal_id_number = NULLIF($14, ''::bytea), "
+    "notes = NULLIF($15, ''::bytea), updated_at = " CRM_TS_PARAM(
+        "$16") ", last_activity_at = " CRM_TS_PARAM("$17") ", version = $18 "
+                                                           "WHERE subject_id = $1::uuid";
+constexpr char kInsertLookupSql[] =
+    "INSERT INTO person_lookup (kind, blind, subject_id) "
+    "SELECT u.kind, decode(u.blind, 'hex'), $3::uuid "
+    "FROM unnest($1::text[], $2::text[]) AS u(kind, blind)";
+constexpr char kDeleteLookupSql[] = "DELETE FROM person_lookup WHERE subject_id = $1::uuid";
+constexpr char kOwnerOfKeysSql[] =
+    "SELECT u.n - 1, l.subject_id::text FROM person_lookup l "
+    "JOIN unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(kind, blind, n) "
+    "ON l.kind = u.kind AND l.blind = decode(u.blind, 'hex') "
+    "WHERE l.subject_id IS DISTINCT FROM NULLIF($3, '')::uuid "
+    "ORDER BY u.n LIMIT 1";
+constexpr char kWrappedKeySql[] = "SELECT wrapped FROM subject_keys WHERE subject_id = $1::uuid";
+constexpr char kDeleteOwnersSql[] = "DELETE FROM person_owners WHERE subject_id = $1::uuid";
+constexpr char kInsertOwnersSql[] =
+    "INSERT INTO person_owners (subject_id, user_id) "
+    "SELECT $1::uuid, u FROM unnest($2::uuid[]) AS u ON CONFLICT DO NOTHING";
+
+pqxx::binarystring Bin(const std::string& s) { return pqxx::binarystring(s.data(), s.size()); }
+
+std::string Bytes(const pqxx::field& f) {
+  return f.is_null() ? std::string() : pqxx::binarystring(f).str();
+}
+
+// The text form of a PostgreSQL text[] of UUIDs ("{a,b}"): no quoting needed.
+std::vector<std::string> ParseUuidArray(const std::string& text) {
+  std::vector<std::string> out;
+  if (text.size() < 2) return out;
+  for (absl::string_view part :
+       absl::StrSplit(absl::string_view(text).substr(1, text.size() - 2), ',')) {
+    if (!part.empty()) out.emplace_back(part);
+  }
+  return out;
+}
+
+StoredPerson RowToPerson(const pqxx::row& row) {
+  StoredPerson p;
+  p.subject_id = row[0].as<std::string>();
+  p.status = row[1].as<int>();
+  p.company_id = row[2].as<std::string>();
+  p.team_id = row[3].as<std::string>();
+  p.restricted = row[4].as<bool>();
+  p.restriction_reason = Bytes(row[5]);
+  p.notes_sensitive = row[6].as<bool>();
+  int col = kFirstSealed;
+  for (const char* field : kSealedPersonFields) {
+    if (!row[col].is_null()) p.sealed[field] = Bytes(row[col]);
+    ++col;
+  }
+  p.reg_channel = row[col++].as<std::string>();
+  p.reg_source = row[col++].as<std::string>();
+  p.created_by = row[col++].as<std::string>();
+  p.created_at = absl::FromUnixMicros(row[col++].as<int64_t>());
+  p.updated_at = absl::FromUnixMicros(row[col++].as<int64_t>());
+  p.last_activity_at = absl::FromUnixMicros(row[col++].as<int64_t>());
+  p.version = row[col++].as<int64_t>();
+  p.owner_user_ids = ParseUuidArray(row[col++].as<std::string>());
+  return p;
+}
+
+std::string SealedOf(const StoredPerson& p, const char* field) {
+  auto it = p.sealed.find(field);
+  return it == p.sealed.end() ? std::string() : it->second;
+}
+
+// The visibility parameters ($1..$3) of `access`.
+std::string UserParam(const Access& a) { return base::IsUuid(a.user_id) ? a.user_id : ""; }
+std::string TeamsParam(const Access& a) {
+  std::vector<std::string> teams;
+  for (const std::string& t : a.team_ids) {
+    if (base::IsUuid(t)) teams.push_back(t);
+  }
+  return pg::ArrayLiteral(teams);
+}
+
+std::pair<std::string, std::string> KeyArrays(const std::vector<LookupKey>& keys) {
+  std::vector<std::string> kinds, blinds;
+  for (const LookupKey& k : keys) {
+    kinds.push_back(k.kind);
+    blinds.push_back(absl::BytesToHexString(k.blind));
+  }
+  return {pg::ArrayLiteral(kinds), pg::ArrayLiteral(blinds)};
+}
+
+absl::Status InsertKeys(pqxx::work& tx, const std::string& subject_id,
+                        const std::vector<LookupKey>& keys) {
+  if (keys.empty()) return absl::OkStatus();
+  auto [kinds, blinds] = KeyArrays(keys);
+  tx.exec_params(kInsertLookupSql, kinds, blinds, subject_id);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<DuplicateKey>> PersonStore::FindOwnerOfKeys(
+    pqxx::work& tx, const std::vector<LookupKey>& keys, const std::string& except_subject) {
+  if (keys.empty()) return std::optional<DuplicateKey>();
+  auto [kinds, blinds] = KeyArrays(keys);
+  pqxx::result r = tx.exec_params(kOwnerOfKeysSql, kinds, blinds, except_subject);
+  if (r.empty()) return std::optional<DuplicateKey>();
+  return std::optional<DuplicateKey>(
+      DuplicateKey{.key_index = r[0][0].as<size_t>(), .subject_id = r[0][1].as<std::string>()});
+}
+
+absl::Status PersonStore::Insert(pqxx::work& tx, const StoredPerson& p,
+                                 const std::string& wrapped_key,
+                                 const std::vector<LookupKey>& keys) {
+  tx.exec_params(kInsertKeySql, p.subject_id, Bin(wrapped_key));
+  tx.exec_params(kInsertPersonSql, p.subject_id, p.status, p.company_id, p.team_id, p.restricted,
+                 Bin(p.restriction_reason), p.notes_sensitive, Bin(SealedOf(p, "given_name")),
+                 Bin(SealedOf(p, "family_name")), Bin(SealedOf(p, "emails")),
+                 Bin(SealedOf(p, "phones")), Bin(SealedOf(p, "addresses")),
+                 Bin(SealedOf(p, "job_title")), Bin(SealedOf(p, "personal_id_number")),
+                 Bin(SealedOf(p, "notes")), p.reg_channel, p.reg_source, p.created_by,
+                 absl::ToUnixMicros(p.created_at), absl::ToUnixMicros(p.updated_at),
+                 absl::ToUnixMicros(p.last_activity_at), p.version);
+  if (!p.owner_user_ids.empty()) {
+    tx.exec_params(kInsertOwnersSql, p.subject_id, pg::ArrayLiteral(p.owner_user_ids));
+  }
+  return InsertKeys(tx, p.subject_id, keys);
+}
+
+absl::StatusOr<std::optional<StoredPerson>> PersonStore::Get(pqxx::work& tx,
+                                                             const std::string& subject_id,
+                                                             const Access& access, bool lock) {
+  if (!base::IsUuid(subject_id)) return std::optional<StoredPerson>();
+  const std::string sql = absl::StrCat("SELECT ", kColumns, " FROM persons p WHERE ", kVisible,
+                                       " AND p.subject_id = $4::uuid", lock ? " FOR UPDATE" : "");
+  pqxx::result r =
+      tx.exec_params(sql, access.all, UserParam(access), TeamsParam(access), subject_id);
+  if (r.empty()) return std::optional<StoredPerson>();
+  return std::optional<StoredPerson>(RowToPerson(r[0]));
+}
+
+absl::StatusOr<std::string> PersonStore::WrappedKey(pqxx::work& tx, const std::string& subject_id) {
+  pqxx::result r = tx.exec_params(kWrappedKeySql, subject_id);
+  if (r.empty()) return absl::NotFoundError("subject has no data key");
+  return Bytes(r[0][0]);
+}
+
+absl::Status PersonStore::Update(pqxx::work& tx, const StoredPerson& p,
+                                 const std::optional<std::vector<LookupKey>>& keys) {
+  tx.exec_params(kUpdatePersonSql, p.subject_id, p.status, p.company_id, p.team_id, p.restricted,
+                 Bin(p.restriction_reason), p.notes_sensitive, Bin(SealedOf(p, "given_name")),
+                 Bin(SealedOf(p, "family_name")), Bin(SealedOf(p, "emails")),
+                 Bin(SealedOf(p, "phones")), Bin(SealedOf(p, "addresses")),
+                 Bin(SealedOf(p, "job_title")), Bin(SealedOf(p, "personal_id_number")),
+                 Bin(SealedOf(p, "notes")), absl::ToUnixMicros(p.updated_at),
+                 absl::ToUnixMicros(p.last_activity_at), p.version);
+  if (!keys.has_value()) return absl::OkStatus();
+  tx.exec_params(kDeleteLookupSql, p.subject_id);
+  return InsertKeys(tx, p.subject_id, *keys);
+}
+
+absl::Status PersonStore::SetOwners(pqxx::work& tx, const std::string& subject_id,
+                                    const std::vector<std::string>& owner_user_ids) {
+  tx.exec_params(kDeleteOwnersSql, subject_id);
+  if (!owner_user_ids.empty()) {
+    tx.exec_params(kInsertOwnersSql, subject_id, pg::ArrayLiteral(owner_user_ids));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<StoredPerson>> PersonStore::List(
+    pqxx::work& tx, const PersonFilter& f, const Access& access,
+    const std::optional<PersonCursor>& cursor, int limit) {
+  const std::string sql = absl::StrCat(
+      "SELECT ", kColumns, " FROM persons p WHERE ", kVisible,
+      " AND ($4 = 0 OR p.status = $4)"
+      " AND ($5 = '' OR EXISTS (SELECT 1 FROM person_owners o2 WHERE o2.subject_id = "
+      "p.subject_id AND o2.user_id = NULLIF($5, '')::uuid))"
+      " AND ($6 = '' OR p.team_id = NULLIF($6, '')::uuid)"
+      " AND ($7 = '' OR p.company_id = NULLIF($7, '')::uuid)"
+      " AND ($8::boolean OR NOT p.restricted)"
+      " AND (NOT $9::boolean OR (p.created_at, p.subject_id) < (" CRM_TS_PARAM("$10") ", $11::uuid))"
+      " ORDER BY p.created_at DESC, p.subject_id DESC LIMIT $12");
+  const bool has_cursor = cursor.has_value();
+  pqxx::result r = tx.exec_params(
+      sql, access.all, UserParam(access), TeamsParam(access), f.status, f.owner_user_id, f.team_id,
+      f.company_id, f.include_restricted, has_cursor,
+      has_cursor ? absl::ToUnixMicros(cursor->created_at) : int64_t{0},
+      has_cursor ? cursor->subject_id : std::string("00000000-0000-0000-0000-000000000000"), limit);
+  std::vector<StoredPerson> out;
+  out.reserve(r.size());
+  for (const auto& row : r) out.push_back(RowToPerson(row));
+  return out;
+}
+
+absl::StatusOr<std::vector<StoredPerson>> PersonStore::FindByKey(pqxx::work& tx,
+                                                                 const LookupKey& key,
+                                                                 const Access& access) {
+  const std::string sql =
+      absl::StrCat("SELECT ", kColumns,
+                   " FROM persons p JOIN person_lookup l ON l.subject_id = p.subject_id "
+                   "WHERE ",
+                   kVisible, " AND l.kind = $4 AND l.blind = $5");
+  pqxx::result r = tx.exec_params(sql, access.all, UserParam(access), TeamsParam(access), key.kind,
+                                  Bin(key.blind));
+  std::vector<StoredPerson> out;
+  for (const auto& row : r) out.push_back(RowToPerson(row));
+  return out;
+}
+
+}  // namespace crm::contacts

@@ -1,0 +1,134 @@
+// PersonStore: contacts' persons in PostgreSQL (migrations/0001_contacts.sql).
+// It keeps and compares bytes only: every personal field arrives sealed by
+// the service layer (person_sealer.h) and every look-up key as a blind index;
+// the store never sees a personal value in clear.
+//
+// Every call takes the caller's transaction, so a change, its audit event
+// (libs/outbox Writer::Enqueue) and its look-up keys commit together.
+//
+// Record-level access is part of each query: a person is visible to an
+// Access if it has read_all, owns the person, or is in the person's team.
+// A person that is not visible is reported exactly like one that does not
+// exist.
+//
+// Stateless: thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <pqxx/transaction>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace crm::contacts {
+
+// Who is asking, for record-level checks.
+struct Access {
+  bool all = false;                   // contacts.read.all
+  std::string user_id;                // owner match
+  std::vector<std::string> team_ids;  // team match
+};
+
+// The columns of a sealed personal field, in the order the store reads them.
+inline constexpr const char* kSealedPersonFields[] = {
+    "given_name", "family_name",        "emails", "phones", "addresses",
+    "job_title",  "personal_id_number", "notes"};
+
+// One person as stored.
+struct StoredPerson {
+  std::string subject_id;
+  int status = 0;
+  std::string company_id;                   // "" for none
+  std::string team_id;                      // "" for none
+  std::vector<std::string> owner_user_ids;  // sorted
+  bool restricted = false;
+  std::string restriction_reason;  // sealed; "" for none
+  bool notes_sensitive = false;
+  // Sealed fields by column name (kSealedPersonFields); absent when empty.
+  std::map<std::string, std::string> sealed;
+  std::string reg_channel;
+  std::string reg_source;
+  std::string created_by;
+  absl::Time created_at;
+  absl::Time updated_at;
+  absl::Time last_activity_at;
+  int64_t version = 0;
+};
+
+// A blind index of one e-mail address ("email") or phone number ("phone").
+struct LookupKey {
+  std::string kind;
+  std::string blind;  // 32 bytes
+  friend bool operator==(const LookupKey&, const LookupKey&) = default;
+};
+
+struct PersonFilter {
+  int status = 0;  // 0: any
+  std::string owner_user_id;
+  std::string team_id;
+  std::string company_id;
+  bool include_restricted = false;
+};
+
+// Keyset paging position for ListPersons (newest first).
+struct PersonCursor {
+  absl::Time created_at;
+  std::string subject_id;
+};
+
+// A look-up key already registered to another subject.
+struct DuplicateKey {
+  size_t key_index = 0;  // into the keys asked about
+  std::string subject_id;
+};
+
+class PersonStore {
+ public:
+  // The first of `keys` registered to a subject other than `except_subject`,
+  // if any.
+  static absl::StatusOr<std::optional<DuplicateKey>> FindOwnerOfKeys(
+      pqxx::work& tx, const std::vector<LookupKey>& keys, const std::string& except_subject = "");
+
+  // Inserts a new person with its wrapped data key, owners and look-up keys.
+  // ALREADY_EXISTS if a look-up key is taken meanwhile (the unique index).
+  static absl::Status Insert(pqxx::work& tx, const StoredPerson& person,
+                             const std::string& wrapped_key, const std::vector<LookupKey>& keys);
+
+  // The person if it exists and `access` may see it; `lock` takes a row lock
+  // for an update in this transaction.
+  static absl::StatusOr<std::optional<StoredPerson>> Get(pqxx::work& tx,
+                                                         const std::string& subject_id,
+                                                         const Access& access, bool lock);
+
+  // The wrapped data key of a subject; NOT_FOUND if it has none (erased).
+  static absl::StatusOr<std::string> WrappedKey(pqxx::work& tx, const std::string& subject_id);
+
+  // Writes the mutable columns of `person` (status, company, team,
+  // restriction, notes_sensitive, sealed fields, updated_at,
+  // last_activity_at, version) and, when `keys` is set, replaces its look-up
+  // keys. ALREADY_EXISTS if a new key is taken.
+  static absl::Status Update(pqxx::work& tx, const StoredPerson& person,
+                             const std::optional<std::vector<LookupKey>>& keys);
+
+  // Replaces the owners.
+  static absl::Status SetOwners(pqxx::work& tx, const std::string& subject_id,
+                                const std::vector<std::string>& owner_user_ids);
+
+  // Visible persons matching `filter`, newest first, after `cursor`, at most
+  // `limit`.
+  static absl::StatusOr<std::vector<StoredPerson>> List(pqxx::work& tx, const PersonFilter& filter,
+                                                        const Access& access,
+                                                        const std::optional<PersonCursor>& cursor,
+                                                        int limit);
+
+  // Visible persons with look-up key `key` (at most one by the unique index).
+  static absl::StatusOr<std::vector<StoredPerson>> FindByKey(pqxx::work& tx, const LookupKey& key,
+                                                             const Access& access);
+};
+
+}  // namespace crm::contacts
