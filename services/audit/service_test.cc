@@ -3,7 +3,7 @@
 // access policy main.cc uses (AllowAuditMethods), on a database migrated with
 // services/audit/migrations. Access tokens are minted by a TokenMinter whose
 // public key a fake Identity serves (GetSigningKeys, over mTLS) to a real
-// ApiAuth with the shared test Redis, as in production.
+// ApiAuth with the shared test Redis, as in production (ApiTestBed).
 //
 // Every test gets a fresh Harness. Peers: "identity", "contacts" and
 // "consent" send events; "operator" reads with a token; "erasure" drives
@@ -50,6 +50,7 @@
 #include "libs/rpc/server.h"
 #include "libs/rpc/testing/test_pki.h"
 #include "libs/service/api_auth.h"
+#include "libs/testing/api_test_bed.h"
 #include "libs/testing/pg_test_database.h"
 #include "libs/testing/status_matchers.h"
 #include "libs/testing/test_env.h"
@@ -88,44 +89,7 @@ absl::Time TimeOf(const google::protobuf::Timestamp& ts) {
   return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
 }
 
-// Identity as audit sees it: GetSigningKeys only, serving the minter's key.
-class FakeIdentity final : public crm::identity::v1::Identity::Service {
- public:
-  explicit FakeIdentity(const auth::testing::TokenMinter& minter) : minter_(minter) {}
-  grpc::Status GetSigningKeys(grpc::ServerContext*, const crm::identity::v1::GetSigningKeysRequest*,
-                              crm::identity::v1::GetSigningKeysResponse* resp) override {
-    crm::identity::v1::SigningKey* k = resp->add_keys();
-    k->set_kid(minter_.kid());
-    k->set_algorithm("EdDSA");
-    k->set_public_key(minter_.public_key().Raw());
-    return grpc::Status::OK;
-  }
-
- private:
-  const auth::testing::TokenMinter& minter_;
-};
-
-absl::Status WriteSecretFile(const std::string& path, absl::string_view content) {
-  {
-    std::ofstream out(path, std::ios::trunc);
-    out << content;
-    if (!out.good()) return absl::InternalError(absl::StrCat("cannot write ", path));
-  }
-  if (chmod(path.c_str(), 0600) != 0) return absl::InternalError(absl::StrCat("chmod ", path));
-  return absl::OkStatus();
-}
-
-rpc::ServerConfig ServerFor(const rpc::testing::TestPki& pki, const std::string& name) {
-  rpc::ServerConfig config;
-  config.service = name;
-  config.tls = pki.Files(name);
-  config.metrics_listen = "";
-  config.handle_signals = false;
-  config.shutdown_grace = absl::Seconds(1);
-  return config;
-}
-
-// crm-audit as main.cc builds it, with the fake identity and clients.
+// crm-audit as main.cc builds it, with ApiTestBed's fake identity and clients.
 class Harness {
  public:
   static absl::StatusOr<std::unique_ptr<Harness>> Start() {
@@ -137,9 +101,6 @@ class Harness {
   ~Harness() {
     stubs_.clear();
     audit_server_.reset();  // in-flight calls end before what they use goes
-    if (auth_ != nullptr) auth_->Stop();
-    identity_server_.reset();
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }
 
   // Calls `rpc` as `peer` (a TestPki name) with `token` as bearer token.
@@ -168,17 +129,10 @@ class Harness {
 
   // A token of user `user_id` with `permissions`, valid for 15 minutes.
   std::string Token(const std::string& user_id, std::vector<std::string> permissions) {
-    auth::AccessTokenClaims c = minter_.DefaultClaims(clock_.Now());
-    c.issuer = auth::testing::kTestIssuer;
-    c.audience = {auth::testing::kTestAudience};
-    c.subject = user_id;
-    // Unique: the shared Redis may hold revocations of other tests' sessions.
-    c.session_id = base::NewUuid();
-    c.permissions = std::move(permissions);
-    return minter_.Mint(c);
+    return bed_->Token(user_id, std::move(permissions));
   }
 
-  base::FakeClock& clock() { return clock_; }
+  base::FakeClock& clock() { return bed_->clock(); }
   LogStore& store() { return *store_; }
   AuditLog& log() { return *log_; }
   Checkpointer& checkpointer() { return *checkpointer_; }
@@ -187,43 +141,11 @@ class Harness {
   Harness() = default;
 
   absl::Status Init() {
-    CRM_ASSIGN_OR_RETURN(env_, crm::testing::TestEnv::Load());
+    CRM_ASSIGN_OR_RETURN(bed_,
+                         crm::testing::ApiTestBed::Create(
+                             "audit", {"contacts", "consent", "erasure", "operator", "shop"}));
     CRM_ASSIGN_OR_RETURN(db_, crm::testing::CreateMigratedDatabase("audit", "audit_svc", 8));
-    CRM_ASSIGN_OR_RETURN(rpc::testing::TestPki pki,
-                         rpc::testing::TestPki::Create({"audit", "identity", "contacts", "consent",
-                                                        "erasure", "operator", "shop"}));
-    pki_ = std::make_unique<rpc::testing::TestPki>(std::move(pki));
-    std::string tmpl = absl::StrCat(::testing::TempDir(), "/auditsvc_XXXXXX");
-    if (mkdtemp(tmpl.data()) == nullptr) return absl::InternalError("mkdtemp failed");
-    dir_ = tmpl;
-
-    // Identity, serving its signing keys over mTLS (every method needs an
-    // entry; only audit may call).
-    rpc::AccessPolicy identity_policy;
-    const google::protobuf::ServiceDescriptor* identity =
-        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
-            crm::identity::v1::Identity::service_full_name());
-    for (int i = 0; i < identity->method_count(); ++i) {
-      identity_policy.Allow(
-          absl::StrCat("/", identity->full_name(), "/", identity->method(i)->name()), {"audit"});
-    }
-    identity_server_ = std::make_unique<rpc::ServerRunner>(ServerFor(*pki_, "identity"),
-                                                           std::move(identity_policy));
-    identity_server_->RegisterService(&fake_identity_);
-    CRM_RETURN_IF_ERROR(identity_server_->Start());
-
-    service::ApiAuthConfig auth;
-    auth.identity_addr = absl::StrCat("127.0.0.1:", identity_server_->port());
-    auth.redis_addr = absl::StrCat(env_.redis().host, ":", env_.redis().port);
-    if (!env_.redis().password.empty()) {
-      auth.redis_password_file = dir_ + "/redis_password";
-      CRM_RETURN_IF_ERROR(WriteSecretFile(auth.redis_password_file, env_.redis().password));
-    }
-    auth.redis_wait = absl::Seconds(5);
-    auth.token_issuer = auth::testing::kTestIssuer;
-    auth.token_audience = auth::testing::kTestAudience;
-    CRM_ASSIGN_OR_RETURN(auth_, service::ApiAuth::Create(auth, pki_->Files("audit"), clock_));
-    CRM_RETURN_IF_ERROR(auth_->FetchKeys());
+    base::FakeClock& clock_ = bed_->clock();
 
     std::vector<crypto::VersionedKey> keks;
     keks.push_back({.version = 1, .key = crypto::SecretBytes::CopyFrom(crypto::RandomBytes(32))});
@@ -236,7 +158,7 @@ class Harness {
     // first checkpoint, later ones come from the tests.
     CRM_ASSIGN_OR_RETURN(checkpointer_,
                          Checkpointer::Create(*store_, *ring_, clock_, 100'000, absl::Hours(1)));
-    const AuditDeps deps{*log_, *checkpointer_, auth_->verifier(), clock_};
+    const AuditDeps deps{*log_, *checkpointer_, bed_->auth().verifier(), clock_};
     ingest_ = std::make_unique<IngestService>(deps);
     query_ = std::make_unique<QueryService>(deps);
     subject_ = std::make_unique<SubjectDataService>(deps);
@@ -244,7 +166,7 @@ class Harness {
     rpc::AccessPolicy policy;
     AllowAuditMethods(policy);
     audit_server_ =
-        std::make_unique<rpc::ServerRunner>(ServerFor(*pki_, "audit"), std::move(policy));
+        std::make_unique<rpc::ServerRunner>(bed_->ServerConfig("audit"), std::move(policy));
     audit_server_->RegisterService(ingest_.get());
     audit_server_->RegisterService(query_.get());
     audit_server_->RegisterService(subject_.get());
@@ -252,12 +174,8 @@ class Harness {
 
     for (const std::string peer :
          {"identity", "contacts", "consent", "erasure", "operator", "shop"}) {
-      rpc::ChannelConfig channel;
-      channel.target = absl::StrCat("127.0.0.1:", audit_server_->port());
-      channel.tls = pki_->Files(peer);
-      channel.expected_server = "audit";
-      channel.max_attempts = 1;
-      CRM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> ch, rpc::MakeChannel(channel));
+      CRM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> ch,
+                           bed_->Channel(peer, audit_server_->port(), "audit"));
       stubs_[peer] = Stubs{v1::AuditIngest::NewStub(ch), v1::Audit::NewStub(ch),
                            sv1::SubjectData::NewStub(ch)};
     }
@@ -270,15 +188,8 @@ class Harness {
     std::unique_ptr<SubjectStub> subject;
   };
 
-  crm::testing::TestEnv env_;
+  std::unique_ptr<crm::testing::ApiTestBed> bed_;
   crm::testing::MigratedDatabase db_;
-  std::unique_ptr<rpc::testing::TestPki> pki_;
-  std::string dir_;
-  base::FakeClock clock_;
-  auth::testing::TokenMinter minter_;
-  FakeIdentity fake_identity_{minter_};
-  std::unique_ptr<rpc::ServerRunner> identity_server_;
-  std::unique_ptr<service::ApiAuth> auth_;
   std::optional<crypto::KeyRing> ring_;
   std::unique_ptr<LogStore> store_;
   std::unique_ptr<DataKeys> keys_;

@@ -10,6 +10,6 @@ crm_cc_test(NAME audit_log_test
 
 crm_cc_test(NAME audit_service_test
   SRCS ${CMAKE_CURRENT_LIST_DIR}/service_test.cc
-  DEPS audit_service_lib crm_service_auth crm_identity_proto crm_testing_pg crm_rpc_testing
+  DEPS audit_service_lib crm_service_auth crm_identity_proto crm_testing_pg crm_testing_api crm_rpc_testing
        crm_auth_testing crm_crypto crm_log absl::strings absl::time
   FIXTURES pg redis)
