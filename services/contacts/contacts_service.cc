@@ -152,35 +152,12 @@ absl::StatusOr<ContactsService::Caller> ContactsService::Authorize(Ctx* ctx,
 
 namespace {
 
-// The non-personal fields of a stored person.
-v1::Person Skeleton(const StoredPerson& stored) {
-  v1::Person p;
-  p.set_subject_id(stored.subject_id);
-  p.set_status(static_cast<v1::PersonStatus>(stored.status));
-  p.set_company_id(stored.company_id);
-  p.set_notes_sensitive(stored.notes_sensitive);
-  v1::Registration* reg = p.mutable_registration();
-  SetTime(stored.created_at, reg->mutable_created_at());
-  reg->set_channel(stored.reg_channel);
-  reg->set_source(stored.reg_source);
-  reg->set_created_by(stored.created_by);
-  for (const std::string& o : stored.owner_user_ids) p.mutable_assignment()->add_owner_user_ids(o);
-  p.mutable_assignment()->set_team_id(stored.team_id);
-  p.set_restricted(stored.restricted);
-  SetTime(stored.updated_at, p.mutable_updated_at());
-  p.set_version(stored.version);
-  return p;
-}
-
-// Opens `stored`'s personal fields into `p` with the subject's key (read in
-// `tx`), then masks what the caller may not see.
-absl::Status OpenInto(pqxx::work& tx, const PersonSealer& sealer, const StoredPerson& stored,
-                      bool sensitive, v1::Person& p, std::vector<std::string>& masked) {
-  if (!stored.sealed.empty()) {
-    CRM_ASSIGN_OR_RETURN(std::string wrapped, PersonStore::WrappedKey(tx, stored.subject_id));
-    CRM_ASSIGN_OR_RETURN(crypto::SecretBytes key, sealer.Unwrap(wrapped, stored.subject_id));
-    CRM_RETURN_IF_ERROR(sealer.OpenFields(key, stored, p));
-  }
+// `stored` opened (the subject's key read in `tx`), then masked as the
+// caller may see it (the paths cleared added to `masked`).
+absl::StatusOr<v1::Person> Present(pqxx::work& tx, const PersonSealer& sealer,
+                                   const StoredPerson& stored, bool sensitive,
+                                   std::vector<std::string>& masked) {
+  CRM_ASSIGN_OR_RETURN(v1::Person p, OpenPerson(tx, sealer, stored));
   if (!sensitive) {
     for (std::string& path : MaskSensitive(p)) {
       if (std::find(masked.begin(), masked.end(), path) == masked.end()) {
@@ -188,7 +165,7 @@ absl::Status OpenInto(pqxx::work& tx, const PersonSealer& sealer, const StoredPe
       }
     }
   }
-  return absl::OkStatus();
+  return p;
 }
 
 }  // namespace
@@ -263,7 +240,7 @@ grpc::Status ContactsService::CreatePerson(Ctx* ctx, const v1::CreatePersonReque
       return d_.audit.Enqueue(tx, event);
     }));
     // The fields as stored, masked like any read.
-    p.MergeFrom(Skeleton(stored));
+    p.MergeFrom(PersonSkeleton(stored));
     if (!caller.sensitive) MaskSensitive(p);
     *resp->mutable_person() = std::move(p);
     return absl::OkStatus();
@@ -282,8 +259,7 @@ grpc::Status ContactsService::GetPerson(Ctx* ctx, const v1::GetPersonRequest* re
                            PersonStore::Get(tx, id, caller.access, false));
       if (!stored.has_value()) return NotFound();
       std::vector<std::string> masked;
-      v1::Person p = Skeleton(*stored);
-      CRM_RETURN_IF_ERROR(OpenInto(tx, d_.sealer, *stored, caller.sensitive, p, masked));
+      CRM_ASSIGN_OR_RETURN(v1::Person p, Present(tx, d_.sealer, *stored, caller.sensitive, masked));
       *resp->mutable_person() = std::move(p);
       for (std::string& m : masked) resp->add_masked_fields(std::move(m));
       return d_.audit.Enqueue(tx, caller.Audit("contacts.person.read", id));
@@ -324,7 +300,7 @@ grpc::Status ContactsService::UpdatePerson(Ctx* ctx, const v1::UpdatePersonReque
       }
       CRM_ASSIGN_OR_RETURN(std::string wrapped, PersonStore::WrappedKey(tx, id));
       CRM_ASSIGN_OR_RETURN(crypto::SecretBytes key, d_.sealer.Unwrap(wrapped, id));
-      v1::Person before = Skeleton(*stored);
+      v1::Person before = PersonSkeleton(*stored);
       CRM_RETURN_IF_ERROR(d_.sealer.OpenFields(key, *stored, before));
       v1::Person after = before;
       FieldMaskUtil::MergeMessageTo(incoming, req->update_mask(), replace, &after);
@@ -357,7 +333,7 @@ grpc::Status ContactsService::UpdatePerson(Ctx* ctx, const v1::UpdatePersonReque
         CRM_RETURN_IF_ERROR(d_.audit.Enqueue(tx, event));
       }
       std::vector<std::string> masked;
-      v1::Person out = Skeleton(*stored);
+      v1::Person out = PersonSkeleton(*stored);
       CRM_RETURN_IF_ERROR(d_.sealer.OpenFields(key, *stored, out));
       if (!caller.sensitive) masked = MaskSensitive(out);
       *resp->mutable_person() = std::move(out);
@@ -399,8 +375,7 @@ grpc::Status ContactsService::ListPersons(Ctx* ctx, const v1::ListPersonsRequest
       if (more) rows.resize(size);
       std::vector<std::string> masked;
       for (const StoredPerson& s : rows) {
-        v1::Person p = Skeleton(s);
-        CRM_RETURN_IF_ERROR(OpenInto(tx, d_.sealer, s, caller.sensitive, p, masked));
+        CRM_ASSIGN_OR_RETURN(v1::Person p, Present(tx, d_.sealer, s, caller.sensitive, masked));
         *resp->add_persons() = std::move(p);
         CRM_RETURN_IF_ERROR(
             d_.audit.Enqueue(tx, caller.Audit("contacts.person.list", s.subject_id)));
@@ -445,8 +420,7 @@ grpc::Status ContactsService::LookupPersons(Ctx* ctx, const v1::LookupPersonsReq
                            PersonStore::FindByKey(tx, key, caller.access));
       std::vector<std::string> masked;
       for (const StoredPerson& s : rows) {
-        v1::Person p = Skeleton(s);
-        CRM_RETURN_IF_ERROR(OpenInto(tx, d_.sealer, s, caller.sensitive, p, masked));
+        CRM_ASSIGN_OR_RETURN(v1::Person p, Present(tx, d_.sealer, s, caller.sensitive, masked));
         *resp->add_persons() = std::move(p);
         CRM_RETURN_IF_ERROR(
             d_.audit.Enqueue(tx, caller.Audit("contacts.person.lookup", s.subject_id)));

@@ -18,6 +18,7 @@
 #include "libs/service/api_auth.h"
 #include "libs/service/service_main.h"
 #include "services/contacts/contacts_service.h"
+#include "services/contacts/subject_data_service.h"
 
 namespace crm::contacts {
 namespace {
@@ -38,6 +39,7 @@ struct App {
   std::unique_ptr<outbox::Relay> relay;
   std::unique_ptr<PersonSealer> sealer;
   std::unique_ptr<ContactsService> service;
+  std::unique_ptr<SubjectDataService> subject_data;
 };
 
 // Prefixes a start-up error with the step that failed.
@@ -79,8 +81,12 @@ absl::Status Setup(const ContactsConfig& cfg, const service::ApiAuthConfig& auth
                                                                .verifier = app.auth->verifier(),
                                                                .audit = *app.audit,
                                                                .clock = ctx.clock});
+  app.subject_data =
+      std::make_unique<SubjectDataService>(ctx.db, *app.sealer, *app.audit, ctx.clock);
   CRM_RETURN_IF_ERROR(AllowContactsMethods(ctx.policy));
+  AllowSubjectDataMethods(ctx.policy);
   ctx.services.push_back(app.service.get());
+  ctx.services.push_back(app.subject_data.get());
   return absl::OkStatus();
 }
 

@@ -6,6 +6,7 @@
 #include "libs/base/status_macros.h"
 #include "libs/crypto/aead.h"
 #include "libs/crypto/data_key.h"
+#include "libs/rpc/handler.h"
 
 namespace crm::contacts {
 
@@ -100,6 +101,35 @@ std::vector<LookupKey> PersonSealer::KeysOf(const Person& person) const {
   for (const auto& e : person.emails()) keys.push_back(EmailKey(e.address()));
   for (const auto& p : person.phones()) keys.push_back(PhoneKey(p.number()));
   return keys;
+}
+
+Person PersonSkeleton(const StoredPerson& stored) {
+  crm::contacts::v1::Person p;
+  p.set_subject_id(stored.subject_id);
+  p.set_status(static_cast<crm::contacts::v1::PersonStatus>(stored.status));
+  p.set_company_id(stored.company_id);
+  p.set_notes_sensitive(stored.notes_sensitive);
+  crm::contacts::v1::Registration* reg = p.mutable_registration();
+  rpc::SetTime(stored.created_at, reg->mutable_created_at());
+  reg->set_channel(stored.reg_channel);
+  reg->set_source(stored.reg_source);
+  reg->set_created_by(stored.created_by);
+  for (const std::string& o : stored.owner_user_ids) p.mutable_assignment()->add_owner_user_ids(o);
+  p.mutable_assignment()->set_team_id(stored.team_id);
+  p.set_restricted(stored.restricted);
+  rpc::SetTime(stored.updated_at, p.mutable_updated_at());
+  p.set_version(stored.version);
+  return p;
+}
+
+absl::StatusOr<Person> OpenPerson(pqxx::work& tx, const PersonSealer& sealer,
+                                  const StoredPerson& stored) {
+  Person p = PersonSkeleton(stored);
+  if (stored.sealed.empty()) return p;
+  CRM_ASSIGN_OR_RETURN(std::string wrapped, PersonStore::WrappedKey(tx, stored.subject_id));
+  CRM_ASSIGN_OR_RETURN(crypto::SecretBytes key, sealer.Unwrap(wrapped, stored.subject_id));
+  CRM_RETURN_IF_ERROR(sealer.OpenFields(key, stored, p));
+  return p;
 }
 
 }  // namespace crm::contacts

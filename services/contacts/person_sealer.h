@@ -69,4 +69,13 @@ class PersonSealer {
   const crypto::BlindIndexer& indexer_;
 };
 
+// The non-personal fields of a stored person as the contract's Person.
+crm::contacts::v1::Person PersonSkeleton(const StoredPerson& stored);
+
+// The whole person: PersonSkeleton plus its opened personal fields, with the
+// subject's key read in `tx`. DATA_LOSS if a field does not open; NOT_FOUND if
+// the key is gone.
+absl::StatusOr<crm::contacts::v1::Person> OpenPerson(pqxx::work& tx, const PersonSealer& sealer,
+                                                     const StoredPerson& stored);
+
 }  // namespace crm::contacts

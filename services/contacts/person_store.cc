@@ -75,6 +75,20 @@ constexpr char kInsertOwnersSql[] =
     "INSERT INTO person_owners (subject_id, user_id) "
     "SELECT $1::uuid, u FROM unnest($2::uuid[]) AS u ON CONFLICT DO NOTHING";
 
+constexpr char kCountSql[] =
+    "SELECT (SELECT count(*) FROM persons WHERE subject_id = $1::uuid), "
+    "(SELECT count(*) FROM person_lookup WHERE subject_id = $1::uuid AND kind = 'email'), "
+    "(SELECT count(*) FROM person_lookup WHERE subject_id = $1::uuid AND kind = 'phone'), "
+    "EXISTS (SELECT 1 FROM subject_keys WHERE subject_id = $1::uuid)";
+constexpr char kErasePersonSql[] = "DELETE FROM persons WHERE subject_id = $1::uuid";
+constexpr char kEraseKeySql[] = "DELETE FROM subject_keys WHERE subject_id = $1::uuid";
+constexpr char kErasureSql[] =
+    "SELECT subject_id::text, persons, emails, phones, key_existed, " CRM_TS(
+        "completed_at") " FROM erasure_requests WHERE request_id = $1::uuid";
+constexpr char kRecordErasureSql[] =
+    "INSERT INTO erasure_requests (request_id, subject_id, persons, emails, phones, key_existed, "
+    "completed_at) VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, " CRM_TS_PARAM("$7") ")";
+
 pqxx::binarystring Bin(const std::string& s) { return pqxx::binarystring(s.data(), s.size()); }
 
 std::string Bytes(const pqxx::field& f) {
@@ -243,6 +257,41 @@ absl::StatusOr<std::vector<StoredPerson>> PersonStore::List(
   out.reserve(r.size());
   for (const auto& row : r) out.push_back(RowToPerson(row));
   return out;
+}
+
+absl::StatusOr<SubjectCounts> PersonStore::Count(pqxx::work& tx, const std::string& subject_id) {
+  const pqxx::row r = tx.exec_params1(kCountSql, subject_id);
+  return SubjectCounts{.persons = r[0].as<int64_t>(),
+                       .emails = r[1].as<int64_t>(),
+                       .phones = r[2].as<int64_t>(),
+                       .key_exists = r[3].as<bool>()};
+}
+
+absl::Status PersonStore::Erase(pqxx::work& tx, const std::string& subject_id) {
+  tx.exec_params(kErasePersonSql, subject_id);
+  tx.exec_params(kEraseKeySql, subject_id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<ErasureRecord>> PersonStore::ErasureRecorded(
+    pqxx::work& tx, const std::string& request_id) {
+  pqxx::result r = tx.exec_params(kErasureSql, request_id);
+  if (r.empty()) return std::optional<ErasureRecord>();
+  ErasureRecord e;
+  e.subject_id = r[0][0].as<std::string>();
+  e.erased = SubjectCounts{.persons = r[0][1].as<int64_t>(),
+                           .emails = r[0][2].as<int64_t>(),
+                           .phones = r[0][3].as<int64_t>(),
+                           .key_exists = r[0][4].as<bool>()};
+  e.completed_at = absl::FromUnixMicros(r[0][5].as<int64_t>());
+  return std::optional<ErasureRecord>(std::move(e));
+}
+
+absl::Status PersonStore::RecordErasure(pqxx::work& tx, const std::string& request_id,
+                                        const ErasureRecord& e) {
+  tx.exec_params(kRecordErasureSql, request_id, e.subject_id, e.erased.persons, e.erased.emails,
+                 e.erased.phones, e.erased.key_exists, absl::ToUnixMicros(e.completed_at));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<StoredPerson>> PersonStore::FindByKey(pqxx::work& tx,

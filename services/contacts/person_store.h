@@ -87,6 +87,21 @@ struct DuplicateKey {
   std::string subject_id;
 };
 
+// What contacts holds about one subject (SubjectData).
+struct SubjectCounts {
+  int64_t persons = 0;
+  int64_t emails = 0;
+  int64_t phones = 0;
+  bool key_exists = false;
+};
+
+// The answer recorded for an erasure request.
+struct ErasureRecord {
+  std::string subject_id;
+  SubjectCounts erased;  // key_exists: whether a key was there to destroy
+  absl::Time completed_at;
+};
+
 class PersonStore {
  public:
   // The first of `keys` registered to a subject other than `except_subject`,
@@ -125,6 +140,19 @@ class PersonStore {
                                                         const Access& access,
                                                         const std::optional<PersonCursor>& cursor,
                                                         int limit);
+
+  // What is stored about `subject_id`.
+  static absl::StatusOr<SubjectCounts> Count(pqxx::work& tx, const std::string& subject_id);
+
+  // Deletes the person (with owners and look-up keys) and its wrapped data
+  // key.
+  static absl::Status Erase(pqxx::work& tx, const std::string& subject_id);
+
+  // The answer recorded for erasure request `request_id`, if any; records one.
+  static absl::StatusOr<std::optional<ErasureRecord>> ErasureRecorded(
+      pqxx::work& tx, const std::string& request_id);
+  static absl::Status RecordErasure(pqxx::work& tx, const std::string& request_id,
+                                    const ErasureRecord& record);
 
   // Visible persons with look-up key `key` (at most one by the unique index).
   static absl::StatusOr<std::vector<StoredPerson>> FindByKey(pqxx::work& tx, const LookupKey& key,

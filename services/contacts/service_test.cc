@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "crm/contacts/v1/contacts.grpc.pb.h"
+#include "crm/subject/v1/subject_data.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "libs/base/grpc_status.h"
@@ -37,6 +38,7 @@
 #include "libs/testing/pg_test_database.h"
 #include "libs/testing/status_matchers.h"
 #include "services/contacts/contacts_service.h"
+#include "services/contacts/subject_data_service.h"
 
 namespace crm::contacts {
 namespace {
@@ -49,6 +51,22 @@ using ::testing::IsEmpty;
 using ::testing::Not;
 using ::testing::SizeIs;
 using Stub = v1::Contacts::Stub;
+namespace sv1 = crm::subject::v1;
+
+// Calls a SubjectData method on `stub` (no token: the peer's certificate
+// decides).
+template <typename Req, typename Resp>
+absl::StatusOr<Resp> SubjectCall(sv1::SubjectData::Stub& stub,
+                                 grpc::Status (sv1::SubjectData::Stub::*rpc)(grpc::ClientContext*,
+                                                                             const Req&, Resp*),
+                                 const Req& request) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  Resp response;
+  grpc::Status status = (stub.*rpc)(&context, request, &response);
+  if (!status.ok()) return base::FromGrpcStatus(status);
+  return response;
+}
 
 constexpr char kAlice[] = "0b6f1c3e-8d2a-4f5b-9c1d-2e3f4a5b6c7d";
 constexpr char kBob[] = "1c7a2d4f-9e3b-4a6c-8d2e-3f4a5b6c7d8e";
@@ -84,7 +102,8 @@ class ContactsServiceTest : public ::testing::Test {
   static void SetUpTestSuite() { log::SetMinLevel(log::Level::kError); }
 
   void SetUp() override {
-    CRM_ASSERT_OK_AND_ASSIGN(bed_, crm::testing::ApiTestBed::Create("contacts", {"gateway"}));
+    CRM_ASSERT_OK_AND_ASSIGN(bed_,
+                             crm::testing::ApiTestBed::Create("contacts", {"gateway", "erasure"}));
     CRM_ASSERT_OK_AND_ASSIGN(db_,
                              crm::testing::CreateMigratedDatabase("contacts", "contacts_svc", 8));
     ASSERT_THAT(outbox::EnsureSchema(*db_.pool), IsOk());
@@ -106,15 +125,23 @@ class ContactsServiceTest : public ::testing::Test {
                                                               .verifier = bed_->auth().verifier(),
                                                               .audit = *writer_,
                                                               .clock = bed_->clock()});
+    subject_data_ =
+        std::make_unique<SubjectDataService>(*db_.pool, *sealer_, *writer_, bed_->clock());
     rpc::AccessPolicy policy;
     ASSERT_THAT(AllowContactsMethods(policy), IsOk());
+    AllowSubjectDataMethods(policy);
     server_ =
         std::make_unique<rpc::ServerRunner>(bed_->ServerConfig("contacts"), std::move(policy));
     server_->RegisterService(service_.get());
+    server_->RegisterService(subject_data_.get());
     ASSERT_THAT(server_->Start(), IsOk());
     CRM_ASSERT_OK_AND_ASSIGN(std::shared_ptr<grpc::Channel> ch,
                              bed_->Channel("gateway", server_->port(), "contacts"));
     stub_ = v1::Contacts::NewStub(ch);
+    gateway_subject_ = sv1::SubjectData::NewStub(ch);
+    CRM_ASSERT_OK_AND_ASSIGN(std::shared_ptr<grpc::Channel> erasure,
+                             bed_->Channel("erasure", server_->port(), "contacts"));
+    erasure_ = sv1::SubjectData::NewStub(erasure);
     alice_ = bed_->Token(kAlice, {"contacts.read", "contacts.write"}, {kSales});
     bob_ = bed_->Token(kBob, {"contacts.read", "contacts.write"}, {kSupport});
     dpo_ = bed_->Token(
@@ -213,8 +240,11 @@ class ContactsServiceTest : public ::testing::Test {
   std::unique_ptr<outbox::Relay> relay_;
   std::unique_ptr<PersonSealer> sealer_;
   std::unique_ptr<ContactsService> service_;
+  std::unique_ptr<SubjectDataService> subject_data_;
   std::unique_ptr<rpc::ServerRunner> server_;
   std::unique_ptr<Stub> stub_;
+  std::unique_ptr<sv1::SubjectData::Stub> erasure_;          // as the orchestrator
+  std::unique_ptr<sv1::SubjectData::Stub> gateway_subject_;  // as anyone else
   std::string alice_, bob_, dpo_;
 };
 
@@ -534,6 +564,102 @@ TEST_F(ContactsServiceTest, CallsWithoutTokenOrPermissionAreRefused) {
   p.mutable_assignment()->set_team_id(kSupport);
   EXPECT_THAT(Create(p, alice_),
               StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("assignment.team_id")));
+}
+
+TEST_F(ContactsServiceTest, SubjectDataDescribeExportEraseForTheOrchestratorOnly) {
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Person p, Create(Ada(), alice_));
+  const std::string id = p.subject_id();
+  v1::SetRestrictionRequest restrict;
+  restrict.set_subject_id(id);
+  restrict.set_restricted(true);
+  restrict.set_reason("objection pending");
+  ASSERT_THAT(Call(&Stub::SetRestriction, restrict, alice_), IsOk());
+
+  sv1::DescribeSubjectDataRequest describe;
+  describe.set_subject_id(id);
+  EXPECT_THAT(
+      SubjectCall(*gateway_subject_, &sv1::SubjectData::Stub::DescribeSubjectData, describe),
+      StatusIs(absl::StatusCode::kPermissionDenied));
+  CRM_ASSERT_OK_AND_ASSIGN(
+      sv1::DescribeSubjectDataResponse described,
+      SubjectCall(*erasure_, &sv1::SubjectData::Stub::DescribeSubjectData, describe));
+  EXPECT_EQ(described.service(), "contacts");
+  std::vector<std::string> categories;
+  for (const auto& c : described.categories()) {
+    categories.push_back(absl::StrCat(c.category(), "=", c.record_count()));
+  }
+  EXPECT_THAT(categories, ElementsAre("person=1", "email_addresses=1", "phone_numbers=1"));
+
+  sv1::ExportSubjectDataRequest export_req;
+  export_req.set_subject_id(id);
+  CRM_ASSERT_OK_AND_ASSIGN(
+      sv1::ExportSubjectDataResponse exported,
+      SubjectCall(*erasure_, &sv1::SubjectData::Stub::ExportSubjectData, export_req));
+  ASSERT_THAT(exported.records(), SizeIs(1));
+  const auto& fields = exported.records(0).data().fields();
+  EXPECT_EQ(fields.at("family_name").string_value(), kFamily);
+  EXPECT_EQ(fields.at("personal_id_number").string_value(), kPesel);
+  EXPECT_EQ(fields.at("restriction_reason").string_value(), "objection pending");
+  EXPECT_EQ(fields.at("emails")
+                .list_value()
+                .values(0)
+                .struct_value()
+                .fields()
+                .at("address")
+                .string_value(),
+            kEmailNormal);
+
+  sv1::EraseSubjectDataRequest erase;
+  erase.set_request_id(base::NewUuid());
+  erase.set_subject_id(id);
+  EXPECT_THAT(SubjectCall(*gateway_subject_, &sv1::SubjectData::Stub::EraseSubjectData, erase),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  CRM_ASSERT_OK_AND_ASSIGN(
+      sv1::EraseSubjectDataResponse erased,
+      SubjectCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase));
+  EXPECT_TRUE(erased.data_key_destroyed());
+  ASSERT_THAT(erased.erased(), SizeIs(3));
+  EXPECT_THAT(erased.retained(), IsEmpty());
+
+  // Gone: the record, its key (crypto-shredding) and its look-up keys.
+  EXPECT_THAT(Get(id, dpo_), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(DumpAll(), Not(HasSubstr(id.substr(0, 8))));
+  v1::Person again;
+  again.set_family_name("Someone else");
+  again.add_emails()->set_address(kEmail);
+  EXPECT_THAT(Create(again, alice_), IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(
+      described, SubjectCall(*erasure_, &sv1::SubjectData::Stub::DescribeSubjectData, describe));
+  EXPECT_THAT(described.categories(), IsEmpty());
+
+  // The same request, the same answer; its id cannot be reused for another.
+  bed_->clock().Advance(absl::Minutes(3));
+  CRM_ASSERT_OK_AND_ASSIGN(
+      sv1::EraseSubjectDataResponse retried,
+      SubjectCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase));
+  EXPECT_EQ(retried.completed_at().seconds(), erased.completed_at().seconds());
+  EXPECT_THAT(retried.erased(), SizeIs(3));
+  sv1::EraseSubjectDataRequest reused = erase;
+  reused.set_subject_id(base::NewUuid());
+  EXPECT_THAT(SubjectCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, reused),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("request_id")));
+  // A new request for a subject already gone succeeds with nothing erased.
+  erase.set_request_id(base::NewUuid());
+  CRM_ASSERT_OK_AND_ASSIGN(
+      sv1::EraseSubjectDataResponse empty,
+      SubjectCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase));
+  EXPECT_THAT(empty.erased(), IsEmpty());
+  EXPECT_TRUE(empty.data_key_destroyed());
+
+  std::vector<std::string> actions;
+  for (const crm::audit::v1::Event& e : ShippedEvents()) {
+    if (e.subject_id() == id && absl::StartsWith(e.action(), "contacts.subject.")) {
+      actions.push_back(e.action());
+      EXPECT_THAT(e.changes(), IsEmpty());
+    }
+  }
+  EXPECT_THAT(actions, ElementsAre("contacts.subject.export", "contacts.subject.erase",
+                                   "contacts.subject.erase"));
 }
 
 }  // namespace

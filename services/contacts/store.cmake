@@ -4,5 +4,5 @@
 crm_cc_library(NAME contacts_store_lib
   SRCS ${CMAKE_CURRENT_LIST_DIR}/person_store.cc ${CMAKE_CURRENT_LIST_DIR}/person_sealer.cc
   HDRS ${CMAKE_CURRENT_LIST_DIR}/person_store.h ${CMAKE_CURRENT_LIST_DIR}/person_sealer.h
-  DEPS crm_contacts_proto crm_pg crm_crypto crm_base protobuf::libprotobuf absl::status
+  DEPS crm_contacts_proto crm_pg crm_crypto crm_rpc_auth crm_base protobuf::libprotobuf absl::status
        absl::statusor absl::strings absl::time)

@@ -1,0 +1,158 @@
+#include "services/contacts/subject_data_service.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "libs/base/status_macros.h"
+#include "libs/base/uuid.h"
+#include "libs/rpc/handler.h"
+#include "libs/rpc/peer.h"
+#include "libs/rpc/request_id.h"
+
+namespace crm::contacts {
+
+namespace {
+
+namespace sv1 = crm::subject::v1;
+using rpc::Handle;
+
+constexpr char kService[] = "contacts";
+
+absl::StatusOr<std::string> SubjectOf(const std::string& id) {
+  if (!base::IsUuid(id)) return absl::InvalidArgumentError("subject_id: must be a UUID");
+  return absl::AsciiStrToLower(id);
+}
+
+// The categories of `c` with a record count above zero.
+void AddCategories(const SubjectCounts& c,
+                   google::protobuf::RepeatedPtrField<sv1::DataCategory>* out) {
+  for (auto [name, count] : {std::pair{"person", c.persons}, std::pair{"email_addresses", c.emails},
+                             std::pair{"phone_numbers", c.phones}}) {
+    if (count == 0) continue;
+    sv1::DataCategory* cat = out->Add();
+    cat->set_category(name);
+    cat->set_record_count(count);
+  }
+}
+
+crm::audit::v1::Event Audit(grpc::ServerContext* ctx, absl::string_view action,
+                            const std::string& subject_id) {
+  crm::audit::v1::Event e;
+  e.set_action(std::string(action));
+  e.set_outcome(crm::audit::v1::OUTCOME_SUCCESS);
+  e.set_subject_id(subject_id);
+  e.set_resource(absl::StrCat("persons/", subject_id));
+  e.mutable_actor()->set_service_identity(rpc::PeerIdentity(*ctx));
+  e.set_request_id(rpc::RequestId(*ctx));
+  return e;
+}
+
+}  // namespace
+
+grpc::Status SubjectDataService::DescribeSubjectData(Ctx*,
+                                                     const sv1::DescribeSubjectDataRequest* req,
+                                                     sv1::DescribeSubjectDataResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(std::string subject, SubjectOf(req->subject_id()));
+    return db_.Transact(
+        [&](pqxx::work& tx) -> absl::Status {
+          resp->Clear();
+          resp->set_service(kService);
+          CRM_ASSIGN_OR_RETURN(SubjectCounts counts, PersonStore::Count(tx, subject));
+          AddCategories(counts, resp->mutable_categories());
+          return absl::OkStatus();
+        },
+        {.read_only = true});
+  });
+}
+
+grpc::Status SubjectDataService::ExportSubjectData(Ctx* ctx,
+                                                   const sv1::ExportSubjectDataRequest* req,
+                                                   sv1::ExportSubjectDataResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(std::string subject, SubjectOf(req->subject_id()));
+    return db_.Transact([&](pqxx::work& tx) -> absl::Status {
+      resp->Clear();
+      resp->set_service(kService);
+      CRM_ASSIGN_OR_RETURN(std::optional<StoredPerson> stored,
+                           PersonStore::Get(tx, subject, Access{.all = true}, false));
+      if (!stored.has_value()) return absl::OkStatus();
+      CRM_ASSIGN_OR_RETURN(crm::contacts::v1::Person person, OpenPerson(tx, sealer_, *stored));
+      // The restriction reason is the subject's data too.
+      std::string reason;
+      if (!stored->restriction_reason.empty()) {
+        CRM_ASSIGN_OR_RETURN(std::string wrapped, PersonStore::WrappedKey(tx, subject));
+        CRM_ASSIGN_OR_RETURN(crypto::SecretBytes key, sealer_.Unwrap(wrapped, subject));
+        CRM_ASSIGN_OR_RETURN(reason, sealer_.OpenText(key, subject, "restriction_reason",
+                                                      stored->restriction_reason));
+      }
+      std::string json;
+      google::protobuf::util::JsonPrintOptions options;
+      options.preserve_proto_field_names = true;
+      if (!google::protobuf::util::MessageToJsonString(person, &json, options).ok()) {
+        return absl::InternalError("person: cannot be exported as JSON");
+      }
+      sv1::ExportedRecord* record = resp->add_records();
+      record->set_category("person");
+      if (!google::protobuf::util::JsonStringToMessage(json, record->mutable_data()).ok()) {
+        return absl::InternalError("person: cannot be exported as JSON");
+      }
+      if (!reason.empty()) {
+        (*record->mutable_data()->mutable_fields())["restriction_reason"].set_string_value(reason);
+      }
+      return audit_.Enqueue(tx, Audit(ctx, "contacts.subject.export", subject));
+    });
+  });
+}
+
+grpc::Status SubjectDataService::EraseSubjectData(Ctx* ctx, const sv1::EraseSubjectDataRequest* req,
+                                                  sv1::EraseSubjectDataResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    if (!base::IsUuid(req->request_id())) {
+      return absl::InvalidArgumentError("request_id: must be a UUID");
+    }
+    const std::string request_id = absl::AsciiStrToLower(req->request_id());
+    CRM_ASSIGN_OR_RETURN(std::string subject, SubjectOf(req->subject_id()));
+    return db_.Transact([&](pqxx::work& tx) -> absl::Status {
+      resp->Clear();
+      resp->set_service(kService);
+      CRM_ASSIGN_OR_RETURN(std::optional<ErasureRecord> done,
+                           PersonStore::ErasureRecorded(tx, request_id));
+      if (!done.has_value()) {
+        // Serialises erasures of one subject with its updates.
+        CRM_ASSIGN_OR_RETURN(std::optional<StoredPerson> locked,
+                             PersonStore::Get(tx, subject, Access{.all = true}, /*lock=*/true));
+        (void)locked;
+        ErasureRecord record;
+        record.subject_id = subject;
+        CRM_ASSIGN_OR_RETURN(record.erased, PersonStore::Count(tx, subject));
+        record.completed_at = absl::FromUnixMicros(absl::ToUnixMicros(clock_.Now()));
+        CRM_RETURN_IF_ERROR(PersonStore::Erase(tx, subject));
+        CRM_RETURN_IF_ERROR(PersonStore::RecordErasure(tx, request_id, record));
+        crm::audit::v1::Event event = Audit(ctx, "contacts.subject.erase", subject);
+        crm::audit::v1::Detail* d = event.add_details();
+        d->set_key("erasure_request_id");
+        d->set_value(request_id);
+        CRM_RETURN_IF_ERROR(audit_.Enqueue(tx, event));
+        done = std::move(record);
+      } else if (done->subject_id != subject) {
+        return absl::InvalidArgumentError(
+            "request_id: already used for the erasure of another subject");
+      }
+      AddCategories(done->erased, resp->mutable_erased());
+      // Destroyed now, or by an earlier erasure: either way no key is left.
+      resp->set_data_key_destroyed(true);
+      rpc::SetTime(done->completed_at, resp->mutable_completed_at());
+      return absl::OkStatus();
+    });
+  });
+}
+
+void AllowSubjectDataMethods(rpc::AccessPolicy& policy) {
+  for (const char* m : {"DescribeSubjectData", "ExportSubjectData", "EraseSubjectData"}) {
+    policy.Allow(absl::StrCat("/crm.subject.v1.SubjectData/", m), {"erasure"});
+  }
+}
+
+}  // namespace crm::contacts
