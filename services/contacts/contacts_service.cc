@@ -77,16 +77,16 @@ absl::Status NormalizeAssignment(absl::string_view prefix, v1::Assignment& a) {
   return absl::OkStatus();
 }
 
-// Page tokens for ListPersons: web-safe base64 of
-// "c1|<created_at micros>|<subject id>|<filter key>".
-std::string EncodeCursor(const PersonCursor& c, absl::string_view filter_key) {
+// Page tokens of newest-first lists: web-safe base64 of
+// "c1|<time micros>|<id>|<filter key>".
+std::string EncodeCursor(const Cursor& c, absl::string_view filter_key) {
   return absl::WebSafeBase64Escape(
-      absl::StrCat("c1|", absl::ToUnixMicros(c.created_at), "|", c.subject_id, "|", filter_key));
+      absl::StrCat("c1|", absl::ToUnixMicros(c.at), "|", c.id, "|", filter_key));
 }
 
-absl::StatusOr<std::optional<PersonCursor>> DecodeCursor(const std::string& token,
-                                                         absl::string_view filter_key) {
-  if (token.empty()) return std::optional<PersonCursor>();
+absl::StatusOr<std::optional<Cursor>> DecodeCursor(const std::string& token,
+                                                   absl::string_view filter_key) {
+  if (token.empty()) return std::optional<Cursor>();
   const absl::Status bad =
       absl::InvalidArgumentError("page.page_token: not a token of this listing with these filters");
   std::string raw;
@@ -97,8 +97,7 @@ absl::StatusOr<std::optional<PersonCursor>> DecodeCursor(const std::string& toke
       !base::IsUuid(parts[2]) || parts[3] != filter_key) {
     return bad;
   }
-  return std::optional<PersonCursor>(
-      PersonCursor{.created_at = absl::FromUnixMicros(micros), .subject_id = parts[2]});
+  return std::optional<Cursor>(Cursor{.at = absl::FromUnixMicros(micros), .id = parts[2]});
 }
 
 void AddChanges(Event& event, const std::vector<PersonChange>& changes) {
@@ -365,7 +364,7 @@ grpc::Status ContactsService::ListPersons(Ctx* ctx, const v1::ListPersonsRequest
                                                   : std::min(req->page().page_size(), kMaxPageSize);
     const std::string filter_key = absl::StrCat(f.status, ",", f.owner_user_id, ",", f.team_id, ",",
                                                 f.company_id, ",", f.include_restricted);
-    CRM_ASSIGN_OR_RETURN(std::optional<PersonCursor> cursor,
+    CRM_ASSIGN_OR_RETURN(std::optional<Cursor> cursor,
                          DecodeCursor(req->page().page_token(), filter_key));
     return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
       resp->Clear();
@@ -382,9 +381,8 @@ grpc::Status ContactsService::ListPersons(Ctx* ctx, const v1::ListPersonsRequest
       }
       for (std::string& m : masked) resp->add_masked_fields(std::move(m));
       if (more) {
-        resp->mutable_page()->set_next_page_token(EncodeCursor(
-            {.created_at = rows.back().created_at, .subject_id = rows.back().subject_id},
-            filter_key));
+        resp->mutable_page()->set_next_page_token(
+            EncodeCursor({.at = rows.back().created_at, .id = rows.back().subject_id}, filter_key));
       }
       return absl::OkStatus();
     });
@@ -513,6 +511,125 @@ grpc::Status ContactsService::AssignPerson(Ctx* ctx, const v1::AssignPersonReque
       }
       *resp->mutable_assignment() = a;
       return absl::OkStatus();
+    });
+  });
+}
+
+// ---- Contact history ---------------------------------------------------------
+
+grpc::Status ContactsService::AddInteraction(Ctx* ctx, const v1::AddInteractionRequest* req,
+                                             v1::AddInteractionResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kWrite));
+    const v1::Interaction& in = req->interaction();
+    CRM_RETURN_IF_ERROR(ValidateSubjectId(in.subject_id()));
+    const std::string id = absl::AsciiStrToLower(in.subject_id());
+    if (!v1::InteractionKind_IsValid(in.kind()) || in.kind() == v1::INTERACTION_KIND_UNSPECIFIED) {
+      return absl::InvalidArgumentError(
+          "interaction.kind: one of call, meeting, e-mail or note is required");
+    }
+    const FieldSpec* summary_spec = Catalogue::Get().Find("interaction.summary");
+    CRM_RETURN_IF_ERROR(base::ValidateText("interaction.summary", in.summary(), 1,
+                                           static_cast<size_t>(summary_spec->max_length)));
+    const absl::Time now = absl::FromUnixMicros(absl::ToUnixMicros(d_.clock.Now()));
+    absl::Time occurred = now;
+    if (in.has_occurred_at()) {
+      CRM_ASSIGN_OR_RETURN(occurred, rpc::GetTime("interaction.occurred_at", in.occurred_at()));
+      occurred = absl::FromUnixMicros(absl::ToUnixMicros(occurred));
+      if (occurred > now + absl::Hours(24) || occurred < absl::FromUnixSeconds(946684800)) {
+        return absl::InvalidArgumentError(
+            "interaction.occurred_at: must be between the year 2000 and tomorrow");
+      }
+    }
+    StoredInteraction entry{.interaction_id = base::NewUuid(),
+                            .subject_id = id,
+                            .kind = in.kind(),
+                            .occurred_at = occurred,
+                            .operator_user_id = caller.principal->user_id,
+                            .summary = {},
+                            .sensitive = in.sensitive(),
+                            .created_at = now};
+    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      resp->Clear();
+      CRM_ASSIGN_OR_RETURN(std::optional<StoredPerson> person,
+                           PersonStore::Get(tx, id, caller.access, /*lock=*/false));
+      if (!person.has_value()) return NotFound();
+      if (person->restricted) {
+        return absl::FailedPreconditionError(
+            "person is restricted (Art. 18): no new processing until the restriction is lifted");
+      }
+      CRM_ASSIGN_OR_RETURN(std::string wrapped, PersonStore::WrappedKey(tx, id));
+      CRM_ASSIGN_OR_RETURN(crypto::SecretBytes key, d_.sealer.Unwrap(wrapped, id));
+      CRM_ASSIGN_OR_RETURN(
+          entry.summary,
+          d_.sealer.SealText(key, id, InteractionSummaryField(entry.interaction_id), in.summary()));
+      CRM_RETURN_IF_ERROR(PersonStore::AddInteraction(tx, entry));
+      Event event = caller.Audit("contacts.interaction.add", id);
+      crm::audit::v1::Detail* kind = event.add_details();
+      kind->set_key("kind");
+      kind->set_value(v1::InteractionKind_Name(in.kind()));
+      crm::audit::v1::Detail* entry_id = event.add_details();
+      entry_id->set_key("interaction_id");
+      entry_id->set_value(entry.interaction_id);
+      CRM_RETURN_IF_ERROR(d_.audit.Enqueue(tx, event));
+      v1::Interaction* out = resp->mutable_interaction();
+      *out = in;
+      out->set_interaction_id(entry.interaction_id);
+      out->set_subject_id(id);
+      out->set_operator_user_id(entry.operator_user_id);
+      SetTime(occurred, out->mutable_occurred_at());
+      if (entry.sensitive && !caller.sensitive) out->clear_summary();
+      return absl::OkStatus();
+    });
+  });
+}
+
+grpc::Status ContactsService::ListInteractions(Ctx* ctx, const v1::ListInteractionsRequest* req,
+                                               v1::ListInteractionsResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kRead));
+    CRM_RETURN_IF_ERROR(ValidateSubjectId(req->subject_id()));
+    const std::string id = absl::AsciiStrToLower(req->subject_id());
+    const int size = req->page().page_size() <= 0 ? kDefaultPageSize
+                                                  : std::min(req->page().page_size(), kMaxPageSize);
+    CRM_ASSIGN_OR_RETURN(std::optional<Cursor> cursor, DecodeCursor(req->page().page_token(), id));
+    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      resp->Clear();
+      CRM_ASSIGN_OR_RETURN(std::optional<StoredPerson> person,
+                           PersonStore::Get(tx, id, caller.access, /*lock=*/false));
+      if (!person.has_value()) return NotFound();
+      CRM_ASSIGN_OR_RETURN(std::vector<StoredInteraction> rows,
+                           PersonStore::ListInteractions(tx, id, cursor, size + 1));
+      const bool more = rows.size() > static_cast<size_t>(size);
+      if (more) rows.resize(size);
+      std::optional<crypto::SecretBytes> key;
+      bool masked = false;
+      for (const StoredInteraction& r : rows) {
+        v1::Interaction* out = resp->add_interactions();
+        out->set_interaction_id(r.interaction_id);
+        out->set_subject_id(r.subject_id);
+        out->set_kind(static_cast<v1::InteractionKind>(r.kind));
+        SetTime(r.occurred_at, out->mutable_occurred_at());
+        out->set_operator_user_id(r.operator_user_id);
+        out->set_sensitive(r.sensitive);
+        if (r.sensitive && !caller.sensitive) {
+          masked = true;
+          continue;
+        }
+        if (!key.has_value()) {
+          CRM_ASSIGN_OR_RETURN(std::string wrapped, PersonStore::WrappedKey(tx, id));
+          CRM_ASSIGN_OR_RETURN(key, d_.sealer.Unwrap(wrapped, id));
+        }
+        CRM_ASSIGN_OR_RETURN(
+            *out->mutable_summary(),
+            d_.sealer.OpenText(*key, id, InteractionSummaryField(r.interaction_id), r.summary));
+      }
+      if (masked) resp->add_masked_fields("interaction.summary");
+      if (more) {
+        resp->mutable_page()->set_next_page_token(
+            EncodeCursor({.at = rows.back().occurred_at, .id = rows.back().interaction_id}, id));
+      }
+      return d_.audit.Enqueue(tx, caller.Audit("contacts.interaction.list", id));
     });
   });
 }

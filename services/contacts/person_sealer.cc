@@ -122,6 +122,10 @@ Person PersonSkeleton(const StoredPerson& stored) {
   return p;
 }
 
+std::string InteractionSummaryField(absl::string_view interaction_id) {
+  return absl::StrCat("interaction:", interaction_id);
+}
+
 absl::StatusOr<Person> OpenPerson(pqxx::work& tx, const PersonSealer& sealer,
                                   const StoredPerson& stored) {
   Person p = PersonSkeleton(stored);

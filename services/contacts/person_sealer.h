@@ -69,6 +69,10 @@ class PersonSealer {
   const crypto::BlindIndexer& indexer_;
 };
 
+// The field name sealing the summary of contact-history entry
+// `interaction_id` ("interaction:<id>"), for SealText/OpenText.
+std::string InteractionSummaryField(absl::string_view interaction_id);
+
 // The non-personal fields of a stored person as the contract's Person.
 crm::contacts::v1::Person PersonSkeleton(const StoredPerson& stored);
 

@@ -77,17 +77,32 @@ constexpr char kInsertOwnersSql[] =
 
 constexpr char kCountSql[] =
     "SELECT (SELECT count(*) FROM persons WHERE subject_id = $1::uuid), "
+    "(SELECT count(*) FROM interactions WHERE subject_id = $1::uuid), "
     "(SELECT count(*) FROM person_lookup WHERE subject_id = $1::uuid AND kind = 'email'), "
     "(SELECT count(*) FROM person_lookup WHERE subject_id = $1::uuid AND kind = 'phone'), "
     "EXISTS (SELECT 1 FROM subject_keys WHERE subject_id = $1::uuid)";
+constexpr char kAddInteractionSql[] =
+    "INSERT INTO interactions (interaction_id, subject_id, kind, occurred_at, operator_user_id, "
+    "summary, sensitive, created_at) VALUES ($1::uuid, $2::uuid, $3, " CRM_TS_PARAM(
+        "$4") ", $5, $6, $7, " CRM_TS_PARAM("$8") ")";
+constexpr char kTouchPersonSql[] =
+    "UPDATE persons SET last_activity_at = GREATEST(last_activity_at, " CRM_TS_PARAM(
+        "$2") ") WHERE subject_id = $1::uuid";
+constexpr char kListInteractionsSql[] =
+    "SELECT interaction_id::text, subject_id::text, kind, " CRM_TS(
+        "occurred_at") ", operator_user_id, summary, sensitive, " CRM_TS("created_at") " "
+    "FROM interactions WHERE subject_id = $1::uuid AND (NOT $2::boolean OR "
+    "(occurred_at, interaction_id) < (" CRM_TS_PARAM("$3") ", $4::uuid)) "
+    "ORDER BY occurred_at DESC, interaction_id DESC LIMIT $5";
 constexpr char kErasePersonSql[] = "DELETE FROM persons WHERE subject_id = $1::uuid";
 constexpr char kEraseKeySql[] = "DELETE FROM subject_keys WHERE subject_id = $1::uuid";
 constexpr char kErasureSql[] =
     "SELECT subject_id::text, persons, emails, phones, key_existed, " CRM_TS(
-        "completed_at") " FROM erasure_requests WHERE request_id = $1::uuid";
+        "completed_at") ", interactions FROM erasure_requests WHERE request_id = $1::uuid";
 constexpr char kRecordErasureSql[] =
     "INSERT INTO erasure_requests (request_id, subject_id, persons, emails, phones, key_existed, "
-    "completed_at) VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, " CRM_TS_PARAM("$7") ")";
+    "completed_at, interactions) VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, " CRM_TS_PARAM(
+        "$7") ", $8)";
 
 pqxx::binarystring Bin(const std::string& s) { return pqxx::binarystring(s.data(), s.size()); }
 
@@ -234,9 +249,10 @@ absl::Status PersonStore::SetOwners(pqxx::work& tx, const std::string& subject_i
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<StoredPerson>> PersonStore::List(
-    pqxx::work& tx, const PersonFilter& f, const Access& access,
-    const std::optional<PersonCursor>& cursor, int limit) {
+absl::StatusOr<std::vector<StoredPerson>> PersonStore::List(pqxx::work& tx, const PersonFilter& f,
+                                                            const Access& access,
+                                                            const std::optional<Cursor>& cursor,
+                                                            int limit) {
   const std::string sql = absl::StrCat(
       "SELECT ", kColumns, " FROM persons p WHERE ", kVisible,
       " AND ($4 = 0 OR p.status = $4)"
@@ -251,20 +267,51 @@ absl::StatusOr<std::vector<StoredPerson>> PersonStore::List(
   pqxx::result r = tx.exec_params(
       sql, access.all, UserParam(access), TeamsParam(access), f.status, f.owner_user_id, f.team_id,
       f.company_id, f.include_restricted, has_cursor,
-      has_cursor ? absl::ToUnixMicros(cursor->created_at) : int64_t{0},
-      has_cursor ? cursor->subject_id : std::string("00000000-0000-0000-0000-000000000000"), limit);
+      has_cursor ? absl::ToUnixMicros(cursor->at) : int64_t{0},
+      has_cursor ? cursor->id : std::string("00000000-0000-0000-0000-000000000000"), limit);
   std::vector<StoredPerson> out;
   out.reserve(r.size());
   for (const auto& row : r) out.push_back(RowToPerson(row));
   return out;
 }
 
+absl::Status PersonStore::AddInteraction(pqxx::work& tx, const StoredInteraction& e) {
+  tx.exec_params(kAddInteractionSql, e.interaction_id, e.subject_id, e.kind,
+                 absl::ToUnixMicros(e.occurred_at), e.operator_user_id, Bin(e.summary), e.sensitive,
+                 absl::ToUnixMicros(e.created_at));
+  tx.exec_params(kTouchPersonSql, e.subject_id, absl::ToUnixMicros(e.created_at));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<StoredInteraction>> PersonStore::ListInteractions(
+    pqxx::work& tx, const std::string& subject_id, const std::optional<Cursor>& cursor, int limit) {
+  const bool has_cursor = cursor.has_value();
+  pqxx::result r = tx.exec_params(
+      kListInteractionsSql, subject_id, has_cursor,
+      has_cursor ? absl::ToUnixMicros(cursor->at) : int64_t{0},
+      has_cursor ? cursor->id : std::string("00000000-0000-0000-0000-000000000000"), limit);
+  std::vector<StoredInteraction> out;
+  out.reserve(r.size());
+  for (const auto& row : r) {
+    out.push_back(StoredInteraction{.interaction_id = row[0].as<std::string>(),
+                                    .subject_id = row[1].as<std::string>(),
+                                    .kind = row[2].as<int>(),
+                                    .occurred_at = absl::FromUnixMicros(row[3].as<int64_t>()),
+                                    .operator_user_id = row[4].as<std::string>(),
+                                    .summary = Bytes(row[5]),
+                                    .sensitive = row[6].as<bool>(),
+                                    .created_at = absl::FromUnixMicros(row[7].as<int64_t>())});
+  }
+  return out;
+}
+
 absl::StatusOr<SubjectCounts> PersonStore::Count(pqxx::work& tx, const std::string& subject_id) {
   const pqxx::row r = tx.exec_params1(kCountSql, subject_id);
   return SubjectCounts{.persons = r[0].as<int64_t>(),
-                       .emails = r[1].as<int64_t>(),
-                       .phones = r[2].as<int64_t>(),
-                       .key_exists = r[3].as<bool>()};
+                       .interactions = r[1].as<int64_t>(),
+                       .emails = r[2].as<int64_t>(),
+                       .phones = r[3].as<int64_t>(),
+                       .key_exists = r[4].as<bool>()};
 }
 
 absl::Status PersonStore::Erase(pqxx::work& tx, const std::string& subject_id) {
@@ -284,13 +331,15 @@ absl::StatusOr<std::optional<ErasureRecord>> PersonStore::ErasureRecorded(
                            .phones = r[0][3].as<int64_t>(),
                            .key_exists = r[0][4].as<bool>()};
   e.completed_at = absl::FromUnixMicros(r[0][5].as<int64_t>());
+  e.erased.interactions = r[0][6].as<int64_t>();
   return std::optional<ErasureRecord>(std::move(e));
 }
 
 absl::Status PersonStore::RecordErasure(pqxx::work& tx, const std::string& request_id,
                                         const ErasureRecord& e) {
   tx.exec_params(kRecordErasureSql, request_id, e.subject_id, e.erased.persons, e.erased.emails,
-                 e.erased.phones, e.erased.key_exists, absl::ToUnixMicros(e.completed_at));
+                 e.erased.phones, e.erased.key_exists, absl::ToUnixMicros(e.completed_at),
+                 e.erased.interactions);
   return absl::OkStatus();
 }
 

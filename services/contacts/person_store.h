@@ -75,10 +75,24 @@ struct PersonFilter {
   bool include_restricted = false;
 };
 
-// Keyset paging position for ListPersons (newest first).
-struct PersonCursor {
-  absl::Time created_at;
+// Keyset paging position of newest-first lists: the time and id of the last
+// row of the previous page (ListPersons: created_at and subject_id;
+// ListInteractions: occurred_at and interaction_id).
+struct Cursor {
+  absl::Time at;
+  std::string id;
+};
+
+// One entry of a person's contact history as stored.
+struct StoredInteraction {
+  std::string interaction_id;
   std::string subject_id;
+  int kind = 0;
+  absl::Time occurred_at;
+  std::string operator_user_id;
+  std::string summary;  // sealed
+  bool sensitive = false;
+  absl::Time created_at;
 };
 
 // A look-up key already registered to another subject.
@@ -90,6 +104,7 @@ struct DuplicateKey {
 // What contacts holds about one subject (SubjectData).
 struct SubjectCounts {
   int64_t persons = 0;
+  int64_t interactions = 0;
   int64_t emails = 0;
   int64_t phones = 0;
   bool key_exists = false;
@@ -138,8 +153,16 @@ class PersonStore {
   // `limit`.
   static absl::StatusOr<std::vector<StoredPerson>> List(pqxx::work& tx, const PersonFilter& filter,
                                                         const Access& access,
-                                                        const std::optional<PersonCursor>& cursor,
+                                                        const std::optional<Cursor>& cursor,
                                                         int limit);
+
+  // Adds an entry to a person's history and counts it as activity.
+  static absl::Status AddInteraction(pqxx::work& tx, const StoredInteraction& entry);
+
+  // A person's history, newest first, after `cursor`, at most `limit`.
+  static absl::StatusOr<std::vector<StoredInteraction>> ListInteractions(
+      pqxx::work& tx, const std::string& subject_id, const std::optional<Cursor>& cursor,
+      int limit);
 
   // What is stored about `subject_id`.
   static absl::StatusOr<SubjectCounts> Count(pqxx::work& tx, const std::string& subject_id);

@@ -33,6 +33,7 @@
 #include "libs/outbox/schema.h"
 #include "libs/outbox/writer.h"
 #include "libs/rpc/access_policy.h"
+#include "libs/rpc/handler.h"
 #include "libs/rpc/server.h"
 #include "libs/testing/api_test_bed.h"
 #include "libs/testing/pg_test_database.h"
@@ -206,14 +207,26 @@ class ContactsServiceTest : public ::testing::Test {
     return Call(&Stub::UpdatePerson, req, token);
   }
 
-  // Every row of the contacts tables and the outbox as text, for leak checks.
+  // Every value of the contacts tables and the outbox, for leak checks:
+  // bytea columns as their raw bytes (as hex they would hide a plaintext),
+  // the rest as text.
   std::string DumpAll() {
+    constexpr pqxx::oid kByteaOid = 17;
     std::string out;
     EXPECT_THAT(db_.pool->Transact([&](pqxx::work& tx) -> absl::Status {
-      for (const char* table :
-           {"persons", "person_lookup", "person_owners", "subject_keys", "audit_outbox"}) {
-        for (const auto& row : tx.exec(absl::StrCat("SELECT t::text FROM ", table, " t"))) {
-          absl::StrAppend(&out, row[0].c_str(), "\n");
+      for (const char* table : {"persons", "person_lookup", "person_owners", "subject_keys",
+                                "interactions", "audit_outbox"}) {
+        for (const auto& row : tx.exec(absl::StrCat("SELECT * FROM ", table))) {
+          for (const auto& field : row) {
+            if (field.is_null()) continue;
+            if (field.type() == kByteaOid) {
+              out += pqxx::binarystring(field).str();
+            } else {
+              out += field.c_str();
+            }
+            out += "\t";
+          }
+          out += "\n";
         }
       }
       return absl::OkStatus();
@@ -566,12 +579,89 @@ TEST_F(ContactsServiceTest, CallsWithoutTokenOrPermissionAreRefused) {
               StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("assignment.team_id")));
 }
 
+TEST_F(ContactsServiceTest, ContactHistoryIsSealedMaskedPagedAndAudited) {
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Person p, Create(Ada(), alice_));
+  auto add = [&](v1::InteractionKind kind, const std::string& summary, bool sensitive,
+                 const std::string& token) {
+    v1::AddInteractionRequest req;
+    v1::Interaction* i = req.mutable_interaction();
+    i->set_subject_id(p.subject_id());
+    i->set_kind(kind);
+    i->set_summary(summary);
+    i->set_sensitive(sensitive);
+    rpc::SetTime(bed_->clock().Now(), i->mutable_occurred_at());
+    bed_->clock().Advance(absl::Minutes(1));
+    return Call(&Stub::AddInteraction, req, token);
+  };
+  CRM_ASSERT_OK_AND_ASSIGN(
+      v1::AddInteractionResponse call,
+      add(v1::INTERACTION_KIND_CALL, "Asked about the invoice", false, alice_));
+  EXPECT_EQ(call.interaction().operator_user_id(), kAlice);
+  EXPECT_TRUE(base::IsUuid(call.interaction().interaction_id()));
+  ASSERT_THAT(add(v1::INTERACTION_KIND_NOTE, "Mentioned a health condition", true, alice_), IsOk());
+  ASSERT_THAT(add(v1::INTERACTION_KIND_MEETING, "Signed the contract", false, alice_), IsOk());
+  EXPECT_THAT(DumpAll(), Not(HasSubstr("health condition")));
+
+  // Bad input, and a person the caller cannot see.
+  EXPECT_THAT(add(v1::INTERACTION_KIND_UNSPECIFIED, "x", false, alice_),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("interaction.kind")));
+  EXPECT_THAT(add(v1::INTERACTION_KIND_CALL, "", false, alice_),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("interaction.summary")));
+  EXPECT_THAT(add(v1::INTERACTION_KIND_CALL, std::string(10'001, 's'), false, alice_),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("interaction.summary")));
+  EXPECT_THAT(add(v1::INTERACTION_KIND_CALL, "hello", false, bob_),
+              StatusIs(absl::StatusCode::kNotFound));
+
+  // Newest first, two per page; the sensitive summary masked for Alice.
+  std::vector<std::string> summaries;
+  std::vector<std::string> masked;
+  v1::ListInteractionsRequest list;
+  list.set_subject_id(p.subject_id());
+  list.mutable_page()->set_page_size(2);
+  for (int page = 0; page < 4; ++page) {
+    CRM_ASSERT_OK_AND_ASSIGN(v1::ListInteractionsResponse resp,
+                             Call(&Stub::ListInteractions, list, alice_));
+    for (const v1::Interaction& i : resp.interactions()) summaries.push_back(i.summary());
+    masked.insert(masked.end(), resp.masked_fields().begin(), resp.masked_fields().end());
+    if (resp.page().next_page_token().empty()) break;
+    list.mutable_page()->set_page_token(resp.page().next_page_token());
+  }
+  EXPECT_THAT(summaries, ElementsAre("Signed the contract", "", "Asked about the invoice"));
+  EXPECT_THAT(masked, ElementsAre("interaction.summary"));
+  list.clear_page();
+  CRM_ASSERT_OK_AND_ASSIGN(v1::ListInteractionsResponse full,
+                           Call(&Stub::ListInteractions, list, dpo_));
+  ASSERT_THAT(full.interactions(), SizeIs(3));
+  EXPECT_EQ(full.interactions(1).summary(), "Mentioned a health condition");
+  EXPECT_THAT(Call(&Stub::ListInteractions, list, bob_), StatusIs(absl::StatusCode::kNotFound));
+
+  // A restricted person gets no new history.
+  v1::SetRestrictionRequest restrict;
+  restrict.set_subject_id(p.subject_id());
+  restrict.set_restricted(true);
+  restrict.set_reason("objection");
+  ASSERT_THAT(Call(&Stub::SetRestriction, restrict, alice_), IsOk());
+  EXPECT_THAT(add(v1::INTERACTION_KIND_CALL, "again", false, alice_),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+
+  int added = 0;
+  for (const crm::audit::v1::Event& e : ShippedEvents()) {
+    if (e.action() == "contacts.interaction.add") ++added;
+  }
+  EXPECT_EQ(added, 3);
+}
+
 TEST_F(ContactsServiceTest, SubjectDataDescribeExportEraseForTheOrchestratorOnly) {
   CRM_ASSERT_OK_AND_ASSIGN(v1::Person p, Create(Ada(), alice_));
   const std::string id = p.subject_id();
   v1::SetRestrictionRequest restrict;
   restrict.set_subject_id(id);
   restrict.set_restricted(true);
+  v1::AddInteractionRequest note;
+  note.mutable_interaction()->set_subject_id(id);
+  note.mutable_interaction()->set_kind(v1::INTERACTION_KIND_NOTE);
+  note.mutable_interaction()->set_summary("Wants letters only");
+  ASSERT_THAT(Call(&Stub::AddInteraction, note, alice_), IsOk());
   restrict.set_reason("objection pending");
   ASSERT_THAT(Call(&Stub::SetRestriction, restrict, alice_), IsOk());
 
@@ -588,14 +678,17 @@ TEST_F(ContactsServiceTest, SubjectDataDescribeExportEraseForTheOrchestratorOnly
   for (const auto& c : described.categories()) {
     categories.push_back(absl::StrCat(c.category(), "=", c.record_count()));
   }
-  EXPECT_THAT(categories, ElementsAre("person=1", "email_addresses=1", "phone_numbers=1"));
+  EXPECT_THAT(categories,
+              ElementsAre("person=1", "email_addresses=1", "phone_numbers=1", "contact_history=1"));
 
   sv1::ExportSubjectDataRequest export_req;
   export_req.set_subject_id(id);
   CRM_ASSERT_OK_AND_ASSIGN(
       sv1::ExportSubjectDataResponse exported,
       SubjectCall(*erasure_, &sv1::SubjectData::Stub::ExportSubjectData, export_req));
-  ASSERT_THAT(exported.records(), SizeIs(1));
+  ASSERT_THAT(exported.records(), SizeIs(2));
+  EXPECT_EQ(exported.records(1).category(), "contact_history");
+  EXPECT_EQ(exported.records(1).data().fields().at("summary").string_value(), "Wants letters only");
   const auto& fields = exported.records(0).data().fields();
   EXPECT_EQ(fields.at("family_name").string_value(), kFamily);
   EXPECT_EQ(fields.at("personal_id_number").string_value(), kPesel);
@@ -618,7 +711,7 @@ TEST_F(ContactsServiceTest, SubjectDataDescribeExportEraseForTheOrchestratorOnly
       sv1::EraseSubjectDataResponse erased,
       SubjectCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase));
   EXPECT_TRUE(erased.data_key_destroyed());
-  ASSERT_THAT(erased.erased(), SizeIs(3));
+  ASSERT_THAT(erased.erased(), SizeIs(4));
   EXPECT_THAT(erased.retained(), IsEmpty());
 
   // Gone: the record, its key (crypto-shredding) and its look-up keys.
@@ -638,7 +731,7 @@ TEST_F(ContactsServiceTest, SubjectDataDescribeExportEraseForTheOrchestratorOnly
       sv1::EraseSubjectDataResponse retried,
       SubjectCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase));
   EXPECT_EQ(retried.completed_at().seconds(), erased.completed_at().seconds());
-  EXPECT_THAT(retried.erased(), SizeIs(3));
+  EXPECT_THAT(retried.erased(), SizeIs(4));
   sv1::EraseSubjectDataRequest reused = erase;
   reused.set_subject_id(base::NewUuid());
   EXPECT_THAT(SubjectCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, reused),

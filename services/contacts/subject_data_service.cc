@@ -27,8 +27,9 @@ absl::StatusOr<std::string> SubjectOf(const std::string& id) {
 // The categories of `c` with a record count above zero.
 void AddCategories(const SubjectCounts& c,
                    google::protobuf::RepeatedPtrField<sv1::DataCategory>* out) {
-  for (auto [name, count] : {std::pair{"person", c.persons}, std::pair{"email_addresses", c.emails},
-                             std::pair{"phone_numbers", c.phones}}) {
+  for (auto [name, count] :
+       {std::pair{"person", c.persons}, std::pair{"email_addresses", c.emails},
+        std::pair{"phone_numbers", c.phones}, std::pair{"contact_history", c.interactions}}) {
     if (count == 0) continue;
     sv1::DataCategory* cat = out->Add();
     cat->set_category(name);
@@ -100,6 +101,35 @@ grpc::Status SubjectDataService::ExportSubjectData(Ctx* ctx,
       }
       if (!reason.empty()) {
         (*record->mutable_data()->mutable_fields())["restriction_reason"].set_string_value(reason);
+      }
+      // The contact history, every entry with its summary.
+      std::optional<Cursor> cursor;
+      std::optional<crypto::SecretBytes> key;
+      while (true) {
+        CRM_ASSIGN_OR_RETURN(std::vector<StoredInteraction> page,
+                             PersonStore::ListInteractions(tx, subject, cursor, 1000));
+        for (const StoredInteraction& i : page) {
+          if (!key.has_value()) {
+            CRM_ASSIGN_OR_RETURN(std::string wrapped, PersonStore::WrappedKey(tx, subject));
+            CRM_ASSIGN_OR_RETURN(key, sealer_.Unwrap(wrapped, subject));
+          }
+          CRM_ASSIGN_OR_RETURN(
+              std::string summary,
+              sealer_.OpenText(*key, subject, InteractionSummaryField(i.interaction_id),
+                               i.summary));
+          sv1::ExportedRecord* entry = resp->add_records();
+          entry->set_category("contact_history");
+          auto& f = *entry->mutable_data()->mutable_fields();
+          f["interaction_id"].set_string_value(i.interaction_id);
+          f["kind"].set_string_value(crm::contacts::v1::InteractionKind_Name(
+              static_cast<crm::contacts::v1::InteractionKind>(i.kind)));
+          f["occurred_at"].set_string_value(
+              absl::FormatTime(absl::RFC3339_full, i.occurred_at, absl::UTCTimeZone()));
+          f["operator_user_id"].set_string_value(i.operator_user_id);
+          f["summary"].set_string_value(summary);
+        }
+        if (page.size() < 1000) break;
+        cursor = Cursor{.at = page.back().occurred_at, .id = page.back().interaction_id};
       }
       return audit_.Enqueue(tx, Audit(ctx, "contacts.subject.export", subject));
     });
