@@ -14,9 +14,9 @@
 #include "libs/rpc/channel.h"
 #include "libs/rpc/tls_files.h"
 #include "tools/crmctl_src/client.h"
-#include "tools/crmctl_src/identity_commands.h"
 #include "tools/crmctl_src/options.h"
 #include "tools/crmctl_src/proto_registry.h"
+#include "tools/crmctl_src/table_commands.h"
 
 namespace crm::crmctl {
 namespace {
@@ -36,6 +36,12 @@ Identity administration (as the user of 'crmctl login'; 'crmctl help <command>')
                                                 e.g. 'crmctl user list', 'crmctl grant
                                                 add USER_ID ROLE --for 8h --justification J'
 
+Contacts (crm.contacts.v1.Contacts, as the user of 'crmctl login'):
+  person create|get|update|list|lookup|restrict|unrestrict|assign
+                                                e.g. 'crmctl person create --family-name
+                                                Lovelace --email ada@example.com'
+  catalogue                                     the field catalogue of contacts
+
 Services: identity contacts consent audit mailing erasure (gRPC), gateway (HTTPS).
 
 Flags (anywhere on the line; --flag value or --flag=value):
@@ -52,7 +58,7 @@ Flags (anywhere on the line; --flag value or --flag=value):
                      service, the host name is checked instead)
   --header K=V       request metadata, repeatable (e.g. "authorization=Bearer ...")
   --timeout D        deadline of each call, e.g. 5s, 500ms (default 10s)
-  --json             identity commands: print the JSON response
+  --json             identity and contacts commands: print the JSON response
   --password-stdin   read passwords as lines of stdin
   -h, --help         help
 
@@ -360,7 +366,7 @@ std::string Usage(const std::string& command) {
   if (command == "health") return kHealthUsage;
   if (command == "call") return kCallUsage;
   if (command == "list") return kListUsage;
-  if (std::string identity = IdentityUsage(command); !identity.empty()) return identity;
+  if (std::string group = CommandGroupUsage(command); !group.empty()) return group;
   return kGeneralUsage;
 }
 
@@ -388,7 +394,7 @@ int Run(const std::vector<std::string>& args, const std::map<std::string, std::s
     err << Usage("");
     return kExitUsage;
   }
-  if (!options->command_flags.empty() && !IsIdentityCommand(command)) {
+  if (!options->command_flags.empty() && FindCommandTable(command) == nullptr) {
     return UsageError(
         err, absl::StrCat("--", options->command_flags[0].first, ": not a flag of ", command),
         command);
@@ -396,11 +402,12 @@ int Run(const std::vector<std::string>& args, const std::map<std::string, std::s
   if (command == "health") return Health(*options, out, err);
   if (command == "call") return Call(*options, env, in, out, err);
   if (command == "list") return List(*options, out, err);
-  if (IsIdentityCommand(command)) return RunIdentityCommand(*options, env, in, out, err);
+  if (FindCommandTable(command) != nullptr) return RunTableCommand(*options, env, in, out, err);
   return UsageError(err,
                     absl::StrCat("unknown command \"", command,
                                  "\" (health, call, list, login, logout, passwd, user, role, "
-                                 "grant, team, totp, service-account, keys, help)"),
+                                 "grant, team, totp, service-account, keys, person, catalogue, "
+                                 "help)"),
                     "");
 }
 

@@ -8,6 +8,7 @@
 //   crmctl login|logout|passwd|user|role|grant|team|totp|service-account|keys ...
 //                                              identity administration
 //                                              (identity_commands.h)
+//   crmctl person ...|catalogue                 contacts (contacts_commands.h)
 //
 // See Usage() and docs/crmctl.md for the flags.
 //

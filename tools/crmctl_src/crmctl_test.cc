@@ -1,11 +1,13 @@
 // crmctl end to end: the real binary run as a subprocess against in-process
 // servers over mutual TLS on loopback (an Echo ServerRunner, an HTTPS
-// gateway stand-in, a fake Identity service for the identity commands), with
-// a throwaway PKI. Plus unit tests of option parsing, method lookup, the
-// identity command table and token expiry.
+// gateway stand-in, a fake Identity service for the identity commands, a
+// fake Contacts service for the person and catalogue commands), with a
+// throwaway PKI. Plus unit tests of option parsing, method lookup, the
+// identity and contacts command tables and token expiry.
 #include "tools/crmctl_src/crmctl.h"
 
 #include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/util/json_util.h>
 #include <httplib.h>
 #include <netinet/in.h>
 #include <spawn.h>
@@ -23,12 +25,14 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "crm/contacts/v1/contacts.grpc.pb.h"
 #include "crm/identity/v1/identity.grpc.pb.h"
 #include "libs/log/log.h"
 #include "libs/rpc/server.h"
 #include "libs/rpc/testing/echo_service.h"
 #include "libs/rpc/testing/test_pki.h"
 #include "libs/testing/status_matchers.h"
+#include "tools/crmctl_src/contacts_commands.h"
 #include "tools/crmctl_src/identity_commands.h"
 #include "tools/crmctl_src/options.h"
 #include "tools/crmctl_src/proto_registry.h"
@@ -54,6 +58,8 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 using ::testing::StartsWith;
+
+namespace cv1 = ::crm::contacts::v1;
 
 struct Result {
   int exit_code = -1;
@@ -954,6 +960,446 @@ TEST_F(IdentityCommandsTest, LogoutEndsTheSessionAndRemovesTheFile) {
   EXPECT_EQ(fake_.Calls("Logout").size(), 1u);
 }
 
+// A test double of the Contacts RPC surface served today: records every
+// call (method, authorization metadata, request) and answers canned
+// persons. Calls without the bearer token of the test's session are
+// UNAUTHENTICATED.
+class FakeContacts final : public cv1::Contacts::Service {
+ public:
+  struct Seen {
+    std::string method;
+    std::string authorization;
+    std::string request;  // Serialized.
+  };
+
+  explicit FakeContacts(std::string token) : token_(std::move(token)) {}
+
+  std::vector<Seen> Calls(absl::string_view method) {
+    absl::MutexLock lock(&mu_);
+    std::vector<Seen> out;
+    for (const Seen& s : seen_) {
+      if (s.method == method) out.push_back(s);
+    }
+    return out;
+  }
+  size_t CallCount() {
+    absl::MutexLock lock(&mu_);
+    return seen_.size();
+  }
+  template <typename T>
+  T LastRequest(absl::string_view method) {
+    std::vector<Seen> calls = Calls(method);
+    T request;
+    if (!calls.empty()) request.ParseFromString(calls.back().request);
+    return request;
+  }
+
+  // Ada Lovelace, a customer; her second e-mail address is the primary one.
+  static cv1::Person Ada(const std::string& subject_id) {
+    cv1::Person p;
+    p.set_subject_id(subject_id);
+    p.set_status(cv1::PERSON_STATUS_CUSTOMER);
+    p.set_given_name("Ada");
+    p.set_family_name("Lovelace");
+    p.add_emails()->set_address("ada@home.example");
+    cv1::EmailAddress* primary = p.add_emails();
+    primary->set_address("ada@example.com");
+    primary->set_primary(true);
+    p.add_phones()->set_number("+48123456789");
+    p.set_version(3);
+    return p;
+  }
+
+  grpc::Status CreatePerson(grpc::ServerContext* ctx, const cv1::CreatePersonRequest* req,
+                            cv1::CreatePersonResponse* resp) override {
+    if (!Record("CreatePerson", ctx, *req)) return Unauthenticated();
+    *resp->mutable_person() = req->person();
+    resp->mutable_person()->set_subject_id("s-new");
+    resp->mutable_person()->set_version(1);
+    return grpc::Status::OK;
+  }
+  grpc::Status GetPerson(grpc::ServerContext* ctx, const cv1::GetPersonRequest* req,
+                         cv1::GetPersonResponse* resp) override {
+    if (!Record("GetPerson", ctx, *req)) return Unauthenticated();
+    if (req->subject_id() == "s-missing") {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "person not found");
+    }
+    *resp->mutable_person() = Ada(req->subject_id());
+    resp->add_masked_fields("personal_id_number");
+    return grpc::Status::OK;
+  }
+  grpc::Status UpdatePerson(grpc::ServerContext* ctx, const cv1::UpdatePersonRequest* req,
+                            cv1::UpdatePersonResponse* resp) override {
+    if (!Record("UpdatePerson", ctx, *req)) return Unauthenticated();
+    *resp->mutable_person() = req->person();
+    resp->mutable_person()->set_subject_id(req->subject_id());
+    resp->mutable_person()->set_version(4);
+    return grpc::Status::OK;
+  }
+  // s-1 and s-2 on the first page, s-3 on the second.
+  grpc::Status ListPersons(grpc::ServerContext* ctx, const cv1::ListPersonsRequest* req,
+                           cv1::ListPersonsResponse* resp) override {
+    if (!Record("ListPersons", ctx, *req)) return Unauthenticated();
+    const bool first = req->page().page_token().empty();
+    for (const char* id :
+         first ? std::vector<const char*>{"s-1", "s-2"} : std::vector<const char*>{"s-3"}) {
+      *resp->add_persons() = Ada(id);
+    }
+    resp->add_masked_fields("notes");
+    if (first) resp->mutable_page()->set_next_page_token("page-2");
+    return grpc::Status::OK;
+  }
+  grpc::Status LookupPersons(grpc::ServerContext* ctx, const cv1::LookupPersonsRequest* req,
+                             cv1::LookupPersonsResponse* resp) override {
+    if (!Record("LookupPersons", ctx, *req)) return Unauthenticated();
+    *resp->add_persons() = Ada("s-1");
+    return grpc::Status::OK;
+  }
+  grpc::Status SetRestriction(grpc::ServerContext* ctx, const cv1::SetRestrictionRequest* req,
+                              cv1::SetRestrictionResponse* resp) override {
+    if (!Record("SetRestriction", ctx, *req)) return Unauthenticated();
+    resp->set_changed(true);
+    return grpc::Status::OK;
+  }
+  grpc::Status AssignPerson(grpc::ServerContext* ctx, const cv1::AssignPersonRequest* req,
+                            cv1::AssignPersonResponse* resp) override {
+    if (!Record("AssignPerson", ctx, *req)) return Unauthenticated();
+    *resp->mutable_assignment() = req->assignment();
+    return grpc::Status::OK;
+  }
+  grpc::Status GetFieldCatalogue(grpc::ServerContext* ctx, const cv1::GetFieldCatalogueRequest* req,
+                                 cv1::GetFieldCatalogueResponse* resp) override {
+    if (!Record("GetFieldCatalogue", ctx, *req)) return Unauthenticated();
+    cv1::FieldDescriptor* f = resp->add_fields();
+    f->set_path("person.emails.address");
+    f->set_data_category("contact");
+    f->set_sensitivity(cv1::SENSITIVITY_PERSONAL);
+    f->add_purposes("customer_relationship");
+    f->add_purposes("marketing");
+    f->set_retention("until erased");
+    f = resp->add_fields();
+    f->set_path("person.personal_id_number");
+    f->set_data_category("identity");
+    f->set_sensitivity(cv1::SENSITIVITY_SENSITIVE);
+    f->add_purposes("invoicing");
+    f->set_retention("accounting period");
+    resp->set_version(1);
+    return grpc::Status::OK;
+  }
+
+ private:
+  static grpc::Status Unauthenticated() {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "bad token");
+  }
+  bool Record(const char* method, grpc::ServerContext* ctx, const google::protobuf::Message& req) {
+    std::string authorization;
+    auto it = ctx->client_metadata().find("authorization");
+    if (it != ctx->client_metadata().end()) {
+      authorization.assign(it->second.data(), it->second.size());
+    }
+    absl::MutexLock lock(&mu_);
+    seen_.push_back({method, authorization, req.SerializeAsString()});
+    return authorization == absl::StrCat("Bearer ", token_);
+  }
+
+  const std::string token_;
+  absl::Mutex mu_;
+  std::vector<Seen> seen_ ABSL_GUARDED_BY(mu_);
+};
+
+// The contacts commands against FakeContacts, as an operator with a fresh
+// session; the identity address refuses connections (nothing is renewed).
+class ContactsCommandsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { log::SetMinLevel(log::Level::kError); }
+
+  void SetUp() override {
+    CRM_ASSERT_OK_AND_ASSIGN(TestPki pki, TestPki::Create({"contacts", "operator"}));
+    pki_ = std::make_unique<TestPki>(std::move(pki));
+    AccessPolicy policy;
+    const google::protobuf::ServiceDescriptor* service =
+        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+            cv1::Contacts::service_full_name());
+    ASSERT_NE(service, nullptr);
+    for (int i = 0; i < service->method_count(); ++i) {
+      policy.Allow(absl::StrCat("/", service->full_name(), "/", service->method(i)->name()),
+                   {"operator"});
+    }
+    ServerConfig config;
+    config.metrics_listen = "";
+    config.service = "contacts";
+    config.tls = pki_->Files("contacts");
+    config.handle_signals = false;
+    config.shutdown_grace = absl::Seconds(1);
+    server_ = std::make_unique<ServerRunner>(config, std::move(policy));
+    server_->RegisterService(&fake_);
+    ASSERT_THAT(server_->Start(), IsOk());
+    static int counter = 0;
+    dir_ = absl::StrCat(::testing::TempDir(), "/crmctl_contacts_", getpid(), "_", counter++);
+    session_path_ = dir_ + "/session";
+    ASSERT_THAT(SaveSession(session_path_,
+                            {.access_token = kToken, .refresh_token = "r-1", .user_id = "u-1"}),
+                IsOk());
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string Address() const { return absl::StrCat("127.0.0.1:", server_->port()); }
+  // crmctl `args` against the fake (its address from --contacts, or from
+  // $CRMCTL_CONTACTS_ADDR when `address_in_env`).
+  Result Crmctl(const std::vector<std::string>& args, bool address_in_env = false) {
+    rpc::TlsFiles f = pki_->Files("operator");
+    std::vector<std::string> flags = {"--identity", absl::StrCat("127.0.0.1:", identity_.port()),
+                                      "--cert",     f.cert_file,
+                                      "--key",      f.key_file,
+                                      "--ca",       f.ca_file};
+    std::vector<std::string> env = {"CRMCTL_SESSION_FILE=" + session_path_};
+    if (address_in_env) {
+      env.push_back("CRMCTL_CONTACTS_ADDR=" + Address());
+    } else {
+      flags.push_back("--contacts=" + Address());
+    }
+    return RunCrmctl(Concat(args, flags), "", env);
+  }
+
+  const std::string kToken = FakeJwt(absl::Now() + absl::Hours(1), "contacts-operator");
+  std::unique_ptr<TestPki> pki_;
+  FakeContacts fake_{kToken};
+  std::unique_ptr<ServerRunner> server_;
+  ClosedPort identity_;
+  std::string dir_;
+  std::string session_path_;
+};
+
+TEST_F(ContactsCommandsTest, PersonCreateMapsFlagsToTheRequest) {
+  Result r = Crmctl({"person",
+                     "create",
+                     "--family-name",
+                     "Lovelace",
+                     "--given-name=Ada",
+                     "--email",
+                     "ada@example.com",
+                     "--email",
+                     "ada@home.example",
+                     "--phone",
+                     "+48123456789",
+                     "--status",
+                     "former-customer",
+                     "--job-title",
+                     "Analyst",
+                     "--owner",
+                     "u-1",
+                     "--owner",
+                     "u-2",
+                     "--team",
+                     "t-1",
+                     "--channel",
+                     "web_form",
+                     "--source",
+                     "spring-campaign"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  ASSERT_EQ(fake_.Calls("CreatePerson").size(), 1u);
+  EXPECT_EQ(fake_.Calls("CreatePerson")[0].authorization, "Bearer " + kToken);
+  cv1::Person sent = fake_.LastRequest<cv1::CreatePersonRequest>("CreatePerson").person();
+  EXPECT_EQ(sent.family_name(), "Lovelace");
+  EXPECT_EQ(sent.given_name(), "Ada");
+  ASSERT_EQ(sent.emails_size(), 2);
+  EXPECT_EQ(sent.emails(0).address(), "ada@example.com");
+  EXPECT_EQ(sent.emails(1).address(), "ada@home.example");
+  EXPECT_FALSE(sent.emails(0).primary());  // The server picks the first.
+  ASSERT_EQ(sent.phones_size(), 1);
+  EXPECT_EQ(sent.phones(0).number(), "+48123456789");
+  EXPECT_EQ(sent.status(), cv1::PERSON_STATUS_FORMER_CUSTOMER);
+  EXPECT_EQ(sent.job_title(), "Analyst");
+  EXPECT_THAT(sent.assignment().owner_user_ids(), ::testing::ElementsAre("u-1", "u-2"));
+  EXPECT_EQ(sent.assignment().team_id(), "t-1");
+  EXPECT_EQ(sent.registration().channel(), "web_form");
+  EXPECT_EQ(sent.registration().source(), "spring-campaign");
+  EXPECT_TRUE(sent.subject_id().empty());
+  EXPECT_THAT(r.out, ContainsRegex("(^|\n)subject_id +s-new\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\nstatus +former-customer\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\nemails\\[1\\]\\.address +ada@home\\.example\n"));
+  // CreatePersonResponse has no masked_fields: no such line.
+  EXPECT_THAT(r.out, Not(HasSubstr("masked_fields")));
+}
+
+TEST_F(ContactsCommandsTest, PersonUpdateMasksExactlyTheFlagsGiven) {
+  Result r = Crmctl({"person", "update", "s-1", "--given-name", "Augusta", "--email", "a@x.example",
+                     "--email", "b@x.example", "--version", "3"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  cv1::UpdatePersonRequest sent = fake_.LastRequest<cv1::UpdatePersonRequest>("UpdatePerson");
+  EXPECT_EQ(sent.subject_id(), "s-1");
+  EXPECT_THAT(sent.update_mask().paths(), ::testing::UnorderedElementsAre("given_name", "emails"));
+  EXPECT_EQ(sent.expected_version(), 3);
+  EXPECT_EQ(sent.person().given_name(), "Augusta");
+  ASSERT_EQ(sent.person().emails_size(), 2);
+  EXPECT_EQ(sent.person().emails(1).address(), "b@x.example");
+  EXPECT_TRUE(sent.person().family_name().empty());
+  EXPECT_THAT(r.out, ContainsRegex("\nversion +4\n"));
+
+  r = Crmctl({"person", "update", "s-2", "--status", "customer"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  sent = fake_.LastRequest<cv1::UpdatePersonRequest>("UpdatePerson");
+  EXPECT_EQ(sent.subject_id(), "s-2");
+  EXPECT_THAT(sent.update_mask().paths(), ::testing::ElementsAre("status"));
+  EXPECT_EQ(sent.person().status(), cv1::PERSON_STATUS_CUSTOMER);
+  EXPECT_EQ(sent.expected_version(), 0);
+}
+
+TEST_F(ContactsCommandsTest, PersonListFollowsPagesIntoOneTable) {
+  Result r =
+      Crmctl({"person", "list", "--status", "lead", "--team", "t-1", "--include-restricted"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  std::vector<FakeContacts::Seen> calls = fake_.Calls("ListPersons");
+  ASSERT_EQ(calls.size(), 2u);
+  cv1::ListPersonsRequest second;
+  ASSERT_TRUE(second.ParseFromString(calls[1].request));
+  EXPECT_EQ(second.page().page_token(), "page-2");
+  EXPECT_EQ(second.status(), cv1::PERSON_STATUS_LEAD);
+  EXPECT_EQ(second.team_id(), "t-1");
+  EXPECT_TRUE(second.include_restricted());
+  EXPECT_THAT(r.out,
+              ContainsRegex("^SUBJECT_ID +STATUS +NAME +EMAIL +PHONE +RESTRICTED +VERSION\n"));
+  // The primary e-mail address, not the first.
+  EXPECT_THAT(r.out, ContainsRegex("\ns-1 +customer +Ada Lovelace +ada@example\\.com +"
+                                   "\\+48123456789 +no +3\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\ns-2 "));
+  EXPECT_THAT(r.out, ContainsRegex("\ns-3 "));
+  EXPECT_THAT(r.out, Not(HasSubstr("page-2")));
+  // Masked fields once, on stderr, though both pages named them.
+  EXPECT_EQ(r.err, "masked_fields: notes\n");
+}
+
+TEST_F(ContactsCommandsTest, PersonGetPrintsFieldLinesWithMaskedFields) {
+  Result r = Crmctl({"person", "get", "s-1"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(fake_.LastRequest<cv1::GetPersonRequest>("GetPerson").subject_id(), "s-1");
+  EXPECT_THAT(r.out, ContainsRegex("^subject_id +s-1\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\nfamily_name +Lovelace\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\nemails\\[1\\]\\.primary +yes\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\nmasked_fields +personal_id_number\n$"));
+}
+
+TEST_F(ContactsCommandsTest, LookupByEmailSendsThatKeyOnly) {
+  Result r = Crmctl({"person", "lookup", "--email", "ADA@example.com"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  cv1::LookupPersonsRequest sent = fake_.LastRequest<cv1::LookupPersonsRequest>("LookupPersons");
+  EXPECT_EQ(sent.key_case(), cv1::LookupPersonsRequest::kEmail);
+  EXPECT_EQ(sent.email(), "ADA@example.com");
+  EXPECT_THAT(r.out, ContainsRegex("\ns-1 +customer +Ada Lovelace "));
+
+  r = Crmctl({"person", "lookup", "--phone", "+48123456789"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  sent = fake_.LastRequest<cv1::LookupPersonsRequest>("LookupPersons");
+  EXPECT_EQ(sent.key_case(), cv1::LookupPersonsRequest::kPhone);
+  EXPECT_EQ(sent.phone(), "+48123456789");
+}
+
+TEST_F(ContactsCommandsTest, RestrictAndUnrestrictSetTheFlag) {
+  Result r = Crmctl({"person", "restrict", "s-1", "--reason", "accuracy contested"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  cv1::SetRestrictionRequest sent = fake_.LastRequest<cv1::SetRestrictionRequest>("SetRestriction");
+  EXPECT_EQ(sent.subject_id(), "s-1");
+  EXPECT_TRUE(sent.restricted());
+  EXPECT_EQ(sent.reason(), "accuracy contested");
+  EXPECT_THAT(r.out, ContainsRegex("^changed +yes\n"));
+
+  r = Crmctl({"person", "unrestrict", "s-2"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  ASSERT_EQ(fake_.Calls("SetRestriction").size(), 2u);
+  sent = fake_.LastRequest<cv1::SetRestrictionRequest>("SetRestriction");
+  EXPECT_EQ(sent.subject_id(), "s-2");
+  EXPECT_FALSE(sent.restricted());
+  EXPECT_TRUE(sent.reason().empty());
+}
+
+TEST_F(ContactsCommandsTest, AssignReplacesOwnersAndTeam) {
+  Result r =
+      Crmctl({"person", "assign", "s-1", "--owner", "u-7", "--owner", "u-8", "--team", "t-2"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  cv1::AssignPersonRequest sent = fake_.LastRequest<cv1::AssignPersonRequest>("AssignPerson");
+  EXPECT_EQ(sent.subject_id(), "s-1");
+  EXPECT_THAT(sent.assignment().owner_user_ids(), ::testing::ElementsAre("u-7", "u-8"));
+  EXPECT_EQ(sent.assignment().team_id(), "t-2");
+  EXPECT_THAT(r.out, ContainsRegex("^owner_user_ids +u-7,u-8\nteam_id +t-2\n$"));
+}
+
+TEST_F(ContactsCommandsTest, CatalogueIsATableAndTheAddressMayComeFromTheEnvironment) {
+  Result r = Crmctl({"catalogue"}, /*address_in_env=*/true);
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(fake_.Calls("GetFieldCatalogue").size(), 1u);
+  EXPECT_THAT(r.out, ContainsRegex("^PATH +CATEGORY +SENSITIVITY +PURPOSES +RETENTION\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\nperson\\.emails\\.address +contact +personal +"
+                                   "customer_relationship,marketing +until erased\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\nperson\\.personal_id_number +identity +sensitive +"));
+}
+
+TEST_F(ContactsCommandsTest, RpcErrorPrintsTheCodeAndExitsOne) {
+  Result r = Crmctl({"person", "get", "s-missing"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_THAT(r.err, StartsWith("ERROR NOT_FOUND: person not found\n"));
+  EXPECT_THAT(r.out, IsEmpty());
+
+  // An explicit authorization header is sent as it is (nothing renewed):
+  // the fake refuses it.
+  r = Crmctl({"person", "get", "s-1", "--header", "authorization=Bearer other"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_THAT(r.err, StartsWith("ERROR UNAUTHENTICATED: bad token\n"));
+}
+
+TEST_F(ContactsCommandsTest, BadUsageExitsTwoNamingTheArgumentWithoutCalling) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"person", "get"}, "missing SUBJECT_ID"},
+           {{"person", "restrict", "--reason", "r"}, "missing SUBJECT_ID"},
+           {{"person", "get", "s-1", "--frob", "x"}, "--frob: unknown flag"},
+           {{"person", "get", "s-1", "--status", "lead"},
+            "--status: not a flag of 'crmctl person get'"},
+           {{"person", "get", "s-1", "s-2"}, "unexpected argument \"s-2\""},
+           {{"person", "restrict", "s-1"}, "--reason: required"},
+           {{"person", "create", "--status", "vip"},
+            "--status: expected one of lead, prospect, customer, former-customer, partner, "
+            "supplier-contact"},
+           {{"person", "create", "--family-name", "A", "--family-name", "B"},
+            "--family-name: given twice"},
+           {{"person", "update", "s-1", "--version", "new"}, "--version: expected a number"},
+           {{"person", "update", "s-1"}, "nothing to change: give at least one of --family-name"},
+           {{"person", "lookup"}, "--email or --phone or --tax-id: give one of them"},
+           {{"person", "lookup", "--email", "a@b.example", "--phone", "+481"},
+            "--email or --phone or --tax-id: give one of them"},
+           {{"person", "assign", "s-1"}, "--owner or --team: give at least one of them"},
+           {{"person", "list", "--include-restricted=yes"}, "--include-restricted: takes no value"},
+           {{"person", "frob"}, "unknown command \"person frob\""},
+           {{"person"}, "person needs a command: create, get, update, list, lookup"},
+       }) {
+    Result r = Crmctl(c.args);
+    EXPECT_EQ(r.exit_code, 2) << r;
+    EXPECT_THAT(r.err, HasSubstr(c.message)) << r;
+  }
+  EXPECT_EQ(fake_.CallCount(), 0u);
+}
+
+TEST_F(ContactsCommandsTest, JsonOutputIsTheResponseAsJson) {
+  Result r = Crmctl({"person", "list", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  cv1::ListPersonsResponse list;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &list).ok()) << r.out;
+  ASSERT_EQ(list.persons_size(), 3);
+  EXPECT_EQ(list.persons(2).subject_id(), "s-3");
+  EXPECT_EQ(list.persons(0).status(), cv1::PERSON_STATUS_CUSTOMER);
+  EXPECT_FALSE(list.has_page());
+  EXPECT_THAT(r.out, HasSubstr(R"("subject_id": "s-1")"));
+
+  r = Crmctl({"person", "get", "s-1", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  cv1::GetPersonResponse get;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &get).ok()) << r.out;
+  EXPECT_EQ(get.person().family_name(), "Lovelace");
+  EXPECT_THAT(get.masked_fields(), ::testing::ElementsAre("personal_id_number"));
+}
+
 // --- in-process unit tests ---
 
 TEST(ParseOptionsTest, DefaultsComeFromPkiDirAndDevelopmentPorts) {
@@ -1074,6 +1520,11 @@ TEST(ProtoRegistryTest, EmbeddedSetHasEveryProtoOfTheRepository) {
 TEST(IdentityCommandTableTest, EveryCommandFitsTheIdentityProto) {
   CRM_ASSERT_OK_AND_ASSIGN(auto registry, ProtoRegistry::Embedded());
   EXPECT_THAT(CheckIdentityCommands(*registry), IsOk());
+}
+
+TEST(ContactsCommandTableTest, EveryCommandFitsTheContactsProto) {
+  CRM_ASSERT_OK_AND_ASSIGN(auto registry, ProtoRegistry::Embedded());
+  EXPECT_THAT(CheckContactsCommands(*registry), IsOk());
 }
 
 TEST(IdentityCommandTableTest, CommandFlagsParseAnywhereAndSwitchesTakeNoValue) {

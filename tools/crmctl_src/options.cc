@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "libs/pki/pki.h"
-#include "tools/crmctl_src/identity_commands.h"
+#include "tools/crmctl_src/table_commands.h"
 
 namespace crm::crmctl {
 namespace {
@@ -107,7 +107,7 @@ absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args,
       has_value = true;
     }
     const std::string bare = name.substr(2);
-    const std::optional<bool> command_flag = IdentityFlagTakesValue(bare);
+    const std::optional<bool> command_flag = CommandFlagTakesValue(bare);
     if (bare == "json" || bare == "password-stdin" || command_flag == false) {
       if (has_value) return FlagError(name, "takes no value");
       if (bare == "json") {

@@ -1,7 +1,7 @@
 // Command-line and environment parsing of crmctl: which command, its
 // arguments, the operator's TLS files, the address of every service, the
-// per-call settings and the flags of the identity commands. Pure (no files are opened here), so it
-// is unit-tested directly.
+// per-call settings and the flags of the table commands (identity,
+// contacts). Pure (no files are opened here), so it is unit-tested directly.
 //
 // Precedence for a service address: flag --<service>=host:port, then the
 // environment CRMCTL_<SERVICE>_ADDR, then 127.0.0.1:<development port>. TLS
@@ -60,12 +60,12 @@ struct Options {
   // --timeout: deadline of each call. Default 10 s.
   absl::Duration timeout = absl::Seconds(10);
 
-  // --json: identity commands print the response as JSON instead of a table.
+  // --json: table commands print the response as JSON instead of a table.
   bool json = false;
   // --password-stdin: passwords are lines of stdin (no prompt, no echo
   // control), also when it is a terminal.
   bool password_stdin = false;
-  // The flags of the identity commands (identity_commands.h), in order, by
+  // The flags of the table commands (table_commands.h), in order, by
   // name without "--"; a switch has the value "". Which command they belong
   // to is checked when it runs.
   std::vector<std::pair<std::string, std::string>> command_flags;
