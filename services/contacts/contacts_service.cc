@@ -2,6 +2,7 @@
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/util/field_mask_util.h>
+#include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
 
@@ -19,7 +20,9 @@
 #include "libs/rpc/peer.h"
 #include "libs/rpc/request_id.h"
 #include "services/contacts/catalogue.h"
+#include "services/contacts/company_rules.h"
 #include "services/contacts/person_rules.h"
+#include "services/contacts/tax_id.h"
 
 namespace crm::contacts {
 
@@ -394,6 +397,7 @@ grpc::Status ContactsService::LookupPersons(Ctx* ctx, const v1::LookupPersonsReq
   return Handle([&]() -> absl::Status {
     CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kRead));
     LookupKey key;
+    std::vector<LookupKey> tax_keys;
     switch (req->key_case()) {
       case v1::LookupPersonsRequest::kEmail: {
         const std::string email = base::NormalizeEmail(req->email());
@@ -407,15 +411,40 @@ grpc::Status ContactsService::LookupPersons(Ctx* ctx, const v1::LookupPersonsReq
         key = d_.sealer.PhoneKey(phone);
         break;
       }
-      case v1::LookupPersonsRequest::kCompanyTaxId:
-        return absl::UnimplementedError("company_tax_id: companies are not served yet");
+      case v1::LookupPersonsRequest::kCompanyTaxId: {
+        // Any kind the text is a valid number of.
+        for (auto [kind, name] :
+             {std::pair{TaxIdKind::kNip, "nip"}, std::pair{TaxIdKind::kRegon, "regon"},
+              std::pair{TaxIdKind::kKrs, "krs"}, std::pair{TaxIdKind::kEuVat, "eu_vat"}}) {
+          absl::StatusOr<std::string> canonical =
+              NormalizeTaxId("company_tax_id", kind, req->company_tax_id());
+          if (canonical.ok()) tax_keys.push_back(d_.sealer.TaxIdKey(name, *canonical));
+        }
+        if (tax_keys.empty()) {
+          return absl::InvalidArgumentError(
+              "company_tax_id: not a valid NIP, REGON, KRS or EU VAT number");
+        }
+        break;
+      }
       default:
         return absl::InvalidArgumentError("key: one of email, phone, company_tax_id is required");
     }
     return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
       resp->Clear();
-      CRM_ASSIGN_OR_RETURN(std::vector<StoredPerson> rows,
-                           PersonStore::FindByKey(tx, key, caller.access));
+      std::vector<StoredPerson> rows;
+      if (tax_keys.empty()) {
+        CRM_ASSIGN_OR_RETURN(rows, PersonStore::FindByKey(tx, key, caller.access));
+      } else {
+        // The visible persons of the visible companies with that tax id.
+        CRM_ASSIGN_OR_RETURN(std::vector<std::string> companies,
+                             CompanyStore::FindByKeys(tx, tax_keys, caller.access));
+        for (const std::string& company : companies) {
+          CRM_ASSIGN_OR_RETURN(std::vector<StoredPerson> of_company,
+                               PersonStore::List(tx, {.company_id = company}, caller.access,
+                                                 std::nullopt, kMaxPageSize));
+          rows.insert(rows.end(), of_company.begin(), of_company.end());
+        }
+      }
       std::vector<std::string> masked;
       for (const StoredPerson& s : rows) {
         CRM_ASSIGN_OR_RETURN(v1::Person p, Present(tx, d_.sealer, s, caller.sensitive, masked));
@@ -511,6 +540,275 @@ grpc::Status ContactsService::AssignPerson(Ctx* ctx, const v1::AssignPersonReque
       }
       *resp->mutable_assignment() = a;
       return absl::OkStatus();
+    });
+  });
+}
+
+// ---- Companies -------------------------------------------------------------------
+
+namespace {
+
+constexpr char kCompanyKeyPurpose[] = "contacts.company";
+
+const std::vector<std::string>& SealedCompanyFields() {
+  static const std::vector<std::string>* const kFields = new std::vector<std::string>(
+      std::begin(kSealedCompanyFields), std::end(kSealedCompanyFields));
+  return *kFields;
+}
+
+std::string CompanyOwner(const std::string& company_id) {
+  return absl::StrCat("company:", company_id);
+}
+
+absl::Status CompanyNotFound() { return absl::NotFoundError("company not found"); }
+
+// The look-up kind of a tax id kind ("nip", ...).
+std::string TaxKindName(v1::TaxIdKind kind) {
+  switch (kind) {
+    case v1::TAX_ID_KIND_NIP:
+      return "nip";
+    case v1::TAX_ID_KIND_REGON:
+      return "regon";
+    case v1::TAX_ID_KIND_KRS:
+      return "krs";
+    default:
+      return "eu_vat";
+  }
+}
+
+std::vector<LookupKey> TaxKeysOf(const PersonSealer& sealer, const v1::Company& c) {
+  std::vector<LookupKey> keys;
+  for (const v1::TaxId& t : c.tax_ids())
+    keys.push_back(sealer.TaxIdKey(TaxKindName(t.kind()), t.value()));
+  return keys;
+}
+
+v1::Company CompanySkeleton(const StoredCompany& s) {
+  v1::Company c;
+  c.set_company_id(s.company_id);
+  for (const std::string& o : s.owner_user_ids) c.mutable_assignment()->add_owner_user_ids(o);
+  c.mutable_assignment()->set_team_id(s.team_id);
+  SetTime(s.created_at, c.mutable_created_at());
+  c.set_version(s.version);
+  return c;
+}
+
+// `stored` opened with the company's key (read in `tx`) and masked as the
+// caller may see it.
+absl::StatusOr<v1::Company> PresentCompany(pqxx::work& tx, const PersonSealer& sealer,
+                                           const StoredCompany& stored, bool sensitive,
+                                           std::vector<std::string>& masked) {
+  v1::Company c = CompanySkeleton(stored);
+  CRM_ASSIGN_OR_RETURN(std::string wrapped, CompanyStore::WrappedKey(tx, stored.company_id));
+  CRM_ASSIGN_OR_RETURN(crypto::SecretBytes key,
+                       sealer.UnwrapKey(kCompanyKeyPurpose, wrapped, stored.company_id));
+  CRM_RETURN_IF_ERROR(
+      sealer.OpenMessageFields(key, stored.sealed, CompanyOwner(stored.company_id), "company", c));
+  if (!sensitive) {
+    for (std::string& path : MaskCompany(c)) {
+      if (std::find(masked.begin(), masked.end(), path) == masked.end()) {
+        masked.push_back(std::move(path));
+      }
+    }
+  }
+  return c;
+}
+
+// The changed top-level `fields` of a company, old and new as JSON.
+void AddCompanyChanges(Event& event, const v1::Company& before, const v1::Company& after,
+                       const std::vector<std::string>& fields) {
+  for (const std::string& field : fields) {
+    google::protobuf::FieldMask mask;
+    mask.add_paths(field);
+    v1::Company a, b;
+    FieldMaskUtil::MergeMessageTo(before, mask, FieldMaskUtil::MergeOptions(), &a);
+    FieldMaskUtil::MergeMessageTo(after, mask, FieldMaskUtil::MergeOptions(), &b);
+    if (a.SerializeAsString() == b.SerializeAsString()) continue;
+    std::string old_json, new_json;
+    google::protobuf::util::JsonPrintOptions options;
+    options.preserve_proto_field_names = true;
+    (void)google::protobuf::util::MessageToJsonString(a, &old_json, options);
+    (void)google::protobuf::util::MessageToJsonString(b, &new_json, options);
+    crm::audit::v1::FieldChange* c = event.add_changes();
+    c->set_field(field);
+    c->set_old_value(old_json == "{}" ? "" : old_json);
+    c->set_new_value(new_json == "{}" ? "" : new_json);
+  }
+}
+
+// ALREADY_EXISTS for tax id `index` of `keys`, naming the company only to a
+// caller who can see it.
+absl::Status TaxIdTaken(pqxx::work& tx, const std::vector<LookupKey>& keys, const DuplicateKey& dup,
+                        const Access& access) {
+  CRM_ASSIGN_OR_RETURN(std::optional<StoredCompany> visible,
+                       CompanyStore::Get(tx, dup.subject_id, access, false));
+  return absl::AlreadyExistsError(
+      absl::StrCat("company.tax_ids[", dup.key_index, "].value: already registered",
+                   visible.has_value() ? absl::StrCat(" to company ", dup.subject_id) : ""));
+}
+
+}  // namespace
+
+grpc::Status ContactsService::CreateCompany(Ctx* ctx, const v1::CreateCompanyRequest* req,
+                                            v1::CreateCompanyResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kWrite));
+    v1::Company c = req->company();
+    v1::Assignment assignment = c.assignment();
+    CRM_RETURN_IF_ERROR(NormalizeAssignment("company.assignment", assignment));
+    if (assignment.owner_user_ids_size() == 0 && base::IsUuid(caller.principal->user_id)) {
+      assignment.add_owner_user_ids(caller.principal->user_id);
+    }
+    if (!assignment.team_id().empty() && !caller.access.all &&
+        !caller.principal->InTeam(assignment.team_id())) {
+      return absl::PermissionDeniedError(
+          "company.assignment.team_id: assigning to a team you are not in needs "
+          "contacts.read.all");
+    }
+    for (const char* ro : {"company_id", "assignment", "created_at", "version"}) {
+      c.GetReflection()->ClearField(&c, c.GetDescriptor()->FindFieldByName(ro));
+    }
+    if (c.name().empty()) return absl::InvalidArgumentError("company.name: required");
+    CRM_RETURN_IF_ERROR(NormalizeCompany(c, WritableCompanyFields()));
+
+    StoredCompany stored;
+    stored.company_id = base::NewUuid();
+    stored.team_id = assignment.team_id();
+    stored.owner_user_ids.assign(assignment.owner_user_ids().begin(),
+                                 assignment.owner_user_ids().end());
+    stored.created_by = caller.principal->user_id;
+    stored.created_at = absl::FromUnixMicros(absl::ToUnixMicros(d_.clock.Now()));
+    stored.updated_at = stored.created_at;
+    stored.version = 1;
+    CRM_ASSIGN_OR_RETURN(PersonSealer::SubjectKey key,
+                         d_.sealer.NewKey(kCompanyKeyPurpose, stored.company_id));
+    CRM_RETURN_IF_ERROR(d_.sealer.SealMessageFields(
+        key.key, c, SealedCompanyFields(), CompanyOwner(stored.company_id), stored.sealed));
+    const std::vector<LookupKey> keys = TaxKeysOf(d_.sealer, c);
+    Event event = caller.Audit("contacts.company.create", "");
+    event.set_resource(absl::StrCat("companies/", stored.company_id));
+    AddCompanyChanges(event, v1::Company(), c, WritableCompanyFields());
+    CRM_RETURN_IF_ERROR(d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      CRM_ASSIGN_OR_RETURN(std::optional<DuplicateKey> dup,
+                           CompanyStore::FindOwnerOfKeys(tx, keys));
+      if (dup.has_value()) return TaxIdTaken(tx, keys, *dup, caller.access);
+      CRM_RETURN_IF_ERROR(CompanyStore::Insert(tx, stored, key.wrapped, keys));
+      return d_.audit.Enqueue(tx, event);
+    }));
+    c.MergeFrom(CompanySkeleton(stored));
+    if (!caller.sensitive) MaskCompany(c);
+    *resp->mutable_company() = std::move(c);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status ContactsService::GetCompany(Ctx* ctx, const v1::GetCompanyRequest* req,
+                                         v1::GetCompanyResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kRead));
+    CRM_ASSIGN_OR_RETURN(std::string id, base::CanonicalUuid("company_id", req->company_id()));
+    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      resp->Clear();
+      CRM_ASSIGN_OR_RETURN(std::optional<StoredCompany> stored,
+                           CompanyStore::Get(tx, id, caller.access, false));
+      if (!stored.has_value()) return CompanyNotFound();
+      std::vector<std::string> masked;
+      CRM_ASSIGN_OR_RETURN(*resp->mutable_company(),
+                           PresentCompany(tx, d_.sealer, *stored, caller.sensitive, masked));
+      for (std::string& m : masked) resp->add_masked_fields(std::move(m));
+      Event event = caller.Audit("contacts.company.read", "");
+      event.set_resource(absl::StrCat("companies/", id));
+      return d_.audit.Enqueue(tx, event);
+    });
+  });
+}
+
+grpc::Status ContactsService::UpdateCompany(Ctx* ctx, const v1::UpdateCompanyRequest* req,
+                                            v1::UpdateCompanyResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kWrite));
+    CRM_ASSIGN_OR_RETURN(std::string id, base::CanonicalUuid("company_id", req->company_id()));
+    CRM_RETURN_IF_ERROR(Catalogue::Get().ValidateUpdateMask("company", req->update_mask()));
+    const std::vector<std::string> fields(req->update_mask().paths().begin(),
+                                          req->update_mask().paths().end());
+    FieldMaskUtil::MergeOptions replace;
+    replace.set_replace_repeated_fields(true);
+    replace.set_replace_message_fields(true);
+    v1::Company incoming;
+    FieldMaskUtil::MergeMessageTo(req->company(), req->update_mask(), replace, &incoming);
+    CRM_RETURN_IF_ERROR(NormalizeCompany(incoming, fields));
+    const bool keys_change = std::find(fields.begin(), fields.end(), "tax_ids") != fields.end();
+    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      resp->Clear();
+      CRM_ASSIGN_OR_RETURN(std::optional<StoredCompany> stored,
+                           CompanyStore::Get(tx, id, caller.access, /*lock=*/true));
+      if (!stored.has_value()) return CompanyNotFound();
+      if (req->expected_version() != 0 && req->expected_version() != stored->version) {
+        return absl::AbortedError("expected_version: the company changed meanwhile");
+      }
+      std::vector<std::string> unused;
+      CRM_ASSIGN_OR_RETURN(v1::Company before,
+                           PresentCompany(tx, d_.sealer, *stored, /*sensitive=*/true, unused));
+      v1::Company after = before;
+      FieldMaskUtil::MergeMessageTo(incoming, req->update_mask(), replace, &after);
+      Event event = caller.Audit("contacts.company.update", "");
+      event.set_resource(absl::StrCat("companies/", id));
+      AddCompanyChanges(event, before, after, fields);
+      if (event.changes_size() > 0) {
+        std::optional<std::vector<LookupKey>> keys;
+        if (keys_change) {
+          keys = TaxKeysOf(d_.sealer, after);
+          CRM_ASSIGN_OR_RETURN(std::optional<DuplicateKey> dup,
+                               CompanyStore::FindOwnerOfKeys(tx, *keys, id));
+          if (dup.has_value()) return TaxIdTaken(tx, *keys, *dup, caller.access);
+        }
+        CRM_ASSIGN_OR_RETURN(std::string wrapped, CompanyStore::WrappedKey(tx, id));
+        CRM_ASSIGN_OR_RETURN(crypto::SecretBytes key,
+                             d_.sealer.UnwrapKey(kCompanyKeyPurpose, wrapped, id));
+        CRM_RETURN_IF_ERROR(d_.sealer.SealMessageFields(key, after, SealedCompanyFields(),
+                                                        CompanyOwner(id), stored->sealed));
+        stored->updated_at = absl::FromUnixMicros(absl::ToUnixMicros(d_.clock.Now()));
+        ++stored->version;
+        CRM_RETURN_IF_ERROR(CompanyStore::Update(tx, *stored, keys));
+        CRM_RETURN_IF_ERROR(d_.audit.Enqueue(tx, event));
+      }
+      after.MergeFrom(CompanySkeleton(*stored));
+      after.set_version(stored->version);
+      if (!caller.sensitive) {
+        for (std::string& m : MaskCompany(after)) resp->add_masked_fields(std::move(m));
+      }
+      *resp->mutable_company() = std::move(after);
+      return absl::OkStatus();
+    });
+  });
+}
+
+grpc::Status ContactsService::ListCompanies(Ctx* ctx, const v1::ListCompaniesRequest* req,
+                                            v1::ListCompaniesResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kRead));
+    const int size = req->page().page_size() <= 0 ? kDefaultPageSize
+                                                  : std::min(req->page().page_size(), kMaxPageSize);
+    CRM_ASSIGN_OR_RETURN(std::optional<Cursor> cursor,
+                         DecodeCursor(req->page().page_token(), "companies"));
+    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      resp->Clear();
+      CRM_ASSIGN_OR_RETURN(std::vector<StoredCompany> rows,
+                           CompanyStore::List(tx, caller.access, cursor, size + 1));
+      const bool more = rows.size() > static_cast<size_t>(size);
+      if (more) rows.resize(size);
+      std::vector<std::string> masked;
+      for (const StoredCompany& s : rows) {
+        CRM_ASSIGN_OR_RETURN(*resp->add_companies(),
+                             PresentCompany(tx, d_.sealer, s, caller.sensitive, masked));
+      }
+      for (std::string& m : masked) resp->add_masked_fields(std::move(m));
+      if (more) {
+        resp->mutable_page()->set_next_page_token(EncodeCursor(
+            {.at = rows.back().created_at, .id = rows.back().company_id}, "companies"));
+      }
+      if (rows.empty()) return absl::OkStatus();
+      return d_.audit.Enqueue(tx, caller.Audit("contacts.company.list", ""));
     });
   });
 }

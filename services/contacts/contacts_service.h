@@ -1,12 +1,12 @@
-// crm-contacts' gRPC handlers for crm.contacts.v1.Contacts (persons, contact
-// history, the field catalogue). Thin: authentication and authorization (permissions from
-// the access token, record-level visibility by owner or team), validation
+// crm-contacts' gRPC handlers for crm.contacts.v1.Contacts (persons,
+// companies, contact history, the field catalogue). Thin: authentication and authorization
+// (permissions from the access token, record-level visibility by owner or team), validation
 // (person_rules.h, catalogue.h), sealing (person_sealer.h), storage
 // (person_store.h) and the audit event of every read of personal data and
 // every change, written through the outbox in the change's transaction.
 //
-// Companies, invoices, import and retention are not served yet
-// (UNIMPLEMENTED): see docs/contacts.md.
+// Invoices, import and retention are not served yet (UNIMPLEMENTED): see
+// docs/contacts.md.
 //
 // Thread-safe.
 #pragma once
@@ -53,6 +53,13 @@ class ContactsService final : public crm::contacts::v1::Contacts::Service {
                               v1::SetRestrictionResponse*) override;
   grpc::Status AssignPerson(Ctx*, const v1::AssignPersonRequest*,
                             v1::AssignPersonResponse*) override;
+  grpc::Status CreateCompany(Ctx*, const v1::CreateCompanyRequest*,
+                             v1::CreateCompanyResponse*) override;
+  grpc::Status GetCompany(Ctx*, const v1::GetCompanyRequest*, v1::GetCompanyResponse*) override;
+  grpc::Status UpdateCompany(Ctx*, const v1::UpdateCompanyRequest*,
+                             v1::UpdateCompanyResponse*) override;
+  grpc::Status ListCompanies(Ctx*, const v1::ListCompaniesRequest*,
+                             v1::ListCompaniesResponse*) override;
   grpc::Status AddInteraction(Ctx*, const v1::AddInteractionRequest*,
                               v1::AddInteractionResponse*) override;
   grpc::Status ListInteractions(Ctx*, const v1::ListInteractionsRequest*,

@@ -415,6 +415,15 @@ constexpr AddressLeaf kAddressLeaves[] = {
 
 }  // namespace
 
+absl::Status NormalizePostalAddress(absl::string_view field,
+                                    crm::contacts::v1::PostalAddress& address) {
+  return NormalizeAddress(field, address);
+}
+
+absl::Status NormalizeSingleLineText(absl::string_view field, std::string& value, size_t max) {
+  return NormalizeText(field, value, max);
+}
+
 const std::vector<std::string>& WritablePersonFields() {
   static const std::vector<std::string>* const kFields = [] {
     auto* fields = new std::vector<std::string>;

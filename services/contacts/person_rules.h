@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "crm/contacts/v1/contacts.pb.h"
 
 namespace crm::contacts {
@@ -106,6 +107,17 @@ struct PersonChange {
 std::vector<PersonChange> DiffPerson(const crm::contacts::v1::Person& before,
                                      const crm::contacts::v1::Person& after,
                                      const std::vector<std::string>& fields);
+
+// One postal address normalised in place by the rules of person addresses
+// above (label, street lines, postal code, city, region, country code, not
+// empty); errors name `field` ("company.addresses[0]") and the sub-field.
+// Shared with companies.
+absl::Status NormalizePostalAddress(absl::string_view field,
+                                    crm::contacts::v1::PostalAddress& address);
+
+// Trims `value` and checks it is single-line text of at most `max` code
+// points; errors name `field`.
+absl::Status NormalizeSingleLineText(absl::string_view field, std::string& value, size_t max);
 
 // Masks the SENSITIVE fields for a caller without contacts.read.sensitive:
 // clears personal_id_number, and notes when notes_sensitive is set. Returns

@@ -21,51 +21,80 @@ std::string Aad(absl::string_view subject_id, absl::string_view field) {
   return absl::StrCat("crm.contacts.v1|", subject_id, "|", field);
 }
 
-// Copies top-level field `field` of `from` into `to`.
-void CopyField(const Person& from, const char* field, Person& to) {
+// Copies top-level field `field` of `from` into `to` (same message type).
+void CopyField(const google::protobuf::Message& from, absl::string_view field,
+               google::protobuf::Message& to) {
   google::protobuf::FieldMask mask;
-  mask.add_paths(field);
+  mask.add_paths(std::string(field));
   FieldMaskUtil::MergeMessageTo(from, mask, FieldMaskUtil::MergeOptions(), &to);
 }
 
 }  // namespace
 
+absl::StatusOr<PersonSealer::SubjectKey> PersonSealer::NewKey(absl::string_view purpose,
+                                                              const std::string& owner_id) const {
+  SubjectKey out{.key = crypto::NewDataKey(), .wrapped = {}};
+  CRM_ASSIGN_OR_RETURN(out.wrapped, crypto::WrapDataKey(ring_, out.key, purpose, owner_id));
+  return out;
+}
+
+absl::StatusOr<crypto::SecretBytes> PersonSealer::UnwrapKey(absl::string_view purpose,
+                                                            const std::string& wrapped,
+                                                            const std::string& owner_id) const {
+  return crypto::UnwrapDataKey(ring_, wrapped, purpose, owner_id);
+}
+
 absl::StatusOr<PersonSealer::SubjectKey> PersonSealer::NewSubjectKey(
     const std::string& subject_id) const {
-  SubjectKey out{.key = crypto::NewDataKey(), .wrapped = {}};
-  CRM_ASSIGN_OR_RETURN(out.wrapped, crypto::WrapDataKey(ring_, out.key, kKeyPurpose, subject_id));
-  return out;
+  return NewKey(kKeyPurpose, subject_id);
 }
 
 absl::StatusOr<crypto::SecretBytes> PersonSealer::Unwrap(const std::string& wrapped,
                                                          const std::string& subject_id) const {
-  return crypto::UnwrapDataKey(ring_, wrapped, kKeyPurpose, subject_id);
+  return UnwrapKey(kKeyPurpose, wrapped, subject_id);
+}
+
+absl::Status PersonSealer::SealMessageFields(const crypto::SecretBytes& key,
+                                             const google::protobuf::Message& message,
+                                             const std::vector<std::string>& fields,
+                                             absl::string_view owner,
+                                             std::map<std::string, std::string>& out) const {
+  out.clear();
+  for (const std::string& field : fields) {
+    std::unique_ptr<google::protobuf::Message> part(message.New());
+    CopyField(message, field, *part);
+    if (part->ByteSizeLong() == 0) continue;
+    CRM_ASSIGN_OR_RETURN(out[field],
+                         crypto::Seal(key, part->SerializeAsString(), Aad(owner, field)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PersonSealer::OpenMessageFields(const crypto::SecretBytes& key,
+                                             const std::map<std::string, std::string>& sealed,
+                                             absl::string_view owner, absl::string_view entity,
+                                             google::protobuf::Message& out) const {
+  for (const auto& [field, ciphertext] : sealed) {
+    absl::StatusOr<std::string> plain = crypto::Open(key, ciphertext, Aad(owner, field));
+    std::unique_ptr<google::protobuf::Message> part(out.New());
+    if (!plain.ok() || !part->ParseFromString(*plain)) {
+      return absl::DataLossError(absl::StrCat(entity, ".", field, ": stored value does not open"));
+    }
+    CopyField(*part, field, out);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status PersonSealer::SealFields(const crypto::SecretBytes& key, const Person& person,
                                       StoredPerson& out) const {
-  out.sealed.clear();
-  for (const char* field : kSealedPersonFields) {
-    Person part;
-    CopyField(person, field, part);
-    if (part.ByteSizeLong() == 0) continue;
-    CRM_ASSIGN_OR_RETURN(out.sealed[field],
-                         crypto::Seal(key, part.SerializeAsString(), Aad(out.subject_id, field)));
-  }
-  return absl::OkStatus();
+  static const std::vector<std::string>* const kFields =
+      new std::vector<std::string>(std::begin(kSealedPersonFields), std::end(kSealedPersonFields));
+  return SealMessageFields(key, person, *kFields, out.subject_id, out.sealed);
 }
 
 absl::Status PersonSealer::OpenFields(const crypto::SecretBytes& key, const StoredPerson& stored,
                                       Person& out) const {
-  for (const auto& [field, sealed] : stored.sealed) {
-    absl::StatusOr<std::string> plain = crypto::Open(key, sealed, Aad(stored.subject_id, field));
-    Person part;
-    if (!plain.ok() || !part.ParseFromString(*plain)) {
-      return absl::DataLossError(absl::StrCat("person.", field, ": stored value does not open"));
-    }
-    CopyField(part, field.c_str(), out);
-  }
-  return absl::OkStatus();
+  return OpenMessageFields(key, stored.sealed, stored.subject_id, "person", out);
 }
 
 absl::StatusOr<std::string> PersonSealer::SealText(const crypto::SecretBytes& key,
@@ -90,6 +119,10 @@ absl::StatusOr<std::string> PersonSealer::OpenText(const crypto::SecretBytes& ke
 
 LookupKey PersonSealer::EmailKey(absl::string_view normalized_email) const {
   return {"email", indexer_.Raw(absl::StrCat("contacts.email:", normalized_email))};
+}
+
+LookupKey PersonSealer::TaxIdKey(absl::string_view kind, absl::string_view canonical) const {
+  return {std::string(kind), indexer_.Raw(absl::StrCat("contacts.tax_id.", kind, ":", canonical))};
 }
 
 LookupKey PersonSealer::PhoneKey(absl::string_view normalized_phone) const {

@@ -12,6 +12,7 @@
 // Immutable after construction: thread-safe.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,26 @@ class PersonSealer {
   absl::StatusOr<crypto::SecretBytes> Unwrap(const std::string& wrapped,
                                              const std::string& subject_id) const;
 
+  // Data keys of other owners (companies: purpose "contacts.company").
+  absl::StatusOr<SubjectKey> NewKey(absl::string_view purpose, const std::string& owner_id) const;
+  absl::StatusOr<crypto::SecretBytes> UnwrapKey(absl::string_view purpose,
+                                                const std::string& wrapped,
+                                                const std::string& owner_id) const;
+
+  // Seals the named top-level fields of `message` (each as a message of the
+  // same type holding only that field; empty ones left out) into `out`, with
+  // associated data "crm.contacts.v1|<owner>|<field>".
+  absl::Status SealMessageFields(const crypto::SecretBytes& key,
+                                 const google::protobuf::Message& message,
+                                 const std::vector<std::string>& fields, absl::string_view owner,
+                                 std::map<std::string, std::string>& out) const;
+  // Opens what SealMessageFields made into `out`; DATA_LOSS naming
+  // "<entity>.<field>" if one does not open.
+  absl::Status OpenMessageFields(const crypto::SecretBytes& key,
+                                 const std::map<std::string, std::string>& sealed,
+                                 absl::string_view owner, absl::string_view entity,
+                                 google::protobuf::Message& out) const;
+
   // Seals every personal field of `person` into `out.sealed` (an empty
   // field has no entry) for out.subject_id.
   absl::Status SealFields(const crypto::SecretBytes& key, const crm::contacts::v1::Person& person,
@@ -62,6 +83,8 @@ class PersonSealer {
   // The look-up keys of a normalised person's e-mail addresses and phones.
   std::vector<LookupKey> KeysOf(const crm::contacts::v1::Person& person) const;
   LookupKey EmailKey(absl::string_view normalized_email) const;
+  // `kind` is "nip", "regon", "krs" or "eu_vat"; `canonical` as tax_id.h makes it.
+  LookupKey TaxIdKey(absl::string_view kind, absl::string_view canonical) const;
   LookupKey PhoneKey(absl::string_view normalized_phone) const;
 
  private:

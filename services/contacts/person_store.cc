@@ -30,10 +30,48 @@ constexpr char kColumns[] =
     "ORDER BY 1)::text";
 constexpr int kFirstSealed = 7;
 
-// Visibility of person p to ($1 all, $2 user id or '', $3 team ids).
-constexpr char kVisible[] =
-    "($1::boolean OR p.team_id = ANY($3::uuid[]) OR EXISTS (SELECT 1 FROM person_owners o "
-    "WHERE o.subject_id = p.subject_id AND o.user_id = NULLIF($2, '')::uuid))";
+// Visibility of row p of a table with team_id, whose owners are in
+// `owners` keyed by `id`, to ($1 all, $2 user id or '', $3 team ids).
+std::string VisibleTo(absl::string_view owners, absl::string_view id) {
+  return absl::StrCat("($1::boolean OR p.team_id = ANY($3::uuid[]) OR EXISTS (SELECT 1 FROM ",
+                      owners, " o WHERE o.", id, " = p.", id,
+                      " AND o.user_id = NULLIF($2, '')::uuid))");
+}
+const std::string& kVisible = *new std::string(VisibleTo("person_owners", "subject_id"));
+const std::string& kCompanyVisible = *new std::string(VisibleTo("company_owners", "company_id"));
+
+constexpr char kCompanyColumns[] =
+    "p.company_id::text, COALESCE(p.team_id::text, ''), p.name, p.tax_ids, p.addresses, "
+    "p.billing, p.created_by, " CRM_TS("p.created_at") ", " CRM_TS(
+        "p.updated_at") ", p.version, "
+                        "ARRAY(SELECT o.user_id::text FROM company_owners o WHERE o.company_id = "
+                        "p.company_id ORDER BY 1)::text";
+constexpr char kInsertCompanyKeySql[] =
+    "INSERT INTO company_keys (company_id, wrapped, created_at) VALUES ($1::uuid, $2, now())";
+constexpr char kInsertCompanySql[] =
+    "INSERT INTO companies (company_id, team_id, name, tax_ids, addresses, billing, created_by, "
+    "created_at, updated_at, version) VALUES ($1::uuid, NULLIF($2, '')::uuid, $3, "
+    "NULLIF($4, ''::bytea), NULLIF($5, ''::bytea), NULLIF($6, ''::bytea), $7, " CRM_TS_PARAM(
+        "$8") ", " CRM_TS_PARAM("$9") ", $10)";
+constexpr char kUpdateCompanySql[] =
+    "UPDATE companies SET name = $2, tax_ids = NULLIF($3, ''::bytea), "
+    "addresses = NULLIF($4, ''::bytea), billing = NULLIF($5, ''::bytea), "
+    "updated_at = " CRM_TS_PARAM("$6") ", version = $7 WHERE company_id = $1::uuid";
+constexpr char kInsertCompanyOwnersSql[] =
+    "INSERT INTO company_owners (company_id, user_id) "
+    "SELECT $1::uuid, u FROM unnest($2::uuid[]) AS u ON CONFLICT DO NOTHING";
+constexpr char kInsertCompanyLookupSql[] =
+    "INSERT INTO company_lookup (kind, blind, company_id) "
+    "SELECT u.kind, decode(u.blind, 'hex'), $3::uuid "
+    "FROM unnest($1::text[], $2::text[]) AS u(kind, blind)";
+constexpr char kDeleteCompanyLookupSql[] = "DELETE FROM company_lookup WHERE company_id = $1::uuid";
+constexpr char kCompanyOwnerOfKeysSql[] =
+    "SELECT u.n - 1, l.company_id::text FROM company_lookup l "
+    "JOIN unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(kind, blind, n) "
+    "ON l.kind = u.kind AND l.blind = decode(u.blind, 'hex') "
+    "WHERE l.company_id IS DISTINCT FROM NULLIF($3, '')::uuid "
+    "ORDER BY u.n LIMIT 1";
+constexpr char kCompanyKeySql[] = "SELECT wrapped FROM company_keys WHERE company_id = $1::uuid";
 
 constexpr char kInsertKeySql[] =
     "INSERT INTO subject_keys (subject_id, wrapped, created_at) VALUES ($1::uuid, $2, "
@@ -355,6 +393,130 @@ absl::StatusOr<std::vector<StoredPerson>> PersonStore::FindByKey(pqxx::work& tx,
                                   Bin(key.blind));
   std::vector<StoredPerson> out;
   for (const auto& row : r) out.push_back(RowToPerson(row));
+  return out;
+}
+
+// ---- Companies -----------------------------------------------------------------
+
+namespace {
+
+StoredCompany RowToCompany(const pqxx::row& row) {
+  StoredCompany c;
+  c.company_id = row[0].as<std::string>();
+  c.team_id = row[1].as<std::string>();
+  int col = 2;
+  for (const char* field : kSealedCompanyFields) {
+    if (!row[col].is_null()) c.sealed[field] = Bytes(row[col]);
+    ++col;
+  }
+  c.created_by = row[col++].as<std::string>();
+  c.created_at = absl::FromUnixMicros(row[col++].as<int64_t>());
+  c.updated_at = absl::FromUnixMicros(row[col++].as<int64_t>());
+  c.version = row[col++].as<int64_t>();
+  c.owner_user_ids = ParseUuidArray(row[col++].as<std::string>());
+  return c;
+}
+
+std::string CompanySealed(const StoredCompany& c, const char* field) {
+  auto it = c.sealed.find(field);
+  return it == c.sealed.end() ? std::string() : it->second;
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<DuplicateKey>> CompanyStore::FindOwnerOfKeys(
+    pqxx::work& tx, const std::vector<LookupKey>& keys, const std::string& except_company) {
+  if (keys.empty()) return std::optional<DuplicateKey>();
+  auto [kinds, blinds] = KeyArrays(keys);
+  pqxx::result r = tx.exec_params(kCompanyOwnerOfKeysSql, kinds, blinds, except_company);
+  if (r.empty()) return std::optional<DuplicateKey>();
+  return std::optional<DuplicateKey>(
+      DuplicateKey{.key_index = r[0][0].as<size_t>(), .subject_id = r[0][1].as<std::string>()});
+}
+
+absl::Status CompanyStore::Insert(pqxx::work& tx, const StoredCompany& c,
+                                  const std::string& wrapped_key,
+                                  const std::vector<LookupKey>& keys) {
+  tx.exec_params(kInsertCompanyKeySql, c.company_id, Bin(wrapped_key));
+  tx.exec_params(kInsertCompanySql, c.company_id, c.team_id, Bin(CompanySealed(c, "name")),
+                 Bin(CompanySealed(c, "tax_ids")), Bin(CompanySealed(c, "addresses")),
+                 Bin(CompanySealed(c, "billing")), c.created_by, absl::ToUnixMicros(c.created_at),
+                 absl::ToUnixMicros(c.updated_at), c.version);
+  if (!c.owner_user_ids.empty()) {
+    tx.exec_params(kInsertCompanyOwnersSql, c.company_id, pg::ArrayLiteral(c.owner_user_ids));
+  }
+  if (!keys.empty()) {
+    auto [kinds, blinds] = KeyArrays(keys);
+    tx.exec_params(kInsertCompanyLookupSql, kinds, blinds, c.company_id);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<StoredCompany>> CompanyStore::Get(pqxx::work& tx,
+                                                               const std::string& company_id,
+                                                               const Access& access, bool lock) {
+  if (!base::IsUuid(company_id)) return std::optional<StoredCompany>();
+  const std::string sql =
+      absl::StrCat("SELECT ", kCompanyColumns, " FROM companies p WHERE ", kCompanyVisible,
+                   " AND p.company_id = $4::uuid", lock ? " FOR UPDATE" : "");
+  pqxx::result r =
+      tx.exec_params(sql, access.all, UserParam(access), TeamsParam(access), company_id);
+  if (r.empty()) return std::optional<StoredCompany>();
+  return std::optional<StoredCompany>(RowToCompany(r[0]));
+}
+
+absl::StatusOr<std::string> CompanyStore::WrappedKey(pqxx::work& tx,
+                                                     const std::string& company_id) {
+  pqxx::result r = tx.exec_params(kCompanyKeySql, company_id);
+  if (r.empty()) return absl::NotFoundError("company has no data key");
+  return Bytes(r[0][0]);
+}
+
+absl::Status CompanyStore::Update(pqxx::work& tx, const StoredCompany& c,
+                                  const std::optional<std::vector<LookupKey>>& keys) {
+  tx.exec_params(kUpdateCompanySql, c.company_id, Bin(CompanySealed(c, "name")),
+                 Bin(CompanySealed(c, "tax_ids")), Bin(CompanySealed(c, "addresses")),
+                 Bin(CompanySealed(c, "billing")), absl::ToUnixMicros(c.updated_at), c.version);
+  if (!keys.has_value()) return absl::OkStatus();
+  tx.exec_params(kDeleteCompanyLookupSql, c.company_id);
+  if (!keys->empty()) {
+    auto [kinds, blinds] = KeyArrays(*keys);
+    tx.exec_params(kInsertCompanyLookupSql, kinds, blinds, c.company_id);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<StoredCompany>> CompanyStore::List(pqxx::work& tx, const Access& access,
+                                                              const std::optional<Cursor>& cursor,
+                                                              int limit) {
+  const std::string sql = absl::StrCat(
+      "SELECT ", kCompanyColumns, " FROM companies p WHERE ", kCompanyVisible,
+      " AND (NOT $4::boolean OR (p.created_at, p.company_id) < (" CRM_TS_PARAM("$5") ", $6::uuid))"
+      " ORDER BY p.created_at DESC, p.company_id DESC LIMIT $7");
+  const bool has_cursor = cursor.has_value();
+  pqxx::result r = tx.exec_params(
+      sql, access.all, UserParam(access), TeamsParam(access), has_cursor,
+      has_cursor ? absl::ToUnixMicros(cursor->at) : int64_t{0},
+      has_cursor ? cursor->id : std::string("00000000-0000-0000-0000-000000000000"), limit);
+  std::vector<StoredCompany> out;
+  for (const auto& row : r) out.push_back(RowToCompany(row));
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> CompanyStore::FindByKeys(
+    pqxx::work& tx, const std::vector<LookupKey>& keys, const Access& access) {
+  std::vector<std::string> out;
+  if (keys.empty()) return out;
+  auto [kinds, blinds] = KeyArrays(keys);
+  const std::string sql = absl::StrCat(
+      "SELECT DISTINCT p.company_id::text FROM companies p JOIN company_lookup l "
+      "ON l.company_id = p.company_id JOIN unnest($4::text[], $5::text[]) AS u(kind, blind) "
+      "ON l.kind = u.kind AND l.blind = decode(u.blind, 'hex') WHERE ",
+      kCompanyVisible, " ORDER BY 1");
+  for (const auto& row :
+       tx.exec_params(sql, access.all, UserParam(access), TeamsParam(access), kinds, blinds)) {
+    out.push_back(row[0].as<std::string>());
+  }
   return out;
 }
 

@@ -117,6 +117,47 @@ struct ErasureRecord {
   absl::Time completed_at;
 };
 
+// One company as stored.
+struct StoredCompany {
+  std::string company_id;
+  std::string team_id;                      // "" for none
+  std::vector<std::string> owner_user_ids;  // sorted
+  // Sealed fields by column name (kSealedCompanyFields); absent when empty.
+  std::map<std::string, std::string> sealed;
+  std::string created_by;
+  absl::Time created_at;
+  absl::Time updated_at;
+  int64_t version = 0;
+};
+
+inline constexpr const char* kSealedCompanyFields[] = {"name", "tax_ids", "addresses", "billing"};
+
+// Companies: the same visibility rule as persons (owner, team, read_all).
+class CompanyStore {
+ public:
+  // The first of `keys` (kinds "nip", "regon", "krs", "eu_vat") registered to
+  // a company other than `except_company`, if any.
+  static absl::StatusOr<std::optional<DuplicateKey>> FindOwnerOfKeys(
+      pqxx::work& tx, const std::vector<LookupKey>& keys, const std::string& except_company = "");
+  static absl::Status Insert(pqxx::work& tx, const StoredCompany& company,
+                             const std::string& wrapped_key, const std::vector<LookupKey>& keys);
+  static absl::StatusOr<std::optional<StoredCompany>> Get(pqxx::work& tx,
+                                                          const std::string& company_id,
+                                                          const Access& access, bool lock);
+  static absl::StatusOr<std::string> WrappedKey(pqxx::work& tx, const std::string& company_id);
+  // Writes the sealed fields, updated_at and version; replaces the look-up
+  // keys when `keys` is set.
+  static absl::Status Update(pqxx::work& tx, const StoredCompany& company,
+                             const std::optional<std::vector<LookupKey>>& keys);
+  static absl::StatusOr<std::vector<StoredCompany>> List(pqxx::work& tx, const Access& access,
+                                                         const std::optional<Cursor>& cursor,
+                                                         int limit);
+  // The visible companies with any of `keys`.
+  static absl::StatusOr<std::vector<std::string>> FindByKeys(pqxx::work& tx,
+                                                             const std::vector<LookupKey>& keys,
+                                                             const Access& access);
+};
+
 class PersonStore {
  public:
   // The first of `keys` registered to a subject other than `except_subject`,

@@ -214,8 +214,9 @@ class ContactsServiceTest : public ::testing::Test {
     constexpr pqxx::oid kByteaOid = 17;
     std::string out;
     EXPECT_THAT(db_.pool->Transact([&](pqxx::work& tx) -> absl::Status {
-      for (const char* table : {"persons", "person_lookup", "person_owners", "subject_keys",
-                                "interactions", "audit_outbox"}) {
+      for (const char* table :
+           {"persons", "person_lookup", "person_owners", "subject_keys", "interactions",
+            "companies", "company_keys", "company_lookup", "company_owners", "audit_outbox"}) {
         for (const auto& row : tx.exec(absl::StrCat("SELECT * FROM ", table))) {
           for (const auto& field : row) {
             if (field.is_null()) continue;
@@ -649,6 +650,138 @@ TEST_F(ContactsServiceTest, ContactHistoryIsSealedMaskedPagedAndAudited) {
     if (e.action() == "contacts.interaction.add") ++added;
   }
   EXPECT_EQ(added, 3);
+}
+
+TEST_F(ContactsServiceTest, CompaniesWithTaxIdsBillingAndLookUpOfTheirPeople) {
+  v1::CreateCompanyRequest create;
+  v1::Company* c = create.mutable_company();
+  c->set_name("Analytical Engines Sp. z o.o.");
+  v1::TaxId* nip = c->add_tax_ids();
+  nip->set_kind(v1::TAX_ID_KIND_NIP);
+  nip->set_value("PL 526-104-08-28");
+  v1::TaxId* regon = c->add_tax_ids();
+  regon->set_kind(v1::TAX_ID_KIND_REGON);
+  regon->set_value("000331501");
+  c->add_addresses()->set_city("Warszawa");
+  c->mutable_billing()->set_invoice_email("Invoices@Engines.example");
+  c->mutable_billing()->set_bank_account("pl61 1090 1014 0000 0712 1981 2874");
+  CRM_ASSERT_OK_AND_ASSIGN(v1::CreateCompanyResponse created,
+                           Call(&Stub::CreateCompany, create, alice_));
+  const std::string id = created.company().company_id();
+  EXPECT_TRUE(base::IsUuid(id));
+  EXPECT_EQ(created.company().tax_ids(0).value(), "5261040828");
+  EXPECT_EQ(created.company().billing().bank_account(), "");  // masked for Alice
+  EXPECT_EQ(created.company().version(), 1);
+
+  v1::GetCompanyRequest get;
+  get.set_company_id(id);
+  CRM_ASSERT_OK_AND_ASSIGN(v1::GetCompanyResponse as_alice, Call(&Stub::GetCompany, get, alice_));
+  EXPECT_THAT(as_alice.masked_fields(), ElementsAre("company.billing.bank_account"));
+  EXPECT_EQ(as_alice.company().billing().invoice_email(), "invoices@engines.example");
+  CRM_ASSERT_OK_AND_ASSIGN(v1::GetCompanyResponse as_dpo, Call(&Stub::GetCompany, get, dpo_));
+  EXPECT_EQ(as_dpo.company().billing().bank_account(), "PL61109010140000071219812874");
+  EXPECT_THAT(Call(&Stub::GetCompany, get, bob_), StatusIs(absl::StatusCode::kNotFound));
+  const std::string dump = DumpAll();
+  for (const char* value :
+       {"Analytical", "5261040828", "000331501", "Warszawa", "invoices@", "10901014"}) {
+    EXPECT_THAT(dump, Not(HasSubstr(value))) << value;
+  }
+
+  // The same NIP again: named to Alice, not to Bob.
+  create.mutable_company()->mutable_tax_ids()->DeleteSubrange(1, 1);
+  create.mutable_company()->mutable_tax_ids(0)->set_value("5261040828");
+  EXPECT_THAT(Call(&Stub::CreateCompany, create, alice_),
+              StatusIs(absl::StatusCode::kAlreadyExists,
+                       HasSubstr(absl::StrCat("company.tax_ids[0].value: already registered to "
+                                              "company ",
+                                              id))));
+  absl::StatusOr<v1::CreateCompanyResponse> by_bob = Call(&Stub::CreateCompany, create, bob_);
+  EXPECT_THAT(by_bob, StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_THAT(by_bob.status().message(), Not(HasSubstr(id)));
+
+  // Bad input names the field, never the value.
+  struct Case {
+    std::string field;
+    std::function<void(v1::Company&)> spoil;
+  };
+  const std::vector<Case> cases = {
+      {"company.tax_ids[0].value",
+       [](v1::Company& k) { k.mutable_tax_ids(0)->set_value("5261040829"); }},
+      {"company.tax_ids[0].kind", [](v1::Company& k) { k.mutable_tax_ids(0)->clear_kind(); }},
+      {"company.billing.bank_account",
+       [](v1::Company& k) {
+         k.mutable_billing()->set_bank_account("PL61109010140000071219812875");
+       }},
+      {"company.billing.invoice_email",
+       [](v1::Company& k) { k.mutable_billing()->set_invoice_email("not-an-address"); }},
+      {"company.name", [](v1::Company& k) { k.clear_name(); }},
+  };
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.field);
+    v1::CreateCompanyRequest bad;
+    bad.mutable_company()->set_name("Other Ltd");
+    v1::TaxId* t = bad.mutable_company()->add_tax_ids();
+    t->set_kind(v1::TAX_ID_KIND_NIP);
+    t->set_value("7251801126");
+    k.spoil(*bad.mutable_company());
+    absl::StatusOr<v1::CreateCompanyResponse> r = Call(&Stub::CreateCompany, bad, alice_);
+    EXPECT_THAT(r, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(k.field)));
+    EXPECT_THAT(r.status().message(), Not(HasSubstr("5261040829")));
+    EXPECT_THAT(r.status().message(), Not(HasSubstr("not-an-address")));
+  }
+
+  // Rectification of the name and tax ids; the old NIP becomes free.
+  v1::UpdateCompanyRequest update;
+  update.set_company_id(id);
+  update.mutable_company()->set_name("Difference Engines S.A.");
+  v1::TaxId* new_nip = update.mutable_company()->add_tax_ids();
+  new_nip->set_kind(v1::TAX_ID_KIND_NIP);
+  new_nip->set_value("1132853869");
+  update.mutable_update_mask()->add_paths("name");
+  update.mutable_update_mask()->add_paths("tax_ids");
+  update.set_expected_version(1);
+  CRM_ASSERT_OK_AND_ASSIGN(v1::UpdateCompanyResponse updated,
+                           Call(&Stub::UpdateCompany, update, alice_));
+  EXPECT_EQ(updated.company().name(), "Difference Engines S.A.");
+  EXPECT_EQ(updated.company().version(), 2);
+  ASSERT_THAT(updated.company().tax_ids(), SizeIs(1));
+  EXPECT_THAT(updated.company().addresses(), SizeIs(1));  // not in the mask
+  EXPECT_THAT(Call(&Stub::UpdateCompany, update, alice_), StatusIs(absl::StatusCode::kAborted));
+
+  // The people of a company, found by its tax id in any spelling.
+  v1::Person ada = Ada();
+  ada.set_company_id(id);
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Person person, Create(ada, alice_));
+  v1::LookupPersonsRequest lookup;
+  lookup.set_company_tax_id("113-285-38-69");
+  CRM_ASSERT_OK_AND_ASSIGN(v1::LookupPersonsResponse found,
+                           Call(&Stub::LookupPersons, lookup, alice_));
+  ASSERT_THAT(found.persons(), SizeIs(1));
+  EXPECT_EQ(found.persons(0).subject_id(), person.subject_id());
+  lookup.set_company_tax_id("5261040828");  // the old one, released
+  CRM_ASSERT_OK_AND_ASSIGN(found, Call(&Stub::LookupPersons, lookup, alice_));
+  EXPECT_THAT(found.persons(), IsEmpty());
+  lookup.set_company_tax_id("no tax id!");  // not even a KRS (digits only)
+  EXPECT_THAT(Call(&Stub::LookupPersons, lookup, alice_),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("company_tax_id")));
+
+  CRM_ASSERT_OK_AND_ASSIGN(v1::ListCompaniesResponse listed,
+                           Call(&Stub::ListCompanies, v1::ListCompaniesRequest(), alice_));
+  ASSERT_THAT(listed.companies(), SizeIs(1));
+  EXPECT_EQ(listed.companies(0).name(), "Difference Engines S.A.");
+  CRM_ASSERT_OK_AND_ASSIGN(listed, Call(&Stub::ListCompanies, v1::ListCompaniesRequest(), bob_));
+  EXPECT_THAT(listed.companies(), IsEmpty());
+
+  bool audited = false;
+  for (const crm::audit::v1::Event& e : ShippedEvents()) {
+    if (e.action() != "contacts.company.update") continue;
+    audited = true;
+    EXPECT_EQ(e.resource(), absl::StrCat("companies/", id));
+    std::vector<std::string> changed;
+    for (const auto& ch : e.changes()) changed.push_back(ch.field());
+    EXPECT_THAT(changed, ElementsAre("name", "tax_ids"));
+  }
+  EXPECT_TRUE(audited);
 }
 
 TEST_F(ContactsServiceTest, SubjectDataDescribeExportEraseForTheOrchestratorOnly) {
