@@ -813,6 +813,165 @@ grpc::Status ContactsService::ListCompanies(Ctx* ctx, const v1::ListCompaniesReq
   });
 }
 
+// ---- Invoices ----------------------------------------------------------------------
+
+std::string InvoiceOwner(absl::string_view invoice_id) {
+  return absl::StrCat("invoice:", invoice_id);
+}
+
+namespace {
+
+constexpr int kMaxInvoices = 500;
+
+// The invoice's sealed part: number and amounts.
+v1::Invoice SealedPart(const v1::Invoice& in) {
+  v1::Invoice part;
+  part.set_number(in.number());
+  part.set_net_minor(in.net_minor());
+  part.set_tax_minor(in.tax_minor());
+  part.set_gross_minor(in.gross_minor());
+  return part;
+}
+
+// The owner's invoice key (read in `tx`), made and stored if it has none.
+absl::StatusOr<crypto::SecretBytes> InvoiceKey(pqxx::work& tx, const PersonSealer& sealer,
+                                               const std::string& owner, bool create) {
+  CRM_ASSIGN_OR_RETURN(std::optional<std::string> wrapped, InvoiceStore::WrappedKey(tx, owner));
+  if (wrapped.has_value()) return sealer.UnwrapKey(kInvoiceKeyPurpose, *wrapped, owner);
+  if (!create) return absl::NotFoundError("owner has no invoice key");
+  CRM_ASSIGN_OR_RETURN(PersonSealer::SubjectKey key, sealer.NewKey(kInvoiceKeyPurpose, owner));
+  CRM_RETURN_IF_ERROR(InvoiceStore::InsertKey(tx, owner, key.wrapped));
+  return std::move(key.key);
+}
+
+}  // namespace
+
+absl::StatusOr<v1::Invoice> OpenInvoice(const PersonSealer& sealer, const crypto::SecretBytes& key,
+                                        const StoredInvoice& s) {
+  v1::Invoice out;
+  CRM_ASSIGN_OR_RETURN(std::string plain,
+                       sealer.OpenText(key, InvoiceOwner(s.invoice_id), "invoice", s.sealed));
+  if (!out.ParseFromString(plain))
+    return absl::DataLossError("invoice: stored value does not open");
+  out.set_invoice_id(s.invoice_id);
+  out.set_subject_id(s.subject_id);
+  out.set_company_id(s.company_id);
+  out.set_issue_date(s.issue_date);
+  out.set_currency(s.currency);
+  out.set_retain_until(s.retain_until);
+  return out;
+}
+
+grpc::Status ContactsService::RecordInvoice(Ctx* ctx, const v1::RecordInvoiceRequest* req,
+                                            v1::RecordInvoiceResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kWrite));
+    v1::Invoice in = req->invoice();
+    if (in.subject_id().empty() == in.company_id().empty()) {
+      return absl::InvalidArgumentError("invoice: exactly one of subject_id and company_id");
+    }
+    const bool company = !in.company_id().empty();
+    CRM_ASSIGN_OR_RETURN(std::string owner,
+                         base::CanonicalUuid(company ? "invoice.company_id" : "invoice.subject_id",
+                                             company ? in.company_id() : in.subject_id()));
+    CRM_RETURN_IF_ERROR(NormalizeSingleLineText("invoice.number", *in.mutable_number(), 64));
+    if (in.number().empty()) return absl::InvalidArgumentError("invoice.number: required");
+    absl::CivilDay issued;
+    const absl::CivilDay today = absl::ToCivilDay(d_.clock.Now(), absl::UTCTimeZone());
+    if (in.issue_date().size() != 10 || !absl::ParseCivilTime(in.issue_date(), &issued) ||
+        issued.year() < 2000 || issued > today + 1) {
+      return absl::InvalidArgumentError(
+          "invoice.issue_date: must be a date YYYY-MM-DD between 2000 and tomorrow");
+    }
+    const std::string currency = absl::AsciiStrToUpper(in.currency());
+    if (currency.size() != 3 || !std::all_of(currency.begin(), currency.end(),
+                                             [](char c) { return c >= 'A' && c <= 'Z'; })) {
+      return absl::InvalidArgumentError("invoice.currency: must be an ISO 4217 code");
+    }
+    in.set_currency(currency);
+    constexpr int64_t kMaxAmount = int64_t{1} << 53;
+    for (auto [name, v] : {std::pair{"invoice.net_minor", in.net_minor()},
+                           std::pair{"invoice.tax_minor", in.tax_minor()},
+                           std::pair{"invoice.gross_minor", in.gross_minor()}}) {
+      if (v < -kMaxAmount || v > kMaxAmount) {
+        return absl::InvalidArgumentError(absl::StrCat(name, ": out of range"));
+      }
+    }
+    if (in.net_minor() + in.tax_minor() != in.gross_minor()) {
+      return absl::InvalidArgumentError("invoice.gross_minor: must equal net_minor + tax_minor");
+    }
+    const absl::CivilDay retain(issued.year() + d_.invoice_retention_years, 12, 31);
+    StoredInvoice stored{.invoice_id = base::NewUuid(),
+                         .subject_id = company ? "" : owner,
+                         .company_id = company ? owner : "",
+                         .sealed = {},
+                         .issue_date = absl::FormatCivilTime(issued),
+                         .currency = currency,
+                         .retain_until = absl::FormatCivilTime(retain),
+                         .restricted = false,
+                         .created_by = caller.principal->user_id,
+                         .created_at = absl::FromUnixMicros(absl::ToUnixMicros(d_.clock.Now()))};
+    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      resp->Clear();
+      if (company) {
+        CRM_ASSIGN_OR_RETURN(std::optional<StoredCompany> c,
+                             CompanyStore::Get(tx, owner, caller.access, false));
+        if (!c.has_value()) return CompanyNotFound();
+      } else {
+        CRM_ASSIGN_OR_RETURN(std::optional<StoredPerson> p,
+                             PersonStore::Get(tx, owner, caller.access, false));
+        if (!p.has_value()) return NotFound();
+      }
+      CRM_ASSIGN_OR_RETURN(crypto::SecretBytes key, InvoiceKey(tx, d_.sealer, owner, true));
+      CRM_ASSIGN_OR_RETURN(stored.sealed,
+                           d_.sealer.SealText(key, InvoiceOwner(stored.invoice_id), "invoice",
+                                              SealedPart(in).SerializeAsString()));
+      CRM_RETURN_IF_ERROR(InvoiceStore::Insert(tx, stored));
+      Event event = caller.Audit("contacts.invoice.record", stored.subject_id);
+      event.set_resource(absl::StrCat("invoices/", stored.invoice_id));
+      CRM_RETURN_IF_ERROR(d_.audit.Enqueue(tx, event));
+      CRM_ASSIGN_OR_RETURN(*resp->mutable_invoice(), OpenInvoice(d_.sealer, key, stored));
+      return absl::OkStatus();
+    });
+  });
+}
+
+grpc::Status ContactsService::ListInvoices(Ctx* ctx, const v1::ListInvoicesRequest* req,
+                                           v1::ListInvoicesResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kRead));
+    const bool company = req->owner_case() == v1::ListInvoicesRequest::kCompanyId;
+    if (req->owner_case() == v1::ListInvoicesRequest::OWNER_NOT_SET) {
+      return absl::InvalidArgumentError("owner: one of subject_id and company_id is required");
+    }
+    CRM_ASSIGN_OR_RETURN(std::string owner,
+                         base::CanonicalUuid(company ? "company_id" : "subject_id",
+                                             company ? req->company_id() : req->subject_id()));
+    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      resp->Clear();
+      if (company) {
+        CRM_ASSIGN_OR_RETURN(std::optional<StoredCompany> c,
+                             CompanyStore::Get(tx, owner, caller.access, false));
+        if (!c.has_value()) return CompanyNotFound();
+      } else {
+        CRM_ASSIGN_OR_RETURN(std::optional<StoredPerson> p,
+                             PersonStore::Get(tx, owner, caller.access, false));
+        if (!p.has_value()) return NotFound();
+      }
+      CRM_ASSIGN_OR_RETURN(std::vector<StoredInvoice> rows,
+                           InvoiceStore::List(tx, owner, company, kMaxInvoices));
+      if (rows.empty()) return absl::OkStatus();
+      CRM_ASSIGN_OR_RETURN(crypto::SecretBytes key, InvoiceKey(tx, d_.sealer, owner, false));
+      for (const StoredInvoice& s : rows) {
+        CRM_ASSIGN_OR_RETURN(*resp->add_invoices(), OpenInvoice(d_.sealer, key, s));
+      }
+      Event event = caller.Audit("contacts.invoice.list", company ? "" : owner);
+      if (company) event.set_resource(absl::StrCat("companies/", owner));
+      return d_.audit.Enqueue(tx, event);
+    });
+  });
+}
+
 // ---- Contact history ---------------------------------------------------------
 
 grpc::Status ContactsService::AddInteraction(Ctx* ctx, const v1::AddInteractionRequest* req,

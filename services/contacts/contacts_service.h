@@ -5,7 +5,7 @@
 // (person_store.h) and the audit event of every read of personal data and
 // every change, written through the outbox in the change's transaction.
 //
-// Invoices, import and retention are not served yet (UNIMPLEMENTED): see
+// Import and the retention-due list are not served yet (UNIMPLEMENTED): see
 // docs/contacts.md.
 //
 // Thread-safe.
@@ -34,7 +34,23 @@ struct ContactsDeps {
   auth::TokenVerifier& verifier;
   outbox::Writer& audit;
   const base::Clock& clock;
+  // Invoices are kept until the end of the issue year plus this many years
+  // (setting invoice_retention_years).
+  int invoice_retention_years = 5;
 };
+
+// The purpose of invoice keys (crypto::WrapDataKey): separate from the
+// subject's data key, which erasure destroys while invoices must stay
+// readable until their retention ends.
+inline constexpr char kInvoiceKeyPurpose[] = "contacts.invoice";
+
+// The owner name sealing an invoice's number and amounts ("invoice:<id>").
+std::string InvoiceOwner(absl::string_view invoice_id);
+
+// A stored invoice opened with its owner's invoice key.
+absl::StatusOr<crm::contacts::v1::Invoice> OpenInvoice(const PersonSealer& sealer,
+                                                       const crypto::SecretBytes& key,
+                                                       const StoredInvoice& stored);
 
 class ContactsService final : public crm::contacts::v1::Contacts::Service {
  public:
@@ -60,6 +76,10 @@ class ContactsService final : public crm::contacts::v1::Contacts::Service {
                              v1::UpdateCompanyResponse*) override;
   grpc::Status ListCompanies(Ctx*, const v1::ListCompaniesRequest*,
                              v1::ListCompaniesResponse*) override;
+  grpc::Status RecordInvoice(Ctx*, const v1::RecordInvoiceRequest*,
+                             v1::RecordInvoiceResponse*) override;
+  grpc::Status ListInvoices(Ctx*, const v1::ListInvoicesRequest*,
+                            v1::ListInvoicesResponse*) override;
   grpc::Status AddInteraction(Ctx*, const v1::AddInteractionRequest*,
                               v1::AddInteractionResponse*) override;
   grpc::Status ListInteractions(Ctx*, const v1::ListInteractionsRequest*,

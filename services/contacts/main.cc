@@ -4,12 +4,16 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/civil_time.h"
 #include "libs/base/status_macros.h"
 #include "libs/config/config.h"
 #include "libs/crypto/blind_index.h"
 #include "libs/crypto/key_ring.h"
+#include "libs/log/log.h"
 #include "libs/outbox/grpc_sink.h"
 #include "libs/outbox/relay.h"
 #include "libs/outbox/schema.h"
@@ -28,6 +32,8 @@ struct ContactsConfig {
   std::string blind_index_key_file;
   // Empty: audit events stay in the outbox (tests, or audit not deployed yet).
   std::string audit_addr;
+  int64_t invoice_retention_years = 5;
+  absl::Duration sweep_interval = absl::Hours(1);
 };
 
 struct App {
@@ -40,7 +46,24 @@ struct App {
   std::unique_ptr<PersonSealer> sealer;
   std::unique_ptr<ContactsService> service;
   std::unique_ptr<SubjectDataService> subject_data;
+  absl::Notification stop;
+  std::thread sweeper;
 };
+
+// Purges invoice records whose retention has ended, every sweep_interval.
+void Sweep(App& app, pg::Pool& db, const base::Clock& clock, absl::Duration interval) {
+  do {
+    const std::string today =
+        absl::FormatCivilTime(absl::ToCivilDay(clock.Now(), absl::UTCTimeZone()));
+    absl::StatusOr<int64_t> purged = db.TransactValue<int64_t>(
+        [&](pqxx::work& tx) { return InvoiceStore::PurgeExpired(tx, today); });
+    if (!purged.ok()) {
+      log::Warn("contacts.invoice_purge_failed", {{"status", purged.status()}});
+    } else if (*purged > 0) {
+      log::Info("contacts.invoices_purged", {{"invoices", *purged}});
+    }
+  } while (!app.stop.WaitForNotificationWithTimeout(interval));
+}
 
 // Prefixes a start-up error with the step that failed.
 absl::Status Step(absl::string_view step, const absl::Status& s) {
@@ -76,17 +99,25 @@ absl::Status Setup(const ContactsConfig& cfg, const service::ApiAuthConfig& auth
     ctx.on_stop.push_back([&app] { app.relay->Stop(); });
   }
   app.sealer = std::make_unique<PersonSealer>(*app.ring, *app.indexer);
-  app.service = std::make_unique<ContactsService>(ContactsDeps{.db = ctx.db,
-                                                               .sealer = *app.sealer,
-                                                               .verifier = app.auth->verifier(),
-                                                               .audit = *app.audit,
-                                                               .clock = ctx.clock});
+  app.service = std::make_unique<ContactsService>(
+      ContactsDeps{.db = ctx.db,
+                   .sealer = *app.sealer,
+                   .verifier = app.auth->verifier(),
+                   .audit = *app.audit,
+                   .clock = ctx.clock,
+                   .invoice_retention_years = static_cast<int>(cfg.invoice_retention_years)});
   app.subject_data =
       std::make_unique<SubjectDataService>(ctx.db, *app.sealer, *app.audit, ctx.clock);
   CRM_RETURN_IF_ERROR(AllowContactsMethods(ctx.policy));
   AllowSubjectDataMethods(ctx.policy);
   ctx.services.push_back(app.service.get());
   ctx.services.push_back(app.subject_data.get());
+  app.sweeper =
+      std::thread([&app, &ctx, &cfg] { Sweep(app, ctx.db, ctx.clock, cfg.sweep_interval); });
+  ctx.on_stop.push_back([&app] {
+    app.stop.Notify();
+    app.sweeper.join();
+  });
   return absl::OkStatus();
 }
 
@@ -104,6 +135,11 @@ int main(int argc, char** argv) {
   settings.Add("blind_index_key_file", &cfg.blind_index_key_file,
                "key file of the blind-index key (e-mail and phone look-ups)");
   settings.Add("audit_addr", &cfg.audit_addr, "audit service host:port for the outbox relay");
+  settings.Add("invoice_retention_years", &cfg.invoice_retention_years,
+               "invoice records are kept until the end of the issue year plus this many years", 1,
+               30);
+  settings.Add("sweep_interval", &cfg.sweep_interval,
+               "how often invoice records past their retention are purged");
   crm::config::ParseOrExit(settings, argc, argv, environ);
   absl::Status valid = crm::service::ValidateCommonConfig(common);
   if (valid.ok()) valid = crm::service::ValidateApiAuthConfig(auth_cfg);
@@ -112,6 +148,9 @@ int main(int argc, char** argv) {
   }
   if (valid.ok() && cfg.blind_index_key_file.empty()) {
     valid = absl::InvalidArgumentError("setting blind_index_key_file: required");
+  }
+  if (valid.ok() && cfg.sweep_interval <= absl::ZeroDuration()) {
+    valid = absl::InvalidArgumentError("setting sweep_interval: must be positive");
   }
   if (valid.ok() && !cfg.audit_addr.empty()) {
     std::string host;

@@ -118,7 +118,9 @@ constexpr char kCountSql[] =
     "(SELECT count(*) FROM interactions WHERE subject_id = $1::uuid), "
     "(SELECT count(*) FROM person_lookup WHERE subject_id = $1::uuid AND kind = 'email'), "
     "(SELECT count(*) FROM person_lookup WHERE subject_id = $1::uuid AND kind = 'phone'), "
-    "EXISTS (SELECT 1 FROM subject_keys WHERE subject_id = $1::uuid)";
+    "EXISTS (SELECT 1 FROM subject_keys WHERE subject_id = $1::uuid), "
+    "(SELECT count(*) FROM invoices WHERE subject_id = $1::uuid), "
+    "COALESCE((SELECT max(retain_until)::text FROM invoices WHERE subject_id = $1::uuid), '')";
 constexpr char kAddInteractionSql[] =
     "INSERT INTO interactions (interaction_id, subject_id, kind, occurred_at, operator_user_id, "
     "summary, sensitive, created_at) VALUES ($1::uuid, $2::uuid, $3, " CRM_TS_PARAM(
@@ -136,11 +138,12 @@ constexpr char kErasePersonSql[] = "DELETE FROM persons WHERE subject_id = $1::u
 constexpr char kEraseKeySql[] = "DELETE FROM subject_keys WHERE subject_id = $1::uuid";
 constexpr char kErasureSql[] =
     "SELECT subject_id::text, persons, emails, phones, key_existed, " CRM_TS(
-        "completed_at") ", interactions FROM erasure_requests WHERE request_id = $1::uuid";
+        "completed_at") ", interactions, invoices_retained, COALESCE(retained_until::text, '') "
+                        "FROM erasure_requests WHERE request_id = $1::uuid";
 constexpr char kRecordErasureSql[] =
     "INSERT INTO erasure_requests (request_id, subject_id, persons, emails, phones, key_existed, "
-    "completed_at, interactions) VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, " CRM_TS_PARAM(
-        "$7") ", $8)";
+    "completed_at, interactions, invoices_retained, retained_until) VALUES ($1::uuid, $2::uuid, "
+    "$3, $4, $5, $6, " CRM_TS_PARAM("$7") ", $8, $9, NULLIF($10, '')::date)";
 
 pqxx::binarystring Bin(const std::string& s) { return pqxx::binarystring(s.data(), s.size()); }
 
@@ -349,6 +352,8 @@ absl::StatusOr<SubjectCounts> PersonStore::Count(pqxx::work& tx, const std::stri
                        .interactions = r[1].as<int64_t>(),
                        .emails = r[2].as<int64_t>(),
                        .phones = r[3].as<int64_t>(),
+                       .invoices = r[5].as<int64_t>(),
+                       .retained_until = r[6].as<std::string>(),
                        .key_exists = r[4].as<bool>()};
 }
 
@@ -370,6 +375,8 @@ absl::StatusOr<std::optional<ErasureRecord>> PersonStore::ErasureRecorded(
                            .key_exists = r[0][4].as<bool>()};
   e.completed_at = absl::FromUnixMicros(r[0][5].as<int64_t>());
   e.erased.interactions = r[0][6].as<int64_t>();
+  e.erased.invoices = r[0][7].as<int64_t>();
+  e.erased.retained_until = r[0][8].as<std::string>();
   return std::optional<ErasureRecord>(std::move(e));
 }
 
@@ -377,7 +384,7 @@ absl::Status PersonStore::RecordErasure(pqxx::work& tx, const std::string& reque
                                         const ErasureRecord& e) {
   tx.exec_params(kRecordErasureSql, request_id, e.subject_id, e.erased.persons, e.erased.emails,
                  e.erased.phones, e.erased.key_exists, absl::ToUnixMicros(e.completed_at),
-                 e.erased.interactions);
+                 e.erased.interactions, e.erased.invoices, e.erased.retained_until);
   return absl::OkStatus();
 }
 
@@ -394,6 +401,80 @@ absl::StatusOr<std::vector<StoredPerson>> PersonStore::FindByKey(pqxx::work& tx,
   std::vector<StoredPerson> out;
   for (const auto& row : r) out.push_back(RowToPerson(row));
   return out;
+}
+
+// ---- Invoices ------------------------------------------------------------------
+
+namespace {
+
+constexpr char kInvoiceColumns[] =
+    "invoice_id::text, COALESCE(subject_id::text, ''), COALESCE(company_id::text, ''), sealed, "
+    "issue_date::text, currency, retain_until::text, restricted, created_by, " CRM_TS("created_at");
+
+StoredInvoice RowToInvoice(const pqxx::row& row) {
+  return StoredInvoice{.invoice_id = row[0].as<std::string>(),
+                       .subject_id = row[1].as<std::string>(),
+                       .company_id = row[2].as<std::string>(),
+                       .sealed = Bytes(row[3]),
+                       .issue_date = row[4].as<std::string>(),
+                       .currency = row[5].as<std::string>(),
+                       .retain_until = row[6].as<std::string>(),
+                       .restricted = row[7].as<bool>(),
+                       .created_by = row[8].as<std::string>(),
+                       .created_at = absl::FromUnixMicros(row[9].as<int64_t>())};
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<std::string>> InvoiceStore::WrappedKey(pqxx::work& tx,
+                                                                    const std::string& owner_id) {
+  pqxx::result r =
+      tx.exec_params("SELECT wrapped FROM invoice_keys WHERE owner_id = $1::uuid", owner_id);
+  if (r.empty()) return std::optional<std::string>();
+  return std::optional<std::string>(Bytes(r[0][0]));
+}
+
+absl::Status InvoiceStore::InsertKey(pqxx::work& tx, const std::string& owner_id,
+                                     const std::string& wrapped) {
+  tx.exec_params(
+      "INSERT INTO invoice_keys (owner_id, wrapped, created_at) VALUES ($1::uuid, $2, now())",
+      owner_id, Bin(wrapped));
+  return absl::OkStatus();
+}
+
+absl::Status InvoiceStore::Insert(pqxx::work& tx, const StoredInvoice& i) {
+  tx.exec_params(
+      "INSERT INTO invoices (invoice_id, subject_id, company_id, sealed, issue_date, currency, "
+      "retain_until, restricted, created_by, created_at) VALUES ($1::uuid, NULLIF($2, '')::uuid, "
+      "NULLIF($3, '')::uuid, $4, $5::date, $6, $7::date, $8, $9, " CRM_TS_PARAM("$10") ")",
+      i.invoice_id, i.subject_id, i.company_id, Bin(i.sealed), i.issue_date, i.currency,
+      i.retain_until, i.restricted, i.created_by, absl::ToUnixMicros(i.created_at));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<StoredInvoice>> InvoiceStore::List(pqxx::work& tx,
+                                                              const std::string& owner_id,
+                                                              bool company, int limit) {
+  const std::string sql = absl::StrCat(
+      "SELECT ", kInvoiceColumns, " FROM invoices WHERE ", company ? "company_id" : "subject_id",
+      " = $1::uuid ORDER BY issue_date DESC, invoice_id DESC LIMIT $2");
+  std::vector<StoredInvoice> out;
+  for (const auto& row : tx.exec_params(sql, owner_id, limit)) out.push_back(RowToInvoice(row));
+  return out;
+}
+
+absl::Status InvoiceStore::Restrict(pqxx::work& tx, const std::string& subject_id) {
+  tx.exec_params("UPDATE invoices SET restricted = true WHERE subject_id = $1::uuid", subject_id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> InvoiceStore::PurgeExpired(pqxx::work& tx, const std::string& today) {
+  const int64_t purged =
+      tx.exec_params("DELETE FROM invoices WHERE retain_until < $1::date", today).affected_rows();
+  tx.exec(
+      "DELETE FROM invoice_keys k WHERE NOT EXISTS (SELECT 1 FROM invoices i WHERE "
+      "i.subject_id = k.owner_id OR i.company_id = k.owner_id)");
+  return purged;
 }
 
 // ---- Companies -----------------------------------------------------------------

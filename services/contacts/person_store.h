@@ -101,12 +101,48 @@ struct DuplicateKey {
   std::string subject_id;
 };
 
+// One invoice record as stored.
+struct StoredInvoice {
+  std::string invoice_id;
+  std::string subject_id;  // the person invoiced, or
+  std::string company_id;  // the company
+  std::string sealed;      // number and amounts, under the owner's invoice key
+  std::string issue_date;  // YYYY-MM-DD
+  std::string currency;
+  std::string retain_until;  // YYYY-MM-DD
+  bool restricted = false;
+  std::string created_by;
+  absl::Time created_at;
+};
+
+class InvoiceStore {
+ public:
+  // The owner's wrapped invoice key, if it has one.
+  static absl::StatusOr<std::optional<std::string>> WrappedKey(pqxx::work& tx,
+                                                               const std::string& owner_id);
+  static absl::Status InsertKey(pqxx::work& tx, const std::string& owner_id,
+                                const std::string& wrapped);
+  static absl::Status Insert(pqxx::work& tx, const StoredInvoice& invoice);
+  // The invoices of a subject (or, with `company` set, of a company), newest
+  // issue date first.
+  static absl::StatusOr<std::vector<StoredInvoice>> List(pqxx::work& tx,
+                                                         const std::string& owner_id, bool company,
+                                                         int limit);
+  // Marks a subject's invoices restricted (erasure keeps them so).
+  static absl::Status Restrict(pqxx::work& tx, const std::string& subject_id);
+  // Deletes the invoices whose retain_until is before `today` (YYYY-MM-DD),
+  // and the invoice keys of owners with none left. Returns how many.
+  static absl::StatusOr<int64_t> PurgeExpired(pqxx::work& tx, const std::string& today);
+};
+
 // What contacts holds about one subject (SubjectData).
 struct SubjectCounts {
   int64_t persons = 0;
   int64_t interactions = 0;
   int64_t emails = 0;
   int64_t phones = 0;
+  int64_t invoices = 0;        // kept under the accounting law
+  std::string retained_until;  // the latest retain_until of those, or ""
   bool key_exists = false;
 };
 

@@ -18,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/civil_time.h"
 #include "crm/contacts/v1/contacts.grpc.pb.h"
 #include "crm/subject/v1/subject_data.grpc.pb.h"
 #include "gmock/gmock.h"
@@ -214,9 +215,9 @@ class ContactsServiceTest : public ::testing::Test {
     constexpr pqxx::oid kByteaOid = 17;
     std::string out;
     EXPECT_THAT(db_.pool->Transact([&](pqxx::work& tx) -> absl::Status {
-      for (const char* table :
-           {"persons", "person_lookup", "person_owners", "subject_keys", "interactions",
-            "companies", "company_keys", "company_lookup", "company_owners", "audit_outbox"}) {
+      for (const char* table : {"persons", "person_lookup", "person_owners", "subject_keys",
+                                "interactions", "companies", "company_keys", "company_lookup",
+                                "company_owners", "invoices", "invoice_keys", "audit_outbox"}) {
         for (const auto& row : tx.exec(absl::StrCat("SELECT * FROM ", table))) {
           for (const auto& field : row) {
             if (field.is_null()) continue;
@@ -234,6 +235,12 @@ class ContactsServiceTest : public ::testing::Test {
     }),
                 IsOk());
     return out;
+  }
+
+  absl::StatusOr<v1::ListInvoicesResponse> ListInvoicesOf(const std::string& subject_id) {
+    v1::ListInvoicesRequest req;
+    req.set_subject_id(subject_id);
+    return Call(&Stub::ListInvoices, req, dpo_);
   }
 
   std::vector<crm::audit::v1::Event> ShippedEvents() {
@@ -782,6 +789,102 @@ TEST_F(ContactsServiceTest, CompaniesWithTaxIdsBillingAndLookUpOfTheirPeople) {
     EXPECT_THAT(changed, ElementsAre("name", "tax_ids"));
   }
   EXPECT_TRUE(audited);
+}
+
+TEST_F(ContactsServiceTest, InvoicesOutliveErasureRestrictedUntilTheirRetentionEnds) {
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Person p, Create(Ada(), alice_));
+  const std::string id = p.subject_id();
+  auto record = [&](std::function<void(v1::Invoice&)> change, const std::string& token) {
+    v1::RecordInvoiceRequest req;
+    v1::Invoice* i = req.mutable_invoice();
+    i->set_subject_id(id);
+    i->set_number("FV/2026/11/0042");
+    i->set_issue_date(
+        absl::FormatCivilTime(absl::ToCivilDay(bed_->clock().Now(), absl::UTCTimeZone())));
+    i->set_currency("pln");
+    i->set_net_minor(10'000);
+    i->set_tax_minor(2'300);
+    i->set_gross_minor(12'300);
+    change(*i);
+    return Call(&Stub::RecordInvoice, req, token);
+  };
+  CRM_ASSERT_OK_AND_ASSIGN(v1::RecordInvoiceResponse recorded, record([](v1::Invoice&) {}, alice_));
+  const int year = absl::ToCivilYear(bed_->clock().Now(), absl::UTCTimeZone()).year();
+  EXPECT_EQ(recorded.invoice().retain_until(), absl::StrCat(year + 5, "-12-31"));
+  EXPECT_EQ(recorded.invoice().currency(), "PLN");
+  EXPECT_THAT(DumpAll(), Not(HasSubstr("FV/2026")));
+
+  struct Case {
+    std::string field;
+    std::function<void(v1::Invoice&)> spoil;
+  };
+  const std::vector<Case> cases = {
+      {"invoice.gross_minor", [](v1::Invoice& i) { i.set_gross_minor(12'301); }},
+      {"invoice.issue_date", [](v1::Invoice& i) { i.set_issue_date("2026-13-01"); }},
+      {"invoice.issue_date", [](v1::Invoice& i) { i.set_issue_date("2999-01-01"); }},
+      {"invoice.currency", [](v1::Invoice& i) { i.set_currency("PLNX"); }},
+      {"invoice.number", [](v1::Invoice& i) { i.clear_number(); }},
+      {"invoice: exactly one", [](v1::Invoice& i) { i.set_company_id(base::NewUuid()); }},
+      {"invoice.net_minor", [](v1::Invoice& i) { i.set_net_minor(INT64_MAX); }},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.field);
+    EXPECT_THAT(record(c.spoil, alice_),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.field)));
+  }
+  EXPECT_THAT(record([](v1::Invoice&) {}, bob_), StatusIs(absl::StatusCode::kNotFound));
+
+  v1::ListInvoicesRequest list;
+  list.set_subject_id(id);
+  CRM_ASSERT_OK_AND_ASSIGN(v1::ListInvoicesResponse listed,
+                           Call(&Stub::ListInvoices, list, alice_));
+  ASSERT_THAT(listed.invoices(), SizeIs(1));
+  EXPECT_EQ(listed.invoices(0).number(), "FV/2026/11/0042");
+  EXPECT_EQ(listed.invoices(0).gross_minor(), 12'300);
+
+  // Erasure keeps the invoice, restricted, and says until when.
+  sv1::EraseSubjectDataRequest erase;
+  erase.set_request_id(base::NewUuid());
+  erase.set_subject_id(id);
+  CRM_ASSERT_OK_AND_ASSIGN(
+      sv1::EraseSubjectDataResponse erased,
+      SubjectCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase));
+  ASSERT_THAT(erased.retained(), SizeIs(1));
+  EXPECT_EQ(erased.retained(0).category(), "invoices");
+  EXPECT_EQ(erased.retained(0).record_count(), 1);
+  EXPECT_TRUE(erased.retained(0).legally_retained());
+  EXPECT_EQ(absl::FromUnixSeconds(erased.retained(0).purge_after().seconds()),
+            absl::FromCivil(absl::CivilDay(year + 6, 1, 1), absl::UTCTimeZone()));
+  for (const auto& c : erased.erased()) EXPECT_NE(c.category(), "invoices");
+  EXPECT_THAT(ListInvoicesOf(id), StatusIs(absl::StatusCode::kNotFound));  // no person any more
+
+  // Still exportable (the subject's access request), by its own key.
+  sv1::ExportSubjectDataRequest export_req;
+  export_req.set_subject_id(id);
+  CRM_ASSERT_OK_AND_ASSIGN(
+      sv1::ExportSubjectDataResponse exported,
+      SubjectCall(*erasure_, &sv1::SubjectData::Stub::ExportSubjectData, export_req));
+  ASSERT_THAT(exported.records(), SizeIs(1));
+  EXPECT_EQ(exported.records(0).category(), "invoices");
+  EXPECT_EQ(exported.records(0).data().fields().at("number").string_value(), "FV/2026/11/0042");
+
+  // The sweeper purges it the day after retain_until, and the key with it.
+  auto purge = [&](const std::string& today) {
+    absl::StatusOr<int64_t> n = db_.pool->TransactValue<int64_t>(
+        [&](pqxx::work& tx) { return InvoiceStore::PurgeExpired(tx, today); });
+    EXPECT_THAT(n.status(), IsOk());
+    return n.value_or(-1);
+  };
+  EXPECT_EQ(purge(absl::StrCat(year + 5, "-12-31")), 0);
+  EXPECT_EQ(purge(absl::StrCat(year + 6, "-01-01")), 1);
+  const std::string dump = DumpAll();
+  EXPECT_THAT(dump, Not(HasSubstr(id)));
+  sv1::DescribeSubjectDataRequest describe;
+  describe.set_subject_id(id);
+  CRM_ASSERT_OK_AND_ASSIGN(
+      sv1::DescribeSubjectDataResponse described,
+      SubjectCall(*erasure_, &sv1::SubjectData::Stub::DescribeSubjectData, describe));
+  EXPECT_THAT(described.categories(), IsEmpty());
 }
 
 TEST_F(ContactsServiceTest, SubjectDataDescribeExportEraseForTheOrchestratorOnly) {

@@ -4,11 +4,13 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
 #include "libs/base/status_macros.h"
 #include "libs/base/uuid.h"
 #include "libs/rpc/handler.h"
 #include "libs/rpc/peer.h"
 #include "libs/rpc/request_id.h"
+#include "services/contacts/contacts_service.h"
 
 namespace crm::contacts {
 
@@ -24,7 +26,26 @@ absl::StatusOr<std::string> SubjectOf(const std::string& id) {
   return absl::AsciiStrToLower(id);
 }
 
-// The categories of `c` with a record count above zero.
+constexpr char kInvoiceBasis[] =
+    "accounting law: invoice records kept, restricted, until the end of the retention period";
+
+// The invoices kept under the accounting law, as a retained category.
+void AddRetained(const SubjectCounts& c,
+                 google::protobuf::RepeatedPtrField<sv1::DataCategory>* out) {
+  if (c.invoices == 0) return;
+  sv1::DataCategory* cat = out->Add();
+  cat->set_category("invoices");
+  cat->set_record_count(c.invoices);
+  cat->set_legally_retained(true);
+  cat->set_retention_basis(kInvoiceBasis);
+  absl::CivilDay until;
+  if (absl::ParseCivilTime(c.retained_until, &until)) {
+    // Purged by the sweeper the day after.
+    rpc::SetTime(absl::FromCivil(until + 1, absl::UTCTimeZone()), cat->mutable_purge_after());
+  }
+}
+
+// The erasable categories of `c` with a record count above zero.
 void AddCategories(const SubjectCounts& c,
                    google::protobuf::RepeatedPtrField<sv1::DataCategory>* out) {
   for (auto [name, count] :
@@ -62,6 +83,7 @@ grpc::Status SubjectDataService::DescribeSubjectData(Ctx*,
           resp->set_service(kService);
           CRM_ASSIGN_OR_RETURN(SubjectCounts counts, PersonStore::Count(tx, subject));
           AddCategories(counts, resp->mutable_categories());
+          AddRetained(counts, resp->mutable_categories());
           return absl::OkStatus();
         },
         {.read_only = true});
@@ -76,9 +98,34 @@ grpc::Status SubjectDataService::ExportSubjectData(Ctx* ctx,
     return db_.Transact([&](pqxx::work& tx) -> absl::Status {
       resp->Clear();
       resp->set_service(kService);
+      // Invoice records, kept even after an erasure.
+      CRM_ASSIGN_OR_RETURN(std::vector<StoredInvoice> invoices,
+                           InvoiceStore::List(tx, subject, /*company=*/false, 100'000));
+      if (!invoices.empty()) {
+        CRM_ASSIGN_OR_RETURN(std::optional<std::string> wrapped,
+                             InvoiceStore::WrappedKey(tx, subject));
+        if (!wrapped.has_value()) return absl::DataLossError("invoices: their key is missing");
+        CRM_ASSIGN_OR_RETURN(crypto::SecretBytes key,
+                             sealer_.UnwrapKey(kInvoiceKeyPurpose, *wrapped, subject));
+        for (const StoredInvoice& i : invoices) {
+          CRM_ASSIGN_OR_RETURN(crm::contacts::v1::Invoice invoice, OpenInvoice(sealer_, key, i));
+          std::string json;
+          google::protobuf::util::JsonPrintOptions options;
+          options.preserve_proto_field_names = true;
+          sv1::ExportedRecord* record = resp->add_records();
+          record->set_category("invoices");
+          if (!google::protobuf::util::MessageToJsonString(invoice, &json, options).ok() ||
+              !google::protobuf::util::JsonStringToMessage(json, record->mutable_data()).ok()) {
+            return absl::InternalError("invoice: cannot be exported as JSON");
+          }
+        }
+      }
       CRM_ASSIGN_OR_RETURN(std::optional<StoredPerson> stored,
                            PersonStore::Get(tx, subject, Access{.all = true}, false));
-      if (!stored.has_value()) return absl::OkStatus();
+      if (!stored.has_value()) {
+        if (invoices.empty()) return absl::OkStatus();
+        return audit_.Enqueue(tx, Audit(ctx, "contacts.subject.export", subject));
+      }
       CRM_ASSIGN_OR_RETURN(crm::contacts::v1::Person person, OpenPerson(tx, sealer_, *stored));
       // The restriction reason is the subject's data too.
       std::string reason;
@@ -159,6 +206,7 @@ grpc::Status SubjectDataService::EraseSubjectData(Ctx* ctx, const sv1::EraseSubj
         CRM_ASSIGN_OR_RETURN(record.erased, PersonStore::Count(tx, subject));
         record.completed_at = absl::FromUnixMicros(absl::ToUnixMicros(clock_.Now()));
         CRM_RETURN_IF_ERROR(PersonStore::Erase(tx, subject));
+        CRM_RETURN_IF_ERROR(InvoiceStore::Restrict(tx, subject));
         CRM_RETURN_IF_ERROR(PersonStore::RecordErasure(tx, request_id, record));
         crm::audit::v1::Event event = Audit(ctx, "contacts.subject.erase", subject);
         crm::audit::v1::Detail* d = event.add_details();
@@ -171,6 +219,7 @@ grpc::Status SubjectDataService::EraseSubjectData(Ctx* ctx, const sv1::EraseSubj
             "request_id: already used for the erasure of another subject");
       }
       AddCategories(done->erased, resp->mutable_erased());
+      AddRetained(done->erased, resp->mutable_retained());
       // Destroyed now, or by an earlier erasure: either way no key is left.
       resp->set_data_key_destroyed(true);
       rpc::SetTime(done->completed_at, resp->mutable_completed_at());

@@ -2,12 +2,14 @@
 // plans, exports and erases (DESIGN.md "The subject-data contract"). Only the
 // orchestrator's identity ("erasure") may call it (AllowSubjectDataMethods).
 //
-// Categories: "person" (the record), "email_addresses", "phone_numbers".
-// Erase deletes the person with its owners and look-up keys and deletes the
-// subject's wrapped data key (crypto-shredding: copies of the ciphertext in
-// backups become unreadable), and records its answer under the request id so
-// a retry gets the same one. Export and erase are audited (no personal data
-// in the events).
+// Categories: "person" (the record), "email_addresses", "phone_numbers",
+// "contact_history", and "invoices" (legally retained). Erase deletes the
+// person with its owners, look-up keys and history and deletes the subject's
+// wrapped data key (crypto-shredding: copies of the ciphertext in backups
+// become unreadable); invoice records stay, restricted, under their own key
+// until their retention date (reported as retained with the purge date); the
+// answer is recorded under the request id so a retry gets the same one. Export and erase are
+// audited (no personal data in the events).
 //
 // Thread-safe.
 #pragma once
