@@ -80,6 +80,11 @@ absl::Status NormalizeAssignment(absl::string_view prefix, v1::Assignment& a) {
   return absl::OkStatus();
 }
 
+// The page size asked for, defaulted and capped.
+int PageSize(const crm::common::v1::PageRequest& page) {
+  return page.page_size() <= 0 ? kDefaultPageSize : std::min(page.page_size(), kMaxPageSize);
+}
+
 // Page tokens of newest-first lists: web-safe base64 of
 // "c1|<time micros>|<id>|<filter key>".
 std::string EncodeCursor(const Cursor& c, absl::string_view filter_key) {
@@ -119,6 +124,22 @@ struct ContactsService::Caller {
   std::shared_ptr<const auth::Principal> principal;
   Access access;
   bool sensitive = false;
+
+  // Normalises `a` (errors name `prefix`): owners default to the caller when
+  // `default_owner` and none are given; a team the caller is not in needs
+  // contacts.read.all.
+  absl::Status CheckAssignment(absl::string_view prefix, v1::Assignment& a,
+                               bool default_owner) const {
+    CRM_RETURN_IF_ERROR(NormalizeAssignment(prefix, a));
+    if (default_owner && a.owner_user_ids_size() == 0 && base::IsUuid(principal->user_id)) {
+      a.add_owner_user_ids(principal->user_id);
+    }
+    if (!a.team_id().empty() && !access.all && !principal->InTeam(a.team_id())) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          prefix, ".team_id: assigning to a team you are not in needs contacts.read.all"));
+    }
+    return absl::OkStatus();
+  }
 
   // An audit event by this caller about `subject_id` (may be empty).
   Event Audit(absl::string_view action, absl::string_view subject_id) const {
@@ -185,15 +206,7 @@ grpc::Status ContactsService::CreatePerson(Ctx* ctx, const v1::CreatePersonReque
     const std::string source = p.registration().source();
     CRM_RETURN_IF_ERROR(base::ValidateText("person.registration.source", source, 0, 200));
     v1::Assignment assignment = p.assignment();
-    CRM_RETURN_IF_ERROR(NormalizeAssignment("person.assignment", assignment));
-    if (assignment.owner_user_ids_size() == 0 && base::IsUuid(caller.principal->user_id)) {
-      assignment.add_owner_user_ids(caller.principal->user_id);
-    }
-    if (!assignment.team_id().empty() && !caller.access.all &&
-        !caller.principal->InTeam(assignment.team_id())) {
-      return absl::PermissionDeniedError(
-          "person.assignment.team_id: assigning to a team you are not in needs contacts.read.all");
-    }
+    CRM_RETURN_IF_ERROR(caller.CheckAssignment("person.assignment", assignment, true));
     // Read-only fields are the service's to set.
     for (const char* ro :
          {"subject_id", "registration", "assignment", "restricted", "updated_at", "version"}) {
@@ -363,8 +376,7 @@ grpc::Status ContactsService::ListPersons(Ctx* ctx, const v1::ListPersonsRequest
       if (value->empty()) continue;
       CRM_ASSIGN_OR_RETURN(*out, base::CanonicalUuid(name, *value));
     }
-    const int size = req->page().page_size() <= 0 ? kDefaultPageSize
-                                                  : std::min(req->page().page_size(), kMaxPageSize);
+    const int size = PageSize(req->page());
     const std::string filter_key = absl::StrCat(f.status, ",", f.owner_user_id, ",", f.team_id, ",",
                                                 f.company_id, ",", f.include_restricted);
     CRM_ASSIGN_OR_RETURN(std::optional<Cursor> cursor,
@@ -506,11 +518,7 @@ grpc::Status ContactsService::AssignPerson(Ctx* ctx, const v1::AssignPersonReque
     CRM_RETURN_IF_ERROR(ValidateSubjectId(req->subject_id()));
     const std::string id = absl::AsciiStrToLower(req->subject_id());
     v1::Assignment a = req->assignment();
-    CRM_RETURN_IF_ERROR(NormalizeAssignment("assignment", a));
-    if (!a.team_id().empty() && !caller.access.all && !caller.principal->InTeam(a.team_id())) {
-      return absl::PermissionDeniedError(
-          "assignment.team_id: assigning to a team you are not in needs contacts.read.all");
-    }
+    CRM_RETURN_IF_ERROR(caller.CheckAssignment("assignment", a, false));
     return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
       resp->Clear();
       CRM_ASSIGN_OR_RETURN(std::optional<StoredPerson> stored,
@@ -655,16 +663,7 @@ grpc::Status ContactsService::CreateCompany(Ctx* ctx, const v1::CreateCompanyReq
     CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kWrite));
     v1::Company c = req->company();
     v1::Assignment assignment = c.assignment();
-    CRM_RETURN_IF_ERROR(NormalizeAssignment("company.assignment", assignment));
-    if (assignment.owner_user_ids_size() == 0 && base::IsUuid(caller.principal->user_id)) {
-      assignment.add_owner_user_ids(caller.principal->user_id);
-    }
-    if (!assignment.team_id().empty() && !caller.access.all &&
-        !caller.principal->InTeam(assignment.team_id())) {
-      return absl::PermissionDeniedError(
-          "company.assignment.team_id: assigning to a team you are not in needs "
-          "contacts.read.all");
-    }
+    CRM_RETURN_IF_ERROR(caller.CheckAssignment("company.assignment", assignment, true));
     for (const char* ro : {"company_id", "assignment", "created_at", "version"}) {
       c.GetReflection()->ClearField(&c, c.GetDescriptor()->FindFieldByName(ro));
     }
@@ -787,8 +786,7 @@ grpc::Status ContactsService::ListCompanies(Ctx* ctx, const v1::ListCompaniesReq
                                             v1::ListCompaniesResponse* resp) {
   return Handle([&]() -> absl::Status {
     CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kRead));
-    const int size = req->page().page_size() <= 0 ? kDefaultPageSize
-                                                  : std::min(req->page().page_size(), kMaxPageSize);
+    const int size = PageSize(req->page());
     CRM_ASSIGN_OR_RETURN(std::optional<Cursor> cursor,
                          DecodeCursor(req->page().page_token(), "companies"));
     return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
@@ -1047,8 +1045,7 @@ grpc::Status ContactsService::ListInteractions(Ctx* ctx, const v1::ListInteracti
     CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kRead));
     CRM_RETURN_IF_ERROR(ValidateSubjectId(req->subject_id()));
     const std::string id = absl::AsciiStrToLower(req->subject_id());
-    const int size = req->page().page_size() <= 0 ? kDefaultPageSize
-                                                  : std::min(req->page().page_size(), kMaxPageSize);
+    const int size = PageSize(req->page());
     CRM_ASSIGN_OR_RETURN(std::optional<Cursor> cursor, DecodeCursor(req->page().page_token(), id));
     return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
       resp->Clear();
