@@ -195,70 +195,175 @@ absl::StatusOr<v1::Person> Present(pqxx::work& tx, const PersonSealer& sealer,
 
 // ---- Persons -----------------------------------------------------------------
 
+// A person validated, normalised and sealed, ready to insert.
+struct ContactsService::PreparedPerson {
+  v1::Person person;  // normalised
+  StoredPerson stored;
+  std::string wrapped_key;
+  std::vector<LookupKey> keys;
+  Event event;
+  std::string duplicate_of;  // set by InsertPrepared: the visible existing subject
+};
+
+absl::StatusOr<ContactsService::PreparedPerson> ContactsService::PreparePerson(
+    const Caller& caller, v1::Person p, absl::string_view default_channel) {
+  const std::string channel = p.registration().channel().empty() ? std::string(default_channel)
+                                                                 : p.registration().channel();
+  CRM_RETURN_IF_ERROR(ValidateName("person.registration.channel", channel));
+  const std::string source = p.registration().source();
+  CRM_RETURN_IF_ERROR(base::ValidateText("person.registration.source", source, 0, 200));
+  v1::Assignment assignment = p.assignment();
+  CRM_RETURN_IF_ERROR(caller.CheckAssignment("person.assignment", assignment, true));
+  // Read-only fields are the service's to set.
+  for (const char* ro :
+       {"subject_id", "registration", "assignment", "restricted", "updated_at", "version"}) {
+    p.GetReflection()->ClearField(&p, p.GetDescriptor()->FindFieldByName(ro));
+  }
+  CRM_RETURN_IF_ERROR(NormalizePerson(p, WritablePersonFields(), /*creating=*/true));
+
+  PreparedPerson out;
+  StoredPerson& stored = out.stored;
+  stored.subject_id = base::NewUuid();
+  stored.status = p.status();
+  stored.company_id = p.company_id();
+  stored.team_id = assignment.team_id();
+  stored.owner_user_ids.assign(assignment.owner_user_ids().begin(),
+                               assignment.owner_user_ids().end());
+  stored.notes_sensitive = p.notes_sensitive();
+  stored.reg_channel = channel;
+  stored.reg_source = source;
+  stored.created_by = caller.principal->user_id;
+  stored.created_at = absl::FromUnixMicros(absl::ToUnixMicros(d_.clock.Now()));
+  stored.updated_at = stored.created_at;
+  stored.last_activity_at = stored.created_at;
+  stored.version = 1;
+  CRM_ASSIGN_OR_RETURN(PersonSealer::SubjectKey key, d_.sealer.NewSubjectKey(stored.subject_id));
+  CRM_RETURN_IF_ERROR(d_.sealer.SealFields(key.key, p, stored));
+  out.wrapped_key = std::move(key.wrapped);
+  out.keys = d_.sealer.KeysOf(p);
+  out.event = caller.Audit("contacts.person.create", stored.subject_id);
+  AddChanges(out.event, DiffPerson(v1::Person(), p, WritablePersonFields()));
+  out.person = std::move(p);
+  return out;
+}
+
+absl::Status ContactsService::InsertPrepared(pqxx::work& tx, const Caller& caller,
+                                             PreparedPerson& prepared) {
+  const std::vector<LookupKey>& keys = prepared.keys;
+  CRM_ASSIGN_OR_RETURN(std::optional<DuplicateKey> dup, PersonStore::FindOwnerOfKeys(tx, keys));
+  if (dup.has_value()) {
+    // Name the existing person only to a caller allowed to see them.
+    CRM_ASSIGN_OR_RETURN(std::optional<StoredPerson> visible,
+                         PersonStore::Get(tx, dup->subject_id, caller.access, false));
+    const LookupKey& k = keys[dup->key_index];
+    int index = 0;
+    for (size_t i = 0; i < dup->key_index; ++i) index += keys[i].kind == k.kind ? 1 : 0;
+    const std::string field = k.kind == "email" ? absl::StrCat("person.emails[", index, "].address")
+                                                : absl::StrCat("person.phones[", index, "].number");
+    prepared.duplicate_of = visible.has_value() ? dup->subject_id : "";
+    return absl::AlreadyExistsError(
+        absl::StrCat(field, ": already registered",
+                     visible.has_value() ? absl::StrCat(" to subject ", dup->subject_id) : ""));
+  }
+  CRM_RETURN_IF_ERROR(PersonStore::Insert(tx, prepared.stored, prepared.wrapped_key, keys));
+  return d_.audit.Enqueue(tx, prepared.event);
+}
+
 grpc::Status ContactsService::CreatePerson(Ctx* ctx, const v1::CreatePersonRequest* req,
                                            v1::CreatePersonResponse* resp) {
   return Handle([&]() -> absl::Status {
     CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kWrite));
-    v1::Person p = req->person();
-    const std::string channel =
-        p.registration().channel().empty() ? "api" : p.registration().channel();
-    CRM_RETURN_IF_ERROR(ValidateName("person.registration.channel", channel));
-    const std::string source = p.registration().source();
-    CRM_RETURN_IF_ERROR(base::ValidateText("person.registration.source", source, 0, 200));
-    v1::Assignment assignment = p.assignment();
-    CRM_RETURN_IF_ERROR(caller.CheckAssignment("person.assignment", assignment, true));
-    // Read-only fields are the service's to set.
-    for (const char* ro :
-         {"subject_id", "registration", "assignment", "restricted", "updated_at", "version"}) {
-      p.GetReflection()->ClearField(&p, p.GetDescriptor()->FindFieldByName(ro));
-    }
-    CRM_RETURN_IF_ERROR(NormalizePerson(p, WritablePersonFields(), /*creating=*/true));
-
-    StoredPerson stored;
-    stored.subject_id = base::NewUuid();
-    stored.status = p.status();
-    stored.company_id = p.company_id();
-    stored.team_id = assignment.team_id();
-    stored.owner_user_ids.assign(assignment.owner_user_ids().begin(),
-                                 assignment.owner_user_ids().end());
-    stored.notes_sensitive = p.notes_sensitive();
-    stored.reg_channel = channel;
-    stored.reg_source = source;
-    stored.created_by = caller.principal->user_id;
-    stored.created_at = absl::FromUnixMicros(absl::ToUnixMicros(d_.clock.Now()));
-    stored.updated_at = stored.created_at;
-    stored.last_activity_at = stored.created_at;
-    stored.version = 1;
-    CRM_ASSIGN_OR_RETURN(PersonSealer::SubjectKey key, d_.sealer.NewSubjectKey(stored.subject_id));
-    CRM_RETURN_IF_ERROR(d_.sealer.SealFields(key.key, p, stored));
-    const std::vector<LookupKey> keys = d_.sealer.KeysOf(p);
-
-    Event event = caller.Audit("contacts.person.create", stored.subject_id);
-    AddChanges(event, DiffPerson(v1::Person(), p, WritablePersonFields()));
-    CRM_RETURN_IF_ERROR(d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
-      CRM_ASSIGN_OR_RETURN(std::optional<DuplicateKey> dup, PersonStore::FindOwnerOfKeys(tx, keys));
-      if (dup.has_value()) {
-        // Name the existing person only to a caller allowed to see them.
-        CRM_ASSIGN_OR_RETURN(std::optional<StoredPerson> visible,
-                             PersonStore::Get(tx, dup->subject_id, caller.access, false));
-        const LookupKey& k = keys[dup->key_index];
-        int index = 0;
-        for (size_t i = 0; i < dup->key_index; ++i) index += keys[i].kind == k.kind ? 1 : 0;
-        const std::string field = k.kind == "email"
-                                      ? absl::StrCat("person.emails[", index, "].address")
-                                      : absl::StrCat("person.phones[", index, "].number");
-        return absl::AlreadyExistsError(
-            absl::StrCat(field, ": already registered",
-                         visible.has_value() ? absl::StrCat(" to subject ", dup->subject_id) : ""));
-      }
-      CRM_RETURN_IF_ERROR(PersonStore::Insert(tx, stored, key.wrapped, keys));
-      return d_.audit.Enqueue(tx, event);
-    }));
+    CRM_ASSIGN_OR_RETURN(PreparedPerson prepared, PreparePerson(caller, req->person(), "api"));
+    CRM_RETURN_IF_ERROR(d_.db.Transact(
+        [&](pqxx::work& tx) -> absl::Status { return InsertPrepared(tx, caller, prepared); }));
     // The fields as stored, masked like any read.
-    p.MergeFrom(PersonSkeleton(stored));
+    v1::Person p = std::move(prepared.person);
+    p.MergeFrom(PersonSkeleton(prepared.stored));
     if (!caller.sensitive) MaskSensitive(p);
     *resp->mutable_person() = std::move(p);
     return absl::OkStatus();
+  });
+}
+
+namespace {
+
+constexpr int kImportBatch = 200;
+constexpr int kMaxImportErrors = 1000;
+
+// Splits a status message "field: rule" into its parts.
+std::pair<std::string, std::string> FieldAndReason(absl::string_view message) {
+  const size_t colon = message.find(": ");
+  if (colon == absl::string_view::npos) return {"", std::string(message)};
+  return {std::string(message.substr(0, colon)), std::string(message.substr(colon + 2))};
+}
+
+}  // namespace
+
+grpc::Status ContactsService::ImportPersons(Ctx* ctx,
+                                            grpc::ServerReader<v1::ImportPersonsRequest>* reader,
+                                            v1::ImportPersonsResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kWrite));
+    auto report = [&](int64_t row, const absl::Status& s, const std::string& existing) {
+      resp->set_errors_total(resp->errors_total() + 1);
+      if (resp->errors_size() >= kMaxImportErrors) return;
+      v1::ImportRowError* e = resp->add_errors();
+      e->set_row(row);
+      auto [field, reason] = FieldAndReason(s.message());
+      e->set_field(field);
+      e->set_reason(reason);
+      e->set_existing_subject_id(existing);
+    };
+    std::vector<std::pair<int64_t, PreparedPerson>> batch;
+    // Commits `batch`: every row that is not a duplicate, in one transaction.
+    auto flush = [&]() -> absl::Status {
+      if (batch.empty()) return absl::OkStatus();
+      std::vector<std::pair<int64_t, absl::Status>> duplicates;
+      CRM_RETURN_IF_ERROR(d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+        duplicates.clear();
+        for (auto& [row, prepared] : batch) {
+          absl::Status s = InsertPrepared(tx, caller, prepared);
+          if (absl::IsAlreadyExists(s)) {
+            duplicates.emplace_back(row, std::move(s));
+          } else if (!s.ok()) {
+            return s;
+          }
+        }
+        return absl::OkStatus();
+      }));
+      size_t d = 0;
+      for (auto& [row, prepared] : batch) {
+        if (d < duplicates.size() && duplicates[d].first == row) {
+          report(row, duplicates[d].second, prepared.duplicate_of);
+          ++d;
+          continue;
+        }
+        resp->set_imported(resp->imported() + 1);
+        resp->add_subject_ids(prepared.stored.subject_id);
+      }
+      batch.clear();
+      return absl::OkStatus();
+    };
+    v1::ImportPersonsRequest msg;
+    while (reader->Read(&msg)) {
+      const int64_t row = resp->received() + 1;
+      resp->set_received(row);
+      v1::Person p = msg.person();
+      p.mutable_registration()->set_channel(msg.channel());
+      p.mutable_registration()->set_source(msg.source());
+      absl::StatusOr<PreparedPerson> prepared = PreparePerson(caller, std::move(p), "import");
+      if (!prepared.ok()) {
+        if (!absl::IsInvalidArgument(prepared.status()) &&
+            !absl::IsPermissionDenied(prepared.status())) {
+          return prepared.status();
+        }
+        report(row, prepared.status(), "");
+        continue;
+      }
+      batch.emplace_back(row, *std::move(prepared));
+      if (batch.size() == kImportBatch) CRM_RETURN_IF_ERROR(flush());
+    }
+    return flush();
   });
 }
 

@@ -5,7 +5,7 @@
 // (person_store.h) and the audit event of every read of personal data and
 // every change, written through the outbox in the change's transaction.
 //
-// Import and the retention-due list are not served yet (UNIMPLEMENTED): see
+// The retention-due list is not served yet (UNIMPLEMENTED): see
 // docs/contacts.md.
 //
 // Thread-safe.
@@ -60,6 +60,8 @@ class ContactsService final : public crm::contacts::v1::Contacts::Service {
   grpc::Status CreatePerson(Ctx*, const v1::CreatePersonRequest*,
                             v1::CreatePersonResponse*) override;
   grpc::Status GetPerson(Ctx*, const v1::GetPersonRequest*, v1::GetPersonResponse*) override;
+  grpc::Status ImportPersons(Ctx*, grpc::ServerReader<v1::ImportPersonsRequest>*,
+                             v1::ImportPersonsResponse*) override;
   grpc::Status UpdatePerson(Ctx*, const v1::UpdatePersonRequest*,
                             v1::UpdatePersonResponse*) override;
   grpc::Status ListPersons(Ctx*, const v1::ListPersonsRequest*, v1::ListPersonsResponse*) override;
@@ -90,6 +92,14 @@ class ContactsService final : public crm::contacts::v1::Contacts::Service {
  private:
   struct Caller;
   absl::StatusOr<Caller> Authorize(Ctx* ctx, absl::string_view permission);
+  struct PreparedPerson;
+  // A new person validated, normalised and sealed (CreatePerson, import);
+  // INVALID_ARGUMENT / PERMISSION_DENIED naming the field.
+  absl::StatusOr<PreparedPerson> PreparePerson(const Caller& caller, v1::Person person,
+                                               absl::string_view default_channel);
+  // Inserts it in `tx` with its audit event; ALREADY_EXISTS naming the field
+  // (and the existing subject, if visible) for a registered e-mail or phone.
+  absl::Status InsertPrepared(pqxx::work& tx, const Caller& caller, PreparedPerson& prepared);
 
   ContactsDeps d_;
 };

@@ -887,6 +887,68 @@ TEST_F(ContactsServiceTest, InvoicesOutliveErasureRestrictedUntilTheirRetentionE
   EXPECT_THAT(described.categories(), IsEmpty());
 }
 
+TEST_F(ContactsServiceTest, ImportCommitsValidRowsAndReportsTheRestByRow) {
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Person existing, Create(Ada(), alice_));
+  auto person = [](const std::string& family, const std::string& email) {
+    v1::Person p;
+    p.set_family_name(family);
+    if (!email.empty()) p.add_emails()->set_address(email);
+    return p;
+  };
+  const std::vector<v1::Person> rows = {
+      person("First", "first@example.com"),
+      person("Broken", "not an address"),
+      person("Again", kEmail),               // registered before the import
+      person("Twice", "FIRST@example.com"),  // repeats row 1
+      person("Last", "last@example.com"),
+  };
+  grpc::ClientContext context;
+  context.AddMetadata("authorization", absl::StrCat("Bearer ", alice_));
+  v1::ImportPersonsResponse resp;
+  std::unique_ptr<grpc::ClientWriter<v1::ImportPersonsRequest>> writer =
+      stub_->ImportPersons(&context, &resp);
+  for (const v1::Person& p : rows) {
+    v1::ImportPersonsRequest req;
+    *req.mutable_person() = p;
+    req.set_source("legacy-crm");
+    ASSERT_TRUE(writer->Write(req));
+  }
+  writer->WritesDone();
+  ASSERT_TRUE(writer->Finish().ok());
+  EXPECT_EQ(resp.received(), 5);
+  EXPECT_EQ(resp.imported(), 2);
+  EXPECT_EQ(resp.errors_total(), 3);
+  ASSERT_THAT(resp.errors(), SizeIs(3));
+  EXPECT_EQ(resp.errors(0).row(), 2);
+  EXPECT_EQ(resp.errors(0).field(), "person.emails[0].address");
+  EXPECT_EQ(resp.errors(1).row(), 3);
+  EXPECT_EQ(resp.errors(1).existing_subject_id(), existing.subject_id());
+  EXPECT_EQ(resp.errors(2).row(), 4);
+  ASSERT_THAT(resp.subject_ids(), SizeIs(2));
+  EXPECT_EQ(resp.errors(2).existing_subject_id(), resp.subject_ids(0));
+  for (const auto& e : resp.errors()) {
+    for (const char* value : {"not an address", "first@", "FIRST@", "ada.lovelace"}) {
+      EXPECT_THAT(e.reason(), Not(HasSubstr(value)));
+    }
+  }
+  CRM_ASSERT_OK_AND_ASSIGN(v1::GetPersonResponse imported, Get(resp.subject_ids(1), alice_));
+  EXPECT_EQ(imported.person().family_name(), "Last");
+  EXPECT_EQ(imported.person().registration().channel(), "import");
+  EXPECT_EQ(imported.person().registration().source(), "legacy-crm");
+
+  // Without contacts.write nothing is read from the stream.
+  grpc::ClientContext denied;
+  denied.AddMetadata("authorization",
+                     absl::StrCat("Bearer ", bed_->Token(kBob, {"contacts.read"})));
+  v1::ImportPersonsResponse none;
+  auto refused = stub_->ImportPersons(&denied, &none);
+  v1::ImportPersonsRequest one;
+  *one.mutable_person() = person("Nobody", "nobody@example.com");
+  refused->Write(one);
+  refused->WritesDone();
+  EXPECT_EQ(refused->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+}
+
 TEST_F(ContactsServiceTest, SubjectDataDescribeExportEraseForTheOrchestratorOnly) {
   CRM_ASSERT_OK_AND_ASSIGN(v1::Person p, Create(Ada(), alice_));
   const std::string id = p.subject_id();
