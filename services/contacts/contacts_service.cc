@@ -1193,6 +1193,47 @@ grpc::Status ContactsService::ListInteractions(Ctx* ctx, const v1::ListInteracti
   });
 }
 
+grpc::Status ContactsService::ListRetentionDue(Ctx* ctx, const v1::ListRetentionDueRequest* req,
+                                               v1::ListRetentionDueResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kReadAll));
+    const int size = PageSize(req->page());
+    CRM_ASSIGN_OR_RETURN(std::optional<Cursor> cursor,
+                         DecodeCursor(req->page().page_token(), "retention"));
+    return d_.db.Transact(
+        [&](pqxx::work& tx) -> absl::Status {
+          resp->Clear();
+          const bool has_cursor = cursor.has_value();
+          pqxx::result rows = tx.exec_params(
+              "SELECT subject_id::text, rule, (EXTRACT(EPOCH FROM due_since) * 1000000)::bigint, "
+              "state FROM retention_due WHERE NOT $1::boolean OR (due_since, subject_id) > "
+              "('epoch'::timestamptz + $2::bigint * interval '1 microsecond', $3::uuid) "
+              "ORDER BY due_since, subject_id LIMIT $4",
+              has_cursor, has_cursor ? absl::ToUnixMicros(cursor->at) : int64_t{0},
+              has_cursor ? cursor->id : std::string("00000000-0000-0000-0000-000000000000"),
+              size + 1);
+          const bool more = rows.size() > static_cast<size_t>(size);
+          for (int i = 0; i < static_cast<int>(rows.size()) && i < size; ++i) {
+            v1::RetentionDue* due = resp->add_due();
+            due->set_subject_id(rows[i][0].as<std::string>());
+            due->set_rule(rows[i][1].as<std::string>());
+            SetTime(absl::FromUnixMicros(rows[i][2].as<int64_t>()), due->mutable_due_since());
+            due->set_state(rows[i][3].as<std::string>());
+          }
+          if (more) {
+            const v1::RetentionDue& last = resp->due(size - 1);
+            resp->mutable_page()->set_next_page_token(
+                EncodeCursor({.at = absl::FromUnixSeconds(last.due_since().seconds()) +
+                                    absl::Nanoseconds(last.due_since().nanos()),
+                              .id = last.subject_id()},
+                             "retention"));
+          }
+          return absl::OkStatus();
+        },
+        {.read_only = true});
+  });
+}
+
 grpc::Status ContactsService::GetFieldCatalogue(Ctx* ctx, const v1::GetFieldCatalogueRequest*,
                                                 v1::GetFieldCatalogueResponse* resp) {
   return Handle([&]() -> absl::Status {

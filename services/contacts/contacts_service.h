@@ -5,8 +5,6 @@
 // (person_store.h) and the audit event of every read of personal data and
 // every change, written through the outbox in the change's transaction.
 //
-// The retention-due list is not served yet (UNIMPLEMENTED): see
-// docs/contacts.md.
 //
 // Thread-safe.
 #pragma once
@@ -86,6 +84,8 @@ class ContactsService final : public crm::contacts::v1::Contacts::Service {
                               v1::AddInteractionResponse*) override;
   grpc::Status ListInteractions(Ctx*, const v1::ListInteractionsRequest*,
                                 v1::ListInteractionsResponse*) override;
+  grpc::Status ListRetentionDue(Ctx*, const v1::ListRetentionDueRequest*,
+                                v1::ListRetentionDueResponse*) override;
   grpc::Status GetFieldCatalogue(Ctx*, const v1::GetFieldCatalogueRequest*,
                                  v1::GetFieldCatalogueResponse*) override;
 

@@ -22,6 +22,7 @@
 #include "libs/service/api_auth.h"
 #include "libs/service/service_main.h"
 #include "services/contacts/contacts_service.h"
+#include "services/contacts/retention.h"
 #include "services/contacts/subject_data_service.h"
 
 namespace crm::contacts {
@@ -33,6 +34,7 @@ struct ContactsConfig {
   // Empty: audit events stay in the outbox (tests, or audit not deployed yet).
   std::string audit_addr;
   int64_t invoice_retention_years = 5;
+  std::string retention_rules = kDefaultRetentionRules;
   absl::Duration sweep_interval = absl::Hours(1);
 };
 
@@ -46,13 +48,23 @@ struct App {
   std::unique_ptr<PersonSealer> sealer;
   std::unique_ptr<ContactsService> service;
   std::unique_ptr<SubjectDataService> subject_data;
+  std::vector<RetentionRule> rules;
   absl::Notification stop;
   std::thread sweeper;
 };
 
-// Purges invoice records whose retention has ended, every sweep_interval.
-void Sweep(App& app, pg::Pool& db, const base::Clock& clock, absl::Duration interval) {
+// Every sweep_interval: records the persons due under the retention rules
+// and purges invoice records whose retention has ended.
+void Sweep(App& app, pg::Pool& db, const base::Clock& clock, absl::Duration interval,
+           const std::vector<RetentionRule>& rules) {
   do {
+    absl::StatusOr<int64_t> due = db.TransactValue<int64_t>(
+        [&](pqxx::work& tx) { return SweepRetention(tx, rules, clock.Now()); });
+    if (!due.ok()) {
+      log::Warn("contacts.retention_sweep_failed", {{"status", due.status()}});
+    } else if (*due > 0) {
+      log::Info("contacts.retention_due", {{"subjects", *due}});
+    }
     const std::string today =
         absl::FormatCivilTime(absl::ToCivilDay(clock.Now(), absl::UTCTimeZone()));
     absl::StatusOr<int64_t> purged = db.TransactValue<int64_t>(
@@ -112,8 +124,9 @@ absl::Status Setup(const ContactsConfig& cfg, const service::ApiAuthConfig& auth
   AllowSubjectDataMethods(ctx.policy);
   ctx.services.push_back(app.service.get());
   ctx.services.push_back(app.subject_data.get());
-  app.sweeper =
-      std::thread([&app, &ctx, &cfg] { Sweep(app, ctx.db, ctx.clock, cfg.sweep_interval); });
+  CRM_ASSIGN_OR_RETURN(app.rules, ParseRetentionRules(cfg.retention_rules));
+  app.sweeper = std::thread(
+      [&app, &ctx, &cfg] { Sweep(app, ctx.db, ctx.clock, cfg.sweep_interval, app.rules); });
   ctx.on_stop.push_back([&app] {
     app.stop.Notify();
     app.sweeper.join();
@@ -139,7 +152,10 @@ int main(int argc, char** argv) {
                "invoice records are kept until the end of the issue year plus this many years", 1,
                30);
   settings.Add("sweep_interval", &cfg.sweep_interval,
-               "how often invoice records past their retention are purged");
+               "how often retention rules are applied and expired invoices purged");
+  settings.Add("retention_rules", &cfg.retention_rules,
+               "status=days of inactivity after which a person is due for erasure, e.g. "
+               "lead=730,prospect=730,former_customer=1095 (empty: none)");
   crm::config::ParseOrExit(settings, argc, argv, environ);
   absl::Status valid = crm::service::ValidateCommonConfig(common);
   if (valid.ok()) valid = crm::service::ValidateApiAuthConfig(auth_cfg);
@@ -152,6 +168,7 @@ int main(int argc, char** argv) {
   if (valid.ok() && cfg.sweep_interval <= absl::ZeroDuration()) {
     valid = absl::InvalidArgumentError("setting sweep_interval: must be positive");
   }
+  if (valid.ok()) valid = crm::contacts::ParseRetentionRules(cfg.retention_rules).status();
   if (valid.ok() && !cfg.audit_addr.empty()) {
     std::string host;
     int port = 0;

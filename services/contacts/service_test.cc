@@ -40,6 +40,7 @@
 #include "libs/testing/pg_test_database.h"
 #include "libs/testing/status_matchers.h"
 #include "services/contacts/contacts_service.h"
+#include "services/contacts/retention.h"
 #include "services/contacts/subject_data_service.h"
 
 namespace crm::contacts {
@@ -947,6 +948,70 @@ TEST_F(ContactsServiceTest, ImportCommitsValidRowsAndReportsTheRestByRow) {
   refused->Write(one);
   refused->WritesDone();
   EXPECT_EQ(refused->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST(RetentionRulesTest, ParsesStatusDaysAndRefusesTheRest) {
+  CRM_ASSERT_OK_AND_ASSIGN(std::vector<RetentionRule> rules,
+                           ParseRetentionRules(kDefaultRetentionRules));
+  ASSERT_THAT(rules, SizeIs(3));
+  EXPECT_EQ(rules[0].status, v1::PERSON_STATUS_LEAD);
+  EXPECT_EQ(rules[2].Describe(), "former_customer inactive 1095 days");
+  EXPECT_THAT(ParseRetentionRules(""), ::crm::testing::IsOkAndHolds(IsEmpty()));
+  for (const char* bad : {"lead", "lead=0", "lead=abc", "boss=30", "unspecified=30",
+                          "lead=30,lead=40", "lead=30;drop table persons"}) {
+    EXPECT_THAT(ParseRetentionRules(bad),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("retention_rules")))
+        << bad;
+  }
+}
+
+TEST_F(ContactsServiceTest, RetentionSweepListsInactivePersonsByStatusRule) {
+  v1::Person lead = Ada();
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Person old_lead, Create(lead, alice_));
+  v1::Person customer;
+  customer.set_family_name("Loyal");
+  customer.set_status(v1::PERSON_STATUS_CUSTOMER);
+  ASSERT_THAT(Create(customer, alice_), IsOk());
+  v1::Person busy;
+  busy.set_family_name("Busy");
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Person busy_lead, Create(busy, alice_));
+  CRM_ASSERT_OK_AND_ASSIGN(std::vector<RetentionRule> rules, ParseRetentionRules("lead=730"));
+  auto sweep = [&] {
+    absl::StatusOr<int64_t> n = db_.pool->TransactValue<int64_t>(
+        [&](pqxx::work& tx) { return SweepRetention(tx, rules, bed_->clock().Now()); });
+    EXPECT_THAT(n.status(), IsOk());
+    return n.value_or(-1);
+  };
+  EXPECT_EQ(sweep(), 0);
+  bed_->clock().Advance(absl::Hours(24 * 700));
+  alice_ = bed_->Token(kAlice, {"contacts.read", "contacts.write"}, {kSales});
+  // Contact with one lead keeps it.
+  v1::AddInteractionRequest call;
+  call.mutable_interaction()->set_subject_id(busy_lead.subject_id());
+  call.mutable_interaction()->set_kind(v1::INTERACTION_KIND_CALL);
+  call.mutable_interaction()->set_summary("Still interested");
+  ASSERT_THAT(Call(&Stub::AddInteraction, call, alice_), IsOk());
+  bed_->clock().Advance(absl::Hours(24 * 40));
+  EXPECT_EQ(sweep(), 1);
+  EXPECT_EQ(sweep(), 1);  // recorded once
+
+  alice_ = bed_->Token(kAlice, {"contacts.read", "contacts.write"}, {kSales});
+  dpo_ = bed_->Token(
+      kDpo, {"contacts.read", "contacts.read.all", "contacts.read.sensitive", "contacts.write"});
+  EXPECT_THAT(Call(&Stub::ListRetentionDue, v1::ListRetentionDueRequest(), alice_),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  CRM_ASSERT_OK_AND_ASSIGN(v1::ListRetentionDueResponse due,
+                           Call(&Stub::ListRetentionDue, v1::ListRetentionDueRequest(), dpo_));
+  ASSERT_THAT(due.due(), SizeIs(1));
+  EXPECT_EQ(due.due(0).subject_id(), old_lead.subject_id());
+  EXPECT_EQ(due.due(0).rule(), "lead inactive 730 days");
+  EXPECT_EQ(due.due(0).state(), "due");
+
+  // A change makes it active again: it leaves the list at the next sweep.
+  v1::Person change;
+  change.set_job_title("Engineer");
+  ASSERT_THAT(Update(old_lead.subject_id(), change, {"job_title"}, alice_), IsOk());
+  EXPECT_EQ(sweep(), 0);
 }
 
 TEST_F(ContactsServiceTest, SubjectDataDescribeExportEraseForTheOrchestratorOnly) {
