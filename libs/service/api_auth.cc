@@ -18,6 +18,8 @@ void AddApiAuthSettings(config::Settings& s, ApiAuthConfig* c) {
   s.Add("token_issuer", &c->token_issuer, "access tokens' expected iss");
   s.Add("token_audience", &c->token_audience, "access tokens' expected aud");
   s.Add("key_refresh", &c->key_refresh, "how often identity's signing keys are fetched");
+  s.Add("key_wait", &c->key_wait,
+        "how long start-up waits for identity's signing keys before serving anyway");
 }
 
 absl::Status ValidateApiAuthConfig(const ApiAuthConfig& c) {
@@ -28,6 +30,9 @@ absl::Status ValidateApiAuthConfig(const ApiAuthConfig& c) {
   if (c.token_issuer.empty()) return absl::InvalidArgumentError("setting token_issuer: required");
   if (c.token_audience.empty()) {
     return absl::InvalidArgumentError("setting token_audience: required");
+  }
+  if (c.key_wait < absl::ZeroDuration() || c.key_wait > absl::Minutes(5)) {
+    return absl::InvalidArgumentError("setting key_wait: must be 0s..5m");
   }
   if (c.key_refresh < absl::Seconds(1) || c.key_refresh > absl::Minutes(10)) {
     return absl::InvalidArgumentError("setting key_refresh: must be 1s..10m");
@@ -82,6 +87,7 @@ absl::StatusOr<std::unique_ptr<ApiAuth>> ApiAuth::Create(const ApiAuthConfig& co
     while (!self->stop_.WaitForNotificationWithTimeout(wait)) {
       absl::Status s = self->FetchKeys();
       if (s.ok()) {
+        if (!have_keys) self->have_keys_.Notify();
         have_keys = true;
       } else {
         log::Warn("auth.key_fetch_failed", {{"status", s}});
@@ -89,6 +95,9 @@ absl::StatusOr<std::unique_ptr<ApiAuth>> ApiAuth::Create(const ApiAuthConfig& co
       wait = have_keys ? self->key_refresh_ : absl::Seconds(1);
     }
   });
+  if (!a->have_keys_.WaitForNotificationWithTimeout(config.key_wait)) {
+    log::Warn("auth.serving_without_keys");
+  }
   return a;
 }
 

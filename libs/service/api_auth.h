@@ -11,9 +11,11 @@
 //   CRM_ASSIGN_OR_RETURN(auto auth, ApiAuth::Create(auth_cfg, common.server.tls, ctx.clock));
 //   ctx.on_stop.push_back([&] { auth->Stop(); });
 //
-// Start-up does not wait for identity (services start in any order): until
-// the first fetch succeeds every token is refused (UNAUTHENTICATED), and the
-// fetch is retried every second; afterwards every key_refresh.
+// Start-up waits at most key_wait (default 5 s) for identity's keys, so a
+// service that reports SERVING normally accepts tokens at once; it does not
+// fail without identity (services start in any order): until the first fetch
+// succeeds every token is refused (UNAUTHENTICATED), and the fetch is
+// retried every second; afterwards every key_refresh.
 //
 // Thread-safe.
 #pragma once
@@ -51,6 +53,10 @@ struct ApiAuthConfig {
   // Setting key_refresh: how often identity's keys are fetched again (at
   // most identity's publish-ahead time of 10 minutes).
   absl::Duration key_refresh = absl::Minutes(1);
+  // Setting key_wait: how long start-up waits for the first fetch of
+  // identity's keys before it goes on (and serves, refusing tokens until a
+  // fetch succeeds). 0 does not wait.
+  absl::Duration key_wait = absl::Seconds(5);
 };
 
 void AddApiAuthSettings(config::Settings& settings, ApiAuthConfig* config);
@@ -91,6 +97,7 @@ class ApiAuth {
   std::shared_ptr<grpc::Channel> identity_;
   absl::Duration key_refresh_;
   absl::Notification stop_;
+  absl::Notification have_keys_;
   std::thread fetcher_;
 };
 
