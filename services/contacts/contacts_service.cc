@@ -41,9 +41,10 @@ constexpr size_t kMaxOwners = 20;
 
 absl::Status NotFound() { return absl::NotFoundError("person not found"); }
 
-absl::Status ValidateSubjectId(const std::string& id) {
+// The canonical subject id of a request, or INVALID_ARGUMENT.
+absl::StatusOr<std::string> SubjectIdOf(const std::string& id) {
   if (!base::IsUuid(id)) return absl::InvalidArgumentError("subject_id: must be a UUID");
-  return absl::OkStatus();
+  return absl::AsciiStrToLower(id);
 }
 
 // A short machine name: 1..32 of a-z 0-9 . _ -.
@@ -371,8 +372,7 @@ grpc::Status ContactsService::GetPerson(Ctx* ctx, const v1::GetPersonRequest* re
                                         v1::GetPersonResponse* resp) {
   return Handle([&]() -> absl::Status {
     CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kRead));
-    CRM_RETURN_IF_ERROR(ValidateSubjectId(req->subject_id()));
-    const std::string id = absl::AsciiStrToLower(req->subject_id());
+    CRM_ASSIGN_OR_RETURN(const std::string id, SubjectIdOf(req->subject_id()));
     return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
       resp->Clear();
       CRM_ASSIGN_OR_RETURN(std::optional<StoredPerson> stored,
@@ -391,8 +391,7 @@ grpc::Status ContactsService::UpdatePerson(Ctx* ctx, const v1::UpdatePersonReque
                                            v1::UpdatePersonResponse* resp) {
   return Handle([&]() -> absl::Status {
     CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kWrite));
-    CRM_RETURN_IF_ERROR(ValidateSubjectId(req->subject_id()));
-    const std::string id = absl::AsciiStrToLower(req->subject_id());
+    CRM_ASSIGN_OR_RETURN(const std::string id, SubjectIdOf(req->subject_id()));
     CRM_RETURN_IF_ERROR(Catalogue::Get().ValidateUpdateMask("person", req->update_mask()));
     const std::vector<std::string> fields(req->update_mask().paths().begin(),
                                           req->update_mask().paths().end());
@@ -579,8 +578,7 @@ grpc::Status ContactsService::SetRestriction(Ctx* ctx, const v1::SetRestrictionR
                                              v1::SetRestrictionResponse* resp) {
   return Handle([&]() -> absl::Status {
     CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kWrite));
-    CRM_RETURN_IF_ERROR(ValidateSubjectId(req->subject_id()));
-    const std::string id = absl::AsciiStrToLower(req->subject_id());
+    CRM_ASSIGN_OR_RETURN(const std::string id, SubjectIdOf(req->subject_id()));
     if (req->restricted()) {
       CRM_RETURN_IF_ERROR(base::ValidateText("reason", req->reason(), 1, 500));
     } else {
@@ -620,8 +618,7 @@ grpc::Status ContactsService::AssignPerson(Ctx* ctx, const v1::AssignPersonReque
                                            v1::AssignPersonResponse* resp) {
   return Handle([&]() -> absl::Status {
     CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kWrite));
-    CRM_RETURN_IF_ERROR(ValidateSubjectId(req->subject_id()));
-    const std::string id = absl::AsciiStrToLower(req->subject_id());
+    CRM_ASSIGN_OR_RETURN(const std::string id, SubjectIdOf(req->subject_id()));
     v1::Assignment a = req->assignment();
     CRM_RETURN_IF_ERROR(caller.CheckAssignment("assignment", a, false));
     return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
@@ -947,6 +944,18 @@ absl::StatusOr<crypto::SecretBytes> InvoiceKey(pqxx::work& tx, const PersonSeale
   return std::move(key.key);
 }
 
+// NOT_FOUND unless `access` can see the invoice owner (a company or person).
+absl::Status CheckInvoiceOwner(pqxx::work& tx, const Access& access, const std::string& owner,
+                               bool company) {
+  if (company) {
+    CRM_ASSIGN_OR_RETURN(std::optional<StoredCompany> c,
+                         CompanyStore::Get(tx, owner, access, false));
+    return c.has_value() ? absl::OkStatus() : CompanyNotFound();
+  }
+  CRM_ASSIGN_OR_RETURN(std::optional<StoredPerson> p, PersonStore::Get(tx, owner, access, false));
+  return p.has_value() ? absl::OkStatus() : NotFound();
+}
+
 }  // namespace
 
 absl::StatusOr<v1::Invoice> OpenInvoice(const PersonSealer& sealer, const crypto::SecretBytes& key,
@@ -1016,15 +1025,7 @@ grpc::Status ContactsService::RecordInvoice(Ctx* ctx, const v1::RecordInvoiceReq
                          .created_at = absl::FromUnixMicros(absl::ToUnixMicros(d_.clock.Now()))};
     return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
       resp->Clear();
-      if (company) {
-        CRM_ASSIGN_OR_RETURN(std::optional<StoredCompany> c,
-                             CompanyStore::Get(tx, owner, caller.access, false));
-        if (!c.has_value()) return CompanyNotFound();
-      } else {
-        CRM_ASSIGN_OR_RETURN(std::optional<StoredPerson> p,
-                             PersonStore::Get(tx, owner, caller.access, false));
-        if (!p.has_value()) return NotFound();
-      }
+      CRM_RETURN_IF_ERROR(CheckInvoiceOwner(tx, caller.access, owner, company));
       CRM_ASSIGN_OR_RETURN(crypto::SecretBytes key, InvoiceKey(tx, d_.sealer, owner, true));
       CRM_ASSIGN_OR_RETURN(stored.sealed,
                            d_.sealer.SealText(key, InvoiceOwner(stored.invoice_id), "invoice",
@@ -1052,15 +1053,7 @@ grpc::Status ContactsService::ListInvoices(Ctx* ctx, const v1::ListInvoicesReque
                                              company ? req->company_id() : req->subject_id()));
     return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
       resp->Clear();
-      if (company) {
-        CRM_ASSIGN_OR_RETURN(std::optional<StoredCompany> c,
-                             CompanyStore::Get(tx, owner, caller.access, false));
-        if (!c.has_value()) return CompanyNotFound();
-      } else {
-        CRM_ASSIGN_OR_RETURN(std::optional<StoredPerson> p,
-                             PersonStore::Get(tx, owner, caller.access, false));
-        if (!p.has_value()) return NotFound();
-      }
+      CRM_RETURN_IF_ERROR(CheckInvoiceOwner(tx, caller.access, owner, company));
       CRM_ASSIGN_OR_RETURN(std::vector<StoredInvoice> rows,
                            InvoiceStore::List(tx, owner, company, kMaxInvoices));
       if (rows.empty()) return absl::OkStatus();
@@ -1082,8 +1075,7 @@ grpc::Status ContactsService::AddInteraction(Ctx* ctx, const v1::AddInteractionR
   return Handle([&]() -> absl::Status {
     CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kWrite));
     const v1::Interaction& in = req->interaction();
-    CRM_RETURN_IF_ERROR(ValidateSubjectId(in.subject_id()));
-    const std::string id = absl::AsciiStrToLower(in.subject_id());
+    CRM_ASSIGN_OR_RETURN(const std::string id, SubjectIdOf(in.subject_id()));
     if (!v1::InteractionKind_IsValid(in.kind()) || in.kind() == v1::INTERACTION_KIND_UNSPECIFIED) {
       return absl::InvalidArgumentError(
           "interaction.kind: one of call, meeting, e-mail or note is required");
@@ -1148,8 +1140,7 @@ grpc::Status ContactsService::ListInteractions(Ctx* ctx, const v1::ListInteracti
                                                v1::ListInteractionsResponse* resp) {
   return Handle([&]() -> absl::Status {
     CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kRead));
-    CRM_RETURN_IF_ERROR(ValidateSubjectId(req->subject_id()));
-    const std::string id = absl::AsciiStrToLower(req->subject_id());
+    CRM_ASSIGN_OR_RETURN(const std::string id, SubjectIdOf(req->subject_id()));
     const int size = PageSize(req->page());
     CRM_ASSIGN_OR_RETURN(std::optional<Cursor> cursor, DecodeCursor(req->page().page_token(), id));
     return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
