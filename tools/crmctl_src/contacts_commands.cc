@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "tools/crmctl_src/person_import.h"
 
 namespace crm::crmctl {
 namespace {
@@ -120,6 +121,15 @@ const std::vector<Command>& Commands() {
        .summary = "replace the owners and team of a person",
        .show = "assignment",
        .prepare = SomeAssignee},
+      {.words = {"person", "import"},
+       .rpc = "ImportPersons",
+       .args = {Positional("FILE", nullptr), Flag("source", nullptr, "SOURCE"),
+                Flag("channel", nullptr, "CHANNEL"), Switch("dry-run", nullptr)},
+       .summary = "register the persons of a CSV file (\"-\": stdin) with a header row of "
+                  "columns given_name, family_name, email, phone (several: a;b), status, "
+                  "job_title, company_id, notes; prints the errors by CSV data row; "
+                  "--dry-run checks the file locally and sends nothing",
+       .run = RunPersonImport},
       {.words = {"catalogue"},
        .rpc = "GetFieldCatalogue",
        .summary = "every field contacts stores: category, sensitivity, purposes, retention",

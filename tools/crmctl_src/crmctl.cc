@@ -40,6 +40,8 @@ Contacts (crm.contacts.v1.Contacts, as the user of 'crmctl login'):
   person create|get|update|list|lookup|restrict|unrestrict|assign
                                                 e.g. 'crmctl person create --family-name
                                                 Lovelace --email ada@example.com'
+  person import FILE.csv [--source S] [--channel C] [--dry-run]
+                                                persons from a CSV file with a header row
   catalogue                                     the field catalogue of contacts
 
 Services: identity contacts consent audit mailing erasure (gRPC), gateway (HTTPS).

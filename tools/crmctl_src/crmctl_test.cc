@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -33,6 +34,7 @@
 #include "libs/rpc/testing/test_pki.h"
 #include "libs/testing/status_matchers.h"
 #include "tools/crmctl_src/contacts_commands.h"
+#include "tools/crmctl_src/csv.h"
 #include "tools/crmctl_src/identity_commands.h"
 #include "tools/crmctl_src/options.h"
 #include "tools/crmctl_src/proto_registry.h"
@@ -1067,6 +1069,35 @@ class FakeContacts final : public cv1::Contacts::Service {
     *resp->mutable_assignment() = req->assignment();
     return grpc::Status::OK;
   }
+  // Records every row as a call "ImportPersons"; the row at stream position
+  // `import_error_row` (0: none) fails as a duplicate of s-9.
+  grpc::Status ImportPersons(grpc::ServerContext* ctx,
+                             grpc::ServerReader<cv1::ImportPersonsRequest>* reader,
+                             cv1::ImportPersonsResponse* resp) override {
+    cv1::ImportPersonsRequest req;
+    bool authenticated = true;
+    int64_t row = 0;
+    while (reader->Read(&req)) {
+      ++row;
+      if (!Record("ImportPersons", ctx, req)) authenticated = false;
+      if (row == import_error_row) {
+        cv1::ImportRowError* e = resp->add_errors();
+        e->set_row(row);
+        e->set_field("person.emails[0].address");
+        e->set_reason("already registered");
+        e->set_existing_subject_id("s-9");
+        resp->set_errors_total(resp->errors_total() + 1);
+      } else {
+        resp->set_imported(resp->imported() + 1);
+        resp->add_subject_ids(absl::StrCat("s-new-", row));
+      }
+    }
+    if (!authenticated) return Unauthenticated();
+    resp->set_received(row);
+    return grpc::Status::OK;
+  }
+  std::atomic<int64_t> import_error_row{0};
+
   grpc::Status GetFieldCatalogue(grpc::ServerContext* ctx, const cv1::GetFieldCatalogueRequest* req,
                                  cv1::GetFieldCatalogueResponse* resp) override {
     if (!Record("GetFieldCatalogue", ctx, *req)) return Unauthenticated();
@@ -1146,7 +1177,8 @@ class ContactsCommandsTest : public ::testing::Test {
   std::string Address() const { return absl::StrCat("127.0.0.1:", server_->port()); }
   // crmctl `args` against the fake (its address from --contacts, or from
   // $CRMCTL_CONTACTS_ADDR when `address_in_env`).
-  Result Crmctl(const std::vector<std::string>& args, bool address_in_env = false) {
+  Result Crmctl(const std::vector<std::string>& args, bool address_in_env = false,
+                const std::string& stdin_data = "") {
     rpc::TlsFiles f = pki_->Files("operator");
     std::vector<std::string> flags = {"--identity", absl::StrCat("127.0.0.1:", identity_.port()),
                                       "--cert",     f.cert_file,
@@ -1158,7 +1190,14 @@ class ContactsCommandsTest : public ::testing::Test {
     } else {
       flags.push_back("--contacts=" + Address());
     }
-    return RunCrmctl(Concat(args, flags), "", env);
+    return RunCrmctl(Concat(args, flags), stdin_data, env);
+  }
+  // A file in the test's directory holding `text`.
+  std::string WriteFile(const std::string& name, const std::string& text) {
+    std::filesystem::create_directories(dir_);
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path, std::ios::binary) << text;
+    return path;
   }
 
   const std::string kToken = FakeJwt(absl::Now() + absl::Hours(1), "contacts-operator");
@@ -1381,6 +1420,127 @@ TEST_F(ContactsCommandsTest, BadUsageExitsTwoNamingTheArgumentWithoutCalling) {
   EXPECT_EQ(fake_.CallCount(), 0u);
 }
 
+// Header columns in another case and order; row 2 is ragged (not sent), so
+// the fake's stream position 2 is CSV row 3.
+constexpr char kImportCsv[] =
+    "Given_Name,family_name,email,status,phone,notes\r\n"
+    "Ada,Lovelace,\"ada@example.com; ada@home.example\",former_customer,+48123456789,\"met at\n"
+    "the \"\"engine\"\" talk\"\r\n"
+    "Bad,Row\r\n"
+    "Alan,Turing,alan@example.com,lead,,\r\n"
+    "Grace,Hopper,grace@example.com,CUSTOMER,,\r\n";
+
+TEST_F(ContactsCommandsTest, PersonImportMapsColumnsAndReportsErrorsByCsvRow) {
+  fake_.import_error_row = 2;
+  Result r = Crmctl({"person", "import", WriteFile("p.csv", kImportCsv), "--source", "fair-2026",
+                     "--channel", "import"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_EQ(r.out,
+            "received 4, imported 2, errors 2\n"
+            "row 2: 2 fields, the header has 6\n"
+            "row 3: person.emails[0].address: already registered (existing subject s-9)\n")
+      << r;
+  std::vector<FakeContacts::Seen> calls = fake_.Calls("ImportPersons");
+  ASSERT_EQ(calls.size(), 3u);
+  EXPECT_EQ(calls[0].authorization, "Bearer " + kToken);
+  cv1::ImportPersonsRequest first, second;
+  ASSERT_TRUE(first.ParseFromString(calls[0].request));
+  ASSERT_TRUE(second.ParseFromString(calls[1].request));
+  EXPECT_EQ(first.source(), "fair-2026");
+  EXPECT_EQ(first.channel(), "import");
+  const cv1::Person& ada = first.person();
+  EXPECT_EQ(ada.given_name(), "Ada");
+  EXPECT_EQ(ada.family_name(), "Lovelace");
+  ASSERT_EQ(ada.emails_size(), 2);
+  EXPECT_EQ(ada.emails(0).address(), "ada@example.com");
+  EXPECT_EQ(ada.emails(1).address(), "ada@home.example");
+  ASSERT_EQ(ada.phones_size(), 1);
+  EXPECT_EQ(ada.phones(0).number(), "+48123456789");
+  EXPECT_EQ(ada.status(), cv1::PERSON_STATUS_FORMER_CUSTOMER);
+  EXPECT_EQ(ada.notes(), "met at\nthe \"engine\" talk");
+  EXPECT_EQ(second.person().family_name(), "Turing");
+  EXPECT_EQ(second.person().status(), cv1::PERSON_STATUS_LEAD);
+  EXPECT_EQ(second.person().phones_size(), 0);
+  cv1::ImportPersonsRequest third;
+  ASSERT_TRUE(third.ParseFromString(calls[2].request));
+  EXPECT_EQ(third.person().status(), cv1::PERSON_STATUS_CUSTOMER);
+
+  // --json: the response with CSV rows and the local error merged in.
+  r = Crmctl({"person", "import", WriteFile("p.csv", kImportCsv), "--json"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  cv1::ImportPersonsResponse response;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &response).ok()) << r.out;
+  EXPECT_EQ(response.received(), 4);
+  EXPECT_EQ(response.imported(), 2);
+  EXPECT_EQ(response.errors_total(), 2);
+  ASSERT_EQ(response.errors_size(), 2);
+  EXPECT_EQ(response.errors(0).row(), 2);
+  EXPECT_EQ(response.errors(1).row(), 3);
+  EXPECT_EQ(response.errors(1).existing_subject_id(), "s-9");
+}
+
+TEST_F(ContactsCommandsTest, PersonImportOfGoodRowsFromStdinExitsZero) {
+  Result r = Crmctl({"person", "import", "-"}, false,
+                    "email,family_name\na@example.com,A\n\nb@example.com;c@example.com,B\n"
+                    "d@example.com,D");
+  EXPECT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(r.out, "received 3, imported 3, errors 0\n") << r;
+  std::vector<FakeContacts::Seen> calls = fake_.Calls("ImportPersons");
+  ASSERT_EQ(calls.size(), 3u);
+  cv1::ImportPersonsRequest last;
+  ASSERT_TRUE(last.ParseFromString(calls[2].request));
+  EXPECT_EQ(last.person().family_name(), "D");
+  EXPECT_EQ(last.person().emails(0).address(), "d@example.com");
+}
+
+TEST_F(ContactsCommandsTest, PersonImportBadHeaderOrFileExitsTwoSendingNothing) {
+  struct Case {
+    std::string csv;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"given_name,nickname\nAda,Countess\n", "unknown column \"nickname\""},
+           {"email,Email\na@example.com,b@example.com\n", "duplicate column \"Email\""},
+           {"", "no header row"},
+       }) {
+    Result r = Crmctl({"person", "import", WriteFile("bad.csv", c.csv)});
+    EXPECT_EQ(r.exit_code, 2) << r;
+    EXPECT_THAT(r.err, HasSubstr(c.message)) << r;
+  }
+  Result r = Crmctl({"person", "import", dir_ + "/missing.csv"});
+  EXPECT_EQ(r.exit_code, 2) << r;
+  EXPECT_THAT(r.err, HasSubstr("cannot read " + dir_ + "/missing.csv")) << r;
+  r = Crmctl({"person", "import"});
+  EXPECT_EQ(r.exit_code, 2) << r;
+  EXPECT_THAT(r.err, HasSubstr("missing FILE")) << r;
+  EXPECT_EQ(fake_.CallCount(), 0u);
+}
+
+TEST_F(ContactsCommandsTest, PersonImportDryRunReportsLocalProblemsAndSendsNothing) {
+  const std::string bad = WriteFile("dry.csv", "family_name,status\nA,lead\nB,vip\nC\n");
+  Result r = Crmctl({"person", "import", bad, "--dry-run"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_EQ(r.out,
+            "read 3, errors 2 (dry run: nothing sent)\n"
+            "row 2: status: \"vip\": expected one of lead, prospect, customer, former_customer, "
+            "partner, supplier_contact\n"
+            "row 3: 1 fields, the header has 2\n")
+      << r;
+  r = Crmctl({"person", "import", WriteFile("good.csv", kImportCsv + std::string()), "--dry-run"});
+  EXPECT_EQ(r.exit_code, 1) << r;  // Its row 2 is ragged.
+  r = Crmctl({"person", "import", WriteFile("ok.csv", "family_name\nA\n"), "--dry-run"});
+  EXPECT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(r.out, "read 1, errors 0 (dry run: nothing sent)\n") << r;
+  EXPECT_EQ(fake_.CallCount(), 0u);
+}
+
+TEST_F(ContactsCommandsTest, PersonImportRpcErrorExitsOne) {
+  Result r = Crmctl({"person", "import", WriteFile("p.csv", "family_name\nA\n"), "--header",
+                     "authorization=Bearer other"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_THAT(r.err, StartsWith("ERROR UNAUTHENTICATED: bad token\n"));
+}
+
 TEST_F(ContactsCommandsTest, JsonOutputIsTheResponseAsJson) {
   Result r = Crmctl({"person", "list", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r;
@@ -1541,6 +1701,77 @@ TEST(IdentityCommandTableTest, CommandFlagsParseAnywhereAndSwitchesTakeNoValue) 
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--json: takes no value")));
   EXPECT_THAT(ParseOptions({"user", "list", "--status"}, {}, "/r"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--status: needs a value")));
+}
+
+// Every record of `text`, or the reader's error as a last record "ERROR: ...".
+std::vector<std::vector<std::string>> ReadCsv(const std::string& text) {
+  std::istringstream in(text);
+  CsvReader reader(in);
+  std::vector<std::vector<std::string>> records;
+  std::vector<std::string> fields;
+  for (;;) {
+    absl::StatusOr<bool> got = reader.Next(&fields);
+    if (!got.ok()) {
+      records.push_back({absl::StrCat("ERROR: ", got.status().message())});
+      break;
+    }
+    if (!*got) break;
+    records.push_back(fields);
+  }
+  return records;
+}
+
+using Records = std::vector<std::vector<std::string>>;
+
+TEST(CsvReaderTest, QuotesEscapedQuotesAndEmbeddedNewlines) {
+  EXPECT_EQ(ReadCsv("a,\"b,c\",\"say \"\"hi\"\"\"\n\"two\nlines\",\"\",x\n"),
+            (Records{{"a", "b,c", "say \"hi\""}, {"two\nlines", "", "x"}}));
+  // A quote inside an unquoted field is data.
+  EXPECT_EQ(ReadCsv("5\" disk,b\n"), (Records{{"5\" disk", "b"}}));
+}
+
+TEST(CsvReaderTest, CrlfAndLfEndRecordsAndTheLastLineBreakIsOptional) {
+  EXPECT_EQ(ReadCsv("a,b\r\nc,d\r\n"), (Records{{"a", "b"}, {"c", "d"}}));
+  EXPECT_EQ(ReadCsv("a,b\nc,d"), (Records{{"a", "b"}, {"c", "d"}}));
+  EXPECT_EQ(ReadCsv("\"x\r\ny\"\r\n"), (Records{{"x\r\ny"}}));
+  EXPECT_EQ(ReadCsv(""), Records{});
+  EXPECT_EQ(ReadCsv("a\n\n"), (Records{{"a"}, {""}}));
+}
+
+TEST(CsvReaderTest, EmptyFieldsAndRaggedRowsAreKept) {
+  EXPECT_EQ(ReadCsv(",,\n,\n"), (Records{{"", "", ""}, {"", ""}}));
+  EXPECT_EQ(ReadCsv("a,b,c\nd\ne,f,g,h\n"),
+            (Records{{"a", "b", "c"}, {"d"}, {"e", "f", "g", "h"}}));
+}
+
+TEST(CsvReaderTest, MalformedQuotingIsAnErrorNamingTheLine) {
+  EXPECT_EQ(ReadCsv("a\n\"open\nstill"),
+            (Records{{"a"},
+                     {"ERROR: line 2: a quoted field is not closed before the end of the "
+                      "input"}}));
+  EXPECT_EQ(ReadCsv("a\nb\n\"x\"y,z\n"),
+            (Records{{"a"}, {"b"}, {"ERROR: line 3: text after the closing quote of a field"}}));
+}
+
+TEST(CsvReaderTest, RecordLineCountsEmbeddedNewlines) {
+  std::istringstream in("h\n\"a\nb\"\nc\n");
+  CsvReader reader(in);
+  std::vector<std::string> fields;
+  ASSERT_TRUE(*reader.Next(&fields));
+  EXPECT_EQ(reader.record_line(), 1);
+  ASSERT_TRUE(*reader.Next(&fields));
+  EXPECT_EQ(reader.record_line(), 2);
+  ASSERT_TRUE(*reader.Next(&fields));
+  EXPECT_EQ(reader.record_line(), 4);
+  EXPECT_FALSE(*reader.Next(&fields));
+}
+
+TEST(CsvReaderTest, Utf8Validation) {
+  EXPECT_TRUE(IsValidUtf8("Zoë Łukasz 東京 😀"));
+  EXPECT_FALSE(IsValidUtf8("\xff"));
+  EXPECT_FALSE(IsValidUtf8("caf\xc3"));       // Truncated.
+  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));      // Overlong.
+  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));  // A surrogate.
 }
 
 TEST(SessionTest, TokenExpiryReadsTheExpClaim) {

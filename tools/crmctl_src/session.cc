@@ -218,6 +218,17 @@ grpc::Status SessionCaller::Call(const std::shared_ptr<grpc::Channel>& channel,
   return status;
 }
 
+grpc::Status SessionCaller::StreamHeaders(
+    std::vector<std::pair<std::string, std::string>>* headers) {
+  *headers = headers_;
+  if (!uses_session()) return grpc::Status::OK;
+  if (Expired(session_->access_token)) {
+    if (grpc::Status s = Refresh(); !s.ok()) return s;
+  }
+  headers->emplace_back("authorization", absl::StrCat("Bearer ", session_->access_token));
+  return grpc::Status::OK;
+}
+
 grpc::Status SessionCaller::Refresh() {
   FileLock lock(absl::StrCat(session_path_, ".lock"));
   if (!lock.ok()) {

@@ -86,6 +86,11 @@ class SessionCaller {
                     const std::string& request, std::string* response,
                     bool retry_unauthenticated = true);
 
+  // The metadata of a call that cannot be retried (a client stream): the
+  // --header entries plus the session's bearer token, renewing the pair
+  // first if the access token has expired. A failed renewal is returned.
+  grpc::Status StreamHeaders(std::vector<std::pair<std::string, std::string>>* headers);
+
   // Whether calls carry the session's token (a session exists and no
   // explicit authorization header was given).
   bool uses_session() const;

@@ -459,7 +459,17 @@ const MethodDescriptor* TableMethod(const ProtoRegistry& registry, const Command
                                     const char* rpc) {
   absl::StatusOr<const MethodDescriptor*> m =
       registry.FindMethod(absl::StrCat(table.service, "/", rpc), "");
-  return m.ok() ? *m : nullptr;
+  if (m.ok()) return *m;
+  // FindMethod refuses streaming methods; a client stream is allowed for a
+  // row with its own Runner (person import; CheckCommandTable checks that).
+  for (const google::protobuf::ServiceDescriptor* service : registry.Services()) {
+    if (service->full_name() != table.service) continue;
+    const MethodDescriptor* method = service->FindMethodByName(rpc);
+    if (method != nullptr && method->client_streaming() && !method->server_streaming()) {
+      return method;
+    }
+  }
+  return nullptr;
 }
 
 // ---- Arguments ---------------------------------------------------------------
@@ -845,6 +855,10 @@ absl::Status CheckCommandTable(const ProtoRegistry& registry, const CommandTable
     const std::string name = absl::StrJoin(c.words, " ");
     const MethodDescriptor* method = TableMethod(registry, table, c.rpc);
     if (method == nullptr) return absl::InternalError(absl::StrCat(name, ": no method ", c.rpc));
+    if (method->client_streaming() && c.run == nullptr) {
+      return absl::InternalError(
+          absl::StrCat(name, ": ", c.rpc, " is a client stream: the row needs its own Runner"));
+    }
     if (FindCommandTable(c.words[0]) != &table) {
       return absl::InternalError(absl::StrCat(name, ": ", c.words[0], " is another table's"));
     }
