@@ -1,5 +1,7 @@
 #include "libs/rpc/access_policy.h"
 
+#include <google/protobuf/descriptor.h>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "libs/pki/pki.h"
@@ -31,6 +33,30 @@ AccessPolicy& AccessPolicy::Allow(absl::string_view full_method,
   }
   Entry& entry = entries_[full_method];
   for (const std::string& caller : callers) AddCaller(&entry, caller);
+  return *this;
+}
+
+AccessPolicy& AccessPolicy::AllowService(absl::string_view service_full_name,
+                                         const std::vector<std::string>& callers) {
+  const google::protobuf::ServiceDescriptor* service =
+      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+          std::string(service_full_name));
+  if (service == nullptr) {
+    if (error_.ok()) {
+      error_ = absl::InvalidArgumentError(
+          absl::StrCat("service ", service_full_name, " is not linked in"));
+    }
+    return *this;
+  }
+  for (int i = 0; i < service->method_count(); ++i) {
+    const std::string method =
+        absl::StrCat("/", service->full_name(), "/", service->method(i)->name());
+    if (callers.empty()) {
+      AllowAnyPeer(method);
+    } else {
+      Allow(method, callers);
+    }
+  }
   return *this;
 }
 

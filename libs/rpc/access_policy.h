@@ -36,6 +36,12 @@ class AccessPolicy {
   AccessPolicy& Allow(absl::string_view full_method, const std::vector<std::string>& callers);
   // Allows any peer whose certificate chains to our CA (API methods).
   AccessPolicy& AllowAnyPeer(absl::string_view full_method);
+  // Every method of the service `service_full_name` ("crm.contacts.v1.Contacts",
+  // looked up in the generated descriptor pool): to `callers`, or to any
+  // peer when `callers` is empty. A service that is not linked in is recorded
+  // and reported by Validate().
+  AccessPolicy& AllowService(absl::string_view service_full_name,
+                             const std::vector<std::string>& callers = {});
 
   // OK if `peer_identity` (a SPIFFE id; may be empty) may call `full_method`.
   // PERMISSION_DENIED if the method has no entry ("no access policy") or the

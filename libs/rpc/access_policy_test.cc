@@ -1,5 +1,6 @@
 #include "libs/rpc/access_policy.h"
 
+#include "crm/testing/v1/echo.pb.h"
 #include "libs/testing/status_matchers.h"
 
 namespace crm::rpc {
@@ -12,6 +13,27 @@ using ::testing::HasSubstr;
 constexpr char kAppend[] = "/crm.audit.v1.AuditIngest/AppendEvents";
 constexpr char kErase[] = "/crm.subject.v1.SubjectData/EraseSubjectData";
 constexpr char kApi[] = "/crm.contacts.v1.Contacts/GetPerson";
+
+TEST(AccessPolicyTest, AllowServiceCoversEveryMethodOfALinkedService) {
+  AccessPolicy listed;
+  // Referencing the file links its descriptors in.
+  listed.AllowService(crm::testing::v1::EchoRequest::descriptor()->file()->service(0)->full_name(),
+                      {"gateway"});
+  EXPECT_THAT(listed.Validate(), IsOk());
+  for (const char* method : {"/crm.testing.v1.Echo/Echo", "/crm.testing.v1.Echo/SlowEcho"}) {
+    EXPECT_THAT(listed.Check(method, "spiffe://crm.local/gateway"), IsOk()) << method;
+    EXPECT_THAT(listed.Check(method, "spiffe://crm.local/shop"),
+                StatusIs(absl::StatusCode::kPermissionDenied))
+        << method;
+  }
+  AccessPolicy open;
+  open.AllowService("crm.testing.v1.Echo");
+  EXPECT_THAT(open.Check("/crm.testing.v1.Echo/SlowEcho", "spiffe://crm.local/shop"), IsOk());
+  AccessPolicy missing;
+  missing.AllowService("crm.nothing.v1.Nowhere");
+  EXPECT_THAT(missing.Validate(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not linked in")));
+}
 
 AccessPolicy MakePolicy() {
   AccessPolicy p;

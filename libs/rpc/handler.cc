@@ -1,5 +1,7 @@
 #include "libs/rpc/handler.h"
 
+#include <google/protobuf/util/json_util.h>
+
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -8,6 +10,18 @@
 #include "absl/strings/str_split.h"
 
 namespace crm::rpc {
+
+absl::Status ToStruct(const google::protobuf::Message& message, google::protobuf::Struct* out) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(message, &json, options).ok() ||
+      !google::protobuf::util::JsonStringToMessage(json, out).ok()) {
+    return absl::InternalError(
+        absl::StrCat(message.GetDescriptor()->name(), ": does not convert to a Struct"));
+  }
+  return absl::OkStatus();
+}
 
 void SetTime(absl::Time t, google::protobuf::Timestamp* out) {
   const int64_t micros = absl::ToUnixMicros(t);

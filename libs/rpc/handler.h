@@ -3,6 +3,7 @@
 // the query they were issued for.
 #pragma once
 
+#include <google/protobuf/struct.pb.h>
 #include <google/protobuf/timestamp.pb.h>
 #include <grpcpp/support/status.h>
 
@@ -24,6 +25,11 @@ grpc::Status Handle(F&& body) {
 }
 
 void SetTime(absl::Time t, google::protobuf::Timestamp* out);
+
+// `message` as a google.protobuf.Struct (its proto3 JSON form, with the proto
+// field names): how SubjectData exports records. INTERNAL if it does not
+// convert.
+absl::Status ToStruct(const google::protobuf::Message& message, google::protobuf::Struct* out);
 // The time of a set Timestamp; INVALID_ARGUMENT naming `field` if it is out
 // of the protobuf range (years 1..9999, nanos 0..999999999).
 absl::StatusOr<absl::Time> GetTime(absl::string_view field, const google::protobuf::Timestamp& ts);

@@ -59,13 +59,7 @@ absl::Status ApiTestBed::Init(const std::string& service, const std::vector<std:
 
   // Every identity method needs a policy entry; only the service calls.
   rpc::AccessPolicy policy;
-  const google::protobuf::ServiceDescriptor* identity =
-      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
-          crm::identity::v1::Identity::service_full_name());
-  for (int i = 0; i < identity->method_count(); ++i) {
-    policy.Allow(absl::StrCat("/", identity->full_name(), "/", identity->method(i)->name()),
-                 {service});
-  }
+  policy.AllowService(crm::identity::v1::Identity::service_full_name(), {service});
   identity_ = std::make_unique<FakeIdentity>(minter_);
   identity_server_ =
       std::make_unique<rpc::ServerRunner>(ServerConfig("identity"), std::move(policy));

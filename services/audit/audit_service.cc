@@ -1,7 +1,5 @@
 #include "services/audit/audit_service.h"
 
-#include <google/protobuf/util/json_util.h>
-
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -485,18 +483,10 @@ grpc::Status SubjectDataService::ExportSubjectData(
     resp->set_service("audit");
     CRM_ASSIGN_OR_RETURN(std::vector<LogEntry> all, All(d_.log, {.subject_id = subject}));
     LogRead(d_.log, ctx, nullptr, "audit.read.export", subject, d_.clock);
-    google::protobuf::util::JsonPrintOptions print;
-    print.preserve_proto_field_names = true;
     for (const LogEntry& e : all) {
-      std::string json;
-      if (!google::protobuf::util::MessageToJsonString(e, &json, print).ok()) {
-        return absl::InternalError("entry does not convert to JSON");
-      }
       crm::subject::v1::ExportedRecord* r = resp->add_records();
       r->set_category(kCategory);
-      if (!google::protobuf::util::JsonStringToMessage(json, r->mutable_data()).ok()) {
-        return absl::InternalError("entry does not convert to a Struct");
-      }
+      CRM_RETURN_IF_ERROR(rpc::ToStruct(e, r->mutable_data()));
     }
     return absl::OkStatus();
   });

@@ -1235,14 +1235,7 @@ grpc::Status ContactsService::GetFieldCatalogue(Ctx* ctx, const v1::GetFieldCata
 }
 
 absl::Status AllowContactsMethods(rpc::AccessPolicy& policy) {
-  const google::protobuf::ServiceDescriptor* svc =
-      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
-          v1::Contacts::service_full_name());
-  if (svc == nullptr) return absl::InternalError("crm.contacts.v1.Contacts is not linked in");
-  for (int i = 0; i < svc->method_count(); ++i) {
-    policy.AllowAnyPeer(absl::StrCat("/", svc->full_name(), "/", svc->method(i)->name()));
-  }
-  return absl::OkStatus();
+  return policy.AllowService(v1::Contacts::service_full_name()).Validate();
 }
 
 }  // namespace crm::contacts

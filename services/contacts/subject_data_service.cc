@@ -1,7 +1,5 @@
 #include "services/contacts/subject_data_service.h"
 
-#include <google/protobuf/util/json_util.h>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
@@ -109,15 +107,9 @@ grpc::Status SubjectDataService::ExportSubjectData(Ctx* ctx,
                              sealer_.UnwrapKey(kInvoiceKeyPurpose, *wrapped, subject));
         for (const StoredInvoice& i : invoices) {
           CRM_ASSIGN_OR_RETURN(crm::contacts::v1::Invoice invoice, OpenInvoice(sealer_, key, i));
-          std::string json;
-          google::protobuf::util::JsonPrintOptions options;
-          options.preserve_proto_field_names = true;
           sv1::ExportedRecord* record = resp->add_records();
           record->set_category("invoices");
-          if (!google::protobuf::util::MessageToJsonString(invoice, &json, options).ok() ||
-              !google::protobuf::util::JsonStringToMessage(json, record->mutable_data()).ok()) {
-            return absl::InternalError("invoice: cannot be exported as JSON");
-          }
+          CRM_RETURN_IF_ERROR(rpc::ToStruct(invoice, record->mutable_data()));
         }
       }
       CRM_ASSIGN_OR_RETURN(std::optional<StoredPerson> stored,
@@ -135,17 +127,9 @@ grpc::Status SubjectDataService::ExportSubjectData(Ctx* ctx,
         CRM_ASSIGN_OR_RETURN(reason, sealer_.OpenText(key, subject, "restriction_reason",
                                                       stored->restriction_reason));
       }
-      std::string json;
-      google::protobuf::util::JsonPrintOptions options;
-      options.preserve_proto_field_names = true;
-      if (!google::protobuf::util::MessageToJsonString(person, &json, options).ok()) {
-        return absl::InternalError("person: cannot be exported as JSON");
-      }
       sv1::ExportedRecord* record = resp->add_records();
       record->set_category("person");
-      if (!google::protobuf::util::JsonStringToMessage(json, record->mutable_data()).ok()) {
-        return absl::InternalError("person: cannot be exported as JSON");
-      }
+      CRM_RETURN_IF_ERROR(rpc::ToStruct(person, record->mutable_data()));
       if (!reason.empty()) {
         (*record->mutable_data()->mutable_fields())["restriction_reason"].set_string_value(reason);
       }

@@ -127,14 +127,7 @@ absl::Status IdentityApp::Init(const rpc::TlsFiles& tls, prometheus::Registry* m
 }
 
 absl::Status IdentityApp::AllowMethods(rpc::AccessPolicy& policy) const {
-  const google::protobuf::ServiceDescriptor* svc =
-      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
-          v1::Identity::service_full_name());
-  if (svc == nullptr) return absl::InternalError("crm.identity.v1.Identity is not linked in");
-  for (int i = 0; i < svc->method_count(); ++i) {
-    policy.AllowAnyPeer(absl::StrCat("/", svc->full_name(), "/", svc->method(i)->name()));
-  }
-  return absl::OkStatus();
+  return policy.AllowService(v1::Identity::service_full_name()).Validate();
 }
 
 void IdentityApp::StartSweeper() {

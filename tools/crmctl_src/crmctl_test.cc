@@ -627,14 +627,8 @@ class IdentityCommandsTest : public ::testing::Test {
     CRM_ASSERT_OK_AND_ASSIGN(TestPki pki, TestPki::Create({"identity", "operator"}));
     pki_ = std::make_unique<TestPki>(std::move(pki));
     AccessPolicy policy;
-    const google::protobuf::ServiceDescriptor* service =
-        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
-            v1::Identity::service_full_name());
-    ASSERT_NE(service, nullptr);
-    for (int i = 0; i < service->method_count(); ++i) {
-      policy.Allow(absl::StrCat("/", service->full_name(), "/", service->method(i)->name()),
-                   {"operator"});
-    }
+    policy.AllowService(v1::Identity::service_full_name(), {"operator"});
+    ASSERT_THAT(policy.Validate(), IsOk());
     ServerConfig config;
     config.metrics_listen = "";
     config.service = "identity";
@@ -1148,14 +1142,8 @@ class ContactsCommandsTest : public ::testing::Test {
     CRM_ASSERT_OK_AND_ASSIGN(TestPki pki, TestPki::Create({"contacts", "operator"}));
     pki_ = std::make_unique<TestPki>(std::move(pki));
     AccessPolicy policy;
-    const google::protobuf::ServiceDescriptor* service =
-        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
-            cv1::Contacts::service_full_name());
-    ASSERT_NE(service, nullptr);
-    for (int i = 0; i < service->method_count(); ++i) {
-      policy.Allow(absl::StrCat("/", service->full_name(), "/", service->method(i)->name()),
-                   {"operator"});
-    }
+    policy.AllowService(cv1::Contacts::service_full_name(), {"operator"});
+    ASSERT_THAT(policy.Validate(), IsOk());
     ServerConfig config;
     config.metrics_listen = "";
     config.service = "contacts";
