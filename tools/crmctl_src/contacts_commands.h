@@ -1,5 +1,7 @@
 // The contacts commands of crmctl: person create, get, update, list,
-// lookup, restrict, unrestrict and assign, and catalogue. One table
+// lookup, restrict, unrestrict, assign and import; company create, get,
+// update and list; history add and list; invoice record and list;
+// retention due; and catalogue. One table
 // (contacts_commands.cc) mapping command words, positional arguments and
 // flags to the fields of a crm.contacts.v1.Contacts request, run by the
 // generic implementation of table_commands.h, as the operator of

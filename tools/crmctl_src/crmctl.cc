@@ -42,6 +42,11 @@ Contacts (crm.contacts.v1.Contacts, as the user of 'crmctl login'):
                                                 Lovelace --email ada@example.com'
   person import FILE.csv [--source S] [--channel C] [--dry-run]
                                                 persons from a CSV file with a header row
+  company create|get|update|list                companies, e.g. 'crmctl company create
+                                                --name Acme --tax-id nip:5260250274'
+  history add|list SUBJECT_ID                   a person's contact history
+  invoice record|list                           invoices of a person or a company
+  retention due                                 subjects due for erasure
   catalogue                                     the field catalogue of contacts
 
 Services: identity contacts consent audit mailing erasure (gRPC), gateway (HTTPS).
@@ -408,8 +413,8 @@ int Run(const std::vector<std::string>& args, const std::map<std::string, std::s
   return UsageError(err,
                     absl::StrCat("unknown command \"", command,
                                  "\" (health, call, list, login, logout, passwd, user, role, "
-                                 "grant, team, totp, service-account, keys, person, catalogue, "
-                                 "help)"),
+                                 "grant, team, totp, service-account, keys, person, company, "
+                                 "history, invoice, retention, catalogue, help)"),
                     "");
 }
 

@@ -1,7 +1,7 @@
 // crmctl end to end: the real binary run as a subprocess against in-process
 // servers over mutual TLS on loopback (an Echo ServerRunner, an HTTPS
 // gateway stand-in, a fake Identity service for the identity commands, a
-// fake Contacts service for the person and catalogue commands), with a
+// fake Contacts service for the contacts commands), with a
 // throwaway PKI. Plus unit tests of option parsing, method lookup, the
 // identity and contacts command tables and token expiry.
 #include "tools/crmctl_src/crmctl.h"
@@ -956,10 +956,10 @@ TEST_F(IdentityCommandsTest, LogoutEndsTheSessionAndRemovesTheFile) {
   EXPECT_EQ(fake_.Calls("Logout").size(), 1u);
 }
 
-// A test double of the Contacts RPC surface served today: records every
-// call (method, authorization metadata, request) and answers canned
-// persons. Calls without the bearer token of the test's session are
-// UNAUTHENTICATED.
+// A test double of the Contacts RPC surface: records every call (method,
+// authorization metadata, request) and answers canned persons, companies,
+// invoices, interactions and retention rows. Calls without the bearer
+// token of the test's session are UNAUTHENTICATED.
 class FakeContacts final : public cv1::Contacts::Service {
  public:
   struct Seen {
@@ -1091,6 +1091,141 @@ class FakeContacts final : public cv1::Contacts::Service {
     return grpc::Status::OK;
   }
   std::atomic<int64_t> import_error_row{0};
+
+  // Acme, a company with two tax ids and billing data (the IBAN masked
+  // when `mask_iban`), version 7.
+  static cv1::Company Acme(const std::string& company_id) {
+    cv1::Company c;
+    c.set_company_id(company_id);
+    c.set_name("Acme");
+    cv1::TaxId* nip = c.add_tax_ids();
+    nip->set_kind(cv1::TAX_ID_KIND_NIP);
+    nip->set_value("5260250274");
+    cv1::TaxId* vat = c.add_tax_ids();
+    vat->set_kind(cv1::TAX_ID_KIND_EU_VAT);
+    vat->set_value("PL5260250274");
+    cv1::Billing* b = c.mutable_billing();
+    b->mutable_billing_address()->set_city("Warszawa");
+    b->mutable_billing_address()->set_country_code("PL");
+    b->set_invoice_email("invoices@acme.example");
+    b->set_bank_account("PL61109010140000071219812874");
+    c.mutable_assignment()->set_team_id("t-1");
+    c.set_version(7);
+    return c;
+  }
+  std::atomic<bool> mask_iban{false};
+  void MaskIban(cv1::Company& c, google::protobuf::RepeatedPtrField<std::string>* masked) {
+    if (!mask_iban) return;
+    c.mutable_billing()->clear_bank_account();
+    if (masked->empty()) *masked->Add() = "company.billing.bank_account";
+  }
+
+  grpc::Status CreateCompany(grpc::ServerContext* ctx, const cv1::CreateCompanyRequest* req,
+                             cv1::CreateCompanyResponse* resp) override {
+    if (!Record("CreateCompany", ctx, *req)) return Unauthenticated();
+    *resp->mutable_company() = req->company();
+    resp->mutable_company()->set_company_id("c-new");
+    resp->mutable_company()->set_version(1);
+    return grpc::Status::OK;
+  }
+  grpc::Status GetCompany(grpc::ServerContext* ctx, const cv1::GetCompanyRequest* req,
+                          cv1::GetCompanyResponse* resp) override {
+    if (!Record("GetCompany", ctx, *req)) return Unauthenticated();
+    if (req->company_id() == "c-missing") {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "company not found");
+    }
+    *resp->mutable_company() = Acme(req->company_id());
+    MaskIban(*resp->mutable_company(), resp->mutable_masked_fields());
+    return grpc::Status::OK;
+  }
+  grpc::Status UpdateCompany(grpc::ServerContext* ctx, const cv1::UpdateCompanyRequest* req,
+                             cv1::UpdateCompanyResponse* resp) override {
+    if (!Record("UpdateCompany", ctx, *req)) return Unauthenticated();
+    *resp->mutable_company() = req->company();
+    resp->mutable_company()->set_company_id(req->company_id());
+    resp->mutable_company()->set_version(8);
+    return grpc::Status::OK;
+  }
+  // c-1 and c-2 (without tax ids and billing), one page.
+  grpc::Status ListCompanies(grpc::ServerContext* ctx, const cv1::ListCompaniesRequest* req,
+                             cv1::ListCompaniesResponse* resp) override {
+    if (!Record("ListCompanies", ctx, *req)) return Unauthenticated();
+    *resp->add_companies() = Acme("c-1");
+    cv1::Company* bare = resp->add_companies();
+    bare->set_company_id("c-2");
+    bare->set_name("Bare Ltd");
+    bare->set_version(1);
+    MaskIban(*resp->mutable_companies(0), resp->mutable_masked_fields());
+    return grpc::Status::OK;
+  }
+  grpc::Status RecordInvoice(grpc::ServerContext* ctx, const cv1::RecordInvoiceRequest* req,
+                             cv1::RecordInvoiceResponse* resp) override {
+    if (!Record("RecordInvoice", ctx, *req)) return Unauthenticated();
+    *resp->mutable_invoice() = req->invoice();
+    resp->mutable_invoice()->set_invoice_id("inv-new");
+    resp->mutable_invoice()->set_retain_until("2031-12-31");
+    return grpc::Status::OK;
+  }
+  grpc::Status ListInvoices(grpc::ServerContext* ctx, const cv1::ListInvoicesRequest* req,
+                            cv1::ListInvoicesResponse* resp) override {
+    if (!Record("ListInvoices", ctx, *req)) return Unauthenticated();
+    for (const char* id : {"inv-2", "inv-1"}) {
+      cv1::Invoice* i = resp->add_invoices();
+      i->set_invoice_id(id);
+      i->set_subject_id(req->subject_id());
+      i->set_company_id(req->company_id());
+      i->set_number(absl::StrCat("FV/2026/", id));
+      i->set_issue_date("2026-01-31");
+      i->set_currency("PLN");
+      i->set_net_minor(10000);
+      i->set_tax_minor(2300);
+      i->set_gross_minor(12300);
+      i->set_retain_until("2031-12-31");
+    }
+    return grpc::Status::OK;
+  }
+  grpc::Status AddInteraction(grpc::ServerContext* ctx, const cv1::AddInteractionRequest* req,
+                              cv1::AddInteractionResponse* resp) override {
+    if (!Record("AddInteraction", ctx, *req)) return Unauthenticated();
+    *resp->mutable_interaction() = req->interaction();
+    resp->mutable_interaction()->set_interaction_id("i-new");
+    resp->mutable_interaction()->set_operator_user_id("u-1");
+    return grpc::Status::OK;
+  }
+  // A call, and a sensitive note whose summary is masked.
+  grpc::Status ListInteractions(grpc::ServerContext* ctx, const cv1::ListInteractionsRequest* req,
+                                cv1::ListInteractionsResponse* resp) override {
+    if (!Record("ListInteractions", ctx, *req)) return Unauthenticated();
+    cv1::Interaction* call = resp->add_interactions();
+    call->set_interaction_id("i-2");
+    call->set_subject_id(req->subject_id());
+    call->set_kind(cv1::INTERACTION_KIND_CALL);
+    call->mutable_occurred_at()->set_seconds(1772359200);  // 2026-03-01T10:00:00Z
+    call->set_operator_user_id("u-1");
+    call->set_summary("asked for a quote");
+    cv1::Interaction* note = resp->add_interactions();
+    note->set_interaction_id("i-1");
+    note->set_subject_id(req->subject_id());
+    note->set_kind(cv1::INTERACTION_KIND_NOTE);
+    note->mutable_occurred_at()->set_seconds(1772272800);  // 2026-02-28T10:00:00Z
+    note->set_operator_user_id("u-2");
+    note->set_sensitive(true);
+    resp->add_masked_fields("interaction.summary");
+    return grpc::Status::OK;
+  }
+  // s-1 on the first page, s-2 on the second.
+  grpc::Status ListRetentionDue(grpc::ServerContext* ctx, const cv1::ListRetentionDueRequest* req,
+                                cv1::ListRetentionDueResponse* resp) override {
+    if (!Record("ListRetentionDue", ctx, *req)) return Unauthenticated();
+    const bool first = req->page().page_token().empty();
+    cv1::RetentionDue* due = resp->add_due();
+    due->set_subject_id(first ? "s-1" : "s-2");
+    due->set_rule("lead inactive 730 days");
+    due->mutable_due_since()->set_seconds(first ? 1772272800 : 1772359200);
+    due->set_state(first ? "due" : "erasure_requested");
+    if (first) resp->mutable_page()->set_next_page_token("due-2");
+    return grpc::Status::OK;
+  }
 
   grpc::Status GetFieldCatalogue(grpc::ServerContext* ctx, const cv1::GetFieldCatalogueRequest* req,
                                  cv1::GetFieldCatalogueResponse* resp) override {
@@ -1546,6 +1681,258 @@ TEST_F(ContactsCommandsTest, JsonOutputIsTheResponseAsJson) {
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &get).ok()) << r.out;
   EXPECT_EQ(get.person().family_name(), "Lovelace");
   EXPECT_THAT(get.masked_fields(), ::testing::ElementsAre("personal_id_number"));
+}
+
+TEST_F(ContactsCommandsTest, CompanyCreateMapsFlagsAndSplitsTaxIdsIntoKindAndValue) {
+  Result r = Crmctl({"company", "create", "--name", "Acme", "--tax-id", "nip:526-025-02-74",
+                     "--tax-id", "EU-VAT:PL5260250274", "--invoice-email", "invoices@acme.example",
+                     "--iban", "PL61 1090 1014 0000 0712 1981 2874", "--team", "t-1", "--owner",
+                     "u-1", "--owner", "u-2"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  ASSERT_EQ(fake_.Calls("CreateCompany").size(), 1u);
+  EXPECT_EQ(fake_.Calls("CreateCompany")[0].authorization, "Bearer " + kToken);
+  cv1::Company sent = fake_.LastRequest<cv1::CreateCompanyRequest>("CreateCompany").company();
+  EXPECT_EQ(sent.name(), "Acme");
+  ASSERT_EQ(sent.tax_ids_size(), 2);
+  EXPECT_EQ(sent.tax_ids(0).kind(), cv1::TAX_ID_KIND_NIP);
+  EXPECT_EQ(sent.tax_ids(0).value(), "526-025-02-74");  // The server normalises.
+  EXPECT_EQ(sent.tax_ids(1).kind(), cv1::TAX_ID_KIND_EU_VAT);
+  EXPECT_EQ(sent.tax_ids(1).value(), "PL5260250274");
+  EXPECT_EQ(sent.billing().invoice_email(), "invoices@acme.example");
+  EXPECT_EQ(sent.billing().bank_account(), "PL61 1090 1014 0000 0712 1981 2874");
+  EXPECT_FALSE(sent.billing().has_billing_address());
+  EXPECT_EQ(sent.assignment().team_id(), "t-1");
+  EXPECT_THAT(sent.assignment().owner_user_ids(), ::testing::ElementsAre("u-1", "u-2"));
+  EXPECT_TRUE(sent.company_id().empty());
+  EXPECT_THAT(r.out, ContainsRegex("(^|\n)company_id +c-new\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\ntax_ids\\[1\\]\\.kind +eu-vat\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\nbilling\\.invoice_email +invoices@acme\\.example\n"));
+  EXPECT_EQ(fake_.Calls("GetCompany").size(), 0u);  // Create reads nothing first.
+}
+
+TEST_F(ContactsCommandsTest, CompanyUpdateMasksTheFlagsGivenAndKeepsTheRestOfTheBilling) {
+  // No billing flag: the mask of the flags, nothing read first.
+  Result r = Crmctl({"company", "update", "c-1", "--name", "Acme Sp. z o.o.", "--tax-id",
+                     "regon:012345678", "--version", "5"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(fake_.Calls("GetCompany").size(), 0u);
+  cv1::UpdateCompanyRequest sent = fake_.LastRequest<cv1::UpdateCompanyRequest>("UpdateCompany");
+  EXPECT_EQ(sent.company_id(), "c-1");
+  EXPECT_THAT(sent.update_mask().paths(), ::testing::UnorderedElementsAre("name", "tax_ids"));
+  EXPECT_EQ(sent.expected_version(), 5);
+  EXPECT_EQ(sent.company().name(), "Acme Sp. z o.o.");
+  ASSERT_EQ(sent.company().tax_ids_size(), 1);
+  EXPECT_EQ(sent.company().tax_ids(0).kind(), cv1::TAX_ID_KIND_REGON);
+  EXPECT_EQ(sent.company().tax_ids(0).value(), "012345678");
+  EXPECT_FALSE(sent.company().has_billing());
+  EXPECT_THAT(r.out, ContainsRegex("\nversion +8\n"));
+
+  // --invoice-email: billing is replaced whole, so the current one is read
+  // and sent with the new address, checked against the version read.
+  r = Crmctl({"company", "update", "c-1", "--invoice-email", "billing@acme.example"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  ASSERT_EQ(fake_.Calls("GetCompany").size(), 1u);
+  EXPECT_EQ(fake_.LastRequest<cv1::GetCompanyRequest>("GetCompany").company_id(), "c-1");
+  sent = fake_.LastRequest<cv1::UpdateCompanyRequest>("UpdateCompany");
+  EXPECT_THAT(sent.update_mask().paths(), ::testing::ElementsAre("billing"));
+  EXPECT_EQ(sent.expected_version(), 7);
+  EXPECT_EQ(sent.company().billing().invoice_email(), "billing@acme.example");
+  EXPECT_EQ(sent.company().billing().bank_account(), "PL61109010140000071219812874");
+  EXPECT_EQ(sent.company().billing().billing_address().city(), "Warszawa");
+  EXPECT_TRUE(sent.company().name().empty());
+
+  // --iban with --version: that version is checked.
+  r = Crmctl({"company", "update", "c-1", "--iban", "DE89370400440532013000", "--version", "9"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  sent = fake_.LastRequest<cv1::UpdateCompanyRequest>("UpdateCompany");
+  EXPECT_THAT(sent.update_mask().paths(), ::testing::ElementsAre("billing"));
+  EXPECT_EQ(sent.expected_version(), 9);
+  EXPECT_EQ(sent.company().billing().bank_account(), "DE89370400440532013000");
+  EXPECT_EQ(sent.company().billing().invoice_email(), "invoices@acme.example");
+
+  // An IBAN masked for the caller cannot be kept: refused, nothing updated.
+  fake_.mask_iban = true;
+  const size_t updates = fake_.Calls("UpdateCompany").size();
+  r = Crmctl({"company", "update", "c-1", "--invoice-email", "billing@acme.example"});
+  EXPECT_EQ(r.exit_code, 2) << r;
+  EXPECT_THAT(r.err, HasSubstr("--iban: required with --invoice-email"));
+  EXPECT_EQ(fake_.Calls("UpdateCompany").size(), updates);
+  r = Crmctl({"company", "update", "c-1", "--invoice-email", "billing@acme.example", "--iban",
+              "DE89370400440532013000"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  sent = fake_.LastRequest<cv1::UpdateCompanyRequest>("UpdateCompany");
+  EXPECT_EQ(sent.company().billing().invoice_email(), "billing@acme.example");
+  EXPECT_EQ(sent.company().billing().bank_account(), "DE89370400440532013000");
+
+  // The company cannot be read: its error, nothing updated.
+  r = Crmctl({"company", "update", "c-missing", "--iban", "DE89370400440532013000"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_THAT(r.err, StartsWith("ERROR NOT_FOUND: company not found\n"));
+  EXPECT_EQ(fake_.Calls("UpdateCompany").size(), updates + 1);
+}
+
+TEST_F(ContactsCommandsTest, CompanyGetPrintsFieldLinesAndListATable) {
+  fake_.mask_iban = true;
+  Result r = Crmctl({"company", "get", "c-1"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(fake_.LastRequest<cv1::GetCompanyRequest>("GetCompany").company_id(), "c-1");
+  EXPECT_THAT(r.out, ContainsRegex("^company_id +c-1\nname +Acme\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\ntax_ids\\[0\\]\\.kind +nip\ntax_ids\\[0\\]\\.value +"
+                                   "5260250274\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\nbilling\\.billing_address\\.city +Warszawa\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\nbilling\\.bank_account +-\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\nmasked_fields +company\\.billing\\.bank_account\n$"));
+
+  r = Crmctl({"company", "list"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(fake_.Calls("ListCompanies").size(), 1u);
+  EXPECT_THAT(r.out, ContainsRegex("^COMPANY_ID +NAME +TAX_ID +INVOICE_EMAIL +TEAM +VERSION\n"
+                                   "c-1 +Acme +nip 5260250274 +invoices@acme\\.example +t-1 +7\n"
+                                   "c-2 +Bare Ltd +- +- +- +1\n$"));
+  EXPECT_EQ(r.err, "masked_fields: company.billing.bank_account\n");
+}
+
+TEST_F(ContactsCommandsTest, HistoryAddMapsFlagsAndListIsATable) {
+  Result r = Crmctl({"history", "add", "s-1", "--kind", "email", "--summary",
+                     "sent the offer, see thread", "--at", "2026-03-01T10:00:00Z", "--sensitive"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  cv1::Interaction sent =
+      fake_.LastRequest<cv1::AddInteractionRequest>("AddInteraction").interaction();
+  EXPECT_EQ(sent.subject_id(), "s-1");
+  EXPECT_EQ(sent.kind(), cv1::INTERACTION_KIND_EMAIL);
+  EXPECT_EQ(sent.summary(), "sent the offer, see thread");
+  EXPECT_EQ(sent.occurred_at().seconds(), 1772359200);
+  EXPECT_TRUE(sent.sensitive());
+  EXPECT_TRUE(sent.interaction_id().empty());
+  EXPECT_TRUE(sent.operator_user_id().empty());
+  EXPECT_THAT(r.out, ContainsRegex("^interaction_id +i-new\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\nkind +email\n"));
+
+  // Without --at and --sensitive: the server's now, not sensitive.
+  r = Crmctl({"history", "add", "s-2", "--kind", "call", "--summary", "no answer"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  sent = fake_.LastRequest<cv1::AddInteractionRequest>("AddInteraction").interaction();
+  EXPECT_EQ(sent.kind(), cv1::INTERACTION_KIND_CALL);
+  EXPECT_FALSE(sent.has_occurred_at());
+  EXPECT_FALSE(sent.sensitive());
+
+  r = Crmctl({"history", "list", "s-1"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(fake_.LastRequest<cv1::ListInteractionsRequest>("ListInteractions").subject_id(),
+            "s-1");
+  EXPECT_THAT(r.out, ContainsRegex("^WHEN +KIND +OPERATOR +SENSITIVE +SUMMARY\n"
+                                   "2026-03-01T10:00:00Z +call +u-1 +no +asked for a quote\n"
+                                   "2026-02-28T10:00:00Z +note +u-2 +yes +-\n$"));
+  EXPECT_EQ(r.err, "masked_fields: interaction.summary\n");
+}
+
+TEST_F(ContactsCommandsTest, InvoiceRecordMapsFlagsAndListIsATable) {
+  Result r =
+      Crmctl({"invoice", "record", "--company", "c-1", "--number", "FV/2026/01/7", "--issue-date",
+              "2026-01-31", "--currency", "pln", "--net-minor", "10000", "--tax-minor", "2300"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  cv1::Invoice sent = fake_.LastRequest<cv1::RecordInvoiceRequest>("RecordInvoice").invoice();
+  EXPECT_EQ(sent.company_id(), "c-1");
+  EXPECT_TRUE(sent.subject_id().empty());
+  EXPECT_EQ(sent.number(), "FV/2026/01/7");
+  EXPECT_EQ(sent.issue_date(), "2026-01-31");
+  EXPECT_EQ(sent.currency(), "pln");  // The server upper-cases.
+  EXPECT_EQ(sent.net_minor(), 10000);
+  EXPECT_EQ(sent.tax_minor(), 2300);
+  EXPECT_EQ(sent.gross_minor(), 12300);  // net + tax when not given.
+  EXPECT_THAT(r.out, ContainsRegex("^invoice_id +inv-new\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\nretain_until +2031-12-31\n"));
+
+  // A person's invoice; a gross given is sent as it is (the server checks it).
+  r = Crmctl({"invoice", "record", "--subject", "s-1", "--number", "R/1", "--issue-date",
+              "2026-02-01", "--currency", "EUR", "--net-minor", "-500", "--gross-minor", "-499"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  sent = fake_.LastRequest<cv1::RecordInvoiceRequest>("RecordInvoice").invoice();
+  EXPECT_EQ(sent.subject_id(), "s-1");
+  EXPECT_TRUE(sent.company_id().empty());
+  EXPECT_EQ(sent.net_minor(), -500);
+  EXPECT_EQ(sent.tax_minor(), 0);
+  EXPECT_EQ(sent.gross_minor(), -499);
+
+  r = Crmctl({"invoice", "list", "--subject", "s-1"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  cv1::ListInvoicesRequest list = fake_.LastRequest<cv1::ListInvoicesRequest>("ListInvoices");
+  EXPECT_EQ(list.owner_case(), cv1::ListInvoicesRequest::kSubjectId);
+  EXPECT_EQ(list.subject_id(), "s-1");
+  EXPECT_THAT(r.out, ContainsRegex("^INVOICE_ID +NUMBER +ISSUED +CURRENCY +NET +TAX +GROSS +"
+                                   "RETAIN_UNTIL\n"
+                                   "inv-2 +FV/2026/inv-2 +2026-01-31 +PLN +10000 +2300 +12300 +"
+                                   "2031-12-31\n"
+                                   "inv-1 "));
+
+  r = Crmctl({"invoice", "list", "--company", "c-1"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  list = fake_.LastRequest<cv1::ListInvoicesRequest>("ListInvoices");
+  EXPECT_EQ(list.owner_case(), cv1::ListInvoicesRequest::kCompanyId);
+  EXPECT_EQ(list.company_id(), "c-1");
+}
+
+TEST_F(ContactsCommandsTest, RetentionDueFollowsPagesIntoOneTable) {
+  Result r = Crmctl({"retention", "due"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  std::vector<FakeContacts::Seen> calls = fake_.Calls("ListRetentionDue");
+  ASSERT_EQ(calls.size(), 2u);
+  cv1::ListRetentionDueRequest second;
+  ASSERT_TRUE(second.ParseFromString(calls[1].request));
+  EXPECT_EQ(second.page().page_token(), "due-2");
+  EXPECT_EQ(r.out,
+            "SUBJECT_ID  DUE_SINCE             RULE                    STATE\n"
+            "s-1         2026-02-28T10:00:00Z  lead inactive 730 days  due\n"
+            "s-2         2026-03-01T10:00:00Z  lead inactive 730 days  erasure_requested\n");
+}
+
+TEST_F(ContactsCommandsTest, CompanyHistoryInvoiceRetentionBadUsageExitsTwoWithoutCalling) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::vector<std::string> invoice = {"invoice",      "record",     "--number",   "FV/1",
+                                            "--issue-date", "2026-01-31", "--currency", "PLN"};
+  for (const Case& c : std::vector<Case>{
+           {{"company", "get"}, "missing COMPANY_ID"},
+           {{"company", "create", "--tax-id", "nip:5260250274"}, "--name: required"},
+           {{"company", "create", "--name", "A", "--tax-id", "5260250274"},
+            "--tax-id: expected KIND:VALUE with KIND nip, regon, krs or eu-vat"},
+           {{"company", "create", "--name", "A", "--tax-id", "vat:PL5260250274"},
+            "--tax-id: expected KIND:VALUE"},
+           {{"company", "create", "--name", "A", "--tax-id", "nip:"}, "--tax-id: expected"},
+           {{"company", "update", "c-1"}, "nothing to change: give at least one of --name"},
+           {{"company", "update", "--name", "A"}, "missing COMPANY_ID"},
+           {{"company", "update", "c-1", "--team", "t-1"},
+            "--team: not a flag of 'crmctl company update'"},
+           {{"company", "list", "c-1"}, "unexpected argument \"c-1\""},
+           {{"history", "add", "s-1", "--summary", "x"}, "--kind: required"},
+           {{"history", "add", "s-1", "--kind", "call"}, "--summary: required"},
+           {{"history", "add", "--kind", "call", "--summary", "x"}, "missing SUBJECT_ID"},
+           {{"history", "add", "s-1", "--kind", "visit", "--summary", "x"},
+            "--kind: expected one of call, meeting, email, note"},
+           {{"history", "add", "s-1", "--kind", "call", "--summary", "x", "--at", "yesterday"},
+            "--at: expected an RFC 3339 time"},
+           {{"history", "list"}, "missing SUBJECT_ID"},
+           {Concat(invoice, {"--net-minor", "100"}), "--subject or --company: give one of them"},
+           {Concat(invoice, {"--net-minor", "100", "--subject", "s-1", "--company", "c-1"}),
+            "--subject or --company: give one of them"},
+           {Concat(invoice, {"--subject", "s-1"}), "--net-minor: required"},
+           {Concat(invoice, {"--subject", "s-1", "--net-minor", "12.30"}),
+            "--net-minor: expected a number"},
+           {{"invoice", "record", "--subject", "s-1", "--net-minor", "1"}, "--number: required"},
+           {{"invoice", "list"}, "--subject or --company: give one of them"},
+           {{"invoice", "list", "--subject", "s-1", "--company", "c-1"},
+            "--subject or --company: give one of them"},
+           {{"retention"}, "retention needs a command: due"},
+           {{"retention", "due", "--status", "lead"},
+            "--status: not a flag of 'crmctl retention due'"},
+       }) {
+    Result r = Crmctl(c.args);
+    EXPECT_EQ(r.exit_code, 2) << r;
+    EXPECT_THAT(r.err, HasSubstr(c.message)) << r;
+  }
+  EXPECT_EQ(fake_.CallCount(), 0u);
 }
 
 // --- in-process unit tests ---
