@@ -21,7 +21,8 @@ namespace crm::crypto {
 
 inline constexpr size_t kSha256Size = 32;
 
-// `n` bytes from the OpenSSL CSPRNG.
+// `n` bytes from the OpenSSL CSPRNG. Draws of up to 64 bytes are served from
+// a per-thread buffer of its output (wiped as served; refilled after fork()).
 std::string RandomBytes(size_t n);
 // `n` bytes from the OpenSSL CSPRNG, in a buffer wiped on destruction.
 SecretBytes RandomSecret(size_t n);

@@ -1,5 +1,9 @@
 #include "libs/crypto/primitives.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <set>
 #include <string>
 
 #include "absl/strings/escaping.h"
@@ -60,6 +64,37 @@ TEST(RandomTest, ReturnsRequestedSizeAndDiffers) {
   SecretBytes s = RandomSecret(32);
   EXPECT_EQ(s.size(), 32u);
   EXPECT_NE(s.view(), RandomSecret(32).view());
+}
+
+TEST(RandomTest, DrawsAcrossTheBufferRefillAllDiffer) {
+  // Small draws come from a per-thread buffer of 4 KiB: draw past several
+  // refills and across a boundary; no 16-byte draw may repeat.
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(seen.insert(RandomBytes(i % 2 == 0 ? 16 : 13)).second) << i;
+  }
+  EXPECT_EQ(RandomBytes(64).size(), 64u);  // the largest buffered draw
+  EXPECT_EQ(RandomBytes(65).size(), 65u);  // straight from OpenSSL
+}
+
+TEST(RandomTest, ForkedChildDoesNotRepeatItsParentsBufferedBytes) {
+  (void)RandomBytes(16);  // the buffer is filled now
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const std::string r = RandomBytes(16);
+    _exit(write(fds[1], r.data(), r.size()) == static_cast<ssize_t>(r.size()) ? 0 : 1);
+  }
+  close(fds[1]);
+  const std::string parent = RandomBytes(16);
+  std::string from_child(16, '\0');
+  ASSERT_EQ(read(fds[0], from_child.data(), from_child.size()), 16);
+  close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_NE(parent, from_child);
 }
 
 TEST(ConstantTimeEqualsTest, ComparesContentAndLength) {

@@ -8,6 +8,8 @@
 #include "libs/base/uuid.h"
 #include "libs/base/validate.h"
 #include "libs/crypto/aead.h"
+#include "libs/pg/copy_text.h"
+#include "libs/pg/prepared.h"
 
 namespace crm::outbox {
 namespace {
@@ -55,20 +57,41 @@ absl::Status PrepareEvent(absl::string_view service, absl::Time now, crm::audit:
 Writer::Writer(std::string service, crypto::SecretBytes key, base::Clock& clock)
     : service_(std::move(service)), key_(std::move(key)), clock_(clock) {}
 
-absl::Status Writer::Enqueue(pqxx::work& tx, crm::audit::v1::Event event,
-                             std::string* event_id) const {
+absl::StatusOr<std::string> Writer::Seal(absl::Time now, crm::audit::v1::Event& event) const {
   if (key_.size() != crypto::kAes256KeySize) {
     return absl::InvalidArgumentError("outbox key: must be 32 bytes");
   }
-  const absl::Time now = clock_.Now();
   CRM_RETURN_IF_ERROR(internal::PrepareEvent(service_, now, event));
   std::string plaintext;
   if (!event.SerializeToString(&plaintext)) {
     return absl::InternalError("outbox: cannot serialize the event");
   }
-  CRM_ASSIGN_OR_RETURN(std::string sealed, crypto::Seal(key_, plaintext, event.event_id()));
-  tx.exec_params(kInsertSql, event.event_id(), pqxx::binarystring(sealed), absl::ToUnixMicros(now));
+  return crypto::Seal(key_, plaintext, event.event_id());
+}
+
+absl::Status Writer::Enqueue(pqxx::work& tx, crm::audit::v1::Event event,
+                             std::string* event_id) const {
+  const absl::Time now = clock_.Now();
+  CRM_ASSIGN_OR_RETURN(std::string sealed, Seal(now, event));
+  pg::ExecPrepared(tx, kInsertSql, event.event_id(), pqxx::binarystring(sealed), absl::ToUnixMicros(now));
   if (event_id != nullptr) *event_id = event.event_id();
+  return absl::OkStatus();
+}
+
+absl::Status Writer::EnqueueAll(pqxx::work& tx, std::vector<crm::audit::v1::Event> events) const {
+  if (events.empty()) return absl::OkStatus();
+  const absl::Time now = clock_.Now();
+  const std::string created_at = pg::CopyTime(now);
+  std::string rows;
+  for (crm::audit::v1::Event& event : events) {
+    CRM_ASSIGN_OR_RETURN(std::string sealed, Seal(now, event));
+    absl::StrAppend(&rows, event.event_id(), "\t");
+    pg::AppendCopyBytea(rows, sealed, false);
+    absl::StrAppend(&rows, "\t", created_at, "\n");
+  }
+  pg::CopyIn copy(tx, "audit_outbox", "event_id, payload, created_at");
+  copy.Write(rows);
+  copy.Complete();
   return absl::OkStatus();
 }
 

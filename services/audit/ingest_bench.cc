@@ -72,7 +72,6 @@
 // build-release/bench/ingest_bench [--ingest_batches=200]
 // [--verify_entries=200000] [--proof_size=10000000] [--benchmark_filter=...].
 #include <benchmark/benchmark.h>
-#include <libpq-fe.h>
 #include <openssl/evp.h>
 #include <time.h>
 #include <unistd.h>
@@ -114,6 +113,7 @@
 #include "libs/testing/bench_env.h"
 #include "libs/testing/bench_ratio.h"
 #include "libs/testing/pg_test_database.h"
+#include "libs/testing/raw_pg.h"
 #include "services/audit/audit_log.h"
 #include "services/audit/copy_text.h"
 #include "services/audit/data_keys.h"
@@ -129,6 +129,8 @@ namespace crm::audit {
 namespace {
 
 using crm::audit::v1::Event;
+using pg::AppendCopyBytea;
+using pg::CopyTime;
 
 constexpr int kBatch = 500;
 constexpr int kScanBatch = 10'000;  // VerifyLog's
@@ -271,92 +273,23 @@ class CopyRows {
   merkle::TreeBuilder tree_;
 };
 
-// ---- libpq without libpqxx, for the floor and the bulk load -----------------------
+using crm::testing::RawConnection;
 
-class RawConnection {
- public:
-  // UNAVAILABLE (without the connection string, which holds a password) if
-  // the server cannot be reached.
-  static absl::StatusOr<std::unique_ptr<RawConnection>> Open(const std::string& conninfo) {
-    std::unique_ptr<RawConnection> c(new RawConnection(PQconnectdb(conninfo.c_str())));
-    if (c->conn_ == nullptr || PQstatus(c->conn_) != CONNECTION_OK) {
-      return absl::UnavailableError("libpq: cannot connect to the benchmark database");
-    }
-    return c;
+// ---- The floor and the bulk load: COPY through libpq (RawConnection) ----------
+
+// One batch as its own transaction, on a libpq connection of its own.
+absl::Status CopyBatch(RawConnection& conn, const CopyRows::Batch& b) {
+  CRM_RETURN_IF_ERROR(conn.Exec("BEGIN"));
+  CRM_RETURN_IF_ERROR(conn.BeginCopy("audit_log", kLeafCopyColumns));
+  CRM_RETURN_IF_ERROR(conn.Put(b.leaves));
+  CRM_RETURN_IF_ERROR(conn.EndCopy());
+  if (!b.nodes.empty()) {
+    CRM_RETURN_IF_ERROR(conn.BeginCopy("merkle_nodes", kNodeCopyColumns));
+    CRM_RETURN_IF_ERROR(conn.Put(b.nodes));
+    CRM_RETURN_IF_ERROR(conn.EndCopy());
   }
-  ~RawConnection() { PQfinish(conn_); }
-  RawConnection(const RawConnection&) = delete;
-  RawConnection& operator=(const RawConnection&) = delete;
-
-  absl::Status Exec(const char* sql) { return Result(PQexec(conn_, sql), PGRES_COMMAND_OK); }
-
-  // COPY <table> (<columns>) FROM STDIN, then Put the data, then EndCopy.
-  absl::Status BeginCopy(absl::string_view table, absl::string_view columns) {
-    const std::string sql = absl::StrCat("COPY ", table, " (", columns, ") FROM STDIN");
-    return Result(PQexec(conn_, sql.c_str()), PGRES_COPY_IN);
-  }
-  absl::Status Put(absl::string_view data) {
-    if (PQputCopyData(conn_, data.data(), static_cast<int>(data.size())) != 1) {
-      return absl::InternalError(absl::StrCat("libpq: ", PQerrorMessage(conn_)));
-    }
-    return absl::OkStatus();
-  }
-  absl::Status EndCopy() {
-    if (PQputCopyEnd(conn_, nullptr) != 1) {
-      return absl::InternalError(absl::StrCat("libpq: ", PQerrorMessage(conn_)));
-    }
-    absl::Status s = Result(PQgetResult(conn_), PGRES_COMMAND_OK);
-    while (PGresult* more = PQgetResult(conn_)) PQclear(more);
-    return s;
-  }
-
-  // Runs a COPY ... TO STDOUT and discards the data. Returns the number of
-  // CopyData messages received (one per row, plus the binary format's
-  // header and trailer where they come on their own).
-  absl::StatusOr<int64_t> CopyOut(const std::string& sql) {
-    CRM_RETURN_IF_ERROR(Result(PQexec(conn_, sql.c_str()), PGRES_COPY_OUT));
-    int64_t messages = 0;
-    char* buf = nullptr;
-    int n = 0;
-    while ((n = PQgetCopyData(conn_, &buf, 0)) > 0) {
-      benchmark::DoNotOptimize(buf[0]);
-      PQfreemem(buf);
-      ++messages;
-    }
-    absl::Status s = n == -1 ? Result(PQgetResult(conn_), PGRES_COMMAND_OK)
-                             : absl::InternalError(absl::StrCat("libpq: ", PQerrorMessage(conn_)));
-    while (PGresult* more = PQgetResult(conn_)) PQclear(more);
-    CRM_RETURN_IF_ERROR(s);
-    return messages;
-  }
-
-  // One batch as its own transaction.
-  absl::Status CopyBatch(const CopyRows::Batch& b) {
-    CRM_RETURN_IF_ERROR(Exec("BEGIN"));
-    CRM_RETURN_IF_ERROR(BeginCopy("audit_log", kLeafCopyColumns));
-    CRM_RETURN_IF_ERROR(Put(b.leaves));
-    CRM_RETURN_IF_ERROR(EndCopy());
-    if (!b.nodes.empty()) {
-      CRM_RETURN_IF_ERROR(BeginCopy("merkle_nodes", kNodeCopyColumns));
-      CRM_RETURN_IF_ERROR(Put(b.nodes));
-      CRM_RETURN_IF_ERROR(EndCopy());
-    }
-    return Exec("COMMIT");
-  }
-
- private:
-  explicit RawConnection(PGconn* conn) : conn_(conn) {}
-
-  absl::Status Result(PGresult* r, ExecStatusType want) {
-    const bool ok = r != nullptr && PQresultStatus(r) == want;
-    absl::Status s =
-        ok ? absl::OkStatus() : absl::InternalError(absl::StrCat("libpq: ", PQerrorMessage(conn_)));
-    PQclear(r);
-    return s;
-  }
-
-  PGconn* conn_;
-};
+  return conn.Exec("COMMIT");
+}
 
 // ---- Set-up -------------------------------------------------------------------
 
@@ -702,7 +635,7 @@ void BM_RawCopyBatch500(benchmark::State& state) {
       absl::StatusOr<CopyRows::Batch> batch = rows.Make(gen.Next(kBatch), g->clock->Now());
       state.ResumeTiming();
       absl::Status s =
-          batch.ok() ? cpu.Client([&] { return (*conn)->CopyBatch(*batch); }) : batch.status();
+          batch.ok() ? cpu.Client([&] { return CopyBatch(**conn, *batch); }) : batch.status();
       if (!s.ok()) {
         std::fprintf(stderr, "ingest_bench: %s\n", s.ToString().c_str());
         state.SkipWithError("COPY failed");

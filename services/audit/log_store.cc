@@ -4,7 +4,6 @@
 #include <pqxx/binarystring>
 #include <pqxx/pqxx>
 #include <pqxx/tablereader>
-#include <pqxx/tablewriter>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
@@ -15,6 +14,12 @@
 #include "services/audit/copy_text.h"
 
 namespace crm::audit {
+
+using pg::CopyField;
+using pg::CopyIn;
+using pg::CopyTime;
+using pg::DecodeByteaHex;
+using pg::SplitCopyLine;
 
 namespace {
 
@@ -98,32 +103,6 @@ std::string Bytes(const pqxx::field& f) {
 }
 
 pqxx::binarystring Bin(const std::string& s) { return pqxx::binarystring(s.data(), s.size()); }
-
-// COPY ... FROM STDIN of text rows (copy_text.h) into `table`, sent a piece
-// at a time while the caller prepares the next: libpq flushes every 8 KiB,
-// so PostgreSQL stores the rows already sent meanwhile. pqxx::stream_to takes
-// a tuple per row and escapes every field character by character (a third of
-// Ingest's CPU for a batch of 500 events); tablewriter::write_raw_line sends
-// the text as it is. Its constructor is deprecated in libpqxx 6.4 (Debian
-// 12), whose stream_to has no raw write.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-class CopyIn {
- public:
-  CopyIn(pqxx::work& tx, const std::string& table, absl::string_view columns)
-      : columns_(absl::StrSplit(columns, ", ")),
-        writer_(tx, table, columns_.begin(), columns_.end()) {}
-  // `rows`: whole rows, each ended by a newline.
-  void Write(const std::string& rows) {
-    if (!rows.empty()) writer_.write_raw_line(rows);
-  }
-  void Complete() { writer_.complete(); }
-
- private:
-  const std::vector<std::string> columns_;
-  pqxx::tablewriter writer_;
-};
-#pragma GCC diagnostic pop
 
 StoredEntry RowToEntry(const pqxx::row& row) {
   StoredEntry e;

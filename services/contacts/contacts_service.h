@@ -100,6 +100,11 @@ class ContactsService final : public crm::contacts::v1::Contacts::Service {
   // Inserts it in `tx` with its audit event; ALREADY_EXISTS naming the field
   // (and the existing subject, if visible) for a registered e-mail or phone.
   absl::Status InsertPrepared(pqxx::work& tx, const Caller& caller, PreparedPerson& prepared);
+  // Inserts the persons of `batch` that are not duplicates (of a registered
+  // person or of an earlier row) with their audit events, a COPY per table;
+  // each row's outcome (OK or InsertPrepared's ALREADY_EXISTS).
+  absl::StatusOr<std::vector<absl::Status>> InsertBatch(pqxx::work& tx, const Caller& caller,
+                                                        std::vector<PreparedPerson>& batch);
 
   ContactsDeps d_;
 };

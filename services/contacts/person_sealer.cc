@@ -1,8 +1,6 @@
 #include "services/contacts/person_sealer.h"
 
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/field_mask.pb.h"
-#include "google/protobuf/util/field_mask_util.h"
 #include "libs/base/status_macros.h"
 #include "libs/crypto/aead.h"
 #include "libs/crypto/data_key.h"
@@ -13,20 +11,11 @@ namespace crm::contacts {
 namespace {
 
 using crm::contacts::v1::Person;
-using google::protobuf::util::FieldMaskUtil;
 
 constexpr char kKeyPurpose[] = "contacts";
 
 std::string Aad(absl::string_view subject_id, absl::string_view field) {
   return absl::StrCat("crm.contacts.v1|", subject_id, "|", field);
-}
-
-// Copies top-level field `field` of `from` into `to` (same message type).
-void CopyField(const google::protobuf::Message& from, absl::string_view field,
-               google::protobuf::Message& to) {
-  google::protobuf::FieldMask mask;
-  mask.add_paths(std::string(field));
-  FieldMaskUtil::MergeMessageTo(from, mask, FieldMaskUtil::MergeOptions(), &to);
 }
 
 }  // namespace
@@ -60,9 +49,17 @@ absl::Status PersonSealer::SealMessageFields(const crypto::SecretBytes& key,
                                              absl::string_view owner,
                                              std::map<std::string, std::string>& out) const {
   out.clear();
+  // Each field is moved out of a copy into an empty message of its own
+  // (Reflection::SwapFields) and serialized from there.
+  std::unique_ptr<google::protobuf::Message> rest(message.New());
+  rest->CopyFrom(message);
+  std::unique_ptr<google::protobuf::Message> part(message.New());
+  const google::protobuf::Reflection* reflection = message.GetReflection();
   for (const std::string& field : fields) {
-    std::unique_ptr<google::protobuf::Message> part(message.New());
-    CopyField(message, field, *part);
+    const google::protobuf::FieldDescriptor* fd = message.GetDescriptor()->FindFieldByName(field);
+    if (fd == nullptr) return absl::InternalError(absl::StrCat("no field ", field));
+    part->Clear();
+    reflection->SwapFields(rest.get(), part.get(), {fd});
     if (part->ByteSizeLong() == 0) continue;
     CRM_ASSIGN_OR_RETURN(out[field],
                          crypto::Seal(key, part->SerializeAsString(), Aad(owner, field)));
@@ -77,10 +74,15 @@ absl::Status PersonSealer::OpenMessageFields(const crypto::SecretBytes& key,
   for (const auto& [field, ciphertext] : sealed) {
     absl::StatusOr<std::string> plain = crypto::Open(key, ciphertext, Aad(owner, field));
     std::unique_ptr<google::protobuf::Message> part(out.New());
-    if (!plain.ok() || !part->ParseFromString(*plain)) {
+    const google::protobuf::FieldDescriptor* fd = out.GetDescriptor()->FindFieldByName(field);
+    if (!plain.ok() || fd == nullptr || !part->ParseFromString(*plain)) {
       return absl::DataLossError(absl::StrCat(entity, ".", field, ": stored value does not open"));
     }
-    CopyField(*part, field, out);
+    // Only `field` of what was sealed: anything else in the plaintext is
+    // not this column's to set.
+    std::unique_ptr<google::protobuf::Message> only(out.New());
+    out.GetReflection()->SwapFields(part.get(), only.get(), {fd});
+    out.MergeFrom(*only);
   }
   return absl::OkStatus();
 }
@@ -159,12 +161,18 @@ std::string InteractionSummaryField(absl::string_view interaction_id) {
   return absl::StrCat("interaction:", interaction_id);
 }
 
+absl::StatusOr<crypto::SecretBytes> SubjectKeyOf(pqxx::work& tx, const PersonSealer& sealer,
+                                                 const StoredPerson& stored) {
+  if (!stored.wrapped_key.empty()) return sealer.Unwrap(stored.wrapped_key, stored.subject_id);
+  CRM_ASSIGN_OR_RETURN(std::string wrapped, PersonStore::WrappedKey(tx, stored.subject_id));
+  return sealer.Unwrap(wrapped, stored.subject_id);
+}
+
 absl::StatusOr<Person> OpenPerson(pqxx::work& tx, const PersonSealer& sealer,
                                   const StoredPerson& stored) {
   Person p = PersonSkeleton(stored);
   if (stored.sealed.empty()) return p;
-  CRM_ASSIGN_OR_RETURN(std::string wrapped, PersonStore::WrappedKey(tx, stored.subject_id));
-  CRM_ASSIGN_OR_RETURN(crypto::SecretBytes key, sealer.Unwrap(wrapped, stored.subject_id));
+  CRM_ASSIGN_OR_RETURN(crypto::SecretBytes key, SubjectKeyOf(tx, sealer, stored));
   CRM_RETURN_IF_ERROR(sealer.OpenFields(key, stored, p));
   return p;
 }

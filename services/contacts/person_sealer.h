@@ -99,6 +99,11 @@ std::string InteractionSummaryField(absl::string_view interaction_id);
 // The non-personal fields of a stored person as the contract's Person.
 crm::contacts::v1::Person PersonSkeleton(const StoredPerson& stored);
 
+// The subject's data key: unwrapped from stored.wrapped_key, or read from
+// subject_keys in `tx` if the row came without it. NOT_FOUND if erased.
+absl::StatusOr<crypto::SecretBytes> SubjectKeyOf(pqxx::work& tx, const PersonSealer& sealer,
+                                                 const StoredPerson& stored);
+
 // The whole person: PersonSkeleton plus its opened personal fields, with the
 // subject's key read in `tx`. DATA_LOSS if a field does not open; NOT_FOUND if
 // the key is gone.

@@ -10,6 +10,8 @@
 #include "absl/strings/str_split.h"
 #include "libs/base/uuid.h"
 #include "libs/pg/array.h"
+#include "libs/pg/copy_text.h"
+#include "libs/pg/prepared.h"
 
 namespace crm::contacts {
 
@@ -27,7 +29,8 @@ constexpr char kColumns[] =
         "p.created_at") ", " CRM_TS("p.updated_at") ", " CRM_TS("p.last_activity_at") ", "
     "p.version, "
     "ARRAY(SELECT o.user_id::text FROM person_owners o WHERE o.subject_id = p.subject_id "
-    "ORDER BY 1)::text";
+    "ORDER BY 1)::text, "
+    "(SELECT k.wrapped FROM subject_keys k WHERE k.subject_id = p.subject_id)";
 constexpr int kFirstSealed = 7;
 
 // Visibility of row p of a table with team_id, whose owners are in
@@ -65,12 +68,20 @@ constexpr char kInsertCompanyLookupSql[] =
     "SELECT u.kind, decode(u.blind, 'hex'), $3::uuid "
     "FROM unnest($1::text[], $2::text[]) AS u(kind, blind)";
 constexpr char kDeleteCompanyLookupSql[] = "DELETE FROM company_lookup WHERE company_id = $1::uuid";
-constexpr char kCompanyOwnerOfKeysSql[] =
-    "SELECT u.n - 1, l.company_id::text FROM company_lookup l "
-    "JOIN unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(kind, blind, n) "
-    "ON l.kind = u.kind AND l.blind = decode(u.blind, 'hex') "
-    "WHERE l.company_id IS DISTINCT FROM NULLIF($3, '')::uuid "
-    "ORDER BY u.n LIMIT 1";
+// The keys of $1 (kinds) and $2 (blinds in hex) registered in `table` to an
+// owner (column `id`) other than $3 ('' for none): the key's index and the
+// owner, in key order. One primary-key probe per key (a correlated subquery:
+// for a batch's hundreds of keys the planner would otherwise hash the whole
+// look-up table).
+std::string OwnersOfKeysSql(absl::string_view table, absl::string_view id, bool first_only) {
+  return absl::StrCat("SELECT n - 1, owner FROM (SELECT u.n, (SELECT l.", id, "::text FROM ", table,
+                      " l WHERE l.kind = u.kind AND l.blind = decode(u.blind, 'hex')) AS owner "
+                      "FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(kind, blind, n)) "
+                      "k WHERE owner <> $3 ORDER BY n",
+                      first_only ? " LIMIT 1" : "");
+}
+const std::string& kCompanyOwnerOfKeysSql =
+    *new std::string(OwnersOfKeysSql("company_lookup", "company_id", true));
 constexpr char kCompanyKeySql[] = "SELECT wrapped FROM company_keys WHERE company_id = $1::uuid";
 
 constexpr char kInsertKeySql[] =
@@ -101,12 +112,15 @@ constexpr char kInsertLookupSql[] =
     "SELECT u.kind, decode(u.blind, 'hex'), $3::uuid "
     "FROM unnest($1::text[], $2::text[]) AS u(kind, blind)";
 constexpr char kDeleteLookupSql[] = "DELETE FROM person_lookup WHERE subject_id = $1::uuid";
-constexpr char kOwnerOfKeysSql[] =
-    "SELECT u.n - 1, l.subject_id::text FROM person_lookup l "
-    "JOIN unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(kind, blind, n) "
-    "ON l.kind = u.kind AND l.blind = decode(u.blind, 'hex') "
-    "WHERE l.subject_id IS DISTINCT FROM NULLIF($3, '')::uuid "
-    "ORDER BY u.n LIMIT 1";
+const std::string& kOwnerOfKeysSql =
+    *new std::string(OwnersOfKeysSql("person_lookup", "subject_id", true));
+const std::string& kOwnersOfKeysSql =
+    *new std::string(OwnersOfKeysSql("person_lookup", "subject_id", false));
+// The columns of InsertMany's COPY rows.
+constexpr char kPersonCopyColumns[] =
+    "subject_id, status, company_id, team_id, restricted, restriction_reason, notes_sensitive, "
+    "given_name, family_name, emails, phones, addresses, job_title, personal_id_number, notes, "
+    "reg_channel, reg_source, created_by, created_at, updated_at, last_activity_at, version";
 constexpr char kWrappedKeySql[] = "SELECT wrapped FROM subject_keys WHERE subject_id = $1::uuid";
 constexpr char kDeleteOwnersSql[] = "DELETE FROM person_owners WHERE subject_id = $1::uuid";
 constexpr char kInsertOwnersSql[] =
@@ -184,6 +198,7 @@ StoredPerson RowToPerson(const pqxx::row& row) {
   p.last_activity_at = absl::FromUnixMicros(row[col++].as<int64_t>());
   p.version = row[col++].as<int64_t>();
   p.owner_user_ids = ParseUuidArray(row[col++].as<std::string>());
+  if (!row[col].is_null()) p.wrapped_key = Bytes(row[col]);
   return p;
 }
 
@@ -215,7 +230,7 @@ absl::Status InsertKeys(pqxx::work& tx, const std::string& subject_id,
                         const std::vector<LookupKey>& keys) {
   if (keys.empty()) return absl::OkStatus();
   auto [kinds, blinds] = KeyArrays(keys);
-  tx.exec_params(kInsertLookupSql, kinds, blinds, subject_id);
+  pg::ExecPrepared(tx, kInsertLookupSql, kinds, blinds, subject_id);
   return absl::OkStatus();
 }
 
@@ -225,26 +240,96 @@ absl::StatusOr<std::optional<DuplicateKey>> PersonStore::FindOwnerOfKeys(
     pqxx::work& tx, const std::vector<LookupKey>& keys, const std::string& except_subject) {
   if (keys.empty()) return std::optional<DuplicateKey>();
   auto [kinds, blinds] = KeyArrays(keys);
-  pqxx::result r = tx.exec_params(kOwnerOfKeysSql, kinds, blinds, except_subject);
+  pqxx::result r = pg::ExecPrepared(tx, kOwnerOfKeysSql, kinds, blinds, except_subject);
   if (r.empty()) return std::optional<DuplicateKey>();
   return std::optional<DuplicateKey>(
       DuplicateKey{.key_index = r[0][0].as<size_t>(), .subject_id = r[0][1].as<std::string>()});
 }
 
+absl::StatusOr<std::vector<DuplicateKey>> PersonStore::FindOwnersOfKeys(
+    pqxx::work& tx, const std::vector<LookupKey>& keys) {
+  std::vector<DuplicateKey> out;
+  if (keys.empty()) return out;
+  auto [kinds, blinds] = KeyArrays(keys);
+  for (const pqxx::row& r : pg::ExecPrepared(tx, kOwnersOfKeysSql, kinds, blinds, "")) {
+    out.push_back({.key_index = r[0].as<size_t>(), .subject_id = r[1].as<std::string>()});
+  }
+  return out;
+}
+
+absl::Status PersonStore::InsertMany(pqxx::work& tx, const std::vector<NewPerson>& persons) {
+  if (persons.empty()) return absl::OkStatus();
+  using pg::AppendCopyBytea;
+  using pg::AppendCopyText;
+  auto nullable = [](std::string& out, const std::string& s) {
+    if (s.empty()) {
+      out.append("\\N");
+    } else {
+      AppendCopyText(out, s);
+    }
+  };
+  std::string keys, rows, owners, lookups;
+  for (const NewPerson& n : persons) {
+    const StoredPerson& p = *n.person;
+    absl::StrAppend(&keys, p.subject_id, "\t");
+    AppendCopyBytea(keys, *n.wrapped_key, false);
+    absl::StrAppend(&keys, "\t", pg::CopyTime(p.created_at), "\n");
+
+    absl::StrAppend(&rows, p.subject_id, "\t", p.status, "\t");
+    nullable(rows, p.company_id);
+    rows.push_back('\t');
+    nullable(rows, p.team_id);
+    absl::StrAppend(&rows, "\t", p.restricted ? "t" : "f", "\t");
+    AppendCopyBytea(rows, p.restriction_reason, true);
+    absl::StrAppend(&rows, "\t", p.notes_sensitive ? "t" : "f");
+    for (const char* field : kSealedPersonFields) {
+      rows.push_back('\t');
+      AppendCopyBytea(rows, SealedOf(p, field), true);
+    }
+    for (const std::string* text : {&p.reg_channel, &p.reg_source, &p.created_by}) {
+      rows.push_back('\t');
+      AppendCopyText(rows, *text);
+    }
+    absl::StrAppend(&rows, "\t", pg::CopyTime(p.created_at), "\t", pg::CopyTime(p.updated_at), "\t",
+                    pg::CopyTime(p.last_activity_at), "\t", p.version, "\n");
+
+    for (const std::string& owner : p.owner_user_ids) {
+      absl::StrAppend(&owners, p.subject_id, "\t", owner, "\n");
+    }
+    for (const LookupKey& k : *n.keys) {
+      AppendCopyText(lookups, k.kind);
+      lookups.push_back('\t');
+      AppendCopyBytea(lookups, k.blind, false);
+      absl::StrAppend(&lookups, "\t", p.subject_id, "\n");
+    }
+  }
+  for (auto [table, columns, data] :
+       {std::tuple("subject_keys", "subject_id, wrapped, created_at", &keys),
+        std::tuple("persons", kPersonCopyColumns, &rows),
+        std::tuple("person_owners", "subject_id, user_id", &owners),
+        std::tuple("person_lookup", "kind, blind, subject_id", &lookups)}) {
+    if (data->empty()) continue;
+    pg::CopyIn copy(tx, table, columns);
+    copy.Write(*data);
+    copy.Complete();
+  }
+  return absl::OkStatus();
+}
+
 absl::Status PersonStore::Insert(pqxx::work& tx, const StoredPerson& p,
                                  const std::string& wrapped_key,
                                  const std::vector<LookupKey>& keys) {
-  tx.exec_params(kInsertKeySql, p.subject_id, Bin(wrapped_key));
-  tx.exec_params(kInsertPersonSql, p.subject_id, p.status, p.company_id, p.team_id, p.restricted,
-                 Bin(p.restriction_reason), p.notes_sensitive, Bin(SealedOf(p, "given_name")),
-                 Bin(SealedOf(p, "family_name")), Bin(SealedOf(p, "emails")),
-                 Bin(SealedOf(p, "phones")), Bin(SealedOf(p, "addresses")),
-                 Bin(SealedOf(p, "job_title")), Bin(SealedOf(p, "personal_id_number")),
-                 Bin(SealedOf(p, "notes")), p.reg_channel, p.reg_source, p.created_by,
-                 absl::ToUnixMicros(p.created_at), absl::ToUnixMicros(p.updated_at),
-                 absl::ToUnixMicros(p.last_activity_at), p.version);
+  pg::ExecPrepared(tx, kInsertKeySql, p.subject_id, Bin(wrapped_key));
+  pg::ExecPrepared(
+      tx, kInsertPersonSql, p.subject_id, p.status, p.company_id, p.team_id, p.restricted,
+      Bin(p.restriction_reason), p.notes_sensitive, Bin(SealedOf(p, "given_name")),
+      Bin(SealedOf(p, "family_name")), Bin(SealedOf(p, "emails")), Bin(SealedOf(p, "phones")),
+      Bin(SealedOf(p, "addresses")), Bin(SealedOf(p, "job_title")),
+      Bin(SealedOf(p, "personal_id_number")), Bin(SealedOf(p, "notes")), p.reg_channel,
+      p.reg_source, p.created_by, absl::ToUnixMicros(p.created_at),
+      absl::ToUnixMicros(p.updated_at), absl::ToUnixMicros(p.last_activity_at), p.version);
   if (!p.owner_user_ids.empty()) {
-    tx.exec_params(kInsertOwnersSql, p.subject_id, pg::ArrayLiteral(p.owner_user_ids));
+    pg::ExecPrepared(tx, kInsertOwnersSql, p.subject_id, pg::ArrayLiteral(p.owner_user_ids));
   }
   return InsertKeys(tx, p.subject_id, keys);
 }
@@ -256,36 +341,36 @@ absl::StatusOr<std::optional<StoredPerson>> PersonStore::Get(pqxx::work& tx,
   const std::string sql = absl::StrCat("SELECT ", kColumns, " FROM persons p WHERE ", kVisible,
                                        " AND p.subject_id = $4::uuid", lock ? " FOR UPDATE" : "");
   pqxx::result r =
-      tx.exec_params(sql, access.all, UserParam(access), TeamsParam(access), subject_id);
+      pg::ExecPrepared(tx, sql, access.all, UserParam(access), TeamsParam(access), subject_id);
   if (r.empty()) return std::optional<StoredPerson>();
   return std::optional<StoredPerson>(RowToPerson(r[0]));
 }
 
 absl::StatusOr<std::string> PersonStore::WrappedKey(pqxx::work& tx, const std::string& subject_id) {
-  pqxx::result r = tx.exec_params(kWrappedKeySql, subject_id);
+  pqxx::result r = pg::ExecPrepared(tx, kWrappedKeySql, subject_id);
   if (r.empty()) return absl::NotFoundError("subject has no data key");
   return Bytes(r[0][0]);
 }
 
 absl::Status PersonStore::Update(pqxx::work& tx, const StoredPerson& p,
                                  const std::optional<std::vector<LookupKey>>& keys) {
-  tx.exec_params(kUpdatePersonSql, p.subject_id, p.status, p.company_id, p.team_id, p.restricted,
-                 Bin(p.restriction_reason), p.notes_sensitive, Bin(SealedOf(p, "given_name")),
-                 Bin(SealedOf(p, "family_name")), Bin(SealedOf(p, "emails")),
-                 Bin(SealedOf(p, "phones")), Bin(SealedOf(p, "addresses")),
-                 Bin(SealedOf(p, "job_title")), Bin(SealedOf(p, "personal_id_number")),
-                 Bin(SealedOf(p, "notes")), absl::ToUnixMicros(p.updated_at),
-                 absl::ToUnixMicros(p.last_activity_at), p.version);
+  pg::ExecPrepared(
+      tx, kUpdatePersonSql, p.subject_id, p.status, p.company_id, p.team_id, p.restricted,
+      Bin(p.restriction_reason), p.notes_sensitive, Bin(SealedOf(p, "given_name")),
+      Bin(SealedOf(p, "family_name")), Bin(SealedOf(p, "emails")), Bin(SealedOf(p, "phones")),
+      Bin(SealedOf(p, "addresses")), Bin(SealedOf(p, "job_title")),
+      Bin(SealedOf(p, "personal_id_number")), Bin(SealedOf(p, "notes")),
+      absl::ToUnixMicros(p.updated_at), absl::ToUnixMicros(p.last_activity_at), p.version);
   if (!keys.has_value()) return absl::OkStatus();
-  tx.exec_params(kDeleteLookupSql, p.subject_id);
+  pg::ExecPrepared(tx, kDeleteLookupSql, p.subject_id);
   return InsertKeys(tx, p.subject_id, *keys);
 }
 
 absl::Status PersonStore::SetOwners(pqxx::work& tx, const std::string& subject_id,
                                     const std::vector<std::string>& owner_user_ids) {
-  tx.exec_params(kDeleteOwnersSql, subject_id);
+  pg::ExecPrepared(tx, kDeleteOwnersSql, subject_id);
   if (!owner_user_ids.empty()) {
-    tx.exec_params(kInsertOwnersSql, subject_id, pg::ArrayLiteral(owner_user_ids));
+    pg::ExecPrepared(tx, kInsertOwnersSql, subject_id, pg::ArrayLiteral(owner_user_ids));
   }
   return absl::OkStatus();
 }
@@ -305,9 +390,9 @@ absl::StatusOr<std::vector<StoredPerson>> PersonStore::List(pqxx::work& tx, cons
       " AND (NOT $9::boolean OR (p.created_at, p.subject_id) < (" CRM_TS_PARAM("$10") ", $11::uuid))"
       " ORDER BY p.created_at DESC, p.subject_id DESC LIMIT $12");
   const bool has_cursor = cursor.has_value();
-  pqxx::result r = tx.exec_params(
-      sql, access.all, UserParam(access), TeamsParam(access), f.status, f.owner_user_id, f.team_id,
-      f.company_id, f.include_restricted, has_cursor,
+  pqxx::result r = pg::ExecPrepared(
+      tx, sql, access.all, UserParam(access), TeamsParam(access), f.status, f.owner_user_id,
+      f.team_id, f.company_id, f.include_restricted, has_cursor,
       has_cursor ? absl::ToUnixMicros(cursor->at) : int64_t{0},
       has_cursor ? cursor->id : std::string("00000000-0000-0000-0000-000000000000"), limit);
   std::vector<StoredPerson> out;
@@ -317,18 +402,18 @@ absl::StatusOr<std::vector<StoredPerson>> PersonStore::List(pqxx::work& tx, cons
 }
 
 absl::Status PersonStore::AddInteraction(pqxx::work& tx, const StoredInteraction& e) {
-  tx.exec_params(kAddInteractionSql, e.interaction_id, e.subject_id, e.kind,
-                 absl::ToUnixMicros(e.occurred_at), e.operator_user_id, Bin(e.summary), e.sensitive,
-                 absl::ToUnixMicros(e.created_at));
-  tx.exec_params(kTouchPersonSql, e.subject_id, absl::ToUnixMicros(e.created_at));
+  pg::ExecPrepared(tx, kAddInteractionSql, e.interaction_id, e.subject_id, e.kind,
+                   absl::ToUnixMicros(e.occurred_at), e.operator_user_id, Bin(e.summary),
+                   e.sensitive, absl::ToUnixMicros(e.created_at));
+  pg::ExecPrepared(tx, kTouchPersonSql, e.subject_id, absl::ToUnixMicros(e.created_at));
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<StoredInteraction>> PersonStore::ListInteractions(
     pqxx::work& tx, const std::string& subject_id, const std::optional<Cursor>& cursor, int limit) {
   const bool has_cursor = cursor.has_value();
-  pqxx::result r = tx.exec_params(
-      kListInteractionsSql, subject_id, has_cursor,
+  pqxx::result r = pg::ExecPrepared(
+      tx, kListInteractionsSql, subject_id, has_cursor,
       has_cursor ? absl::ToUnixMicros(cursor->at) : int64_t{0},
       has_cursor ? cursor->id : std::string("00000000-0000-0000-0000-000000000000"), limit);
   std::vector<StoredInteraction> out;
@@ -347,7 +432,7 @@ absl::StatusOr<std::vector<StoredInteraction>> PersonStore::ListInteractions(
 }
 
 absl::StatusOr<SubjectCounts> PersonStore::Count(pqxx::work& tx, const std::string& subject_id) {
-  const pqxx::row r = tx.exec_params1(kCountSql, subject_id);
+  const pqxx::row r = pg::ExecPrepared1(tx, kCountSql, subject_id);
   return SubjectCounts{.persons = r[0].as<int64_t>(),
                        .interactions = r[1].as<int64_t>(),
                        .emails = r[2].as<int64_t>(),
@@ -358,14 +443,14 @@ absl::StatusOr<SubjectCounts> PersonStore::Count(pqxx::work& tx, const std::stri
 }
 
 absl::Status PersonStore::Erase(pqxx::work& tx, const std::string& subject_id) {
-  tx.exec_params(kErasePersonSql, subject_id);
-  tx.exec_params(kEraseKeySql, subject_id);
+  pg::ExecPrepared(tx, kErasePersonSql, subject_id);
+  pg::ExecPrepared(tx, kEraseKeySql, subject_id);
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::optional<ErasureRecord>> PersonStore::ErasureRecorded(
     pqxx::work& tx, const std::string& request_id) {
-  pqxx::result r = tx.exec_params(kErasureSql, request_id);
+  pqxx::result r = pg::ExecPrepared(tx, kErasureSql, request_id);
   if (r.empty()) return std::optional<ErasureRecord>();
   ErasureRecord e;
   e.subject_id = r[0][0].as<std::string>();
@@ -382,9 +467,10 @@ absl::StatusOr<std::optional<ErasureRecord>> PersonStore::ErasureRecorded(
 
 absl::Status PersonStore::RecordErasure(pqxx::work& tx, const std::string& request_id,
                                         const ErasureRecord& e) {
-  tx.exec_params(kRecordErasureSql, request_id, e.subject_id, e.erased.persons, e.erased.emails,
-                 e.erased.phones, e.erased.key_exists, absl::ToUnixMicros(e.completed_at),
-                 e.erased.interactions, e.erased.invoices, e.erased.retained_until);
+  pg::ExecPrepared(tx, kRecordErasureSql, request_id, e.subject_id, e.erased.persons,
+                   e.erased.emails, e.erased.phones, e.erased.key_exists,
+                   absl::ToUnixMicros(e.completed_at), e.erased.interactions, e.erased.invoices,
+                   e.erased.retained_until);
   return absl::OkStatus();
 }
 
@@ -396,8 +482,8 @@ absl::StatusOr<std::vector<StoredPerson>> PersonStore::FindByKey(pqxx::work& tx,
                    " FROM persons p JOIN person_lookup l ON l.subject_id = p.subject_id "
                    "WHERE ",
                    kVisible, " AND l.kind = $4 AND l.blind = $5");
-  pqxx::result r = tx.exec_params(sql, access.all, UserParam(access), TeamsParam(access), key.kind,
-                                  Bin(key.blind));
+  pqxx::result r = pg::ExecPrepared(tx, sql, access.all, UserParam(access), TeamsParam(access),
+                                    key.kind, Bin(key.blind));
   std::vector<StoredPerson> out;
   for (const auto& row : r) out.push_back(RowToPerson(row));
   return out;
@@ -429,21 +515,22 @@ StoredInvoice RowToInvoice(const pqxx::row& row) {
 absl::StatusOr<std::optional<std::string>> InvoiceStore::WrappedKey(pqxx::work& tx,
                                                                     const std::string& owner_id) {
   pqxx::result r =
-      tx.exec_params("SELECT wrapped FROM invoice_keys WHERE owner_id = $1::uuid", owner_id);
+      pg::ExecPrepared(tx, "SELECT wrapped FROM invoice_keys WHERE owner_id = $1::uuid", owner_id);
   if (r.empty()) return std::optional<std::string>();
   return std::optional<std::string>(Bytes(r[0][0]));
 }
 
 absl::Status InvoiceStore::InsertKey(pqxx::work& tx, const std::string& owner_id,
                                      const std::string& wrapped) {
-  tx.exec_params(
-      "INSERT INTO invoice_keys (owner_id, wrapped, created_at) VALUES ($1::uuid, $2, now())",
+  pg::ExecPrepared(
+      tx, "INSERT INTO invoice_keys (owner_id, wrapped, created_at) VALUES ($1::uuid, $2, now())",
       owner_id, Bin(wrapped));
   return absl::OkStatus();
 }
 
 absl::Status InvoiceStore::Insert(pqxx::work& tx, const StoredInvoice& i) {
-  tx.exec_params(
+  pg::ExecPrepared(
+      tx,
       "INSERT INTO invoices (invoice_id, subject_id, company_id, sealed, issue_date, currency, "
       "retain_until, restricted, created_by, created_at) VALUES ($1::uuid, NULLIF($2, '')::uuid, "
       "NULLIF($3, '')::uuid, $4, $5::date, $6, $7::date, $8, $9, " CRM_TS_PARAM("$10") ")",
@@ -459,18 +546,21 @@ absl::StatusOr<std::vector<StoredInvoice>> InvoiceStore::List(pqxx::work& tx,
       "SELECT ", kInvoiceColumns, " FROM invoices WHERE ", company ? "company_id" : "subject_id",
       " = $1::uuid ORDER BY issue_date DESC, invoice_id DESC LIMIT $2");
   std::vector<StoredInvoice> out;
-  for (const auto& row : tx.exec_params(sql, owner_id, limit)) out.push_back(RowToInvoice(row));
+  for (const auto& row : pg::ExecPrepared(tx, sql, owner_id, limit))
+    out.push_back(RowToInvoice(row));
   return out;
 }
 
 absl::Status InvoiceStore::Restrict(pqxx::work& tx, const std::string& subject_id) {
-  tx.exec_params("UPDATE invoices SET restricted = true WHERE subject_id = $1::uuid", subject_id);
+  pg::ExecPrepared(tx, "UPDATE invoices SET restricted = true WHERE subject_id = $1::uuid",
+                   subject_id);
   return absl::OkStatus();
 }
 
 absl::StatusOr<int64_t> InvoiceStore::PurgeExpired(pqxx::work& tx, const std::string& today) {
   const int64_t purged =
-      tx.exec_params("DELETE FROM invoices WHERE retain_until < $1::date", today).affected_rows();
+      pg::ExecPrepared(tx, "DELETE FROM invoices WHERE retain_until < $1::date", today)
+          .affected_rows();
   tx.exec(
       "DELETE FROM invoice_keys k WHERE NOT EXISTS (SELECT 1 FROM invoices i WHERE "
       "i.subject_id = k.owner_id OR i.company_id = k.owner_id)");
@@ -509,7 +599,7 @@ absl::StatusOr<std::optional<DuplicateKey>> CompanyStore::FindOwnerOfKeys(
     pqxx::work& tx, const std::vector<LookupKey>& keys, const std::string& except_company) {
   if (keys.empty()) return std::optional<DuplicateKey>();
   auto [kinds, blinds] = KeyArrays(keys);
-  pqxx::result r = tx.exec_params(kCompanyOwnerOfKeysSql, kinds, blinds, except_company);
+  pqxx::result r = pg::ExecPrepared(tx, kCompanyOwnerOfKeysSql, kinds, blinds, except_company);
   if (r.empty()) return std::optional<DuplicateKey>();
   return std::optional<DuplicateKey>(
       DuplicateKey{.key_index = r[0][0].as<size_t>(), .subject_id = r[0][1].as<std::string>()});
@@ -518,17 +608,17 @@ absl::StatusOr<std::optional<DuplicateKey>> CompanyStore::FindOwnerOfKeys(
 absl::Status CompanyStore::Insert(pqxx::work& tx, const StoredCompany& c,
                                   const std::string& wrapped_key,
                                   const std::vector<LookupKey>& keys) {
-  tx.exec_params(kInsertCompanyKeySql, c.company_id, Bin(wrapped_key));
-  tx.exec_params(kInsertCompanySql, c.company_id, c.team_id, Bin(CompanySealed(c, "name")),
-                 Bin(CompanySealed(c, "tax_ids")), Bin(CompanySealed(c, "addresses")),
-                 Bin(CompanySealed(c, "billing")), c.created_by, absl::ToUnixMicros(c.created_at),
-                 absl::ToUnixMicros(c.updated_at), c.version);
+  pg::ExecPrepared(tx, kInsertCompanyKeySql, c.company_id, Bin(wrapped_key));
+  pg::ExecPrepared(tx, kInsertCompanySql, c.company_id, c.team_id, Bin(CompanySealed(c, "name")),
+                   Bin(CompanySealed(c, "tax_ids")), Bin(CompanySealed(c, "addresses")),
+                   Bin(CompanySealed(c, "billing")), c.created_by, absl::ToUnixMicros(c.created_at),
+                   absl::ToUnixMicros(c.updated_at), c.version);
   if (!c.owner_user_ids.empty()) {
-    tx.exec_params(kInsertCompanyOwnersSql, c.company_id, pg::ArrayLiteral(c.owner_user_ids));
+    pg::ExecPrepared(tx, kInsertCompanyOwnersSql, c.company_id, pg::ArrayLiteral(c.owner_user_ids));
   }
   if (!keys.empty()) {
     auto [kinds, blinds] = KeyArrays(keys);
-    tx.exec_params(kInsertCompanyLookupSql, kinds, blinds, c.company_id);
+    pg::ExecPrepared(tx, kInsertCompanyLookupSql, kinds, blinds, c.company_id);
   }
   return absl::OkStatus();
 }
@@ -541,28 +631,28 @@ absl::StatusOr<std::optional<StoredCompany>> CompanyStore::Get(pqxx::work& tx,
       absl::StrCat("SELECT ", kCompanyColumns, " FROM companies p WHERE ", kCompanyVisible,
                    " AND p.company_id = $4::uuid", lock ? " FOR UPDATE" : "");
   pqxx::result r =
-      tx.exec_params(sql, access.all, UserParam(access), TeamsParam(access), company_id);
+      pg::ExecPrepared(tx, sql, access.all, UserParam(access), TeamsParam(access), company_id);
   if (r.empty()) return std::optional<StoredCompany>();
   return std::optional<StoredCompany>(RowToCompany(r[0]));
 }
 
 absl::StatusOr<std::string> CompanyStore::WrappedKey(pqxx::work& tx,
                                                      const std::string& company_id) {
-  pqxx::result r = tx.exec_params(kCompanyKeySql, company_id);
+  pqxx::result r = pg::ExecPrepared(tx, kCompanyKeySql, company_id);
   if (r.empty()) return absl::NotFoundError("company has no data key");
   return Bytes(r[0][0]);
 }
 
 absl::Status CompanyStore::Update(pqxx::work& tx, const StoredCompany& c,
                                   const std::optional<std::vector<LookupKey>>& keys) {
-  tx.exec_params(kUpdateCompanySql, c.company_id, Bin(CompanySealed(c, "name")),
-                 Bin(CompanySealed(c, "tax_ids")), Bin(CompanySealed(c, "addresses")),
-                 Bin(CompanySealed(c, "billing")), absl::ToUnixMicros(c.updated_at), c.version);
+  pg::ExecPrepared(tx, kUpdateCompanySql, c.company_id, Bin(CompanySealed(c, "name")),
+                   Bin(CompanySealed(c, "tax_ids")), Bin(CompanySealed(c, "addresses")),
+                   Bin(CompanySealed(c, "billing")), absl::ToUnixMicros(c.updated_at), c.version);
   if (!keys.has_value()) return absl::OkStatus();
-  tx.exec_params(kDeleteCompanyLookupSql, c.company_id);
+  pg::ExecPrepared(tx, kDeleteCompanyLookupSql, c.company_id);
   if (!keys->empty()) {
     auto [kinds, blinds] = KeyArrays(*keys);
-    tx.exec_params(kInsertCompanyLookupSql, kinds, blinds, c.company_id);
+    pg::ExecPrepared(tx, kInsertCompanyLookupSql, kinds, blinds, c.company_id);
   }
   return absl::OkStatus();
 }
@@ -575,8 +665,8 @@ absl::StatusOr<std::vector<StoredCompany>> CompanyStore::List(pqxx::work& tx, co
       " AND (NOT $4::boolean OR (p.created_at, p.company_id) < (" CRM_TS_PARAM("$5") ", $6::uuid))"
       " ORDER BY p.created_at DESC, p.company_id DESC LIMIT $7");
   const bool has_cursor = cursor.has_value();
-  pqxx::result r = tx.exec_params(
-      sql, access.all, UserParam(access), TeamsParam(access), has_cursor,
+  pqxx::result r = pg::ExecPrepared(
+      tx, sql, access.all, UserParam(access), TeamsParam(access), has_cursor,
       has_cursor ? absl::ToUnixMicros(cursor->at) : int64_t{0},
       has_cursor ? cursor->id : std::string("00000000-0000-0000-0000-000000000000"), limit);
   std::vector<StoredCompany> out;
@@ -594,8 +684,8 @@ absl::StatusOr<std::vector<std::string>> CompanyStore::FindByKeys(
       "ON l.company_id = p.company_id JOIN unnest($4::text[], $5::text[]) AS u(kind, blind) "
       "ON l.kind = u.kind AND l.blind = decode(u.blind, 'hex') WHERE ",
       kCompanyVisible, " ORDER BY 1");
-  for (const auto& row :
-       tx.exec_params(sql, access.all, UserParam(access), TeamsParam(access), kinds, blinds)) {
+  for (const auto& row : pg::ExecPrepared(tx, sql, access.all, UserParam(access),
+                                          TeamsParam(access), kinds, blinds)) {
     out.push_back(row[0].as<std::string>());
   }
   return out;

@@ -58,6 +58,9 @@ struct StoredPerson {
   absl::Time updated_at;
   absl::Time last_activity_at;
   int64_t version = 0;
+  // The wrapped data key, read with the row ("" if none: erased); not
+  // written by Insert/Update, which take the key apart.
+  std::string wrapped_key;
 };
 
 // A blind index of one e-mail address ("email") or phone number ("phone").
@@ -201,10 +204,26 @@ class PersonStore {
   static absl::StatusOr<std::optional<DuplicateKey>> FindOwnerOfKeys(
       pqxx::work& tx, const std::vector<LookupKey>& keys, const std::string& except_subject = "");
 
+  // Every one of `keys` registered to some subject, in the order of `keys`:
+  // one query for the keys of a whole batch.
+  static absl::StatusOr<std::vector<DuplicateKey>> FindOwnersOfKeys(
+      pqxx::work& tx, const std::vector<LookupKey>& keys);
+
   // Inserts a new person with its wrapped data key, owners and look-up keys.
   // ALREADY_EXISTS if a look-up key is taken meanwhile (the unique index).
   static absl::Status Insert(pqxx::work& tx, const StoredPerson& person,
                              const std::string& wrapped_key, const std::vector<LookupKey>& keys);
+
+  // A person for InsertMany, as Insert takes it (pointers to the caller's).
+  struct NewPerson {
+    const StoredPerson* person;
+    const std::string* wrapped_key;
+    const std::vector<LookupKey>* keys;
+  };
+  // Inserts persons as Insert does, with one COPY per table for all of them
+  // (bulk import). ALREADY_EXISTS as Insert, also for two of them sharing a
+  // key; the transaction is then lost.
+  static absl::Status InsertMany(pqxx::work& tx, const std::vector<NewPerson>& persons);
 
   // The person if it exists and `access` may see it; `lock` takes a row lock
   // for an update in this transaction.

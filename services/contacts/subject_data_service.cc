@@ -122,8 +122,7 @@ grpc::Status SubjectDataService::ExportSubjectData(Ctx* ctx,
       // The restriction reason is the subject's data too.
       std::string reason;
       if (!stored->restriction_reason.empty()) {
-        CRM_ASSIGN_OR_RETURN(std::string wrapped, PersonStore::WrappedKey(tx, subject));
-        CRM_ASSIGN_OR_RETURN(crypto::SecretBytes key, sealer_.Unwrap(wrapped, subject));
+        CRM_ASSIGN_OR_RETURN(crypto::SecretBytes key, SubjectKeyOf(tx, sealer_, *stored));
         CRM_ASSIGN_OR_RETURN(reason, sealer_.OpenText(key, subject, "restriction_reason",
                                                       stored->restriction_reason));
       }
