@@ -69,16 +69,18 @@ absl::StatusOr<std::string> Writer::Seal(absl::Time now, crm::audit::v1::Event& 
   return crypto::Seal(key_, plaintext, event.event_id());
 }
 
-absl::Status Writer::Enqueue(pqxx::work& tx, crm::audit::v1::Event event,
+absl::Status Writer::Enqueue(pqxx::transaction_base& tx, crm::audit::v1::Event event,
                              std::string* event_id) const {
   const absl::Time now = clock_.Now();
   CRM_ASSIGN_OR_RETURN(std::string sealed, Seal(now, event));
-  pg::ExecPrepared(tx, kInsertSql, event.event_id(), pqxx::binarystring(sealed), absl::ToUnixMicros(now));
+  pg::ExecPrepared(tx, kInsertSql, event.event_id(), pqxx::binarystring(sealed),
+                   absl::ToUnixMicros(now));
   if (event_id != nullptr) *event_id = event.event_id();
   return absl::OkStatus();
 }
 
-absl::Status Writer::EnqueueAll(pqxx::work& tx, std::vector<crm::audit::v1::Event> events) const {
+absl::Status Writer::EnqueueAll(pqxx::transaction_base& tx,
+                                std::vector<crm::audit::v1::Event> events) const {
   if (events.empty()) return absl::OkStatus();
   const absl::Time now = clock_.Now();
   const std::string created_at = pg::CopyTime(now);

@@ -63,12 +63,13 @@ class Writer {
   // Database errors (e.g. the table is missing, or a duplicate event_id) are
   // thrown by libpqxx inside `tx` and become the status of Pool::Transact
   // (ALREADY_EXISTS for a duplicate event id).
-  absl::Status Enqueue(pqxx::work& tx, crm::audit::v1::Event event,
+  absl::Status Enqueue(pqxx::transaction_base& tx, crm::audit::v1::Event event,
                        std::string* event_id = nullptr) const;
 
   // Enqueue of every event of `events`, with one COPY for all of them (bulk
   // writes). The same errors; an invalid event writes none of them.
-  absl::Status EnqueueAll(pqxx::work& tx, std::vector<crm::audit::v1::Event> events) const;
+  absl::Status EnqueueAll(pqxx::transaction_base& tx,
+                          std::vector<crm::audit::v1::Event> events) const;
 
   const std::string& service() const { return service_; }
 

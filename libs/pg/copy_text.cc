@@ -128,7 +128,7 @@ absl::Status DecodeByteaHex(absl::string_view field, std::string& out) {
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-CopyIn::CopyIn(pqxx::work& tx, const std::string& table, absl::string_view columns)
+CopyIn::CopyIn(pqxx::transaction_base& tx, const std::string& table, absl::string_view columns)
     : columns_(absl::StrSplit(columns, ", ")),
       writer_(std::make_unique<pqxx::tablewriter>(tx, table, columns_.begin(), columns_.end())) {}
 

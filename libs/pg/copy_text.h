@@ -8,7 +8,7 @@
 #pragma once
 
 #include <memory>
-#include <pqxx/transaction>
+#include <pqxx/transaction_base>
 #include <string>
 #include <vector>
 
@@ -61,7 +61,7 @@ absl::Status DecodeByteaHex(absl::string_view field, std::string& out);
 class CopyIn {
  public:
   // `columns`: comma-and-space separated ("a, b, c").
-  CopyIn(pqxx::work& tx, const std::string& table, absl::string_view columns);
+  CopyIn(pqxx::transaction_base& tx, const std::string& table, absl::string_view columns);
   ~CopyIn();
   CopyIn(const CopyIn&) = delete;
   CopyIn& operator=(const CopyIn&) = delete;

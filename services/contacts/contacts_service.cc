@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <future>
+#include <pqxx/nontransaction>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -181,7 +182,7 @@ namespace {
 
 // `stored` opened (the subject's key read in `tx`), then masked as the
 // caller may see it (the paths cleared added to `masked`).
-absl::StatusOr<v1::Person> Present(pqxx::work& tx, const PersonSealer& sealer,
+absl::StatusOr<v1::Person> Present(pqxx::transaction_base& tx, const PersonSealer& sealer,
                                    const StoredPerson& stored, bool sensitive,
                                    std::vector<std::string>& masked) {
   CRM_ASSIGN_OR_RETURN(v1::Person p, OpenPerson(tx, sealer, stored));
@@ -462,12 +463,22 @@ grpc::Status ContactsService::ImportPersons(Ctx* ctx,
   });
 }
 
+absl::Status ContactsService::AuditedRead(const ReadFunction& read) {
+  return d_.db.WithConnection([&](pqxx::connection& c) -> absl::Status {
+    pqxx::nontransaction tx(c);
+    std::vector<Event> events;
+    CRM_RETURN_IF_ERROR(read(tx, events));
+    for (Event& e : events) CRM_RETURN_IF_ERROR(d_.audit.Enqueue(tx, std::move(e)));
+    return absl::OkStatus();
+  });
+}
+
 grpc::Status ContactsService::GetPerson(Ctx* ctx, const v1::GetPersonRequest* req,
                                         v1::GetPersonResponse* resp) {
   return Handle([&]() -> absl::Status {
     CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kRead));
     CRM_ASSIGN_OR_RETURN(const std::string id, SubjectIdOf(req->subject_id()));
-    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+    return AuditedRead([&](pqxx::transaction_base& tx, std::vector<Event>& events) -> absl::Status {
       resp->Clear();
       CRM_ASSIGN_OR_RETURN(std::optional<StoredPerson> stored,
                            PersonStore::Get(tx, id, caller.access, false));
@@ -476,7 +487,8 @@ grpc::Status ContactsService::GetPerson(Ctx* ctx, const v1::GetPersonRequest* re
       CRM_ASSIGN_OR_RETURN(v1::Person p, Present(tx, d_.sealer, *stored, caller.sensitive, masked));
       *resp->mutable_person() = std::move(p);
       for (std::string& m : masked) resp->add_masked_fields(std::move(m));
-      return d_.audit.Enqueue(tx, caller.Audit("contacts.person.read", id));
+      events.push_back(caller.Audit("contacts.person.read", id));
+      return absl::OkStatus();
     });
   });
 }
@@ -638,7 +650,7 @@ grpc::Status ContactsService::LookupPersons(Ctx* ctx, const v1::LookupPersonsReq
       default:
         return absl::InvalidArgumentError("key: one of email, phone, company_tax_id is required");
     }
-    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+    return AuditedRead([&](pqxx::transaction_base& tx, std::vector<Event>& events) -> absl::Status {
       resp->Clear();
       std::vector<StoredPerson> rows;
       if (tax_keys.empty()) {
@@ -658,8 +670,7 @@ grpc::Status ContactsService::LookupPersons(Ctx* ctx, const v1::LookupPersonsReq
       for (const StoredPerson& s : rows) {
         CRM_ASSIGN_OR_RETURN(v1::Person p, Present(tx, d_.sealer, s, caller.sensitive, masked));
         *resp->add_persons() = std::move(p);
-        CRM_RETURN_IF_ERROR(
-            d_.audit.Enqueue(tx, caller.Audit("contacts.person.lookup", s.subject_id)));
+        events.push_back(caller.Audit("contacts.person.lookup", s.subject_id));
       }
       for (std::string& m : masked) resp->add_masked_fields(std::move(m));
       return absl::OkStatus();
@@ -965,6 +976,7 @@ grpc::Status ContactsService::UpdateCompany(Ctx* ctx, const v1::UpdateCompanyReq
         CRM_RETURN_IF_ERROR(CompanyStore::Update(tx, *stored, keys));
         CRM_RETURN_IF_ERROR(d_.audit.Enqueue(tx, event));
       }
+      after.clear_assignment();  // `before` had it: merged again, owners would repeat
       after.MergeFrom(CompanySkeleton(*stored));
       after.set_version(stored->version);
       if (!caller.sensitive) {

@@ -9,8 +9,10 @@
 // Thread-safe.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "crm/contacts/v1/contacts.grpc.pb.h"
 #include "libs/auth/principal.h"
@@ -103,6 +105,13 @@ class ContactsService final : public crm::contacts::v1::Contacts::Service {
   // Inserts the persons of `batch` that are not duplicates (of a registered
   // person or of an earlier row) with their audit events, a COPY per table;
   // each row's outcome (OK or InsertPrepared's ALREADY_EXISTS).
+  // Runs `read` on a connection in autocommit mode (no BEGIN and COMMIT
+  // round trips: a point read is one statement), then stores the audit
+  // events it produced before returning: data read here reaches the caller
+  // only once the record of its reading is stored.
+  using ReadFunction = std::function<absl::Status(pqxx::transaction_base& tx,
+                                                  std::vector<crm::audit::v1::Event>& events)>;
+  absl::Status AuditedRead(const ReadFunction& read);
   absl::StatusOr<std::vector<absl::Status>> InsertBatch(pqxx::work& tx, const Caller& caller,
                                                         std::vector<PreparedPerson>& batch);
 

@@ -161,14 +161,15 @@ std::string InteractionSummaryField(absl::string_view interaction_id) {
   return absl::StrCat("interaction:", interaction_id);
 }
 
-absl::StatusOr<crypto::SecretBytes> SubjectKeyOf(pqxx::work& tx, const PersonSealer& sealer,
+absl::StatusOr<crypto::SecretBytes> SubjectKeyOf(pqxx::transaction_base& tx,
+                                                 const PersonSealer& sealer,
                                                  const StoredPerson& stored) {
   if (!stored.wrapped_key.empty()) return sealer.Unwrap(stored.wrapped_key, stored.subject_id);
   CRM_ASSIGN_OR_RETURN(std::string wrapped, PersonStore::WrappedKey(tx, stored.subject_id));
   return sealer.Unwrap(wrapped, stored.subject_id);
 }
 
-absl::StatusOr<Person> OpenPerson(pqxx::work& tx, const PersonSealer& sealer,
+absl::StatusOr<Person> OpenPerson(pqxx::transaction_base& tx, const PersonSealer& sealer,
                                   const StoredPerson& stored) {
   Person p = PersonSkeleton(stored);
   if (stored.sealed.empty()) return p;

@@ -101,13 +101,15 @@ crm::contacts::v1::Person PersonSkeleton(const StoredPerson& stored);
 
 // The subject's data key: unwrapped from stored.wrapped_key, or read from
 // subject_keys in `tx` if the row came without it. NOT_FOUND if erased.
-absl::StatusOr<crypto::SecretBytes> SubjectKeyOf(pqxx::work& tx, const PersonSealer& sealer,
+absl::StatusOr<crypto::SecretBytes> SubjectKeyOf(pqxx::transaction_base& tx,
+                                                 const PersonSealer& sealer,
                                                  const StoredPerson& stored);
 
 // The whole person: PersonSkeleton plus its opened personal fields, with the
 // subject's key read in `tx`. DATA_LOSS if a field does not open; NOT_FOUND if
 // the key is gone.
-absl::StatusOr<crm::contacts::v1::Person> OpenPerson(pqxx::work& tx, const PersonSealer& sealer,
+absl::StatusOr<crm::contacts::v1::Person> OpenPerson(pqxx::transaction_base& tx,
+                                                     const PersonSealer& sealer,
                                                      const StoredPerson& stored);
 
 }  // namespace crm::contacts

@@ -334,7 +334,7 @@ absl::Status PersonStore::Insert(pqxx::work& tx, const StoredPerson& p,
   return InsertKeys(tx, p.subject_id, keys);
 }
 
-absl::StatusOr<std::optional<StoredPerson>> PersonStore::Get(pqxx::work& tx,
+absl::StatusOr<std::optional<StoredPerson>> PersonStore::Get(pqxx::transaction_base& tx,
                                                              const std::string& subject_id,
                                                              const Access& access, bool lock) {
   if (!base::IsUuid(subject_id)) return std::optional<StoredPerson>();
@@ -346,7 +346,8 @@ absl::StatusOr<std::optional<StoredPerson>> PersonStore::Get(pqxx::work& tx,
   return std::optional<StoredPerson>(RowToPerson(r[0]));
 }
 
-absl::StatusOr<std::string> PersonStore::WrappedKey(pqxx::work& tx, const std::string& subject_id) {
+absl::StatusOr<std::string> PersonStore::WrappedKey(pqxx::transaction_base& tx,
+                                                    const std::string& subject_id) {
   pqxx::result r = pg::ExecPrepared(tx, kWrappedKeySql, subject_id);
   if (r.empty()) return absl::NotFoundError("subject has no data key");
   return Bytes(r[0][0]);
@@ -375,7 +376,8 @@ absl::Status PersonStore::SetOwners(pqxx::work& tx, const std::string& subject_i
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<StoredPerson>> PersonStore::List(pqxx::work& tx, const PersonFilter& f,
+absl::StatusOr<std::vector<StoredPerson>> PersonStore::List(pqxx::transaction_base& tx,
+                                                            const PersonFilter& f,
                                                             const Access& access,
                                                             const std::optional<Cursor>& cursor,
                                                             int limit) {
@@ -474,7 +476,7 @@ absl::Status PersonStore::RecordErasure(pqxx::work& tx, const std::string& reque
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<StoredPerson>> PersonStore::FindByKey(pqxx::work& tx,
+absl::StatusOr<std::vector<StoredPerson>> PersonStore::FindByKey(pqxx::transaction_base& tx,
                                                                  const LookupKey& key,
                                                                  const Access& access) {
   const std::string sql =
@@ -675,7 +677,7 @@ absl::StatusOr<std::vector<StoredCompany>> CompanyStore::List(pqxx::work& tx, co
 }
 
 absl::StatusOr<std::vector<std::string>> CompanyStore::FindByKeys(
-    pqxx::work& tx, const std::vector<LookupKey>& keys, const Access& access) {
+    pqxx::transaction_base& tx, const std::vector<LookupKey>& keys, const Access& access) {
   std::vector<std::string> out;
   if (keys.empty()) return out;
   auto [kinds, blinds] = KeyArrays(keys);

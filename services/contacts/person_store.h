@@ -192,7 +192,7 @@ class CompanyStore {
                                                          const std::optional<Cursor>& cursor,
                                                          int limit);
   // The visible companies with any of `keys`.
-  static absl::StatusOr<std::vector<std::string>> FindByKeys(pqxx::work& tx,
+  static absl::StatusOr<std::vector<std::string>> FindByKeys(pqxx::transaction_base& tx,
                                                              const std::vector<LookupKey>& keys,
                                                              const Access& access);
 };
@@ -227,12 +227,13 @@ class PersonStore {
 
   // The person if it exists and `access` may see it; `lock` takes a row lock
   // for an update in this transaction.
-  static absl::StatusOr<std::optional<StoredPerson>> Get(pqxx::work& tx,
+  static absl::StatusOr<std::optional<StoredPerson>> Get(pqxx::transaction_base& tx,
                                                          const std::string& subject_id,
                                                          const Access& access, bool lock);
 
   // The wrapped data key of a subject; NOT_FOUND if it has none (erased).
-  static absl::StatusOr<std::string> WrappedKey(pqxx::work& tx, const std::string& subject_id);
+  static absl::StatusOr<std::string> WrappedKey(pqxx::transaction_base& tx,
+                                                const std::string& subject_id);
 
   // Writes the mutable columns of `person` (status, company, team,
   // restriction, notes_sensitive, sealed fields, updated_at,
@@ -247,7 +248,8 @@ class PersonStore {
 
   // Visible persons matching `filter`, newest first, after `cursor`, at most
   // `limit`.
-  static absl::StatusOr<std::vector<StoredPerson>> List(pqxx::work& tx, const PersonFilter& filter,
+  static absl::StatusOr<std::vector<StoredPerson>> List(pqxx::transaction_base& tx,
+                                                        const PersonFilter& filter,
                                                         const Access& access,
                                                         const std::optional<Cursor>& cursor,
                                                         int limit);
@@ -274,7 +276,8 @@ class PersonStore {
                                     const ErasureRecord& record);
 
   // Visible persons with look-up key `key` (at most one by the unique index).
-  static absl::StatusOr<std::vector<StoredPerson>> FindByKey(pqxx::work& tx, const LookupKey& key,
+  static absl::StatusOr<std::vector<StoredPerson>> FindByKey(pqxx::transaction_base& tx,
+                                                             const LookupKey& key,
                                                              const Access& access);
 };
 

@@ -752,6 +752,7 @@ TEST_F(ContactsServiceTest, CompaniesWithTaxIdsBillingAndLookUpOfTheirPeople) {
                            Call(&Stub::UpdateCompany, update, alice_));
   EXPECT_EQ(updated.company().name(), "Difference Engines S.A.");
   EXPECT_EQ(updated.company().version(), 2);
+  EXPECT_THAT(updated.company().assignment().owner_user_ids(), ElementsAre(kAlice));
   ASSERT_THAT(updated.company().tax_ids(), SizeIs(1));
   EXPECT_THAT(updated.company().addresses(), SizeIs(1));  // not in the mask
   EXPECT_THAT(Call(&Stub::UpdateCompany, update, alice_), StatusIs(absl::StatusCode::kAborted));
