@@ -1,8 +1,108 @@
-// crm-consent: purposes, lawful bases, notices and the consent ledger (issue 6).
-// Wiring only: settings, database, migrations and serving come from libs/service.
+// crm-consent: purposes, lawful bases, notices and the consent ledger (issue
+// 6). Wiring only: settings, database, migrations and serving come from
+// libs/service; see docs/consent.md.
+#include <cstdio>
+#include <memory>
+#include <optional>
+
+#include "libs/base/status_macros.h"
+#include "libs/config/config.h"
+#include "libs/crypto/key_ring.h"
+#include "libs/outbox/grpc_sink.h"
+#include "libs/outbox/relay.h"
+#include "libs/outbox/schema.h"
+#include "libs/outbox/writer.h"
+#include "libs/rpc/channel.h"
+#include "libs/service/api_auth.h"
 #include "libs/service/service_main.h"
+#include "services/consent/consent_service.h"
+
+namespace crm::consent {
+namespace {
+
+struct ConsentConfig {
+  std::string kek_file;
+  // Empty: audit events stay in the outbox (tests, or audit not deployed yet).
+  std::string audit_addr;
+};
+
+struct App {
+  std::optional<crypto::KeyRing> ring;
+  std::unique_ptr<service::ApiAuth> auth;
+  std::unique_ptr<outbox::Writer> audit;
+  std::unique_ptr<outbox::GrpcSink> sink;
+  std::unique_ptr<outbox::Relay> relay;
+  std::unique_ptr<ConsentService> service;
+};
+
+// Prefixes a start-up error with the step that failed.
+absl::Status Step(absl::string_view step, const absl::Status& s) {
+  if (s.ok()) return s;
+  return absl::Status(s.code(), absl::StrCat(step, ": ", s.message()));
+}
+
+absl::Status Setup(const ConsentConfig& cfg, const service::ApiAuthConfig& auth_cfg, App& app,
+                   service::Context& ctx) {
+  absl::StatusOr<crypto::KeyRing> ring = crypto::KeyRing::LoadFromFile(cfg.kek_file);
+  CRM_RETURN_IF_ERROR(Step("kek_file", ring.status()));
+  app.ring.emplace(*std::move(ring));
+  CRM_RETURN_IF_ERROR(Step("outbox", outbox::EnsureSchema(ctx.db)));
+  absl::StatusOr<crypto::SecretBytes> outbox_key = outbox::LoadOrCreateKey(ctx.db, *app.ring);
+  CRM_RETURN_IF_ERROR(Step("outbox key", outbox_key.status()));
+  CRM_ASSIGN_OR_RETURN(app.auth,
+                       service::ApiAuth::Create(auth_cfg, ctx.config.server.tls, ctx.clock));
+  ctx.on_stop.push_back([&app] { app.auth->Stop(); });
+  app.audit = std::make_unique<outbox::Writer>("consent", outbox_key->Copy(), ctx.clock);
+  if (!cfg.audit_addr.empty()) {
+    CRM_ASSIGN_OR_RETURN(
+        std::shared_ptr<grpc::Channel> channel,
+        rpc::MakeChannel(
+            {.target = cfg.audit_addr, .tls = ctx.config.server.tls, .expected_server = "audit"}));
+    app.sink = std::make_unique<outbox::GrpcSink>(channel);
+    app.relay = std::make_unique<outbox::Relay>(ctx.db, outbox_key->Copy(), *app.sink, ctx.clock,
+                                                outbox::RelayOptions{}, &ctx.metrics);
+    CRM_RETURN_IF_ERROR(Step("outbox relay", app.relay->Start()));
+    ctx.on_stop.push_back([&app] { app.relay->Stop(); });
+  }
+  app.service = std::make_unique<ConsentService>(ConsentDeps{.db = ctx.db,
+                                                             .ring = *app.ring,
+                                                             .verifier = app.auth->verifier(),
+                                                             .audit = *app.audit,
+                                                             .clock = ctx.clock});
+  CRM_RETURN_IF_ERROR(AllowConsentMethods(ctx.policy));
+  ctx.services.push_back(app.service.get());
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace crm::consent
 
 int main(int argc, char** argv) {
-  return crm::service::Main("consent", argc, argv,
-                            [](crm::service::Context&) { return absl::OkStatus(); });
+  crm::service::CommonConfig common("consent");
+  crm::consent::ConsentConfig cfg;
+  crm::service::ApiAuthConfig auth_cfg;
+  crm::config::Settings settings("crm-consent");
+  crm::service::AddCommonSettings(settings, &common);
+  crm::service::AddApiAuthSettings(settings, &auth_cfg);
+  settings.Add("kek_file", &cfg.kek_file, "KEK ring file wrapping subject data keys");
+  settings.Add("audit_addr", &cfg.audit_addr, "audit service host:port for the outbox relay");
+  crm::config::ParseOrExit(settings, argc, argv, environ);
+  absl::Status valid = crm::service::ValidateCommonConfig(common);
+  if (valid.ok()) valid = crm::service::ValidateApiAuthConfig(auth_cfg);
+  if (valid.ok() && cfg.kek_file.empty()) {
+    valid = absl::InvalidArgumentError("setting kek_file: required");
+  }
+  if (valid.ok() && !cfg.audit_addr.empty()) {
+    std::string host;
+    int port = 0;
+    valid = crm::config::ParseHostPort("audit_addr", cfg.audit_addr, &host, &port);
+  }
+  if (!valid.ok()) {
+    std::fprintf(stderr, "%s: %s\n", argv[0], std::string(valid.message()).c_str());
+    return 2;
+  }
+  crm::consent::App app;
+  return crm::service::Run(common, [&](crm::service::Context& ctx) {
+    return crm::consent::Setup(cfg, auth_cfg, app, ctx);
+  });
 }

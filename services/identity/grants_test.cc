@@ -84,8 +84,9 @@ TEST_F(GrantsTest, EffectivePermissionsUnitesActiveGrantsAndTakesTheEarliestEnd)
       MakeGrant("g5", "dpo", std::nullopt, t0_),
   };
   const EffectiveAccess access = EffectivePermissions(grants, roles_, t0_);
-  EXPECT_THAT(access.permissions, ElementsAre("consent.read", "consent.write", "contacts.read",
-                                              "contacts.write", "mailing.manage", "mailing.send"));
+  EXPECT_THAT(access.permissions,
+              ElementsAre("consent.check", "consent.read", "consent.write", "contacts.read",
+                          "contacts.write", "mailing.manage", "mailing.send"));
   EXPECT_THAT(access.roles, ElementsAre("marketing", "sales", "support"));
   ASSERT_TRUE(access.earliest_end.has_value());
   EXPECT_EQ(*access.earliest_end, t0_ + absl::Hours(3));

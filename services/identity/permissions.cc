@@ -9,13 +9,15 @@
 namespace crm::identity {
 namespace {
 
-constexpr std::array<PermissionInfo, 11> kCatalogue = {{
+constexpr std::array<PermissionInfo, 13> kCatalogue = {{
     {kContactsRead, "read the contact records assigned to the user", false},
     {kContactsReadAll, "read every contact record, not only assigned ones", true},
     {kContactsReadSensitive, "see fields marked sensitive (e.g. date of birth, tax id)", true},
     {kContactsWrite, "create and edit contact records the user may read", false},
     {kConsentRead, "read consent, withdrawal and objection records", false},
     {kConsentWrite, "record consent, withdrawal and objection on a subject's behalf", false},
+    {kConsentCheck, "ask whether a subject's data may be processed for a purpose", false},
+    {kConsentAdmin, "define purposes and publish consent notices", true},
     {kMailingSend, "send transactional mail and campaigns to consenting subjects", false},
     {kMailingManage, "manage mailing lists, templates and campaigns", false},
     {kAuditRead, "read the audit log and activity and login reports", true},
@@ -64,7 +66,8 @@ std::vector<Role> BuiltinRoles() {
       MakeBuiltin(kRoleDpo, {kAuditRead, kDsrManage, kContactsRead, kContactsReadAll,
                              kContactsReadSensitive, kConsentRead}),
       MakeBuiltin(kRoleSales, {kContactsRead, kContactsWrite, kConsentRead, kMailingSend}),
-      MakeBuiltin(kRoleMarketing, {kContactsRead, kConsentRead, kMailingSend, kMailingManage}),
+      MakeBuiltin(kRoleMarketing,
+                  {kContactsRead, kConsentRead, kConsentCheck, kMailingSend, kMailingManage}),
       MakeBuiltin(kRoleSupport, {kContactsRead, kContactsWrite, kConsentRead, kConsentWrite}),
       MakeBuiltin(kRoleAuditor, {kAuditRead, kContactsRead, kContactsReadAll}),
   };

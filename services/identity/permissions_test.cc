@@ -29,8 +29,8 @@ TEST(PermissionCatalogueTest, HoldsEveryPermissionTheIssueNames) {
                            "mailing.manage", "audit.read", "dsr.manage", "identity.admin"}) {
     EXPECT_TRUE(IsKnownPermission(name)) << name;
   }
-  EXPECT_EQ(PermissionCatalogue().size(), 11u);
-  EXPECT_EQ(AllPermissions().size(), 11u);
+  EXPECT_EQ(PermissionCatalogue().size(), 13u);
+  EXPECT_EQ(AllPermissions().size(), 13u);
 }
 
 TEST(PermissionCatalogueTest, EveryRowHasADescriptionAndAUniqueName) {
@@ -77,8 +77,9 @@ TEST(BuiltinRolesTest, BundleTheDocumentedPermissions) {
   EXPECT_EQ(FindRole(roles, "sales")->permissions,
             Set({"contacts.read", "contacts.write", "consent.read", "mailing.send"}));
   ASSERT_NE(FindRole(roles, "marketing"), nullptr);
-  EXPECT_EQ(FindRole(roles, "marketing")->permissions,
-            Set({"contacts.read", "consent.read", "mailing.send", "mailing.manage"}));
+  EXPECT_EQ(
+      FindRole(roles, "marketing")->permissions,
+      Set({"contacts.read", "consent.read", "consent.check", "mailing.send", "mailing.manage"}));
   ASSERT_NE(FindRole(roles, "support"), nullptr);
   EXPECT_EQ(FindRole(roles, "support")->permissions,
             Set({"contacts.read", "contacts.write", "consent.read", "consent.write"}));

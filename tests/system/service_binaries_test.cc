@@ -262,7 +262,7 @@ class GrpcServiceTest : public SystemTestBase, public ::testing::WithParamInterf
     if (service() == "identity" || service() == "contacts") {
       env.insert({"CRM_BLIND_INDEX_KEY_FILE", dir_.path() + "/index.key"});
     }
-    if (service() == "audit" || service() == "contacts") {
+    if (service() == "audit" || service() == "contacts" || service() == "consent") {
       env.insert({"CRM_KEY_WAIT", "0s"});  // no identity runs here
     }
     if (service() == "identity") {
@@ -273,7 +273,8 @@ class GrpcServiceTest : public SystemTestBase, public ::testing::WithParamInterf
 
   // The services that hold keys and verify tokens (Redis revocation set).
   bool NeedsKeysAndRedis() const {
-    return service() == "identity" || service() == "audit" || service() == "contacts";
+    return service() == "identity" || service() == "audit" || service() == "contacts" ||
+           service() == "consent";
   }
 
   // Key files (mode 0600) and the shared Redis's password.
@@ -403,6 +404,8 @@ TEST_P(GrpcServiceTest, BadSettingStopsStartupWithExitCode2NamingIt) {
   }
   if (service() == "contacts") {
     cases.push_back({{{"CRM_BLIND_INDEX_KEY_FILE", ""}}, {}, "blind_index_key_file"});
+  }
+  if (service() == "contacts" || service() == "consent") {
     cases.push_back({{{"CRM_AUDIT_ADDR", "audit"}}, {}, "audit_addr"});
   }
   if (service() == "identity") {

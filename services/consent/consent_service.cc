@@ -1,0 +1,398 @@
+#include "services/consent/consent_service.h"
+
+#include <algorithm>
+#include <pqxx/nontransaction>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "libs/base/status_macros.h"
+#include "libs/base/uuid.h"
+#include "libs/base/validate.h"
+#include "libs/crypto/aead.h"
+#include "libs/crypto/data_key.h"
+#include "libs/crypto/primitives.h"
+#include "libs/rpc/call_auth.h"
+#include "libs/rpc/handler.h"
+#include "libs/rpc/peer.h"
+#include "libs/rpc/request_id.h"
+#include "services/consent/consent_store.h"
+#include "services/consent/ledger_chain.h"
+#include "services/consent/rules.h"
+
+namespace crm::consent {
+namespace {
+
+using crm::audit::v1::Event;
+using rpc::Handle;
+
+constexpr char kRead[] = "consent.read";
+constexpr char kCheck[] = "consent.check";
+constexpr char kWrite[] = "consent.write";
+constexpr char kAdmin[] = "consent.admin";
+
+absl::StatusOr<std::shared_ptr<const auth::Principal>> Authorize(grpc::ServerContext* ctx,
+                                                                 auth::TokenVerifier& verifier,
+                                                                 absl::string_view permission) {
+  CRM_ASSIGN_OR_RETURN(std::shared_ptr<const auth::Principal> p,
+                       rpc::AuthenticateCall(*ctx, verifier));
+  if (!p->Has(permission)) {
+    return absl::PermissionDeniedError(absl::StrCat("needs permission ", permission));
+  }
+  return p;
+}
+
+absl::StatusOr<std::string> SubjectIdOf(absl::string_view field, const std::string& id) {
+  if (!base::IsUuid(id)) return absl::InvalidArgumentError(absl::StrCat(field, ": must be a UUID"));
+  return absl::AsciiStrToLower(id);
+}
+
+// 1..64 of a-z 0-9 . _ -
+absl::Status ValidatePurposeId(absl::string_view field, absl::string_view id) {
+  if (id.empty() || id.size() > 64 || !std::all_of(id.begin(), id.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+      })) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": must be 1..64 of a-z 0-9 . _ -"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status UnknownPurpose(absl::string_view field) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": unknown purpose"));
+}
+
+Event AuditEvent(grpc::ServerContext& ctx, const auth::Principal& who, absl::string_view action,
+                 absl::string_view subject_id) {
+  Event e;
+  e.set_action(std::string(action));
+  e.set_outcome(crm::audit::v1::OUTCOME_SUCCESS);
+  if (!subject_id.empty()) {
+    e.set_subject_id(std::string(subject_id));
+    e.set_resource(absl::StrCat("consent/", subject_id));
+  }
+  e.mutable_actor()->set_user_id(who.user_id);
+  e.mutable_actor()->set_session_id(who.session_id);
+  e.mutable_actor()->set_service_identity(rpc::PeerIdentity(ctx));
+  e.set_request_id(rpc::RequestId(ctx));
+  return e;
+}
+
+// The evidence bytes sealed per entry: both values length-prefixed.
+std::string EvidenceOf(const v1::Statement& s) {
+  if (s.source_address().empty() && s.user_agent().empty()) return "";
+  return absl::StrCat(s.source_address().size(), ":", s.source_address(), s.user_agent());
+}
+
+}  // namespace
+
+grpc::Status ConsentService::ListPurposes(Ctx* ctx, const v1::ListPurposesRequest*,
+                                          v1::ListPurposesResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_RETURN_IF_ERROR(Authorize(ctx, d_.verifier, kRead).status());
+    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      resp->Clear();
+      CRM_ASSIGN_OR_RETURN(std::vector<v1::Purpose> purposes, ConsentStore::ListPurposes(tx));
+      for (v1::Purpose& p : purposes) *resp->add_purposes() = std::move(p);
+      return absl::OkStatus();
+    });
+  });
+}
+
+grpc::Status ConsentService::DefinePurpose(Ctx* ctx, const v1::DefinePurposeRequest* req,
+                                           v1::DefinePurposeResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(auto caller, Authorize(ctx, d_.verifier, kAdmin));
+    v1::Purpose p = req->purpose();
+    p.clear_current_notice_versions();
+    CRM_RETURN_IF_ERROR(ValidatePurposeId("purpose.purpose_id", p.purpose_id()));
+    if (p.basis() == v1::LAWFUL_BASIS_UNSPECIFIED || !v1::LawfulBasis_IsValid(p.basis())) {
+      return absl::InvalidArgumentError("purpose.basis: required (consent, contract, ...)");
+    }
+    CRM_RETURN_IF_ERROR(base::ValidateText("purpose.description", p.description(), 1, 500));
+    if (p.data_categories_size() > 32) {
+      return absl::InvalidArgumentError("purpose.data_categories: at most 32");
+    }
+    for (int i = 0; i < p.data_categories_size(); ++i) {
+      CRM_RETURN_IF_ERROR(ValidatePurposeId(absl::StrCat("purpose.data_categories[", i, "]"),
+                                            p.data_categories(i)));
+    }
+    if (p.validity_days() < 0 || p.validity_days() > 3650) {
+      return absl::InvalidArgumentError("purpose.validity_days: 0 (no limit) .. 3650");
+    }
+    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      CRM_ASSIGN_OR_RETURN(std::optional<v1::Purpose> existing,
+                           ConsentStore::GetPurpose(tx, p.purpose_id()));
+      if (existing.has_value()) {
+        if (existing->basis() != p.basis() ||
+            existing->direct_marketing() != p.direct_marketing()) {
+          return absl::FailedPreconditionError(
+              "purpose.basis: a purpose's basis and direct_marketing never change; define a new "
+              "purpose");
+        }
+        CRM_RETURN_IF_ERROR(ConsentStore::UpdatePurpose(tx, p));
+      } else {
+        CRM_RETURN_IF_ERROR(ConsentStore::InsertPurpose(tx, p, d_.clock.Now()));
+      }
+      resp->set_created(!existing.has_value());
+      Event e = AuditEvent(*ctx, *caller,
+                           existing ? "consent.purpose.update" : "consent.purpose.define", "");
+      e.set_resource(absl::StrCat("purposes/", p.purpose_id()));
+      return d_.audit.Enqueue(tx, std::move(e));
+    });
+  });
+}
+
+grpc::Status ConsentService::PublishNotice(Ctx* ctx, const v1::PublishNoticeRequest* req,
+                                           v1::PublishNoticeResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(auto caller, Authorize(ctx, d_.verifier, kAdmin));
+    CRM_RETURN_IF_ERROR(ValidatePurposeId("purpose_id", req->purpose_id()));
+    const std::string& lang = req->language();
+    if (lang.size() < 2 || lang.size() > 3 ||
+        !std::all_of(lang.begin(), lang.end(), [](char c) { return c >= 'a' && c <= 'z'; })) {
+      return absl::InvalidArgumentError("language: a 2- or 3-letter lower-case code");
+    }
+    CRM_RETURN_IF_ERROR(base::ValidateUtf8("text", req->text()));
+    if (req->text().empty() || req->text().size() > 100'000) {
+      return absl::InvalidArgumentError("text: 1 .. 100,000 bytes");
+    }
+    const std::string version = absl::BytesToHexString(crypto::Sha256(req->text()));
+    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      CRM_ASSIGN_OR_RETURN(std::optional<v1::Purpose> purpose,
+                           ConsentStore::GetPurpose(tx, req->purpose_id()));
+      if (!purpose.has_value()) return UnknownPurpose("purpose_id");
+      CRM_ASSIGN_OR_RETURN(const bool created,
+                           ConsentStore::PublishNotice(tx, req->purpose_id(), lang, version,
+                                                       req->text(), d_.clock.Now()));
+      resp->set_version(version);
+      resp->set_created(created);
+      if (!created) return absl::OkStatus();
+      Event e = AuditEvent(*ctx, *caller, "consent.notice.publish", "");
+      e.set_resource(absl::StrCat("purposes/", req->purpose_id(), "/notices/", lang, "/", version));
+      return d_.audit.Enqueue(tx, std::move(e));
+    });
+  });
+}
+
+absl::Status ConsentService::Record(Ctx* ctx, v1::Action action, const v1::Statement& in,
+                                    bool* changed, v1::LedgerEntry* entry) {
+  CRM_ASSIGN_OR_RETURN(auto caller, Authorize(ctx, d_.verifier, kWrite));
+  const absl::Time now = absl::FromUnixMicros(absl::ToUnixMicros(d_.clock.Now()));
+  CRM_RETURN_IF_ERROR(ValidateStatement(in, now));
+  const std::string subject = absl::AsciiStrToLower(in.subject_id());
+  const std::string language = in.language().empty() ? "en" : in.language();
+  absl::Time given_at = now;
+  if (in.has_given_at()) {
+    CRM_ASSIGN_OR_RETURN(given_at, rpc::GetTime("statement.given_at", in.given_at()));
+    given_at = absl::FromUnixMicros(absl::ToUnixMicros(given_at));
+  }
+  return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+    *changed = false;
+    entry->Clear();
+    CRM_ASSIGN_OR_RETURN(std::optional<v1::Purpose> purpose,
+                         ConsentStore::GetPurpose(tx, in.purpose_id()));
+    if (!purpose.has_value()) return UnknownPurpose("statement.purpose_id");
+    CRM_ASSIGN_OR_RETURN(const std::string current,
+                         ConsentStore::CurrentNotice(tx, in.purpose_id(), language));
+    bool known = false;
+    if (!in.notice_version().empty()) {
+      CRM_ASSIGN_OR_RETURN(
+          known, ConsentStore::NoticeExists(tx, in.purpose_id(), language, in.notice_version()));
+    }
+    auto plan = [&]() -> absl::StatusOr<std::pair<Plan, PurposeState>> {
+      CRM_ASSIGN_OR_RETURN(PurposeState state, ConsentStore::State(tx, subject, in.purpose_id()));
+      CRM_ASSIGN_OR_RETURN(Plan p,
+                           PlanStatement(*purpose, state, action, in, given_at, current, known));
+      return std::make_pair(p, state);
+    };
+    // Decided without a lock first (a repeated statement creates nothing),
+    // then again under the subject's lock.
+    CRM_ASSIGN_OR_RETURN(auto first, plan());
+    if (!first.first.record) return absl::OkStatus();
+    CRM_ASSIGN_OR_RETURN(const std::string wrapped, ConsentStore::LockSubject(
+                                                        tx, subject,
+                                                        [&]() -> absl::StatusOr<std::string> {
+                                                          return crypto::WrapDataKey(
+                                                              d_.ring, crypto::NewDataKey(),
+                                                              kConsentKeyPurpose, subject);
+                                                        },
+                                                        now));
+    CRM_ASSIGN_OR_RETURN(auto locked, plan());
+    auto [decided, state] = locked;
+    if (!decided.record) return absl::OkStatus();
+
+    CRM_ASSIGN_OR_RETURN(std::optional<v1::LedgerEntry> last, ConsentStore::LastEntry(tx, subject));
+    entry->set_subject_id(subject);
+    entry->set_purpose_id(in.purpose_id());
+    entry->set_action(action);
+    entry->set_notice_version(action == v1::ACTION_GRANT ? in.notice_version() : "");
+    entry->set_method(in.method());
+    entry->set_source(in.source());
+    entry->set_actor(caller->user_id.empty() ? absl::StrCat("service:", rpc::PeerIdentity(*ctx))
+                                             : caller->user_id);
+    rpc::SetTime(given_at, entry->mutable_given_at());
+    rpc::SetTime(now, entry->mutable_recorded_at());
+    if (action == v1::ACTION_GRANT && decided.expires_at != absl::InfiniteFuture()) {
+      rpc::SetTime(decided.expires_at, entry->mutable_expires_at());
+    }
+    const std::string evidence = EvidenceOf(in);
+    entry->set_has_evidence(!evidence.empty());
+    Link(*entry, last.has_value() ? &*last : nullptr);
+    std::string sealed;
+    if (!evidence.empty()) {
+      CRM_ASSIGN_OR_RETURN(crypto::SecretBytes key,
+                           crypto::UnwrapDataKey(d_.ring, wrapped, kConsentKeyPurpose, subject));
+      CRM_ASSIGN_OR_RETURN(sealed, crypto::Seal(key, evidence,
+                                                absl::StrCat("crm.consent.v1|", subject, "|",
+                                                             entry->sequence(), "|evidence")));
+    }
+    Apply(state, *entry);
+    CRM_RETURN_IF_ERROR(ConsentStore::Append(tx, *entry, sealed, state));
+    *changed = true;
+    Event e = AuditEvent(*ctx, *caller,
+                         absl::StrCat("consent.", action == v1::ACTION_GRANT      ? "grant"
+                                                  : action == v1::ACTION_WITHDRAW ? "withdraw"
+                                                                                  : "object"),
+                         subject);
+    crm::audit::v1::Detail* d = e.add_details();
+    d->set_key("purpose_id");
+    d->set_value(in.purpose_id());
+    d = e.add_details();
+    d->set_key("sequence");
+    d->set_value(absl::StrCat(entry->sequence()));
+    return d_.audit.Enqueue(tx, std::move(e));
+  });
+}
+
+grpc::Status ConsentService::Grant(Ctx* ctx, const v1::GrantRequest* req, v1::GrantResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    bool changed = false;
+    CRM_RETURN_IF_ERROR(
+        Record(ctx, v1::ACTION_GRANT, req->statement(), &changed, resp->mutable_entry()));
+    resp->set_changed(changed);
+    if (!changed) resp->clear_entry();
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status ConsentService::Withdraw(Ctx* ctx, const v1::WithdrawRequest* req,
+                                      v1::WithdrawResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    bool changed = false;
+    CRM_RETURN_IF_ERROR(
+        Record(ctx, v1::ACTION_WITHDRAW, req->statement(), &changed, resp->mutable_entry()));
+    resp->set_changed(changed);
+    if (!changed) resp->clear_entry();
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status ConsentService::Object(Ctx* ctx, const v1::ObjectRequest* req,
+                                    v1::ObjectResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    bool changed = false;
+    CRM_RETURN_IF_ERROR(
+        Record(ctx, v1::ACTION_OBJECT, req->statement(), &changed, resp->mutable_entry()));
+    resp->set_changed(changed);
+    if (!changed) resp->clear_entry();
+    return absl::OkStatus();
+  });
+}
+
+absl::Status ConsentService::Decide(const std::string& purpose_id,
+                                    const std::vector<std::string>& subjects,
+                                    std::vector<v1::Decision>& out) {
+  const absl::Time now = d_.clock.Now();
+  return d_.db.WithConnection([&](pqxx::connection& c) -> absl::Status {
+    pqxx::nontransaction tx(c);
+    out.clear();
+    CRM_ASSIGN_OR_RETURN(std::optional<v1::Purpose> purpose,
+                         ConsentStore::GetPurpose(tx, purpose_id));
+    if (!purpose.has_value()) return UnknownPurpose("purpose_id");
+    CRM_ASSIGN_OR_RETURN(std::vector<ConsentStore::Standing> standings,
+                         ConsentStore::Standings(tx, subjects, purpose_id));
+    out.reserve(standings.size());
+    for (size_t i = 0; i < standings.size(); ++i) {
+      v1::Decision d = consent::Decide(*purpose, standings[i].state, standings[i].restricted, now);
+      d.set_subject_id(subjects[i]);
+      out.push_back(std::move(d));
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status ConsentService::Check(Ctx* ctx, const v1::CheckRequest* req, v1::CheckResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_RETURN_IF_ERROR(Authorize(ctx, d_.verifier, kCheck).status());
+    CRM_ASSIGN_OR_RETURN(const std::string subject, SubjectIdOf("subject_id", req->subject_id()));
+    CRM_RETURN_IF_ERROR(ValidatePurposeId("purpose_id", req->purpose_id()));
+    std::vector<v1::Decision> decisions;
+    CRM_RETURN_IF_ERROR(Decide(req->purpose_id(), {subject}, decisions));
+    if (decisions.size() != 1) return absl::InternalError("check: no decision");
+    *resp->mutable_decision() = std::move(decisions[0]);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status ConsentService::BatchCheck(Ctx* ctx, const v1::BatchCheckRequest* req,
+                                        v1::BatchCheckResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_RETURN_IF_ERROR(Authorize(ctx, d_.verifier, kCheck).status());
+    CRM_RETURN_IF_ERROR(ValidatePurposeId("purpose_id", req->purpose_id()));
+    if (req->subject_ids_size() > kMaxBatchCheck) {
+      return absl::InvalidArgumentError("subject_ids: at most 10,000");
+    }
+    std::vector<std::string> subjects;
+    subjects.reserve(req->subject_ids_size());
+    for (int i = 0; i < req->subject_ids_size(); ++i) {
+      CRM_ASSIGN_OR_RETURN(std::string id,
+                           SubjectIdOf(absl::StrCat("subject_ids[", i, "]"), req->subject_ids(i)));
+      subjects.push_back(std::move(id));
+    }
+    std::vector<v1::Decision> decisions;
+    if (!subjects.empty()) CRM_RETURN_IF_ERROR(Decide(req->purpose_id(), subjects, decisions));
+    for (v1::Decision& d : decisions) *resp->add_decisions() = std::move(d);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status ConsentService::GetHistory(Ctx* ctx, const v1::GetHistoryRequest* req,
+                                        v1::GetHistoryResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(auto caller, Authorize(ctx, d_.verifier, kRead));
+    CRM_ASSIGN_OR_RETURN(const std::string subject, SubjectIdOf("subject_id", req->subject_id()));
+    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      resp->Clear();
+      CRM_ASSIGN_OR_RETURN(std::vector<v1::LedgerEntry> entries,
+                           ConsentStore::History(tx, subject));
+      const int64_t broken = FirstBroken(entries);
+      resp->set_chain_intact(broken == 0);
+      resp->set_first_broken_sequence(broken);
+      for (v1::LedgerEntry& e : entries) *resp->add_entries() = std::move(e);
+      return d_.audit.Enqueue(tx, AuditEvent(*ctx, *caller, "consent.history.read", subject));
+    });
+  });
+}
+
+grpc::Status ConsentService::SetRestriction(Ctx* ctx, const v1::SetRestrictionRequest* req,
+                                            v1::SetRestrictionResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(auto caller, Authorize(ctx, d_.verifier, kWrite));
+    CRM_ASSIGN_OR_RETURN(const std::string subject, SubjectIdOf("subject_id", req->subject_id()));
+    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      CRM_ASSIGN_OR_RETURN(const bool changed, ConsentStore::SetRestricted(
+                                                   tx, subject, req->restricted(), d_.clock.Now()));
+      resp->set_changed(changed);
+      if (!changed) return absl::OkStatus();
+      return d_.audit.Enqueue(
+          tx, AuditEvent(*ctx, *caller,
+                         req->restricted() ? "consent.restrict" : "consent.unrestrict", subject));
+    });
+  });
+}
+
+absl::Status AllowConsentMethods(rpc::AccessPolicy& policy) {
+  return policy.AllowService(v1::Consent::service_full_name()).Validate();
+}
+
+}  // namespace crm::consent

@@ -1,0 +1,75 @@
+// ConsentService: crm.consent.v1.Consent over ConsentStore and the rules
+// (rules.h, ledger_chain.h). See docs/consent.md.
+//
+// Statements (Grant, Withdraw, Object) are validated, planned against the
+// subject's state, linked into the subject's ledger under a row lock on the
+// subject and audited through the outbox in the same transaction; evidence
+// is sealed under the subject's data key. Checks read the folded state in
+// autocommit (one round trip for the purpose, one for the state).
+//
+// Permissions (access token): consent.read (purposes, history),
+// consent.check, consent.write (statements, restriction), consent.admin
+// (purposes, notices). Thread-safe.
+#pragma once
+
+#include "crm/consent/v1/consent.grpc.pb.h"
+#include "libs/auth/token_verifier.h"
+#include "libs/base/clock.h"
+#include "libs/crypto/key_ring.h"
+#include "libs/outbox/writer.h"
+#include "libs/pg/pool.h"
+#include "libs/rpc/access_policy.h"
+
+namespace crm::consent {
+
+struct ConsentDeps {
+  pg::Pool& db;
+  const crypto::KeyRing& ring;  // wraps the subjects' data keys
+  auth::TokenVerifier& verifier;
+  outbox::Writer& audit;
+  const base::Clock& clock;
+};
+
+// The purpose of subject data keys (crypto::WrapDataKey).
+inline constexpr char kConsentKeyPurpose[] = "consent";
+inline constexpr int kMaxBatchCheck = 10'000;
+
+class ConsentService final : public v1::Consent::Service {
+ public:
+  explicit ConsentService(ConsentDeps deps) : d_(deps) {}
+
+  using Ctx = grpc::ServerContext;
+  grpc::Status ListPurposes(Ctx* ctx, const v1::ListPurposesRequest* req,
+                            v1::ListPurposesResponse* resp) override;
+  grpc::Status DefinePurpose(Ctx* ctx, const v1::DefinePurposeRequest* req,
+                             v1::DefinePurposeResponse* resp) override;
+  grpc::Status PublishNotice(Ctx* ctx, const v1::PublishNoticeRequest* req,
+                             v1::PublishNoticeResponse* resp) override;
+  grpc::Status Grant(Ctx* ctx, const v1::GrantRequest* req, v1::GrantResponse* resp) override;
+  grpc::Status Withdraw(Ctx* ctx, const v1::WithdrawRequest* req,
+                        v1::WithdrawResponse* resp) override;
+  grpc::Status Object(Ctx* ctx, const v1::ObjectRequest* req, v1::ObjectResponse* resp) override;
+  grpc::Status Check(Ctx* ctx, const v1::CheckRequest* req, v1::CheckResponse* resp) override;
+  grpc::Status BatchCheck(Ctx* ctx, const v1::BatchCheckRequest* req,
+                          v1::BatchCheckResponse* resp) override;
+  grpc::Status GetHistory(Ctx* ctx, const v1::GetHistoryRequest* req,
+                          v1::GetHistoryResponse* resp) override;
+  grpc::Status SetRestriction(Ctx* ctx, const v1::SetRestrictionRequest* req,
+                              v1::SetRestrictionResponse* resp) override;
+
+ private:
+  // Grant, Withdraw, Object: *changed, and the entry appended if it did.
+  absl::Status Record(Ctx* ctx, v1::Action action, const v1::Statement& statement, bool* changed,
+                      v1::LedgerEntry* entry);
+  // The decisions for `subjects` (canonical ids) on `purpose_id`.
+  absl::Status Decide(const std::string& purpose_id, const std::vector<std::string>& subjects,
+                      std::vector<v1::Decision>& out);
+
+  ConsentDeps d_;
+};
+
+// Allows every method of crm.consent.v1.Consent to any peer of the
+// deployment's CA (they authorize by the call's access token).
+absl::Status AllowConsentMethods(rpc::AccessPolicy& policy);
+
+}  // namespace crm::consent

@@ -1,0 +1,394 @@
+// Service tests of crm-consent through the whole stack: the handlers in an
+// in-process ServerRunner over mutual TLS with the access policy main.cc
+// uses, tokens verified by a real ApiAuth (ApiTestBed), a database migrated
+// with services/consent/migrations, audit events in the outbox.
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <memory>
+#include <pqxx/pqxx>
+#include <string>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "crm/consent/v1/consent.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "libs/base/grpc_status.h"
+#include "libs/base/status_macros.h"
+#include "libs/base/uuid.h"
+#include "libs/crypto/key_ring.h"
+#include "libs/crypto/primitives.h"
+#include "libs/log/log.h"
+#include "libs/outbox/schema.h"
+#include "libs/outbox/writer.h"
+#include "libs/rpc/access_policy.h"
+#include "libs/rpc/handler.h"
+#include "libs/rpc/server.h"
+#include "libs/testing/api_test_bed.h"
+#include "libs/testing/pg_test_database.h"
+#include "libs/testing/status_matchers.h"
+#include "services/consent/consent_service.h"
+
+namespace crm::consent {
+namespace {
+
+using ::crm::testing::IsOk;
+using ::crm::testing::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::SizeIs;
+using Stub = v1::Consent::Stub;
+
+constexpr char kAdmin[] = "0b6f1c3e-8d2a-4f5b-9c1d-2e3f4a5b6c7d";
+constexpr char kShop[] = "1c7a2d4f-9e3b-4a6c-8d2e-3f4a5b6c7d8e";
+constexpr char kNoticeV1[] = "We send a newsletter about our products once a month.";
+constexpr char kNoticeV2[] = "We send a newsletter about our products and offers twice a month.";
+constexpr char kAddress[] = "203.0.113.77";
+constexpr char kAgent[] = "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0";
+
+class ConsentServiceTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { log::SetMinLevel(log::Level::kError); }
+
+  void SetUp() override {
+    CRM_ASSERT_OK_AND_ASSIGN(bed_, crm::testing::ApiTestBed::Create("consent", {"gateway"}));
+    CRM_ASSERT_OK_AND_ASSIGN(db_,
+                             crm::testing::CreateMigratedDatabase("consent", "consent_svc", 8));
+    ASSERT_THAT(outbox::EnsureSchema(*db_.pool), IsOk());
+    std::vector<crypto::VersionedKey> keks;
+    keks.push_back({.version = 1, .key = crypto::SecretBytes::CopyFrom(crypto::RandomBytes(32))});
+    CRM_ASSERT_OK_AND_ASSIGN(crypto::KeyRing ring, crypto::KeyRing::FromKeys(std::move(keks)));
+    ring_.emplace(std::move(ring));
+    CRM_ASSERT_OK_AND_ASSIGN(crypto::SecretBytes outbox_key,
+                             outbox::LoadOrCreateKey(*db_.pool, *ring_));
+    writer_ = std::make_unique<outbox::Writer>("consent", outbox_key.Copy(), bed_->clock());
+    service_ = std::make_unique<ConsentService>(ConsentDeps{.db = *db_.pool,
+                                                            .ring = *ring_,
+                                                            .verifier = bed_->auth().verifier(),
+                                                            .audit = *writer_,
+                                                            .clock = bed_->clock()});
+    rpc::AccessPolicy policy;
+    ASSERT_THAT(AllowConsentMethods(policy), IsOk());
+    server_ = std::make_unique<rpc::ServerRunner>(bed_->ServerConfig("consent"), std::move(policy));
+    server_->RegisterService(service_.get());
+    ASSERT_THAT(server_->Start(), IsOk());
+    CRM_ASSERT_OK_AND_ASSIGN(std::shared_ptr<grpc::Channel> ch,
+                             bed_->Channel("gateway", server_->port(), "consent"));
+    stub_ = v1::Consent::NewStub(ch);
+    admin_ = bed_->Token(kAdmin, {"consent.admin", "consent.read", "consent.write"});
+    shop_ = bed_->Token(kShop, {"consent.write", "consent.check", "consent.read"});
+
+    ASSERT_THAT(Define("newsletter", v1::LAWFUL_BASIS_CONSENT, true, 365), IsOk());
+    ASSERT_THAT(Define("billing", v1::LAWFUL_BASIS_CONTRACT, false, 0), IsOk());
+    ASSERT_THAT(Define("analytics", v1::LAWFUL_BASIS_LEGITIMATE_INTEREST, false, 0), IsOk());
+    CRM_ASSERT_OK_AND_ASSIGN(v1_, Publish("newsletter", kNoticeV1));
+    CRM_ASSERT_OK_AND_ASSIGN(v2_, Publish("newsletter", kNoticeV2));
+  }
+
+  void TearDown() override { server_.reset(); }
+
+  template <typename Req, typename Resp>
+  absl::StatusOr<Resp> Call(grpc::Status (Stub::*rpc)(grpc::ClientContext*, const Req&, Resp*),
+                            const Req& request, const std::string& token) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    if (!token.empty()) context.AddMetadata("authorization", absl::StrCat("Bearer ", token));
+    Resp response;
+    grpc::Status status = (stub_.get()->*rpc)(&context, request, &response);
+    if (!status.ok()) return base::FromGrpcStatus(status);
+    return response;
+  }
+
+  absl::Status Define(const std::string& id, v1::LawfulBasis basis, bool dm, int validity) {
+    v1::DefinePurposeRequest req;
+    v1::Purpose* p = req.mutable_purpose();
+    p->set_purpose_id(id);
+    p->set_basis(basis);
+    p->set_description(absl::StrCat("The ", id, " purpose"));
+    p->add_data_categories("contact");
+    p->set_direct_marketing(dm);
+    p->set_validity_days(validity);
+    return Call(&Stub::DefinePurpose, req, admin_).status();
+  }
+
+  absl::StatusOr<std::string> Publish(const std::string& purpose, const std::string& text) {
+    v1::PublishNoticeRequest req;
+    req.set_purpose_id(purpose);
+    req.set_language("en");
+    req.set_text(text);
+    CRM_ASSIGN_OR_RETURN(v1::PublishNoticeResponse resp, Call(&Stub::PublishNotice, req, admin_));
+    return resp.version();
+  }
+
+  static v1::Statement Statement(const std::string& subject, const std::string& purpose,
+                                 const std::string& notice = "") {
+    v1::Statement s;
+    s.set_subject_id(subject);
+    s.set_purpose_id(purpose);
+    s.set_notice_version(notice);
+    s.set_method(v1::METHOD_WEB_FORM);
+    s.set_source("shop");
+    return s;
+  }
+
+  absl::StatusOr<v1::GrantResponse> Grant(const v1::Statement& s) {
+    v1::GrantRequest req;
+    *req.mutable_statement() = s;
+    return Call(&Stub::Grant, req, shop_);
+  }
+  absl::StatusOr<v1::WithdrawResponse> Withdraw(const v1::Statement& s) {
+    v1::WithdrawRequest req;
+    *req.mutable_statement() = s;
+    return Call(&Stub::Withdraw, req, shop_);
+  }
+  absl::StatusOr<v1::ObjectResponse> Object(const v1::Statement& s) {
+    v1::ObjectRequest req;
+    *req.mutable_statement() = s;
+    return Call(&Stub::Object, req, shop_);
+  }
+  absl::StatusOr<v1::Reason> Check(const std::string& subject, const std::string& purpose) {
+    v1::CheckRequest req;
+    req.set_subject_id(subject);
+    req.set_purpose_id(purpose);
+    CRM_ASSIGN_OR_RETURN(v1::CheckResponse resp, Call(&Stub::Check, req, shop_));
+    if (resp.decision().subject_id() != subject) return absl::InternalError("wrong subject");
+    const bool allowed = resp.decision().reason() == v1::REASON_GRANTED ||
+                         resp.decision().reason() == v1::REASON_BASIS_NOT_CONSENT;
+    if (resp.decision().allowed() != allowed) return absl::InternalError("allowed mismatch");
+    return resp.decision().reason();
+  }
+  absl::StatusOr<v1::GetHistoryResponse> History(const std::string& subject) {
+    v1::GetHistoryRequest req;
+    req.set_subject_id(subject);
+    return Call(&Stub::GetHistory, req, shop_);
+  }
+
+  std::string DumpAll() {
+    std::string out;
+    EXPECT_THAT(db_.pool->Transact([&](pqxx::work& tx) -> absl::Status {
+      for (const char* table : {"ledger", "consent_state", "subject_keys", "audit_outbox"}) {
+        for (const auto& row : tx.exec(absl::StrCat("SELECT * FROM ", table))) {
+          for (const auto& field : row) {
+            if (field.is_null()) continue;
+            out += field.type() == 17 ? pqxx::binarystring(field).str() : field.c_str();
+            out += "\t";
+          }
+          out += "\n";
+        }
+      }
+      return absl::OkStatus();
+    }),
+                IsOk());
+    return out;
+  }
+
+  std::unique_ptr<crm::testing::ApiTestBed> bed_;
+  crm::testing::MigratedDatabase db_;
+  std::optional<crypto::KeyRing> ring_;
+  std::unique_ptr<outbox::Writer> writer_;
+  std::unique_ptr<ConsentService> service_;
+  std::unique_ptr<rpc::ServerRunner> server_;
+  std::unique_ptr<Stub> stub_;
+  std::string admin_, shop_;
+  std::string v1_, v2_;
+};
+
+TEST_F(ConsentServiceTest, PurposesCarryTheirBasisAndCurrentNotice) {
+  CRM_ASSERT_OK_AND_ASSIGN(v1::ListPurposesResponse list,
+                           Call(&Stub::ListPurposes, v1::ListPurposesRequest(), shop_));
+  ASSERT_THAT(list.purposes(), SizeIs(3));
+  const v1::Purpose& newsletter = list.purposes(2);  // by id
+  EXPECT_EQ(newsletter.purpose_id(), "newsletter");
+  EXPECT_EQ(newsletter.basis(), v1::LAWFUL_BASIS_CONSENT);
+  EXPECT_EQ(newsletter.current_notice_versions().at("en"), v2_);
+  EXPECT_EQ(v2_, absl::BytesToHexString(crypto::Sha256(kNoticeV2)));
+  // The same text again is no new version; a basis never changes.
+  v1::PublishNoticeRequest again;
+  again.set_purpose_id("newsletter");
+  again.set_language("en");
+  again.set_text(kNoticeV1);
+  CRM_ASSERT_OK_AND_ASSIGN(v1::PublishNoticeResponse republished,
+                           Call(&Stub::PublishNotice, again, admin_));
+  EXPECT_FALSE(republished.created());
+  EXPECT_EQ(republished.version(), v1_);
+  EXPECT_THAT(Define("newsletter", v1::LAWFUL_BASIS_LEGITIMATE_INTEREST, true, 365),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("purpose.basis")));
+  EXPECT_THAT(Define("Bad Id", v1::LAWFUL_BASIS_CONSENT, false, 0),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("purpose.purpose_id")));
+  again.set_purpose_id("nope");
+  EXPECT_THAT(Call(&Stub::PublishNotice, again, admin_),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown purpose")));
+  // Purposes and notices are the admin's.
+  EXPECT_THAT(Define("spam", v1::LAWFUL_BASIS_CONSENT, false, 0).code(), absl::StatusCode::kOk);
+  v1::DefinePurposeRequest by_shop;
+  by_shop.mutable_purpose()->set_purpose_id("other");
+  EXPECT_THAT(Call(&Stub::DefinePurpose, by_shop, shop_),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+}
+
+TEST_F(ConsentServiceTest, GrantWithdrawObjectDecideTheNextCheck) {
+  const std::string subject = base::NewUuid();
+  EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_NO_RECORD));
+  EXPECT_THAT(Check(subject, "billing"), testing::IsOkAndHolds(v1::REASON_BASIS_NOT_CONSENT));
+
+  // Only the current notice may be granted.
+  EXPECT_THAT(Grant(Statement(subject, "newsletter", v1_)),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr(v2_)));
+  CRM_ASSERT_OK_AND_ASSIGN(v1::GrantResponse granted, Grant(Statement(subject, "newsletter", v2_)));
+  EXPECT_TRUE(granted.changed());
+  EXPECT_EQ(granted.entry().sequence(), 1);
+  EXPECT_TRUE(granted.entry().has_expires_at());
+  EXPECT_EQ(granted.entry().actor(), kShop);
+  EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_GRANTED));
+  CRM_ASSERT_OK_AND_ASSIGN(v1::GrantResponse again, Grant(Statement(subject, "newsletter", v2_)));
+  EXPECT_FALSE(again.changed());
+
+  CRM_ASSERT_OK_AND_ASSIGN(v1::WithdrawResponse withdrawn,
+                           Withdraw(Statement(subject, "newsletter")));
+  EXPECT_TRUE(withdrawn.changed());
+  EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_WITHDRAWN));
+  CRM_ASSERT_OK_AND_ASSIGN(v1::WithdrawResponse twice, Withdraw(Statement(subject, "newsletter")));
+  EXPECT_FALSE(twice.changed());
+
+  CRM_ASSERT_OK_AND_ASSIGN(v1::ObjectResponse objected, Object(Statement(subject, "newsletter")));
+  EXPECT_TRUE(objected.changed());
+  EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_OBJECTED));
+  CRM_ASSERT_OK_AND_ASSIGN(v1::GrantResponse regranted,
+                           Grant(Statement(subject, "newsletter", v2_)));
+  EXPECT_TRUE(regranted.changed());
+  EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_GRANTED));
+
+  CRM_ASSERT_OK_AND_ASSIGN(v1::GetHistoryResponse history, History(subject));
+  ASSERT_THAT(history.entries(), SizeIs(4));
+  EXPECT_TRUE(history.chain_intact());
+  EXPECT_EQ(history.entries(3).previous_hash(), history.entries(2).entry_hash());
+  EXPECT_EQ(history.entries(1).action(), v1::ACTION_WITHDRAW);
+
+  // Another subject's statements change nothing here.
+  ASSERT_THAT(Object(Statement(base::NewUuid(), "newsletter")), IsOk());
+  EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_GRANTED));
+}
+
+TEST_F(ConsentServiceTest, AnEditedLedgerIsFoundByTheChain) {
+  const std::string subject = base::NewUuid();
+  ASSERT_THAT(Grant(Statement(subject, "newsletter", v2_)), IsOk());
+  ASSERT_THAT(Withdraw(Statement(subject, "newsletter")), IsOk());
+  ASSERT_THAT(Grant(Statement(subject, "newsletter", v2_)), IsOk());
+  ASSERT_THAT(db_.pool->Transact([&](pqxx::work& tx) -> absl::Status {
+    tx.exec_params("UPDATE ledger SET action = 1 WHERE subject_id = $1::uuid AND sequence = 2",
+                   subject);
+    return absl::OkStatus();
+  }),
+              IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(v1::GetHistoryResponse history, History(subject));
+  EXPECT_FALSE(history.chain_intact());
+  EXPECT_EQ(history.first_broken_sequence(), 2);
+}
+
+TEST_F(ConsentServiceTest, ObjectionAndRestrictionAcrossBases) {
+  const std::string subject = base::NewUuid();
+  EXPECT_THAT(Object(Statement(subject, "billing")),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("Art. 21")));
+  EXPECT_THAT(Grant(Statement(subject, "billing", v2_)),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("not consent")));
+  ASSERT_THAT(Object(Statement(subject, "analytics")), IsOk());
+  EXPECT_THAT(Check(subject, "analytics"), testing::IsOkAndHolds(v1::REASON_OBJECTED));
+  EXPECT_THAT(Check(subject, "billing"), testing::IsOkAndHolds(v1::REASON_BASIS_NOT_CONSENT));
+
+  v1::SetRestrictionRequest restrict;
+  restrict.set_subject_id(subject);
+  restrict.set_restricted(true);
+  CRM_ASSERT_OK_AND_ASSIGN(v1::SetRestrictionResponse r,
+                           Call(&Stub::SetRestriction, restrict, shop_));
+  EXPECT_TRUE(r.changed());
+  EXPECT_THAT(Check(subject, "billing"), testing::IsOkAndHolds(v1::REASON_RESTRICTED));
+  restrict.set_restricted(false);
+  ASSERT_THAT(Call(&Stub::SetRestriction, restrict, shop_), IsOk());
+  EXPECT_THAT(Check(subject, "billing"), testing::IsOkAndHolds(v1::REASON_BASIS_NOT_CONSENT));
+}
+
+TEST_F(ConsentServiceTest, BatchCheckAnswersInOrder) {
+  const std::string granted = base::NewUuid(), none = base::NewUuid(), objected = base::NewUuid();
+  ASSERT_THAT(Grant(Statement(granted, "newsletter", v2_)), IsOk());
+  ASSERT_THAT(Object(Statement(objected, "newsletter")), IsOk());
+  v1::BatchCheckRequest req;
+  req.set_purpose_id("newsletter");
+  for (const std::string& s : {objected, granted, none, granted}) req.add_subject_ids(s);
+  CRM_ASSERT_OK_AND_ASSIGN(v1::BatchCheckResponse resp, Call(&Stub::BatchCheck, req, shop_));
+  ASSERT_THAT(resp.decisions(), SizeIs(4));
+  EXPECT_EQ(resp.decisions(0).reason(), v1::REASON_OBJECTED);
+  EXPECT_EQ(resp.decisions(1).reason(), v1::REASON_GRANTED);
+  EXPECT_TRUE(resp.decisions(1).allowed());
+  EXPECT_EQ(resp.decisions(2).reason(), v1::REASON_NO_RECORD);
+  EXPECT_EQ(resp.decisions(3).subject_id(), granted);
+
+  req.add_subject_ids("not-a-uuid");
+  EXPECT_THAT(Call(&Stub::BatchCheck, req, shop_),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("subject_ids[4]")));
+  v1::BatchCheckRequest big;
+  big.set_purpose_id("newsletter");
+  for (int i = 0; i <= kMaxBatchCheck; ++i) big.add_subject_ids(granted);
+  EXPECT_THAT(Call(&Stub::BatchCheck, big, shop_),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at most 10,000")));
+}
+
+TEST_F(ConsentServiceTest, BadStatementsHaveDefinedAnswers) {
+  const std::string subject = base::NewUuid();
+  EXPECT_THAT(Grant(Statement(subject, "unknown", v2_)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown purpose")));
+  EXPECT_THAT(Grant(Statement(subject, "newsletter", std::string(64, 'c'))),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a notice")));
+  v1::Statement future = Statement(subject, "newsletter", v2_);
+  rpc::SetTime(bed_->clock().Now() + absl::Hours(1), future.mutable_given_at());
+  EXPECT_THAT(Grant(future),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("statement.given_at")));
+  v1::Statement injected = Statement("'; DROP TABLE ledger; --", "newsletter", v2_);
+  EXPECT_THAT(Grant(injected),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("statement.subject_id")));
+  EXPECT_THAT(Check(subject, "newsletter; DROP TABLE ledger"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("purpose_id")));
+  EXPECT_THAT(Check(subject, "unknown"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown purpose")));
+  // A grant back-dated before the latest entry is refused.
+  ASSERT_THAT(Grant(Statement(subject, "newsletter", v2_)), IsOk());
+  v1::Statement late = Statement(subject, "newsletter");
+  rpc::SetTime(bed_->clock().Now() - absl::Hours(1), late.mutable_given_at());
+  EXPECT_THAT(Withdraw(late),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("statement.given_at")));
+  // Permissions.
+  v1::CheckRequest check;
+  check.set_subject_id(subject);
+  check.set_purpose_id("newsletter");
+  EXPECT_THAT(Call(&Stub::Check, check, ""), StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_THAT(Call(&Stub::Check, check, admin_), StatusIs(absl::StatusCode::kPermissionDenied));
+  v1::GrantRequest grant;
+  *grant.mutable_statement() = Statement(subject, "newsletter", v2_);
+  EXPECT_THAT(Call(&Stub::Grant, grant, bed_->Token(kShop, {"consent.check"})),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+}
+
+TEST_F(ConsentServiceTest, EvidenceIsSealedAndEveryStatementAudited) {
+  const std::string subject = base::NewUuid();
+  v1::Statement s = Statement(subject, "newsletter", v2_);
+  s.set_source_address(kAddress);
+  s.set_user_agent(kAgent);
+  CRM_ASSERT_OK_AND_ASSIGN(v1::GrantResponse granted, Grant(s));
+  EXPECT_TRUE(granted.entry().has_evidence());
+  ASSERT_THAT(Withdraw(Statement(subject, "newsletter")), IsOk());
+  const std::string dump = DumpAll();
+  ASSERT_THAT(dump, HasSubstr(subject));  // the dump did read the rows
+  EXPECT_THAT(dump, Not(HasSubstr(kAddress)));
+  EXPECT_THAT(dump, Not(HasSubstr("Firefox")));
+  CRM_ASSERT_OK_AND_ASSIGN(
+      int64_t events,
+      db_.pool->TransactValue<int64_t>([](pqxx::work& tx) -> absl::StatusOr<int64_t> {
+        return tx.exec1("SELECT count(*) FROM audit_outbox")[0].as<int64_t>();
+      }));
+  // 3 purposes and 2 notices defined in SetUp, then a grant and a withdrawal.
+  EXPECT_EQ(events, 7);
+}
+
+}  // namespace
+}  // namespace crm::consent
