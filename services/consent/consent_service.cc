@@ -176,6 +176,14 @@ grpc::Status ConsentService::PublishNotice(Ctx* ctx, const v1::PublishNoticeRequ
 
 absl::Status ConsentService::Record(Ctx* ctx, v1::Action action, const v1::Statement& in,
                                     bool* changed, v1::LedgerEntry* entry) {
+  absl::Status s = RecordInTransaction(ctx, action, in, changed, entry);
+  if (s.ok() && *changed && d_.cache != nullptr) d_.cache->Invalidate(entry->subject_id());
+  return s;
+}
+
+absl::Status ConsentService::RecordInTransaction(Ctx* ctx, v1::Action action,
+                                                 const v1::Statement& in, bool* changed,
+                                                 v1::LedgerEntry* entry) {
   CRM_ASSIGN_OR_RETURN(auto caller, Authorize(ctx, d_.verifier, kWrite));
   const absl::Time now = absl::FromUnixMicros(absl::ToUnixMicros(d_.clock.Now()));
   CRM_RETURN_IF_ERROR(ValidateStatement(in, now));
@@ -299,16 +307,49 @@ grpc::Status ConsentService::Object(Ctx* ctx, const v1::ObjectRequest* req,
   });
 }
 
+absl::StatusOr<std::shared_ptr<const v1::Purpose>> ConsentService::PurposeOf(
+    pqxx::transaction_base& tx, const std::string& purpose_id) {
+  {
+    absl::MutexLock l(&mu_);
+    auto it = purposes_.find(purpose_id);
+    if (it != purposes_.end()) return it->second;
+  }
+  CRM_ASSIGN_OR_RETURN(std::optional<v1::Purpose> purpose,
+                       ConsentStore::GetPurpose(tx, purpose_id));
+  if (!purpose.has_value()) return UnknownPurpose("purpose_id");
+  auto shared = std::make_shared<const v1::Purpose>(*std::move(purpose));
+  absl::MutexLock l(&mu_);
+  purposes_.emplace(purpose_id, shared);
+  return shared;
+}
+
 absl::Status ConsentService::Decide(const std::string& purpose_id,
                                     const std::vector<std::string>& subjects,
                                     std::vector<v1::Decision>& out) {
   const absl::Time now = d_.clock.Now();
+  out.clear();
+  // One subject: the cache first (a purpose seen before is in memory).
+  CheckCache::Lookup cached;
+  if (subjects.size() == 1 && d_.cache != nullptr) {
+    cached = d_.cache->Get(subjects[0], purpose_id);
+    std::shared_ptr<const v1::Purpose> purpose;
+    if (cached.standing.has_value()) {
+      absl::MutexLock l(&mu_);
+      auto it = purposes_.find(purpose_id);
+      if (it != purposes_.end()) purpose = it->second;
+    }
+    if (purpose != nullptr) {
+      v1::Decision d =
+          consent::Decide(*purpose, cached.standing->state, cached.standing->restricted, now);
+      d.set_subject_id(subjects[0]);
+      out.push_back(std::move(d));
+      return absl::OkStatus();
+    }
+  }
   return d_.db.WithConnection([&](pqxx::connection& c) -> absl::Status {
     pqxx::nontransaction tx(c);
     out.clear();
-    CRM_ASSIGN_OR_RETURN(std::optional<v1::Purpose> purpose,
-                         ConsentStore::GetPurpose(tx, purpose_id));
-    if (!purpose.has_value()) return UnknownPurpose("purpose_id");
+    CRM_ASSIGN_OR_RETURN(std::shared_ptr<const v1::Purpose> purpose, PurposeOf(tx, purpose_id));
     CRM_ASSIGN_OR_RETURN(std::vector<ConsentStore::Standing> standings,
                          ConsentStore::Standings(tx, subjects, purpose_id));
     out.reserve(standings.size());
@@ -316,6 +357,9 @@ absl::Status ConsentService::Decide(const std::string& purpose_id,
       v1::Decision d = consent::Decide(*purpose, standings[i].state, standings[i].restricted, now);
       d.set_subject_id(subjects[i]);
       out.push_back(std::move(d));
+    }
+    if (subjects.size() == 1 && d_.cache != nullptr && !standings.empty()) {
+      d_.cache->Put(subjects[0], purpose_id, cached.generation, standings[0]);
     }
     return absl::OkStatus();
   });
@@ -379,7 +423,7 @@ grpc::Status ConsentService::SetRestriction(Ctx* ctx, const v1::SetRestrictionRe
   return Handle([&]() -> absl::Status {
     CRM_ASSIGN_OR_RETURN(auto caller, Authorize(ctx, d_.verifier, kWrite));
     CRM_ASSIGN_OR_RETURN(const std::string subject, SubjectIdOf("subject_id", req->subject_id()));
-    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+    absl::Status s = d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
       CRM_ASSIGN_OR_RETURN(const bool changed, ConsentStore::SetRestricted(
                                                    tx, subject, req->restricted(), d_.clock.Now()));
       resp->set_changed(changed);
@@ -388,6 +432,8 @@ grpc::Status ConsentService::SetRestriction(Ctx* ctx, const v1::SetRestrictionRe
           tx, AuditEvent(*ctx, *caller,
                          req->restricted() ? "consent.restrict" : "consent.unrestrict", subject));
     });
+    if (s.ok() && resp->changed() && d_.cache != nullptr) d_.cache->Invalidate(subject);
+    return s;
   });
 }
 

@@ -12,6 +12,13 @@
 // (purposes, notices). Thread-safe.
 #pragma once
 
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "crm/consent/v1/consent.grpc.pb.h"
 #include "libs/auth/token_verifier.h"
 #include "libs/base/clock.h"
@@ -19,6 +26,7 @@
 #include "libs/outbox/writer.h"
 #include "libs/pg/pool.h"
 #include "libs/rpc/access_policy.h"
+#include "services/consent/check_cache.h"
 
 namespace crm::consent {
 
@@ -28,6 +36,8 @@ struct ConsentDeps {
   auth::TokenVerifier& verifier;
   outbox::Writer& audit;
   const base::Clock& clock;
+  // Check's cache in Redis; null: every check reads PostgreSQL.
+  CheckCache* cache = nullptr;
 };
 
 // The purpose of subject data keys (crypto::WrapDataKey).
@@ -61,11 +71,21 @@ class ConsentService final : public v1::Consent::Service {
   // Grant, Withdraw, Object: *changed, and the entry appended if it did.
   absl::Status Record(Ctx* ctx, v1::Action action, const v1::Statement& statement, bool* changed,
                       v1::LedgerEntry* entry);
+  absl::Status RecordInTransaction(Ctx* ctx, v1::Action action, const v1::Statement& statement,
+                                   bool* changed, v1::LedgerEntry* entry);
   // The decisions for `subjects` (canonical ids) on `purpose_id`.
   absl::Status Decide(const std::string& purpose_id, const std::vector<std::string>& subjects,
                       std::vector<v1::Decision>& out);
+  // The purpose, from memory after its first read (what a decision uses of
+  // it, basis and direct marketing, never changes); INVALID_ARGUMENT if
+  // unknown.
+  absl::StatusOr<std::shared_ptr<const v1::Purpose>> PurposeOf(pqxx::transaction_base& tx,
+                                                               const std::string& purpose_id);
 
   ConsentDeps d_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<const v1::Purpose>> purposes_
+      ABSL_GUARDED_BY(mu_);
 };
 
 // Allows every method of crm.consent.v1.Consent to any peer of the

@@ -24,6 +24,7 @@ struct ConsentConfig {
   std::string kek_file;
   // Empty: audit events stay in the outbox (tests, or audit not deployed yet).
   std::string audit_addr;
+  absl::Duration cache_ttl = absl::Seconds(60);
 };
 
 struct App {
@@ -32,6 +33,7 @@ struct App {
   std::unique_ptr<outbox::Writer> audit;
   std::unique_ptr<outbox::GrpcSink> sink;
   std::unique_ptr<outbox::Relay> relay;
+  std::unique_ptr<CheckCache> cache;
   std::unique_ptr<ConsentService> service;
 };
 
@@ -64,11 +66,13 @@ absl::Status Setup(const ConsentConfig& cfg, const service::ApiAuthConfig& auth_
     CRM_RETURN_IF_ERROR(Step("outbox relay", app.relay->Start()));
     ctx.on_stop.push_back([&app] { app.relay->Stop(); });
   }
+  app.cache = std::make_unique<CheckCache>(&app.auth->redis(), cfg.cache_ttl, &ctx.metrics);
   app.service = std::make_unique<ConsentService>(ConsentDeps{.db = ctx.db,
                                                              .ring = *app.ring,
                                                              .verifier = app.auth->verifier(),
                                                              .audit = *app.audit,
-                                                             .clock = ctx.clock});
+                                                             .clock = ctx.clock,
+                                                             .cache = app.cache.get()});
   CRM_RETURN_IF_ERROR(AllowConsentMethods(ctx.policy));
   ctx.services.push_back(app.service.get());
   return absl::OkStatus();
@@ -86,11 +90,17 @@ int main(int argc, char** argv) {
   crm::service::AddApiAuthSettings(settings, &auth_cfg);
   settings.Add("kek_file", &cfg.kek_file, "KEK ring file wrapping subject data keys");
   settings.Add("audit_addr", &cfg.audit_addr, "audit service host:port for the outbox relay");
+  settings.Add("check_cache_ttl", &cfg.cache_ttl,
+               "how long a subject's standing on a purpose stays in Redis for Check; also the "
+               "longest a change whose invalidation could not reach Redis is served stale");
   crm::config::ParseOrExit(settings, argc, argv, environ);
   absl::Status valid = crm::service::ValidateCommonConfig(common);
   if (valid.ok()) valid = crm::service::ValidateApiAuthConfig(auth_cfg);
   if (valid.ok() && cfg.kek_file.empty()) {
     valid = absl::InvalidArgumentError("setting kek_file: required");
+  }
+  if (valid.ok() && (cfg.cache_ttl < absl::Seconds(1) || cfg.cache_ttl > absl::Hours(1))) {
+    valid = absl::InvalidArgumentError("setting check_cache_ttl: 1s .. 1h");
   }
   if (valid.ok() && !cfg.audit_addr.empty()) {
     std::string host;

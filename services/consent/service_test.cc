@@ -3,6 +3,7 @@
 // uses, tokens verified by a real ApiAuth (ApiTestBed), a database migrated
 // with services/consent/migrations, audit events in the outbox.
 #include <grpcpp/grpcpp.h>
+#include <prometheus/registry.h>
 
 #include <chrono>
 #include <memory>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "crm/consent/v1/consent.grpc.pb.h"
 #include "gmock/gmock.h"
@@ -23,11 +25,13 @@
 #include "libs/log/log.h"
 #include "libs/outbox/schema.h"
 #include "libs/outbox/writer.h"
+#include "libs/redis/client.h"
 #include "libs/rpc/access_policy.h"
 #include "libs/rpc/handler.h"
 #include "libs/rpc/server.h"
 #include "libs/testing/api_test_bed.h"
 #include "libs/testing/pg_test_database.h"
+#include "libs/testing/private_redis.h"
 #include "libs/testing/status_matchers.h"
 #include "services/consent/consent_service.h"
 
@@ -64,11 +68,19 @@ class ConsentServiceTest : public ::testing::Test {
     CRM_ASSERT_OK_AND_ASSIGN(crypto::SecretBytes outbox_key,
                              outbox::LoadOrCreateKey(*db_.pool, *ring_));
     writer_ = std::make_unique<outbox::Writer>("consent", outbox_key.Copy(), bed_->clock());
+    // Checks go through a cache in a Redis of this test's own, which a test
+    // may stop.
+    CRM_ASSERT_OK_AND_ASSIGN(redis_server_, crm::testing::PrivateRedisServer::Start("cache-pw"));
+    CRM_ASSERT_OK_AND_ASSIGN(
+        redis_, redis::Client::Create(
+                    {.host = "127.0.0.1", .port = redis_server_->port(), .password = "cache-pw"}));
+    cache_ = std::make_unique<CheckCache>(redis_.get(), absl::Seconds(60), &metrics_);
     service_ = std::make_unique<ConsentService>(ConsentDeps{.db = *db_.pool,
                                                             .ring = *ring_,
                                                             .verifier = bed_->auth().verifier(),
                                                             .audit = *writer_,
-                                                            .clock = bed_->clock()});
+                                                            .clock = bed_->clock(),
+                                                            .cache = cache_.get()});
     rpc::AccessPolicy policy;
     ASSERT_THAT(AllowConsentMethods(policy), IsOk());
     server_ = std::make_unique<rpc::ServerRunner>(bed_->ServerConfig("consent"), std::move(policy));
@@ -88,6 +100,18 @@ class ConsentServiceTest : public ::testing::Test {
   }
 
   void TearDown() override { server_.reset(); }
+
+  double CacheCount(const std::string& result) {
+    for (const auto& family : metrics_.Collect()) {
+      if (family.name != "crm_consent_check_cache_total") continue;
+      for (const auto& m : family.metric) {
+        for (const auto& label : m.label) {
+          if (label.name == "result" && label.value == result) return m.counter.value;
+        }
+      }
+    }
+    return -1;
+  }
 
   template <typename Req, typename Resp>
   absl::StatusOr<Resp> Call(grpc::Status (Stub::*rpc)(grpc::ClientContext*, const Req&, Resp*),
@@ -188,6 +212,10 @@ class ConsentServiceTest : public ::testing::Test {
   crm::testing::MigratedDatabase db_;
   std::optional<crypto::KeyRing> ring_;
   std::unique_ptr<outbox::Writer> writer_;
+  std::unique_ptr<crm::testing::PrivateRedisServer> redis_server_;
+  std::unique_ptr<redis::Client> redis_;
+  prometheus::Registry metrics_;
+  std::unique_ptr<CheckCache> cache_;
   std::unique_ptr<ConsentService> service_;
   std::unique_ptr<rpc::ServerRunner> server_;
   std::unique_ptr<Stub> stub_;
@@ -269,6 +297,61 @@ TEST_F(ConsentServiceTest, GrantWithdrawObjectDecideTheNextCheck) {
   // Another subject's statements change nothing here.
   ASSERT_THAT(Object(Statement(base::NewUuid(), "newsletter")), IsOk());
   EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_GRANTED));
+}
+
+TEST_F(ConsentServiceTest, ChecksAreCachedInvalidatedByChangesAndCorrectWithoutRedis) {
+  const std::string subject = base::NewUuid();
+  ASSERT_THAT(Grant(Statement(subject, "newsletter", v2_)), IsOk());
+  EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_GRANTED));
+  const double hits = CacheCount("hit");
+  EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_GRANTED));
+  EXPECT_EQ(CacheCount("hit"), hits + 1);
+  // Keys carry ids only.
+  CRM_ASSERT_OK_AND_ASSIGN(redis::Reply keys, redis_->Command("KEYS", "*"));
+  ASSERT_FALSE(keys.elements.empty());
+  for (const redis::Reply& k : keys.elements) {
+    EXPECT_TRUE(absl::StartsWith(k.str, "consent:gen:") ||
+                absl::StartsWith(k.str, "consent:state:"))
+        << k.str;
+  }
+  // A change takes effect for the next check, cached or not.
+  ASSERT_THAT(Withdraw(Statement(subject, "newsletter")), IsOk());
+  EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_WITHDRAWN));
+  v1::SetRestrictionRequest restrict;
+  restrict.set_subject_id(subject);
+  restrict.set_restricted(true);
+  EXPECT_THAT(Check(subject, "billing"), testing::IsOkAndHolds(v1::REASON_BASIS_NOT_CONSENT));
+  ASSERT_THAT(Call(&Stub::SetRestriction, restrict, shop_), IsOk());
+  EXPECT_THAT(Check(subject, "billing"), testing::IsOkAndHolds(v1::REASON_RESTRICTED));
+
+  // Without Redis: PostgreSQL answers, and changes still count.
+  ASSERT_THAT(redis_server_->Stop(), IsOk());
+  const double errors = CacheCount("error");
+  EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_RESTRICTED));
+  EXPECT_GT(CacheCount("error"), errors);
+  restrict.set_restricted(false);
+  ASSERT_THAT(Call(&Stub::SetRestriction, restrict, shop_), IsOk());
+  EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_WITHDRAWN));
+  ASSERT_THAT(Grant(Statement(subject, "newsletter", v2_)), IsOk());
+  EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_GRANTED));
+}
+
+TEST(CheckCacheValueTest, EncodedStandingsRoundTripOnlyUnderTheirGeneration) {
+  ConsentStore::Standing s;
+  s.state.kind = PurposeState::Kind::kGranted;
+  s.state.expires_at = absl::FromUnixMicros(1'796'083'200'123'456);
+  s.restricted = true;
+  const std::string value = EncodeStanding("7", s);
+  std::optional<ConsentStore::Standing> back = DecodeStanding(value, "7");
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->state.kind, PurposeState::Kind::kGranted);
+  EXPECT_EQ(back->state.expires_at, s.state.expires_at);
+  EXPECT_TRUE(back->restricted);
+  EXPECT_FALSE(DecodeStanding(value, "8").has_value());  // written before a change
+  EXPECT_FALSE(DecodeStanding("7|9|0|0", "7").has_value());
+  EXPECT_FALSE(DecodeStanding("garbage", "7").has_value());
+  s.state.expires_at = absl::InfiniteFuture();
+  EXPECT_EQ(DecodeStanding(EncodeStanding("0", s), "0")->state.expires_at, absl::InfiniteFuture());
 }
 
 TEST_F(ConsentServiceTest, AnEditedLedgerIsFoundByTheChain) {

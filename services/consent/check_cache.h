@@ -1,0 +1,65 @@
+// CheckCache: where subjects stand on purposes, cached in Redis for Check.
+//
+//   consent:gen:<subject_id>              a generation counter, INCRed after
+//                                         every committed change of the subject
+//   consent:state:<subject_id>:<purpose>  "<generation>|<kind>|<expires µs>|<restricted>"
+//
+// Keys carry ids only; values carry no personal data. An entry counts only
+// if it was written under the subject's current generation, so a check that
+// read PostgreSQL before a change committed cannot serve the old state after
+// the change's Invalidate. Entries live `ttl` (the generation key twice as
+// long, refreshed by each INCR), which also bounds how long a change whose
+// Invalidate could not reach Redis may be served stale by another replica.
+// When Redis is unreachable every call is a miss and checks read
+// PostgreSQL. Metrics: crm_consent_check_cache_total{result=hit|miss|error}.
+//
+// Thread-safe (redis::Client is).
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "absl/time/time.h"
+#include "libs/redis/client.h"
+#include "services/consent/consent_store.h"
+
+namespace prometheus {
+class Counter;
+class Registry;
+}  // namespace prometheus
+
+namespace crm::consent {
+
+class CheckCache {
+ public:
+  // `redis` may be null (no cache); `registry` may be null (no metrics).
+  CheckCache(redis::Client* redis, absl::Duration ttl, prometheus::Registry* registry);
+
+  struct Lookup {
+    std::optional<ConsentStore::Standing> standing;  // a hit
+    std::string generation;  // the subject's current one ("0" if none); "" if unknown
+  };
+  // One round trip (MGET). Never an error: Redis trouble is a miss with an
+  // unknown generation (nothing is then Put).
+  Lookup Get(const std::string& subject_id, const std::string& purpose_id);
+  // Stores `standing` under `generation` (from Get; "" does nothing).
+  void Put(const std::string& subject_id, const std::string& purpose_id,
+           const std::string& generation, const ConsentStore::Standing& standing);
+  // After a committed change of the subject: bumps its generation.
+  void Invalidate(const std::string& subject_id);
+
+ private:
+  redis::Client* redis_;
+  absl::Duration ttl_;
+  prometheus::Counter* hit_ = nullptr;
+  prometheus::Counter* miss_ = nullptr;
+  prometheus::Counter* error_ = nullptr;
+};
+
+// The value format, exposed for tests.
+std::string EncodeStanding(const std::string& generation, const ConsentStore::Standing& s);
+// The standing if `value` was written under `generation`.
+std::optional<ConsentStore::Standing> DecodeStanding(const std::string& value,
+                                                     const std::string& generation);
+
+}  // namespace crm::consent
