@@ -64,17 +64,34 @@ CheckCache::CheckCache(redis::Client* redis, absl::Duration ttl, prometheus::Reg
 }
 
 CheckCache::Lookup CheckCache::Get(const std::string& subject, const std::string& purpose) {
-  Lookup out;
-  if (redis_ == nullptr) return out;
-  absl::StatusOr<redis::Reply> r =
-      redis_->Command("MGET", GenKey(subject), StateKey(subject, purpose));
-  if (!r.ok() || r->type != redis::Reply::Type::kArray || r->elements.size() != 2) {
-    Count(error_);
+  return GetMany({subject}, purpose)[0];
+}
+
+std::vector<CheckCache::Lookup> CheckCache::GetMany(const std::vector<std::string>& subjects,
+                                                    const std::string& purpose) {
+  std::vector<Lookup> out(subjects.size());
+  if (redis_ == nullptr || subjects.empty()) return out;
+  std::vector<std::string> keys;
+  keys.reserve(2 * subjects.size() + 1);
+  keys.push_back("MGET");
+  for (const std::string& s : subjects) {
+    keys.push_back(GenKey(s));
+    keys.push_back(StateKey(s, purpose));
+  }
+  std::vector<absl::string_view> argv(keys.begin(), keys.end());
+  absl::StatusOr<redis::Reply> r = redis_->CommandArgv(argv);
+  if (!r.ok() || r->type != redis::Reply::Type::kArray ||
+      r->elements.size() != 2 * subjects.size()) {
+    for (size_t i = 0; i < subjects.size(); ++i) Count(error_);
     return out;
   }
-  out.generation = r->elements[0].is_nil() ? "0" : r->elements[0].str;
-  if (!r->elements[1].is_nil()) out.standing = DecodeStanding(r->elements[1].str, out.generation);
-  Count(out.standing.has_value() ? hit_ : miss_);
+  for (size_t i = 0; i < subjects.size(); ++i) {
+    const redis::Reply& gen = r->elements[2 * i];
+    const redis::Reply& state = r->elements[2 * i + 1];
+    out[i].generation = gen.is_nil() ? "0" : gen.str;
+    if (!state.is_nil()) out[i].standing = DecodeStanding(state.str, out[i].generation);
+    Count(out[i].standing.has_value() ? hit_ : miss_);
+  }
   return out;
 }
 
@@ -83,6 +100,20 @@ void CheckCache::Put(const std::string& subject, const std::string& purpose,
   if (redis_ == nullptr || generation.empty()) return;
   // Best effort: a failed write only means another miss.
   (void)redis_->Set(StateKey(subject, purpose), EncodeStanding(generation, standing), ttl_);
+}
+
+void CheckCache::PutMany(const std::vector<std::string>& subjects, const std::vector<size_t>& which,
+                         const std::string& purpose, const std::vector<Lookup>& lookups,
+                         const std::vector<ConsentStore::Standing>& standings) {
+  if (redis_ == nullptr) return;
+  redis::Pipeline p;
+  const std::string ttl_ms = absl::StrCat(absl::ToInt64Milliseconds(ttl_));
+  for (size_t i : which) {
+    if (lookups[i].generation.empty()) continue;
+    p.Add("SET", StateKey(subjects[i], purpose),
+          EncodeStanding(lookups[i].generation, standings[i]), "PX", ttl_ms);
+  }
+  if (p.size() > 0) (void)redis_->Execute(p);  // best effort, as Put
 }
 
 void CheckCache::Invalidate(const std::string& subject) {

@@ -4,6 +4,9 @@
 //                                         every committed change of the subject
 //   consent:state:<subject_id>:<purpose>  "<generation>|<kind>|<expires µs>|<restricted>"
 //
+// Check and BatchCheck read both keys of every subject asked about in one
+// MGET and go to PostgreSQL only for the misses.
+//
 // Keys carry ids only; values carry no personal data. An entry counts only
 // if it was written under the subject's current generation, so a check that
 // read PostgreSQL before a change committed cannot serve the old state after
@@ -18,6 +21,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "libs/redis/client.h"
@@ -42,9 +46,16 @@ class CheckCache {
   // One round trip (MGET). Never an error: Redis trouble is a miss with an
   // unknown generation (nothing is then Put).
   Lookup Get(const std::string& subject_id, const std::string& purpose_id);
+  // Get for many subjects in one round trip (BatchCheck), in their order.
+  std::vector<Lookup> GetMany(const std::vector<std::string>& subject_ids,
+                              const std::string& purpose_id);
   // Stores `standing` under `generation` (from Get; "" does nothing).
   void Put(const std::string& subject_id, const std::string& purpose_id,
            const std::string& generation, const ConsentStore::Standing& standing);
+  // Put for the subjects `which` of `subject_ids` (one pipeline).
+  void PutMany(const std::vector<std::string>& subject_ids, const std::vector<size_t>& which,
+               const std::string& purpose_id, const std::vector<Lookup>& lookups,
+               const std::vector<ConsentStore::Standing>& standings);
   // After a committed change of the subject: bumps its generation.
   void Invalidate(const std::string& subject_id);
 

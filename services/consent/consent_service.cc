@@ -328,41 +328,48 @@ absl::Status ConsentService::Decide(const std::string& purpose_id,
                                     std::vector<v1::Decision>& out) {
   const absl::Time now = d_.clock.Now();
   out.clear();
-  // One subject: the cache first (a purpose seen before is in memory).
-  CheckCache::Lookup cached;
-  if (subjects.size() == 1 && d_.cache != nullptr) {
-    cached = d_.cache->Get(subjects[0], purpose_id);
-    std::shared_ptr<const v1::Purpose> purpose;
-    if (cached.standing.has_value()) {
-      absl::MutexLock l(&mu_);
-      auto it = purposes_.find(purpose_id);
-      if (it != purposes_.end()) purpose = it->second;
-    }
-    if (purpose != nullptr) {
-      v1::Decision d =
-          consent::Decide(*purpose, cached.standing->state, cached.standing->restricted, now);
-      d.set_subject_id(subjects[0]);
-      out.push_back(std::move(d));
-      return absl::OkStatus();
+  // The cache first (one MGET for all), PostgreSQL for the misses.
+  std::vector<CheckCache::Lookup> cached = d_.cache != nullptr
+                                               ? d_.cache->GetMany(subjects, purpose_id)
+                                               : std::vector<CheckCache::Lookup>(subjects.size());
+  std::vector<ConsentStore::Standing> standings(subjects.size());
+  std::vector<size_t> misses;
+  for (size_t i = 0; i < subjects.size(); ++i) {
+    if (cached[i].standing.has_value()) {
+      standings[i] = *cached[i].standing;
+    } else {
+      misses.push_back(i);
     }
   }
-  return d_.db.WithConnection([&](pqxx::connection& c) -> absl::Status {
-    pqxx::nontransaction tx(c);
-    out.clear();
-    CRM_ASSIGN_OR_RETURN(std::shared_ptr<const v1::Purpose> purpose, PurposeOf(tx, purpose_id));
-    CRM_ASSIGN_OR_RETURN(std::vector<ConsentStore::Standing> standings,
-                         ConsentStore::Standings(tx, subjects, purpose_id));
-    out.reserve(standings.size());
-    for (size_t i = 0; i < standings.size(); ++i) {
-      v1::Decision d = consent::Decide(*purpose, standings[i].state, standings[i].restricted, now);
-      d.set_subject_id(subjects[i]);
-      out.push_back(std::move(d));
-    }
-    if (subjects.size() == 1 && d_.cache != nullptr && !standings.empty()) {
-      d_.cache->Put(subjects[0], purpose_id, cached.generation, standings[0]);
-    }
-    return absl::OkStatus();
-  });
+  std::shared_ptr<const v1::Purpose> purpose;
+  {
+    absl::MutexLock l(&mu_);
+    auto it = purposes_.find(purpose_id);
+    if (it != purposes_.end()) purpose = it->second;
+  }
+  if (purpose == nullptr || !misses.empty()) {
+    CRM_RETURN_IF_ERROR(d_.db.WithConnection([&](pqxx::connection& c) -> absl::Status {
+      pqxx::nontransaction tx(c);
+      CRM_ASSIGN_OR_RETURN(purpose, PurposeOf(tx, purpose_id));
+      if (misses.empty()) return absl::OkStatus();
+      std::vector<std::string> ids;
+      ids.reserve(misses.size());
+      for (size_t i : misses) ids.push_back(subjects[i]);
+      CRM_ASSIGN_OR_RETURN(std::vector<ConsentStore::Standing> read,
+                           ConsentStore::Standings(tx, ids, purpose_id));
+      if (read.size() != misses.size()) return absl::InternalError("standings missing");
+      for (size_t k = 0; k < misses.size(); ++k) standings[misses[k]] = std::move(read[k]);
+      return absl::OkStatus();
+    }));
+    if (d_.cache != nullptr) d_.cache->PutMany(subjects, misses, purpose_id, cached, standings);
+  }
+  out.reserve(subjects.size());
+  for (size_t i = 0; i < subjects.size(); ++i) {
+    v1::Decision d = consent::Decide(*purpose, standings[i].state, standings[i].restricted, now);
+    d.set_subject_id(subjects[i]);
+    out.push_back(std::move(d));
+  }
+  return absl::OkStatus();
 }
 
 grpc::Status ConsentService::Check(Ctx* ctx, const v1::CheckRequest* req, v1::CheckResponse* resp) {

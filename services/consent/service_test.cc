@@ -406,6 +406,16 @@ TEST_F(ConsentServiceTest, BatchCheckAnswersInOrder) {
   EXPECT_TRUE(resp.decisions(1).allowed());
   EXPECT_EQ(resp.decisions(2).reason(), v1::REASON_NO_RECORD);
   EXPECT_EQ(resp.decisions(3).subject_id(), granted);
+  // Answered from the cache now; a change still counts at once.
+  const double hits = CacheCount("hit");
+  ASSERT_THAT(Withdraw(Statement(granted, "newsletter")), IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(resp, Call(&Stub::BatchCheck, req, shop_));
+  ASSERT_THAT(resp.decisions(), SizeIs(4));
+  EXPECT_EQ(resp.decisions(0).reason(), v1::REASON_OBJECTED);
+  EXPECT_EQ(resp.decisions(1).reason(), v1::REASON_WITHDRAWN);
+  EXPECT_EQ(resp.decisions(2).reason(), v1::REASON_NO_RECORD);
+  EXPECT_EQ(resp.decisions(3).reason(), v1::REASON_WITHDRAWN);
+  EXPECT_EQ(CacheCount("hit"), hits + 2);  // objected and none; granted's generation moved
 
   req.add_subject_ids("not-a-uuid");
   EXPECT_THAT(Call(&Stub::BatchCheck, req, shop_),

@@ -101,6 +101,7 @@
 #include "libs/rpc/server.h"
 #include "libs/testing/api_test_bed.h"
 #include "libs/testing/bench_env.h"
+#include "libs/testing/bench_latency.h"
 #include "libs/testing/bench_ratio.h"
 #include "libs/testing/pg_test_database.h"
 #include "libs/testing/raw_pg.h"
@@ -577,103 +578,15 @@ void BM_CopyImportedRows(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * flags.import_rows);
 }
 
-// ---- Latency at half of peak ---------------------------------------------------------
+// ---- Latency at half of peak (libs/testing/bench_latency.h) -------------------------
 
-double Percentile(std::vector<double>& sorted, double q) {
-  if (sorted.empty()) return 0;
-  const size_t i = static_cast<size_t>(q * static_cast<double>(sorted.size()));
-  return sorted[std::min(i, sorted.size() - 1)];
-}
-
-// `call(n)` for random persons n of the load.
-using PersonCall = std::function<absl::Status(int64_t n)>;
-
-// Calls per second of `threads` closed-loop callers over `phase`.
-absl::StatusOr<double> Peak(const PersonCall& call, int threads, absl::Duration phase) {
-  std::atomic<int64_t> done{0};
-  std::atomic<bool> stop{false};
-  absl::Status failed;
-  std::mutex mu;
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) {
-    pool.emplace_back([&, t] {
-      std::mt19937_64 rng(t + 1);
-      std::uniform_int_distribution<int64_t> pick(0, flags.subjects - 1);
-      while (!stop.load()) {
-        if (absl::Status s = call(pick(rng)); !s.ok()) {
-          std::lock_guard<std::mutex> l(mu);
-          failed = s;
-          stop = true;
-          return;
-        }
-        done.fetch_add(1);
-      }
-    });
-  }
-  absl::SleepFor(phase);
-  const int64_t count = done.load();
-  stop = true;
-  for (std::thread& t : pool) t.join();
-  CRM_RETURN_IF_ERROR(failed);
-  return static_cast<double>(count) / absl::ToDoubleSeconds(phase);
-}
-
-// `call` paced at `rate` per second for `duration` by `threads` callers;
-// each call's latency from its scheduled start, in ms, sorted.
-absl::StatusOr<std::vector<double>> Paced(const PersonCall& call, double rate, int threads,
-                                          absl::Duration duration) {
-  const int64_t total = static_cast<int64_t>(rate * absl::ToDoubleSeconds(duration));
-  std::vector<double> latency(total, 0);
-  std::atomic<int64_t> next{0};
-  absl::Status failed;
-  std::mutex mu;
-  const absl::Time start = absl::Now() + absl::Milliseconds(10);
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) {
-    pool.emplace_back([&, t] {
-      std::mt19937_64 rng(1000 + t);
-      std::uniform_int_distribution<int64_t> pick(0, flags.subjects - 1);
-      for (int64_t i; (i = next.fetch_add(1)) < total;) {
-        const absl::Time due = start + absl::Seconds(static_cast<double>(i) / rate);
-        absl::SleepFor(due - absl::Now());
-        if (absl::Status s = call(pick(rng)); !s.ok()) {
-          std::lock_guard<std::mutex> l(mu);
-          failed = s;
-          return;
-        }
-        latency[i] = absl::ToDoubleMilliseconds(absl::Now() - due);
-      }
-    });
-  }
-  for (std::thread& t : pool) t.join();
-  CRM_RETURN_IF_ERROR(failed);
-  std::sort(latency.begin(), latency.end());
-  return latency;
-}
-
-// Peak of `call`, then `call` and `baseline` paced at half of it.
-void AtHalfPeak(benchmark::State& state, const PersonCall& call, const PersonCall& baseline) {
-  const int threads = static_cast<int>(flags.clients);
-  for (auto _ : state) {
-    absl::StatusOr<double> peak = Peak(call, threads, kPeakPhase);
-    absl::StatusOr<std::vector<double>> ms =
-        peak.ok() ? Paced(call, *peak / 2, threads, absl::Seconds(flags.seconds)) : peak.status();
-    absl::StatusOr<std::vector<double>> base =
-        ms.ok() ? Paced(baseline, *peak / 2, threads, absl::Seconds(flags.seconds)) : ms.status();
-    if (!base.ok()) {
-      state.SkipWithError(base.status().ToString().c_str());
-      break;
-    }
-    state.SetIterationTime(static_cast<double>(flags.seconds));
-    state.counters["peak_per_s"] = *peak;
-    state.counters["rate_per_s"] = *peak / 2;
-    state.counters["p50_ms"] = Percentile(*ms, 0.50);
-    state.counters["p99_ms"] = Percentile(*ms, 0.99);
-    state.counters["p999_ms"] = Percentile(*ms, 0.999);
-    state.counters["base_p50_ms"] = Percentile(*base, 0.50);
-    state.counters["base_p99_ms"] = Percentile(*base, 0.99);
-    state.SetItemsProcessed(static_cast<int64_t>(ms->size()));
-  }
+void AtHalfPeak(benchmark::State& state, const crm::testing::IndexedCall& call,
+                const crm::testing::IndexedCall& baseline) {
+  crm::testing::MeasureAtHalfPeak(state, call, baseline,
+                                  {.population = flags.subjects,
+                                   .threads = static_cast<int>(flags.clients),
+                                   .peak_phase = kPeakPhase,
+                                   .duration = absl::Seconds(flags.seconds)});
 }
 
 absl::Status GetPerson(int64_t n) {
