@@ -16,6 +16,7 @@ namespace {
 #define CRM_TS_PARAM(n) "('epoch'::timestamptz + (" n ")::bigint * interval '1 microsecond')"
 
 using pg::ExecPrepared;
+using pg::ExecPrepared1;
 
 constexpr char kPurposeColumns[] =
     "p.purpose_id, p.basis, p.description, p.data_categories::text, p.direct_marketing, "
@@ -312,6 +313,77 @@ absl::StatusOr<bool> ConsentStore::SetRestricted(pqxx::transaction_base& tx,
                 subject_id, absl::ToUnixMicros(now))
           : ExecPrepared(tx, "DELETE FROM restrictions WHERE subject_id = $1::uuid", subject_id);
   return r.affected_rows() == 1;
+}
+
+absl::StatusOr<SubjectCounts> ConsentStore::Count(pqxx::transaction_base& tx,
+                                                  const std::string& subject_id) {
+  const pqxx::row r =
+      ExecPrepared1(tx,
+                    "SELECT (SELECT count(*) FROM ledger WHERE subject_id = $1::uuid), "
+                    "(SELECT count(*) FROM consent_state WHERE subject_id = $1::uuid), "
+                    "EXISTS (SELECT 1 FROM restrictions WHERE subject_id = $1::uuid), "
+                    "EXISTS (SELECT 1 FROM subject_keys WHERE subject_id = $1::uuid)",
+                    subject_id);
+  return SubjectCounts{.entries = r[0].as<int64_t>(),
+                       .standings = r[1].as<int64_t>(),
+                       .restricted = r[2].as<bool>(),
+                       .key_exists = r[3].as<bool>()};
+}
+
+absl::StatusOr<std::vector<std::pair<int64_t, std::string>>> ConsentStore::Evidence(
+    pqxx::transaction_base& tx, const std::string& subject_id) {
+  std::vector<std::pair<int64_t, std::string>> out;
+  for (const pqxx::row& r :
+       ExecPrepared(tx,
+                    "SELECT sequence, evidence FROM ledger WHERE subject_id = $1::uuid AND "
+                    "evidence IS NOT NULL ORDER BY sequence",
+                    subject_id)) {
+    out.emplace_back(r[0].as<int64_t>(), pqxx::binarystring(r[1]).str());
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> ConsentStore::WrappedKey(pqxx::transaction_base& tx,
+                                                     const std::string& subject_id) {
+  const pqxx::result r =
+      ExecPrepared(tx, "SELECT wrapped FROM subject_keys WHERE subject_id = $1::uuid", subject_id);
+  return r.empty() ? std::string() : pqxx::binarystring(r[0][0]).str();
+}
+
+absl::Status ConsentStore::Erase(pqxx::transaction_base& tx, const std::string& subject_id) {
+  for (const char* table : {"ledger", "consent_state", "restrictions", "subject_keys"}) {
+    ExecPrepared(tx, absl::StrCat("DELETE FROM ", table, " WHERE subject_id = $1::uuid"),
+                 subject_id);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<ErasureRecord>> ConsentStore::ErasureRecorded(
+    pqxx::transaction_base& tx, const std::string& request_id) {
+  const pqxx::result r =
+      ExecPrepared(tx,
+                   "SELECT subject_id::text, entries, standings, restricted, key_existed, " CRM_TS(
+                       "completed_at") " FROM erasure_requests WHERE request_id = $1::uuid",
+                   request_id);
+  if (r.empty()) return std::optional<ErasureRecord>();
+  return std::optional<ErasureRecord>(
+      ErasureRecord{.subject_id = r[0][0].as<std::string>(),
+                    .erased = {.entries = r[0][1].as<int64_t>(),
+                               .standings = r[0][2].as<int64_t>(),
+                               .restricted = r[0][3].as<bool>(),
+                               .key_exists = r[0][4].as<bool>()},
+                    .completed_at = absl::FromUnixMicros(r[0][5].as<int64_t>())});
+}
+
+absl::Status ConsentStore::RecordErasure(pqxx::transaction_base& tx, const std::string& request_id,
+                                         const ErasureRecord& e) {
+  ExecPrepared(tx,
+               "INSERT INTO erasure_requests (request_id, subject_id, entries, standings, "
+               "restricted, key_existed, completed_at) VALUES ($1::uuid, $2::uuid, $3, $4, $5, "
+               "$6, " CRM_TS_PARAM("$7") ")",
+               request_id, e.subject_id, e.erased.entries, e.erased.standings, e.erased.restricted,
+               e.erased.key_exists, absl::ToUnixMicros(e.completed_at));
+  return absl::OkStatus();
 }
 
 }  // namespace crm::consent

@@ -12,6 +12,7 @@
 #include <optional>
 #include <pqxx/transaction_base>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -21,6 +22,21 @@
 #include "services/consent/rules.h"
 
 namespace crm::consent {
+
+// What consent holds about one subject (SubjectData).
+struct SubjectCounts {
+  int64_t entries = 0;    // ledger
+  int64_t standings = 0;  // consent_state
+  bool restricted = false;
+  bool key_exists = false;
+};
+
+// The answer recorded for an erasure request.
+struct ErasureRecord {
+  std::string subject_id;
+  SubjectCounts erased;
+  absl::Time completed_at;
+};
 
 class ConsentStore {
  public:
@@ -79,6 +95,21 @@ class ConsentStore {
   // The subject's entries, oldest first.
   static absl::StatusOr<std::vector<v1::LedgerEntry>> History(pqxx::transaction_base& tx,
                                                               const std::string& subject_id);
+
+  // SubjectData: counts, the sealed evidence by entry sequence, the wrapped
+  // key ("" if none), erasure (every row of the subject, its key included)
+  // and the erasure answers by request id.
+  static absl::StatusOr<SubjectCounts> Count(pqxx::transaction_base& tx,
+                                             const std::string& subject_id);
+  static absl::StatusOr<std::vector<std::pair<int64_t, std::string>>> Evidence(
+      pqxx::transaction_base& tx, const std::string& subject_id);
+  static absl::StatusOr<std::string> WrappedKey(pqxx::transaction_base& tx,
+                                                const std::string& subject_id);
+  static absl::Status Erase(pqxx::transaction_base& tx, const std::string& subject_id);
+  static absl::StatusOr<std::optional<ErasureRecord>> ErasureRecorded(
+      pqxx::transaction_base& tx, const std::string& request_id);
+  static absl::Status RecordErasure(pqxx::transaction_base& tx, const std::string& request_id,
+                                    const ErasureRecord& record);
 
   // Restricts (or lifts the restriction of) a subject; whether it changed.
   static absl::StatusOr<bool> SetRestricted(pqxx::transaction_base& tx,

@@ -16,6 +16,7 @@
 #include "libs/service/api_auth.h"
 #include "libs/service/service_main.h"
 #include "services/consent/consent_service.h"
+#include "services/consent/subject_data_service.h"
 
 namespace crm::consent {
 namespace {
@@ -35,6 +36,7 @@ struct App {
   std::unique_ptr<outbox::Relay> relay;
   std::unique_ptr<CheckCache> cache;
   std::unique_ptr<ConsentService> service;
+  std::unique_ptr<SubjectDataService> subject_data;
 };
 
 // Prefixes a start-up error with the step that failed.
@@ -73,8 +75,11 @@ absl::Status Setup(const ConsentConfig& cfg, const service::ApiAuthConfig& auth_
                                                              .audit = *app.audit,
                                                              .clock = ctx.clock,
                                                              .cache = app.cache.get()});
+  app.subject_data = std::make_unique<SubjectDataService>(ctx.db, *app.ring, *app.audit, ctx.clock);
   CRM_RETURN_IF_ERROR(AllowConsentMethods(ctx.policy));
+  CRM_RETURN_IF_ERROR(AllowConsentSubjectData(ctx.policy));
   ctx.services.push_back(app.service.get());
+  ctx.services.push_back(app.subject_data.get());
   return absl::OkStatus();
 }
 

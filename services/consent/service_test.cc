@@ -15,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "crm/consent/v1/consent.grpc.pb.h"
+#include "crm/subject/v1/subject_data.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "libs/base/grpc_status.h"
@@ -34,6 +35,7 @@
 #include "libs/testing/private_redis.h"
 #include "libs/testing/status_matchers.h"
 #include "services/consent/consent_service.h"
+#include "services/consent/subject_data_service.h"
 
 namespace crm::consent {
 namespace {
@@ -44,6 +46,20 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::SizeIs;
 using Stub = v1::Consent::Stub;
+namespace sv1 = crm::subject::v1;
+
+template <typename Req, typename Resp>
+absl::StatusOr<Resp> SubjectCall(sv1::SubjectData::Stub& stub,
+                                 grpc::Status (sv1::SubjectData::Stub::*rpc)(grpc::ClientContext*,
+                                                                             const Req&, Resp*),
+                                 const Req& request) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  Resp response;
+  grpc::Status status = (stub.*rpc)(&context, request, &response);
+  if (!status.ok()) return base::FromGrpcStatus(status);
+  return response;
+}
 
 constexpr char kAdmin[] = "0b6f1c3e-8d2a-4f5b-9c1d-2e3f4a5b6c7d";
 constexpr char kShop[] = "1c7a2d4f-9e3b-4a6c-8d2e-3f4a5b6c7d8e";
@@ -57,7 +73,8 @@ class ConsentServiceTest : public ::testing::Test {
   static void SetUpTestSuite() { log::SetMinLevel(log::Level::kError); }
 
   void SetUp() override {
-    CRM_ASSERT_OK_AND_ASSIGN(bed_, crm::testing::ApiTestBed::Create("consent", {"gateway"}));
+    CRM_ASSERT_OK_AND_ASSIGN(bed_,
+                             crm::testing::ApiTestBed::Create("consent", {"gateway", "erasure"}));
     CRM_ASSERT_OK_AND_ASSIGN(db_,
                              crm::testing::CreateMigratedDatabase("consent", "consent_svc", 8));
     ASSERT_THAT(outbox::EnsureSchema(*db_.pool), IsOk());
@@ -81,14 +98,22 @@ class ConsentServiceTest : public ::testing::Test {
                                                             .audit = *writer_,
                                                             .clock = bed_->clock(),
                                                             .cache = cache_.get()});
+    subject_data_ =
+        std::make_unique<SubjectDataService>(*db_.pool, *ring_, *writer_, bed_->clock());
     rpc::AccessPolicy policy;
     ASSERT_THAT(AllowConsentMethods(policy), IsOk());
+    ASSERT_THAT(AllowConsentSubjectData(policy), IsOk());
     server_ = std::make_unique<rpc::ServerRunner>(bed_->ServerConfig("consent"), std::move(policy));
     server_->RegisterService(service_.get());
+    server_->RegisterService(subject_data_.get());
     ASSERT_THAT(server_->Start(), IsOk());
     CRM_ASSERT_OK_AND_ASSIGN(std::shared_ptr<grpc::Channel> ch,
                              bed_->Channel("gateway", server_->port(), "consent"));
     stub_ = v1::Consent::NewStub(ch);
+    gateway_subject_ = sv1::SubjectData::NewStub(ch);
+    CRM_ASSERT_OK_AND_ASSIGN(std::shared_ptr<grpc::Channel> erasure,
+                             bed_->Channel("erasure", server_->port(), "consent"));
+    erasure_ = sv1::SubjectData::NewStub(erasure);
     admin_ = bed_->Token(kAdmin, {"consent.admin", "consent.read", "consent.write"});
     shop_ = bed_->Token(kShop, {"consent.write", "consent.check", "consent.read"});
 
@@ -217,6 +242,8 @@ class ConsentServiceTest : public ::testing::Test {
   prometheus::Registry metrics_;
   std::unique_ptr<CheckCache> cache_;
   std::unique_ptr<ConsentService> service_;
+  std::unique_ptr<SubjectDataService> subject_data_;
+  std::unique_ptr<sv1::SubjectData::Stub> gateway_subject_, erasure_;
   std::unique_ptr<rpc::ServerRunner> server_;
   std::unique_ptr<Stub> stub_;
   std::string admin_, shop_;
@@ -481,6 +508,66 @@ TEST_F(ConsentServiceTest, EvidenceIsSealedAndEveryStatementAudited) {
       }));
   // 3 purposes and 2 notices defined in SetUp, then a grant and a withdrawal.
   EXPECT_EQ(events, 7);
+}
+
+TEST_F(ConsentServiceTest, SubjectDataDescribeExportEraseForTheOrchestratorOnly) {
+  const std::string subject = base::NewUuid();
+  v1::Statement s = Statement(subject, "newsletter", v2_);
+  s.set_source_address(kAddress);
+  s.set_user_agent(kAgent);
+  ASSERT_THAT(Grant(s), IsOk());
+  ASSERT_THAT(Object(Statement(subject, "analytics")), IsOk());
+  sv1::DescribeSubjectDataRequest describe;
+  describe.set_subject_id(subject);
+  EXPECT_THAT(
+      SubjectCall(*gateway_subject_, &sv1::SubjectData::Stub::DescribeSubjectData, describe),
+      StatusIs(absl::StatusCode::kPermissionDenied));
+  CRM_ASSERT_OK_AND_ASSIGN(
+      sv1::DescribeSubjectDataResponse described,
+      SubjectCall(*erasure_, &sv1::SubjectData::Stub::DescribeSubjectData, describe));
+  EXPECT_EQ(described.service(), "consent");
+  ASSERT_THAT(described.categories(), SizeIs(2));
+  EXPECT_EQ(described.categories(0).category(), "consent_records");
+  EXPECT_EQ(described.categories(0).record_count(), 2);
+  EXPECT_EQ(described.categories(1).record_count(), 2);  // two purposes
+
+  sv1::ExportSubjectDataRequest exp;
+  exp.set_subject_id(subject);
+  CRM_ASSERT_OK_AND_ASSIGN(sv1::ExportSubjectDataResponse exported,
+                           SubjectCall(*erasure_, &sv1::SubjectData::Stub::ExportSubjectData, exp));
+  ASSERT_THAT(exported.records(), SizeIs(2));
+  const auto& first = exported.records(0).data().fields();
+  for (const char* key : {"purpose_id", "source_address", "user_agent"}) {
+    ASSERT_TRUE(first.contains(key)) << key;
+  }
+  EXPECT_EQ(first.at("purpose_id").string_value(), "newsletter");
+  EXPECT_EQ(first.at("source_address").string_value(), kAddress);
+  EXPECT_EQ(first.at("user_agent").string_value(), kAgent);
+
+  sv1::EraseSubjectDataRequest erase;
+  erase.set_request_id(base::NewUuid());
+  erase.set_subject_id(subject);
+  EXPECT_THAT(SubjectCall(*gateway_subject_, &sv1::SubjectData::Stub::EraseSubjectData, erase),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  CRM_ASSERT_OK_AND_ASSIGN(
+      sv1::EraseSubjectDataResponse erased,
+      SubjectCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase));
+  EXPECT_TRUE(erased.data_key_destroyed());
+  ASSERT_THAT(erased.erased(), SizeIs(2));
+  EXPECT_EQ(erased.erased(0).record_count(), 2);
+  // Gone: the ledger, the standings, the key; checks start over.
+  EXPECT_THAT(DumpAll(), Not(HasSubstr(subject)));
+  EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_NO_RECORD));
+  EXPECT_THAT(Check(subject, "analytics"), testing::IsOkAndHolds(v1::REASON_BASIS_NOT_CONSENT));
+  // A retry gets the same answer; the id is not reusable for another subject.
+  CRM_ASSERT_OK_AND_ASSIGN(
+      sv1::EraseSubjectDataResponse again,
+      SubjectCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase));
+  EXPECT_EQ(again.erased(0).record_count(), 2);
+  EXPECT_EQ(again.completed_at().seconds(), erased.completed_at().seconds());
+  erase.set_subject_id(base::NewUuid());
+  EXPECT_THAT(SubjectCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("request_id")));
 }
 
 }  // namespace

@@ -1,0 +1,176 @@
+#include "services/consent/subject_data_service.h"
+
+#include <map>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "libs/base/status_macros.h"
+#include "libs/base/uuid.h"
+#include "libs/crypto/aead.h"
+#include "libs/crypto/data_key.h"
+#include "libs/rpc/handler.h"
+#include "libs/rpc/peer.h"
+#include "libs/rpc/request_id.h"
+#include "services/consent/consent_service.h"
+#include "services/consent/consent_store.h"
+
+namespace crm::consent {
+namespace {
+
+namespace sv1 = crm::subject::v1;
+using rpc::Handle;
+
+constexpr char kService[] = "consent";
+
+absl::StatusOr<std::string> SubjectOf(const std::string& id) {
+  if (!base::IsUuid(id)) return absl::InvalidArgumentError("subject_id: must be a UUID");
+  return absl::AsciiStrToLower(id);
+}
+
+void AddCategories(const SubjectCounts& c,
+                   google::protobuf::RepeatedPtrField<sv1::DataCategory>* out) {
+  for (auto [name, count] :
+       {std::pair{"consent_records", c.entries}, std::pair{"consent_standing", c.standings},
+        std::pair{"restriction", int64_t{c.restricted ? 1 : 0}}}) {
+    if (count == 0) continue;
+    sv1::DataCategory* cat = out->Add();
+    cat->set_category(name);
+    cat->set_record_count(count);
+  }
+}
+
+crm::audit::v1::Event Audit(grpc::ServerContext* ctx, absl::string_view action,
+                            const std::string& subject_id) {
+  crm::audit::v1::Event e;
+  e.set_action(std::string(action));
+  e.set_outcome(crm::audit::v1::OUTCOME_SUCCESS);
+  e.set_subject_id(subject_id);
+  e.set_resource(absl::StrCat("consent/", subject_id));
+  e.mutable_actor()->set_service_identity(rpc::PeerIdentity(*ctx));
+  e.set_request_id(rpc::RequestId(*ctx));
+  return e;
+}
+
+// "<length>:<address><user agent>" (consent_service.cc EvidenceOf).
+void AddEvidence(const std::string& evidence, google::protobuf::Struct& data) {
+  const size_t colon = evidence.find(':');
+  size_t length = 0;
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(absl::string_view(evidence).substr(0, colon), &length) ||
+      colon + 1 + length > evidence.size()) {
+    return;
+  }
+  auto& f = *data.mutable_fields();
+  f["source_address"].set_string_value(evidence.substr(colon + 1, length));
+  f["user_agent"].set_string_value(evidence.substr(colon + 1 + length));
+}
+
+}  // namespace
+
+grpc::Status SubjectDataService::DescribeSubjectData(Ctx*,
+                                                     const sv1::DescribeSubjectDataRequest* req,
+                                                     sv1::DescribeSubjectDataResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(std::string subject, SubjectOf(req->subject_id()));
+    return db_.Transact(
+        [&](pqxx::work& tx) -> absl::Status {
+          resp->Clear();
+          resp->set_service(kService);
+          CRM_ASSIGN_OR_RETURN(SubjectCounts counts, ConsentStore::Count(tx, subject));
+          AddCategories(counts, resp->mutable_categories());
+          return absl::OkStatus();
+        },
+        {.read_only = true});
+  });
+}
+
+grpc::Status SubjectDataService::ExportSubjectData(Ctx* ctx,
+                                                   const sv1::ExportSubjectDataRequest* req,
+                                                   sv1::ExportSubjectDataResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(std::string subject, SubjectOf(req->subject_id()));
+    return db_.Transact([&](pqxx::work& tx) -> absl::Status {
+      resp->Clear();
+      resp->set_service(kService);
+      CRM_ASSIGN_OR_RETURN(std::vector<v1::LedgerEntry> entries,
+                           ConsentStore::History(tx, subject));
+      CRM_ASSIGN_OR_RETURN(SubjectCounts counts, ConsentStore::Count(tx, subject));
+      if (entries.empty() && !counts.restricted) return absl::OkStatus();
+      CRM_ASSIGN_OR_RETURN(auto sealed, ConsentStore::Evidence(tx, subject));
+      std::map<int64_t, std::string> evidence;
+      if (!sealed.empty()) {
+        CRM_ASSIGN_OR_RETURN(const std::string wrapped, ConsentStore::WrappedKey(tx, subject));
+        CRM_ASSIGN_OR_RETURN(crypto::SecretBytes key,
+                             crypto::UnwrapDataKey(ring_, wrapped, kConsentKeyPurpose, subject));
+        for (auto& [sequence, ciphertext] : sealed) {
+          CRM_ASSIGN_OR_RETURN(
+              evidence[sequence],
+              crypto::Open(key, ciphertext,
+                           absl::StrCat("crm.consent.v1|", subject, "|", sequence, "|evidence")));
+        }
+      }
+      for (const v1::LedgerEntry& e : entries) {
+        sv1::ExportedRecord* record = resp->add_records();
+        record->set_category("consent_records");
+        CRM_RETURN_IF_ERROR(rpc::ToStruct(e, record->mutable_data()));
+        auto it = evidence.find(e.sequence());
+        if (it != evidence.end()) AddEvidence(it->second, *record->mutable_data());
+      }
+      if (counts.restricted) {
+        sv1::ExportedRecord* record = resp->add_records();
+        record->set_category("restriction");
+        (*record->mutable_data()->mutable_fields())["restricted"].set_bool_value(true);
+      }
+      return audit_.Enqueue(tx, Audit(ctx, "consent.subject.export", subject));
+    });
+  });
+}
+
+grpc::Status SubjectDataService::EraseSubjectData(Ctx* ctx, const sv1::EraseSubjectDataRequest* req,
+                                                  sv1::EraseSubjectDataResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    if (!base::IsUuid(req->request_id())) {
+      return absl::InvalidArgumentError("request_id: must be a UUID");
+    }
+    const std::string request_id = absl::AsciiStrToLower(req->request_id());
+    CRM_ASSIGN_OR_RETURN(std::string subject, SubjectOf(req->subject_id()));
+    return db_.Transact([&](pqxx::work& tx) -> absl::Status {
+      resp->Clear();
+      resp->set_service(kService);
+      CRM_ASSIGN_OR_RETURN(std::optional<ErasureRecord> done,
+                           ConsentStore::ErasureRecorded(tx, request_id));
+      if (!done.has_value()) {
+        // Serialises the erasure with the subject's statements.
+        tx.exec_params("SELECT 1 FROM subject_keys WHERE subject_id = $1::uuid FOR UPDATE",
+                       subject);
+        ErasureRecord record;
+        record.subject_id = subject;
+        CRM_ASSIGN_OR_RETURN(record.erased, ConsentStore::Count(tx, subject));
+        record.completed_at = absl::FromUnixMicros(absl::ToUnixMicros(clock_.Now()));
+        CRM_RETURN_IF_ERROR(ConsentStore::Erase(tx, subject));
+        CRM_RETURN_IF_ERROR(ConsentStore::RecordErasure(tx, request_id, record));
+        crm::audit::v1::Event event = Audit(ctx, "consent.subject.erase", subject);
+        crm::audit::v1::Detail* d = event.add_details();
+        d->set_key("erasure_request_id");
+        d->set_value(request_id);
+        CRM_RETURN_IF_ERROR(audit_.Enqueue(tx, event));
+        done = std::move(record);
+      } else if (done->subject_id != subject) {
+        return absl::InvalidArgumentError(
+            "request_id: already used for the erasure of another subject");
+      }
+      AddCategories(done->erased, resp->mutable_erased());
+      resp->set_data_key_destroyed(true);  // now, or by an earlier erasure
+      rpc::SetTime(done->completed_at, resp->mutable_completed_at());
+      return absl::OkStatus();
+    });
+  });
+}
+
+absl::Status AllowConsentSubjectData(rpc::AccessPolicy& policy) {
+  return policy.AllowService(crm::subject::v1::SubjectData::service_full_name(), {"erasure"})
+      .Validate();
+}
+
+}  // namespace crm::consent
