@@ -49,6 +49,17 @@ Contacts (crm.contacts.v1.Contacts, as the user of 'crmctl login'):
   retention due                                 subjects due for erasure
   catalogue                                     the field catalogue of contacts
 
+Consent (crm.consent.v1.Consent, as the user of 'crmctl login'):
+  purpose list|define                           purposes and their lawful basis, e.g.
+                                                'crmctl purpose define newsletter --basis
+                                                consent --description "Monthly news"'
+  notice publish PURPOSE_ID --language LANG (--file FILE | --text TEXT)
+                                                a notice text; prints its version
+  consent grant|withdraw|object SUBJECT_ID PURPOSE_ID --method M --source S
+                                                a subject's statement (grant: --notice V)
+  consent check|history|restrict|unrestrict SUBJECT_ID ...
+                                                the decision, the ledger, Art. 18
+
 Services: identity contacts consent audit mailing erasure (gRPC), gateway (HTTPS).
 
 Flags (anywhere on the line; --flag value or --flag=value):
@@ -65,7 +76,8 @@ Flags (anywhere on the line; --flag value or --flag=value):
                      service, the host name is checked instead)
   --header K=V       request metadata, repeatable (e.g. "authorization=Bearer ...")
   --timeout D        deadline of each call, e.g. 5s, 500ms (default 10s)
-  --json             identity and contacts commands: print the JSON response
+  --json             identity, contacts and consent commands: print the JSON
+                     response
   --password-stdin   read passwords as lines of stdin
   -h, --help         help
 
@@ -414,7 +426,8 @@ int Run(const std::vector<std::string>& args, const std::map<std::string, std::s
                     absl::StrCat("unknown command \"", command,
                                  "\" (health, call, list, login, logout, passwd, user, role, "
                                  "grant, team, totp, service-account, keys, person, company, "
-                                 "history, invoice, retention, catalogue, help)"),
+                                 "history, invoice, retention, catalogue, purpose, notice, "
+                                 "consent, help)"),
                     "");
 }
 

@@ -1,9 +1,10 @@
 // crmctl end to end: the real binary run as a subprocess against in-process
 // servers over mutual TLS on loopback (an Echo ServerRunner, an HTTPS
 // gateway stand-in, a fake Identity service for the identity commands, a
-// fake Contacts service for the contacts commands), with a
-// throwaway PKI. Plus unit tests of option parsing, method lookup, the
-// identity and contacts command tables and token expiry.
+// fake Contacts service for the contacts commands, a fake Consent service
+// for the consent commands), with a throwaway PKI. Plus unit tests of option
+// parsing, method lookup, the identity, contacts and consent command tables
+// and token expiry.
 #include "tools/crmctl_src/crmctl.h"
 
 #include <google/protobuf/descriptor.pb.h>
@@ -26,6 +27,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "crm/consent/v1/consent.grpc.pb.h"
 #include "crm/contacts/v1/contacts.grpc.pb.h"
 #include "crm/identity/v1/identity.grpc.pb.h"
 #include "libs/log/log.h"
@@ -33,6 +35,7 @@
 #include "libs/rpc/testing/echo_service.h"
 #include "libs/rpc/testing/test_pki.h"
 #include "libs/testing/status_matchers.h"
+#include "tools/crmctl_src/consent_commands.h"
 #include "tools/crmctl_src/contacts_commands.h"
 #include "tools/crmctl_src/csv.h"
 #include "tools/crmctl_src/identity_commands.h"
@@ -62,6 +65,7 @@ using ::testing::Not;
 using ::testing::StartsWith;
 
 namespace cv1 = ::crm::contacts::v1;
+namespace nv1 = ::crm::consent::v1;
 
 struct Result {
   int exit_code = -1;
@@ -1935,6 +1939,492 @@ TEST_F(ContactsCommandsTest, CompanyHistoryInvoiceRetentionBadUsageExitsTwoWitho
   EXPECT_EQ(fake_.CallCount(), 0u);
 }
 
+// A fake crm.consent.v1.Consent service: records every call (method,
+// authorization metadata, request) and answers canned purposes, statements,
+// decisions and ledgers. Calls without the bearer token of the test's
+// session are UNAUTHENTICATED.
+class FakeConsent final : public nv1::Consent::Service {
+ public:
+  struct Seen {
+    std::string method;
+    std::string authorization;
+    std::string request;  // Serialized.
+  };
+
+  explicit FakeConsent(std::string token) : token_(std::move(token)) {}
+
+  std::vector<Seen> Calls(absl::string_view method) {
+    absl::MutexLock lock(&mu_);
+    std::vector<Seen> out;
+    for (const Seen& s : seen_) {
+      if (s.method == method) out.push_back(s);
+    }
+    return out;
+  }
+  size_t CallCount() {
+    absl::MutexLock lock(&mu_);
+    return seen_.size();
+  }
+  template <typename T>
+  T LastRequest(absl::string_view method) {
+    std::vector<Seen> calls = Calls(method);
+    T request;
+    if (!calls.empty()) request.ParseFromString(calls.back().request);
+    return request;
+  }
+
+  // Notice versions: 64 hex digits each.
+  static std::string Version(char digit) { return std::string(64, digit); }
+  static google::protobuf::Timestamp Time(absl::string_view rfc3339) {
+    absl::Time t;
+    std::string error;
+    EXPECT_TRUE(absl::ParseTime(absl::RFC3339_full, std::string(rfc3339), &t, &error)) << error;
+    google::protobuf::Timestamp ts;
+    ts.set_seconds(absl::ToUnixSeconds(t));
+    return ts;
+  }
+  // The ledger entry a statement would make.
+  static nv1::LedgerEntry Entry(const nv1::Statement& s, nv1::Action action, int64_t sequence) {
+    nv1::LedgerEntry e;
+    e.set_sequence(sequence);
+    e.set_subject_id(s.subject_id());
+    e.set_purpose_id(s.purpose_id());
+    e.set_action(action);
+    e.set_notice_version(s.notice_version());
+    e.set_method(s.method());
+    e.set_source(s.source());
+    e.set_actor("u-1");
+    *e.mutable_given_at() = s.has_given_at() ? s.given_at() : Time("2026-11-29T12:00:00Z");
+    *e.mutable_recorded_at() = Time("2026-11-29T12:00:01Z");
+    e.set_entry_hash(Version('e'));
+    return e;
+  }
+
+  grpc::Status ListPurposes(grpc::ServerContext* ctx, const nv1::ListPurposesRequest* req,
+                            nv1::ListPurposesResponse* resp) override {
+    if (!Record("ListPurposes", ctx, *req)) return Unauthenticated();
+    nv1::Purpose* p = resp->add_purposes();
+    p->set_purpose_id("newsletter");
+    p->set_basis(nv1::LAWFUL_BASIS_CONSENT);
+    p->set_direct_marketing(true);
+    p->set_validity_days(730);
+    (*p->mutable_current_notice_versions())["pl"] = Version('b');
+    (*p->mutable_current_notice_versions())["en"] = Version('a');
+    p = resp->add_purposes();
+    p->set_purpose_id("fraud.prevention");
+    p->set_basis(nv1::LAWFUL_BASIS_LEGITIMATE_INTEREST);
+    return grpc::Status::OK;
+  }
+  grpc::Status DefinePurpose(grpc::ServerContext* ctx, const nv1::DefinePurposeRequest* req,
+                             nv1::DefinePurposeResponse* resp) override {
+    if (!Record("DefinePurpose", ctx, *req)) return Unauthenticated();
+    resp->set_created(true);
+    return grpc::Status::OK;
+  }
+  grpc::Status PublishNotice(grpc::ServerContext* ctx, const nv1::PublishNoticeRequest* req,
+                             nv1::PublishNoticeResponse* resp) override {
+    if (!Record("PublishNotice", ctx, *req)) return Unauthenticated();
+    resp->set_version(Version('c'));
+    resp->set_created(true);
+    return grpc::Status::OK;
+  }
+  grpc::Status Grant(grpc::ServerContext* ctx, const nv1::GrantRequest* req,
+                     nv1::GrantResponse* resp) override {
+    if (!Record("Grant", ctx, *req)) return Unauthenticated();
+    if (req->statement().notice_version() == Version('0')) {
+      return grpc::Status(
+          grpc::StatusCode::FAILED_PRECONDITION,
+          "statement.notice_version: superseded; the current one is " + Version('a'));
+    }
+    resp->set_changed(true);
+    *resp->mutable_entry() = Entry(req->statement(), nv1::ACTION_GRANT, 3);
+    return grpc::Status::OK;
+  }
+  // Nothing in force: nothing recorded.
+  grpc::Status Withdraw(grpc::ServerContext* ctx, const nv1::WithdrawRequest* req,
+                        nv1::WithdrawResponse* resp) override {
+    if (!Record("Withdraw", ctx, *req)) return Unauthenticated();
+    resp->set_changed(false);
+    return grpc::Status::OK;
+  }
+  grpc::Status Object(grpc::ServerContext* ctx, const nv1::ObjectRequest* req,
+                      nv1::ObjectResponse* resp) override {
+    if (!Record("Object", ctx, *req)) return Unauthenticated();
+    resp->set_changed(true);
+    *resp->mutable_entry() = Entry(req->statement(), nv1::ACTION_OBJECT, 4);
+    return grpc::Status::OK;
+  }
+  // "newsletter": granted; anything else: objected.
+  grpc::Status Check(grpc::ServerContext* ctx, const nv1::CheckRequest* req,
+                     nv1::CheckResponse* resp) override {
+    if (!Record("Check", ctx, *req)) return Unauthenticated();
+    nv1::Decision* d = resp->mutable_decision();
+    d->set_subject_id(req->subject_id());
+    const bool granted = req->purpose_id() == "newsletter";
+    d->set_allowed(granted);
+    d->set_reason(granted ? nv1::REASON_GRANTED : nv1::REASON_OBJECTED);
+    return grpc::Status::OK;
+  }
+  // A grant then a withdrawal; "s-tampered": the chain breaks at 2.
+  grpc::Status GetHistory(grpc::ServerContext* ctx, const nv1::GetHistoryRequest* req,
+                          nv1::GetHistoryResponse* resp) override {
+    if (!Record("GetHistory", ctx, *req)) return Unauthenticated();
+    nv1::Statement s;
+    s.set_subject_id(req->subject_id());
+    s.set_purpose_id("newsletter");
+    s.set_notice_version(Version('a'));
+    s.set_method(nv1::METHOD_WEB_FORM);
+    s.set_source("shop.web");
+    *s.mutable_given_at() = Time("2026-11-01T09:30:00Z");
+    *resp->add_entries() = Entry(s, nv1::ACTION_GRANT, 1);
+    s.clear_notice_version();
+    s.set_method(nv1::METHOD_PAPER);
+    s.set_source("back-office");
+    *s.mutable_given_at() = Time("2026-11-20T14:00:00Z");
+    *resp->add_entries() = Entry(s, nv1::ACTION_WITHDRAW, 2);
+    const bool tampered = req->subject_id() == "s-tampered";
+    resp->set_chain_intact(!tampered);
+    resp->set_first_broken_sequence(tampered ? 2 : 0);
+    return grpc::Status::OK;
+  }
+  grpc::Status SetRestriction(grpc::ServerContext* ctx, const nv1::SetRestrictionRequest* req,
+                              nv1::SetRestrictionResponse* resp) override {
+    if (!Record("SetRestriction", ctx, *req)) return Unauthenticated();
+    resp->set_changed(true);
+    return grpc::Status::OK;
+  }
+
+ private:
+  static grpc::Status Unauthenticated() {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "bad token");
+  }
+  bool Record(const char* method, grpc::ServerContext* ctx, const google::protobuf::Message& req) {
+    std::string authorization;
+    auto it = ctx->client_metadata().find("authorization");
+    if (it != ctx->client_metadata().end()) {
+      authorization.assign(it->second.data(), it->second.size());
+    }
+    absl::MutexLock lock(&mu_);
+    seen_.push_back({method, authorization, req.SerializeAsString()});
+    return authorization == absl::StrCat("Bearer ", token_);
+  }
+
+  const std::string token_;
+  absl::Mutex mu_;
+  std::vector<Seen> seen_ ABSL_GUARDED_BY(mu_);
+};
+
+// The consent commands against FakeConsent, as an operator with a fresh
+// session; the identity address refuses connections (nothing is renewed).
+class ConsentCommandsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { log::SetMinLevel(log::Level::kError); }
+
+  void SetUp() override {
+    CRM_ASSERT_OK_AND_ASSIGN(TestPki pki, TestPki::Create({"consent", "operator"}));
+    pki_ = std::make_unique<TestPki>(std::move(pki));
+    AccessPolicy policy;
+    policy.AllowService(nv1::Consent::service_full_name(), {"operator"});
+    ASSERT_THAT(policy.Validate(), IsOk());
+    ServerConfig config;
+    config.metrics_listen = "";
+    config.service = "consent";
+    config.tls = pki_->Files("consent");
+    config.handle_signals = false;
+    config.shutdown_grace = absl::Seconds(1);
+    server_ = std::make_unique<ServerRunner>(config, std::move(policy));
+    server_->RegisterService(&fake_);
+    ASSERT_THAT(server_->Start(), IsOk());
+    static int counter = 0;
+    dir_ = absl::StrCat(::testing::TempDir(), "/crmctl_consent_", getpid(), "_", counter++);
+    session_path_ = dir_ + "/session";
+    ASSERT_THAT(SaveSession(session_path_,
+                            {.access_token = kToken, .refresh_token = "r-1", .user_id = "u-1"}),
+                IsOk());
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string Address() const { return absl::StrCat("127.0.0.1:", server_->port()); }
+  // crmctl `args` against the fake (its address from --consent, or from
+  // $CRMCTL_CONSENT_ADDR when `address_in_env`).
+  Result Crmctl(const std::vector<std::string>& args, bool address_in_env = false,
+                const std::string& stdin_data = "") {
+    rpc::TlsFiles f = pki_->Files("operator");
+    std::vector<std::string> flags = {"--identity", absl::StrCat("127.0.0.1:", identity_.port()),
+                                      "--cert",     f.cert_file,
+                                      "--key",      f.key_file,
+                                      "--ca",       f.ca_file};
+    std::vector<std::string> env = {"CRMCTL_SESSION_FILE=" + session_path_};
+    if (address_in_env) {
+      env.push_back("CRMCTL_CONSENT_ADDR=" + Address());
+    } else {
+      flags.push_back("--consent=" + Address());
+    }
+    return RunCrmctl(Concat(args, flags), stdin_data, env);
+  }
+  // A file in the test's directory holding `text`.
+  std::string WriteFile(const std::string& name, const std::string& text) {
+    std::filesystem::create_directories(dir_);
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path, std::ios::binary) << text;
+    return path;
+  }
+
+  const std::string kToken = FakeJwt(absl::Now() + absl::Hours(1), "consent-operator");
+  std::unique_ptr<TestPki> pki_;
+  FakeConsent fake_{kToken};
+  std::unique_ptr<ServerRunner> server_;
+  ClosedPort identity_;
+  std::string dir_;
+  std::string session_path_;
+};
+
+TEST_F(ConsentCommandsTest, GrantSendsTheStatementWithEnumsByTheirWords) {
+  const std::string version = FakeConsent::Version('a');
+  Result r = Crmctl({"consent", "grant", "s-1", "newsletter", "--notice", version, "--method",
+                     "email-link", "--source", "shop.web", "--language", "pl", "--given-at",
+                     "2026-11-01T09:30:00Z"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  ASSERT_EQ(fake_.Calls("Grant").size(), 1u);
+  EXPECT_EQ(fake_.Calls("Grant")[0].authorization, "Bearer " + kToken);
+  const nv1::Statement sent = fake_.LastRequest<nv1::GrantRequest>("Grant").statement();
+  EXPECT_EQ(sent.subject_id(), "s-1");
+  EXPECT_EQ(sent.purpose_id(), "newsletter");
+  EXPECT_EQ(sent.notice_version(), version);
+  EXPECT_EQ(sent.method(), nv1::METHOD_EMAIL_LINK);
+  EXPECT_EQ(sent.source(), "shop.web");
+  EXPECT_EQ(sent.language(), "pl");
+  EXPECT_EQ(sent.given_at().seconds(), FakeConsent::Time("2026-11-01T09:30:00Z").seconds());
+  EXPECT_TRUE(sent.source_address().empty());
+  EXPECT_TRUE(sent.user_agent().empty());
+  EXPECT_THAT(r.out, ContainsRegex("^changed +yes\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\nentry\\.sequence +3\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\nentry\\.action +grant\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\nentry\\.method +email-link\n"));
+  // The full version in field lines.
+  EXPECT_THAT(r.out, ContainsRegex("\nentry\\.notice_version +" + version + "\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\nentry\\.given_at +2026-11-01T09:30:00Z\n"));
+
+  // Without --given-at and --language: unset (the server's now and "en").
+  r = Crmctl({"consent", "grant", "s-2", "newsletter", "--notice", version, "--method", "web-form",
+              "--source", "shop.web"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  const nv1::GrantRequest second = fake_.LastRequest<nv1::GrantRequest>("Grant");
+  EXPECT_EQ(second.statement().method(), nv1::METHOD_WEB_FORM);
+  EXPECT_FALSE(second.statement().has_given_at());
+  EXPECT_TRUE(second.statement().language().empty());
+}
+
+TEST_F(ConsentCommandsTest, GrantOfASupersededNoticeIsTheServersErrorAndExitOne) {
+  Result r = Crmctl({"consent", "grant", "s-1", "newsletter", "--notice", FakeConsent::Version('0'),
+                     "--method", "paper", "--source", "back-office"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_THAT(r.err, StartsWith("ERROR FAILED_PRECONDITION: statement.notice_version: superseded; "
+                                "the current one is " +
+                                FakeConsent::Version('a') + "\n"));
+  EXPECT_THAT(r.out, IsEmpty());
+}
+
+TEST_F(ConsentCommandsTest, WithdrawAndObjectSendTheStatementWithoutANotice) {
+  Result r = Crmctl(
+      {"consent", "withdraw", "s-1", "newsletter", "--method", "phone", "--source", "call-center"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  nv1::Statement sent = fake_.LastRequest<nv1::WithdrawRequest>("Withdraw").statement();
+  EXPECT_EQ(sent.subject_id(), "s-1");
+  EXPECT_EQ(sent.purpose_id(), "newsletter");
+  EXPECT_TRUE(sent.notice_version().empty());
+  EXPECT_EQ(sent.method(), nv1::METHOD_PHONE);
+  EXPECT_EQ(sent.source(), "call-center");
+  // Nothing recorded: no entry, not one of default values.
+  EXPECT_EQ(r.out, "changed  no\n");
+
+  r = Crmctl({"consent", "object", "s-1", "profiling", "--method", "api", "--source", "portal",
+              "--notice", FakeConsent::Version('b')});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  sent = fake_.LastRequest<nv1::ObjectRequest>("Object").statement();
+  EXPECT_EQ(sent.purpose_id(), "profiling");
+  EXPECT_EQ(sent.method(), nv1::METHOD_API);
+  EXPECT_EQ(sent.notice_version(), FakeConsent::Version('b'));
+  EXPECT_THAT(r.out, ContainsRegex("\nentry\\.action +object\n"));
+}
+
+TEST_F(ConsentCommandsTest, CheckPrintsTheDecision) {
+  Result r = Crmctl({"consent", "check", "s-1", "newsletter"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  const nv1::CheckRequest sent = fake_.LastRequest<nv1::CheckRequest>("Check");
+  EXPECT_EQ(sent.subject_id(), "s-1");
+  EXPECT_EQ(sent.purpose_id(), "newsletter");
+  EXPECT_THAT(r.out, ContainsRegex("^subject_id +s-1\nallowed +yes\nreason +granted\n$"));
+
+  // A denial is an answer, not a failure.
+  r = Crmctl({"consent", "check", "s-1", "profiling"}, /*address_in_env=*/true);
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_THAT(r.out, ContainsRegex("^subject_id +s-1\nallowed +no\nreason +objected\n$"));
+}
+
+TEST_F(ConsentCommandsTest, HistoryIsATableWithShortNoticeVersionsAndTheChainState) {
+  Result r = Crmctl({"consent", "history", "s-1"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(fake_.LastRequest<nv1::GetHistoryRequest>("GetHistory").subject_id(), "s-1");
+  EXPECT_EQ(r.out,
+            "SEQ  PURPOSE     ACTION    NOTICE        METHOD    SOURCE       GIVEN_AT\n"
+            "1    newsletter  grant     aaaaaaaaaaaa  web-form  shop.web     2026-11-01T09:30:00Z\n"
+            "2    newsletter  withdraw  -             paper     back-office  "
+            "2026-11-20T14:00:00Z\n");
+  EXPECT_EQ(r.err, "chain_intact: yes\n");
+
+  // --json: every field, the versions whole.
+  r = Crmctl({"consent", "history", "s-1", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  nv1::GetHistoryResponse history;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &history).ok()) << r.out;
+  ASSERT_EQ(history.entries_size(), 2);
+  EXPECT_EQ(history.entries(0).notice_version(), FakeConsent::Version('a'));
+  EXPECT_EQ(history.entries(0).actor(), "u-1");
+  EXPECT_TRUE(history.chain_intact());
+  EXPECT_THAT(r.err, IsEmpty());
+
+  // A broken chain: the table, then where it broke, and exit 1.
+  r = Crmctl({"consent", "history", "s-tampered"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_THAT(r.out, StartsWith("SEQ  PURPOSE "));
+  EXPECT_THAT(r.err, StartsWith("chain_intact: no, broken at sequence 2: "));
+}
+
+TEST_F(ConsentCommandsTest, PurposeListIsATableAndDefineMapsTheBasis) {
+  Result r = Crmctl({"purpose", "list"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(r.out,
+            "PURPOSE           BASIS                DIRECT_MARKETING  VALIDITY_DAYS  NOTICES\n"
+            "newsletter        consent              yes               730            "
+            "en=aaaaaaaaaaaa,pl=bbbbbbbbbbbb\n"
+            "fraud.prevention  legitimate-interest  no                0              -\n");
+
+  r = Crmctl({"purpose", "define", "marketing.email", "--basis", "legitimate-interest",
+              "--description", "Offers by e-mail", "--category", "contact", "--category",
+              "identity", "--direct-marketing", "--validity-days", "365"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  const nv1::Purpose sent = fake_.LastRequest<nv1::DefinePurposeRequest>("DefinePurpose").purpose();
+  EXPECT_EQ(sent.purpose_id(), "marketing.email");
+  EXPECT_EQ(sent.basis(), nv1::LAWFUL_BASIS_LEGITIMATE_INTEREST);
+  EXPECT_EQ(sent.description(), "Offers by e-mail");
+  EXPECT_THAT(sent.data_categories(), ::testing::ElementsAre("contact", "identity"));
+  EXPECT_TRUE(sent.direct_marketing());
+  EXPECT_EQ(sent.validity_days(), 365);
+  EXPECT_THAT(sent.current_notice_versions(), IsEmpty());
+  EXPECT_EQ(r.out, "created  yes\n");
+
+  r = Crmctl({"purpose", "define", "contract.delivery", "--basis", "contract", "--description",
+              "Delivering orders"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  const nv1::Purpose plain =
+      fake_.LastRequest<nv1::DefinePurposeRequest>("DefinePurpose").purpose();
+  EXPECT_EQ(plain.basis(), nv1::LAWFUL_BASIS_CONTRACT);
+  EXPECT_FALSE(plain.direct_marketing());
+  EXPECT_EQ(plain.validity_days(), 0);
+}
+
+TEST_F(ConsentCommandsTest, NoticePublishSendsTheFileBytesUnchangedOrTheText) {
+  const std::string text = "We send a monthly newsletter.\r\nZa\xc5\xbc\xc3\xb3\xc5\x82\xc4\x87\n";
+  Result r = Crmctl({"notice", "publish", "newsletter", "--language", "pl", "--file",
+                     WriteFile("notice.txt", text)});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  nv1::PublishNoticeRequest sent = fake_.LastRequest<nv1::PublishNoticeRequest>("PublishNotice");
+  EXPECT_EQ(sent.purpose_id(), "newsletter");
+  EXPECT_EQ(sent.language(), "pl");
+  EXPECT_EQ(sent.text(), text);
+  EXPECT_EQ(r.out, "version  " + FakeConsent::Version('c') + "\ncreated  yes\n");
+
+  r = Crmctl({"notice", "publish", "newsletter", "--language", "en", "--file", "-"},
+             /*address_in_env=*/false, "from stdin");
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(fake_.LastRequest<nv1::PublishNoticeRequest>("PublishNotice").text(), "from stdin");
+
+  r = Crmctl({"notice", "publish", "newsletter", "--language", "en", "--text", "Short text"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  sent = fake_.LastRequest<nv1::PublishNoticeRequest>("PublishNotice");
+  EXPECT_EQ(sent.text(), "Short text");
+  EXPECT_EQ(sent.language(), "en");
+}
+
+TEST_F(ConsentCommandsTest, RestrictAndUnrestrictSetTheFlag) {
+  Result r = Crmctl({"consent", "restrict", "s-1"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  nv1::SetRestrictionRequest sent = fake_.LastRequest<nv1::SetRestrictionRequest>("SetRestriction");
+  EXPECT_EQ(sent.subject_id(), "s-1");
+  EXPECT_TRUE(sent.restricted());
+  EXPECT_EQ(r.out, "changed  yes\n");
+
+  r = Crmctl({"consent", "unrestrict", "s-2"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  ASSERT_EQ(fake_.Calls("SetRestriction").size(), 2u);
+  sent = fake_.LastRequest<nv1::SetRestrictionRequest>("SetRestriction");
+  EXPECT_EQ(sent.subject_id(), "s-2");
+  EXPECT_FALSE(sent.restricted());
+}
+
+TEST_F(ConsentCommandsTest, BadUsageExitsTwoNamingTheArgumentWithoutCalling) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::string v = FakeConsent::Version('a');
+  const std::vector<std::string> source = {"--source", "shop.web"};
+  const std::string big(100001, 'x');
+  for (const Case& c : std::vector<Case>{
+           {Concat({"consent", "grant", "s-1", "--notice", v, "--method", "web-form"}, source),
+            "missing PURPOSE_ID"},
+           {Concat({"consent", "grant", "s-1", "newsletter", "--method", "web-form"}, source),
+            "--notice: required"},
+           {{"consent", "grant", "s-1", "newsletter", "--notice", v, "--method", "web-form"},
+            "--source: required"},
+           {Concat({"consent", "withdraw", "s-1", "newsletter"}, source), "--method: required"},
+           {Concat({"consent", "grant", "s-1", "newsletter", "--notice", v, "--method", "fax"},
+                   source),
+            "--method: expected one of web-form, email-link, phone, paper, api, got \"fax\""},
+           {Concat({"consent", "object", "s-1", "p", "--method", "api", "--given-at", "today"},
+                   source),
+            "--given-at: expected an RFC 3339 time"},
+           {Concat({"consent", "grant", "s-1", "p", "x", "--notice", v, "--method", "api"}, source),
+            "unexpected argument \"x\""},
+           {{"consent", "check", "s-1"}, "missing PURPOSE_ID"},
+           {{"consent", "check", "s-1", "p", "--method", "api"},
+            "--method: not a flag of 'crmctl consent check'"},
+           {{"consent", "history"}, "missing SUBJECT_ID"},
+           {{"consent", "restrict"}, "missing SUBJECT_ID"},
+           {{"consent", "restrict", "s-1", "--reason", "r"},
+            "--reason: not a flag of 'crmctl consent restrict'"},
+           {{"consent", "frob"}, "unknown command \"consent frob\""},
+           {{"consent"}, "consent needs a command: grant, withdraw, object, check, history"},
+           {{"purpose", "define", "p", "--description", "d"}, "--basis: required"},
+           {{"purpose", "define", "p", "--basis", "consent"}, "--description: required"},
+           {{"purpose", "define", "p", "--basis", "opt-in", "--description", "d"},
+            "--basis: expected one of consent, contract, legal-obligation, vital-interest, "
+            "public-task, legitimate-interest"},
+           {{"purpose", "define", "p", "--basis", "consent", "--description", "d",
+             "--validity-days", "two years"},
+            "--validity-days: expected a number"},
+           {{"purpose", "define", "p", "--basis", "consent", "--description", "d",
+             "--direct-marketing=yes"},
+            "--direct-marketing: takes no value"},
+           {{"notice", "publish", "p", "--language", "en"}, "--file or --text: give one of them"},
+           {{"notice", "publish", "p", "--language", "en", "--text", "t", "--file", "f"},
+            "--file or --text: give one of them"},
+           {{"notice", "publish", "p", "--text", "t"}, "--language: required"},
+           {{"notice", "publish", "p", "--language", "en", "--file", dir_ + "/missing.txt"},
+            "--file: cannot read " + dir_ + "/missing.txt: No such file or directory"},
+           {{"notice", "publish", "p", "--language", "en", "--file", WriteFile("empty.txt", "")},
+            "is empty"},
+           {{"notice", "publish", "p", "--language", "en", "--file", WriteFile("big.txt", big)},
+            "has more than 100,000 bytes"},
+       }) {
+    Result r = Crmctl(c.args);
+    EXPECT_EQ(r.exit_code, 2) << r;
+    EXPECT_THAT(r.err, HasSubstr(c.message)) << r;
+  }
+  EXPECT_EQ(fake_.CallCount(), 0u);
+}
+
 // --- in-process unit tests ---
 
 TEST(ParseOptionsTest, DefaultsComeFromPkiDirAndDevelopmentPorts) {
@@ -2060,6 +2550,11 @@ TEST(IdentityCommandTableTest, EveryCommandFitsTheIdentityProto) {
 TEST(ContactsCommandTableTest, EveryCommandFitsTheContactsProto) {
   CRM_ASSERT_OK_AND_ASSIGN(auto registry, ProtoRegistry::Embedded());
   EXPECT_THAT(CheckContactsCommands(*registry), IsOk());
+}
+
+TEST(ConsentCommandTableTest, EveryCommandFitsTheConsentProto) {
+  CRM_ASSERT_OK_AND_ASSIGN(auto registry, ProtoRegistry::Embedded());
+  EXPECT_THAT(CheckConsentCommands(*registry), IsOk());
 }
 
 TEST(IdentityCommandTableTest, CommandFlagsParseAnywhereAndSwitchesTakeNoValue) {

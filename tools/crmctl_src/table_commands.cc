@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "libs/rpc/tls_files.h"
 #include "tools/crmctl_src/client.h"
+#include "tools/crmctl_src/consent_commands.h"
 #include "tools/crmctl_src/contacts_commands.h"
 #include "tools/crmctl_src/crmctl.h"
 #include "tools/crmctl_src/identity_commands.h"
@@ -253,6 +254,11 @@ std::string FormatValue(const Message& m, const FieldDescriptor* f, int index) {
       const Message& sub = rep ? r->GetRepeatedMessage(m, f, index) : r->GetMessage(m, f);
       if (IsTimestamp(f)) return FormatUtc(GetTime(sub));
       if (IsDuration(f)) return absl::FormatDuration(GetTime(sub) - absl::UnixEpoch());
+      if (f->is_map()) {  // "key=value".
+        const Descriptor* entry = sub.GetDescriptor();
+        return absl::StrCat(FormatValue(sub, entry->map_key(), -1), "=",
+                            FormatValue(sub, entry->map_value(), -1));
+      }
       absl::StatusOr<std::string> json = ToJson(sub);
       return json.ok() ? std::string(absl::StripTrailingAsciiWhitespace(*json)) : "?";
     }
@@ -267,6 +273,8 @@ std::string FormatField(const Message& m, const FieldDescriptor* f) {
   if (n == 0) return "-";
   std::vector<std::string> values;
   for (int i = 0; i < n; ++i) values.push_back(FormatValue(m, f, i));
+  // A map's order is not defined: by key.
+  if (f->is_map()) std::sort(values.begin(), values.end());
   return absl::StrJoin(values, ",");
 }
 
@@ -402,6 +410,8 @@ std::vector<std::string> DistinctStrings(const Message& m, const char* name) {
   return out;
 }
 
+}  // namespace
+
 int PrintResponse(Invocation& inv, const Message& response) {
   const Command& c = inv.command;
   if (inv.options.json) {
@@ -447,6 +457,8 @@ int PrintResponse(Invocation& inv, const Message& response) {
   if (c.note != nullptr) inv.err << c.note << "\n";
   return kExitOk;
 }
+
+namespace {
 
 // ---- Calls -------------------------------------------------------------------
 
@@ -702,8 +714,8 @@ std::string Invocation::Topic() const { return command.words[0]; }
 // ---- The tables ----------------------------------------------------------------
 
 const std::vector<const CommandTable*>& CommandTables() {
-  static const auto* tables =
-      new std::vector<const CommandTable*>{&IdentityCommandTable(), &ContactsCommandTable()};
+  static const auto* tables = new std::vector<const CommandTable*>{
+      &IdentityCommandTable(), &ContactsCommandTable(), &ConsentCommandTable()};
   return *tables;
 }
 

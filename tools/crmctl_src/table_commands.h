@@ -1,13 +1,14 @@
 // The table-driven command groups of crmctl. A command group (identity
-// administration: identity_commands.h; contacts: contacts_commands.h) is ONE
-// table mapping command words, positional arguments and flags to the fields
-// of a request of one gRPC service, and every table is run by the one
-// generic implementation here, over dynamic messages of the embedded
-// descriptors: build the request, call with the operator's session
-// (session.h), follow page tokens, print a table, the "field value" lines of
-// one message, or the JSON response (--json). A row may add a Prepare hook
-// (derive fields before the call) or replace the call and output with its
-// own Runner (login, passwd, logout). See docs/crmctl.md.
+// administration: identity_commands.h; contacts: contacts_commands.h;
+// consent: consent_commands.h) is ONE table mapping command words,
+// positional arguments and flags to the fields of a request of one gRPC
+// service, and every table is run by the one generic implementation here,
+// over dynamic messages of the embedded descriptors: build the request, call
+// with the operator's session (session.h), follow page tokens, print a
+// table, the "field value" lines of one message, or the JSON response
+// (--json). A row may add a Prepare hook (derive fields before the call) or
+// replace the call and output with its own Runner (login, passwd, logout).
+// See docs/crmctl.md.
 //
 // Thread-safety: like Run (crmctl.h), one call at a time; the tables are
 // immutable.
@@ -111,9 +112,9 @@ struct Command {
   // repeated message field is a table of `columns` (space-separated
   // "path" or "path:HEADER"; a path may be dotted, go through a repeated
   // message (its element with `primary` set, else the first) and join
-  // several with '+' ("given_name+family_name:NAME")); a repeated scalar one
-  // value a line; a message "field value" lines; `done` stands for an empty
-  // message.
+  // several with '+' ("given_name+family_name:NAME"); a map field is its
+  // key=value pairs by key, comma-separated); a repeated scalar one value a
+  // line; a message "field value" lines; `done` stands for an empty message.
   const char* show = nullptr;
   const char* columns = nullptr;
   const char* done = nullptr;
@@ -145,7 +146,7 @@ struct CommandTable {
   const char* usage_footer;  // After the list of commands in the help.
 };
 
-// Every table: identity, contacts.
+// Every table: identity, contacts, consent.
 const std::vector<const CommandTable*>& CommandTables();
 
 // The table of the command word `command` ("user", "person"); null if none.
@@ -190,6 +191,11 @@ absl::Status CheckCommandTable(const ProtoRegistry& registry, const CommandTable
 int TableUsageError(std::ostream& err, absl::string_view message, absl::string_view topic);
 // "ERROR <CODE>: <message>" (and a hint for an ended session); kExitFailure.
 int TableRpcError(Invocation& inv, const grpc::Status& status);
+// The generic output of `response` for the command of `inv` (--json, the
+// table of `show` and `columns`, or "field value" lines); kExitOk, or
+// kExitFailure if it cannot be printed as JSON. For a Runner that calls
+// itself and adjusts the response before printing.
+int PrintResponse(Invocation& inv, const google::protobuf::Message& response);
 // "/pkg.Service/Method".
 std::string FullName(const google::protobuf::MethodDescriptor* m);
 // Durations also take days: 7d, 1d12h. INVALID_ARGUMENT saying what is expected.
