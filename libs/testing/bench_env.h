@@ -36,6 +36,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -146,6 +147,21 @@ inline std::vector<char*> WithDefaultFlags(int argc, char** argv,
     if (!given) args.insert(args.begin() + 1, flag.data());
   }
   return args;
+}
+
+// Removes --<name>=<int> from args into *value. false if malformed or
+// below `min`.
+inline bool TakeIntFlag(std::vector<char*>& args, absl::string_view name, int64_t* value,
+                        int64_t min) {
+  const std::string prefix = absl::StrCat("--", name, "=");
+  for (auto it = args.begin() + 1; it != args.end(); ++it) {
+    if (!absl::StartsWith(*it, prefix)) continue;
+    const bool ok =
+        absl::SimpleAtoi(absl::string_view(*it).substr(prefix.size()), value) && *value >= min;
+    args.erase(it);
+    return ok;
+  }
+  return true;
 }
 
 // tools/testenv runs PostgreSQL for speed (fsync, synchronous_commit and

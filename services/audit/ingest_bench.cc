@@ -921,19 +921,6 @@ void PrintRatios(const crm::testing::RatioReporter& r) {
   if (flags.proof_size > 0) PrintProofRatios(r);
 }
 
-// Removes --<name>=<int> from args into *value. false if malformed.
-bool TakeFlag(std::vector<char*>& args, absl::string_view name, int64_t* value) {
-  const std::string prefix = absl::StrCat("--", name, "=");
-  for (auto it = args.begin() + 1; it != args.end(); ++it) {
-    if (!absl::StartsWith(*it, prefix)) continue;
-    const bool ok =
-        absl::SimpleAtoi(absl::string_view(*it).substr(prefix.size()), value) && *value >= 0;
-    args.erase(it);
-    return ok;
-  }
-  return true;
-}
-
 absl::Status Setup() {
   CRM_ASSIGN_OR_RETURN(g->bench, crm::testing::BenchEnv::Start("ingest_bench", CRM_SOURCE_DIR));
   CRM_ASSIGN_OR_RETURN(crypto::KeyRing ring,
@@ -962,10 +949,10 @@ int main(int argc, char** argv) {
                                        "--benchmark_enable_random_interleaving=true",
                                        "--benchmark_display_aggregates_only=true"};
   std::vector<char*> args = crm::testing::WithDefaultFlags(argc, argv, defaults);
-  if (!crm::audit::TakeFlag(args, "ingest_batches", &flags.ingest_batches) ||
-      !crm::audit::TakeFlag(args, "verify_entries", &flags.verify_entries) ||
-      !crm::audit::TakeFlag(args, "proof_size", &flags.proof_size) ||
-      !crm::audit::TakeFlag(args, "subjects", &flags.subjects) || flags.subjects < 1) {
+  if (!crm::testing::TakeIntFlag(args, "ingest_batches", &flags.ingest_batches, 0) ||
+      !crm::testing::TakeIntFlag(args, "verify_entries", &flags.verify_entries, 0) ||
+      !crm::testing::TakeIntFlag(args, "proof_size", &flags.proof_size, 0) ||
+      !crm::testing::TakeIntFlag(args, "subjects", &flags.subjects, 0) || flags.subjects < 1) {
     std::fprintf(stderr,
                  "usage: ingest_bench [--ingest_batches=N] [--verify_entries=N] "
                  "[--proof_size=N] [--subjects=N>0] [benchmark flags]\n");

@@ -357,18 +357,6 @@ void PrintRatios(const crm::testing::RatioReporter& r) {
                    "BM_StandingsQuery10000/real_time", "its SQL");
 }
 
-bool TakeFlag(std::vector<char*>& args, absl::string_view name, int64_t* value) {
-  const std::string prefix = absl::StrCat("--", name, "=");
-  for (auto it = args.begin() + 1; it != args.end(); ++it) {
-    if (!absl::StartsWith(*it, prefix)) continue;
-    const bool ok =
-        absl::SimpleAtoi(absl::string_view(*it).substr(prefix.size()), value) && *value > 0;
-    args.erase(it);
-    return ok;
-  }
-  return true;
-}
-
 }  // namespace
 }  // namespace crm::consent
 
@@ -376,9 +364,9 @@ int main(int argc, char** argv) {
   using crm::consent::flags;
   std::vector<std::string> defaults = {"--benchmark_min_time=3"};
   std::vector<char*> args = crm::testing::WithDefaultFlags(argc, argv, defaults);
-  if (!crm::consent::TakeFlag(args, "subjects", &flags.subjects) ||
-      !crm::consent::TakeFlag(args, "clients", &flags.clients) ||
-      !crm::consent::TakeFlag(args, "seconds", &flags.seconds)) {
+  if (!crm::testing::TakeIntFlag(args, "subjects", &flags.subjects, 1) ||
+      !crm::testing::TakeIntFlag(args, "clients", &flags.clients, 1) ||
+      !crm::testing::TakeIntFlag(args, "seconds", &flags.seconds, 1)) {
     std::fprintf(stderr,
                  "usage: consent_bench [--subjects=N] [--clients=N] [--seconds=N] [benchmark "
                  "flags]\n");

@@ -8,12 +8,8 @@
 #include "libs/base/status_macros.h"
 #include "libs/config/config.h"
 #include "libs/crypto/key_ring.h"
-#include "libs/outbox/grpc_sink.h"
-#include "libs/outbox/relay.h"
-#include "libs/outbox/schema.h"
-#include "libs/outbox/writer.h"
-#include "libs/rpc/channel.h"
 #include "libs/service/api_auth.h"
+#include "libs/service/audit_outbox.h"
 #include "libs/service/service_main.h"
 #include "services/consent/consent_service.h"
 #include "services/consent/subject_data_service.h"
@@ -31,51 +27,32 @@ struct ConsentConfig {
 struct App {
   std::optional<crypto::KeyRing> ring;
   std::unique_ptr<service::ApiAuth> auth;
-  std::unique_ptr<outbox::Writer> audit;
-  std::unique_ptr<outbox::GrpcSink> sink;
-  std::unique_ptr<outbox::Relay> relay;
+  std::unique_ptr<service::AuditOutbox> outbox;
   std::unique_ptr<CheckCache> cache;
   std::unique_ptr<ConsentService> service;
   std::unique_ptr<SubjectDataService> subject_data;
 };
 
-// Prefixes a start-up error with the step that failed.
-absl::Status Step(absl::string_view step, const absl::Status& s) {
-  if (s.ok()) return s;
-  return absl::Status(s.code(), absl::StrCat(step, ": ", s.message()));
-}
+using service::StartupStep;
 
 absl::Status Setup(const ConsentConfig& cfg, const service::ApiAuthConfig& auth_cfg, App& app,
                    service::Context& ctx) {
   absl::StatusOr<crypto::KeyRing> ring = crypto::KeyRing::LoadFromFile(cfg.kek_file);
-  CRM_RETURN_IF_ERROR(Step("kek_file", ring.status()));
+  CRM_RETURN_IF_ERROR(StartupStep("kek_file", ring.status()));
   app.ring.emplace(*std::move(ring));
-  CRM_RETURN_IF_ERROR(Step("outbox", outbox::EnsureSchema(ctx.db)));
-  absl::StatusOr<crypto::SecretBytes> outbox_key = outbox::LoadOrCreateKey(ctx.db, *app.ring);
-  CRM_RETURN_IF_ERROR(Step("outbox key", outbox_key.status()));
   CRM_ASSIGN_OR_RETURN(app.auth,
                        service::ApiAuth::Create(auth_cfg, ctx.config.server.tls, ctx.clock));
   ctx.on_stop.push_back([&app] { app.auth->Stop(); });
-  app.audit = std::make_unique<outbox::Writer>("consent", outbox_key->Copy(), ctx.clock);
-  if (!cfg.audit_addr.empty()) {
-    CRM_ASSIGN_OR_RETURN(
-        std::shared_ptr<grpc::Channel> channel,
-        rpc::MakeChannel(
-            {.target = cfg.audit_addr, .tls = ctx.config.server.tls, .expected_server = "audit"}));
-    app.sink = std::make_unique<outbox::GrpcSink>(channel);
-    app.relay = std::make_unique<outbox::Relay>(ctx.db, outbox_key->Copy(), *app.sink, ctx.clock,
-                                                outbox::RelayOptions{}, &ctx.metrics);
-    CRM_RETURN_IF_ERROR(Step("outbox relay", app.relay->Start()));
-    ctx.on_stop.push_back([&app] { app.relay->Stop(); });
-  }
+  CRM_ASSIGN_OR_RETURN(app.outbox, service::AuditOutbox::Start(ctx, *app.ring, cfg.audit_addr));
   app.cache = std::make_unique<CheckCache>(&app.auth->redis(), cfg.cache_ttl, &ctx.metrics);
   app.service = std::make_unique<ConsentService>(ConsentDeps{.db = ctx.db,
                                                              .ring = *app.ring,
                                                              .verifier = app.auth->verifier(),
-                                                             .audit = *app.audit,
+                                                             .audit = app.outbox->writer(),
                                                              .clock = ctx.clock,
                                                              .cache = app.cache.get()});
-  app.subject_data = std::make_unique<SubjectDataService>(ctx.db, *app.ring, *app.audit, ctx.clock);
+  app.subject_data =
+      std::make_unique<SubjectDataService>(ctx.db, *app.ring, app.outbox->writer(), ctx.clock);
   CRM_RETURN_IF_ERROR(AllowConsentMethods(ctx.policy));
   CRM_RETURN_IF_ERROR(AllowConsentSubjectData(ctx.policy));
   ctx.services.push_back(app.service.get());

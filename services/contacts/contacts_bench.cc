@@ -708,19 +708,6 @@ void PrintRatios(const crm::testing::RatioReporter& r) {
   }
 }
 
-// Removes --<name>=<int> from args into *value. false if malformed.
-bool TakeFlag(std::vector<char*>& args, absl::string_view name, int64_t* value) {
-  const std::string prefix = absl::StrCat("--", name, "=");
-  for (auto it = args.begin() + 1; it != args.end(); ++it) {
-    if (!absl::StartsWith(*it, prefix)) continue;
-    const bool ok =
-        absl::SimpleAtoi(absl::string_view(*it).substr(prefix.size()), value) && *value > 0;
-    args.erase(it);
-    return ok;
-  }
-  return true;
-}
-
 }  // namespace
 }  // namespace crm::contacts
 
@@ -728,10 +715,10 @@ int main(int argc, char** argv) {
   using crm::contacts::flags;
   std::vector<std::string> defaults = {"--benchmark_min_time=3"};
   std::vector<char*> args = crm::testing::WithDefaultFlags(argc, argv, defaults);
-  if (!crm::contacts::TakeFlag(args, "subjects", &flags.subjects) ||
-      !crm::contacts::TakeFlag(args, "clients", &flags.clients) ||
-      !crm::contacts::TakeFlag(args, "import_rows", &flags.import_rows) ||
-      !crm::contacts::TakeFlag(args, "seconds", &flags.seconds) || flags.subjects < 1000) {
+  if (!crm::testing::TakeIntFlag(args, "subjects", &flags.subjects, 1) ||
+      !crm::testing::TakeIntFlag(args, "clients", &flags.clients, 1) ||
+      !crm::testing::TakeIntFlag(args, "import_rows", &flags.import_rows, 1) ||
+      !crm::testing::TakeIntFlag(args, "seconds", &flags.seconds, 1) || flags.subjects < 1000) {
     std::fprintf(stderr,
                  "usage: contacts_bench [--subjects=N>=1000] [--clients=N] [--import_rows=N] "
                  "[--seconds=N] [benchmark flags]\n");
