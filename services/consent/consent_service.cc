@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "libs/auth/base64url.h"
 #include "libs/base/status_macros.h"
 #include "libs/base/uuid.h"
 #include "libs/base/validate.h"
@@ -175,15 +176,15 @@ grpc::Status ConsentService::PublishNotice(Ctx* ctx, const v1::PublishNoticeRequ
 }
 
 absl::Status ConsentService::Record(Ctx* ctx, v1::Action action, const v1::Statement& in,
-                                    bool* changed, v1::LedgerEntry* entry) {
-  absl::Status s = RecordInTransaction(ctx, action, in, changed, entry);
+                                    bool* changed, v1::LedgerEntry* entry, std::string* receipt) {
+  absl::Status s = RecordInTransaction(ctx, action, in, changed, entry, receipt);
   if (s.ok() && *changed && d_.cache != nullptr) d_.cache->Invalidate(entry->subject_id());
   return s;
 }
 
 absl::Status ConsentService::RecordInTransaction(Ctx* ctx, v1::Action action,
                                                  const v1::Statement& in, bool* changed,
-                                                 v1::LedgerEntry* entry) {
+                                                 v1::LedgerEntry* entry, std::string* receipt) {
   CRM_ASSIGN_OR_RETURN(auto caller, Authorize(ctx, d_.verifier, kWrite));
   const absl::Time now = absl::FromUnixMicros(absl::ToUnixMicros(d_.clock.Now()));
   CRM_RETURN_IF_ERROR(ValidateStatement(in, now));
@@ -215,8 +216,14 @@ absl::Status ConsentService::RecordInTransaction(Ctx* ctx, v1::Action action,
     };
     // Decided without a lock first (a repeated statement creates nothing),
     // then again under the subject's lock.
+    // Nothing to record; a grant in force answers with its receipt.
+    auto unchanged = [&]() -> absl::Status {
+      if (receipt == nullptr || action != v1::ACTION_GRANT) return absl::OkStatus();
+      CRM_ASSIGN_OR_RETURN(*receipt, ConsentStore::Receipt(tx, subject, 0, in.purpose_id()));
+      return absl::OkStatus();
+    };
     CRM_ASSIGN_OR_RETURN(auto first, plan());
-    if (!first.first.record) return absl::OkStatus();
+    if (!first.first.record) return unchanged();
     CRM_ASSIGN_OR_RETURN(const std::string wrapped, ConsentStore::LockSubject(
                                                         tx, subject,
                                                         [&]() -> absl::StatusOr<std::string> {
@@ -227,7 +234,7 @@ absl::Status ConsentService::RecordInTransaction(Ctx* ctx, v1::Action action,
                                                         now));
     CRM_ASSIGN_OR_RETURN(auto locked, plan());
     auto [decided, state] = locked;
-    if (!decided.record) return absl::OkStatus();
+    if (!decided.record) return unchanged();
 
     CRM_ASSIGN_OR_RETURN(std::optional<v1::LedgerEntry> last, ConsentStore::LastEntry(tx, subject));
     entry->set_subject_id(subject);
@@ -254,8 +261,13 @@ absl::Status ConsentService::RecordInTransaction(Ctx* ctx, v1::Action action,
                                                 absl::StrCat("crm.consent.v1|", subject, "|",
                                                              entry->sequence(), "|evidence")));
     }
+    std::string signed_receipt;
+    if (action == v1::ACTION_GRANT && d_.receipts != nullptr) {
+      CRM_ASSIGN_OR_RETURN(signed_receipt, d_.receipts->Sign(*entry, *purpose));
+    }
     Apply(state, *entry);
-    CRM_RETURN_IF_ERROR(ConsentStore::Append(tx, *entry, sealed, state));
+    CRM_RETURN_IF_ERROR(ConsentStore::Append(tx, *entry, sealed, signed_receipt, state));
+    if (receipt != nullptr) *receipt = signed_receipt;
     *changed = true;
     Event e = AuditEvent(*ctx, *caller,
                          absl::StrCat("consent.", action == v1::ACTION_GRANT      ? "grant"
@@ -275,8 +287,8 @@ absl::Status ConsentService::RecordInTransaction(Ctx* ctx, v1::Action action,
 grpc::Status ConsentService::Grant(Ctx* ctx, const v1::GrantRequest* req, v1::GrantResponse* resp) {
   return Handle([&]() -> absl::Status {
     bool changed = false;
-    CRM_RETURN_IF_ERROR(
-        Record(ctx, v1::ACTION_GRANT, req->statement(), &changed, resp->mutable_entry()));
+    CRM_RETURN_IF_ERROR(Record(ctx, v1::ACTION_GRANT, req->statement(), &changed,
+                               resp->mutable_entry(), resp->mutable_receipt_jws()));
     resp->set_changed(changed);
     if (!changed) resp->clear_entry();
     return absl::OkStatus();
@@ -441,6 +453,39 @@ grpc::Status ConsentService::SetRestriction(Ctx* ctx, const v1::SetRestrictionRe
     });
     if (s.ok() && resp->changed() && d_.cache != nullptr) d_.cache->Invalidate(subject);
     return s;
+  });
+}
+
+grpc::Status ConsentService::GetReceipt(Ctx* ctx, const v1::GetReceiptRequest* req,
+                                        v1::GetReceiptResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_RETURN_IF_ERROR(Authorize(ctx, d_.verifier, kRead).status());
+    CRM_ASSIGN_OR_RETURN(const std::string subject, SubjectIdOf("subject_id", req->subject_id()));
+    if (req->sequence() <= 0) return absl::InvalidArgumentError("sequence: must be positive");
+    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      CRM_ASSIGN_OR_RETURN(std::string receipt,
+                           ConsentStore::Receipt(tx, subject, req->sequence()));
+      if (receipt.empty()) return absl::NotFoundError("receipt not found");
+      resp->set_receipt_jws(std::move(receipt));
+      return absl::OkStatus();
+    });
+  });
+}
+
+grpc::Status ConsentService::GetReceiptKeys(Ctx* ctx, const v1::GetReceiptKeysRequest*,
+                                            v1::GetReceiptKeysResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_RETURN_IF_ERROR(Authorize(ctx, d_.verifier, kRead).status());
+    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      resp->Clear();
+      CRM_ASSIGN_OR_RETURN(auto keys, ConsentStore::ReceiptKeys(tx));
+      for (const auto& [kid, raw] : keys) {
+        v1::ReceiptKey* k = resp->add_keys();
+        k->set_kid(kid);
+        k->set_public_key(auth::Base64UrlEncode(raw));
+      }
+      return absl::OkStatus();
+    });
   });
 }
 

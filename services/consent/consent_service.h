@@ -27,6 +27,7 @@
 #include "libs/pg/pool.h"
 #include "libs/rpc/access_policy.h"
 #include "services/consent/check_cache.h"
+#include "services/consent/receipts.h"
 
 namespace crm::consent {
 
@@ -38,6 +39,8 @@ struct ConsentDeps {
   const base::Clock& clock;
   // Check's cache in Redis; null: every check reads PostgreSQL.
   CheckCache* cache = nullptr;
+  // Signs a receipt for every grant; null: no receipts.
+  const ReceiptSigner* receipts = nullptr;
 };
 
 // The purpose of subject data keys (crypto::WrapDataKey).
@@ -66,13 +69,18 @@ class ConsentService final : public v1::Consent::Service {
                           v1::GetHistoryResponse* resp) override;
   grpc::Status SetRestriction(Ctx* ctx, const v1::SetRestrictionRequest* req,
                               v1::SetRestrictionResponse* resp) override;
+  grpc::Status GetReceipt(Ctx* ctx, const v1::GetReceiptRequest* req,
+                          v1::GetReceiptResponse* resp) override;
+  grpc::Status GetReceiptKeys(Ctx* ctx, const v1::GetReceiptKeysRequest* req,
+                              v1::GetReceiptKeysResponse* resp) override;
 
  private:
-  // Grant, Withdraw, Object: *changed, and the entry appended if it did.
+  // Grant, Withdraw, Object: *changed, the entry appended if it did, and
+  // for a grant its receipt (or the receipt of the grant in force).
   absl::Status Record(Ctx* ctx, v1::Action action, const v1::Statement& statement, bool* changed,
-                      v1::LedgerEntry* entry);
+                      v1::LedgerEntry* entry, std::string* receipt = nullptr);
   absl::Status RecordInTransaction(Ctx* ctx, v1::Action action, const v1::Statement& statement,
-                                   bool* changed, v1::LedgerEntry* entry);
+                                   bool* changed, v1::LedgerEntry* entry, std::string* receipt);
   // The decisions for `subjects` (canonical ids) on `purpose_id`.
   absl::Status Decide(const std::string& purpose_id, const std::vector<std::string>& subjects,
                       std::vector<v1::Decision>& out);

@@ -259,20 +259,22 @@ absl::StatusOr<std::vector<ConsentStore::Standing>> ConsentStore::Standings(
 }
 
 absl::Status ConsentStore::Append(pqxx::transaction_base& tx, const v1::LedgerEntry& e,
-                                  const std::string& sealed_evidence, const PurposeState& state) {
+                                  const std::string& sealed_evidence, const std::string& receipt,
+                                  const PurposeState& state) {
   const bool expires = e.has_expires_at();
   ExecPrepared(
       tx,
       "INSERT INTO ledger (subject_id, sequence, purpose_id, action, notice_version, method, "
-      "source, actor, given_at, recorded_at, expires_at, previous_hash, entry_hash, evidence) "
+      "source, actor, given_at, recorded_at, expires_at, previous_hash, entry_hash, evidence, "
+      "receipt) "
       "VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, " CRM_TS_PARAM("$9") ", " CRM_TS_PARAM(
           "$10") ", CASE WHEN $11 THEN " CRM_TS_PARAM("$12") " END, $13, $14, "
-                 "NULLIF($15, ''::bytea))",
+                 "NULLIF($15, ''::bytea), NULLIF($16, ''))",
       e.subject_id(), e.sequence(), e.purpose_id(), static_cast<int>(e.action()),
       e.notice_version(), static_cast<int>(e.method()), e.source(), e.actor(),
       MicrosOf(e.given_at()), MicrosOf(e.recorded_at()), expires,
       expires ? MicrosOf(e.expires_at()) : int64_t{0}, e.previous_hash(), e.entry_hash(),
-      pqxx::binarystring(sealed_evidence.data(), sealed_evidence.size()));
+      pqxx::binarystring(sealed_evidence.data(), sealed_evidence.size()), receipt);
   const bool lapses = state.expires_at != absl::InfiniteFuture();
   ExecPrepared(tx,
                "INSERT INTO consent_state (subject_id, purpose_id, kind, notice_version, "
@@ -286,6 +288,32 @@ absl::Status ConsentStore::Append(pqxx::transaction_base& tx, const v1::LedgerEn
                lapses, lapses ? absl::ToUnixMicros(state.expires_at) : int64_t{0},
                absl::ToUnixMicros(state.last_given_at));
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ConsentStore::Receipt(pqxx::transaction_base& tx,
+                                                  const std::string& subject_id, int64_t sequence,
+                                                  const std::string& purpose_id) {
+  const pqxx::result r =
+      sequence > 0
+          ? ExecPrepared(tx,
+                         "SELECT receipt FROM ledger WHERE subject_id = $1::uuid AND sequence = $2 "
+                         "AND receipt IS NOT NULL",
+                         subject_id, sequence)
+          : ExecPrepared(tx,
+                         "SELECT receipt FROM ledger WHERE subject_id = $1::uuid AND purpose_id = "
+                         "$2 AND receipt IS NOT NULL ORDER BY sequence DESC LIMIT 1",
+                         subject_id, purpose_id);
+  return r.empty() ? std::string() : r[0][0].as<std::string>();
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ConsentStore::ReceiptKeys(
+    pqxx::transaction_base& tx) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const pqxx::row& r : ExecPrepared(
+           tx, "SELECT key_id, public_key FROM receipt_keys ORDER BY created_at DESC, key_id")) {
+    out.emplace_back(r[0].as<std::string>(), pqxx::binarystring(r[1]).str());
+  }
+  return out;
 }
 
 absl::StatusOr<std::vector<v1::LedgerEntry>> ConsentStore::History(pqxx::transaction_base& tx,

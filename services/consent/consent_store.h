@@ -88,9 +88,19 @@ class ConsentStore {
                                                          const std::string& purpose_id);
 
   // Appends `entry` (linked by the caller) with its sealed evidence ("" for
-  // none) and stores `state` as the purpose's new state.
+  // none) and receipt ("" for none) and stores `state` as the purpose's new
+  // state.
   static absl::Status Append(pqxx::transaction_base& tx, const v1::LedgerEntry& entry,
-                             const std::string& sealed_evidence, const PurposeState& state);
+                             const std::string& sealed_evidence, const std::string& receipt,
+                             const PurposeState& state);
+  // The receipt of entry `sequence`, or of the subject's newest grant of
+  // `purpose_id` when sequence is 0; "" if none.
+  static absl::StatusOr<std::string> Receipt(pqxx::transaction_base& tx,
+                                             const std::string& subject_id, int64_t sequence,
+                                             const std::string& purpose_id = "");
+  // Receipt keys, newest first: (key id, raw public key).
+  static absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ReceiptKeys(
+      pqxx::transaction_base& tx);
 
   // The subject's entries, oldest first.
   static absl::StatusOr<std::vector<v1::LedgerEntry>> History(pqxx::transaction_base& tx,

@@ -22,6 +22,7 @@ struct ConsentConfig {
   // Empty: audit events stay in the outbox (tests, or audit not deployed yet).
   std::string audit_addr;
   absl::Duration cache_ttl = absl::Seconds(60);
+  ReceiptIssuer issuer;
 };
 
 struct App {
@@ -29,6 +30,7 @@ struct App {
   std::unique_ptr<service::ApiAuth> auth;
   std::unique_ptr<service::AuditOutbox> outbox;
   std::unique_ptr<CheckCache> cache;
+  std::unique_ptr<ReceiptSigner> receipts;
   std::unique_ptr<ConsentService> service;
   std::unique_ptr<SubjectDataService> subject_data;
 };
@@ -45,12 +47,17 @@ absl::Status Setup(const ConsentConfig& cfg, const service::ApiAuthConfig& auth_
   ctx.on_stop.push_back([&app] { app.auth->Stop(); });
   CRM_ASSIGN_OR_RETURN(app.outbox, service::AuditOutbox::Start(ctx, *app.ring, cfg.audit_addr));
   app.cache = std::make_unique<CheckCache>(&app.auth->redis(), cfg.cache_ttl, &ctx.metrics);
+  absl::StatusOr<std::unique_ptr<ReceiptSigner>> receipts =
+      ReceiptSigner::LoadOrCreate(ctx.db, *app.ring, cfg.issuer);
+  CRM_RETURN_IF_ERROR(StartupStep("receipt key", receipts.status()));
+  app.receipts = *std::move(receipts);
   app.service = std::make_unique<ConsentService>(ConsentDeps{.db = ctx.db,
                                                              .ring = *app.ring,
                                                              .verifier = app.auth->verifier(),
                                                              .audit = app.outbox->writer(),
                                                              .clock = ctx.clock,
-                                                             .cache = app.cache.get()});
+                                                             .cache = app.cache.get(),
+                                                             .receipts = app.receipts.get()});
   app.subject_data =
       std::make_unique<SubjectDataService>(ctx.db, *app.ring, app.outbox->writer(), ctx.clock);
   CRM_RETURN_IF_ERROR(AllowConsentMethods(ctx.policy));
@@ -72,6 +79,14 @@ int main(int argc, char** argv) {
   crm::service::AddApiAuthSettings(settings, &auth_cfg);
   settings.Add("kek_file", &cfg.kek_file, "KEK ring file wrapping subject data keys");
   settings.Add("audit_addr", &cfg.audit_addr, "audit service host:port for the outbox relay");
+  settings.Add("receipt_controller", &cfg.issuer.controller,
+               "the data controller named in consent receipts");
+  settings.Add("receipt_contact", &cfg.issuer.contact,
+               "the controller's privacy contact (e-mail) in consent receipts");
+  settings.Add("receipt_policy_url", &cfg.issuer.policy_url,
+               "the privacy notice linked from consent receipts");
+  settings.Add("receipt_jurisdiction", &cfg.issuer.jurisdiction,
+               "the jurisdiction stated in consent receipts");
   settings.Add("check_cache_ttl", &cfg.cache_ttl,
                "how long a subject's standing on a purpose stays in Redis for Check; also the "
                "longest a change whose invalidation could not reach Redis is served stale");

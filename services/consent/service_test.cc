@@ -14,15 +14,19 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "crm/consent/v1/consent.grpc.pb.h"
 #include "crm/subject/v1/subject_data.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "libs/auth/base64url.h"
 #include "libs/base/grpc_status.h"
 #include "libs/base/status_macros.h"
 #include "libs/base/uuid.h"
+#include "libs/crypto/ed25519.h"
 #include "libs/crypto/key_ring.h"
 #include "libs/crypto/primitives.h"
+#include "libs/json/json.h"
 #include "libs/log/log.h"
 #include "libs/outbox/schema.h"
 #include "libs/outbox/writer.h"
@@ -92,12 +96,18 @@ class ConsentServiceTest : public ::testing::Test {
         redis_, redis::Client::Create(
                     {.host = "127.0.0.1", .port = redis_server_->port(), .password = "cache-pw"}));
     cache_ = std::make_unique<CheckCache>(redis_.get(), absl::Seconds(60), &metrics_);
+    CRM_ASSERT_OK_AND_ASSIGN(
+        receipts_, ReceiptSigner::LoadOrCreate(*db_.pool, *ring_,
+                                               {.controller = "Example Shop Ltd.",
+                                                .contact = "privacy@shop.example",
+                                                .policy_url = "https://shop.example/privacy"}));
     service_ = std::make_unique<ConsentService>(ConsentDeps{.db = *db_.pool,
                                                             .ring = *ring_,
                                                             .verifier = bed_->auth().verifier(),
                                                             .audit = *writer_,
                                                             .clock = bed_->clock(),
-                                                            .cache = cache_.get()});
+                                                            .cache = cache_.get(),
+                                                            .receipts = receipts_.get()});
     subject_data_ =
         std::make_unique<SubjectDataService>(*db_.pool, *ring_, *writer_, bed_->clock());
     rpc::AccessPolicy policy;
@@ -241,6 +251,7 @@ class ConsentServiceTest : public ::testing::Test {
   std::unique_ptr<redis::Client> redis_;
   prometheus::Registry metrics_;
   std::unique_ptr<CheckCache> cache_;
+  std::unique_ptr<ReceiptSigner> receipts_;
   std::unique_ptr<ConsentService> service_;
   std::unique_ptr<SubjectDataService> subject_data_;
   std::unique_ptr<sv1::SubjectData::Stub> gateway_subject_, erasure_;
@@ -379,6 +390,60 @@ TEST(CheckCacheValueTest, EncodedStandingsRoundTripOnlyUnderTheirGeneration) {
   EXPECT_FALSE(DecodeStanding("garbage", "7").has_value());
   s.state.expires_at = absl::InfiniteFuture();
   EXPECT_EQ(DecodeStanding(EncodeStanding("0", s), "0")->state.expires_at, absl::InfiniteFuture());
+}
+
+TEST_F(ConsentServiceTest, EveryGrantHasASignedReceiptVerifiableWithThePublishedKey) {
+  const std::string subject = base::NewUuid();
+  CRM_ASSERT_OK_AND_ASSIGN(v1::GrantResponse granted, Grant(Statement(subject, "newsletter", v2_)));
+  const std::vector<std::string> parts = absl::StrSplit(granted.receipt_jws(), '.');
+  ASSERT_EQ(parts.size(), 3u);
+  std::optional<std::string> header = auth::Base64UrlDecode(parts[0]);
+  std::optional<std::string> payload = auth::Base64UrlDecode(parts[1]);
+  std::optional<std::string> signature = auth::Base64UrlDecode(parts[2]);
+  ASSERT_TRUE(header && payload && signature);
+  CRM_ASSERT_OK_AND_ASSIGN(json::Value h, json::Parse(*header));
+  CRM_ASSERT_OK_AND_ASSIGN(json::Value p, json::Parse(*payload));
+  auto member = [](const json::Value& v, const std::string& key) -> std::string {
+    for (const auto& [k, val] : v.object()) {
+      if (k == key && val.is_string()) return val.string_value();
+    }
+    return "";
+  };
+  EXPECT_EQ(member(h, "alg"), "EdDSA");
+  EXPECT_EQ(member(p, "version"), "KI-CR-v1.1.0");
+  EXPECT_EQ(member(p, "piiPrincipalId"), subject);
+  EXPECT_EQ(member(p, "consentReceiptID"), granted.entry().entry_hash());
+  EXPECT_EQ(member(p, "noticeVersion"), v2_);
+  EXPECT_EQ(member(p, "policyUrl"), "https://shop.example/privacy");
+
+  // The published key verifies it; a changed payload does not verify.
+  CRM_ASSERT_OK_AND_ASSIGN(v1::GetReceiptKeysResponse keys,
+                           Call(&Stub::GetReceiptKeys, v1::GetReceiptKeysRequest(), shop_));
+  ASSERT_THAT(keys.keys(), SizeIs(1));
+  EXPECT_EQ(keys.keys(0).kid(), member(h, "kid"));
+  std::optional<std::string> raw = auth::Base64UrlDecode(keys.keys(0).public_key());
+  ASSERT_TRUE(raw.has_value());
+  CRM_ASSERT_OK_AND_ASSIGN(crypto::Ed25519PublicKey key, crypto::Ed25519PublicKey::FromRaw(*raw));
+  const std::string signed_part = absl::StrCat(parts[0], ".", parts[1]);
+  EXPECT_TRUE(key.Verify(signed_part, *signature));
+  std::string forged = *payload;
+  forged.replace(forged.find(subject), subject.size(), base::NewUuid());
+  EXPECT_FALSE(key.Verify(absl::StrCat(parts[0], ".", auth::Base64UrlEncode(forged)), *signature));
+
+  // Retrievable later, and given again for a repeated grant.
+  v1::GetReceiptRequest get;
+  get.set_subject_id(subject);
+  get.set_sequence(granted.entry().sequence());
+  CRM_ASSERT_OK_AND_ASSIGN(v1::GetReceiptResponse stored, Call(&Stub::GetReceipt, get, shop_));
+  EXPECT_EQ(stored.receipt_jws(), granted.receipt_jws());
+  CRM_ASSERT_OK_AND_ASSIGN(v1::GrantResponse again, Grant(Statement(subject, "newsletter", v2_)));
+  EXPECT_FALSE(again.changed());
+  EXPECT_EQ(again.receipt_jws(), granted.receipt_jws());
+  // Withdrawals have none.
+  CRM_ASSERT_OK_AND_ASSIGN(v1::WithdrawResponse withdrawn,
+                           Withdraw(Statement(subject, "newsletter")));
+  get.set_sequence(withdrawn.entry().sequence());
+  EXPECT_THAT(Call(&Stub::GetReceipt, get, shop_), StatusIs(absl::StatusCode::kNotFound));
 }
 
 TEST_F(ConsentServiceTest, AnEditedLedgerIsFoundByTheChain) {
