@@ -5,7 +5,9 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "libs/auth/base64url.h"
 #include "libs/base/status_macros.h"
 #include "libs/base/uuid.h"
@@ -453,6 +455,58 @@ grpc::Status ConsentService::SetRestriction(Ctx* ctx, const v1::SetRestrictionRe
     });
     if (s.ok() && resp->changed() && d_.cache != nullptr) d_.cache->Invalidate(subject);
     return s;
+  });
+}
+
+grpc::Status ConsentService::ListReconsent(Ctx* ctx, const v1::ListReconsentRequest* req,
+                                           v1::ListReconsentResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_RETURN_IF_ERROR(Authorize(ctx, d_.verifier, kRead).status());
+    CRM_RETURN_IF_ERROR(ValidatePurposeId("purpose_id", req->purpose_id()));
+    if (req->within_days() < 0 || req->within_days() > 3650) {
+      return absl::InvalidArgumentError("within_days: 0 .. 3650");
+    }
+    if (req->page_size() < 0 || req->page_size() > 1000) {
+      return absl::InvalidArgumentError("page_size: 0 (100) .. 1,000");
+    }
+    const int size = req->page_size() == 0 ? 100 : req->page_size();
+    // Page tokens: web-safe base64 of "r1|<expires µs>|<subject id>|<purpose>|<days>".
+    const std::string query = absl::StrCat(req->purpose_id(), "|", req->within_days());
+    std::optional<ConsentStore::Lapsing> after;
+    if (!req->page_token().empty()) {
+      std::string raw;
+      std::vector<std::string> parts;
+      if (req->page_token().size() <= 512 && absl::WebSafeBase64Unescape(req->page_token(), &raw)) {
+        parts = absl::StrSplit(raw, absl::MaxSplits('|', 2));
+      }
+      int64_t micros = 0;
+      if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &micros) || !base::IsUuid(parts[1]) ||
+          parts[2] != query) {
+        return absl::InvalidArgumentError("page_token: not a token of this listing");
+      }
+      after =
+          ConsentStore::Lapsing{.subject_id = parts[1], .expires_at = absl::FromUnixMicros(micros)};
+    }
+    const absl::Time until = d_.clock.Now() + absl::Hours(24) * req->within_days();
+    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      resp->Clear();
+      CRM_RETURN_IF_ERROR(PurposeOf(tx, req->purpose_id()).status());
+      CRM_ASSIGN_OR_RETURN(
+          std::vector<ConsentStore::Lapsing> rows,
+          ConsentStore::ListLapsing(tx, req->purpose_id(), until, after, size + 1));
+      const bool more = rows.size() > static_cast<size_t>(size);
+      if (more) rows.resize(size);
+      for (const ConsentStore::Lapsing& l : rows) {
+        v1::ReconsentEntry* e = resp->add_entries();
+        e->set_subject_id(l.subject_id);
+        rpc::SetTime(l.expires_at, e->mutable_expires_at());
+      }
+      if (more) {
+        resp->set_next_page_token(absl::WebSafeBase64Escape(absl::StrCat(
+            absl::ToUnixMicros(rows.back().expires_at), "|", rows.back().subject_id, "|", query)));
+      }
+      return absl::OkStatus();
+    });
   });
 }
 

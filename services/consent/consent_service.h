@@ -69,6 +69,8 @@ class ConsentService final : public v1::Consent::Service {
                           v1::GetHistoryResponse* resp) override;
   grpc::Status SetRestriction(Ctx* ctx, const v1::SetRestrictionRequest* req,
                               v1::SetRestrictionResponse* resp) override;
+  grpc::Status ListReconsent(Ctx* ctx, const v1::ListReconsentRequest* req,
+                             v1::ListReconsentResponse* resp) override;
   grpc::Status GetReceipt(Ctx* ctx, const v1::GetReceiptRequest* req,
                           v1::GetReceiptResponse* resp) override;
   grpc::Status GetReceiptKeys(Ctx* ctx, const v1::GetReceiptKeysRequest* req,

@@ -306,6 +306,30 @@ absl::StatusOr<std::string> ConsentStore::Receipt(pqxx::transaction_base& tx,
   return r.empty() ? std::string() : r[0][0].as<std::string>();
 }
 
+absl::StatusOr<std::vector<ConsentStore::Lapsing>> ConsentStore::ListLapsing(
+    pqxx::transaction_base& tx, const std::string& purpose_id, absl::Time until,
+    const std::optional<Lapsing>& after, int limit) {
+  const bool has_after = after.has_value();
+  std::vector<Lapsing> out;
+  for (const pqxx::row& r : ExecPrepared(
+           tx,
+           "SELECT subject_id::text, " CRM_TS(
+               "expires_at") " FROM consent_state "
+                             "WHERE kind = 1 AND purpose_id = $1 AND expires_at < " CRM_TS_PARAM(
+                                 "$2") " "
+                                       "AND (NOT $3 OR (expires_at, subject_id) > (" CRM_TS_PARAM(
+                                           "$4") ", $5::uuid)) "
+                                                 "ORDER BY expires_at, subject_id LIMIT $6",
+           purpose_id, absl::ToUnixMicros(until), has_after,
+           has_after ? absl::ToUnixMicros(after->expires_at) : int64_t{0},
+           has_after ? after->subject_id : std::string("00000000-0000-0000-0000-000000000000"),
+           limit)) {
+    out.push_back(Lapsing{.subject_id = r[0].as<std::string>(),
+                          .expires_at = absl::FromUnixMicros(r[1].as<int64_t>())});
+  }
+  return out;
+}
+
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ConsentStore::ReceiptKeys(
     pqxx::transaction_base& tx) {
   std::vector<std::pair<std::string, std::string>> out;

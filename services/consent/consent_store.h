@@ -98,6 +98,17 @@ class ConsentStore {
   static absl::StatusOr<std::string> Receipt(pqxx::transaction_base& tx,
                                              const std::string& subject_id, int64_t sequence,
                                              const std::string& purpose_id = "");
+  // Grants of `purpose_id` lapsing before `until`, by (expires_at,
+  // subject_id) after the cursor, at most `limit`.
+  struct Lapsing {
+    std::string subject_id;
+    absl::Time expires_at;
+  };
+  static absl::StatusOr<std::vector<Lapsing>> ListLapsing(pqxx::transaction_base& tx,
+                                                          const std::string& purpose_id,
+                                                          absl::Time until,
+                                                          const std::optional<Lapsing>& after,
+                                                          int limit);
   // Receipt keys, newest first: (key id, raw public key).
   static absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ReceiptKeys(
       pqxx::transaction_base& tx);

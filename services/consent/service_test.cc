@@ -446,6 +446,45 @@ TEST_F(ConsentServiceTest, EveryGrantHasASignedReceiptVerifiableWithThePublished
   EXPECT_THAT(Call(&Stub::GetReceipt, get, shop_), StatusIs(absl::StatusCode::kNotFound));
 }
 
+TEST_F(ConsentServiceTest, LapsedAndLapsingGrantsFormThePagedReconsentList) {
+  // newsletter grants last 365 days; three granted at different times.
+  std::vector<std::string> subjects;
+  for (int days_ago : {400, 370, 300}) {
+    const std::string subject = base::NewUuid();
+    v1::Statement s = Statement(subject, "newsletter", v2_);
+    rpc::SetTime(bed_->clock().Now() - absl::Hours(24) * days_ago, s.mutable_given_at());
+    ASSERT_THAT(Grant(s), IsOk());
+    subjects.push_back(subject);
+  }
+  ASSERT_THAT(Grant(Statement(base::NewUuid(), "newsletter", v2_)), IsOk());  // fresh
+  EXPECT_THAT(Check(subjects[0], "newsletter"), testing::IsOkAndHolds(v1::REASON_EXPIRED));
+  v1::ListReconsentRequest req;
+  req.set_purpose_id("newsletter");
+  req.set_page_size(1);
+  CRM_ASSERT_OK_AND_ASSIGN(v1::ListReconsentResponse first, Call(&Stub::ListReconsent, req, shop_));
+  ASSERT_THAT(first.entries(), SizeIs(1));
+  EXPECT_EQ(first.entries(0).subject_id(), subjects[0]);  // lapsed longest ago
+  req.set_page_token(first.next_page_token());
+  CRM_ASSERT_OK_AND_ASSIGN(v1::ListReconsentResponse second,
+                           Call(&Stub::ListReconsent, req, shop_));
+  ASSERT_THAT(second.entries(), SizeIs(1));
+  EXPECT_EQ(second.entries(0).subject_id(), subjects[1]);
+  EXPECT_TRUE(second.next_page_token().empty());  // the 300-day one lapses in 65 days
+  req.clear_page_token();
+  req.set_page_size(10);
+  req.set_within_days(90);
+  CRM_ASSERT_OK_AND_ASSIGN(v1::ListReconsentResponse within,
+                           Call(&Stub::ListReconsent, req, shop_));
+  EXPECT_THAT(within.entries(), SizeIs(3));
+  req.set_page_token("bm9wZQ");
+  EXPECT_THAT(Call(&Stub::ListReconsent, req, shop_),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("page_token")));
+  req.clear_page_token();
+  req.set_within_days(-1);
+  EXPECT_THAT(Call(&Stub::ListReconsent, req, shop_),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("within_days")));
+}
+
 TEST_F(ConsentServiceTest, AnEditedLedgerIsFoundByTheChain) {
   const std::string subject = base::NewUuid();
   ASSERT_THAT(Grant(Statement(subject, "newsletter", v2_)), IsOk());
