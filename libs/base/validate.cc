@@ -1,5 +1,6 @@
 #include "libs/base/validate.h"
 
+#include <algorithm>
 #include <cstdint>
 
 #include "absl/strings/ascii.h"
@@ -90,6 +91,16 @@ absl::Status ValidateText(absl::string_view field, absl::string_view value, size
   const size_t len = Utf8Length(value);
   if (len < min) return Invalid(field, absl::StrCat("must be at least ", min, " characters"));
   if (len > max) return Invalid(field, absl::StrCat("must be at most ", max, " characters"));
+  return absl::OkStatus();
+}
+
+absl::Status ValidateName(absl::string_view field, absl::string_view value, size_t max) {
+  if (value.empty() || value.size() > max || !std::all_of(value.begin(), value.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+      })) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": must be 1..", max, " of a-z 0-9 . _ -"));
+  }
   return absl::OkStatus();
 }
 

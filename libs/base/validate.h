@@ -26,6 +26,10 @@ absl::Status ValidateText(absl::string_view field, absl::string_view value, size
 // dot-atom local part (RFC 5322 without quoted strings or comments), a domain
 // of LDH labels with at least one dot; internationalised domains must be given
 // in their A-label (punycode) form.
+// A machine name: 1..`max` of a-z 0-9 . _ - (channels, sources, purpose
+// ids). INVALID_ARGUMENT "<field>: must be 1..<max> of a-z 0-9 . _ -".
+absl::Status ValidateName(absl::string_view field, absl::string_view value, size_t max);
+
 absl::Status ValidateEmail(absl::string_view field, absl::string_view value);
 
 // An E.164 number: '+', a non-zero country digit, 8 to 15 digits in all.

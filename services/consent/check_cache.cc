@@ -63,10 +63,6 @@ CheckCache::CheckCache(redis::Client* redis, absl::Duration ttl, prometheus::Reg
   error_ = &family.Add({{"result", "error"}});
 }
 
-CheckCache::Lookup CheckCache::Get(const std::string& subject, const std::string& purpose) {
-  return GetMany({subject}, purpose)[0];
-}
-
 std::vector<CheckCache::Lookup> CheckCache::GetMany(const std::vector<std::string>& subjects,
                                                     const std::string& purpose) {
   std::vector<Lookup> out(subjects.size());
@@ -93,13 +89,6 @@ std::vector<CheckCache::Lookup> CheckCache::GetMany(const std::vector<std::strin
     Count(out[i].standing.has_value() ? hit_ : miss_);
   }
   return out;
-}
-
-void CheckCache::Put(const std::string& subject, const std::string& purpose,
-                     const std::string& generation, const ConsentStore::Standing& standing) {
-  if (redis_ == nullptr || generation.empty()) return;
-  // Best effort: a failed write only means another miss.
-  (void)redis_->Set(StateKey(subject, purpose), EncodeStanding(generation, standing), ttl_);
 }
 
 void CheckCache::PutMany(const std::vector<std::string>& subjects, const std::vector<size_t>& which,

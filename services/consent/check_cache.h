@@ -43,16 +43,13 @@ class CheckCache {
     std::optional<ConsentStore::Standing> standing;  // a hit
     std::string generation;  // the subject's current one ("0" if none); "" if unknown
   };
-  // One round trip (MGET). Never an error: Redis trouble is a miss with an
-  // unknown generation (nothing is then Put).
-  Lookup Get(const std::string& subject_id, const std::string& purpose_id);
-  // Get for many subjects in one round trip (BatchCheck), in their order.
+  // The subjects' standings, in their order, in one round trip (MGET).
+  // Never an error: Redis trouble is a miss with an unknown generation
+  // (nothing is then put).
   std::vector<Lookup> GetMany(const std::vector<std::string>& subject_ids,
                               const std::string& purpose_id);
-  // Stores `standing` under `generation` (from Get; "" does nothing).
-  void Put(const std::string& subject_id, const std::string& purpose_id,
-           const std::string& generation, const ConsentStore::Standing& standing);
-  // Put for the subjects `which` of `subject_ids` (one pipeline).
+  // Stores the standings of the subjects `which` of `subject_ids` under
+  // their generations from GetMany ("" skips one), in one pipeline.
   void PutMany(const std::vector<std::string>& subject_ids, const std::vector<size_t>& which,
                const std::string& purpose_id, const std::vector<Lookup>& lookups,
                const std::vector<ConsentStore::Standing>& standings);

@@ -45,19 +45,8 @@ absl::StatusOr<std::shared_ptr<const auth::Principal>> Authorize(grpc::ServerCon
   return p;
 }
 
-absl::StatusOr<std::string> SubjectIdOf(absl::string_view field, const std::string& id) {
-  if (!base::IsUuid(id)) return absl::InvalidArgumentError(absl::StrCat(field, ": must be a UUID"));
-  return absl::AsciiStrToLower(id);
-}
-
-// 1..64 of a-z 0-9 . _ -
 absl::Status ValidatePurposeId(absl::string_view field, absl::string_view id) {
-  if (id.empty() || id.size() > 64 || !std::all_of(id.begin(), id.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-      })) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": must be 1..64 of a-z 0-9 . _ -"));
-  }
-  return absl::OkStatus();
+  return base::ValidateName(field, id, 64);
 }
 
 absl::Status UnknownPurpose(absl::string_view field) {
@@ -117,7 +106,7 @@ grpc::Status ConsentService::DefinePurpose(Ctx* ctx, const v1::DefinePurposeRequ
     }
     for (int i = 0; i < p.data_categories_size(); ++i) {
       CRM_RETURN_IF_ERROR(ValidatePurposeId(absl::StrCat("purpose.data_categories[", i, "]"),
-                                            p.data_categories(i)));
+                                                 p.data_categories(i)));
     }
     if (p.validity_days() < 0 || p.validity_days() > 3650) {
       return absl::InvalidArgumentError("purpose.validity_days: 0 (no limit) .. 3650");
@@ -389,7 +378,8 @@ absl::Status ConsentService::Decide(const std::string& purpose_id,
 grpc::Status ConsentService::Check(Ctx* ctx, const v1::CheckRequest* req, v1::CheckResponse* resp) {
   return Handle([&]() -> absl::Status {
     CRM_RETURN_IF_ERROR(Authorize(ctx, d_.verifier, kCheck).status());
-    CRM_ASSIGN_OR_RETURN(const std::string subject, SubjectIdOf("subject_id", req->subject_id()));
+    CRM_ASSIGN_OR_RETURN(const std::string subject,
+                         base::CanonicalUuid("subject_id", req->subject_id()));
     CRM_RETURN_IF_ERROR(ValidatePurposeId("purpose_id", req->purpose_id()));
     std::vector<v1::Decision> decisions;
     CRM_RETURN_IF_ERROR(Decide(req->purpose_id(), {subject}, decisions));
@@ -410,8 +400,8 @@ grpc::Status ConsentService::BatchCheck(Ctx* ctx, const v1::BatchCheckRequest* r
     std::vector<std::string> subjects;
     subjects.reserve(req->subject_ids_size());
     for (int i = 0; i < req->subject_ids_size(); ++i) {
-      CRM_ASSIGN_OR_RETURN(std::string id,
-                           SubjectIdOf(absl::StrCat("subject_ids[", i, "]"), req->subject_ids(i)));
+      CRM_ASSIGN_OR_RETURN(std::string id, base::CanonicalUuid(absl::StrCat("subject_ids[", i, "]"),
+                                                               req->subject_ids(i)));
       subjects.push_back(std::move(id));
     }
     std::vector<v1::Decision> decisions;
@@ -425,7 +415,8 @@ grpc::Status ConsentService::GetHistory(Ctx* ctx, const v1::GetHistoryRequest* r
                                         v1::GetHistoryResponse* resp) {
   return Handle([&]() -> absl::Status {
     CRM_ASSIGN_OR_RETURN(auto caller, Authorize(ctx, d_.verifier, kRead));
-    CRM_ASSIGN_OR_RETURN(const std::string subject, SubjectIdOf("subject_id", req->subject_id()));
+    CRM_ASSIGN_OR_RETURN(const std::string subject,
+                         base::CanonicalUuid("subject_id", req->subject_id()));
     return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
       resp->Clear();
       CRM_ASSIGN_OR_RETURN(std::vector<v1::LedgerEntry> entries,
@@ -443,7 +434,8 @@ grpc::Status ConsentService::SetRestriction(Ctx* ctx, const v1::SetRestrictionRe
                                             v1::SetRestrictionResponse* resp) {
   return Handle([&]() -> absl::Status {
     CRM_ASSIGN_OR_RETURN(auto caller, Authorize(ctx, d_.verifier, kWrite));
-    CRM_ASSIGN_OR_RETURN(const std::string subject, SubjectIdOf("subject_id", req->subject_id()));
+    CRM_ASSIGN_OR_RETURN(const std::string subject,
+                         base::CanonicalUuid("subject_id", req->subject_id()));
     absl::Status s = d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
       CRM_ASSIGN_OR_RETURN(const bool changed, ConsentStore::SetRestricted(
                                                    tx, subject, req->restricted(), d_.clock.Now()));
@@ -514,7 +506,8 @@ grpc::Status ConsentService::GetReceipt(Ctx* ctx, const v1::GetReceiptRequest* r
                                         v1::GetReceiptResponse* resp) {
   return Handle([&]() -> absl::Status {
     CRM_RETURN_IF_ERROR(Authorize(ctx, d_.verifier, kRead).status());
-    CRM_ASSIGN_OR_RETURN(const std::string subject, SubjectIdOf("subject_id", req->subject_id()));
+    CRM_ASSIGN_OR_RETURN(const std::string subject,
+                         base::CanonicalUuid("subject_id", req->subject_id()));
     if (req->sequence() <= 0) return absl::InvalidArgumentError("sequence: must be positive");
     return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
       CRM_ASSIGN_OR_RETURN(std::string receipt,

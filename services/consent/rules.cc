@@ -22,17 +22,6 @@ v1::Decision Answer(bool allowed, v1::Reason reason) {
   return d;
 }
 
-// 1..`max` of a-z 0-9 . _ -
-absl::Status ValidateName(absl::string_view field, absl::string_view value, size_t max) {
-  if (value.empty() || value.size() > max || !std::all_of(value.begin(), value.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-      })) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": must be 1..", max, " of a-z 0-9 . _ -"));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 void Apply(PurposeState& state, const v1::LedgerEntry& entry) {
@@ -96,8 +85,8 @@ absl::Status ValidateStatement(const v1::Statement& s, absl::Time now) {
   if (!base::IsUuid(s.subject_id())) {
     return absl::InvalidArgumentError("statement.subject_id: must be a UUID");
   }
-  CRM_RETURN_IF_ERROR(ValidateName("statement.purpose_id", s.purpose_id(), 64));
-  CRM_RETURN_IF_ERROR(ValidateName("statement.source", s.source(), 64));
+  CRM_RETURN_IF_ERROR(base::ValidateName("statement.purpose_id", s.purpose_id(), 64));
+  CRM_RETURN_IF_ERROR(base::ValidateName("statement.source", s.source(), 64));
   if (s.method() == v1::METHOD_UNSPECIFIED || !v1::Method_IsValid(s.method())) {
     return absl::InvalidArgumentError("statement.method: required (web form, e-mail link, ...)");
   }

@@ -38,6 +38,7 @@
 #include "libs/testing/pg_test_database.h"
 #include "libs/testing/private_redis.h"
 #include "libs/testing/status_matchers.h"
+#include "libs/testing/unary_call.h"
 #include "services/consent/consent_service.h"
 #include "services/consent/subject_data_service.h"
 
@@ -51,19 +52,6 @@ using ::testing::Not;
 using ::testing::SizeIs;
 using Stub = v1::Consent::Stub;
 namespace sv1 = crm::subject::v1;
-
-template <typename Req, typename Resp>
-absl::StatusOr<Resp> SubjectCall(sv1::SubjectData::Stub& stub,
-                                 grpc::Status (sv1::SubjectData::Stub::*rpc)(grpc::ClientContext*,
-                                                                             const Req&, Resp*),
-                                 const Req& request) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-  Resp response;
-  grpc::Status status = (stub.*rpc)(&context, request, &response);
-  if (!status.ok()) return base::FromGrpcStatus(status);
-  return response;
-}
 
 constexpr char kAdmin[] = "0b6f1c3e-8d2a-4f5b-9c1d-2e3f4a5b6c7d";
 constexpr char kShop[] = "1c7a2d4f-9e3b-4a6c-8d2e-3f4a5b6c7d8e";
@@ -151,13 +139,7 @@ class ConsentServiceTest : public ::testing::Test {
   template <typename Req, typename Resp>
   absl::StatusOr<Resp> Call(grpc::Status (Stub::*rpc)(grpc::ClientContext*, const Req&, Resp*),
                             const Req& request, const std::string& token) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-    if (!token.empty()) context.AddMetadata("authorization", absl::StrCat("Bearer ", token));
-    Resp response;
-    grpc::Status status = (stub_.get()->*rpc)(&context, request, &response);
-    if (!status.ok()) return base::FromGrpcStatus(status);
-    return response;
+    return crm::testing::UnaryCall(*stub_, rpc, request, token);
   }
 
   absl::Status Define(const std::string& id, v1::LawfulBasis basis, bool dm, int validity) {
@@ -623,12 +605,12 @@ TEST_F(ConsentServiceTest, SubjectDataDescribeExportEraseForTheOrchestratorOnly)
   ASSERT_THAT(Object(Statement(subject, "analytics")), IsOk());
   sv1::DescribeSubjectDataRequest describe;
   describe.set_subject_id(subject);
-  EXPECT_THAT(
-      SubjectCall(*gateway_subject_, &sv1::SubjectData::Stub::DescribeSubjectData, describe),
-      StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(crm::testing::UnaryCall(*gateway_subject_,
+                                      &sv1::SubjectData::Stub::DescribeSubjectData, describe),
+              StatusIs(absl::StatusCode::kPermissionDenied));
   CRM_ASSERT_OK_AND_ASSIGN(
       sv1::DescribeSubjectDataResponse described,
-      SubjectCall(*erasure_, &sv1::SubjectData::Stub::DescribeSubjectData, describe));
+      crm::testing::UnaryCall(*erasure_, &sv1::SubjectData::Stub::DescribeSubjectData, describe));
   EXPECT_EQ(described.service(), "consent");
   ASSERT_THAT(described.categories(), SizeIs(2));
   EXPECT_EQ(described.categories(0).category(), "consent_records");
@@ -637,8 +619,9 @@ TEST_F(ConsentServiceTest, SubjectDataDescribeExportEraseForTheOrchestratorOnly)
 
   sv1::ExportSubjectDataRequest exp;
   exp.set_subject_id(subject);
-  CRM_ASSERT_OK_AND_ASSIGN(sv1::ExportSubjectDataResponse exported,
-                           SubjectCall(*erasure_, &sv1::SubjectData::Stub::ExportSubjectData, exp));
+  CRM_ASSERT_OK_AND_ASSIGN(
+      sv1::ExportSubjectDataResponse exported,
+      crm::testing::UnaryCall(*erasure_, &sv1::SubjectData::Stub::ExportSubjectData, exp));
   ASSERT_THAT(exported.records(), SizeIs(2));
   const auto& first = exported.records(0).data().fields();
   for (const char* key : {"purpose_id", "source_address", "user_agent"}) {
@@ -651,11 +634,12 @@ TEST_F(ConsentServiceTest, SubjectDataDescribeExportEraseForTheOrchestratorOnly)
   sv1::EraseSubjectDataRequest erase;
   erase.set_request_id(base::NewUuid());
   erase.set_subject_id(subject);
-  EXPECT_THAT(SubjectCall(*gateway_subject_, &sv1::SubjectData::Stub::EraseSubjectData, erase),
-              StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(
+      crm::testing::UnaryCall(*gateway_subject_, &sv1::SubjectData::Stub::EraseSubjectData, erase),
+      StatusIs(absl::StatusCode::kPermissionDenied));
   CRM_ASSERT_OK_AND_ASSIGN(
       sv1::EraseSubjectDataResponse erased,
-      SubjectCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase));
+      crm::testing::UnaryCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase));
   EXPECT_TRUE(erased.data_key_destroyed());
   ASSERT_THAT(erased.erased(), SizeIs(2));
   EXPECT_EQ(erased.erased(0).record_count(), 2);
@@ -666,11 +650,11 @@ TEST_F(ConsentServiceTest, SubjectDataDescribeExportEraseForTheOrchestratorOnly)
   // A retry gets the same answer; the id is not reusable for another subject.
   CRM_ASSERT_OK_AND_ASSIGN(
       sv1::EraseSubjectDataResponse again,
-      SubjectCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase));
+      crm::testing::UnaryCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase));
   EXPECT_EQ(again.erased(0).record_count(), 2);
   EXPECT_EQ(again.completed_at().seconds(), erased.completed_at().seconds());
   erase.set_subject_id(base::NewUuid());
-  EXPECT_THAT(SubjectCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase),
+  EXPECT_THAT(crm::testing::UnaryCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("request_id")));
 }
 

@@ -23,11 +23,6 @@ using rpc::Handle;
 
 constexpr char kService[] = "consent";
 
-absl::StatusOr<std::string> SubjectOf(const std::string& id) {
-  if (!base::IsUuid(id)) return absl::InvalidArgumentError("subject_id: must be a UUID");
-  return absl::AsciiStrToLower(id);
-}
-
 void AddCategories(const SubjectCounts& c,
                    google::protobuf::RepeatedPtrField<sv1::DataCategory>* out) {
   for (auto [name, count] :
@@ -72,7 +67,7 @@ grpc::Status SubjectDataService::DescribeSubjectData(Ctx*,
                                                      const sv1::DescribeSubjectDataRequest* req,
                                                      sv1::DescribeSubjectDataResponse* resp) {
   return Handle([&]() -> absl::Status {
-    CRM_ASSIGN_OR_RETURN(std::string subject, SubjectOf(req->subject_id()));
+    CRM_ASSIGN_OR_RETURN(std::string subject, base::CanonicalUuid("subject_id", req->subject_id()));
     return db_.Transact(
         [&](pqxx::work& tx) -> absl::Status {
           resp->Clear();
@@ -89,7 +84,7 @@ grpc::Status SubjectDataService::ExportSubjectData(Ctx* ctx,
                                                    const sv1::ExportSubjectDataRequest* req,
                                                    sv1::ExportSubjectDataResponse* resp) {
   return Handle([&]() -> absl::Status {
-    CRM_ASSIGN_OR_RETURN(std::string subject, SubjectOf(req->subject_id()));
+    CRM_ASSIGN_OR_RETURN(std::string subject, base::CanonicalUuid("subject_id", req->subject_id()));
     return db_.Transact([&](pqxx::work& tx) -> absl::Status {
       resp->Clear();
       resp->set_service(kService);
@@ -134,7 +129,7 @@ grpc::Status SubjectDataService::EraseSubjectData(Ctx* ctx, const sv1::EraseSubj
       return absl::InvalidArgumentError("request_id: must be a UUID");
     }
     const std::string request_id = absl::AsciiStrToLower(req->request_id());
-    CRM_ASSIGN_OR_RETURN(std::string subject, SubjectOf(req->subject_id()));
+    CRM_ASSIGN_OR_RETURN(std::string subject, base::CanonicalUuid("subject_id", req->subject_id()));
     return db_.Transact([&](pqxx::work& tx) -> absl::Status {
       resp->Clear();
       resp->set_service(kService);

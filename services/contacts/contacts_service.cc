@@ -45,22 +45,6 @@ constexpr size_t kMaxOwners = 20;
 
 absl::Status NotFound() { return absl::NotFoundError("person not found"); }
 
-// The canonical subject id of a request, or INVALID_ARGUMENT.
-absl::StatusOr<std::string> SubjectIdOf(const std::string& id) {
-  if (!base::IsUuid(id)) return absl::InvalidArgumentError("subject_id: must be a UUID");
-  return absl::AsciiStrToLower(id);
-}
-
-// A short machine name: 1..32 of a-z 0-9 . _ -.
-absl::Status ValidateName(absl::string_view field, absl::string_view value) {
-  if (value.empty() || value.size() > 32 || !std::all_of(value.begin(), value.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-      })) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": must be 1..32 of a-z 0-9 . _ -"));
-  }
-  return absl::OkStatus();
-}
-
 // Canonical owners and team of an assignment; INVALID_ARGUMENT naming
 // `prefix`.owner_user_ids[i] / .team_id.
 absl::Status NormalizeAssignment(absl::string_view prefix, v1::Assignment& a) {
@@ -214,7 +198,7 @@ absl::StatusOr<ContactsService::PreparedPerson> ContactsService::PreparePerson(
     const Caller& caller, v1::Person p, absl::string_view default_channel) {
   const std::string channel = p.registration().channel().empty() ? std::string(default_channel)
                                                                  : p.registration().channel();
-  CRM_RETURN_IF_ERROR(ValidateName("person.registration.channel", channel));
+  CRM_RETURN_IF_ERROR(base::ValidateName("person.registration.channel", channel, 32));
   const std::string source = p.registration().source();
   CRM_RETURN_IF_ERROR(base::ValidateText("person.registration.source", source, 0, 200));
   v1::Assignment assignment = p.assignment();
@@ -477,7 +461,8 @@ grpc::Status ContactsService::GetPerson(Ctx* ctx, const v1::GetPersonRequest* re
                                         v1::GetPersonResponse* resp) {
   return Handle([&]() -> absl::Status {
     CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kRead));
-    CRM_ASSIGN_OR_RETURN(const std::string id, SubjectIdOf(req->subject_id()));
+    CRM_ASSIGN_OR_RETURN(const std::string id,
+                         base::CanonicalUuid("subject_id", req->subject_id()));
     return AuditedRead([&](pqxx::transaction_base& tx, std::vector<Event>& events) -> absl::Status {
       resp->Clear();
       CRM_ASSIGN_OR_RETURN(std::optional<StoredPerson> stored,
@@ -497,7 +482,8 @@ grpc::Status ContactsService::UpdatePerson(Ctx* ctx, const v1::UpdatePersonReque
                                            v1::UpdatePersonResponse* resp) {
   return Handle([&]() -> absl::Status {
     CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kWrite));
-    CRM_ASSIGN_OR_RETURN(const std::string id, SubjectIdOf(req->subject_id()));
+    CRM_ASSIGN_OR_RETURN(const std::string id,
+                         base::CanonicalUuid("subject_id", req->subject_id()));
     CRM_RETURN_IF_ERROR(Catalogue::Get().ValidateUpdateMask("person", req->update_mask()));
     const std::vector<std::string> fields(req->update_mask().paths().begin(),
                                           req->update_mask().paths().end());
@@ -682,7 +668,8 @@ grpc::Status ContactsService::SetRestriction(Ctx* ctx, const v1::SetRestrictionR
                                              v1::SetRestrictionResponse* resp) {
   return Handle([&]() -> absl::Status {
     CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kWrite));
-    CRM_ASSIGN_OR_RETURN(const std::string id, SubjectIdOf(req->subject_id()));
+    CRM_ASSIGN_OR_RETURN(const std::string id,
+                         base::CanonicalUuid("subject_id", req->subject_id()));
     if (req->restricted()) {
       CRM_RETURN_IF_ERROR(base::ValidateText("reason", req->reason(), 1, 500));
     } else {
@@ -721,7 +708,8 @@ grpc::Status ContactsService::AssignPerson(Ctx* ctx, const v1::AssignPersonReque
                                            v1::AssignPersonResponse* resp) {
   return Handle([&]() -> absl::Status {
     CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kWrite));
-    CRM_ASSIGN_OR_RETURN(const std::string id, SubjectIdOf(req->subject_id()));
+    CRM_ASSIGN_OR_RETURN(const std::string id,
+                         base::CanonicalUuid("subject_id", req->subject_id()));
     v1::Assignment a = req->assignment();
     CRM_RETURN_IF_ERROR(caller.CheckAssignment("assignment", a, false));
     return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
@@ -1179,7 +1167,7 @@ grpc::Status ContactsService::AddInteraction(Ctx* ctx, const v1::AddInteractionR
   return Handle([&]() -> absl::Status {
     CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kWrite));
     const v1::Interaction& in = req->interaction();
-    CRM_ASSIGN_OR_RETURN(const std::string id, SubjectIdOf(in.subject_id()));
+    CRM_ASSIGN_OR_RETURN(const std::string id, base::CanonicalUuid("subject_id", in.subject_id()));
     if (!v1::InteractionKind_IsValid(in.kind()) || in.kind() == v1::INTERACTION_KIND_UNSPECIFIED) {
       return absl::InvalidArgumentError(
           "interaction.kind: one of call, meeting, e-mail or note is required");
@@ -1243,7 +1231,8 @@ grpc::Status ContactsService::ListInteractions(Ctx* ctx, const v1::ListInteracti
                                                v1::ListInteractionsResponse* resp) {
   return Handle([&]() -> absl::Status {
     CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kRead));
-    CRM_ASSIGN_OR_RETURN(const std::string id, SubjectIdOf(req->subject_id()));
+    CRM_ASSIGN_OR_RETURN(const std::string id,
+                         base::CanonicalUuid("subject_id", req->subject_id()));
     const int size = PageSize(req->page());
     CRM_ASSIGN_OR_RETURN(std::optional<Cursor> cursor, DecodeCursor(req->page().page_token(), id));
     return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {

@@ -39,6 +39,7 @@
 #include "libs/testing/api_test_bed.h"
 #include "libs/testing/pg_test_database.h"
 #include "libs/testing/status_matchers.h"
+#include "libs/testing/unary_call.h"
 #include "services/contacts/contacts_service.h"
 #include "services/contacts/retention.h"
 #include "services/contacts/subject_data_service.h"
@@ -55,21 +56,6 @@ using ::testing::Not;
 using ::testing::SizeIs;
 using Stub = v1::Contacts::Stub;
 namespace sv1 = crm::subject::v1;
-
-// Calls a SubjectData method on `stub` (no token: the peer's certificate
-// decides).
-template <typename Req, typename Resp>
-absl::StatusOr<Resp> SubjectCall(sv1::SubjectData::Stub& stub,
-                                 grpc::Status (sv1::SubjectData::Stub::*rpc)(grpc::ClientContext*,
-                                                                             const Req&, Resp*),
-                                 const Req& request) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-  Resp response;
-  grpc::Status status = (stub.*rpc)(&context, request, &response);
-  if (!status.ok()) return base::FromGrpcStatus(status);
-  return response;
-}
 
 constexpr char kAlice[] = "0b6f1c3e-8d2a-4f5b-9c1d-2e3f4a5b6c7d";
 constexpr char kBob[] = "1c7a2d4f-9e3b-4a6c-8d2e-3f4a5b6c7d8e";
@@ -159,13 +145,7 @@ class ContactsServiceTest : public ::testing::Test {
   template <typename Req, typename Resp>
   absl::StatusOr<Resp> Call(grpc::Status (Stub::*rpc)(grpc::ClientContext*, const Req&, Resp*),
                             const Req& request, const std::string& token) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-    if (!token.empty()) context.AddMetadata("authorization", absl::StrCat("Bearer ", token));
-    Resp response;
-    grpc::Status status = (stub_.get()->*rpc)(&context, request, &response);
-    if (!status.ok()) return base::FromGrpcStatus(status);
-    return response;
+    return crm::testing::UnaryCall(*stub_, rpc, request, token);
   }
 
   static v1::Person Ada() {
@@ -850,7 +830,7 @@ TEST_F(ContactsServiceTest, InvoicesOutliveErasureRestrictedUntilTheirRetentionE
   erase.set_subject_id(id);
   CRM_ASSERT_OK_AND_ASSIGN(
       sv1::EraseSubjectDataResponse erased,
-      SubjectCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase));
+      crm::testing::UnaryCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase));
   ASSERT_THAT(erased.retained(), SizeIs(1));
   EXPECT_EQ(erased.retained(0).category(), "invoices");
   EXPECT_EQ(erased.retained(0).record_count(), 1);
@@ -865,7 +845,7 @@ TEST_F(ContactsServiceTest, InvoicesOutliveErasureRestrictedUntilTheirRetentionE
   export_req.set_subject_id(id);
   CRM_ASSERT_OK_AND_ASSIGN(
       sv1::ExportSubjectDataResponse exported,
-      SubjectCall(*erasure_, &sv1::SubjectData::Stub::ExportSubjectData, export_req));
+      crm::testing::UnaryCall(*erasure_, &sv1::SubjectData::Stub::ExportSubjectData, export_req));
   ASSERT_THAT(exported.records(), SizeIs(1));
   EXPECT_EQ(exported.records(0).category(), "invoices");
   EXPECT_EQ(exported.records(0).data().fields().at("number").string_value(), "FV/2026/11/0042");
@@ -885,7 +865,7 @@ TEST_F(ContactsServiceTest, InvoicesOutliveErasureRestrictedUntilTheirRetentionE
   describe.set_subject_id(id);
   CRM_ASSERT_OK_AND_ASSIGN(
       sv1::DescribeSubjectDataResponse described,
-      SubjectCall(*erasure_, &sv1::SubjectData::Stub::DescribeSubjectData, describe));
+      crm::testing::UnaryCall(*erasure_, &sv1::SubjectData::Stub::DescribeSubjectData, describe));
   EXPECT_THAT(described.categories(), IsEmpty());
 }
 
@@ -1075,12 +1055,12 @@ TEST_F(ContactsServiceTest, SubjectDataDescribeExportEraseForTheOrchestratorOnly
 
   sv1::DescribeSubjectDataRequest describe;
   describe.set_subject_id(id);
-  EXPECT_THAT(
-      SubjectCall(*gateway_subject_, &sv1::SubjectData::Stub::DescribeSubjectData, describe),
-      StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(crm::testing::UnaryCall(*gateway_subject_,
+                                      &sv1::SubjectData::Stub::DescribeSubjectData, describe),
+              StatusIs(absl::StatusCode::kPermissionDenied));
   CRM_ASSERT_OK_AND_ASSIGN(
       sv1::DescribeSubjectDataResponse described,
-      SubjectCall(*erasure_, &sv1::SubjectData::Stub::DescribeSubjectData, describe));
+      crm::testing::UnaryCall(*erasure_, &sv1::SubjectData::Stub::DescribeSubjectData, describe));
   EXPECT_EQ(described.service(), "contacts");
   std::vector<std::string> categories;
   for (const auto& c : described.categories()) {
@@ -1093,7 +1073,7 @@ TEST_F(ContactsServiceTest, SubjectDataDescribeExportEraseForTheOrchestratorOnly
   export_req.set_subject_id(id);
   CRM_ASSERT_OK_AND_ASSIGN(
       sv1::ExportSubjectDataResponse exported,
-      SubjectCall(*erasure_, &sv1::SubjectData::Stub::ExportSubjectData, export_req));
+      crm::testing::UnaryCall(*erasure_, &sv1::SubjectData::Stub::ExportSubjectData, export_req));
   ASSERT_THAT(exported.records(), SizeIs(2));
   EXPECT_EQ(exported.records(1).category(), "contact_history");
   EXPECT_EQ(exported.records(1).data().fields().at("summary").string_value(), "Wants letters only");
@@ -1113,11 +1093,12 @@ TEST_F(ContactsServiceTest, SubjectDataDescribeExportEraseForTheOrchestratorOnly
   sv1::EraseSubjectDataRequest erase;
   erase.set_request_id(base::NewUuid());
   erase.set_subject_id(id);
-  EXPECT_THAT(SubjectCall(*gateway_subject_, &sv1::SubjectData::Stub::EraseSubjectData, erase),
-              StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(
+      crm::testing::UnaryCall(*gateway_subject_, &sv1::SubjectData::Stub::EraseSubjectData, erase),
+      StatusIs(absl::StatusCode::kPermissionDenied));
   CRM_ASSERT_OK_AND_ASSIGN(
       sv1::EraseSubjectDataResponse erased,
-      SubjectCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase));
+      crm::testing::UnaryCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase));
   EXPECT_TRUE(erased.data_key_destroyed());
   ASSERT_THAT(erased.erased(), SizeIs(4));
   EXPECT_THAT(erased.retained(), IsEmpty());
@@ -1131,25 +1112,26 @@ TEST_F(ContactsServiceTest, SubjectDataDescribeExportEraseForTheOrchestratorOnly
   again.add_emails()->set_address(kEmail);
   EXPECT_THAT(Create(again, alice_), IsOk());
   CRM_ASSERT_OK_AND_ASSIGN(
-      described, SubjectCall(*erasure_, &sv1::SubjectData::Stub::DescribeSubjectData, describe));
+      described,
+      crm::testing::UnaryCall(*erasure_, &sv1::SubjectData::Stub::DescribeSubjectData, describe));
   EXPECT_THAT(described.categories(), IsEmpty());
 
   // The same request, the same answer; its id cannot be reused for another.
   bed_->clock().Advance(absl::Minutes(3));
   CRM_ASSERT_OK_AND_ASSIGN(
       sv1::EraseSubjectDataResponse retried,
-      SubjectCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase));
+      crm::testing::UnaryCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase));
   EXPECT_EQ(retried.completed_at().seconds(), erased.completed_at().seconds());
   EXPECT_THAT(retried.erased(), SizeIs(4));
   sv1::EraseSubjectDataRequest reused = erase;
   reused.set_subject_id(base::NewUuid());
-  EXPECT_THAT(SubjectCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, reused),
+  EXPECT_THAT(crm::testing::UnaryCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, reused),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("request_id")));
   // A new request for a subject already gone succeeds with nothing erased.
   erase.set_request_id(base::NewUuid());
   CRM_ASSERT_OK_AND_ASSIGN(
       sv1::EraseSubjectDataResponse empty,
-      SubjectCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase));
+      crm::testing::UnaryCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase));
   EXPECT_THAT(empty.erased(), IsEmpty());
   EXPECT_TRUE(empty.data_key_destroyed());
 

@@ -19,11 +19,6 @@ using rpc::Handle;
 
 constexpr char kService[] = "contacts";
 
-absl::StatusOr<std::string> SubjectOf(const std::string& id) {
-  if (!base::IsUuid(id)) return absl::InvalidArgumentError("subject_id: must be a UUID");
-  return absl::AsciiStrToLower(id);
-}
-
 constexpr char kInvoiceBasis[] =
     "accounting law: invoice records kept, restricted, until the end of the retention period";
 
@@ -74,7 +69,7 @@ grpc::Status SubjectDataService::DescribeSubjectData(Ctx*,
                                                      const sv1::DescribeSubjectDataRequest* req,
                                                      sv1::DescribeSubjectDataResponse* resp) {
   return Handle([&]() -> absl::Status {
-    CRM_ASSIGN_OR_RETURN(std::string subject, SubjectOf(req->subject_id()));
+    CRM_ASSIGN_OR_RETURN(std::string subject, base::CanonicalUuid("subject_id", req->subject_id()));
     return db_.Transact(
         [&](pqxx::work& tx) -> absl::Status {
           resp->Clear();
@@ -92,7 +87,7 @@ grpc::Status SubjectDataService::ExportSubjectData(Ctx* ctx,
                                                    const sv1::ExportSubjectDataRequest* req,
                                                    sv1::ExportSubjectDataResponse* resp) {
   return Handle([&]() -> absl::Status {
-    CRM_ASSIGN_OR_RETURN(std::string subject, SubjectOf(req->subject_id()));
+    CRM_ASSIGN_OR_RETURN(std::string subject, base::CanonicalUuid("subject_id", req->subject_id()));
     return db_.Transact([&](pqxx::work& tx) -> absl::Status {
       resp->Clear();
       resp->set_service(kService);
@@ -173,7 +168,7 @@ grpc::Status SubjectDataService::EraseSubjectData(Ctx* ctx, const sv1::EraseSubj
       return absl::InvalidArgumentError("request_id: must be a UUID");
     }
     const std::string request_id = absl::AsciiStrToLower(req->request_id());
-    CRM_ASSIGN_OR_RETURN(std::string subject, SubjectOf(req->subject_id()));
+    CRM_ASSIGN_OR_RETURN(std::string subject, base::CanonicalUuid("subject_id", req->subject_id()));
     return db_.Transact([&](pqxx::work& tx) -> absl::Status {
       resp->Clear();
       resp->set_service(kService);
