@@ -7,45 +7,96 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "libs/log/log.h"
 
 namespace crm::consent {
 namespace {
 
-std::string GenKey(const std::string& subject) { return absl::StrCat("consent:gen:", subject); }
-std::string StateKey(const std::string& subject, const std::string& purpose) {
-  return absl::StrCat("consent:state:", subject, ":", purpose);
+// Appends the 16 bytes of a canonical UUID (the caller validated it): keys
+// stay short, and a 10,000-key MGET costs Redis about half as much as with
+// the 36-character form.
+void AppendIdBytes(absl::string_view uuid, std::string& out) {
+  auto nibble = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
+  for (size_t i = 0; i + 1 < uuid.size(); ++i) {
+    if (uuid[i] == '-') continue;
+    out.push_back(static_cast<char>((nibble(uuid[i]) << 4) | nibble(uuid[i + 1])));
+    ++i;
+  }
+}
+std::string GenKey(absl::string_view subject) {
+  std::string key = "cg:";
+  AppendIdBytes(subject, key);
+  return key;
+}
+std::string StateKey(absl::string_view subject, absl::string_view purpose) {
+  std::string key = "cs:";
+  AppendIdBytes(subject, key);
+  absl::StrAppend(&key, ":", purpose);
+  return key;
 }
 
-void Count(prometheus::Counter* c) {
-  if (c != nullptr) c->Increment();
+// MGET of the keys `key(i)` for i < n, built in one buffer.
+template <typename KeyFn>
+absl::StatusOr<redis::Reply> MultiGet(redis::Client& redis, size_t n, KeyFn key) {
+  std::string buffer;
+  std::vector<size_t> ends;
+  ends.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    key(i, buffer);
+    ends.push_back(buffer.size());
+  }
+  std::vector<absl::string_view> argv;
+  argv.reserve(n + 1);
+  argv.push_back("MGET");
+  size_t begin = 0;
+  for (size_t end : ends) {
+    argv.push_back(absl::string_view(buffer).substr(begin, end - begin));
+    begin = end;
+  }
+  return redis.CommandArgv(argv);
 }
+
+void Count(prometheus::Counter* c, size_t n) {
+  if (c != nullptr && n > 0) c->Increment(static_cast<double>(n));
+}
+
+// KEYS: generation key, state key, ... ARGV: expected generation, value, ...,
+// then the TTL in ms. Sets a state key only where its subject's generation
+// is the expected one (a missing generation key reads as "0").
+constexpr char kPutScript[] = R"lua(
+local ttl = ARGV[#ARGV]
+for i = 1, #KEYS, 2 do
+  if (redis.call('GET', KEYS[i]) or '0') == ARGV[i] then
+    redis.call('SET', KEYS[i + 1], ARGV[i + 1], 'PX', ttl)
+  end
+end
+return 0
+)lua";
 
 }  // namespace
 
-std::string EncodeStanding(const std::string& generation, const ConsentStore::Standing& s) {
+std::string EncodeStanding(const ConsentStore::Standing& s) {
   const PurposeState& st = s.state;
   return absl::StrCat(
-      generation, "|", static_cast<int>(st.kind), "|",
+      static_cast<int>(st.kind), "|",
       st.expires_at == absl::InfiniteFuture() ? int64_t{-1} : absl::ToUnixMicros(st.expires_at),
       "|", s.restricted ? 1 : 0);
 }
 
-std::optional<ConsentStore::Standing> DecodeStanding(const std::string& value,
-                                                     const std::string& generation) {
-  std::vector<absl::string_view> parts = absl::StrSplit(value, '|');
-  int kind = 0;
+std::optional<ConsentStore::Standing> DecodeStanding(absl::string_view value) {
+  // "<kind>|<expires>|<restricted>": kind is one digit, restricted one.
+  if (value.size() < 5 || value[1] != '|' || value[value.size() - 2] != '|') return std::nullopt;
+  const char kind = value[0];
+  const char restricted = value.back();
   int64_t expires = 0;
-  if (parts.size() != 4 || parts[0] != generation || !absl::SimpleAtoi(parts[1], &kind) ||
-      kind < 0 || kind > 3 || !absl::SimpleAtoi(parts[2], &expires) ||
-      (parts[3] != "0" && parts[3] != "1")) {
+  if (kind < '0' || kind > '3' || (restricted != '0' && restricted != '1') ||
+      !absl::SimpleAtoi(value.substr(2, value.size() - 4), &expires)) {
     return std::nullopt;
   }
   ConsentStore::Standing s;
-  s.state.kind = static_cast<PurposeState::Kind>(kind);
+  s.state.kind = static_cast<PurposeState::Kind>(kind - '0');
   s.state.expires_at = expires < 0 ? absl::InfiniteFuture() : absl::FromUnixMicros(expires);
-  s.restricted = parts[3] == "1";
+  s.restricted = restricted == '1';
   return s;
 }
 
@@ -63,56 +114,95 @@ CheckCache::CheckCache(redis::Client* redis, absl::Duration ttl, prometheus::Reg
   error_ = &family.Add({{"result", "error"}});
 }
 
-std::vector<CheckCache::Lookup> CheckCache::GetMany(const std::vector<std::string>& subjects,
-                                                    const std::string& purpose) {
-  std::vector<Lookup> out(subjects.size());
+std::vector<std::optional<ConsentStore::Standing>> CheckCache::GetMany(
+    const std::vector<std::string>& subjects, const std::string& purpose) {
+  std::vector<std::optional<ConsentStore::Standing>> out(subjects.size());
   if (redis_ == nullptr || subjects.empty()) return out;
-  std::vector<std::string> keys;
-  keys.reserve(2 * subjects.size() + 1);
-  keys.push_back("MGET");
-  for (const std::string& s : subjects) {
-    keys.push_back(GenKey(s));
-    keys.push_back(StateKey(s, purpose));
-  }
-  std::vector<absl::string_view> argv(keys.begin(), keys.end());
-  absl::StatusOr<redis::Reply> r = redis_->CommandArgv(argv);
-  if (!r.ok() || r->type != redis::Reply::Type::kArray ||
-      r->elements.size() != 2 * subjects.size()) {
-    for (size_t i = 0; i < subjects.size(); ++i) Count(error_);
+  absl::StatusOr<redis::Reply> r =
+      MultiGet(*redis_, subjects.size(), [&](size_t i, std::string& out) {
+        out += "cs:";
+        AppendIdBytes(subjects[i], out);
+        absl::StrAppend(&out, ":", purpose);
+      });
+  if (!r.ok() || r->type != redis::Reply::Type::kArray || r->elements.size() != subjects.size()) {
+    Count(error_, subjects.size());
     return out;
   }
+  size_t hits = 0;
   for (size_t i = 0; i < subjects.size(); ++i) {
-    const redis::Reply& gen = r->elements[2 * i];
-    const redis::Reply& state = r->elements[2 * i + 1];
-    out[i].generation = gen.is_nil() ? "0" : gen.str;
-    if (!state.is_nil()) out[i].standing = DecodeStanding(state.str, out[i].generation);
-    Count(out[i].standing.has_value() ? hit_ : miss_);
+    if (r->elements[i].is_nil()) continue;
+    out[i] = DecodeStanding(r->elements[i].str);
+    if (out[i].has_value()) ++hits;
+  }
+  Count(hit_, hits);
+  Count(miss_, subjects.size() - hits);
+  return out;
+}
+
+std::vector<std::string> CheckCache::Generations(const std::vector<std::string>& subjects,
+                                                 const std::vector<size_t>& which) {
+  std::vector<std::string> out(which.size());
+  if (redis_ == nullptr || which.empty()) return out;
+  absl::StatusOr<redis::Reply> r = MultiGet(*redis_, which.size(), [&](size_t k, std::string& out) {
+    out += "cg:";
+    AppendIdBytes(subjects[which[k]], out);
+  });
+  if (!r.ok() || r->type != redis::Reply::Type::kArray || r->elements.size() != which.size()) {
+    return out;
+  }
+  for (size_t k = 0; k < which.size(); ++k) {
+    out[k] = r->elements[k].is_nil() ? "0" : r->elements[k].str;
   }
   return out;
 }
 
 void CheckCache::PutMany(const std::vector<std::string>& subjects, const std::vector<size_t>& which,
-                         const std::string& purpose, const std::vector<Lookup>& lookups,
+                         const std::string& purpose, const std::vector<std::string>& generations,
                          const std::vector<ConsentStore::Standing>& standings) {
-  if (redis_ == nullptr) return;
-  redis::Pipeline p;
-  const std::string ttl_ms = absl::StrCat(absl::ToInt64Milliseconds(ttl_));
-  for (size_t i : which) {
-    if (lookups[i].generation.empty()) continue;
-    p.Add("SET", StateKey(subjects[i], purpose),
-          EncodeStanding(lookups[i].generation, standings[i]), "PX", ttl_ms);
+  if (redis_ == nullptr || which.size() != generations.size() || which.size() != standings.size()) {
+    return;
   }
-  if (p.size() > 0) (void)redis_->Execute(p);  // best effort, as Put
+  std::vector<std::string> keys, values;
+  keys.reserve(2 * which.size());
+  values.reserve(2 * which.size());
+  for (size_t k = 0; k < which.size(); ++k) {
+    if (generations[k].empty()) continue;
+    keys.push_back(GenKey(subjects[which[k]]));
+    keys.push_back(StateKey(subjects[which[k]], purpose));
+    values.push_back(generations[k]);
+    values.push_back(EncodeStanding(standings[k]));
+  }
+  if (keys.empty()) return;
+  const std::string key_count = absl::StrCat(keys.size());
+  const std::string ttl_ms = absl::StrCat(absl::ToInt64Milliseconds(ttl_));
+  std::vector<absl::string_view> argv = {"EVAL", kPutScript, key_count};
+  argv.reserve(3 + keys.size() + values.size() + 1);
+  argv.insert(argv.end(), keys.begin(), keys.end());
+  argv.insert(argv.end(), values.begin(), values.end());
+  argv.push_back(ttl_ms);
+  (void)redis_->CommandArgv(argv);  // best effort: a failed put is a later miss
 }
 
-void CheckCache::Invalidate(const std::string& subject) {
+void CheckCache::Invalidate(const std::string& subject,
+                            const std::vector<std::string>& purpose_ids) {
   if (redis_ == nullptr) return;
   redis::Pipeline p;
   p.Add("INCR", GenKey(subject));
   p.Add("PEXPIRE", GenKey(subject), absl::StrCat(absl::ToInt64Milliseconds(2 * ttl_)));
+  if (!purpose_ids.empty()) {
+    std::vector<std::string> keys;
+    for (const std::string& purpose : purpose_ids) keys.push_back(StateKey(subject, purpose));
+    std::vector<absl::string_view> del = {"DEL"};
+    del.insert(del.end(), keys.begin(), keys.end());
+    p.AddArgv(del);
+  }
   absl::StatusOr<std::vector<redis::Reply>> r = redis_->Execute(p);
-  if (!r.ok() || r->empty() || r->front().is_error()) {
-    Count(error_);
+  bool failed = !r.ok();
+  if (r.ok()) {
+    for (const redis::Reply& reply : *r) failed = failed || reply.is_error();
+  }
+  if (failed) {
+    Count(error_, 1);
     log::Warn("consent.cache_invalidate_failed",
               {{"status", r.ok() ? absl::InternalError("error reply") : r.status()}});
   }

@@ -106,7 +106,7 @@ grpc::Status ConsentService::DefinePurpose(Ctx* ctx, const v1::DefinePurposeRequ
     }
     for (int i = 0; i < p.data_categories_size(); ++i) {
       CRM_RETURN_IF_ERROR(ValidatePurposeId(absl::StrCat("purpose.data_categories[", i, "]"),
-                                                 p.data_categories(i)));
+                                            p.data_categories(i)));
     }
     if (p.validity_days() < 0 || p.validity_days() > 3650) {
       return absl::InvalidArgumentError("purpose.validity_days: 0 (no limit) .. 3650");
@@ -169,7 +169,9 @@ grpc::Status ConsentService::PublishNotice(Ctx* ctx, const v1::PublishNoticeRequ
 absl::Status ConsentService::Record(Ctx* ctx, v1::Action action, const v1::Statement& in,
                                     bool* changed, v1::LedgerEntry* entry, std::string* receipt) {
   absl::Status s = RecordInTransaction(ctx, action, in, changed, entry, receipt);
-  if (s.ok() && *changed && d_.cache != nullptr) d_.cache->Invalidate(entry->subject_id());
+  if (s.ok() && *changed && d_.cache != nullptr) {
+    d_.cache->Invalidate(entry->subject_id(), {entry->purpose_id()});
+  }
   return s;
 }
 
@@ -328,18 +330,18 @@ absl::StatusOr<std::shared_ptr<const v1::Purpose>> ConsentService::PurposeOf(
 
 absl::Status ConsentService::Decide(const std::string& purpose_id,
                                     const std::vector<std::string>& subjects,
-                                    std::vector<v1::Decision>& out) {
+                                    google::protobuf::RepeatedPtrField<v1::Decision>& out) {
   const absl::Time now = d_.clock.Now();
-  out.clear();
+  out.Clear();
   // The cache first (one MGET for all), PostgreSQL for the misses.
-  std::vector<CheckCache::Lookup> cached = d_.cache != nullptr
-                                               ? d_.cache->GetMany(subjects, purpose_id)
-                                               : std::vector<CheckCache::Lookup>(subjects.size());
+  std::vector<std::optional<ConsentStore::Standing>> cached =
+      d_.cache != nullptr ? d_.cache->GetMany(subjects, purpose_id)
+                          : std::vector<std::optional<ConsentStore::Standing>>(subjects.size());
   std::vector<ConsentStore::Standing> standings(subjects.size());
   std::vector<size_t> misses;
   for (size_t i = 0; i < subjects.size(); ++i) {
-    if (cached[i].standing.has_value()) {
-      standings[i] = *cached[i].standing;
+    if (cached[i].has_value()) {
+      standings[i] = *cached[i];
     } else {
       misses.push_back(i);
     }
@@ -351,6 +353,11 @@ absl::Status ConsentService::Decide(const std::string& purpose_id,
     if (it != purposes_.end()) purpose = it->second;
   }
   if (purpose == nullptr || !misses.empty()) {
+    // Generations first, so that what is read cannot be put back over a
+    // change that commits meanwhile.
+    const std::vector<std::string> generations =
+        d_.cache != nullptr ? d_.cache->Generations(subjects, misses) : std::vector<std::string>();
+    std::vector<ConsentStore::Standing> read;
     CRM_RETURN_IF_ERROR(d_.db.WithConnection([&](pqxx::connection& c) -> absl::Status {
       pqxx::nontransaction tx(c);
       CRM_ASSIGN_OR_RETURN(purpose, PurposeOf(tx, purpose_id));
@@ -358,19 +365,20 @@ absl::Status ConsentService::Decide(const std::string& purpose_id,
       std::vector<std::string> ids;
       ids.reserve(misses.size());
       for (size_t i : misses) ids.push_back(subjects[i]);
-      CRM_ASSIGN_OR_RETURN(std::vector<ConsentStore::Standing> read,
-                           ConsentStore::Standings(tx, ids, purpose_id));
+      CRM_ASSIGN_OR_RETURN(read, ConsentStore::Standings(tx, ids, purpose_id));
       if (read.size() != misses.size()) return absl::InternalError("standings missing");
-      for (size_t k = 0; k < misses.size(); ++k) standings[misses[k]] = std::move(read[k]);
       return absl::OkStatus();
     }));
-    if (d_.cache != nullptr) d_.cache->PutMany(subjects, misses, purpose_id, cached, standings);
+    for (size_t k = 0; k < read.size(); ++k) standings[misses[k]] = read[k];
+    if (d_.cache != nullptr && !misses.empty()) {
+      d_.cache->PutMany(subjects, misses, purpose_id, generations, read);
+    }
   }
-  out.reserve(subjects.size());
+  out.Reserve(static_cast<int>(subjects.size()));
   for (size_t i = 0; i < subjects.size(); ++i) {
-    v1::Decision d = consent::Decide(*purpose, standings[i].state, standings[i].restricted, now);
-    d.set_subject_id(subjects[i]);
-    out.push_back(std::move(d));
+    v1::Decision* d = out.Add();
+    *d = consent::Decide(*purpose, standings[i].state, standings[i].restricted, now);
+    d->set_subject_id(subjects[i]);
   }
   return absl::OkStatus();
 }
@@ -381,10 +389,10 @@ grpc::Status ConsentService::Check(Ctx* ctx, const v1::CheckRequest* req, v1::Ch
     CRM_ASSIGN_OR_RETURN(const std::string subject,
                          base::CanonicalUuid("subject_id", req->subject_id()));
     CRM_RETURN_IF_ERROR(ValidatePurposeId("purpose_id", req->purpose_id()));
-    std::vector<v1::Decision> decisions;
+    google::protobuf::RepeatedPtrField<v1::Decision> decisions;
     CRM_RETURN_IF_ERROR(Decide(req->purpose_id(), {subject}, decisions));
     if (decisions.size() != 1) return absl::InternalError("check: no decision");
-    *resp->mutable_decision() = std::move(decisions[0]);
+    resp->mutable_decision()->Swap(&decisions[0]);
     return absl::OkStatus();
   });
 }
@@ -400,14 +408,53 @@ grpc::Status ConsentService::BatchCheck(Ctx* ctx, const v1::BatchCheckRequest* r
     std::vector<std::string> subjects;
     subjects.reserve(req->subject_ids_size());
     for (int i = 0; i < req->subject_ids_size(); ++i) {
-      CRM_ASSIGN_OR_RETURN(std::string id, base::CanonicalUuid(absl::StrCat("subject_ids[", i, "]"),
-                                                               req->subject_ids(i)));
-      subjects.push_back(std::move(id));
+      absl::StatusOr<std::string> id = base::CanonicalUuid("subject_ids", req->subject_ids(i));
+      if (!id.ok()) {  // named with its index (built only now: 10,000 calls)
+        return base::CanonicalUuid(absl::StrCat("subject_ids[", i, "]"), req->subject_ids(i))
+            .status();
+      }
+      subjects.push_back(*std::move(id));
     }
-    std::vector<v1::Decision> decisions;
-    if (!subjects.empty()) CRM_RETURN_IF_ERROR(Decide(req->purpose_id(), subjects, decisions));
-    for (v1::Decision& d : decisions) *resp->add_decisions() = std::move(d);
+    if (!subjects.empty()) {
+      CRM_RETURN_IF_ERROR(Decide(req->purpose_id(), subjects, *resp->mutable_decisions()));
+    }
     return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<std::vector<std::string>> SuppressionHashes(
+    const crypto::BlindIndexer& indexer, absl::string_view field,
+    const google::protobuf::RepeatedPtrField<std::string>& addresses, int max) {
+  if (addresses.size() > max) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": at most ", max));
+  }
+  std::vector<std::string> out;
+  out.reserve(addresses.size());
+  for (int i = 0; i < addresses.size(); ++i) {
+    const std::string normalized = base::NormalizeEmail(addresses[i]);
+    CRM_RETURN_IF_ERROR(base::ValidateEmail(absl::StrCat(field, "[", i, "]"), normalized));
+    out.push_back(indexer.Raw(normalized));
+  }
+  return out;
+}
+
+grpc::Status ConsentService::CheckSuppression(Ctx* ctx, const v1::CheckSuppressionRequest* req,
+                                              v1::CheckSuppressionResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_RETURN_IF_ERROR(Authorize(ctx, d_.verifier, kCheck).status());
+    if (d_.suppression == nullptr) {
+      return absl::FailedPreconditionError("the suppression list is not configured");
+    }
+    CRM_ASSIGN_OR_RETURN(std::vector<std::string> hashes,
+                         SuppressionHashes(*d_.suppression, "email_addresses",
+                                           req->email_addresses(), kMaxBatchCheck));
+    return d_.db.WithConnection([&](pqxx::connection& c) -> absl::Status {
+      pqxx::nontransaction tx(c);
+      CRM_ASSIGN_OR_RETURN(std::vector<bool> suppressed, ConsentStore::Suppressed(tx, hashes));
+      resp->Clear();
+      for (bool b : suppressed) resp->add_suppressed(b);
+      return absl::OkStatus();
+    });
   });
 }
 
@@ -436,16 +483,18 @@ grpc::Status ConsentService::SetRestriction(Ctx* ctx, const v1::SetRestrictionRe
     CRM_ASSIGN_OR_RETURN(auto caller, Authorize(ctx, d_.verifier, kWrite));
     CRM_ASSIGN_OR_RETURN(const std::string subject,
                          base::CanonicalUuid("subject_id", req->subject_id()));
+    std::vector<std::string> purposes;
     absl::Status s = d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
       CRM_ASSIGN_OR_RETURN(const bool changed, ConsentStore::SetRestricted(
                                                    tx, subject, req->restricted(), d_.clock.Now()));
       resp->set_changed(changed);
       if (!changed) return absl::OkStatus();
+      CRM_ASSIGN_OR_RETURN(purposes, ConsentStore::PurposeIds(tx));
       return d_.audit.Enqueue(
           tx, AuditEvent(*ctx, *caller,
                          req->restricted() ? "consent.restrict" : "consent.unrestrict", subject));
     });
-    if (s.ok() && resp->changed() && d_.cache != nullptr) d_.cache->Invalidate(subject);
+    if (s.ok() && resp->changed() && d_.cache != nullptr) d_.cache->Invalidate(subject, purposes);
     return s;
   });
 }

@@ -22,6 +22,7 @@
 #include "crm/consent/v1/consent.grpc.pb.h"
 #include "libs/auth/token_verifier.h"
 #include "libs/base/clock.h"
+#include "libs/crypto/blind_index.h"
 #include "libs/crypto/key_ring.h"
 #include "libs/outbox/writer.h"
 #include "libs/pg/pool.h"
@@ -41,11 +42,21 @@ struct ConsentDeps {
   CheckCache* cache = nullptr;
   // Signs a receipt for every grant; null: no receipts.
   const ReceiptSigner* receipts = nullptr;
+  // Keys the suppression list's address hashes; null: CheckSuppression
+  // answers FAILED_PRECONDITION.
+  const crypto::BlindIndexer* suppression = nullptr;
 };
 
 // The purpose of subject data keys (crypto::WrapDataKey).
 inline constexpr char kConsentKeyPurpose[] = "consent";
 inline constexpr int kMaxBatchCheck = 10'000;
+
+// The suppression-list hashes of `addresses` (field `field`, at most `max`):
+// each validated as a mailbox (INVALID_ARGUMENT naming "<field>[i]"),
+// normalised and keyed by `indexer`; duplicates kept, in order.
+absl::StatusOr<std::vector<std::string>> SuppressionHashes(
+    const crypto::BlindIndexer& indexer, absl::string_view field,
+    const google::protobuf::RepeatedPtrField<std::string>& addresses, int max);
 
 class ConsentService final : public v1::Consent::Service {
  public:
@@ -65,6 +76,8 @@ class ConsentService final : public v1::Consent::Service {
   grpc::Status Check(Ctx* ctx, const v1::CheckRequest* req, v1::CheckResponse* resp) override;
   grpc::Status BatchCheck(Ctx* ctx, const v1::BatchCheckRequest* req,
                           v1::BatchCheckResponse* resp) override;
+  grpc::Status CheckSuppression(Ctx* ctx, const v1::CheckSuppressionRequest* req,
+                                v1::CheckSuppressionResponse* resp) override;
   grpc::Status GetHistory(Ctx* ctx, const v1::GetHistoryRequest* req,
                           v1::GetHistoryResponse* resp) override;
   grpc::Status SetRestriction(Ctx* ctx, const v1::SetRestrictionRequest* req,
@@ -84,8 +97,9 @@ class ConsentService final : public v1::Consent::Service {
   absl::Status RecordInTransaction(Ctx* ctx, v1::Action action, const v1::Statement& statement,
                                    bool* changed, v1::LedgerEntry* entry, std::string* receipt);
   // The decisions for `subjects` (canonical ids) on `purpose_id`.
+  // `out` gets one per subject, in order.
   absl::Status Decide(const std::string& purpose_id, const std::vector<std::string>& subjects,
-                      std::vector<v1::Decision>& out);
+                      google::protobuf::RepeatedPtrField<v1::Decision>& out);
   // The purpose, from memory after its first read (what a decision uses of
   // it, basis and direct marketing, never changes); INVALID_ARGUMENT if
   // unknown.

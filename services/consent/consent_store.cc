@@ -3,6 +3,8 @@
 #include <pqxx/binarystring>
 #include <pqxx/pqxx>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "libs/base/status_macros.h"
 #include "libs/pg/array.h"
@@ -130,6 +132,14 @@ absl::StatusOr<std::vector<v1::Purpose>> ConsentStore::ListPurposes(pqxx::transa
   for (const pqxx::row& r : ExecPrepared(
            tx, absl::StrCat("SELECT ", kPurposeColumns, " FROM purposes p ORDER BY purpose_id"))) {
     out.push_back(RowToPurpose(r));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> ConsentStore::PurposeIds(pqxx::transaction_base& tx) {
+  std::vector<std::string> out;
+  for (const pqxx::row& r : ExecPrepared(tx, "SELECT purpose_id FROM purposes")) {
+    out.push_back(r[0].as<std::string>());
   }
   return out;
 }
@@ -374,12 +384,15 @@ absl::StatusOr<SubjectCounts> ConsentStore::Count(pqxx::transaction_base& tx,
                     "SELECT (SELECT count(*) FROM ledger WHERE subject_id = $1::uuid), "
                     "(SELECT count(*) FROM consent_state WHERE subject_id = $1::uuid), "
                     "EXISTS (SELECT 1 FROM restrictions WHERE subject_id = $1::uuid), "
-                    "EXISTS (SELECT 1 FROM subject_keys WHERE subject_id = $1::uuid)",
+                    "EXISTS (SELECT 1 FROM subject_keys WHERE subject_id = $1::uuid), "
+                    "(SELECT count(*) FROM consent_state s JOIN purposes p USING (purpose_id) "
+                    " WHERE s.subject_id = $1::uuid AND s.kind = 3 AND p.direct_marketing)",
                     subject_id);
   return SubjectCounts{.entries = r[0].as<int64_t>(),
                        .standings = r[1].as<int64_t>(),
                        .restricted = r[2].as<bool>(),
-                       .key_exists = r[3].as<bool>()};
+                       .key_exists = r[3].as<bool>(),
+                       .marketing_objections = r[4].as<int64_t>()};
 }
 
 absl::StatusOr<std::vector<std::pair<int64_t, std::string>>> ConsentStore::Evidence(
@@ -412,11 +425,11 @@ absl::Status ConsentStore::Erase(pqxx::transaction_base& tx, const std::string& 
 
 absl::StatusOr<std::optional<ErasureRecord>> ConsentStore::ErasureRecorded(
     pqxx::transaction_base& tx, const std::string& request_id) {
-  const pqxx::result r =
-      ExecPrepared(tx,
-                   "SELECT subject_id::text, entries, standings, restricted, key_existed, " CRM_TS(
-                       "completed_at") " FROM erasure_requests WHERE request_id = $1::uuid",
-                   request_id);
+  const pqxx::result r = ExecPrepared(
+      tx,
+      "SELECT subject_id::text, entries, standings, restricted, key_existed, suppressed, " CRM_TS(
+          "completed_at") " FROM erasure_requests WHERE request_id = $1::uuid",
+      request_id);
   if (r.empty()) return std::optional<ErasureRecord>();
   return std::optional<ErasureRecord>(
       ErasureRecord{.subject_id = r[0][0].as<std::string>(),
@@ -424,18 +437,50 @@ absl::StatusOr<std::optional<ErasureRecord>> ConsentStore::ErasureRecorded(
                                .standings = r[0][2].as<int64_t>(),
                                .restricted = r[0][3].as<bool>(),
                                .key_exists = r[0][4].as<bool>()},
-                    .completed_at = absl::FromUnixMicros(r[0][5].as<int64_t>())});
+                    .suppressed = r[0][5].as<int64_t>(),
+                    .completed_at = absl::FromUnixMicros(r[0][6].as<int64_t>())});
 }
 
 absl::Status ConsentStore::RecordErasure(pqxx::transaction_base& tx, const std::string& request_id,
                                          const ErasureRecord& e) {
   ExecPrepared(tx,
                "INSERT INTO erasure_requests (request_id, subject_id, entries, standings, "
-               "restricted, key_existed, completed_at) VALUES ($1::uuid, $2::uuid, $3, $4, $5, "
-               "$6, " CRM_TS_PARAM("$7") ")",
+               "restricted, key_existed, suppressed, completed_at) VALUES ($1::uuid, $2::uuid, "
+               "$3, $4, $5, $6, $7, " CRM_TS_PARAM("$8") ")",
                request_id, e.subject_id, e.erased.entries, e.erased.standings, e.erased.restricted,
-               e.erased.key_exists, absl::ToUnixMicros(e.completed_at));
+               e.erased.key_exists, e.suppressed, absl::ToUnixMicros(e.completed_at));
   return absl::OkStatus();
+}
+
+absl::Status ConsentStore::Suppress(pqxx::transaction_base& tx,
+                                    const std::vector<std::string>& hashes, absl::Time now) {
+  for (const std::string& h : hashes) {
+    ExecPrepared(tx,
+                 "INSERT INTO suppressions (address_hash, reason, created_on) "
+                 "VALUES ($1, 1, (" CRM_TS_PARAM("$2") " AT TIME ZONE 'UTC')::date) "
+                 "ON CONFLICT DO NOTHING",
+                 pqxx::binarystring(h.data(), h.size()), absl::ToUnixMicros(now));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<bool>> ConsentStore::Suppressed(pqxx::transaction_base& tx,
+                                                           const std::vector<std::string>& hashes) {
+  std::vector<bool> out(hashes.size(), false);
+  if (hashes.empty()) return out;
+  std::vector<std::string> hex;
+  hex.reserve(hashes.size());
+  for (const std::string& h : hashes) hex.push_back(absl::BytesToHexString(h));
+  absl::flat_hash_set<std::string> found;
+  for (const pqxx::row& r :
+       ExecPrepared(tx,
+                    "SELECT encode(address_hash, 'hex') FROM suppressions WHERE address_hash = "
+                    "ANY (SELECT decode(h, 'hex') FROM unnest($1::text[]) AS h)",
+                    pg::ArrayLiteral(hex))) {
+    found.insert(r[0].as<std::string>());
+  }
+  for (size_t i = 0; i < hex.size(); ++i) out[i] = found.contains(hex[i]);
+  return out;
 }
 
 }  // namespace crm::consent

@@ -29,12 +29,16 @@ struct SubjectCounts {
   int64_t standings = 0;  // consent_state
   bool restricted = false;
   bool key_exists = false;
+  // Direct-marketing purposes the subject stands objected to: an erasure
+  // then keeps the subject's addresses on the suppression list.
+  int64_t marketing_objections = 0;
 };
 
 // The answer recorded for an erasure request.
 struct ErasureRecord {
   std::string subject_id;
   SubjectCounts erased;
+  int64_t suppressed = 0;  // addresses kept on the suppression list
   absl::Time completed_at;
 };
 
@@ -48,6 +52,8 @@ class ConsentStore {
   static absl::Status UpdatePurpose(pqxx::transaction_base& tx, const v1::Purpose& p);
   // Every purpose, by id, with its current notice version per language.
   static absl::StatusOr<std::vector<v1::Purpose>> ListPurposes(pqxx::transaction_base& tx);
+  // The ids of every purpose (what a change of a whole subject can affect).
+  static absl::StatusOr<std::vector<std::string>> PurposeIds(pqxx::transaction_base& tx);
   static absl::StatusOr<std::optional<v1::Purpose>> GetPurpose(pqxx::transaction_base& tx,
                                                                const std::string& purpose_id);
 
@@ -131,6 +137,14 @@ class ConsentStore {
       pqxx::transaction_base& tx, const std::string& request_id);
   static absl::Status RecordErasure(pqxx::transaction_base& tx, const std::string& request_id,
                                     const ErasureRecord& record);
+
+  // The suppression list (migrations/0004_suppression.sql), by keyed hashes
+  // of normalised e-mail addresses (32 bytes each).
+  static absl::Status Suppress(pqxx::transaction_base& tx, const std::vector<std::string>& hashes,
+                               absl::Time now);
+  // Which of `hashes` are on the list, in their order.
+  static absl::StatusOr<std::vector<bool>> Suppressed(pqxx::transaction_base& tx,
+                                                      const std::vector<std::string>& hashes);
 
   // Restricts (or lifts the restriction of) a subject; whether it changed.
   static absl::StatusOr<bool> SetRestricted(pqxx::transaction_base& tx,

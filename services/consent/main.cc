@@ -7,6 +7,7 @@
 
 #include "libs/base/status_macros.h"
 #include "libs/config/config.h"
+#include "libs/crypto/blind_index.h"
 #include "libs/crypto/key_ring.h"
 #include "libs/service/api_auth.h"
 #include "libs/service/audit_outbox.h"
@@ -19,6 +20,7 @@ namespace {
 
 struct ConsentConfig {
   std::string kek_file;
+  std::string blind_index_key_file;
   // Empty: audit events stay in the outbox (tests, or audit not deployed yet).
   std::string audit_addr;
   absl::Duration cache_ttl = absl::Seconds(60);
@@ -27,6 +29,7 @@ struct ConsentConfig {
 
 struct App {
   std::optional<crypto::KeyRing> ring;
+  std::optional<crypto::BlindIndexer> suppression;
   std::unique_ptr<service::ApiAuth> auth;
   std::unique_ptr<service::AuditOutbox> outbox;
   std::unique_ptr<CheckCache> cache;
@@ -42,6 +45,10 @@ absl::Status Setup(const ConsentConfig& cfg, const service::ApiAuthConfig& auth_
   absl::StatusOr<crypto::KeyRing> ring = crypto::KeyRing::LoadFromFile(cfg.kek_file);
   CRM_RETURN_IF_ERROR(StartupStep("kek_file", ring.status()));
   app.ring.emplace(*std::move(ring));
+  absl::StatusOr<crypto::BlindIndexer> indexer =
+      crypto::BlindIndexer::LoadFromFile(cfg.blind_index_key_file);
+  CRM_RETURN_IF_ERROR(StartupStep("blind_index_key_file", indexer.status()));
+  app.suppression.emplace(*std::move(indexer));
   CRM_ASSIGN_OR_RETURN(app.auth,
                        service::ApiAuth::Create(auth_cfg, ctx.config.server.tls, ctx.clock));
   ctx.on_stop.push_back([&app] { app.auth->Stop(); });
@@ -57,9 +64,10 @@ absl::Status Setup(const ConsentConfig& cfg, const service::ApiAuthConfig& auth_
                                                              .audit = app.outbox->writer(),
                                                              .clock = ctx.clock,
                                                              .cache = app.cache.get(),
-                                                             .receipts = app.receipts.get()});
-  app.subject_data =
-      std::make_unique<SubjectDataService>(ctx.db, *app.ring, app.outbox->writer(), ctx.clock);
+                                                             .receipts = app.receipts.get(),
+                                                             .suppression = &*app.suppression});
+  app.subject_data = std::make_unique<SubjectDataService>(
+      ctx.db, *app.ring, app.outbox->writer(), ctx.clock, app.cache.get(), *app.suppression);
   CRM_RETURN_IF_ERROR(AllowConsentMethods(ctx.policy));
   CRM_RETURN_IF_ERROR(AllowConsentSubjectData(ctx.policy));
   ctx.services.push_back(app.service.get());
@@ -78,6 +86,9 @@ int main(int argc, char** argv) {
   crm::service::AddCommonSettings(settings, &common);
   crm::service::AddApiAuthSettings(settings, &auth_cfg);
   settings.Add("kek_file", &cfg.kek_file, "KEK ring file wrapping subject data keys");
+  settings.Add("blind_index_key_file", &cfg.blind_index_key_file,
+               "key file of the blind-index key hashing the suppression list's addresses "
+               "(never rotate: the list could not be matched any more)");
   settings.Add("audit_addr", &cfg.audit_addr, "audit service host:port for the outbox relay");
   settings.Add("receipt_controller", &cfg.issuer.controller,
                "the data controller named in consent receipts");
@@ -95,6 +106,9 @@ int main(int argc, char** argv) {
   if (valid.ok()) valid = crm::service::ValidateApiAuthConfig(auth_cfg);
   if (valid.ok() && cfg.kek_file.empty()) {
     valid = absl::InvalidArgumentError("setting kek_file: required");
+  }
+  if (valid.ok() && cfg.blind_index_key_file.empty()) {
+    valid = absl::InvalidArgumentError("setting blind_index_key_file: required");
   }
   if (valid.ok() && (cfg.cache_ttl < absl::Seconds(1) || cfg.cache_ttl > absl::Hours(1))) {
     valid = absl::InvalidArgumentError("setting check_cache_ttl: 1s .. 1h");

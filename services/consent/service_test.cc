@@ -11,9 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "crm/consent/v1/consent.grpc.pb.h"
 #include "crm/subject/v1/subject_data.grpc.pb.h"
@@ -47,6 +49,7 @@ namespace {
 
 using ::crm::testing::IsOk;
 using ::crm::testing::StatusIs;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::SizeIs;
@@ -84,6 +87,9 @@ class ConsentServiceTest : public ::testing::Test {
         redis_, redis::Client::Create(
                     {.host = "127.0.0.1", .port = redis_server_->port(), .password = "cache-pw"}));
     cache_ = std::make_unique<CheckCache>(redis_.get(), absl::Seconds(60), &metrics_);
+    CRM_ASSERT_OK_AND_ASSIGN(crypto::BlindIndexer indexer,
+                             crypto::BlindIndexer::Create(crypto::RandomSecret(32)));
+    suppression_.emplace(std::move(indexer));
     CRM_ASSERT_OK_AND_ASSIGN(
         receipts_, ReceiptSigner::LoadOrCreate(*db_.pool, *ring_,
                                                {.controller = "Example Shop Ltd.",
@@ -95,9 +101,10 @@ class ConsentServiceTest : public ::testing::Test {
                                                             .audit = *writer_,
                                                             .clock = bed_->clock(),
                                                             .cache = cache_.get(),
-                                                            .receipts = receipts_.get()});
-    subject_data_ =
-        std::make_unique<SubjectDataService>(*db_.pool, *ring_, *writer_, bed_->clock());
+                                                            .receipts = receipts_.get(),
+                                                            .suppression = &*suppression_});
+    subject_data_ = std::make_unique<SubjectDataService>(*db_.pool, *ring_, *writer_, bed_->clock(),
+                                                         cache_.get(), *suppression_);
     rpc::AccessPolicy policy;
     ASSERT_THAT(AllowConsentMethods(policy), IsOk());
     ASSERT_THAT(AllowConsentSubjectData(policy), IsOk());
@@ -209,7 +216,8 @@ class ConsentServiceTest : public ::testing::Test {
   std::string DumpAll() {
     std::string out;
     EXPECT_THAT(db_.pool->Transact([&](pqxx::work& tx) -> absl::Status {
-      for (const char* table : {"ledger", "consent_state", "subject_keys", "audit_outbox"}) {
+      for (const char* table :
+           {"ledger", "consent_state", "subject_keys", "audit_outbox", "suppressions"}) {
         for (const auto& row : tx.exec(absl::StrCat("SELECT * FROM ", table))) {
           for (const auto& field : row) {
             if (field.is_null()) continue;
@@ -233,6 +241,7 @@ class ConsentServiceTest : public ::testing::Test {
   std::unique_ptr<redis::Client> redis_;
   prometheus::Registry metrics_;
   std::unique_ptr<CheckCache> cache_;
+  std::optional<crypto::BlindIndexer> suppression_;
   std::unique_ptr<ReceiptSigner> receipts_;
   std::unique_ptr<ConsentService> service_;
   std::unique_ptr<SubjectDataService> subject_data_;
@@ -326,13 +335,14 @@ TEST_F(ConsentServiceTest, ChecksAreCachedInvalidatedByChangesAndCorrectWithoutR
   const double hits = CacheCount("hit");
   EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_GRANTED));
   EXPECT_EQ(CacheCount("hit"), hits + 1);
-  // Keys carry ids only.
+  // Keys carry ids only: the subject's 16 bytes and the purpose.
   CRM_ASSERT_OK_AND_ASSIGN(redis::Reply keys, redis_->Command("KEYS", "*"));
   ASSERT_FALSE(keys.elements.empty());
+  const std::string id_bytes = absl::HexStringToBytes(absl::StrReplaceAll(subject, {{"-", ""}}));
   for (const redis::Reply& k : keys.elements) {
-    EXPECT_TRUE(absl::StartsWith(k.str, "consent:gen:") ||
-                absl::StartsWith(k.str, "consent:state:"))
-        << k.str;
+    EXPECT_TRUE(k.str == absl::StrCat("cs:", id_bytes, ":newsletter") ||
+                k.str == absl::StrCat("cg:", id_bytes))
+        << absl::CHexEscape(k.str);
   }
   // A change takes effect for the next check, cached or not.
   ASSERT_THAT(Withdraw(Statement(subject, "newsletter")), IsOk());
@@ -356,22 +366,49 @@ TEST_F(ConsentServiceTest, ChecksAreCachedInvalidatedByChangesAndCorrectWithoutR
   EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_GRANTED));
 }
 
-TEST(CheckCacheValueTest, EncodedStandingsRoundTripOnlyUnderTheirGeneration) {
+TEST(CheckCacheValueTest, EncodedStandingsRoundTripAndGarbageIsAMiss) {
   ConsentStore::Standing s;
   s.state.kind = PurposeState::Kind::kGranted;
   s.state.expires_at = absl::FromUnixMicros(1'796'083'200'123'456);
   s.restricted = true;
-  const std::string value = EncodeStanding("7", s);
-  std::optional<ConsentStore::Standing> back = DecodeStanding(value, "7");
+  std::optional<ConsentStore::Standing> back = DecodeStanding(EncodeStanding(s));
   ASSERT_TRUE(back.has_value());
   EXPECT_EQ(back->state.kind, PurposeState::Kind::kGranted);
   EXPECT_EQ(back->state.expires_at, s.state.expires_at);
   EXPECT_TRUE(back->restricted);
-  EXPECT_FALSE(DecodeStanding(value, "8").has_value());  // written before a change
-  EXPECT_FALSE(DecodeStanding("7|9|0|0", "7").has_value());
-  EXPECT_FALSE(DecodeStanding("garbage", "7").has_value());
+  for (const char* bad : {"9|0|0", "1|0|2", "1|x|0", "1||0", "garbage", "", "1|0|0|0", "10|0|0"}) {
+    EXPECT_FALSE(DecodeStanding(bad).has_value()) << bad;
+  }
   s.state.expires_at = absl::InfiniteFuture();
-  EXPECT_EQ(DecodeStanding(EncodeStanding("0", s), "0")->state.expires_at, absl::InfiniteFuture());
+  s.restricted = false;
+  back = DecodeStanding(EncodeStanding(s));
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->state.expires_at, absl::InfiniteFuture());
+  EXPECT_FALSE(back->restricted);
+}
+
+// The race the generations close: a check that read PostgreSQL before a
+// change committed must not put its old answer back after the change's
+// invalidation.
+TEST_F(ConsentServiceTest, AStandingReadBeforeAChangeIsNotCachedAfterIt) {
+  const std::vector<std::string> subjects = {base::NewUuid(), base::NewUuid()};
+  const std::vector<size_t> both = {0, 1};
+  ConsentStore::Standing granted;
+  granted.state.kind = PurposeState::Kind::kGranted;
+  granted.state.expires_at = absl::InfiniteFuture();
+  const std::vector<std::string> before = cache_->Generations(subjects, both);
+  ASSERT_THAT(before, ElementsAre("0", "0"));
+  cache_->Invalidate(subjects[0], {"newsletter"});  // a change of the first commits
+  cache_->PutMany(subjects, both, "newsletter", before, {granted, granted});
+  std::vector<std::optional<ConsentStore::Standing>> got = cache_->GetMany(subjects, "newsletter");
+  EXPECT_FALSE(got[0].has_value());  // refused: its generation moved
+  ASSERT_TRUE(got[1].has_value());
+  EXPECT_EQ(got[1]->state.kind, PurposeState::Kind::kGranted);
+  // Under the current generation it is stored; the next change drops it.
+  cache_->PutMany(subjects, {0}, "newsletter", cache_->Generations(subjects, {0}), {granted});
+  EXPECT_TRUE(cache_->GetMany(subjects, "newsletter")[0].has_value());
+  cache_->Invalidate(subjects[0], {"newsletter"});
+  EXPECT_FALSE(cache_->GetMany(subjects, "newsletter")[0].has_value());
 }
 
 TEST_F(ConsentServiceTest, EveryGrantHasASignedReceiptVerifiableWithThePublishedKey) {
@@ -631,9 +668,15 @@ TEST_F(ConsentServiceTest, SubjectDataDescribeExportEraseForTheOrchestratorOnly)
   EXPECT_EQ(first.at("source_address").string_value(), kAddress);
   EXPECT_EQ(first.at("user_agent").string_value(), kAgent);
 
+  // Cached answers too must not outlive the erasure.
+  EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_GRANTED));
+  EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_GRANTED));
+
   sv1::EraseSubjectDataRequest erase;
   erase.set_request_id(base::NewUuid());
   erase.set_subject_id(subject);
+  // The objection was not to direct marketing: nothing is kept.
+  erase.add_email_addresses("kept.nowhere@shop.example");
   EXPECT_THAT(
       crm::testing::UnaryCall(*gateway_subject_, &sv1::SubjectData::Stub::EraseSubjectData, erase),
       StatusIs(absl::StatusCode::kPermissionDenied));
@@ -641,6 +684,7 @@ TEST_F(ConsentServiceTest, SubjectDataDescribeExportEraseForTheOrchestratorOnly)
       sv1::EraseSubjectDataResponse erased,
       crm::testing::UnaryCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase));
   EXPECT_TRUE(erased.data_key_destroyed());
+  EXPECT_THAT(erased.retained(), SizeIs(0));
   ASSERT_THAT(erased.erased(), SizeIs(2));
   EXPECT_EQ(erased.erased(0).record_count(), 2);
   // Gone: the ledger, the standings, the key; checks start over.
@@ -656,6 +700,68 @@ TEST_F(ConsentServiceTest, SubjectDataDescribeExportEraseForTheOrchestratorOnly)
   erase.set_subject_id(base::NewUuid());
   EXPECT_THAT(crm::testing::UnaryCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("request_id")));
+}
+
+TEST_F(ConsentServiceTest, AnErasedObjectorsAddressesStaySuppressedAsKeyedHashesOnly) {
+  const std::string subject = base::NewUuid();
+  ASSERT_THAT(Grant(Statement(subject, "newsletter", v2_)), IsOk());
+  ASSERT_THAT(Object(Statement(subject, "newsletter")), IsOk());
+  sv1::DescribeSubjectDataRequest describe;
+  describe.set_subject_id(subject);
+  CRM_ASSERT_OK_AND_ASSIGN(
+      sv1::DescribeSubjectDataResponse described,
+      crm::testing::UnaryCall(*erasure_, &sv1::SubjectData::Stub::DescribeSubjectData, describe));
+  ASSERT_THAT(described.categories(), SizeIs(3));
+  EXPECT_EQ(described.categories(2).category(), "marketing_suppression");
+  EXPECT_TRUE(described.categories(2).legally_retained());
+  EXPECT_THAT(described.categories(2).retention_basis(), HasSubstr("Art. 21(3)"));
+
+  sv1::EraseSubjectDataRequest erase;
+  erase.set_request_id(base::NewUuid());
+  erase.set_subject_id(subject);
+  erase.add_email_addresses("Ann.Example@Shop.Example");
+  erase.add_email_addresses("not an address");
+  auto erase_call = [&] {
+    return crm::testing::UnaryCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase);
+  };
+  // A bad address refuses the whole erasure, naming it; nothing is gone.
+  EXPECT_THAT(erase_call(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("email_addresses[1]")));
+  EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_OBJECTED));
+  for (int i = 0; i < 15; ++i) erase.add_email_addresses(absl::StrCat("a", i, "@x.example"));
+  EXPECT_THAT(erase_call(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("email_addresses: at most")));
+  erase.clear_email_addresses();
+  erase.add_email_addresses("Ann.Example@Shop.Example");
+  erase.add_email_addresses("ann@other.example");
+  erase.add_email_addresses(" ann.example@shop.example ");  // the same address again
+  CRM_ASSERT_OK_AND_ASSIGN(sv1::EraseSubjectDataResponse erased, erase_call());
+  ASSERT_THAT(erased.retained(), SizeIs(1));
+  EXPECT_EQ(erased.retained(0).category(), "marketing_suppression");
+  EXPECT_EQ(erased.retained(0).record_count(), 2);
+  EXPECT_TRUE(erased.retained(0).legally_retained());
+  CRM_ASSERT_OK_AND_ASSIGN(sv1::EraseSubjectDataResponse again, erase_call());
+  EXPECT_EQ(again.retained(0).record_count(), 2);
+  // Nothing readable is kept: neither the subject nor the addresses.
+  const std::string dump = DumpAll();
+  EXPECT_THAT(dump, Not(HasSubstr(subject)));
+  EXPECT_THAT(absl::AsciiStrToLower(dump), Not(HasSubstr("ann.example")));
+  EXPECT_THAT(absl::AsciiStrToLower(dump), Not(HasSubstr("@other.example")));
+
+  // Mailing asks before sending, in any letter case; unknown addresses pass.
+  v1::CheckSuppressionRequest ask;
+  ask.add_email_addresses("ANN.EXAMPLE@shop.example");
+  ask.add_email_addresses("someone@else.example");
+  ask.add_email_addresses("ann@other.example");
+  CRM_ASSERT_OK_AND_ASSIGN(v1::CheckSuppressionResponse answer,
+                           Call(&Stub::CheckSuppression, ask, shop_));
+  EXPECT_THAT(answer.suppressed(), ElementsAre(true, false, true));
+  ask.add_email_addresses("@nobody");
+  EXPECT_THAT(Call(&Stub::CheckSuppression, ask, shop_),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("email_addresses[3]")));
+  ask.Clear();
+  CRM_ASSERT_OK_AND_ASSIGN(answer, Call(&Stub::CheckSuppression, ask, shop_));
+  EXPECT_THAT(answer.suppressed(), SizeIs(0));
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "services/consent/subject_data_service.h"
 
+#include <algorithm>
 #include <map>
 
 #include "absl/strings/ascii.h"
@@ -33,6 +34,22 @@ void AddCategories(const SubjectCounts& c,
     cat->set_category(name);
     cat->set_record_count(count);
   }
+}
+
+constexpr char kSuppressionCategory[] = "marketing_suppression";
+constexpr char kSuppressionBasis[] =
+    "Art. 21(3) GDPR: an objection to direct marketing outlives the erasure; only a keyed hash "
+    "of each e-mail address is kept, without the subject id, so a re-imported record is not "
+    "mailed";
+
+sv1::DataCategory* AddSuppression(int64_t count,
+                                  google::protobuf::RepeatedPtrField<sv1::DataCategory>* out) {
+  sv1::DataCategory* cat = out->Add();
+  cat->set_category(kSuppressionCategory);
+  cat->set_record_count(count);
+  cat->set_legally_retained(true);
+  cat->set_retention_basis(kSuppressionBasis);
+  return cat;
 }
 
 crm::audit::v1::Event Audit(grpc::ServerContext* ctx, absl::string_view action,
@@ -74,6 +91,8 @@ grpc::Status SubjectDataService::DescribeSubjectData(Ctx*,
           resp->set_service(kService);
           CRM_ASSIGN_OR_RETURN(SubjectCounts counts, ConsentStore::Count(tx, subject));
           AddCategories(counts, resp->mutable_categories());
+          // What an erasure would keep: one entry per e-mail address.
+          if (counts.marketing_objections > 0) AddSuppression(1, resp->mutable_categories());
           return absl::OkStatus();
         },
         {.read_only = true});
@@ -130,7 +149,13 @@ grpc::Status SubjectDataService::EraseSubjectData(Ctx* ctx, const sv1::EraseSubj
     }
     const std::string request_id = absl::AsciiStrToLower(req->request_id());
     CRM_ASSIGN_OR_RETURN(std::string subject, base::CanonicalUuid("subject_id", req->subject_id()));
-    return db_.Transact([&](pqxx::work& tx) -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(
+        std::vector<std::string> hashes,
+        SuppressionHashes(suppression_, "email_addresses", req->email_addresses(), 16));
+    std::sort(hashes.begin(), hashes.end());
+    hashes.erase(std::unique(hashes.begin(), hashes.end()), hashes.end());
+    std::vector<std::string> purposes;  // whose cached standings to drop
+    absl::Status s = db_.Transact([&](pqxx::work& tx) -> absl::Status {
       resp->Clear();
       resp->set_service(kService);
       CRM_ASSIGN_OR_RETURN(std::optional<ErasureRecord> done,
@@ -143,12 +168,22 @@ grpc::Status SubjectDataService::EraseSubjectData(Ctx* ctx, const sv1::EraseSubj
         record.subject_id = subject;
         CRM_ASSIGN_OR_RETURN(record.erased, ConsentStore::Count(tx, subject));
         record.completed_at = absl::FromUnixMicros(absl::ToUnixMicros(clock_.Now()));
+        CRM_ASSIGN_OR_RETURN(purposes, ConsentStore::PurposeIds(tx));
+        if (record.erased.marketing_objections > 0 && !hashes.empty()) {
+          CRM_RETURN_IF_ERROR(ConsentStore::Suppress(tx, hashes, record.completed_at));
+          record.suppressed = static_cast<int64_t>(hashes.size());
+        }
         CRM_RETURN_IF_ERROR(ConsentStore::Erase(tx, subject));
         CRM_RETURN_IF_ERROR(ConsentStore::RecordErasure(tx, request_id, record));
         crm::audit::v1::Event event = Audit(ctx, "consent.subject.erase", subject);
         crm::audit::v1::Detail* d = event.add_details();
         d->set_key("erasure_request_id");
         d->set_value(request_id);
+        if (record.suppressed > 0) {
+          crm::audit::v1::Detail* kept = event.add_details();
+          kept->set_key("suppressed_addresses");
+          kept->set_value(absl::StrCat(record.suppressed));
+        }
         CRM_RETURN_IF_ERROR(audit_.Enqueue(tx, event));
         done = std::move(record);
       } else if (done->subject_id != subject) {
@@ -156,10 +191,13 @@ grpc::Status SubjectDataService::EraseSubjectData(Ctx* ctx, const sv1::EraseSubj
             "request_id: already used for the erasure of another subject");
       }
       AddCategories(done->erased, resp->mutable_erased());
+      if (done->suppressed > 0) AddSuppression(done->suppressed, resp->mutable_retained());
       resp->set_data_key_destroyed(true);  // now, or by an earlier erasure
       rpc::SetTime(done->completed_at, resp->mutable_completed_at());
       return absl::OkStatus();
     });
+    if (s.ok() && cache_ != nullptr && !purposes.empty()) cache_->Invalidate(subject, purposes);
+    return s;
   });
 }
 

@@ -259,7 +259,7 @@ class GrpcServiceTest : public SystemTestBase, public ::testing::WithParamInterf
                   {"CRM_REDIS_PASSWORD_FILE", dir_.path() + "/redis_password"},
                   {"CRM_KEK_FILE", dir_.path() + "/kek.keys"}});
     }
-    if (service() == "identity" || service() == "contacts") {
+    if (service() == "identity" || service() == "contacts" || service() == "consent") {
       env.insert({"CRM_BLIND_INDEX_KEY_FILE", dir_.path() + "/index.key"});
     }
     if (service() == "audit" || service() == "contacts" || service() == "consent") {
@@ -402,7 +402,7 @@ TEST_P(GrpcServiceTest, BadSettingStopsStartupWithExitCode2NamingIt) {
     cases.push_back({{{"CRM_KEK_FILE", ""}}, {}, "kek_file"});
     cases.push_back({{{"CRM_REDIS_ADDR", "redis"}}, {}, "redis_addr"});
   }
-  if (service() == "contacts") {
+  if (service() == "contacts" || service() == "consent") {
     cases.push_back({{{"CRM_BLIND_INDEX_KEY_FILE", ""}}, {}, "blind_index_key_file"});
   }
   if (service() == "contacts" || service() == "consent") {
