@@ -6,6 +6,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "libs/base/status_macros.h"
 
 namespace crm::rpc {
@@ -25,6 +26,17 @@ absl::StatusOr<std::string> BearerToken(const grpc::ServerContextBase& context) 
   absl::string_view token = absl::StripAsciiWhitespace(value.substr(kScheme.size()));
   if (token.empty()) return absl::UnauthenticatedError("malformed authorization header");
   return std::string(token);
+}
+
+absl::StatusOr<std::shared_ptr<const auth::Principal>> AuthorizeCall(
+    const grpc::ServerContextBase& context, auth::TokenVerifier& verifier,
+    absl::string_view permission) {
+  CRM_ASSIGN_OR_RETURN(std::shared_ptr<const auth::Principal> p,
+                       AuthenticateCall(context, verifier));
+  if (!p->Has(permission)) {
+    return absl::PermissionDeniedError(absl::StrCat("needs permission ", permission));
+  }
+  return p;
 }
 
 std::string PeerCertificateDer(const grpc::ServerContextBase& context) {

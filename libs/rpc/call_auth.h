@@ -18,6 +18,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "libs/auth/principal.h"
 #include "libs/auth/token_verifier.h"
 
@@ -31,6 +32,12 @@ namespace crm::rpc {
 // token.
 absl::StatusOr<std::shared_ptr<const auth::Principal>> AuthenticateCall(
     const grpc::ServerContextBase& context, auth::TokenVerifier& verifier);
+
+// AuthenticateCall, then PERMISSION_DENIED "needs permission <permission>"
+// unless the principal holds it.
+absl::StatusOr<std::shared_ptr<const auth::Principal>> AuthorizeCall(
+    const grpc::ServerContextBase& context, auth::TokenVerifier& verifier,
+    absl::string_view permission);
 
 // The DER encoding of the peer's certificate on this call, or empty if it
 // presented none (or it cannot be decoded).

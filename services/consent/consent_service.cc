@@ -37,12 +37,7 @@ constexpr char kAdmin[] = "consent.admin";
 absl::StatusOr<std::shared_ptr<const auth::Principal>> Authorize(grpc::ServerContext* ctx,
                                                                  auth::TokenVerifier& verifier,
                                                                  absl::string_view permission) {
-  CRM_ASSIGN_OR_RETURN(std::shared_ptr<const auth::Principal> p,
-                       rpc::AuthenticateCall(*ctx, verifier));
-  if (!p->Has(permission)) {
-    return absl::PermissionDeniedError(absl::StrCat("needs permission ", permission));
-  }
-  return p;
+  return rpc::AuthorizeCall(*ctx, verifier, permission);
 }
 
 absl::Status ValidatePurposeId(absl::string_view field, absl::string_view id) {

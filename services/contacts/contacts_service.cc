@@ -151,10 +151,7 @@ absl::StatusOr<ContactsService::Caller> ContactsService::Authorize(Ctx* ctx,
                                                                    absl::string_view permission) {
   Caller c;
   c.ctx = ctx;
-  CRM_ASSIGN_OR_RETURN(c.principal, rpc::AuthenticateCall(*ctx, d_.verifier));
-  if (!c.principal->Has(permission)) {
-    return absl::PermissionDeniedError(absl::StrCat("needs permission ", permission));
-  }
+  CRM_ASSIGN_OR_RETURN(c.principal, rpc::AuthorizeCall(*ctx, d_.verifier, permission));
   c.access.all = c.principal->Has(kReadAll);
   c.access.user_id = c.principal->user_id;
   c.access.team_ids = c.principal->teams;
