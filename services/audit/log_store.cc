@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "libs/base/status_macros.h"
 #include "libs/pg/array.h"
+#include "libs/pg/sql_time.h"
 #include "services/audit/copy_text.h"
 
 namespace crm::audit {
@@ -42,9 +43,6 @@ constexpr char kNodesSql[] =
     "CROSS JOIN LATERAL (SELECT m.level, m.node_index, m.hash FROM merkle_nodes m "
     "WHERE m.level = w.level AND m.node_index BETWEEN w.first AND w.last "
     "LIMIT w.last - w.first + 1) AS n";
-
-#define CRM_TS(col) "(EXTRACT(EPOCH FROM " col ") * 1000000)::bigint"
-#define CRM_TS_PARAM(n) "('epoch'::timestamptz + (" n ")::bigint * interval '1 microsecond')"
 
 constexpr char kEntryColumns[] =
     "leaf_index, event_id::text, " CRM_TS("event_time") ", service, actor_user_id, actor_service, "

@@ -9,13 +9,11 @@
 #include "libs/base/status_macros.h"
 #include "libs/pg/array.h"
 #include "libs/pg/prepared.h"
+#include "libs/pg/sql_time.h"
 #include "libs/rpc/handler.h"
 
 namespace crm::consent {
 namespace {
-
-#define CRM_TS(col) "(EXTRACT(EPOCH FROM " col ") * 1000000)::bigint"
-#define CRM_TS_PARAM(n) "('epoch'::timestamptz + (" n ")::bigint * interval '1 microsecond')"
 
 using pg::ExecPrepared;
 using pg::ExecPrepared1;

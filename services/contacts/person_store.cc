@@ -12,13 +12,11 @@
 #include "libs/pg/array.h"
 #include "libs/pg/copy_text.h"
 #include "libs/pg/prepared.h"
+#include "libs/pg/sql_time.h"
 
 namespace crm::contacts {
 
 namespace {
-
-#define CRM_TS(col) "(EXTRACT(EPOCH FROM " col ") * 1000000)::bigint"
-#define CRM_TS_PARAM(n) "('epoch'::timestamptz + (" n ")::bigint * interval '1 microsecond')"
 
 // The columns RowToPerson reads, in order.
 constexpr char kColumns[] =

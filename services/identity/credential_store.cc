@@ -13,14 +13,13 @@
 #include "libs/base/status_macros.h"
 #include "libs/base/uuid.h"
 #include "libs/base/validate.h"
+#include "libs/pg/sql_time.h"
 
 namespace crm::identity {
 namespace {
 
 // Times cross the wire as whole microseconds since the Unix epoch, which is
 // exact in both directions (no float rounding).
-#define CRM_TS_PARAM(n) "('epoch'::timestamptz + (" n ")::bigint * interval '1 microsecond')"
-#define CRM_TS_COL(c) "(extract(epoch from " c ") * 1000000)::bigint"
 
 // clang-format off
 // The lockout times may also be infinite: InfinitePast is NULL and
@@ -31,7 +30,7 @@ namespace {
   "      WHEN (" n ")::bigint = 9223372036854775807 THEN 'infinity'::timestamptz "   \
   "      ELSE " CRM_TS_PARAM(n) " END)"
 #define CRM_TS_INF_COL(c) \
-  "(CASE WHEN " c " = 'infinity' THEN 9223372036854775807 ELSE " CRM_TS_COL(c) " END)"
+  "(CASE WHEN " c " = 'infinity' THEN 9223372036854775807 ELSE " CRM_TS(c) " END)"
 // clang-format on
 
 constexpr int64_t kNullMicros = std::numeric_limits<int64_t>::min();
@@ -46,10 +45,10 @@ constexpr int64_t kInfinityMicros = std::numeric_limits<int64_t>::max();
 // Get: one row per recovery-code hash in array order (one row with a NULL
 // hash if there are none); the user's columns repeat on each row.
 constexpr const char* kSelectCredentialsSql =
-    "SELECT u.id::text, u.password_hash, " CRM_TS_COL("u.password_changed_at") ", "
+    "SELECT u.id::text, u.password_hash, " CRM_TS("u.password_changed_at") ", "
     "    u.must_change_password, " CRM_LOCKOUT_COLUMNS ", "
-    "    " CRM_TS_COL("u.last_login_at") ", u.totp_secret_ciphertext, "
-    "    " CRM_TS_COL("u.totp_confirmed_at") ", u.totp_last_step, u.recovery_salt, r.h "
+    "    " CRM_TS("u.last_login_at") ", u.totp_secret_ciphertext, "
+    "    " CRM_TS("u.totp_confirmed_at") ", u.totp_last_step, u.recovery_salt, r.h "
     "FROM users u "
     "LEFT JOIN LATERAL unnest(u.recovery_code_hashes) WITH ORDINALITY AS r(h, i) ON true "
     "WHERE u.id = $1 "
@@ -165,7 +164,7 @@ constexpr const char* kDisableTotpSql =
 
 // $1 changed before (micros), $2 limit. Index users_password_changed_idx.
 constexpr const char* kPasswordsChangedBeforeSql =
-    "SELECT u.id::text, " CRM_TS_COL("u.password_changed_at") " FROM users u "
+    "SELECT u.id::text, " CRM_TS("u.password_changed_at") " FROM users u "
     "WHERE u.kind = 'person' AND u.status = 'active' "
     "  AND u.password_changed_at <= " CRM_TS_PARAM("$1") " "
     "  AND u.password_changed_at > " CRM_TS_PARAM("$3") " "
@@ -175,8 +174,8 @@ constexpr const char* kPasswordsChangedBeforeSql =
 // Columns read by RowToNotice, in this order.
 #define CRM_NOTICE_COLUMNS                                                        \
   "n.id::text, n.user_id::text, n.kind, n.params::text, n.dedup_key, "            \
-  CRM_TS_COL("n.created_at") ", n.attempts, " CRM_TS_COL("n.next_attempt_at") ", " \
-  CRM_TS_COL("n.sent_at")
+  CRM_TS("n.created_at") ", n.attempts, " CRM_TS("n.next_attempt_at") ", " \
+  CRM_TS("n.sent_at")
 
 // Fails with a class 22 error (INVALID_ARGUMENT) if $1 is not JSON.
 constexpr const char* kIsJsonObjectSql = "SELECT jsonb_typeof($1::jsonb) = 'object'";
