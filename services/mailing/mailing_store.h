@@ -1,0 +1,118 @@
+// MailingStore: mailing's tables in PostgreSQL (migrations/0001_mailing.sql):
+// lists, subscriptions, template versions, campaigns and the send queue.
+// Ids only: no address is ever stored here.
+//
+// Every call takes the caller's transaction. Stateless: thread-safe.
+#pragma once
+
+#include <optional>
+#include <pqxx/transaction_base>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "crm/mailing/v1/mailing.pb.h"
+
+namespace crm::mailing {
+
+// A send_queue row's state.
+enum class SendState : int {
+  kQueued = 1,
+  kSent,
+  kSkippedConsent,
+  kSkippedNoAddress,
+  kFailed,
+  kCancelled
+};
+
+// A claimed queue row: what a sender needs to send it.
+struct Claimed {
+  std::string message_id;
+  std::string campaign_id;  // "" for transactional
+  std::string subject_id;
+  int kind = 0;
+  int attempts = 0;  // including this one
+  // The campaign's list, purpose and template version (campaign messages).
+  std::string list_id;
+  std::string purpose_id;
+  std::string template_id;
+  int64_t template_version = 0;
+};
+
+class MailingStore {
+ public:
+  // Lists. ALREADY_EXISTS for a taken id.
+  static absl::Status InsertList(pqxx::transaction_base& tx, const v1::MailingList& list,
+                                 absl::Time now);
+  static absl::StatusOr<std::optional<v1::MailingList>> GetList(pqxx::transaction_base& tx,
+                                                                const std::string& list_id);
+  static absl::StatusOr<std::vector<v1::MailingList>> ListLists(pqxx::transaction_base& tx);
+
+  // Subscriptions. `lock` takes the row (FOR UPDATE) when it exists.
+  static absl::StatusOr<std::optional<v1::Subscription>> GetSubscription(
+      pqxx::transaction_base& tx, const std::string& list_id, const std::string& subject_id,
+      bool lock);
+  // Inserts or replaces (list_id, subject_id) with `s`; `notice_version` and
+  // `language` are kept for a pending double opt-in.
+  static absl::Status PutSubscription(pqxx::transaction_base& tx, const v1::Subscription& s,
+                                      const std::string& notice_version,
+                                      const std::string& language);
+  // The notice a pending subscription was given with: (version, language).
+  static absl::StatusOr<std::pair<std::string, std::string>> PendingNotice(
+      pqxx::transaction_base& tx, const std::string& list_id, const std::string& subject_id);
+  // A page of a list's subscriptions by subject id after `after` ("" from the
+  // start); state 0: all.
+  static absl::StatusOr<std::vector<v1::Subscription>> ListSubscriptions(pqxx::transaction_base& tx,
+                                                                         const std::string& list_id,
+                                                                         int state,
+                                                                         const std::string& after,
+                                                                         int limit);
+
+  // Templates: stores the next version of t.template_id(); the stored one.
+  static absl::StatusOr<v1::Template> InsertTemplate(pqxx::transaction_base& tx,
+                                                     const v1::Template& t, absl::Time now);
+  // Version 0: the newest.
+  static absl::StatusOr<std::optional<v1::Template>> GetTemplate(pqxx::transaction_base& tx,
+                                                                 const std::string& template_id,
+                                                                 int64_t version);
+
+  // Campaigns.
+  static absl::Status InsertCampaign(pqxx::transaction_base& tx, const v1::Campaign& c,
+                                     absl::Time now);
+  // With its counts; `lock` takes FOR UPDATE.
+  static absl::StatusOr<std::optional<v1::Campaign>> GetCampaign(pqxx::transaction_base& tx,
+                                                                 const std::string& campaign_id,
+                                                                 bool lock);
+  static absl::Status SetCampaignState(pqxx::transaction_base& tx, const std::string& campaign_id,
+                                       v1::CampaignState state,
+                                       std::optional<absl::Time> send_at = std::nullopt);
+  // Queued messages of a cancelled campaign become cancelled; how many.
+  static absl::StatusOr<int64_t> CancelQueued(pqxx::transaction_base& tx,
+                                              const std::string& campaign_id, absl::Time now);
+
+  // The send queue. Starts every scheduled campaign due at `now`: its state
+  // becomes SENDING and one queue row per active subscriber is added (none
+  // twice). The campaigns started.
+  static absl::StatusOr<std::vector<std::string>> StartDueCampaigns(pqxx::transaction_base& tx,
+                                                                    absl::Time now);
+  // Claims up to `limit` due rows of sending campaigns (and transactional
+  // ones) not leased by another worker, leases them until now + `lease` and
+  // counts the attempt.
+  static absl::StatusOr<std::vector<Claimed>> Claim(pqxx::transaction_base& tx, int limit,
+                                                    absl::Duration lease, absl::Time now);
+  // Ends a claimed row (sent, skipped, failed) or, for kQueued, puts it back
+  // for a retry at `retry_at` with `error` noted.
+  static absl::Status Finish(pqxx::transaction_base& tx, const std::string& message_id,
+                             SendState state, absl::Time now, const std::string& error = "",
+                             absl::Time retry_at = absl::InfinitePast());
+  // Campaigns in SENDING with nothing queued any more become DONE.
+  static absl::Status CompleteCampaigns(pqxx::transaction_base& tx);
+  // Counts an unsubscription against the campaign whose message the subject
+  // got last from `list_id` (CampaignCounts.unsubscribed).
+  static absl::Status NoteUnsubscribe(pqxx::transaction_base& tx, const std::string& list_id,
+                                      const std::string& subject_id, absl::Time now);
+};
+
+}  // namespace crm::mailing

@@ -1,0 +1,495 @@
+// MailingService end to end: real PostgreSQL (a database each for mailing and
+// consent), the real consent service in-process behind its own mTLS server,
+// mailing calling it with its own token, and callers over mTLS.
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <pqxx/pqxx>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "crm/consent/v1/consent.grpc.pb.h"
+#include "crm/mailing/v1/mailing.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "libs/base/status_macros.h"
+#include "libs/base/uuid.h"
+#include "libs/crypto/blind_index.h"
+#include "libs/crypto/key_ring.h"
+#include "libs/crypto/primitives.h"
+#include "libs/log/log.h"
+#include "libs/outbox/schema.h"
+#include "libs/outbox/writer.h"
+#include "libs/rpc/access_policy.h"
+#include "libs/rpc/server.h"
+#include "libs/testing/api_test_bed.h"
+#include "libs/testing/pg_test_database.h"
+#include "libs/testing/status_matchers.h"
+#include "libs/testing/unary_call.h"
+#include "services/consent/consent_service.h"
+#include "services/mailing/consent_gate.h"
+#include "services/mailing/mailing_service.h"
+#include "services/mailing/mailing_store.h"
+
+namespace crm::mailing {
+namespace {
+
+using ::crm::testing::IsOk;
+using ::crm::testing::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
+using Stub = v1::Mailing::Stub;
+namespace cv1 = crm::consent::v1;
+
+constexpr char kManager[] = "3a1f5c7e-2b4d-4e6f-8a0b-1c2d3e4f5a6b";
+constexpr char kShop[] = "1c7a2d4f-9e3b-4a6c-8d2e-3f4a5b6c7d8e";
+
+class MailingServiceTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { log::SetMinLevel(log::Level::kError); }
+
+  void SetUp() override {
+    CRM_ASSERT_OK_AND_ASSIGN(
+        bed_, crm::testing::ApiTestBed::Create("mailing", {"consent", "gateway", "shop"}));
+    std::vector<crypto::VersionedKey> keks;
+    keks.push_back({1, crypto::RandomSecret(32)});
+    CRM_ASSERT_OK_AND_ASSIGN(crypto::KeyRing ring, crypto::KeyRing::FromKeys(std::move(keks)));
+    ring_.emplace(std::move(ring));
+
+    // The consent service, as main.cc wires it (without the check cache).
+    CRM_ASSERT_OK_AND_ASSIGN(consent_db_,
+                             crm::testing::CreateMigratedDatabase("consent", "mailing_consent", 4));
+    ASSERT_THAT(outbox::EnsureSchema(*consent_db_.pool), IsOk());
+    CRM_ASSERT_OK_AND_ASSIGN(crypto::SecretBytes consent_outbox,
+                             outbox::LoadOrCreateKey(*consent_db_.pool, *ring_));
+    consent_audit_ =
+        std::make_unique<outbox::Writer>("consent", consent_outbox.Copy(), bed_->clock());
+    consent_ = std::make_unique<consent::ConsentService>(
+        consent::ConsentDeps{.db = *consent_db_.pool,
+                             .ring = *ring_,
+                             .verifier = bed_->auth().verifier(),
+                             .audit = *consent_audit_,
+                             .clock = bed_->clock()});
+    rpc::AccessPolicy consent_policy;
+    ASSERT_THAT(consent::AllowConsentMethods(consent_policy), IsOk());
+    consent_server_ = std::make_unique<rpc::ServerRunner>(bed_->ServerConfig("consent"),
+                                                          std::move(consent_policy));
+    consent_server_->RegisterService(consent_.get());
+    ASSERT_THAT(consent_server_->Start(), IsOk());
+    CRM_ASSERT_OK_AND_ASSIGN(std::shared_ptr<grpc::Channel> to_consent,
+                             bed_->Channel("mailing", consent_server_->port(), "consent"));
+    consent_stub_ = cv1::Consent::NewStub(to_consent);
+    // Mailing's own token: what its service account holds.
+    const std::string mailing_token =
+        bed_->Token("mailing-service", {"consent.read", "consent.write", "consent.check"});
+    gate_ = std::make_unique<GrpcConsentGate>(
+        to_consent, [mailing_token]() -> absl::StatusOr<std::string> { return mailing_token; });
+    admin_ = bed_->Token(kManager, {"consent.admin", "consent.read", "consent.check",
+                                    "mailing.manage", "mailing.send"});
+    shop_ = bed_->Token(kShop, {"mailing.send"});
+    DefineNewsletter();
+
+    // Mailing.
+    CRM_ASSERT_OK_AND_ASSIGN(db_,
+                             crm::testing::CreateMigratedDatabase("mailing", "mailing_svc", 4));
+    ASSERT_THAT(outbox::EnsureSchema(*db_.pool), IsOk());
+    CRM_ASSERT_OK_AND_ASSIGN(crypto::SecretBytes outbox_key,
+                             outbox::LoadOrCreateKey(*db_.pool, *ring_));
+    audit_ = std::make_unique<outbox::Writer>("mailing", outbox_key.Copy(), bed_->clock());
+    CRM_ASSERT_OK_AND_ASSIGN(LinkTokens tokens, LinkTokens::Create(crypto::RandomSecret(32)));
+    tokens_.emplace(std::move(tokens));
+    service_ = std::make_unique<MailingService>(MailingDeps{.db = *db_.pool,
+                                                            .verifier = bed_->auth().verifier(),
+                                                            .audit = *audit_,
+                                                            .clock = bed_->clock(),
+                                                            .consent = *gate_,
+                                                            .tokens = *tokens_});
+    rpc::AccessPolicy policy;
+    ASSERT_THAT(AllowMailingMethods(policy), IsOk());
+    server_ = std::make_unique<rpc::ServerRunner>(bed_->ServerConfig("mailing"), std::move(policy));
+    server_->RegisterService(service_.get());
+    ASSERT_THAT(server_->Start(), IsOk());
+    CRM_ASSERT_OK_AND_ASSIGN(std::shared_ptr<grpc::Channel> shop,
+                             bed_->Channel("shop", server_->port(), "mailing"));
+    stub_ = v1::Mailing::NewStub(shop);
+    CRM_ASSERT_OK_AND_ASSIGN(std::shared_ptr<grpc::Channel> gateway,
+                             bed_->Channel("gateway", server_->port(), "mailing"));
+    gateway_ = v1::Mailing::NewStub(gateway);
+  }
+
+  void TearDown() override {
+    server_.reset();
+    consent_server_.reset();
+  }
+
+  void DefineNewsletter() {
+    cv1::DefinePurposeRequest define;
+    cv1::Purpose* p = define.mutable_purpose();
+    p->set_purpose_id("newsletter");
+    p->set_basis(cv1::LAWFUL_BASIS_CONSENT);
+    p->set_description("The monthly newsletter");
+    p->set_direct_marketing(true);
+    ASSERT_THAT(
+        crm::testing::UnaryCall(*consent_stub_, &cv1::Consent::Stub::DefinePurpose, define, admin_),
+        IsOk());
+    cv1::PublishNoticeRequest notice;
+    notice.set_purpose_id("newsletter");
+    notice.set_language("en");
+    notice.set_text("We send a newsletter once a month.");
+    CRM_ASSERT_OK_AND_ASSIGN(
+        cv1::PublishNoticeResponse published,
+        crm::testing::UnaryCall(*consent_stub_, &cv1::Consent::Stub::PublishNotice, notice,
+                                admin_));
+    notice_ = published.version();
+  }
+
+  template <typename Req, typename Resp>
+  absl::StatusOr<Resp> Call(grpc::Status (Stub::*rpc)(grpc::ClientContext*, const Req&, Resp*),
+                            const Req& request, const std::string& token) {
+    return crm::testing::UnaryCall(*stub_, rpc, request, token);
+  }
+
+  absl::StatusOr<v1::MailingList> CreateList(const std::string& id, v1::OptIn opt_in,
+                                             const std::string& purpose = "newsletter") {
+    v1::CreateListRequest req;
+    req.mutable_list()->set_list_id(id);
+    req.mutable_list()->set_purpose_id(purpose);
+    req.mutable_list()->set_opt_in(opt_in);
+    req.mutable_list()->set_description("News for customers");
+    CRM_ASSIGN_OR_RETURN(v1::CreateListResponse r, Call(&Stub::CreateList, req, admin_));
+    return r.list();
+  }
+
+  absl::StatusOr<v1::SubscribeResponse> Subscribe(const std::string& list,
+                                                  const std::string& subject) {
+    v1::SubscribeRequest req;
+    req.set_list_id(list);
+    req.set_subject_id(subject);
+    req.set_source("shop");
+    req.set_notice_version(notice_);
+    req.set_source_address("203.0.113.9");
+    return Call(&Stub::Subscribe, req, shop_);
+  }
+
+  absl::StatusOr<cv1::Reason> ConsentReason(const std::string& subject) {
+    cv1::CheckRequest req;
+    req.set_subject_id(subject);
+    req.set_purpose_id("newsletter");
+    CRM_ASSIGN_OR_RETURN(
+        cv1::CheckResponse r,
+        crm::testing::UnaryCall(*consent_stub_, &cv1::Consent::Stub::Check, req, admin_));
+    return r.decision().reason();
+  }
+
+  absl::StatusOr<v1::Template> PutTemplate(const std::string& id, const std::string& subject) {
+    v1::PutTemplateRequest req;
+    req.mutable_template_()->set_template_id(id);
+    req.mutable_template_()->set_subject(subject);
+    req.mutable_template_()->set_text_body("Hello {{first_name}}, see our news.");
+    req.mutable_template_()->set_html_body("<p>Hello {{first_name}}</p>");
+    CRM_ASSIGN_OR_RETURN(v1::PutTemplateResponse r, Call(&Stub::PutTemplate, req, admin_));
+    return r.template_();
+  }
+
+  absl::StatusOr<v1::Campaign> CreateCampaign(const std::string& list, const std::string& tmpl) {
+    v1::CreateCampaignRequest req;
+    req.mutable_campaign()->set_name("Spring news");
+    req.mutable_campaign()->set_list_id(list);
+    req.mutable_campaign()->set_template_id(tmpl);
+    CRM_ASSIGN_OR_RETURN(v1::CreateCampaignResponse r, Call(&Stub::CreateCampaign, req, admin_));
+    return r.campaign();
+  }
+
+  absl::StatusOr<v1::Campaign> Change(grpc::Status (Stub::*rpc)(grpc::ClientContext*,
+                                                                const v1::CampaignRequest&,
+                                                                v1::CampaignResponse*),
+                                      const std::string& campaign_id) {
+    v1::CampaignRequest req;
+    req.set_campaign_id(campaign_id);
+    CRM_ASSIGN_OR_RETURN(v1::CampaignResponse r, Call(rpc, req, admin_));
+    return r.campaign();
+  }
+
+  std::unique_ptr<crm::testing::ApiTestBed> bed_;
+  std::optional<crypto::KeyRing> ring_;
+  crm::testing::MigratedDatabase consent_db_;
+  std::unique_ptr<outbox::Writer> consent_audit_;
+  std::unique_ptr<consent::ConsentService> consent_;
+  std::unique_ptr<rpc::ServerRunner> consent_server_;
+  std::unique_ptr<cv1::Consent::Stub> consent_stub_;
+  std::unique_ptr<GrpcConsentGate> gate_;
+  crm::testing::MigratedDatabase db_;
+  std::unique_ptr<outbox::Writer> audit_;
+  std::optional<LinkTokens> tokens_;
+  std::unique_ptr<MailingService> service_;
+  std::unique_ptr<rpc::ServerRunner> server_;
+  std::unique_ptr<Stub> stub_;
+  std::unique_ptr<Stub> gateway_;
+  std::string admin_, shop_, notice_;
+};
+
+TEST_F(MailingServiceTest, ListsNeedAKnownPurposeAndAManager) {
+  CRM_ASSERT_OK_AND_ASSIGN(v1::MailingList list, CreateList("news.en", v1::OPT_IN_SINGLE));
+  EXPECT_EQ(list.purpose_id(), "newsletter");
+  EXPECT_THAT(CreateList("news.en", v1::OPT_IN_SINGLE),
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("list.list_id")));
+  EXPECT_THAT(CreateList("other", v1::OPT_IN_SINGLE, "no-such-purpose"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("list.purpose_id")));
+  EXPECT_THAT(CreateList("Bad Id", v1::OPT_IN_SINGLE),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("list.list_id")));
+  EXPECT_THAT(CreateList("other", v1::OPT_IN_UNSPECIFIED),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("list.opt_in")));
+  v1::CreateListRequest req;
+  req.mutable_list()->set_list_id("by-shop");
+  req.mutable_list()->set_purpose_id("newsletter");
+  req.mutable_list()->set_opt_in(v1::OPT_IN_SINGLE);
+  EXPECT_THAT(Call(&Stub::CreateList, req, shop_),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("mailing.manage")));
+  EXPECT_THAT(Call(&Stub::CreateList, req, ""), StatusIs(absl::StatusCode::kUnauthenticated));
+}
+
+TEST_F(MailingServiceTest, SingleOptInGrantsConsentAndTheUnsubscribeLinkWithdrawsIt) {
+  ASSERT_THAT(CreateList("news", v1::OPT_IN_SINGLE), IsOk());
+  const std::string subject = base::NewUuid();
+  EXPECT_THAT(ConsentReason(subject), testing::IsOkAndHolds(cv1::REASON_NO_RECORD));
+  CRM_ASSERT_OK_AND_ASSIGN(v1::SubscribeResponse sub, Subscribe("news", subject));
+  EXPECT_TRUE(sub.changed());
+  EXPECT_EQ(sub.subscription().state(), v1::SUBSCRIPTION_STATE_ACTIVE);
+  EXPECT_THAT(ConsentReason(subject), testing::IsOkAndHolds(cv1::REASON_GRANTED));
+  CRM_ASSERT_OK_AND_ASSIGN(sub, Subscribe("news", subject));
+  EXPECT_FALSE(sub.changed());
+
+  // Bad input, named.
+  EXPECT_THAT(Subscribe("nope", subject),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("list_id")));
+  EXPECT_THAT(Subscribe("news", "not-a-uuid"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("subject_id")));
+  v1::SubscribeRequest no_notice;
+  no_notice.set_list_id("news");
+  no_notice.set_subject_id(base::NewUuid());
+  no_notice.set_source("shop");
+  EXPECT_THAT(Call(&Stub::Subscribe, no_notice, shop_),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("notice_version")));
+  no_notice.set_notice_version(std::string(64, 'a'));  // never published: consent refuses
+  EXPECT_THAT(Call(&Stub::Subscribe, no_notice, shop_),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("consent:")));
+
+  // The link in a mail: only the gateway may present it; forged ones fail.
+  v1::UnsubscribeRequest unsub;
+  unsub.set_token(tokens_->Issue(TokenKind::kUnsubscribe, subject, "news", bed_->clock().Now()));
+  EXPECT_THAT(Call(&Stub::Unsubscribe, unsub, shop_),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  v1::UnsubscribeRequest forged = unsub;
+  forged.set_token(tokens_->Issue(TokenKind::kConfirm, subject, "news", bed_->clock().Now()));
+  EXPECT_THAT(crm::testing::UnaryCall(*gateway_, &Stub::Unsubscribe, forged),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("token")));
+  CRM_ASSERT_OK_AND_ASSIGN(v1::UnsubscribeResponse done,
+                           crm::testing::UnaryCall(*gateway_, &Stub::Unsubscribe, unsub));
+  EXPECT_TRUE(done.changed());
+  EXPECT_EQ(done.list_id(), "news");
+  EXPECT_THAT(ConsentReason(subject), testing::IsOkAndHolds(cv1::REASON_WITHDRAWN));
+  CRM_ASSERT_OK_AND_ASSIGN(done, crm::testing::UnaryCall(*gateway_, &Stub::Unsubscribe, unsub));
+  EXPECT_FALSE(done.changed());
+  v1::ListSubscriptionsRequest list_req;
+  list_req.set_list_id("news");
+  CRM_ASSERT_OK_AND_ASSIGN(v1::ListSubscriptionsResponse subs,
+                           Call(&Stub::ListSubscriptions, list_req, admin_));
+  ASSERT_THAT(subs.subscriptions(), SizeIs(1));
+  EXPECT_EQ(subs.subscriptions(0).state(), v1::SUBSCRIPTION_STATE_UNSUBSCRIBED);
+  EXPECT_TRUE(subs.subscriptions(0).has_ended_at());
+  // Subscribing again is a new consent.
+  CRM_ASSERT_OK_AND_ASSIGN(sub, Subscribe("news", subject));
+  EXPECT_TRUE(sub.changed());
+  EXPECT_THAT(ConsentReason(subject), testing::IsOkAndHolds(cv1::REASON_GRANTED));
+}
+
+TEST_F(MailingServiceTest, DoubleOptInRecordsConsentOnlyWhenTheLinkIsFollowed) {
+  ASSERT_THAT(CreateList("digest", v1::OPT_IN_DOUBLE), IsOk());
+  const std::string subject = base::NewUuid();
+  CRM_ASSERT_OK_AND_ASSIGN(v1::SubscribeResponse sub, Subscribe("digest", subject));
+  EXPECT_EQ(sub.subscription().state(), v1::SUBSCRIPTION_STATE_PENDING);
+  EXPECT_THAT(ConsentReason(subject), testing::IsOkAndHolds(cv1::REASON_NO_RECORD));
+
+  v1::ConfirmSubscriptionRequest confirm;
+  // A link older than the 72 h it is valid for.
+  confirm.set_token(tokens_->Issue(TokenKind::kConfirm, subject, "digest",
+                                   bed_->clock().Now() - absl::Hours(73)));
+  confirm.set_source_address("198.51.100.4");
+  EXPECT_THAT(crm::testing::UnaryCall(*gateway_, &Stub::ConfirmSubscription, confirm),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("expired")));
+  confirm.set_token(tokens_->Issue(TokenKind::kConfirm, subject, "digest", bed_->clock().Now()));
+  CRM_ASSERT_OK_AND_ASSIGN(v1::ConfirmSubscriptionResponse confirmed,
+                           crm::testing::UnaryCall(*gateway_, &Stub::ConfirmSubscription, confirm));
+  EXPECT_EQ(confirmed.subscription().state(), v1::SUBSCRIPTION_STATE_ACTIVE);
+  EXPECT_THAT(ConsentReason(subject), testing::IsOkAndHolds(cv1::REASON_GRANTED));
+  // Following the link twice is harmless; a link for nobody pending is refused.
+  EXPECT_THAT(crm::testing::UnaryCall(*gateway_, &Stub::ConfirmSubscription, confirm), IsOk());
+  confirm.set_token(
+      tokens_->Issue(TokenKind::kConfirm, base::NewUuid(), "digest", bed_->clock().Now()));
+  EXPECT_THAT(crm::testing::UnaryCall(*gateway_, &Stub::ConfirmSubscription, confirm),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+TEST_F(MailingServiceTest, TemplatesAreVersionedAndCampaignsFollowTheirStates) {
+  ASSERT_THAT(CreateList("news", v1::OPT_IN_SINGLE), IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Template t1, PutTemplate("spring", "Spring news"));
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Template t2, PutTemplate("spring", "Spring news, again"));
+  EXPECT_EQ(t1.version(), 1);
+  EXPECT_EQ(t2.version(), 2);
+  v1::PutTemplateRequest bad;
+  bad.mutable_template_()->set_template_id("spring");
+  bad.mutable_template_()->set_subject("Hi");
+  bad.mutable_template_()->set_text_body("Your password is {{password}}");
+  EXPECT_THAT(Call(&Stub::PutTemplate, bad, admin_),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("template.text_body: unknown placeholder {{password}}")));
+  v1::GetTemplateRequest get;
+  get.set_template_id("spring");
+  get.set_version(1);
+  CRM_ASSERT_OK_AND_ASSIGN(v1::GetTemplateResponse got, Call(&Stub::GetTemplate, get, admin_));
+  EXPECT_EQ(got.template_().subject(), "Spring news");
+
+  EXPECT_THAT(CreateCampaign("nope", "spring"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("campaign.list_id")));
+  EXPECT_THAT(CreateCampaign("news", "nope"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("campaign.template_id")));
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Campaign c, CreateCampaign("news", "spring"));
+  EXPECT_EQ(c.state(), v1::CAMPAIGN_STATE_DRAFT);
+  EXPECT_EQ(c.template_version(), 2);  // the newest, pinned
+  EXPECT_THAT(Change(&Stub::PauseCampaign, c.campaign_id()),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("DRAFT")));
+  v1::ScheduleCampaignRequest schedule;
+  schedule.set_campaign_id(c.campaign_id());
+  schedule.mutable_send_at()->set_seconds(absl::ToUnixSeconds(bed_->clock().Now()) + 3600);
+  CRM_ASSERT_OK_AND_ASSIGN(v1::ScheduleCampaignResponse scheduled,
+                           Call(&Stub::ScheduleCampaign, schedule, admin_));
+  EXPECT_EQ(scheduled.campaign().state(), v1::CAMPAIGN_STATE_SCHEDULED);
+  EXPECT_THAT(Call(&Stub::ScheduleCampaign, schedule, admin_),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Campaign paused, Change(&Stub::PauseCampaign, c.campaign_id()));
+  EXPECT_EQ(paused.state(), v1::CAMPAIGN_STATE_PAUSED);
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Campaign resumed, Change(&Stub::ResumeCampaign, c.campaign_id()));
+  EXPECT_EQ(resumed.state(), v1::CAMPAIGN_STATE_SCHEDULED);
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Campaign cancelled, Change(&Stub::CancelCampaign, c.campaign_id()));
+  EXPECT_EQ(cancelled.state(), v1::CAMPAIGN_STATE_CANCELLED);
+  EXPECT_THAT(Change(&Stub::ResumeCampaign, c.campaign_id()),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(Change(&Stub::GetCampaign, base::NewUuid()), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(Change(&Stub::GetCampaign, "x"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("campaign_id")));
+}
+
+// The queue under the sender: a started campaign queues each active
+// subscriber once; two workers never claim the same row; a crashed worker's
+// rows come back after the lease; counts follow.
+TEST_F(MailingServiceTest, TheQueueHoldsEachRecipientOnceAndWorkersShareIt) {
+  ASSERT_THAT(CreateList("news", v1::OPT_IN_SINGLE), IsOk());
+  std::vector<std::string> subjects;
+  for (int i = 0; i < 5; ++i) {
+    subjects.push_back(base::NewUuid());
+    ASSERT_THAT(Subscribe("news", subjects.back()), IsOk());
+  }
+  v1::UnsubscribeRequest unsub;
+  unsub.set_token(
+      tokens_->Issue(TokenKind::kUnsubscribe, subjects[4], "news", bed_->clock().Now()));
+  ASSERT_THAT(crm::testing::UnaryCall(*gateway_, &Stub::Unsubscribe, unsub), IsOk());
+  ASSERT_THAT(PutTemplate("spring", "Spring"), IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Campaign c, CreateCampaign("news", "spring"));
+  v1::ScheduleCampaignRequest schedule;
+  schedule.set_campaign_id(c.campaign_id());
+  ASSERT_THAT(Call(&Stub::ScheduleCampaign, schedule, admin_), IsOk());
+
+  const absl::Time now = bed_->clock().Now();
+  auto in_tx = [&](auto fn) { return db_.pool->Transact([&](pqxx::work& tx) { return fn(tx); }); };
+  std::vector<std::string> started;
+  ASSERT_THAT(in_tx([&](pqxx::work& tx) -> absl::Status {
+                CRM_ASSIGN_OR_RETURN(started, MailingStore::StartDueCampaigns(tx, now));
+                return absl::OkStatus();
+              }),
+              IsOk());
+  ASSERT_THAT(started, SizeIs(1));
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Campaign sending, Change(&Stub::GetCampaign, c.campaign_id()));
+  EXPECT_EQ(sending.state(), v1::CAMPAIGN_STATE_SENDING);
+  EXPECT_EQ(sending.counts().queued(), 4);  // the unsubscribed one is not queued
+
+  // Two workers at once: disjoint claims.
+  std::vector<Claimed> first, second;
+  ASSERT_THAT(db_.pool->Transact([&](pqxx::work& a) -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(first, MailingStore::Claim(a, 3, absl::Minutes(5), now));
+    return db_.pool->Transact([&](pqxx::work& b) -> absl::Status {
+      CRM_ASSIGN_OR_RETURN(second, MailingStore::Claim(b, 3, absl::Minutes(5), now));
+      return absl::OkStatus();
+    });
+  }),
+              IsOk());
+  ASSERT_THAT(first, SizeIs(3));
+  ASSERT_THAT(second, SizeIs(1));
+  EXPECT_EQ(first[0].purpose_id, "newsletter");
+  EXPECT_EQ(first[0].template_version, 1);
+  for (const Claimed& a : first) EXPECT_NE(a.message_id, second[0].message_id);
+  // Leased: nothing more to claim until the lease runs out (a crashed worker).
+  std::vector<Claimed> none, again;
+  ASSERT_THAT(in_tx([&](pqxx::work& tx) -> absl::Status {
+                CRM_ASSIGN_OR_RETURN(none, MailingStore::Claim(tx, 10, absl::Minutes(5), now));
+                return absl::OkStatus();
+              }),
+              IsOk());
+  EXPECT_THAT(none, SizeIs(0));
+  ASSERT_THAT(in_tx([&](pqxx::work& tx) -> absl::Status {
+                CRM_ASSIGN_OR_RETURN(
+                    again, MailingStore::Claim(tx, 10, absl::Minutes(5), now + absl::Minutes(6)));
+                return absl::OkStatus();
+              }),
+              IsOk());
+  ASSERT_THAT(again, SizeIs(4));
+  EXPECT_EQ(again[0].attempts, 2);
+
+  // Results: sent, skipped, failed, and one retried later.
+  ASSERT_THAT(
+      in_tx([&](pqxx::work& tx) -> absl::Status {
+        CRM_RETURN_IF_ERROR(MailingStore::Finish(tx, again[0].message_id, SendState::kSent, now));
+        CRM_RETURN_IF_ERROR(
+            MailingStore::Finish(tx, again[1].message_id, SendState::kSkippedConsent, now));
+        CRM_RETURN_IF_ERROR(MailingStore::Finish(tx, again[2].message_id, SendState::kFailed, now,
+                                                 "550 permanent"));
+        CRM_RETURN_IF_ERROR(MailingStore::Finish(tx, again[3].message_id, SendState::kQueued, now,
+                                                 "451 temporary", now + absl::Minutes(1)));
+        return MailingStore::CompleteCampaigns(tx);
+      }),
+      IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Campaign counted, Change(&Stub::GetCampaign, c.campaign_id()));
+  EXPECT_EQ(counted.state(), v1::CAMPAIGN_STATE_SENDING);  // one still queued
+  EXPECT_EQ(counted.counts().sent(), 1);
+  EXPECT_EQ(counted.counts().skipped_consent(), 1);
+  EXPECT_EQ(counted.counts().failed(), 1);
+  EXPECT_EQ(counted.counts().queued(), 1);
+  // Starting again adds nobody twice.
+  ASSERT_THAT(in_tx([&](pqxx::work& tx) -> absl::Status {
+                CRM_RETURN_IF_ERROR(MailingStore::SetCampaignState(tx, c.campaign_id(),
+                                                                   v1::CAMPAIGN_STATE_SCHEDULED));
+                return MailingStore::StartDueCampaigns(tx, now).status();
+              }),
+              IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(counted, Change(&Stub::GetCampaign, c.campaign_id()));
+  EXPECT_EQ(counted.counts().queued() + counted.counts().sent() + counted.counts().failed() +
+                counted.counts().skipped_consent(),
+            4);
+  // The unsubscribe link of a sent message counts against its campaign.
+  unsub.set_token(tokens_->Issue(TokenKind::kUnsubscribe, again[0].subject_id, "news", now));
+  ASSERT_THAT(crm::testing::UnaryCall(*gateway_, &Stub::Unsubscribe, unsub), IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(counted, Change(&Stub::GetCampaign, c.campaign_id()));
+  EXPECT_EQ(counted.counts().unsubscribed(), 1);
+  // The last one sent: the campaign is done.
+  ASSERT_THAT(
+      in_tx([&](pqxx::work& tx) -> absl::Status {
+        CRM_RETURN_IF_ERROR(MailingStore::Finish(tx, again[3].message_id, SendState::kSent, now));
+        return MailingStore::CompleteCampaigns(tx);
+      }),
+      IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(counted, Change(&Stub::GetCampaign, c.campaign_id()));
+  EXPECT_EQ(counted.state(), v1::CAMPAIGN_STATE_DONE);
+}
+
+}  // namespace
+}  // namespace crm::mailing
