@@ -9,21 +9,14 @@
 // Waits are bounded polls for a process to come up or exit; ports are free
 // ports of 127.0.0.1 picked by the test, so the test also sees the binary
 // honour its listen settings.
-#include <arpa/inet.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
 #include <httplib.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <stdlib.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -32,11 +25,9 @@
 #include <vector>
 
 #include "absl/random/random.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "libs/base/clock.h"
 #include "libs/pg/pool.h"
@@ -47,6 +38,7 @@
 #include "libs/testing/status_matchers.h"
 #include "libs/testing/subprocess.h"
 #include "libs/testing/test_env.h"
+#include "tests/system/service_processes.h"
 
 namespace crm::system_test {
 namespace {
@@ -66,70 +58,9 @@ using ::crm::testing::TestEnv;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// How long a process may take to come up or to exit. Generous for the
-// sanitizer build; never waited for in full unless something is wrong.
-constexpr absl::Duration kProcessBound = absl::Seconds(30);
 // shutdown_grace given to every service; nothing is in flight at SIGTERM, so
 // the exit comes well within it (plus civetweb's up to 2 s to stop).
 constexpr absl::Duration kShutdownGrace = absl::Seconds(10);
-
-const std::map<std::string, std::string>& Binaries() {
-  static const auto* binaries = new std::map<std::string, std::string>{
-      {"identity", CRM_IDENTITY_BINARY}, {"contacts", CRM_CONTACTS_BINARY},
-      {"consent", CRM_CONSENT_BINARY},   {"audit", CRM_AUDIT_BINARY},
-      {"mailing", CRM_MAILING_BINARY},   {"erasure", CRM_ERASURE_BINARY},
-      {"gateway", CRM_GATEWAY_BINARY},
-  };
-  return *binaries;
-}
-
-// A port of 127.0.0.1 that was free a moment ago (bound to 0, then closed).
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = -1;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "crm_system.XXXXXX").string();
-    if (mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-void WriteFile(const std::string& path, absl::string_view content) {
-  std::ofstream out(path, std::ios::trunc);
-  out << content;
-  ASSERT_TRUE(out.good()) << path;
-}
-
-// The log line (one JSON object) whose event is `event`, if any.
-std::optional<std::string> LogLine(const std::string& output, absl::string_view event) {
-  const std::string needle = absl::StrCat("\"event\":\"", event, "\"");
-  for (absl::string_view line : absl::StrSplit(output, '\n')) {
-    if (absl::StrContains(line, needle)) return std::string(line);
-  }
-  return std::nullopt;
-}
 
 // A process of a sanitizer build reports what it found on stderr.
 void ExpectNoSanitizerReport(const std::string& output) {
@@ -175,7 +106,7 @@ class SystemTestBase : public ::testing::Test {
                                     const std::map<std::string, std::string>& env,
                                     const std::vector<std::string>& flags = {}) {
     Subprocess::Options options;
-    options.args = {Binaries().at(service)};
+    options.args = {Binary(service)};
     options.args.insert(options.args.end(), flags.begin(), flags.end());
     options.env = env;
     options.output_file = absl::StrCat(dir_.path(), "/", service, "_", ++starts_, ".log");
@@ -230,8 +161,13 @@ class GrpcServiceTest : public SystemTestBase, public ::testing::WithParamInterf
       ++own_migrations_;
     }
     probe_file_ = absl::StrFormat("%04d_system_probe.sql", own_migrations_ + 1);
-    WriteFile(migrations_dir_ + "/" + probe_file_, MigrationsSql("system_probe"));
-    if (NeedsKeysAndRedis()) WriteKeysAndRedisPassword();
+    ASSERT_THAT(WriteFile(migrations_dir_ + "/" + probe_file_, MigrationsSql("system_probe")),
+                IsOk());
+    if (NeedsKeysAndRedis(service())) {
+      CRM_ASSERT_OK_AND_ASSIGN(TestEnv test_env, TestEnv::Load());
+      redis_ = test_env.redis();
+      ASSERT_THAT(WriteServiceSecrets(dir_.path(), redis_), IsOk());
+    }
     grpc_port_ = FreePort();
     metrics_port_ = FreePort();
     ASSERT_GT(grpc_port_, 0);
@@ -242,56 +178,15 @@ class GrpcServiceTest : public SystemTestBase, public ::testing::WithParamInterf
 
   // A complete, valid configuration but for db_url.
   std::map<std::string, std::string> Env(const std::string& db_url) const {
-    const rpc::TlsFiles tls = g_pki->Files(service());
-    std::map<std::string, std::string> env = {
-        {"CRM_GRPC_LISTEN", absl::StrCat("127.0.0.1:", grpc_port_)},
-        {"CRM_METRICS_LISTEN", absl::StrCat("127.0.0.1:", metrics_port_)},
-        {"CRM_TLS_CERT", tls.cert_file},
-        {"CRM_TLS_KEY", tls.key_file},
-        {"CRM_TLS_CA", tls.ca_file},
-        {"CRM_DB_URL", db_url},
-        {"CRM_MIGRATIONS_DIR", migrations_dir_},
-        {"CRM_LOG_LEVEL", "info"},
-        {"CRM_SHUTDOWN_GRACE", absl::FormatDuration(kShutdownGrace)},
-    };
-    if (NeedsKeysAndRedis()) {
-      env.insert({{"CRM_REDIS_ADDR", absl::StrCat(redis_.host, ":", redis_.port)},
-                  {"CRM_REDIS_PASSWORD_FILE", dir_.path() + "/redis_password"},
-                  {"CRM_KEK_FILE", dir_.path() + "/kek.keys"}});
-    }
-    if (service() == "identity" || service() == "contacts" || service() == "consent") {
-      env.insert({"CRM_BLIND_INDEX_KEY_FILE", dir_.path() + "/index.key"});
-    }
-    if (service() == "audit" || service() == "contacts" || service() == "consent") {
-      env.insert({"CRM_KEY_WAIT", "0s"});  // no identity runs here
-    }
-    if (service() == "identity") {
-      env.insert({{"CRM_ARGON2_MEMORY_KIB", "1024"}, {"CRM_ARGON2_ITERATIONS", "1"}});
-    }
-    return env;
-  }
-
-  // The services that hold keys and verify tokens (Redis revocation set).
-  bool NeedsKeysAndRedis() const {
-    return service() == "identity" || service() == "audit" || service() == "contacts" ||
-           service() == "consent";
-  }
-
-  // Key files (mode 0600) and the shared Redis's password.
-  void WriteKeysAndRedisPassword() {
-    CRM_ASSERT_OK_AND_ASSIGN(TestEnv test_env, TestEnv::Load());
-    redis_ = test_env.redis();
-    const std::string key_line = absl::StrCat("1 ", absl::Base64Escape(std::string(32, 'k')), "\n");
-    const std::string index_line =
-        absl::StrCat("1 ", absl::Base64Escape(std::string(32, 'i')), "\n");
-    for (const auto& [name, content] :
-         std::vector<std::pair<std::string, std::string>>{{"kek.keys", key_line},
-                                                          {"index.key", index_line},
-                                                          {"redis_password", redis_.password}}) {
-      const std::string path = dir_.path() + "/" + name;
-      WriteFile(path, content);
-      ASSERT_EQ(chmod(path.c_str(), 0600), 0) << path;
-    }
+    return ServiceEnv({.service = service(),
+                       .tls = g_pki->Files(service()),
+                       .grpc_port = grpc_port_,
+                       .metrics_port = metrics_port_,
+                       .db_url = db_url,
+                       .migrations_dir = migrations_dir_,
+                       .secrets_dir = dir_.path(),
+                       .redis = redis_,
+                       .shutdown_grace = kShutdownGrace});
   }
 
   // A db_url to a port nobody listens on, with a password the output must
@@ -318,15 +213,7 @@ class GrpcServiceTest : public SystemTestBase, public ::testing::WithParamInterf
     std::unique_ptr<Subprocess> process = Start(service(), Env(db.conninfo()));
     if (process == nullptr) return nullptr;
     EXPECT_TRUE(WaitForLog(*process, "service.started")) << process->Output();
-    auto channel = Channel(g_pki->Files("operator"));
-    absl::StatusOr<int> health;
-    EXPECT_TRUE(PollUntil(
-        [&] {
-          health = GrpcHealthCheck(channel);
-          return health.ok() || !process->Running();
-        },
-        kProcessBound));
-    EXPECT_THAT(health, IsOkAndHolds(kHealthServing)) << process->Output();
+    EXPECT_THAT(WaitUntilServing(*process, Channel(g_pki->Files("operator"))), IsOk());
     return process;
   }
 
@@ -398,7 +285,7 @@ TEST_P(GrpcServiceTest, BadSettingStopsStartupWithExitCode2NamingIt) {
       {{{"CRM_DB_URL", ""}}, {}, "db_url"},
       {{}, {"--no_such_flag=1"}, "--no_such_flag"},
   };
-  if (NeedsKeysAndRedis()) {
+  if (NeedsKeysAndRedis(service())) {
     cases.push_back({{{"CRM_KEK_FILE", ""}}, {}, "kek_file"});
     cases.push_back({{{"CRM_REDIS_ADDR", "redis"}}, {}, "redis_addr"});
   }
@@ -462,7 +349,8 @@ TEST_P(ContactsServiceTest, EditedAppliedMigrationStopsStartupNamingTheFile) {
   ASSERT_NE(first, nullptr);
   StopCleanly(*first);
 
-  WriteFile(migrations_dir_ + "/" + probe_file_, MigrationsSql("system_probe_edited"));
+  ASSERT_THAT(WriteFile(migrations_dir_ + "/" + probe_file_, MigrationsSql("system_probe_edited")),
+              IsOk());
   std::unique_ptr<Subprocess> second = Start(service(), Env(db->conninfo()));
   ASSERT_NE(second, nullptr);
   const ExitStatus exit = WaitForFailedStart(*second);

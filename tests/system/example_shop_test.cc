@@ -1,0 +1,365 @@
+// System test of the example shop (tools/example_shop, docs/integration.md,
+// issue 6): the real identity, contacts and consent binaries run as processes
+// on fresh databases of the shared test PostgreSQL and the shared Redis, with
+// mutual TLS from a throwaway PKI (clients operator, shop, clerk, stranger).
+// The bootstrap administrator logs in with the real crmctl and runs
+// tools/example_shop/setup, as `tools/dev example` does; then the
+// crm-example-shop binary runs the guide's steps, and its exit code and
+// outcome lines are checked, along with what it left in consent's ledger.
+//
+// The processes are started once for the suite (Argon2, migrations and
+// key fetches are what take time); each test uses its own customer.
+#include <signal.h>
+
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "libs/base/status_macros.h"
+#include "libs/pki/pki.h"
+#include "libs/rpc/channel.h"
+#include "libs/rpc/testing/test_pki.h"
+#include "libs/testing/pg_test_database.h"
+#include "libs/testing/status_matchers.h"
+#include "libs/testing/subprocess.h"
+#include "libs/testing/test_env.h"
+#include "tests/system/service_processes.h"
+
+namespace crm::system_test {
+namespace {
+
+using ::crm::rpc::testing::TestPki;
+using ::crm::testing::ExitStatus;
+using ::crm::testing::IsOk;
+using ::crm::testing::PgTestDatabase;
+using ::crm::testing::Subprocess;
+using ::crm::testing::TestEnv;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kAdminPassword[] = "example shop test: blue kettle 42 sings";
+// A command (crmctl, the set-up script with its crmctl calls, the example)
+// finishes well within this; only waited for in full when one hangs.
+constexpr absl::Duration kCommandBound = absl::Seconds(60);
+
+// What a command did: how it ended and its stdout and stderr, interleaved.
+struct Outcome {
+  ExitStatus exit;
+  std::string output;
+};
+
+// Identity, contacts and consent as processes, the administrator's crmctl
+// session, and the first run of the set-up script.
+struct Stack {
+  TempDir dir;
+  std::unique_ptr<TestPki> pki;
+  std::vector<std::unique_ptr<PgTestDatabase>> dbs;
+  std::map<std::string, int> ports;
+  std::vector<std::unique_ptr<Subprocess>> services;
+  int commands = 0;
+  Outcome first_setup;
+
+  std::string Addr(const std::string& service) {
+    return absl::StrCat("127.0.0.1:", ports[service]);
+  }
+
+  // Runs `args` to its end with `env` plus what crmctl needs (the services'
+  // addresses, the operator certificate, the session file).
+  Outcome Run(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+    env.insert({{"CRM_PKI_DIR", pki->dir()},
+                {"CRMCTL_IDENTITY_ADDR", Addr("identity")},
+                {"CRMCTL_CONTACTS_ADDR", Addr("contacts")},
+                {"CRMCTL_CONSENT_ADDR", Addr("consent")},
+                {"CRMCTL_SESSION_FILE", dir.path() + "/crmctl_session"},
+                {"CRMCTL", CRMCTL_BINARY}});
+    Subprocess::Options options;
+    options.args = std::move(args);
+    options.env = std::move(env);
+    options.output_file = absl::StrCat(dir.path(), "/command_", ++commands, ".log");
+    Outcome outcome;
+    absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Start(options);
+    if (!process.ok()) {
+      outcome.output = std::string(process.status().message());
+      return outcome;
+    }
+    absl::StatusOr<ExitStatus> exit = (*process)->WaitForExit(kCommandBound);
+    outcome.output = (*process)->Output();
+    if (exit.ok()) outcome.exit = *exit;
+    return outcome;
+  }
+
+  // crm-example-shop with the shop's certificate (or `as`'s) and `flags`.
+  Outcome RunExample(std::vector<std::string> flags, const std::string& as = "shop") {
+    const rpc::TlsFiles tls = pki->Files(as);
+    std::vector<std::string> args = {
+        CRM_EXAMPLE_SHOP_BINARY,
+        absl::StrCat("--identity_addr=", Addr("identity")),
+        absl::StrCat("--contacts_addr=", Addr("contacts")),
+        absl::StrCat("--consent_addr=", Addr("consent")),
+        absl::StrCat("--tls_cert=", tls.cert_file),
+        absl::StrCat("--tls_key=", tls.key_file),
+        absl::StrCat("--tls_ca=", tls.ca_file),
+    };
+    args.insert(args.end(), flags.begin(), flags.end());
+    return Run(args);
+  }
+
+  Outcome RunSetup() {
+    return Run({absl::StrCat(std::getenv("CRMTEST_SOURCE_DIR"), "/tools/example_shop/setup")});
+  }
+
+  // `crmctl ARGS...` with the administrator's session.
+  Outcome Crmctl(const std::vector<std::string>& args) {
+    std::vector<std::string> all = {CRMCTL_BINARY};
+    all.insert(all.end(), args.begin(), args.end());
+    return Run(all);
+  }
+
+  // `crmctl COMMAND --password-stdin` reading `first` and `second` (if not
+  // empty) as lines of its stdin.
+  Outcome CrmctlWithInput(const std::string& command, const std::string& first,
+                          const std::string& second = "") {
+    return Run({"/bin/bash", "-c",
+                absl::StrCat("printf '%s\\n' \"$FIRST\" ", second.empty() ? "" : "\"$SECOND\" ",
+                             "| \"$CRMCTL\" ", command, " --password-stdin")},
+               {{"FIRST", first}, {"SECOND", second}});
+  }
+
+  absl::Status Start(const std::string& service, std::map<std::string, std::string> extra_env) {
+    auto db = PgTestDatabase::Create(service);
+    if (!db.ok()) return db.status();
+    CRM_ASSIGN_OR_RETURN(TestEnv env, TestEnv::Load());
+    std::map<std::string, std::string> vars =
+        ServiceEnv({.service = service,
+                    .tls = pki->Files(service),
+                    .grpc_port = ports[service],
+                    .metrics_port = FreePort(),
+                    .db_url = (*db)->conninfo(),
+                    .migrations_dir = absl::StrCat(std::getenv("CRMTEST_SOURCE_DIR"), "/services/",
+                                                   service, "/migrations"),
+                    .secrets_dir = dir.path(),
+                    .redis = env.redis(),
+                    .identity_addr = service == "identity" ? "" : Addr("identity")});
+    vars.merge(extra_env);
+    dbs.push_back(*std::move(db));
+    Subprocess::Options options;
+    options.args = {Binary(service)};
+    options.env = vars;
+    options.output_file = absl::StrCat(dir.path(), "/", service, ".log");
+    CRM_ASSIGN_OR_RETURN(std::unique_ptr<Subprocess> process, Subprocess::Start(options));
+    rpc::ChannelConfig config;
+    config.target = Addr(service);
+    config.tls = pki->Files("operator");
+    config.expected_server = service;
+    config.max_attempts = 1;
+    CRM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, rpc::MakeChannel(config));
+    CRM_RETURN_IF_ERROR(WaitUntilServing(*process, channel));
+    services.push_back(std::move(process));
+    return absl::OkStatus();
+  }
+};
+
+Stack* g_stack = nullptr;
+
+// The subject id the example printed ("... subject <id>"), or "".
+std::string SubjectOf(const std::string& output) {
+  constexpr absl::string_view kMarker = "subject ";
+  for (absl::string_view line : absl::StrSplit(output, '\n')) {
+    if (!absl::StartsWith(line, "2. customer:")) continue;
+    const size_t at = line.rfind(kMarker);
+    if (at != absl::string_view::npos) return std::string(line.substr(at + kMarker.size()));
+  }
+  return "";
+}
+
+// Whether `output` holds each of `parts` as substrings in this order.
+bool InOrder(const std::string& output, const std::vector<std::string>& parts) {
+  size_t from = 0;
+  for (const std::string& part : parts) {
+    const size_t at = output.find(part, from);
+    if (at == std::string::npos) return false;
+    from = at + part.size();
+  }
+  return true;
+}
+
+class ExampleShopTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto stack = std::make_unique<Stack>();
+    ASSERT_FALSE(stack->dir.path().empty());
+    auto pki = TestPki::Create(
+        {"identity", "contacts", "consent", "operator", "shop", "clerk", "stranger"});
+    ASSERT_THAT(pki, IsOk());
+    stack->pki = std::make_unique<TestPki>(*std::move(pki));
+    CRM_ASSERT_OK_AND_ASSIGN(TestEnv env, TestEnv::Load());
+    ASSERT_THAT(WriteServiceSecrets(stack->dir.path(), env.redis()), IsOk());
+    for (const char* service : {"identity", "contacts", "consent"}) {
+      stack->ports[service] = FreePort();
+      ASSERT_GT(stack->ports[service], 0);
+    }
+    const std::string admin_password_file = stack->dir.path() + "/admin_password";
+    ASSERT_THAT(
+        stack->Start("identity", {{"CRM_BOOTSTRAP_ADMIN_PASSWORD_FILE", admin_password_file}}),
+        IsOk());
+    ASSERT_THAT(stack->Start("contacts", {}), IsOk());
+    ASSERT_THAT(stack->Start("consent", {}), IsOk());
+
+    // The first administrator's first login allows only the password change.
+    CRM_ASSERT_OK_AND_ASSIGN(std::string bootstrap, pki::ReadFile(admin_password_file));
+    bootstrap = std::string(absl::StripAsciiWhitespace(bootstrap));
+    Outcome login = stack->CrmctlWithInput("login admin", bootstrap);
+    ASSERT_TRUE(login.exit.exited_with(0)) << login.exit << "\n" << login.output;
+    Outcome passwd = stack->CrmctlWithInput("passwd", bootstrap, kAdminPassword);
+    ASSERT_TRUE(passwd.exit.exited_with(0)) << passwd.exit << "\n" << passwd.output;
+
+    stack->first_setup = stack->RunSetup();
+    g_stack = stack.release();
+  }
+
+  static void TearDownTestSuite() {
+    if (g_stack == nullptr) return;
+    for (auto& process : g_stack->services) {
+      EXPECT_THAT(process->Signal(SIGTERM), IsOk());
+      absl::StatusOr<ExitStatus> exit = process->WaitForExit(kProcessBound);
+      EXPECT_TRUE(exit.ok() && exit->exited_with(0)) << process->Output();
+    }
+    delete g_stack;
+    g_stack = nullptr;
+  }
+
+  void SetUp() override { ASSERT_NE(g_stack, nullptr) << "the services did not start"; }
+};
+
+TEST_F(ExampleShopTest, SetupCreatesAccountRoleGrantAndPurposeThenFindsThemInPlace) {
+  const Outcome& first = g_stack->first_setup;
+  ASSERT_TRUE(first.exit.exited_with(0)) << first.exit << "\n" << first.output;
+  EXPECT_TRUE(InOrder(first.output,
+                      {
+                          "service account shop (spiffe://crm.local/shop): created",
+                          "role shop-checkout: created",
+                          "grant of shop-checkout to shop: created",
+                          "purpose newsletter: created",
+                          "English notice of newsletter: created",
+                      }))
+      << first.output;
+
+  const Outcome again = g_stack->RunSetup();
+  ASSERT_TRUE(again.exit.exited_with(0)) << again.exit << "\n" << again.output;
+  EXPECT_TRUE(InOrder(again.output,
+                      {
+                          "service account shop (spiffe://crm.local/shop): in place",
+                          "role shop-checkout: in place",
+                          "grant of shop-checkout to shop: in place",
+                          "purpose newsletter: in place",
+                          "English notice of newsletter: in place",
+                      }))
+      << again.output;
+  EXPECT_THAT(again.output, Not(HasSubstr("created")));
+
+  const Outcome role = g_stack->Crmctl({"role", "list"});
+  ASSERT_TRUE(role.exit.exited_with(0)) << role.output;
+  EXPECT_THAT(role.output,
+              HasSubstr("consent.check,consent.read,consent.write,contacts.read,contacts.write"));
+}
+
+TEST_F(ExampleShopTest, RegistersGrantsChecksWithdrawsAndTheWithdrawalCountsAtOnce) {
+  const Outcome run = g_stack->RunExample(
+      {"--given_name=Marisol", "--family_name=Quintero", "--email=m.quintero@example.com"});
+  ASSERT_TRUE(run.exit.exited_with(0)) << run.exit << "\n" << run.output;
+  EXPECT_TRUE(InOrder(run.output,
+                      {
+                          "1. token: issued to the shop's certificate, valid until ",
+                          "2. customer: registered as subject ",
+                          "3. consent: newsletter granted with notice ",
+                          "ledger entry 1",
+                          "4. check newsletter: allowed=yes reason=GRANTED",
+                          "5. withdraw: ledger entry 2",
+                          "6. check newsletter: allowed=no reason=WITHDRAWN",
+                      }))
+      << run.output;
+  // Ids and outcomes only.
+  for (const char* personal : {"Marisol", "Quintero", "quintero@"}) {
+    EXPECT_THAT(run.output, Not(HasSubstr(personal)));
+  }
+
+  // The ledger holds what the example printed, recorded as the shop's.
+  const std::string subject = SubjectOf(run.output);
+  ASSERT_EQ(subject.size(), 36u) << run.output;
+  const Outcome history = g_stack->Crmctl({"consent", "history", subject});
+  ASSERT_TRUE(history.exit.exited_with(0)) << history.output;
+  EXPECT_TRUE(InOrder(history.output, {"newsletter", "grant", "web-form", "shop", "newsletter",
+                                       "withdraw", "email-link", "shop", "chain_intact: yes"}))
+      << history.output;
+  const Outcome check = g_stack->Crmctl({"consent", "check", subject, "newsletter"});
+  ASSERT_TRUE(check.exit.exited_with(0)) << check.output;
+  EXPECT_THAT(check.output, HasSubstr("withdrawn"));
+}
+
+TEST_F(ExampleShopTest, AlreadyRegisteredEmailUsesTheExistingSubject) {
+  const Outcome first = g_stack->RunExample({"--email=returning@example.com"});
+  ASSERT_TRUE(first.exit.exited_with(0)) << first.exit << "\n" << first.output;
+  const std::string subject = SubjectOf(first.output);
+  ASSERT_EQ(subject.size(), 36u) << first.output;
+
+  const Outcome second = g_stack->RunExample({"--email=returning@example.com"});
+  ASSERT_TRUE(second.exit.exited_with(0)) << second.exit << "\n" << second.output;
+  EXPECT_THAT(second.output,
+              HasSubstr(absl::StrCat("2. customer: already registered (same e-mail address) as "
+                                     "subject ",
+                                     subject)));
+  // Granted again after the first run's withdrawal: a new entry, then the
+  // same outcomes.
+  EXPECT_TRUE(
+      InOrder(second.output,
+              {"ledger entry 3", "4. check newsletter: allowed=yes reason=GRANTED",
+               "5. withdraw: ledger entry 4", "6. check newsletter: allowed=no reason=WITHDRAWN"}))
+      << second.output;
+}
+
+TEST_F(ExampleShopTest, CertificateWithoutServiceAccountFailsAtTheTokenStep) {
+  const Outcome run = g_stack->RunExample({}, "stranger");
+  EXPECT_TRUE(run.exit.exited_with(1)) << run.exit << "\n" << run.output;
+  EXPECT_THAT(run.output,
+              HasSubstr("step 1 (Identity/IssueServiceToken) failed: UNAUTHENTICATED: no active "
+                        "service account is bound to this certificate"));
+  EXPECT_THAT(run.output, Not(HasSubstr("2. customer")));
+}
+
+TEST_F(ExampleShopTest, ServiceAccountWithoutTheRoleIsRefusedAtTheRegisterStep) {
+  const Outcome created = g_stack->Crmctl(
+      {"service-account", "create", "clerk", "--spiffe-id", "spiffe://crm.local/clerk"});
+  ASSERT_TRUE(created.exit.exited_with(0)) << created.output;
+
+  const Outcome run = g_stack->RunExample({}, "clerk");
+  EXPECT_TRUE(run.exit.exited_with(1)) << run.exit << "\n" << run.output;
+  EXPECT_THAT(run.output, HasSubstr("1. token: issued"));
+  EXPECT_THAT(run.output, HasSubstr("step 2 (Contacts/CreatePerson) failed: PERMISSION_DENIED"));
+  EXPECT_THAT(run.output, Not(HasSubstr("3. consent")));
+}
+
+TEST_F(ExampleShopTest, BadSettingExitsWith2NamingIt) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--emial=a@example.com", "--emial"},
+      {"--identity_addr=identity", "identity_addr"},
+      {"--tls_cert=/nonexistent/shop.crt", "tls_cert"},
+      {"checkout", "unexpected argument"},
+  };
+  for (const auto& [flag, named] : cases) {
+    SCOPED_TRACE(flag);
+    const Outcome run = g_stack->RunExample({flag});
+    EXPECT_TRUE(run.exit.exited_with(2)) << run.exit << "\n" << run.output;
+    EXPECT_THAT(run.output, HasSubstr(named));
+    EXPECT_THAT(run.output, Not(HasSubstr("1. token")));
+  }
+}
+
+}  // namespace
+}  // namespace crm::system_test
