@@ -308,7 +308,8 @@ absl::StatusOr<std::vector<Claimed>> MailingStore::Claim(pqxx::transaction_base&
                "$1") " "
                      "  AND (q.lease_until IS NULL OR q.lease_until < " CRM_TS_PARAM(
                          "$1") ") "
-                               "  AND (q.campaign_id IS NULL OR c.state = 3) "
+                               "  AND c.state = 3 "  // transactional rows: not built yet
+
                                "  ORDER BY q.next_attempt_at LIMIT $2 FOR UPDATE OF q SKIP LOCKED) "
                                "UPDATE send_queue q SET lease_until = " CRM_TS_PARAM(
                                    "$3") ", attempts = attempts + 1 "

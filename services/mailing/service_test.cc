@@ -3,34 +3,46 @@
 // mailing calling it with its own token, and callers over mTLS.
 #include <grpcpp/grpcpp.h>
 
+#include <map>
 #include <memory>
 #include <pqxx/pqxx>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "crm/consent/v1/consent.grpc.pb.h"
 #include "crm/mailing/v1/mailing.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "libs/base/status_macros.h"
 #include "libs/base/uuid.h"
+#include "libs/base/validate.h"
 #include "libs/crypto/blind_index.h"
 #include "libs/crypto/key_ring.h"
 #include "libs/crypto/primitives.h"
+#include "libs/dkim/signer.h"
+#include "libs/dkim/testing/dkimpy.h"
 #include "libs/log/log.h"
 #include "libs/outbox/schema.h"
 #include "libs/outbox/writer.h"
 #include "libs/rpc/access_policy.h"
 #include "libs/rpc/server.h"
+#include "libs/smtp/sender.h"
 #include "libs/testing/api_test_bed.h"
 #include "libs/testing/pg_test_database.h"
+#include "libs/testing/smtp_sink.h"
 #include "libs/testing/status_matchers.h"
 #include "libs/testing/unary_call.h"
 #include "services/consent/consent_service.h"
 #include "services/mailing/consent_gate.h"
 #include "services/mailing/mailing_service.h"
 #include "services/mailing/mailing_store.h"
+#include "services/mailing/sender.h"
 
 namespace crm::mailing {
 namespace {
@@ -52,6 +64,9 @@ class MailingServiceTest : public ::testing::Test {
   void SetUp() override {
     CRM_ASSERT_OK_AND_ASSIGN(
         bed_, crm::testing::ApiTestBed::Create("mailing", {"consent", "gateway", "shop"}));
+    // Real time: an independent DKIM verifier refuses signatures from the
+    // future (the fake clock starts in 2027).
+    bed_->clock().Set(absl::Now());
     std::vector<crypto::VersionedKey> keks;
     keks.push_back({1, crypto::RandomSecret(32)});
     CRM_ASSERT_OK_AND_ASSIGN(crypto::KeyRing ring, crypto::KeyRing::FromKeys(std::move(keks)));
@@ -65,12 +80,16 @@ class MailingServiceTest : public ::testing::Test {
                              outbox::LoadOrCreateKey(*consent_db_.pool, *ring_));
     consent_audit_ =
         std::make_unique<outbox::Writer>("consent", consent_outbox.Copy(), bed_->clock());
+    CRM_ASSERT_OK_AND_ASSIGN(crypto::BlindIndexer indexer,
+                             crypto::BlindIndexer::Create(crypto::RandomSecret(32)));
+    suppression_.emplace(std::move(indexer));
     consent_ = std::make_unique<consent::ConsentService>(
         consent::ConsentDeps{.db = *consent_db_.pool,
                              .ring = *ring_,
                              .verifier = bed_->auth().verifier(),
                              .audit = *consent_audit_,
-                             .clock = bed_->clock()});
+                             .clock = bed_->clock(),
+                             .suppression = &*suppression_});
     rpc::AccessPolicy consent_policy;
     ASSERT_THAT(consent::AllowConsentMethods(consent_policy), IsOk());
     consent_server_ = std::make_unique<rpc::ServerRunner>(bed_->ServerConfig("consent"),
@@ -86,7 +105,7 @@ class MailingServiceTest : public ::testing::Test {
     gate_ = std::make_unique<GrpcConsentGate>(
         to_consent, [mailing_token]() -> absl::StatusOr<std::string> { return mailing_token; });
     admin_ = bed_->Token(kManager, {"consent.admin", "consent.read", "consent.check",
-                                    "mailing.manage", "mailing.send"});
+                                    "consent.write", "mailing.manage", "mailing.send"});
     shop_ = bed_->Token(kShop, {"mailing.send"});
     DefineNewsletter();
 
@@ -119,6 +138,9 @@ class MailingServiceTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    sender_.reset();
+    smtp_.reset();
+    sink_.reset();
     server_.reset();
     consent_server_.reset();
   }
@@ -211,8 +233,83 @@ class MailingServiceTest : public ::testing::Test {
     return r.campaign();
   }
 
+  // Where mail goes: a real SMTP sink (STARTTLS), an SMTP client, a DKIM key
+  // and the sender, reading addresses from `book_`.
+  void StartSending(crm::testing::SmtpSinkOptions options = {}, int batch_size = 200) {
+    CRM_ASSERT_OK_AND_ASSIGN(sink_, crm::testing::SmtpSink::Start(options));
+    CRM_ASSERT_OK_AND_ASSIGN(
+        smtp_, smtp::Sender::Create(
+                   {.host = "127.0.0.1", .port = sink_->port(), .ca_file = sink_->ca_file()}));
+    if (!dkim_.has_value()) {
+      CRM_ASSERT_OK_AND_ASSIGN(
+          dkim::Signer signer,
+          dkim::Signer::FromPem(dkim::testing::NewRsaKeyPem(2048),
+                                {.domain = "shop.example", .selector = "crm1"}));
+      dkim_.emplace(std::move(signer));
+    }
+    sender_ = std::make_unique<CampaignSender>(
+        *db_.pool, *gate_, book_, *smtp_, *tokens_, &*dkim_, bed_->clock(),
+        SenderOptions{.from = "Shop News <news@shop.example>",
+                      .envelope_from = "bounces@shop.example",
+                      .message_domain = "shop.example",
+                      .unsubscribe_base = "https://crm.shop.example/u/",
+                      .batch_size = batch_size});
+  }
+
+  // A subject subscribed to `list` with an address in the book.
+  std::string Subscriber(const std::string& list,
+                         Recipient::Status status = Recipient::Status::kOk) {
+    const std::string subject = base::NewUuid();
+    EXPECT_THAT(Subscribe(list, subject), IsOk());
+    book_.Put(subject, {.status = status,
+                        .address = absl::StrCat("p", subject.substr(0, 8), "@customers.example"),
+                        .first_name = "Ann"});
+    return subject;
+  }
+
+  absl::StatusOr<v1::Campaign> StartCampaign(const std::string& list) {
+    CRM_ASSIGN_OR_RETURN(v1::Campaign c, CreateCampaign(list, "spring"));
+    v1::ScheduleCampaignRequest schedule;
+    schedule.set_campaign_id(c.campaign_id());
+    CRM_RETURN_IF_ERROR(Call(&Stub::ScheduleCampaign, schedule, admin_).status());
+    return c;
+  }
+
+  // The address book contacts would be (GetMailingAddresses): the one
+  // stand-in of these tests.
+  class Book : public AddressBook {
+   public:
+    void Put(const std::string& subject, Recipient r) {
+      absl::MutexLock l(&mu_);
+      entries_[subject] = std::move(r);
+    }
+    Recipient Get(const std::string& subject) {
+      absl::MutexLock l(&mu_);
+      return entries_[subject];
+    }
+    absl::StatusOr<std::vector<Recipient>> Lookup(const std::vector<std::string>& ids) override {
+      absl::MutexLock l(&mu_);
+      std::vector<Recipient> out;
+      for (const std::string& id : ids) {
+        auto it = entries_.find(id);
+        out.push_back(it == entries_.end() ? Recipient{} : it->second);
+      }
+      return out;
+    }
+
+   private:
+    absl::Mutex mu_;
+    std::map<std::string, Recipient> entries_;
+  };
+
   std::unique_ptr<crm::testing::ApiTestBed> bed_;
   std::optional<crypto::KeyRing> ring_;
+  std::optional<crypto::BlindIndexer> suppression_;
+  Book book_;
+  std::unique_ptr<crm::testing::SmtpSink> sink_;
+  std::unique_ptr<smtp::Sender> smtp_;
+  std::optional<dkim::Signer> dkim_;
+  std::unique_ptr<CampaignSender> sender_;
   crm::testing::MigratedDatabase consent_db_;
   std::unique_ptr<outbox::Writer> consent_audit_;
   std::unique_ptr<consent::ConsentService> consent_;
@@ -489,6 +586,174 @@ TEST_F(MailingServiceTest, TheQueueHoldsEachRecipientOnceAndWorkersShareIt) {
       IsOk());
   CRM_ASSERT_OK_AND_ASSIGN(counted, Change(&Stub::GetCampaign, c.campaign_id()));
   EXPECT_EQ(counted.state(), v1::CAMPAIGN_STATE_DONE);
+}
+
+// The header `name` of a stored message (unfolded), or "".
+std::string Header(const std::string& message, absl::string_view name) {
+  const std::string head = message.substr(0, message.find("\r\n\r\n"));
+  const std::string unfolded = absl::StrReplaceAll(head, {{"\r\n ", " "}, {"\r\n\t", " "}});
+  for (absl::string_view line : absl::StrSplit(unfolded, "\r\n")) {
+    if (absl::StartsWithIgnoreCase(line, absl::StrCat(name, ":"))) {
+      return std::string(absl::StripAsciiWhitespace(line.substr(name.size() + 1)));
+    }
+  }
+  return "";
+}
+
+TEST_F(MailingServiceTest, ACampaignGoesOutConsentGatedSignedAndUnsubscribable) {
+  ASSERT_THAT(CreateList("news", v1::OPT_IN_SINGLE), IsOk());
+  ASSERT_THAT(PutTemplate("spring", "Spring news for {{first_name}}"), IsOk());
+  StartSending();
+  const std::string ok1 = Subscriber("news");
+  const std::string withdrawn = Subscriber("news");
+  const std::string no_address = Subscriber("news", Recipient::Status::kNoAddress);
+  const std::string restricted = Subscriber("news", Recipient::Status::kRestricted);
+  const std::string suppressed = Subscriber("news");
+  const std::string ok2 = Subscriber("news");
+  // Withdrawn at consent directly (not through mailing): still not mailed.
+  cv1::WithdrawRequest withdraw;
+  withdraw.mutable_statement()->set_subject_id(withdrawn);
+  withdraw.mutable_statement()->set_purpose_id("newsletter");
+  withdraw.mutable_statement()->set_method(cv1::METHOD_PHONE);
+  withdraw.mutable_statement()->set_source("callcenter");
+  ASSERT_THAT(
+      crm::testing::UnaryCall(*consent_stub_, &cv1::Consent::Stub::Withdraw, withdraw, admin_),
+      IsOk());
+  // An address on consent's suppression list (an erased objector's).
+  const std::string hash = suppression_->Raw(base::NormalizeEmail(book_.Get(suppressed).address));
+  ASSERT_THAT(consent_db_.pool->Transact([&](pqxx::work& tx) {
+    tx.exec_params("INSERT INTO suppressions VALUES ($1, 1, current_date)",
+                   pqxx::binarystring(hash.data(), hash.size()));
+    return absl::OkStatus();
+  }),
+              IsOk());
+
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Campaign c, StartCampaign("news"));
+  CRM_ASSERT_OK_AND_ASSIGN(RoundStats round, sender_->RunOnce());
+  EXPECT_EQ(round.claimed, 6);
+  EXPECT_EQ(round.sent, 2);
+  EXPECT_EQ(round.skipped_consent, 2);
+  EXPECT_EQ(round.skipped_no_address, 2);
+  CRM_ASSERT_OK_AND_ASSIGN(std::vector<crm::testing::SinkMessage> got, sink_->Messages());
+  ASSERT_THAT(got, SizeIs(2));
+  std::set<std::string> to;
+  std::map<std::string, std::string> by_name;
+  for (const crm::testing::SinkMessage& m : got) {
+    ASSERT_THAT(m.recipients, SizeIs(1));
+    to.insert(m.recipients[0]);
+    EXPECT_EQ(m.mail_from, "bounces@shop.example");
+    EXPECT_EQ(Header(m.data, "List-Unsubscribe-Post"), "List-Unsubscribe=One-Click");
+    EXPECT_TRUE(
+        absl::StartsWith(Header(m.data, "List-Unsubscribe"), "<https://crm.shop.example/u/u."));
+    EXPECT_EQ(Header(m.data, "Subject"), "Spring news for Ann");
+    const std::string signature = Header(m.data, "DKIM-Signature");
+    EXPECT_THAT(signature, HasSubstr("list-unsubscribe:list-unsubscribe-post"));
+    by_name[m.file] = m.data;
+  }
+  EXPECT_EQ(to, (std::set<std::string>{book_.Get(ok1).address, book_.Get(ok2).address}));
+  // DKIM-valid for an independent verifier.
+  CRM_ASSERT_OK_AND_ASSIGN(
+      auto verdicts,
+      dkim::testing::VerifyWithDkimpy(dkim_->DnsRecordName(), dkim_->DnsTxtRecord(), by_name));
+  for (const auto& [file, verdict] : verdicts) EXPECT_EQ(verdict, "valid") << file;
+
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Campaign counted, Change(&Stub::GetCampaign, c.campaign_id()));
+  EXPECT_EQ(counted.counts().sent(), 2);
+  EXPECT_EQ(counted.counts().skipped_consent(), 2);
+  EXPECT_EQ(counted.counts().skipped_no_address(), 2);
+  EXPECT_EQ(counted.counts().queued(), 0);
+  ASSERT_THAT(sender_->RunOnce(), IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(counted, Change(&Stub::GetCampaign, c.campaign_id()));
+  EXPECT_EQ(counted.state(), v1::CAMPAIGN_STATE_DONE);
+
+  // The one-click link of ok1's message, as the gateway would present it.
+  std::string header;
+  for (const crm::testing::SinkMessage& m : got) {
+    if (m.recipients[0] == book_.Get(ok1).address) header = Header(m.data, "List-Unsubscribe");
+  }
+  absl::string_view link = header;
+  ASSERT_TRUE(absl::ConsumePrefix(&link, "<https://crm.shop.example/u/") &&
+              absl::ConsumeSuffix(&link, ">"));
+  v1::UnsubscribeRequest unsub;
+  unsub.set_token(std::string(link));
+  ASSERT_THAT(crm::testing::UnaryCall(*gateway_, &Stub::Unsubscribe, unsub), IsOk());
+  EXPECT_THAT(ConsentReason(ok1), testing::IsOkAndHolds(cv1::REASON_WITHDRAWN));
+  CRM_ASSERT_OK_AND_ASSIGN(counted, Change(&Stub::GetCampaign, c.campaign_id()));
+  EXPECT_EQ(counted.counts().unsubscribed(), 1);
+  // The next campaign reaches ok2 only.
+  ASSERT_THAT(StartCampaign("news"), IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(round, sender_->RunOnce());
+  EXPECT_EQ(round.sent, 1);
+  CRM_ASSERT_OK_AND_ASSIGN(got, sink_->Messages());
+  ASSERT_THAT(got, SizeIs(3));
+  EXPECT_EQ(got[2].recipients[0], book_.Get(ok2).address);
+}
+
+TEST_F(MailingServiceTest, TemporaryFailuresAreRetriedAndNothingGoesOutInClear) {
+  ASSERT_THAT(CreateList("news", v1::OPT_IN_SINGLE), IsOk());
+  ASSERT_THAT(PutTemplate("spring", "Spring"), IsOk());
+  StartSending({.tempfail_first = 1});
+  Subscriber("news");
+  ASSERT_THAT(StartCampaign("news"), IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(RoundStats round, sender_->RunOnce());
+  EXPECT_EQ(round.retried, 1);
+  CRM_ASSERT_OK_AND_ASSIGN(round, sender_->RunOnce());
+  EXPECT_EQ(round.claimed, 0);  // not due yet: backoff
+  bed_->clock().Advance(absl::Minutes(2));
+  CRM_ASSERT_OK_AND_ASSIGN(round, sender_->RunOnce());
+  EXPECT_EQ(round.sent, 1);
+  CRM_ASSERT_OK_AND_ASSIGN(std::vector<crm::testing::SinkMessage> got, sink_->Messages());
+  EXPECT_THAT(got, SizeIs(1));
+
+  // A relay that offers no STARTTLS gets nothing: the send fails for good.
+  StartSending({.tls = crm::testing::SmtpSinkOptions::Tls::kNone});
+  Subscriber("news");
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Campaign c, StartCampaign("news"));
+  CRM_ASSERT_OK_AND_ASSIGN(round, sender_->RunOnce());
+  EXPECT_EQ(round.failed, 2);  // both subscribers: the relay is unusable
+  CRM_ASSERT_OK_AND_ASSIGN(got, sink_->Messages());
+  EXPECT_THAT(got, SizeIs(0));
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Campaign counted, Change(&Stub::GetCampaign, c.campaign_id()));
+  EXPECT_EQ(counted.counts().failed(), 2);
+  EXPECT_EQ(counted.counts().sent(), 0);
+}
+
+// A worker that claims a batch and dies before sending: its messages go out
+// once its lease runs out, and nothing goes out twice.
+TEST_F(MailingServiceTest, ACrashedWorkerLosesNoMessageAndNoneGoesOutTwice) {
+  ASSERT_THAT(CreateList("news", v1::OPT_IN_SINGLE), IsOk());
+  ASSERT_THAT(PutTemplate("spring", "Spring"), IsOk());
+  StartSending({}, /*batch_size=*/4);
+  std::set<std::string> everyone;
+  for (int i = 0; i < 10; ++i) everyone.insert(book_.Get(Subscriber("news")).address);
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Campaign c, StartCampaign("news"));
+  CRM_ASSERT_OK_AND_ASSIGN(RoundStats round, sender_->RunOnce());
+  EXPECT_EQ(round.sent, 4);
+  // The crashed worker: claims 4 and is never heard of again.
+  ASSERT_THAT(db_.pool->Transact([&](pqxx::work& tx) {
+    return MailingStore::Claim(tx, 4, absl::Minutes(5), bed_->clock().Now()).status();
+  }),
+              IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(round, sender_->RunOnce());
+  EXPECT_EQ(round.sent, 2);
+  CRM_ASSERT_OK_AND_ASSIGN(round, sender_->RunOnce());
+  EXPECT_EQ(round.claimed, 0);
+  bed_->clock().Advance(absl::Minutes(6));
+  CRM_ASSERT_OK_AND_ASSIGN(round, sender_->RunOnce());
+  EXPECT_EQ(round.sent, 4);
+  CRM_ASSERT_OK_AND_ASSIGN(std::vector<crm::testing::SinkMessage> got, sink_->Messages());
+  ASSERT_THAT(got, SizeIs(10));
+  std::set<std::string> reached, ids;
+  for (const crm::testing::SinkMessage& m : got) {
+    reached.insert(m.recipients[0]);
+    ids.insert(Header(m.data, "Message-ID"));
+  }
+  EXPECT_EQ(reached, everyone);
+  EXPECT_EQ(ids.size(), 10u);
+  ASSERT_THAT(sender_->RunOnce(), IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Campaign done, Change(&Stub::GetCampaign, c.campaign_id()));
+  EXPECT_EQ(done.state(), v1::CAMPAIGN_STATE_DONE);
+  EXPECT_EQ(done.counts().sent(), 10);
 }
 
 }  // namespace

@@ -1,0 +1,164 @@
+#include "services/mailing/sender.h"
+
+#include <pqxx/pqxx>
+
+#include "absl/strings/str_cat.h"
+#include "libs/base/status_macros.h"
+#include "services/mailing/mailing_store.h"
+
+namespace crm::mailing {
+
+CampaignSender::CampaignSender(pg::Pool& db, ConsentGate& consent, AddressBook& addresses,
+                               smtp::Sender& smtp, const LinkTokens& tokens,
+                               const dkim::Signer* dkim, const base::Clock& clock,
+                               SenderOptions options)
+    : db_(db),
+      consent_(consent),
+      addresses_(addresses),
+      smtp_(smtp),
+      tokens_(tokens),
+      dkim_(dkim),
+      clock_(clock),
+      options_(std::move(options)) {}
+
+absl::StatusOr<std::shared_ptr<const v1::Template>> CampaignSender::TemplateOf(
+    const std::string& id, int64_t version) {
+  const std::string key = absl::StrCat(id, "#", version);
+  auto it = templates_.find(key);
+  if (it != templates_.end()) return it->second;  // versions are immutable
+  std::optional<v1::Template> t;
+  CRM_RETURN_IF_ERROR(db_.Transact(
+      [&](pqxx::work& tx) -> absl::Status {
+        CRM_ASSIGN_OR_RETURN(t, MailingStore::GetTemplate(tx, id, version));
+        return absl::OkStatus();
+      },
+      {.read_only = true}));
+  if (!t.has_value()) return absl::InternalError("mailing: a campaign's template is missing");
+  auto shared = std::make_shared<const v1::Template>(*std::move(t));
+  templates_.emplace(key, shared);
+  return shared;
+}
+
+absl::StatusOr<RoundStats> CampaignSender::RunOnce() {
+  RoundStats stats;
+  const absl::Time now = clock_.Now();
+  std::vector<Claimed> batch;
+  CRM_RETURN_IF_ERROR(db_.Transact([&](pqxx::work& tx) -> absl::Status {
+    CRM_RETURN_IF_ERROR(MailingStore::StartDueCampaigns(tx, now).status());
+    CRM_RETURN_IF_ERROR(MailingStore::CompleteCampaigns(tx));
+    CRM_ASSIGN_OR_RETURN(batch, MailingStore::Claim(tx, options_.batch_size, options_.lease, now));
+    return absl::OkStatus();
+  }));
+  stats.claimed = static_cast<int>(batch.size());
+  if (batch.empty()) return stats;
+
+  auto finish = [&](const Claimed& m, SendState state, const std::string& error = "",
+                    absl::Time retry_at = absl::InfinitePast()) {
+    return db_.Transact([&](pqxx::work& tx) {
+      return MailingStore::Finish(tx, m.message_id, state, clock_.Now(), error, retry_at);
+    });
+  };
+  auto put_back = [&](const absl::Status& why) {
+    for (const Claimed& m : batch) {
+      (void)finish(m, SendState::kQueued, "", now + options_.first_retry);
+    }
+    return why;
+  };
+
+  // The consent gate, per purpose, for the whole batch.
+  std::vector<bool> allowed(batch.size(), false);
+  absl::flat_hash_map<std::string, std::vector<size_t>> by_purpose;
+  for (size_t i = 0; i < batch.size(); ++i) by_purpose[batch[i].purpose_id].push_back(i);
+  for (const auto& [purpose, indexes] : by_purpose) {
+    std::vector<std::string> subjects;
+    for (size_t i : indexes) subjects.push_back(batch[i].subject_id);
+    absl::StatusOr<std::vector<bool>> answer = consent_.Allowed(purpose, subjects);
+    if (!answer.ok()) return put_back(answer.status());
+    for (size_t k = 0; k < indexes.size(); ++k) allowed[indexes[k]] = (*answer)[k];
+  }
+  std::vector<size_t> go;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (allowed[i]) {
+      go.push_back(i);
+    } else {
+      CRM_RETURN_IF_ERROR(finish(batch[i], SendState::kSkippedConsent));
+      ++stats.skipped_consent;
+    }
+  }
+  if (go.empty()) return stats;
+
+  // Addresses, then the suppression list.
+  std::vector<std::string> subjects;
+  for (size_t i : go) subjects.push_back(batch[i].subject_id);
+  absl::StatusOr<std::vector<Recipient>> recipients = addresses_.Lookup(subjects);
+  if (!recipients.ok()) return put_back(recipients.status());
+  if (recipients->size() != go.size()) {
+    return put_back(absl::InternalError("contacts: answered for fewer subjects"));
+  }
+  std::vector<size_t> mailable;  // positions in go
+  std::vector<std::string> addresses;
+  for (size_t k = 0; k < go.size(); ++k) {
+    if ((*recipients)[k].status == Recipient::Status::kOk) {
+      mailable.push_back(k);
+      addresses.push_back((*recipients)[k].address);
+    } else {
+      CRM_RETURN_IF_ERROR(finish(batch[go[k]], SendState::kSkippedNoAddress));
+      ++stats.skipped_no_address;
+    }
+  }
+  absl::StatusOr<std::vector<bool>> suppressed = consent_.Suppressed(addresses);
+  if (!suppressed.ok()) return put_back(suppressed.status());
+
+  for (size_t j = 0; j < mailable.size(); ++j) {
+    const Claimed& m = batch[go[mailable[j]]];
+    const Recipient& r = (*recipients)[mailable[j]];
+    if ((*suppressed)[j]) {
+      CRM_RETURN_IF_ERROR(finish(m, SendState::kSkippedConsent));
+      ++stats.skipped_consent;
+      continue;
+    }
+    CRM_ASSIGN_OR_RETURN(std::shared_ptr<const v1::Template> t,
+                         TemplateOf(m.template_id, m.template_version));
+    const std::string unsubscribe_url =
+        absl::StrCat(options_.unsubscribe_base,
+                     tokens_.Issue(TokenKind::kUnsubscribe, m.subject_id, m.list_id, now));
+    const Rendered rendered =
+        Render(*t, {{"first_name", r.first_name}, {"unsubscribe_url", unsubscribe_url}});
+    absl::StatusOr<std::string> message =
+        ComposeMessage({.from = options_.from,
+                        .to = r.address,
+                        .message_id = absl::StrCat(m.message_id, "@", options_.message_domain),
+                        .unsubscribe_url = unsubscribe_url,
+                        .date = now},
+                       rendered);
+    if (message.ok() && dkim_ != nullptr) message = dkim_->SignMessage(*message, now);
+    if (!message.ok()) {  // an address contacts accepted but a header cannot carry
+      CRM_RETURN_IF_ERROR(finish(m, SendState::kFailed, "message could not be composed"));
+      ++stats.failed;
+      continue;
+    }
+    const absl::Status sent =
+        smtp_.Send({.from = options_.envelope_from, .recipients = {r.address}}, *message);
+    if (sent.ok()) {
+      CRM_RETURN_IF_ERROR(finish(m, SendState::kSent));
+      ++stats.sent;
+      continue;
+    }
+    const std::optional<int> code = smtp::ReplyCode(sent);
+    const std::string error =
+        code.has_value()
+            ? absl::StrCat("relay replied ", *code)
+            : std::string(smtp::IsRetryable(sent) ? "relay unreachable" : "relay refused");
+    if (smtp::IsRetryable(sent) && m.attempts < options_.max_attempts) {
+      const absl::Duration backoff = options_.first_retry * (1 << std::min(m.attempts - 1, 10));
+      CRM_RETURN_IF_ERROR(finish(m, SendState::kQueued, error, clock_.Now() + backoff));
+      ++stats.retried;
+    } else {
+      CRM_RETURN_IF_ERROR(finish(m, SendState::kFailed, error));
+      ++stats.failed;
+    }
+  }
+  return stats;
+}
+
+}  // namespace crm::mailing

@@ -1,0 +1,109 @@
+// CampaignSender: the worker that turns queued messages into mail.
+//
+// One round (RunOnce):
+//   1. starts the scheduled campaigns that are due (each active subscriber
+//      queued once) and marks finished ones done;
+//   2. claims a batch of due queue rows (SKIP LOCKED, with a lease, so
+//      replicas share the queue and a crashed worker's rows come back);
+//   3. asks consent, per purpose and for the whole batch, whether each
+//      subject may be mailed right now; denied ones are skipped (counted);
+//   4. fetches the allowed subjects' addresses from contacts (AddressBook);
+//      unknown, erased, restricted or address-less subjects are skipped;
+//   5. asks consent which of those addresses are on the suppression list;
+//      suppressed ones are skipped;
+//   6. renders each message (template version pinned by the campaign, the
+//      subject's first name, a per-recipient unsubscribe link), composes it,
+//      DKIM-signs it and sends it over TLS; records the outcome at once:
+//      sent; a temporary failure retried with backoff up to max_attempts;
+//      a permanent one failed (reply code only, never the address).
+// Addresses live only in the batch's memory and are dropped with it.
+//
+// Sends at most once per row as far as SMTP allows: a row is marked sent
+// right after the relay accepts it. Only a crash between the relay's 250
+// and that update (microseconds) can send a row again after its lease runs
+// out; the repeat carries the same Message-ID.
+//
+// Thread-compatible: one CampaignSender per sending thread (it owns an SMTP
+// connection); several may run against one database (and in several
+// replicas).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "libs/base/clock.h"
+#include "libs/dkim/signer.h"
+#include "libs/pg/pool.h"
+#include "libs/smtp/sender.h"
+#include "services/mailing/consent_gate.h"
+#include "services/mailing/render.h"
+#include "services/mailing/tokens.h"
+
+namespace crm::mailing {
+
+// Where a subject can be mailed (contacts' answer).
+struct Recipient {
+  enum class Status { kOk, kNotFound, kRestricted, kNoAddress };
+  Status status = Status::kNotFound;
+  std::string address;
+  std::string first_name;
+};
+
+class AddressBook {
+ public:
+  virtual ~AddressBook() = default;
+  // recipients[i] for subject_ids[i].
+  virtual absl::StatusOr<std::vector<Recipient>> Lookup(
+      const std::vector<std::string>& subject_ids) = 0;
+};
+
+struct SenderOptions {
+  std::string from;              // the From header: "Shop News <news@shop.example>"
+  std::string envelope_from;     // MAIL FROM (bounces); may be empty
+  std::string message_domain;    // Message-ID: <message id>@<message_domain>
+  std::string unsubscribe_base;  // the token is appended: "https://crm.shop.example/u/"
+  int batch_size = 200;
+  absl::Duration lease = absl::Minutes(5);
+  int max_attempts = 5;
+  absl::Duration first_retry = absl::Minutes(1);  // doubled after each temporary failure
+};
+
+struct RoundStats {
+  int claimed = 0;
+  int sent = 0;
+  int skipped_consent = 0;
+  int skipped_no_address = 0;
+  int retried = 0;
+  int failed = 0;
+};
+
+class CampaignSender {
+ public:
+  // `dkim` may be null (unsigned mail: development only).
+  CampaignSender(pg::Pool& db, ConsentGate& consent, AddressBook& addresses, smtp::Sender& smtp,
+                 const LinkTokens& tokens, const dkim::Signer* dkim, const base::Clock& clock,
+                 SenderOptions options);
+
+  // One round (see above). An error from consent or contacts puts the batch
+  // back for a retry and is returned.
+  absl::StatusOr<RoundStats> RunOnce();
+
+ private:
+  absl::StatusOr<std::shared_ptr<const v1::Template>> TemplateOf(const std::string& id,
+                                                                 int64_t version);
+  pg::Pool& db_;
+  ConsentGate& consent_;
+  AddressBook& addresses_;
+  smtp::Sender& smtp_;
+  const LinkTokens& tokens_;
+  const dkim::Signer* dkim_;
+  const base::Clock& clock_;
+  SenderOptions options_;
+  absl::flat_hash_map<std::string, std::shared_ptr<const v1::Template>> templates_;
+};
+
+}  // namespace crm::mailing
