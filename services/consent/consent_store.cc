@@ -393,6 +393,19 @@ absl::StatusOr<SubjectCounts> ConsentStore::Count(pqxx::transaction_base& tx,
                        .marketing_objections = r[4].as<int64_t>()};
 }
 
+absl::StatusOr<std::map<int64_t, std::string>> ConsentStore::Receipts(
+    pqxx::transaction_base& tx, const std::string& subject_id) {
+  std::map<int64_t, std::string> out;
+  for (const pqxx::row& r :
+       ExecPrepared(tx,
+                    "SELECT sequence, receipt FROM ledger WHERE subject_id = $1::uuid AND "
+                    "receipt IS NOT NULL",
+                    subject_id)) {
+    out.emplace(r[0].as<int64_t>(), r[1].as<std::string>());
+  }
+  return out;
+}
+
 absl::StatusOr<std::vector<std::pair<int64_t, std::string>>> ConsentStore::Evidence(
     pqxx::transaction_base& tx, const std::string& subject_id) {
   std::vector<std::pair<int64_t, std::string>> out;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <pqxx/transaction_base>
 #include <string>
@@ -130,6 +131,9 @@ class ConsentStore {
                                              const std::string& subject_id);
   static absl::StatusOr<std::vector<std::pair<int64_t, std::string>>> Evidence(
       pqxx::transaction_base& tx, const std::string& subject_id);
+  // The subject's receipts by entry sequence.
+  static absl::StatusOr<std::map<int64_t, std::string>> Receipts(pqxx::transaction_base& tx,
+                                                                 const std::string& subject_id);
   static absl::StatusOr<std::string> WrappedKey(pqxx::transaction_base& tx,
                                                 const std::string& subject_id);
   static absl::Status Erase(pqxx::transaction_base& tx, const std::string& subject_id);

@@ -667,6 +667,12 @@ TEST_F(ConsentServiceTest, SubjectDataDescribeExportEraseForTheOrchestratorOnly)
   EXPECT_EQ(first.at("purpose_id").string_value(), "newsletter");
   EXPECT_EQ(first.at("source_address").string_value(), kAddress);
   EXPECT_EQ(first.at("user_agent").string_value(), kAgent);
+  // The grant's signed receipt comes with it; the objection has none.
+  ASSERT_TRUE(first.contains("receipt_jws"));
+  EXPECT_EQ(std::count(first.at("receipt_jws").string_value().begin(),
+                       first.at("receipt_jws").string_value().end(), '.'),
+            2);
+  EXPECT_FALSE(exported.records(1).data().fields().contains("receipt_jws"));
 
   // Cached answers too must not outlive the erasure.
   EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_GRANTED));

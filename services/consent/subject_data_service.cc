@@ -124,12 +124,19 @@ grpc::Status SubjectDataService::ExportSubjectData(Ctx* ctx,
                            absl::StrCat("crm.consent.v1|", subject, "|", sequence, "|evidence")));
         }
       }
+      CRM_ASSIGN_OR_RETURN(const auto receipts, ConsentStore::Receipts(tx, subject));
       for (const v1::LedgerEntry& e : entries) {
         sv1::ExportedRecord* record = resp->add_records();
         record->set_category("consent_records");
         CRM_RETURN_IF_ERROR(rpc::ToStruct(e, record->mutable_data()));
         auto it = evidence.find(e.sequence());
         if (it != evidence.end()) AddEvidence(it->second, *record->mutable_data());
+        // A grant's signed receipt, verifiable with GetReceiptKeys' keys.
+        auto receipt = receipts.find(e.sequence());
+        if (receipt != receipts.end()) {
+          (*record->mutable_data()->mutable_fields())["receipt_jws"].set_string_value(
+              receipt->second);
+        }
       }
       if (counts.restricted) {
         sv1::ExportedRecord* record = resp->add_records();
