@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -1322,8 +1323,131 @@ grpc::Status ContactsService::GetFieldCatalogue(Ctx* ctx, const v1::GetFieldCata
   });
 }
 
+// ---- For the mailing service ------------------------------------------------------
+
+namespace {
+
+constexpr char kMailingRead[] = "contacts.person.read_for_mailing";
+
+// `row` as mailing may see it, into `out` (subject_id left to the caller).
+// OK with the opened address for a disclosable person; DATA_LOSS if a key or
+// field does not open.
+absl::Status MailingAnswer(const PersonSealer& sealer, const MailingRow& row,
+                           v1::MailingAddress& out) {
+  if (row.restricted) {
+    out.set_status(v1::MAILING_STATUS_RESTRICTED);
+    return absl::OkStatus();
+  }
+  if (row.sealed.find("emails") == row.sealed.end()) {
+    out.set_status(v1::MAILING_STATUS_NO_ADDRESS);
+    return absl::OkStatus();
+  }
+  if (row.wrapped_key.empty()) {  // the key is gone: erased meanwhile
+    out.set_status(v1::MAILING_STATUS_NOT_FOUND);
+    return absl::OkStatus();
+  }
+  CRM_ASSIGN_OR_RETURN(crypto::SecretBytes key, sealer.Unwrap(row.wrapped_key, row.subject_id));
+  v1::Person p;
+  CRM_RETURN_IF_ERROR(sealer.OpenMessageFields(key, row.sealed, row.subject_id, "person", p));
+  if (p.emails().empty()) {
+    out.set_status(v1::MAILING_STATUS_NO_ADDRESS);
+    return absl::OkStatus();
+  }
+  out.set_status(v1::MAILING_STATUS_OK);
+  for (v1::EmailAddress& e : *p.mutable_emails()) {
+    if (e.primary()) {
+      out.set_email(std::move(*e.mutable_address()));
+      break;
+    }
+  }
+  if (out.email().empty()) out.set_email(std::move(*p.mutable_emails(0)->mutable_address()));
+  out.set_given_name(std::move(*p.mutable_given_name()));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+grpc::Status ContactsService::GetMailingAddresses(Ctx* ctx,
+                                                  const v1::GetMailingAddressesRequest* req,
+                                                  v1::GetMailingAddressesResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    // Who may call is the access policy's (AllowContactsMethods): the
+    // mailing identity only, without a token.
+    const int n = req->subject_ids_size();
+    if (n == 0) return absl::InvalidArgumentError("subject_ids: required");
+    if (n > kMaxMailingBatch) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("subject_ids: at most ", kMaxMailingBatch, " per call"));
+    }
+    // Each distinct subject is read, opened and audited once: `distinct`
+    // holds them in order of first appearance, `index` finds one's position
+    // and slot[i] is the position answering subject_ids[i].
+    std::vector<std::string> distinct;
+    absl::flat_hash_map<std::string, size_t> index;
+    std::vector<size_t> slot(n);
+    distinct.reserve(n);
+    index.reserve(n);
+    for (int i = 0; i < n; ++i) {
+      const std::string& id = req->subject_ids(i);
+      // The field's name is made only for the error.
+      if (!base::IsUuid(id)) return base::ValidateUuid(absl::StrCat("subject_ids[", i, "]"), id);
+      auto [it, inserted] = index.try_emplace(absl::AsciiStrToLower(id), distinct.size());
+      if (inserted) distinct.push_back(it->first);
+      slot[i] = it->second;
+    }
+    const std::string peer = rpc::PeerIdentity(*ctx);
+    const std::string request_id = rpc::RequestId(*ctx);
+    std::vector<v1::MailingAddress> answers(distinct.size());
+    CRM_RETURN_IF_ERROR(d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      for (v1::MailingAddress& a : answers) {
+        a.Clear();
+        a.set_status(v1::MAILING_STATUS_NOT_FOUND);
+      }
+      CRM_ASSIGN_OR_RETURN(std::vector<MailingRow> rows, PersonStore::GetForMailing(tx, distinct));
+      std::vector<Event> events;
+      events.reserve(rows.size());
+      for (const MailingRow& row : rows) {
+        auto it = index.find(row.subject_id);
+        if (it == index.end()) continue;
+        v1::MailingAddress& a = answers[it->second];
+        CRM_RETURN_IF_ERROR(MailingAnswer(d_.sealer, row, a));
+        if (a.status() != v1::MAILING_STATUS_OK) continue;
+        Event& e = events.emplace_back();
+        e.set_action(kMailingRead);
+        e.set_outcome(crm::audit::v1::OUTCOME_SUCCESS);
+        e.set_subject_id(row.subject_id);
+        e.set_resource(absl::StrCat("persons/", row.subject_id));
+        e.mutable_actor()->set_service_identity(peer);
+        e.set_request_id(request_id);
+      }
+      return d_.audit.EnqueueAll(tx, std::move(events));
+    }));
+    resp->Clear();
+    resp->mutable_addresses()->Reserve(n);
+    for (int i = 0; i < n; ++i) {
+      v1::MailingAddress* a = resp->add_addresses();
+      *a = answers[slot[i]];
+      a->set_subject_id(distinct[slot[i]]);
+    }
+    return absl::OkStatus();
+  });
+}
+
 absl::Status AllowContactsMethods(rpc::AccessPolicy& policy) {
-  return policy.AllowService(v1::Contacts::service_full_name()).Validate();
+  const google::protobuf::ServiceDescriptor* service =
+      v1::GetMailingAddressesRequest::descriptor()->file()->FindServiceByName("Contacts");
+  if (service == nullptr) return absl::InternalError("crm.contacts.v1.Contacts is not linked in");
+  for (int i = 0; i < service->method_count(); ++i) {
+    const google::protobuf::MethodDescriptor* m = service->method(i);
+    const std::string method = absl::StrCat("/", service->full_name(), "/", m->name());
+    // By its request type, so that a renamed method could not become open.
+    if (m->input_type() == v1::GetMailingAddressesRequest::descriptor()) {
+      policy.Allow(method, {kMailingCaller});
+    } else {
+      policy.AllowAnyPeer(method);
+    }
+  }
+  return policy.Validate();
 }
 
 }  // namespace crm::contacts

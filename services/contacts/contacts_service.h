@@ -1,5 +1,6 @@
 // crm-contacts' gRPC handlers for crm.contacts.v1.Contacts (persons,
-// companies, contact history, the field catalogue). Thin: authentication and authorization
+// companies, contact history, the field catalogue, the mailing service's
+// address look-up). Thin: authentication and authorization
 // (permissions from the access token, record-level visibility by owner or team), validation
 // (person_rules.h, catalogue.h), sealing (person_sealer.h), storage
 // (person_store.h) and the audit event of every read of personal data and
@@ -90,6 +91,11 @@ class ContactsService final : public crm::contacts::v1::Contacts::Service {
                                 v1::ListRetentionDueResponse*) override;
   grpc::Status GetFieldCatalogue(Ctx*, const v1::GetFieldCatalogueRequest*,
                                  v1::GetFieldCatalogueResponse*) override;
+  // For the mailing service only (the access policy, AllowContactsMethods);
+  // no token. One read of the batch and one COPY of its audit events, in one
+  // transaction.
+  grpc::Status GetMailingAddresses(Ctx*, const v1::GetMailingAddressesRequest*,
+                                   v1::GetMailingAddressesResponse*) override;
 
  private:
   struct Caller;
@@ -118,8 +124,16 @@ class ContactsService final : public crm::contacts::v1::Contacts::Service {
   ContactsDeps d_;
 };
 
+// The most subject ids one GetMailingAddresses call may ask about.
+inline constexpr int kMaxMailingBatch = 1000;
+
+// The only identity that may call GetMailingAddresses.
+inline constexpr char kMailingCaller[] = "mailing";
+
 // Allows every method of crm.contacts.v1.Contacts to any peer of the
-// deployment's CA (they authorize by the call's access token).
+// deployment's CA (they authorize by the call's access token), except
+// GetMailingAddresses: to kMailingCaller only. Returns policy.Validate():
+// the first error made building the policy, this or an earlier one.
 absl::Status AllowContactsMethods(rpc::AccessPolicy& policy);
 
 }  // namespace crm::contacts

@@ -119,6 +119,17 @@ constexpr char kPersonCopyColumns[] =
     "subject_id, status, company_id, team_id, restricted, restriction_reason, notes_sensitive, "
     "given_name, family_name, emails, phones, addresses, job_title, personal_id_number, notes, "
     "reg_channel, reg_source, created_by, created_at, updated_at, last_activity_at, version";
+// GetForMailing: the restriction flag for every person asked about; the
+// sealed given name and e-mail addresses only of unrestricted ones; the
+// wrapped key only where there is an address to open (a primary-key probe
+// per person, like kColumns').
+constexpr char kMailingSql[] =
+    "SELECT p.subject_id::text, p.restricted, "
+    "CASE WHEN p.restricted THEN NULL ELSE p.given_name END, "
+    "CASE WHEN p.restricted THEN NULL ELSE p.emails END, "
+    "CASE WHEN p.restricted OR p.emails IS NULL THEN NULL ELSE "
+    "(SELECT k.wrapped FROM subject_keys k WHERE k.subject_id = p.subject_id) END "
+    "FROM persons p WHERE p.subject_id = ANY($1::uuid[])";
 constexpr char kWrappedKeySql[] = "SELECT wrapped FROM subject_keys WHERE subject_id = $1::uuid";
 constexpr char kDeleteOwnersSql[] = "DELETE FROM person_owners WHERE subject_id = $1::uuid";
 constexpr char kInsertOwnersSql[] =
@@ -342,6 +353,29 @@ absl::StatusOr<std::optional<StoredPerson>> PersonStore::Get(pqxx::transaction_b
       pg::ExecPrepared(tx, sql, access.all, UserParam(access), TeamsParam(access), subject_id);
   if (r.empty()) return std::optional<StoredPerson>();
   return std::optional<StoredPerson>(RowToPerson(r[0]));
+}
+
+absl::StatusOr<std::vector<MailingRow>> PersonStore::GetForMailing(
+    pqxx::transaction_base& tx, const std::vector<std::string>& subject_ids) {
+  std::vector<MailingRow> out;
+  if (subject_ids.empty()) return out;
+  pqxx::result r = pg::ExecPrepared(tx, MailingSql(), pg::ArrayLiteral(subject_ids));
+  out.reserve(r.size());
+  for (const auto& row : r) {
+    MailingRow m;
+    m.subject_id = row[0].as<std::string>();
+    m.restricted = row[1].as<bool>();
+    if (!row[2].is_null()) m.sealed["given_name"] = Bytes(row[2]);
+    if (!row[3].is_null()) m.sealed["emails"] = Bytes(row[3]);
+    m.wrapped_key = Bytes(row[4]);
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+const std::string& PersonStore::MailingSql() {
+  static const std::string* const kSql = new std::string(kMailingSql);
+  return *kSql;
 }
 
 absl::StatusOr<std::string> PersonStore::WrappedKey(pqxx::transaction_base& tx,

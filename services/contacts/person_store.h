@@ -63,6 +63,18 @@ struct StoredPerson {
   std::string wrapped_key;
 };
 
+// What GetMailingAddresses needs of one person (PersonStore::GetForMailing).
+struct MailingRow {
+  std::string subject_id;
+  bool restricted = false;
+  // "given_name" and "emails" as sealed (absent when empty); both absent
+  // for a restricted person, whose data is not read.
+  std::map<std::string, std::string> sealed;
+  // The wrapped data key; "" for a restricted person, one without e-mail
+  // addresses, or one whose key is gone.
+  std::string wrapped_key;
+};
+
 // A blind index of one e-mail address ("email") or phone number ("phone").
 struct LookupKey {
   std::string kind;
@@ -230,6 +242,16 @@ class PersonStore {
   static absl::StatusOr<std::optional<StoredPerson>> Get(pqxx::transaction_base& tx,
                                                          const std::string& subject_id,
                                                          const Access& access, bool lock);
+
+  // The persons among `subject_ids` (canonical UUIDs, no repeats) in no
+  // particular order, with only what mailing needs (MailingRow): one
+  // statement for the whole batch, by primary key. No record-level check:
+  // for the mailing service's GetMailingAddresses, which the access policy
+  // opens to that service only.
+  static absl::StatusOr<std::vector<MailingRow>> GetForMailing(
+      pqxx::transaction_base& tx, const std::vector<std::string>& subject_ids);
+  // GetForMailing's statement ($1: a uuid[] literal), for the plan test.
+  static const std::string& MailingSql();
 
   // The wrapped data key of a subject; NOT_FOUND if it has none (erased).
   static absl::StatusOr<std::string> WrappedKey(pqxx::transaction_base& tx,

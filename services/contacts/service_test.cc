@@ -5,7 +5,9 @@
 // events read back through a Relay into a capturing sink.
 //
 // Operators: kAlice (team kSales) creates most persons; kBob is in another
-// team; kDpo has contacts.read.all and contacts.read.sensitive.
+// team; kDpo has contacts.read.all and contacts.read.sensitive. Peers: the
+// gateway calls the API, "erasure" SubjectData, "mailing"
+// GetMailingAddresses.
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
@@ -15,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -91,8 +94,8 @@ class ContactsServiceTest : public ::testing::Test {
   static void SetUpTestSuite() { log::SetMinLevel(log::Level::kError); }
 
   void SetUp() override {
-    CRM_ASSERT_OK_AND_ASSIGN(bed_,
-                             crm::testing::ApiTestBed::Create("contacts", {"gateway", "erasure"}));
+    CRM_ASSERT_OK_AND_ASSIGN(
+        bed_, crm::testing::ApiTestBed::Create("contacts", {"gateway", "erasure", "mailing"}));
     CRM_ASSERT_OK_AND_ASSIGN(db_,
                              crm::testing::CreateMigratedDatabase("contacts", "contacts_svc", 8));
     ASSERT_THAT(outbox::EnsureSchema(*db_.pool), IsOk());
@@ -131,6 +134,10 @@ class ContactsServiceTest : public ::testing::Test {
     CRM_ASSERT_OK_AND_ASSIGN(std::shared_ptr<grpc::Channel> erasure,
                              bed_->Channel("erasure", server_->port(), "contacts"));
     erasure_ = sv1::SubjectData::NewStub(erasure);
+    erasure_contacts_ = v1::Contacts::NewStub(erasure);
+    CRM_ASSERT_OK_AND_ASSIGN(std::shared_ptr<grpc::Channel> mailing,
+                             bed_->Channel("mailing", server_->port(), "contacts"));
+    mailing_ = v1::Contacts::NewStub(mailing);
     alice_ = bed_->Token(kAlice, {"contacts.read", "contacts.write"}, {kSales});
     bob_ = bed_->Token(kBob, {"contacts.read", "contacts.write"}, {kSupport});
     dpo_ = bed_->Token(
@@ -224,6 +231,34 @@ class ContactsServiceTest : public ::testing::Test {
     return Call(&Stub::ListInvoices, req, dpo_);
   }
 
+  // GetMailingAddresses of `ids` through `stub` (the mailing peer's by
+  // default), without a token unless `token` is given.
+  absl::StatusOr<v1::GetMailingAddressesResponse> MailingAddresses(
+      const std::vector<std::string>& ids, Stub* stub = nullptr, const std::string& token = "") {
+    v1::GetMailingAddressesRequest req;
+    for (const std::string& id : ids) req.add_subject_ids(id);
+    return crm::testing::UnaryCall(stub == nullptr ? *mailing_ : *stub, &Stub::GetMailingAddresses,
+                                   req, token);
+  }
+
+  // Audit events waiting in the outbox (ShippedEvents takes them out).
+  int64_t OutboxRows() {
+    absl::StatusOr<int64_t> n =
+        db_.pool->TransactValue<int64_t>([](pqxx::work& tx) -> absl::StatusOr<int64_t> {
+          return tx.exec1("SELECT count(*) FROM audit_outbox")[0].as<int64_t>();
+        });
+    EXPECT_THAT(n.status(), IsOk());
+    return n.value_or(-1);
+  }
+
+  absl::Status Erase(const std::string& subject_id) {
+    sv1::EraseSubjectDataRequest erase;
+    erase.set_request_id(base::NewUuid());
+    erase.set_subject_id(subject_id);
+    return crm::testing::UnaryCall(*erasure_, &sv1::SubjectData::Stub::EraseSubjectData, erase)
+        .status();
+  }
+
   std::vector<crm::audit::v1::Event> ShippedEvents() {
     for (int i = 0; i < 10; ++i) {
       absl::StatusOr<outbox::CycleResult> r = relay_->RunOnce();
@@ -247,6 +282,8 @@ class ContactsServiceTest : public ::testing::Test {
   std::unique_ptr<Stub> stub_;
   std::unique_ptr<sv1::SubjectData::Stub> erasure_;          // as the orchestrator
   std::unique_ptr<sv1::SubjectData::Stub> gateway_subject_;  // as anyone else
+  std::unique_ptr<Stub> mailing_;                            // Contacts as the mailing service
+  std::unique_ptr<Stub> erasure_contacts_;                   // Contacts as the orchestrator
   std::string alice_, bob_, dpo_;
 };
 
@@ -1144,6 +1181,170 @@ TEST_F(ContactsServiceTest, SubjectDataDescribeExportEraseForTheOrchestratorOnly
   }
   EXPECT_THAT(actions, ElementsAre("contacts.subject.export", "contacts.subject.erase",
                                    "contacts.subject.erase"));
+}
+
+// ---- GetMailingAddresses (the mailing service) ----------------------------------
+
+TEST_F(ContactsServiceTest, MailingAddressesAnswerEverySubjectInRequestOrderWithItsStatus) {
+  auto person = [&](const std::string& given, const std::string& family,
+                    const std::vector<std::pair<std::string, bool>>& emails) {
+    v1::Person p;
+    p.set_given_name(given);
+    p.set_family_name(family);
+    for (const auto& [address, primary] : emails) {
+      v1::EmailAddress* e = p.add_emails();
+      e->set_address(address);
+      e->set_primary(primary);
+    }
+    if (emails.empty()) p.add_phones()->set_number("+48600100200");
+    absl::StatusOr<v1::Person> created = Create(p, alice_);
+    EXPECT_THAT(created, IsOk());
+    return created.ok() ? created->subject_id() : std::string();
+  };
+  const std::string ada = person("Ada", kFamily, {{kEmail, false}});
+  // The primary address is the second one.
+  const std::string grace = person(
+      "Grace", "Hopper", {{"grace@first.example", false}, {"Grace.Hopper@Navy.example", true}});
+  const std::string nameless = person("", "Nameless", {{"anon@example.org", false}});
+  const std::string rita = person("Rita", "Restricted", {{"rita@example.com", false}});
+  const std::string phil = person("Phil", "Phoneonly", {});
+  const std::string gone = person("Gone", "Erased", {{"gone@example.com", false}});
+  const std::string unknown = base::NewUuid();
+  v1::SetRestrictionRequest restrict;
+  restrict.set_subject_id(rita);
+  restrict.set_restricted(true);
+  restrict.set_reason("objects to processing");
+  ASSERT_THAT(Call(&Stub::SetRestriction, restrict, alice_), IsOk());
+  ASSERT_THAT(Erase(gone), IsOk());
+  ShippedEvents();  // empties the outbox
+
+  const std::string ada_upper = absl::AsciiStrToUpper(ada);
+  CRM_ASSERT_OK_AND_ASSIGN(
+      v1::GetMailingAddressesResponse resp,
+      MailingAddresses({ada, rita, unknown, grace, ada_upper, phil, gone, nameless, ada}));
+  struct Want {
+    std::string subject_id;
+    v1::MailingStatus status;
+    std::string email;
+    std::string given_name;
+  };
+  const std::vector<Want> want = {
+      {ada, v1::MAILING_STATUS_OK, kEmailNormal, "Ada"},
+      {rita, v1::MAILING_STATUS_RESTRICTED, "", ""},
+      {unknown, v1::MAILING_STATUS_NOT_FOUND, "", ""},
+      {grace, v1::MAILING_STATUS_OK, "grace.hopper@navy.example", "Grace"},
+      {ada, v1::MAILING_STATUS_OK, kEmailNormal, "Ada"},  // asked in upper case
+      {phil, v1::MAILING_STATUS_NO_ADDRESS, "", ""},
+      {gone, v1::MAILING_STATUS_NOT_FOUND, "", ""},
+      {nameless, v1::MAILING_STATUS_OK, "anon@example.org", ""},
+      {ada, v1::MAILING_STATUS_OK, kEmailNormal, "Ada"},
+  };
+  ASSERT_THAT(resp.addresses(), SizeIs(want.size()));
+  for (size_t i = 0; i < want.size(); ++i) {
+    SCOPED_TRACE(i);
+    const v1::MailingAddress& got = resp.addresses(static_cast<int>(i));
+    EXPECT_EQ(got.subject_id(), want[i].subject_id);
+    EXPECT_EQ(v1::MailingStatus_Name(got.status()), v1::MailingStatus_Name(want[i].status));
+    EXPECT_EQ(got.email(), want[i].email);
+    EXPECT_EQ(got.given_name(), want[i].given_name);
+  }
+
+  // One event per subject disclosed (Ada once, though asked three times);
+  // none for the restricted, address-less, unknown or erased ones.
+  EXPECT_EQ(OutboxRows(), 3);
+  std::vector<std::string> disclosed;
+  std::string request_id;
+  for (const crm::audit::v1::Event& e : ShippedEvents()) {
+    if (e.action() != "contacts.person.read_for_mailing") continue;
+    disclosed.push_back(e.subject_id());
+    EXPECT_EQ(e.actor().service_identity(), "spiffe://crm.local/mailing");
+    EXPECT_EQ(e.actor().user_id(), "");
+    EXPECT_EQ(e.resource(), absl::StrCat("persons/", e.subject_id()));
+    EXPECT_FALSE(e.request_id().empty());
+    if (request_id.empty()) request_id = e.request_id();
+    EXPECT_EQ(e.request_id(), request_id);  // the one call
+  }
+  EXPECT_THAT(disclosed, ::testing::UnorderedElementsAre(ada, grace, nameless));
+}
+
+TEST_F(ContactsServiceTest, MailingAddressesAreForTheMailingIdentityOnly) {
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Person p, Create(Ada(), alice_));
+  ShippedEvents();
+  // Another peer is refused, even with a token that may read everything.
+  EXPECT_THAT(MailingAddresses({p.subject_id()}, stub_.get()),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(MailingAddresses({p.subject_id()}, stub_.get(), dpo_),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_THAT(MailingAddresses({p.subject_id()}, erasure_contacts_.get()),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_EQ(OutboxRows(), 0);
+  CRM_ASSERT_OK_AND_ASSIGN(v1::GetMailingAddressesResponse resp,
+                           MailingAddresses({p.subject_id()}));
+  ASSERT_THAT(resp.addresses(), SizeIs(1));
+  EXPECT_EQ(resp.addresses(0).email(), kEmailNormal);
+  // The other methods stay open to any peer and authorize by token, the
+  // mailing peer's calls too.
+  v1::GetPersonRequest get;
+  get.set_subject_id(p.subject_id());
+  EXPECT_THAT(crm::testing::UnaryCall(*mailing_, &Stub::GetPerson, get),
+              StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_THAT(crm::testing::UnaryCall(*mailing_, &Stub::GetPerson, get, dpo_), IsOk());
+  EXPECT_THAT(crm::testing::UnaryCall(*erasure_contacts_, &Stub::GetPerson, get, dpo_), IsOk());
+}
+
+TEST_F(ContactsServiceTest, MailingAddressesRefuseBadBatchesNamingTheIdNeverTheValue) {
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Person p, Create(Ada(), alice_));
+  ShippedEvents();
+  EXPECT_THAT(MailingAddresses({}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("subject_ids: required")));
+  absl::StatusOr<v1::GetMailingAddressesResponse> bad =
+      MailingAddresses({p.subject_id(), base::NewUuid(), "ada.lovelace@example.com"});
+  EXPECT_THAT(bad, StatusIs(absl::StatusCode::kInvalidArgument,
+                            HasSubstr("subject_ids[2]: must be a UUID")));
+  EXPECT_THAT(bad.status().message(), Not(HasSubstr("lovelace")));
+  EXPECT_THAT(MailingAddresses({base::NewUuid(), ""}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("subject_ids[1]: required")));
+
+  // 1,000 is the limit: answered in full (one query); 1,001 is refused.
+  std::vector<std::string> ids;
+  for (int i = 0; i < kMaxMailingBatch; ++i) ids.push_back(base::NewUuid());
+  ids[500] = p.subject_id();
+  ids.back() = p.subject_id();
+  CRM_ASSERT_OK_AND_ASSIGN(v1::GetMailingAddressesResponse full, MailingAddresses(ids));
+  ASSERT_THAT(full.addresses(), SizeIs(kMaxMailingBatch));
+  for (int i : {0, 499, 500, 501, kMaxMailingBatch - 1}) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(full.addresses(i).subject_id(), ids[i]);
+    EXPECT_EQ(full.addresses(i).status(),
+              ids[i] == p.subject_id() ? v1::MAILING_STATUS_OK : v1::MAILING_STATUS_NOT_FOUND);
+  }
+  EXPECT_EQ(OutboxRows(), 1);  // only the refused calls wrote nothing
+  ids.push_back(base::NewUuid());
+  EXPECT_THAT(MailingAddresses(ids),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("subject_ids: at most 1000")));
+  EXPECT_EQ(OutboxRows(), 1);
+}
+
+TEST_F(ContactsServiceTest, MailingQueryProbesThePrimaryKeys) {
+  CRM_ASSERT_OK_AND_ASSIGN(
+      std::string plan,
+      db_.pool->TransactValue<std::string>([](pqxx::work& tx) -> absl::StatusOr<std::string> {
+        tx.exec("SET LOCAL enable_seqscan = off");
+        std::string out;
+        for (const auto& row :
+             tx.exec_params(absl::StrCat("EXPLAIN ", PersonStore::MailingSql()),
+                            absl::StrCat("{", base::NewUuid(), ",", base::NewUuid(), "}"))) {
+          absl::StrAppend(&out, row[0].as<std::string>(), "\n");
+        }
+        return out;
+      }));
+  // The batch by the persons' primary key (a plain or bitmap index scan),
+  // each key by subject_keys'.
+  EXPECT_THAT(plan, ::testing::ContainsRegex("Index Scan (using|on) persons_pkey"));
+  EXPECT_THAT(plan, HasSubstr("Index Cond: (subject_id = ANY"));
+  EXPECT_THAT(plan, HasSubstr("Index Scan using subject_keys_pkey"));
+  EXPECT_THAT(plan, HasSubstr("Index Cond: (subject_id = p.subject_id)"));
+  EXPECT_THAT(plan, Not(HasSubstr("Seq Scan")));
 }
 
 }  // namespace
