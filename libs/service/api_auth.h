@@ -82,6 +82,9 @@ class ApiAuth {
 
   auth::TokenVerifier& verifier() { return *verifier_; }
   redis::Client& redis() { return *redis_; }
+  // The mTLS channel to identity (with this service's certificate), e.g. for
+  // a ServiceToken.
+  std::shared_ptr<grpc::Channel> identity_channel() const { return identity_; }
   // One fetch of identity's keys now; replaces the key set on success.
   absl::Status FetchKeys();
   // Stops the fetcher. Idempotent.

@@ -24,10 +24,14 @@ template <typename Req, typename Resp>
 absl::Status GrpcConsentGate::Call(grpc::Status (cv1::Consent::Stub::*rpc)(grpc::ClientContext*,
                                                                            const Req&, Resp*),
                                    const Req& req, Resp* resp) {
-  CRM_ASSIGN_OR_RETURN(const std::string token, token_());
+  absl::StatusOr<std::string> token = token_();
+  if (!token.ok()) {  // mailing's own set-up, not the caller's fault
+    return absl::FailedPreconditionError(
+        absl::StrCat("mailing cannot call consent: ", token.status().message()));
+  }
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + deadline_));
-  ctx.AddMetadata("authorization", absl::StrCat("Bearer ", token));
+  ctx.AddMetadata("authorization", absl::StrCat("Bearer ", *token));
   absl::Status s = base::FromGrpcStatus(((*stub_).*rpc)(&ctx, req, resp));
   if (s.ok()) return s;
   return absl::Status(s.code(), absl::StrCat("consent: ", s.message()));

@@ -9,6 +9,11 @@
 //
 // The processes are started once for the suite (Argon2, migrations and
 // key fetches are what take time); each test uses its own customer.
+//
+// Mailing runs too, with a real SMTP sink: after tools/platform-accounts
+// gave it its service account, a campaign goes out through the whole stack
+// (mailing's own token at consent, the address from contacts by mailing's
+// certificate, the mail in the sink).
 #include <signal.h>
 
 #include <cstdlib>
@@ -27,6 +32,7 @@
 #include "libs/rpc/channel.h"
 #include "libs/rpc/testing/test_pki.h"
 #include "libs/testing/pg_test_database.h"
+#include "libs/testing/smtp_sink.h"
 #include "libs/testing/status_matchers.h"
 #include "libs/testing/subprocess.h"
 #include "libs/testing/test_env.h"
@@ -63,6 +69,7 @@ struct Stack {
   std::vector<std::unique_ptr<PgTestDatabase>> dbs;
   std::map<std::string, int> ports;
   std::vector<std::unique_ptr<Subprocess>> services;
+  std::unique_ptr<crm::testing::SmtpSink> sink;
   int commands = 0;
   Outcome first_setup;
 
@@ -77,6 +84,7 @@ struct Stack {
                 {"CRMCTL_IDENTITY_ADDR", Addr("identity")},
                 {"CRMCTL_CONTACTS_ADDR", Addr("contacts")},
                 {"CRMCTL_CONSENT_ADDR", Addr("consent")},
+                {"CRMCTL_MAILING_ADDR", Addr("mailing")},
                 {"CRMCTL_SESSION_FILE", dir.path() + "/crmctl_session"},
                 {"CRMCTL", CRMCTL_BINARY}});
     Subprocess::Options options;
@@ -196,12 +204,12 @@ class ExampleShopTest : public ::testing::Test {
     auto stack = std::make_unique<Stack>();
     ASSERT_FALSE(stack->dir.path().empty());
     auto pki = TestPki::Create(
-        {"identity", "contacts", "consent", "operator", "shop", "clerk", "stranger"});
+        {"identity", "contacts", "consent", "mailing", "operator", "shop", "clerk", "stranger"});
     ASSERT_THAT(pki, IsOk());
     stack->pki = std::make_unique<TestPki>(*std::move(pki));
     CRM_ASSERT_OK_AND_ASSIGN(TestEnv env, TestEnv::Load());
     ASSERT_THAT(WriteServiceSecrets(stack->dir.path(), env.redis()), IsOk());
-    for (const char* service : {"identity", "contacts", "consent"}) {
+    for (const char* service : {"identity", "contacts", "consent", "mailing"}) {
       stack->ports[service] = FreePort();
       ASSERT_GT(stack->ports[service], 0);
     }
@@ -211,6 +219,17 @@ class ExampleShopTest : public ::testing::Test {
         IsOk());
     ASSERT_THAT(stack->Start("contacts", {}), IsOk());
     ASSERT_THAT(stack->Start("consent", {}), IsOk());
+    CRM_ASSERT_OK_AND_ASSIGN(stack->sink, crm::testing::SmtpSink::Start({}));
+    ASSERT_THAT(stack->Start("mailing", {{"CRM_CONSENT_ADDR", stack->Addr("consent")},
+                                         {"CRM_CONTACTS_ADDR", stack->Addr("contacts")},
+                                         {"CRM_SMTP_HOST", "127.0.0.1"},
+                                         {"CRM_SMTP_PORT", absl::StrCat(stack->sink->port())},
+                                         {"CRM_SMTP_CA_FILE", stack->sink->ca_file()},
+                                         {"CRM_MAIL_FROM", "Shop News <news@shop.example>"},
+                                         {"CRM_MESSAGE_DOMAIN", "shop.example"},
+                                         {"CRM_UNSUBSCRIBE_BASE", "https://crm.shop.example/u/"},
+                                         {"CRM_SEND_INTERVAL", "200ms"}}),
+                IsOk());
 
     // The first administrator's first login allows only the password change.
     CRM_ASSERT_OK_AND_ASSIGN(std::string bootstrap, pki::ReadFile(admin_password_file));
@@ -359,6 +378,88 @@ TEST_F(ExampleShopTest, BadSettingExitsWith2NamingIt) {
     EXPECT_THAT(run.output, HasSubstr(named));
     EXPECT_THAT(run.output, Not(HasSubstr("1. token")));
   }
+}
+
+// The value of the first `"key": "..."` in crmctl's JSON output, or "".
+std::string JsonString(const std::string& json, const std::string& key) {
+  const std::string marker = absl::StrCat("\"", key, "\": \"");
+  const size_t at = json.find(marker);
+  if (at == std::string::npos) return "";
+  const size_t end = json.find('"', at + marker.size());
+  return end == std::string::npos ? "" : json.substr(at + marker.size(), end - at - marker.size());
+}
+
+TEST_F(ExampleShopTest, TheMailingServiceSendsACampaignThroughTheWholeStack) {
+  Stack& st = *g_stack;
+  auto ok = [](const Outcome& o) { return o.exit.exited_with(0); };
+  // Before its service account exists, mailing cannot reach consent.
+  const std::string list_json =
+      R"({"list": {"listId": "news", "purposeId": "newsletter", "optIn": "OPT_IN_SINGLE"}})";
+  Outcome early = st.Crmctl({"call", "mailing", "CreateList", list_json});
+  ASSERT_FALSE(ok(early)) << early.output;
+  EXPECT_THAT(early.output, HasSubstr("platform's own services"));
+
+  const Outcome accounts =
+      st.Run({absl::StrCat(std::getenv("CRMTEST_SOURCE_DIR"), "/tools/platform-accounts")});
+  ASSERT_TRUE(ok(accounts)) << accounts.output;
+  EXPECT_TRUE(
+      InOrder(accounts.output,
+              {"service account mailing (spiffe://crm.local/mailing): created",
+               "role platform-mailing: created", "grant of platform-mailing to mailing: created"}))
+      << accounts.output;
+  const Outcome list = st.Crmctl({"call", "mailing", "CreateList", list_json});
+  ASSERT_TRUE(ok(list)) << list.output;
+
+  const std::string email = "mailing.system.test@customers.example";
+  const Outcome person = st.Crmctl(
+      {"call", "contacts", "CreatePerson",
+       absl::StrCat(
+           R"({"person": {"givenName": "Zofia", "familyName": "Test", "emails": [{"address": ")",
+           email, R"(", "primary": true}], "registration": {"channel": "web"}}})")});
+  ASSERT_TRUE(ok(person)) << person.output;
+  const std::string subject = JsonString(person.output, "subject_id");
+  ASSERT_FALSE(subject.empty()) << person.output;
+  const Outcome purposes = st.Crmctl({"call", "consent", "ListPurposes", "{}"});
+  ASSERT_TRUE(ok(purposes)) << purposes.output;
+  const std::string notice = JsonString(purposes.output, "en");
+  ASSERT_EQ(notice.size(), 64u) << purposes.output;
+  const Outcome subscribed =
+      st.Crmctl({"call", "mailing", "Subscribe",
+                 absl::StrCat(R"({"listId": "news", "subjectId": ")", subject,
+                              R"(", "source": "shop", "noticeVersion": ")", notice, R"("})")});
+  ASSERT_TRUE(ok(subscribed)) << subscribed.output;
+  const Outcome tmpl = st.Crmctl(
+      {"call", "mailing", "PutTemplate",
+       R"({"template": {"templateId": "spring", "subject": "Spring news for {{first_name}}", "textBody": "Hello {{first_name}}"}})"});
+  ASSERT_TRUE(ok(tmpl)) << tmpl.output;
+  const Outcome campaign =
+      st.Crmctl({"call", "mailing", "CreateCampaign",
+                 R"({"campaign": {"name": "Spring", "listId": "news", "templateId": "spring"}})"});
+  ASSERT_TRUE(ok(campaign)) << campaign.output;
+  const std::string campaign_id = JsonString(campaign.output, "campaign_id");
+  ASSERT_FALSE(campaign_id.empty()) << campaign.output;
+  const Outcome scheduled = st.Crmctl({"call", "mailing", "ScheduleCampaign",
+                                       absl::StrCat(R"({"campaignId": ")", campaign_id, R"("})")});
+  ASSERT_TRUE(ok(scheduled)) << scheduled.output;
+
+  // The sender's loop picks it up within a few rounds.
+  std::vector<crm::testing::SinkMessage> got;
+  for (int i = 0; i < 100 && got.empty(); ++i) {
+    absl::SleepFor(absl::Milliseconds(200));
+    CRM_ASSERT_OK_AND_ASSIGN(got, st.sink->Messages());
+  }
+  ASSERT_THAT(got, ::testing::SizeIs(1));
+  ASSERT_THAT(got[0].recipients, ::testing::ElementsAre(email));
+  EXPECT_THAT(got[0].data, HasSubstr("Subject: Spring news for Zofia\r\n"));
+  EXPECT_THAT(got[0].data, HasSubstr("List-Unsubscribe: <https://crm.shop.example/u/u."));
+  EXPECT_THAT(got[0].data, HasSubstr("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"));
+  const Outcome counted = st.Crmctl({"call", "mailing", "GetCampaign",
+                                     absl::StrCat(R"({"campaignId": ")", campaign_id, R"("})")});
+  ASSERT_TRUE(ok(counted)) << counted.output;
+  EXPECT_THAT(counted.output, HasSubstr(R"("sent": "1")"));
+  // Mailing logged no address.
+  CRM_ASSERT_OK_AND_ASSIGN(std::string log, pki::ReadFile(st.dir.path() + "/mailing.log"));
+  EXPECT_THAT(log, Not(HasSubstr("customers.example")));
 }
 
 }  // namespace

@@ -289,6 +289,10 @@ TEST_P(GrpcServiceTest, BadSettingStopsStartupWithExitCode2NamingIt) {
     cases.push_back({{{"CRM_KEK_FILE", ""}}, {}, "kek_file"});
     cases.push_back({{{"CRM_REDIS_ADDR", "redis"}}, {}, "redis_addr"});
   }
+  if (service() == "mailing") {
+    cases.push_back({{{"CRM_LINK_KEY_FILE", ""}}, {}, "link_key_file"});
+    cases.push_back({{{"CRM_SMTP_TLS", "none"}}, {}, "smtp_tls"});
+  }
   if (service() == "contacts" || service() == "consent") {
     cases.push_back({{{"CRM_BLIND_INDEX_KEY_FILE", ""}}, {}, "blind_index_key_file"});
   }

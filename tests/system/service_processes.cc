@@ -76,7 +76,7 @@ std::optional<std::string> LogLine(const std::string& output, absl::string_view 
 
 bool NeedsKeysAndRedis(absl::string_view service) {
   return service == "identity" || service == "audit" || service == "contacts" ||
-         service == "consent";
+         service == "consent" || service == "mailing";
 }
 
 absl::Status WriteServiceSecrets(const std::string& dir, const testing::RedisTestServer& redis) {
@@ -110,7 +110,10 @@ std::map<std::string, std::string> ServiceEnv(const ServiceSetup& setup) {
   if (service == "identity" || service == "contacts" || service == "consent") {
     env.insert({"CRM_BLIND_INDEX_KEY_FILE", setup.secrets_dir + "/index.key"});
   }
-  if (service == "audit" || service == "contacts" || service == "consent") {
+  if (service == "mailing") {  // the link key has the index key's format
+    env.insert({"CRM_LINK_KEY_FILE", setup.secrets_dir + "/index.key"});
+  }
+  if (service == "audit" || service == "contacts" || service == "consent" || service == "mailing") {
     if (setup.identity_addr.empty()) {
       env.insert({"CRM_KEY_WAIT", "0s"});  // no identity runs
     } else {

@@ -58,7 +58,7 @@ absl::Status WriteFile(const std::string& path, absl::string_view content, mode_
 std::optional<std::string> LogLine(const std::string& output, absl::string_view event);
 
 // The services that hold keys and verify tokens (Redis revocation set):
-// identity, contacts, consent, audit.
+// identity, contacts, consent, audit, mailing.
 bool NeedsKeysAndRedis(absl::string_view service);
 
 // Everything a gRPC service binary needs but its database, as ServiceEnv
