@@ -376,4 +376,83 @@ absl::Status MailingStore::NoteUnsubscribe(pqxx::transaction_base& tx, const std
   return absl::OkStatus();
 }
 
+absl::StatusOr<SubjectCounts> MailingStore::CountSubject(pqxx::transaction_base& tx,
+                                                         const std::string& subject_id) {
+  const pqxx::row r =
+      ExecPrepared1(tx,
+                    "SELECT (SELECT count(*) FROM subscriptions WHERE subject_id = $1::uuid), "
+                    "(SELECT count(*) FROM send_queue WHERE subject_id = $1::uuid)",
+                    subject_id);
+  return SubjectCounts{.subscriptions = r[0].as<int64_t>(), .sends = r[1].as<int64_t>()};
+}
+
+absl::StatusOr<std::vector<v1::Subscription>> MailingStore::SubjectSubscriptions(
+    pqxx::transaction_base& tx, const std::string& subject_id) {
+  std::vector<v1::Subscription> out;
+  for (const pqxx::row& r : ExecPrepared(
+           tx,
+           absl::StrCat("SELECT ", kSubscriptionColumns,
+                        " FROM subscriptions WHERE subject_id = $1::uuid ORDER BY list_id"),
+           subject_id)) {
+    out.push_back(RowToSubscription(r));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<SendRecord>> MailingStore::SubjectSends(pqxx::transaction_base& tx,
+                                                                   const std::string& subject_id) {
+  std::vector<SendRecord> out;
+  for (const pqxx::row& r : ExecPrepared(
+           tx,
+           "SELECT q.message_id::text, COALESCE(q.campaign_id::text, ''), COALESCE(c.list_id, ''), "
+           "q.state, " CRM_TS("q.created_at") ", " CRM_TS(
+               "q.finished_at") ", "
+                                "q.unsubscribed_at IS NOT NULL FROM send_queue q LEFT JOIN "
+                                "campaigns c "
+                                "USING (campaign_id) WHERE q.subject_id = $1::uuid ORDER BY "
+                                "q.created_at",
+           subject_id)) {
+    SendRecord s;
+    s.message_id = r[0].as<std::string>();
+    s.campaign_id = r[1].as<std::string>();
+    s.list_id = r[2].as<std::string>();
+    s.state = static_cast<SendState>(r[3].as<int>());
+    s.queued_at = Micros(r[4]);
+    if (!r[5].is_null()) s.finished_at = Micros(r[5]);
+    s.unsubscribed = r[6].as<bool>();
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+absl::Status MailingStore::EraseSubject(pqxx::transaction_base& tx, const std::string& subject_id) {
+  ExecPrepared(tx, "DELETE FROM send_queue WHERE subject_id = $1::uuid", subject_id);
+  ExecPrepared(tx, "DELETE FROM subscriptions WHERE subject_id = $1::uuid", subject_id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<MailingStore::Erasure>> MailingStore::ErasureRecorded(
+    pqxx::transaction_base& tx, const std::string& request_id) {
+  const pqxx::result r =
+      ExecPrepared(tx,
+                   "SELECT subject_id::text, subscriptions, sends, " CRM_TS(
+                       "completed_at") " FROM erasure_requests WHERE request_id = $1::uuid",
+                   request_id);
+  if (r.empty()) return std::optional<Erasure>();
+  return std::optional<Erasure>(
+      Erasure{.subject_id = r[0][0].as<std::string>(),
+              .erased = {.subscriptions = r[0][1].as<int64_t>(), .sends = r[0][2].as<int64_t>()},
+              .completed_at = Micros(r[0][3])});
+}
+
+absl::Status MailingStore::RecordErasure(pqxx::transaction_base& tx, const std::string& request_id,
+                                         const Erasure& e) {
+  ExecPrepared(tx,
+               "INSERT INTO erasure_requests (request_id, subject_id, subscriptions, sends, "
+               "completed_at) VALUES ($1::uuid, $2::uuid, $3, $4, " CRM_TS_PARAM("$5") ")",
+               request_id, e.subject_id, e.erased.subscriptions, e.erased.sends,
+               absl::ToUnixMicros(e.completed_at));
+  return absl::OkStatus();
+}
+
 }  // namespace crm::mailing

@@ -41,6 +41,23 @@ struct Claimed {
   int64_t template_version = 0;
 };
 
+// A send_queue row as the subject sees it (SubjectData export).
+struct SendRecord {
+  std::string message_id;
+  std::string campaign_id;
+  std::string list_id;
+  SendState state = SendState::kQueued;
+  absl::Time queued_at;
+  std::optional<absl::Time> finished_at;
+  bool unsubscribed = false;
+};
+
+// What mailing holds about a subject, and what an erasure removed.
+struct SubjectCounts {
+  int64_t subscriptions = 0;
+  int64_t sends = 0;
+};
+
 class MailingStore {
  public:
   // Lists. ALREADY_EXISTS for a taken id.
@@ -109,6 +126,26 @@ class MailingStore {
                              absl::Time retry_at = absl::InfinitePast());
   // Campaigns in SENDING with nothing queued any more become DONE.
   static absl::Status CompleteCampaigns(pqxx::transaction_base& tx);
+  // SubjectData: counts, the subject's subscriptions and send log, erasure
+  // (both, queued rows included), and the erasure answers by request id.
+  static absl::StatusOr<SubjectCounts> CountSubject(pqxx::transaction_base& tx,
+                                                    const std::string& subject_id);
+  static absl::StatusOr<std::vector<v1::Subscription>> SubjectSubscriptions(
+      pqxx::transaction_base& tx, const std::string& subject_id);
+  static absl::StatusOr<std::vector<SendRecord>> SubjectSends(pqxx::transaction_base& tx,
+                                                              const std::string& subject_id);
+  static absl::Status EraseSubject(pqxx::transaction_base& tx, const std::string& subject_id);
+  // (subject id, counts, completed at) of an earlier erasure request.
+  struct Erasure {
+    std::string subject_id;
+    SubjectCounts erased;
+    absl::Time completed_at;
+  };
+  static absl::StatusOr<std::optional<Erasure>> ErasureRecorded(pqxx::transaction_base& tx,
+                                                                const std::string& request_id);
+  static absl::Status RecordErasure(pqxx::transaction_base& tx, const std::string& request_id,
+                                    const Erasure& e);
+
   // Counts an unsubscription against the campaign whose message the subject
   // got last from `list_id` (CampaignCounts.unsubscribed).
   static absl::Status NoteUnsubscribe(pqxx::transaction_base& tx, const std::string& list_id,

@@ -27,6 +27,7 @@
 #include "services/mailing/consent_gate.h"
 #include "services/mailing/mailing_service.h"
 #include "services/mailing/sender.h"
+#include "services/mailing/subject_data_service.h"
 
 namespace crm::mailing {
 namespace {
@@ -60,6 +61,7 @@ struct App {
   std::unique_ptr<smtp::Sender> smtp;
   std::unique_ptr<CampaignSender> sender;
   std::unique_ptr<MailingService> service;
+  std::unique_ptr<SubjectDataService> subject_data;
   absl::Notification stop;
   std::thread sending;
 };
@@ -148,8 +150,11 @@ absl::Status Setup(MailingConfig& cfg, const service::ApiAuthConfig& auth_cfg, A
                                                    .consent = *app.consent,
                                                    .tokens = *app.tokens,
                                                    .confirm_max_age = cfg.confirm_max_age});
+  app.subject_data = std::make_unique<SubjectDataService>(ctx.db, app.outbox->writer(), ctx.clock);
   CRM_RETURN_IF_ERROR(AllowMailingMethods(ctx.policy));
+  CRM_RETURN_IF_ERROR(AllowMailingSubjectData(ctx.policy));
   ctx.services.push_back(app.service.get());
+  ctx.services.push_back(app.subject_data.get());
   app.sender =
       std::make_unique<CampaignSender>(ctx.db, *app.consent, *app.addresses, *app.smtp, *app.tokens,
                                        app.dkim ? &*app.dkim : nullptr, ctx.clock, cfg.sender);

@@ -11,10 +11,10 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "absl/strings/str_replace.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "crm/consent/v1/consent.grpc.pb.h"
 #include "crm/mailing/v1/mailing.grpc.pb.h"
 #include "gmock/gmock.h"
@@ -43,6 +43,7 @@
 #include "services/mailing/mailing_service.h"
 #include "services/mailing/mailing_store.h"
 #include "services/mailing/sender.h"
+#include "services/mailing/subject_data_service.h"
 
 namespace crm::mailing {
 namespace {
@@ -50,6 +51,7 @@ namespace {
 using ::crm::testing::IsOk;
 using ::crm::testing::StatusIs;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::SizeIs;
 using Stub = v1::Mailing::Stub;
 namespace cv1 = crm::consent::v1;
@@ -62,8 +64,8 @@ class MailingServiceTest : public ::testing::Test {
   static void SetUpTestSuite() { log::SetMinLevel(log::Level::kError); }
 
   void SetUp() override {
-    CRM_ASSERT_OK_AND_ASSIGN(
-        bed_, crm::testing::ApiTestBed::Create("mailing", {"consent", "gateway", "shop"}));
+    CRM_ASSERT_OK_AND_ASSIGN(bed_, crm::testing::ApiTestBed::Create(
+                                       "mailing", {"consent", "gateway", "shop", "erasure"}));
     // Real time: an independent DKIM verifier refuses signatures from the
     // future (the fake clock starts in 2027).
     bed_->clock().Set(absl::Now());
@@ -124,10 +126,13 @@ class MailingServiceTest : public ::testing::Test {
                                                             .clock = bed_->clock(),
                                                             .consent = *gate_,
                                                             .tokens = *tokens_});
+    subject_data_ = std::make_unique<SubjectDataService>(*db_.pool, *audit_, bed_->clock());
     rpc::AccessPolicy policy;
     ASSERT_THAT(AllowMailingMethods(policy), IsOk());
+    ASSERT_THAT(AllowMailingSubjectData(policy), IsOk());
     server_ = std::make_unique<rpc::ServerRunner>(bed_->ServerConfig("mailing"), std::move(policy));
     server_->RegisterService(service_.get());
+    server_->RegisterService(subject_data_.get());
     ASSERT_THAT(server_->Start(), IsOk());
     CRM_ASSERT_OK_AND_ASSIGN(std::shared_ptr<grpc::Channel> shop,
                              bed_->Channel("shop", server_->port(), "mailing"));
@@ -320,6 +325,7 @@ class MailingServiceTest : public ::testing::Test {
   std::unique_ptr<outbox::Writer> audit_;
   std::optional<LinkTokens> tokens_;
   std::unique_ptr<MailingService> service_;
+  std::unique_ptr<SubjectDataService> subject_data_;
   std::unique_ptr<rpc::ServerRunner> server_;
   std::unique_ptr<Stub> stub_;
   std::unique_ptr<Stub> gateway_;
@@ -754,6 +760,94 @@ TEST_F(MailingServiceTest, ACrashedWorkerLosesNoMessageAndNoneGoesOutTwice) {
   CRM_ASSERT_OK_AND_ASSIGN(v1::Campaign done, Change(&Stub::GetCampaign, c.campaign_id()));
   EXPECT_EQ(done.state(), v1::CAMPAIGN_STATE_DONE);
   EXPECT_EQ(done.counts().sent(), 10);
+}
+
+TEST_F(MailingServiceTest, SubjectDataDescribesExportsAndErasesForTheOrchestratorOnly) {
+  namespace sv1 = crm::subject::v1;
+  ASSERT_THAT(CreateList("news", v1::OPT_IN_SINGLE), IsOk());
+  ASSERT_THAT(PutTemplate("spring", "Spring"), IsOk());
+  StartSending();
+  const std::string subject = Subscriber("news");
+  const std::string other = Subscriber("news");
+  ASSERT_THAT(StartCampaign("news"), IsOk());
+  ASSERT_THAT(sender_->RunOnce(), IsOk());  // both sent
+  ASSERT_THAT(StartCampaign("news"), IsOk());
+  ASSERT_THAT(db_.pool->Transact([&](pqxx::work& tx) {
+    return MailingStore::StartDueCampaigns(tx, bed_->clock().Now()).status();
+  }),
+              IsOk());  // and queued again, not sent yet
+
+  CRM_ASSERT_OK_AND_ASSIGN(std::shared_ptr<grpc::Channel> ch,
+                           bed_->Channel("erasure", server_->port(), "mailing"));
+  auto erasure = sv1::SubjectData::NewStub(ch);
+  CRM_ASSERT_OK_AND_ASSIGN(std::shared_ptr<grpc::Channel> shop_ch,
+                           bed_->Channel("shop", server_->port(), "mailing"));
+  auto shop = sv1::SubjectData::NewStub(shop_ch);
+  sv1::DescribeSubjectDataRequest describe;
+  describe.set_subject_id(subject);
+  EXPECT_THAT(
+      crm::testing::UnaryCall(*shop, &sv1::SubjectData::Stub::DescribeSubjectData, describe),
+      StatusIs(absl::StatusCode::kPermissionDenied));
+  CRM_ASSERT_OK_AND_ASSIGN(
+      sv1::DescribeSubjectDataResponse described,
+      crm::testing::UnaryCall(*erasure, &sv1::SubjectData::Stub::DescribeSubjectData, describe));
+  ASSERT_THAT(described.categories(), SizeIs(2));
+  EXPECT_EQ(described.categories(0).category(), "mailing_subscriptions");
+  EXPECT_EQ(described.categories(0).record_count(), 1);
+  EXPECT_EQ(described.categories(1).category(), "mailing_sends");
+  EXPECT_EQ(described.categories(1).record_count(), 2);
+
+  sv1::ExportSubjectDataRequest exp;
+  exp.set_subject_id(subject);
+  CRM_ASSERT_OK_AND_ASSIGN(
+      sv1::ExportSubjectDataResponse exported,
+      crm::testing::UnaryCall(*erasure, &sv1::SubjectData::Stub::ExportSubjectData, exp));
+  ASSERT_THAT(exported.records(), SizeIs(3));
+  EXPECT_EQ(exported.records(0).data().fields().at("list_id").string_value(), "news");
+  EXPECT_EQ(exported.records(1).data().fields().at("state").string_value(), "sent");
+  EXPECT_EQ(exported.records(2).data().fields().at("state").string_value(), "queued");
+
+  sv1::EraseSubjectDataRequest erase;
+  erase.set_request_id(base::NewUuid());
+  erase.set_subject_id(subject);
+  EXPECT_THAT(crm::testing::UnaryCall(*shop, &sv1::SubjectData::Stub::EraseSubjectData, erase),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  CRM_ASSERT_OK_AND_ASSIGN(
+      sv1::EraseSubjectDataResponse erased,
+      crm::testing::UnaryCall(*erasure, &sv1::SubjectData::Stub::EraseSubjectData, erase));
+  ASSERT_THAT(erased.erased(), SizeIs(2));
+  EXPECT_EQ(erased.erased(1).record_count(), 2);
+  EXPECT_FALSE(erased.data_key_destroyed());
+  // Nothing of the subject is left, and its queued mail is not sent.
+  std::string rows;
+  ASSERT_THAT(db_.pool->Transact([&](pqxx::work& tx) {
+    for (const char* table : {"subscriptions", "send_queue"}) {
+      for (const auto& row : tx.exec(absl::StrCat("SELECT subject_id::text FROM ", table))) {
+        rows += row[0].c_str();
+      }
+    }
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_THAT(rows, Not(HasSubstr(subject)));
+  EXPECT_THAT(rows, HasSubstr(other));
+  CRM_ASSERT_OK_AND_ASSIGN(RoundStats round, sender_->RunOnce());
+  EXPECT_EQ(round.sent, 1);  // the other subscriber only
+  CRM_ASSERT_OK_AND_ASSIGN(std::vector<crm::testing::SinkMessage> got, sink_->Messages());
+  ASSERT_THAT(got, SizeIs(3));
+  EXPECT_EQ(got[2].recipients[0], book_.Get(other).address);
+  // A retry gets the same answer; the id is not reusable for another subject.
+  CRM_ASSERT_OK_AND_ASSIGN(
+      sv1::EraseSubjectDataResponse again,
+      crm::testing::UnaryCall(*erasure, &sv1::SubjectData::Stub::EraseSubjectData, erase));
+  EXPECT_EQ(again.erased(1).record_count(), 2);
+  EXPECT_EQ(again.completed_at().seconds(), erased.completed_at().seconds());
+  erase.set_subject_id(other);
+  EXPECT_THAT(crm::testing::UnaryCall(*erasure, &sv1::SubjectData::Stub::EraseSubjectData, erase),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("request_id")));
+  erase.set_request_id("nope");
+  EXPECT_THAT(crm::testing::UnaryCall(*erasure, &sv1::SubjectData::Stub::EraseSubjectData, erase),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("request_id")));
 }
 
 }  // namespace
