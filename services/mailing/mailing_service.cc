@@ -182,10 +182,12 @@ grpc::Status MailingService::Subscribe(Ctx* ctx, const v1::SubscribeRequest* req
     return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
       CRM_RETURN_IF_ERROR(MailingStore::PutSubscription(
           tx, sub, single ? "" : req->notice_version(), single ? "" : language));
+      if (!single) {
+        CRM_RETURN_IF_ERROR(MailingStore::QueueConfirmation(tx, list->list_id(), subject, now));
+      }
       *resp->mutable_subscription() = sub;
       resp->set_changed(true);
-      // The confirmation mail of a double opt-in is the sender's to send
-      // (docs/mailing.md); its link carries LinkTokens::Issue(kConfirm, ...).
+      // A double opt-in's confirmation mail goes out through the queue.
       return d_.audit.Enqueue(
           tx,
           AuditEvent(*ctx, caller.get(), single ? "mailing.subscribe" : "mailing.subscribe.pending",

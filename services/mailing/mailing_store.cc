@@ -273,6 +273,17 @@ absl::StatusOr<int64_t> MailingStore::CancelQueued(pqxx::transaction_base& tx,
   return static_cast<int64_t>(r.affected_rows());
 }
 
+absl::Status MailingStore::QueueConfirmation(pqxx::transaction_base& tx, const std::string& list_id,
+                                             const std::string& subject_id, absl::Time now) {
+  ExecPrepared(tx,
+               absl::StrCat("INSERT INTO send_queue (message_id, subject_id, kind, list_id, state, "
+                            "next_attempt_at, created_at) VALUES (gen_random_uuid(), $1::uuid, ",
+                            kConfirmationKind, ", $2, 1, ", CRM_TS_PARAM("$3"), ", ",
+                            CRM_TS_PARAM("$3"), ")"),
+               subject_id, list_id, absl::ToUnixMicros(now));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<std::string>> MailingStore::StartDueCampaigns(pqxx::transaction_base& tx,
                                                                          absl::Time now) {
   std::vector<std::string> started;
@@ -300,32 +311,26 @@ absl::StatusOr<std::vector<std::string>> MailingStore::StartDueCampaigns(pqxx::t
 absl::StatusOr<std::vector<Claimed>> MailingStore::Claim(pqxx::transaction_base& tx, int limit,
                                                          absl::Duration lease, absl::Time now) {
   std::vector<Claimed> out;
-  for (const pqxx::row& r : ExecPrepared(
-           tx,
-           "WITH due AS (SELECT q.message_id FROM send_queue q "
-           "  LEFT JOIN campaigns c ON c.campaign_id = q.campaign_id "
-           "  WHERE q.state = 1 AND q.next_attempt_at <= " CRM_TS_PARAM(
-               "$1") " "
-                     "  AND (q.lease_until IS NULL OR q.lease_until < " CRM_TS_PARAM(
-                         "$1") ") "
-                               "  AND c.state = 3 "  // transactional rows: not built yet
-
-                               "  ORDER BY q.next_attempt_at LIMIT $2 FOR UPDATE OF q SKIP LOCKED) "
-                               "UPDATE send_queue q SET lease_until = " CRM_TS_PARAM(
-                                   "$3") ", attempts = attempts + 1 "
-                                         "FROM due LEFT JOIN (SELECT message_id, c.list_id, "
-                                         "l.purpose_id, c.template_id, "
-                                         "  c.template_version FROM send_queue q2 JOIN campaigns c "
-                                         "USING (campaign_id) "
-                                         "  JOIN lists l USING (list_id)) info USING (message_id) "
-                                         "WHERE q.message_id = due.message_id "
-                                         "RETURNING q.message_id::text, "
-                                         "COALESCE(q.campaign_id::text, ''), q.subject_id::text, "
-                                         "q.kind, q.attempts, COALESCE(info.list_id, ''), "
-                                         "COALESCE(info.purpose_id, ''), "
-                                         "COALESCE(info.template_id, ''), "
-                                         "COALESCE(info.template_version, 0)",
-           absl::ToUnixMicros(now), limit, absl::ToUnixMicros(now + lease))) {
+  // Due rows of sending campaigns and confirmation mails, skipping those
+  // another worker holds; then what the sender needs of their campaign and
+  // list (joined after the update, for the claimed rows only).
+  static const std::string kClaim = absl::StrCat(
+      "WITH due AS (SELECT q.message_id FROM send_queue q "
+      "LEFT JOIN campaigns c ON c.campaign_id = q.campaign_id "
+      "WHERE q.state = 1 AND q.next_attempt_at <= ",
+      CRM_TS_PARAM("$1"), " AND (q.lease_until IS NULL OR q.lease_until < ", CRM_TS_PARAM("$1"),
+      ") ", "AND (c.state = 3 OR (q.campaign_id IS NULL AND q.kind = ", kConfirmationKind, ")) ",
+      "ORDER BY q.next_attempt_at LIMIT $2 FOR UPDATE OF q SKIP LOCKED), ",
+      "claimed AS (UPDATE send_queue q SET lease_until = ", CRM_TS_PARAM("$3"),
+      ", attempts = q.attempts + 1 FROM due WHERE q.message_id = due.message_id ",
+      "RETURNING q.message_id, q.campaign_id, q.subject_id, q.kind, q.attempts, q.list_id) ",
+      "SELECT cl.message_id::text, COALESCE(cl.campaign_id::text, ''), cl.subject_id::text, ",
+      "cl.kind, cl.attempts, COALESCE(c.list_id, cl.list_id, ''), COALESCE(l.purpose_id, ''), ",
+      "COALESCE(c.template_id, ''), COALESCE(c.template_version, 0) FROM claimed cl ",
+      "LEFT JOIN campaigns c ON c.campaign_id = cl.campaign_id ",
+      "LEFT JOIN lists l ON l.list_id = COALESCE(c.list_id, cl.list_id)");
+  for (const pqxx::row& r :
+       ExecPrepared(tx, kClaim, absl::ToUnixMicros(now), limit, absl::ToUnixMicros(now + lease))) {
     Claimed c;
     c.message_id = r[0].as<std::string>();
     c.campaign_id = r[1].as<std::string>();

@@ -17,6 +17,10 @@
 
 namespace crm::mailing {
 
+// The send_queue kind of a double opt-in confirmation mail (campaign rows
+// are 0; crm.mailing.v1.TransactionalKind values are kept for the rest).
+inline constexpr int kConfirmationKind = 100;
+
 // A send_queue row's state.
 enum class SendState : int {
   kQueued = 1,
@@ -114,8 +118,11 @@ class MailingStore {
   // twice). The campaigns started.
   static absl::StatusOr<std::vector<std::string>> StartDueCampaigns(pqxx::transaction_base& tx,
                                                                     absl::Time now);
-  // Claims up to `limit` due rows of sending campaigns (and transactional
-  // ones) not leased by another worker, leases them until now + `lease` and
+  // Queues the confirmation mail of a pending double opt-in subscription.
+  static absl::Status QueueConfirmation(pqxx::transaction_base& tx, const std::string& list_id,
+                                        const std::string& subject_id, absl::Time now);
+  // Claims up to `limit` due rows of sending campaigns (and confirmation
+  // mails) not leased by another worker, leases them until now + `lease` and
   // counts the attempt.
   static absl::StatusOr<std::vector<Claimed>> Claim(pqxx::transaction_base& tx, int limit,
                                                     absl::Duration lease, absl::Time now);

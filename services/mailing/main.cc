@@ -195,6 +195,8 @@ int main(int argc, char** argv) {
   settings.Add("message_domain", &cfg.sender.message_domain, "the domain of Message-IDs");
   settings.Add("unsubscribe_base", &cfg.sender.unsubscribe_base,
                "the gateway's unsubscribe URL; the token is appended");
+  settings.Add("confirm_base", &cfg.sender.confirm_base,
+               "the gateway's double opt-in confirmation URL; the token is appended");
   settings.Add("dkim_key_file", &cfg.dkim_key_file,
                "PEM RSA key (2048+ bits) signing mail; empty: unsigned (development only)");
   settings.Add("dkim_domain", &cfg.dkim_domain, "DKIM d=");
@@ -206,6 +208,7 @@ int main(int argc, char** argv) {
   cfg.sender.from = "CRM <crm@localhost>";
   cfg.sender.message_domain = "localhost";
   cfg.sender.unsubscribe_base = "https://localhost:8443/u/";
+  cfg.sender.confirm_base = "https://localhost:8443/c/";
   crm::config::ParseOrExit(settings, argc, argv, environ);
   absl::Status valid = crm::service::ValidateCommonConfig(common);
   if (valid.ok()) valid = crm::service::ValidateApiAuthConfig(auth_cfg);

@@ -7,6 +7,27 @@
 #include "services/mailing/mailing_store.h"
 
 namespace crm::mailing {
+namespace {
+
+// The double opt-in confirmation mail (not consent-gated: the subject has
+// just asked to subscribe; nothing is recorded until the link is followed).
+const v1::Template& ConfirmationTemplate() {
+  static const v1::Template* const t = [] {
+    auto* t = new v1::Template;
+    t->set_template_id("confirmation");
+    t->set_subject("Please confirm your subscription");
+    t->set_text_body(
+        "Hello {{first_name}},\n\n"
+        "please confirm that you want to receive our mailings by following this link:\n\n"
+        "{{confirm_url}}\n\n"
+        "If you did not ask for this, ignore this message: nothing happens without your "
+        "confirmation.\n");
+    return t;
+  }();
+  return *t;
+}
+
+}  // namespace
 
 CampaignSender::CampaignSender(pg::Pool& db, ConsentGate& consent, AddressBook& addresses,
                                smtp::Sender& smtp, const LinkTokens& tokens,
@@ -68,7 +89,13 @@ absl::StatusOr<RoundStats> CampaignSender::RunOnce() {
   // The consent gate, per purpose, for the whole batch.
   std::vector<bool> allowed(batch.size(), false);
   absl::flat_hash_map<std::string, std::vector<size_t>> by_purpose;
-  for (size_t i = 0; i < batch.size(); ++i) by_purpose[batch[i].purpose_id].push_back(i);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (batch[i].kind == kConfirmationKind) {
+      allowed[i] = true;
+    } else {
+      by_purpose[batch[i].purpose_id].push_back(i);
+    }
+  }
   for (const auto& [purpose, indexes] : by_purpose) {
     std::vector<std::string> subjects;
     for (size_t i : indexes) subjects.push_back(batch[i].subject_id);
@@ -112,18 +139,29 @@ absl::StatusOr<RoundStats> CampaignSender::RunOnce() {
   for (size_t j = 0; j < mailable.size(); ++j) {
     const Claimed& m = batch[go[mailable[j]]];
     const Recipient& r = (*recipients)[mailable[j]];
-    if ((*suppressed)[j]) {
+    const bool confirmation = m.kind == kConfirmationKind;
+    if ((*suppressed)[j] && !confirmation) {
       CRM_RETURN_IF_ERROR(finish(m, SendState::kSkippedConsent));
       ++stats.skipped_consent;
       continue;
     }
-    CRM_ASSIGN_OR_RETURN(std::shared_ptr<const v1::Template> t,
-                         TemplateOf(m.template_id, m.template_version));
-    const std::string unsubscribe_url =
-        absl::StrCat(options_.unsubscribe_base,
-                     tokens_.Issue(TokenKind::kUnsubscribe, m.subject_id, m.list_id, now));
-    const Rendered rendered =
-        Render(*t, {{"first_name", r.first_name}, {"unsubscribe_url", unsubscribe_url}});
+    std::string unsubscribe_url;
+    Rendered rendered;
+    if (confirmation) {
+      rendered = Render(
+          ConfirmationTemplate(),
+          {{"first_name", r.first_name},
+           {"confirm_url",
+            absl::StrCat(options_.confirm_base,
+                         tokens_.Issue(TokenKind::kConfirm, m.subject_id, m.list_id, now))}});
+    } else {
+      CRM_ASSIGN_OR_RETURN(std::shared_ptr<const v1::Template> t,
+                           TemplateOf(m.template_id, m.template_version));
+      unsubscribe_url =
+          absl::StrCat(options_.unsubscribe_base,
+                       tokens_.Issue(TokenKind::kUnsubscribe, m.subject_id, m.list_id, now));
+      rendered = Render(*t, {{"first_name", r.first_name}, {"unsubscribe_url", unsubscribe_url}});
+    }
     absl::StatusOr<std::string> message =
         ComposeMessage({.from = options_.from,
                         .to = r.address,

@@ -6,7 +6,9 @@
 //   2. claims a batch of due queue rows (SKIP LOCKED, with a lease, so
 //      replicas share the queue and a crashed worker's rows come back);
 //   3. asks consent, per purpose and for the whole batch, whether each
-//      subject may be mailed right now; denied ones are skipped (counted);
+//      subject may be mailed right now; denied ones are skipped (counted).
+//      Double opt-in confirmation mails are not gated (the subject has just
+//      asked; the consent is recorded when the link is followed);
 //   4. fetches the allowed subjects' addresses from contacts (AddressBook);
 //      unknown, erased, restricted or address-less subjects are skipped;
 //   5. asks consent which of those addresses are on the suppression list;
@@ -66,6 +68,7 @@ struct SenderOptions {
   std::string envelope_from;     // MAIL FROM (bounces); may be empty
   std::string message_domain;    // Message-ID: <message id>@<message_domain>
   std::string unsubscribe_base;  // the token is appended: "https://crm.shop.example/u/"
+  std::string confirm_base;      // the same for confirmation links: ".../c/"
   int batch_size = 200;
   absl::Duration lease = absl::Minutes(5);
   int max_attempts = 5;

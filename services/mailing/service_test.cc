@@ -258,6 +258,7 @@ class MailingServiceTest : public ::testing::Test {
                       .envelope_from = "bounces@shop.example",
                       .message_domain = "shop.example",
                       .unsubscribe_base = "https://crm.shop.example/u/",
+                      .confirm_base = "https://crm.shop.example/c/",
                       .batch_size = batch_size});
   }
 
@@ -848,6 +849,38 @@ TEST_F(MailingServiceTest, SubjectDataDescribesExportsAndErasesForTheOrchestrato
   erase.set_request_id("nope");
   EXPECT_THAT(crm::testing::UnaryCall(*erasure, &sv1::SubjectData::Stub::EraseSubjectData, erase),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("request_id")));
+}
+
+TEST_F(MailingServiceTest, DoubleOptInMailsTheConfirmationLinkAndOnlyTheLinkGrants) {
+  ASSERT_THAT(CreateList("digest", v1::OPT_IN_DOUBLE), IsOk());
+  ASSERT_THAT(PutTemplate("spring", "Spring"), IsOk());
+  StartSending();
+  const std::string subject = Subscriber("digest");
+  EXPECT_THAT(ConsentReason(subject), testing::IsOkAndHolds(cv1::REASON_NO_RECORD));
+  // A campaign now reaches nobody: the subscription is pending.
+  ASSERT_THAT(StartCampaign("digest"), IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(RoundStats round, sender_->RunOnce());
+  EXPECT_EQ(round.sent, 1);  // the confirmation mail, not gated on consent
+  CRM_ASSERT_OK_AND_ASSIGN(std::vector<crm::testing::SinkMessage> got, sink_->Messages());
+  ASSERT_THAT(got, SizeIs(1));
+  EXPECT_EQ(got[0].recipients[0], book_.Get(subject).address);
+  EXPECT_EQ(Header(got[0].data, "Subject"), "Please confirm your subscription");
+  EXPECT_EQ(Header(got[0].data, "List-Unsubscribe"), "");
+  const std::string body = absl::StrReplaceAll(got[0].data, {{"=\r\n", ""}});
+  const size_t at = body.find("https://crm.shop.example/c/");
+  ASSERT_NE(at, std::string::npos) << body;
+  const size_t start = at + std::string("https://crm.shop.example/c/").size();
+  const std::string token = body.substr(start, body.find_first_of("\r\n", start) - start);
+  v1::ConfirmSubscriptionRequest confirm;
+  confirm.set_token(token);
+  ASSERT_THAT(crm::testing::UnaryCall(*gateway_, &Stub::ConfirmSubscription, confirm), IsOk());
+  EXPECT_THAT(ConsentReason(subject), testing::IsOkAndHolds(cv1::REASON_GRANTED));
+  ASSERT_THAT(StartCampaign("digest"), IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(round, sender_->RunOnce());
+  EXPECT_EQ(round.sent, 1);
+  CRM_ASSERT_OK_AND_ASSIGN(got, sink_->Messages());
+  ASSERT_THAT(got, SizeIs(2));
+  EXPECT_EQ(Header(got[1].data, "Subject"), "Spring");
 }
 
 }  // namespace
