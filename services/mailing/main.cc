@@ -60,6 +60,7 @@ struct App {
   std::unique_ptr<GrpcAddressBook> addresses;
   std::unique_ptr<smtp::Sender> smtp;
   std::unique_ptr<CampaignSender> sender;
+  std::unique_ptr<SenderMetrics> metrics;
   std::unique_ptr<MailingService> service;
   std::unique_ptr<SubjectDataService> subject_data;
   absl::Notification stop;
@@ -80,6 +81,7 @@ void Send(App& app, absl::Duration interval) {
   absl::Duration wait = absl::ZeroDuration();
   while (!app.stop.WaitForNotificationWithTimeout(wait)) {
     absl::StatusOr<RoundStats> round = app.sender->RunOnce();
+    app.metrics->Count(round);
     if (!round.ok()) {
       log::Warn("mailing.send_round_failed", {{"status", round.status()}});
       wait = interval;
@@ -158,6 +160,7 @@ absl::Status Setup(MailingConfig& cfg, const service::ApiAuthConfig& auth_cfg, A
   app.sender =
       std::make_unique<CampaignSender>(ctx.db, *app.consent, *app.addresses, *app.smtp, *app.tokens,
                                        app.dkim ? &*app.dkim : nullptr, ctx.clock, cfg.sender);
+  app.metrics = std::make_unique<SenderMetrics>(ctx.metrics);
   app.sending = std::thread([&app, &cfg] { Send(app, cfg.send_interval); });
   ctx.on_stop.push_back([&app] {
     app.stop.Notify();

@@ -1,5 +1,8 @@
 #include "services/mailing/sender.h"
 
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+
 #include <pqxx/pqxx>
 
 #include "absl/strings/str_cat.h"
@@ -28,6 +31,39 @@ const v1::Template& ConfirmationTemplate() {
 }
 
 }  // namespace
+
+SenderMetrics::SenderMetrics(prometheus::Registry& registry) {
+  auto& messages = prometheus::BuildCounter()
+                       .Name("crm_mailing_messages_total")
+                       .Help("Queued messages handled by the sender, by outcome")
+                       .Register(registry);
+  sent_ = &messages.Add({{"outcome", "sent"}});
+  skipped_consent_ = &messages.Add({{"outcome", "skipped_consent"}});
+  skipped_no_address_ = &messages.Add({{"outcome", "skipped_no_address"}});
+  retried_ = &messages.Add({{"outcome", "retried"}});
+  failed_ = &messages.Add({{"outcome", "failed"}});
+  auto& rounds = prometheus::BuildCounter()
+                     .Name("crm_mailing_rounds_total")
+                     .Help(
+                         "Sending rounds, by result (error: consent, contacts or the database "
+                         "failed and the batch was put back)")
+                     .Register(registry);
+  rounds_ok_ = &rounds.Add({{"result", "ok"}});
+  rounds_failed_ = &rounds.Add({{"result", "error"}});
+}
+
+void SenderMetrics::Count(const absl::StatusOr<RoundStats>& round) {
+  if (!round.ok()) {
+    rounds_failed_->Increment();
+    return;
+  }
+  rounds_ok_->Increment();
+  sent_->Increment(round->sent);
+  skipped_consent_->Increment(round->skipped_consent);
+  skipped_no_address_->Increment(round->skipped_no_address);
+  retried_->Increment(round->retried);
+  failed_->Increment(round->failed);
+}
 
 CampaignSender::CampaignSender(pg::Pool& db, ConsentGate& consent, AddressBook& addresses,
                                smtp::Sender& smtp, const LinkTokens& tokens,

@@ -45,6 +45,11 @@
 #include "services/mailing/render.h"
 #include "services/mailing/tokens.h"
 
+namespace prometheus {
+class Counter;
+class Registry;
+}  // namespace prometheus
+
 namespace crm::mailing {
 
 // Where a subject can be mailed (contacts' answer).
@@ -82,6 +87,24 @@ struct RoundStats {
   int skipped_no_address = 0;
   int retried = 0;
   int failed = 0;
+};
+
+// Counters of what rounds did: crm_mailing_messages_total{outcome=sent|
+// skipped_consent|skipped_no_address|retried|failed} and
+// crm_mailing_rounds_total{result=ok|error}. Shared by a process's senders.
+class SenderMetrics {
+ public:
+  explicit SenderMetrics(prometheus::Registry& registry);
+  void Count(const absl::StatusOr<RoundStats>& round);
+
+ private:
+  prometheus::Counter* sent_;
+  prometheus::Counter* skipped_consent_;
+  prometheus::Counter* skipped_no_address_;
+  prometheus::Counter* retried_;
+  prometheus::Counter* failed_;
+  prometheus::Counter* rounds_ok_;
+  prometheus::Counter* rounds_failed_;
 };
 
 class CampaignSender {

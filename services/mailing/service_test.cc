@@ -2,6 +2,7 @@
 // consent), the real consent service in-process behind its own mTLS server,
 // mailing calling it with its own token, and callers over mTLS.
 #include <grpcpp/grpcpp.h>
+#include <prometheus/registry.h>
 
 #include <map>
 #include <memory>
@@ -636,8 +637,22 @@ TEST_F(MailingServiceTest, ACampaignGoesOutConsentGatedSignedAndUnsubscribable) 
               IsOk());
 
   CRM_ASSERT_OK_AND_ASSIGN(v1::Campaign c, StartCampaign("news"));
-  CRM_ASSERT_OK_AND_ASSIGN(RoundStats round, sender_->RunOnce());
+  prometheus::Registry registry;
+  SenderMetrics metrics(registry);
+  const absl::StatusOr<RoundStats> counted_round = sender_->RunOnce();
+  metrics.Count(counted_round);
+  CRM_ASSERT_OK_AND_ASSIGN(RoundStats round, counted_round);
   EXPECT_EQ(round.claimed, 6);
+  std::map<std::string, double> by_outcome;
+  for (const auto& family : registry.Collect()) {
+    for (const auto& m : family.metric) {
+      for (const auto& label : m.label) by_outcome[label.value] += m.counter.value;
+    }
+  }
+  EXPECT_EQ(by_outcome["sent"], 2);
+  EXPECT_EQ(by_outcome["skipped_consent"], 2);
+  EXPECT_EQ(by_outcome["skipped_no_address"], 2);
+  EXPECT_EQ(by_outcome["ok"], 1);
   EXPECT_EQ(round.sent, 2);
   EXPECT_EQ(round.skipped_consent, 2);
   EXPECT_EQ(round.skipped_no_address, 2);
