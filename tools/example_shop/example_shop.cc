@@ -95,12 +95,12 @@ std::shared_ptr<grpc::Channel> Connect(const Options& o, const std::string& addr
 // see it ("person.emails[0].address: already registered to subject <id>").
 std::string ExistingSubject(const grpc::Status& status) {
   constexpr absl::string_view kMarker = " to subject ";
-  const absl::string_view message = status.error_message();
-  const size_t at = message.rfind(kMarker);
-  if (status.error_code() != grpc::StatusCode::ALREADY_EXISTS || at == absl::string_view::npos) {
+  const std::string message = status.error_message();  // a copy: error_message() returns by value
+  const size_t at = absl::string_view(message).rfind(kMarker);
+  if (status.error_code() != grpc::StatusCode::ALREADY_EXISTS || at == std::string::npos) {
     return "";
   }
-  return std::string(message.substr(at + kMarker.size()));
+  return message.substr(at + kMarker.size());
 }
 
 std::string ReasonName(consent::Reason reason) {
