@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <map>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "libs/base/status_macros.h"
@@ -11,8 +10,7 @@
 #include "libs/crypto/aead.h"
 #include "libs/crypto/data_key.h"
 #include "libs/rpc/handler.h"
-#include "libs/rpc/peer.h"
-#include "libs/rpc/request_id.h"
+#include "libs/service/subject_data.h"
 #include "services/consent/consent_service.h"
 #include "services/consent/consent_store.h"
 
@@ -50,18 +48,6 @@ sv1::DataCategory* AddSuppression(int64_t count,
   cat->set_legally_retained(true);
   cat->set_retention_basis(kSuppressionBasis);
   return cat;
-}
-
-crm::audit::v1::Event Audit(grpc::ServerContext* ctx, absl::string_view action,
-                            const std::string& subject_id) {
-  crm::audit::v1::Event e;
-  e.set_action(std::string(action));
-  e.set_outcome(crm::audit::v1::OUTCOME_SUCCESS);
-  e.set_subject_id(subject_id);
-  e.set_resource(absl::StrCat("consent/", subject_id));
-  e.mutable_actor()->set_service_identity(rpc::PeerIdentity(*ctx));
-  e.set_request_id(rpc::RequestId(*ctx));
-  return e;
 }
 
 // "<length>:<address><user agent>" (consent_service.cc EvidenceOf).
@@ -143,7 +129,8 @@ grpc::Status SubjectDataService::ExportSubjectData(Ctx* ctx,
         record->set_category("restriction");
         (*record->mutable_data()->mutable_fields())["restricted"].set_bool_value(true);
       }
-      return audit_.Enqueue(tx, Audit(ctx, "consent.subject.export", subject));
+      return audit_.Enqueue(
+          tx, service::SubjectDataEvent(*ctx, "consent.subject.export", "consent", subject));
     });
   });
 }
@@ -151,11 +138,9 @@ grpc::Status SubjectDataService::ExportSubjectData(Ctx* ctx,
 grpc::Status SubjectDataService::EraseSubjectData(Ctx* ctx, const sv1::EraseSubjectDataRequest* req,
                                                   sv1::EraseSubjectDataResponse* resp) {
   return Handle([&]() -> absl::Status {
-    if (!base::IsUuid(req->request_id())) {
-      return absl::InvalidArgumentError("request_id: must be a UUID");
-    }
-    const std::string request_id = absl::AsciiStrToLower(req->request_id());
-    CRM_ASSIGN_OR_RETURN(std::string subject, base::CanonicalUuid("subject_id", req->subject_id()));
+    CRM_ASSIGN_OR_RETURN(service::ErasureRequest erasure, service::ParseErasureRequest(*req));
+    const std::string& request_id = erasure.request_id;
+    const std::string& subject = erasure.subject_id;
     CRM_ASSIGN_OR_RETURN(
         std::vector<std::string> hashes,
         SuppressionHashes(suppression_, "email_addresses", req->email_addresses(), 16));
@@ -182,10 +167,8 @@ grpc::Status SubjectDataService::EraseSubjectData(Ctx* ctx, const sv1::EraseSubj
         }
         CRM_RETURN_IF_ERROR(ConsentStore::Erase(tx, subject));
         CRM_RETURN_IF_ERROR(ConsentStore::RecordErasure(tx, request_id, record));
-        crm::audit::v1::Event event = Audit(ctx, "consent.subject.erase", subject);
-        crm::audit::v1::Detail* d = event.add_details();
-        d->set_key("erasure_request_id");
-        d->set_value(request_id);
+        crm::audit::v1::Event event = service::SubjectDataEvent(*ctx, "consent.subject.erase",
+                                                                "consent", subject, request_id);
         if (record.suppressed > 0) {
           crm::audit::v1::Detail* kept = event.add_details();
           kept->set_key("suppressed_addresses");
@@ -194,8 +177,7 @@ grpc::Status SubjectDataService::EraseSubjectData(Ctx* ctx, const sv1::EraseSubj
         CRM_RETURN_IF_ERROR(audit_.Enqueue(tx, event));
         done = std::move(record);
       } else if (done->subject_id != subject) {
-        return absl::InvalidArgumentError(
-            "request_id: already used for the erasure of another subject");
+        return service::ErasureRequestReused();
       }
       AddCategories(done->erased, resp->mutable_erased());
       if (done->suppressed > 0) AddSuppression(done->suppressed, resp->mutable_retained());

@@ -2,7 +2,7 @@
 crm_cc_library(NAME contacts_service_lib
   SRCS ${CMAKE_CURRENT_LIST_DIR}/contacts_service.cc ${CMAKE_CURRENT_LIST_DIR}/subject_data_service.cc
   HDRS ${CMAKE_CURRENT_LIST_DIR}/contacts_service.h ${CMAKE_CURRENT_LIST_DIR}/subject_data_service.h
-  DEPS contacts_store_lib contacts_company_rules_lib crm_subject_proto contacts_person_rules_lib contacts_catalogue_lib crm_contacts_proto
+  DEPS contacts_store_lib contacts_company_rules_lib crm_subject_proto crm_service_subject_data contacts_person_rules_lib contacts_catalogue_lib crm_contacts_proto
        crm_audit_proto crm_outbox crm_rpc crm_rpc_auth crm_auth crm_pg crm_crypto crm_base
        protobuf::libprotobuf absl::strings)
 

@@ -1,13 +1,11 @@
 #include "services/contacts/subject_data_service.h"
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
 #include "libs/base/status_macros.h"
 #include "libs/base/uuid.h"
 #include "libs/rpc/handler.h"
-#include "libs/rpc/peer.h"
-#include "libs/rpc/request_id.h"
+#include "libs/service/subject_data.h"
 #include "services/contacts/contacts_service.h"
 
 namespace crm::contacts {
@@ -49,18 +47,6 @@ void AddCategories(const SubjectCounts& c,
     cat->set_category(name);
     cat->set_record_count(count);
   }
-}
-
-crm::audit::v1::Event Audit(grpc::ServerContext* ctx, absl::string_view action,
-                            const std::string& subject_id) {
-  crm::audit::v1::Event e;
-  e.set_action(std::string(action));
-  e.set_outcome(crm::audit::v1::OUTCOME_SUCCESS);
-  e.set_subject_id(subject_id);
-  e.set_resource(absl::StrCat("persons/", subject_id));
-  e.mutable_actor()->set_service_identity(rpc::PeerIdentity(*ctx));
-  e.set_request_id(rpc::RequestId(*ctx));
-  return e;
 }
 
 }  // namespace
@@ -111,7 +97,8 @@ grpc::Status SubjectDataService::ExportSubjectData(Ctx* ctx,
                            PersonStore::Get(tx, subject, Access{.all = true}, false));
       if (!stored.has_value()) {
         if (invoices.empty()) return absl::OkStatus();
-        return audit_.Enqueue(tx, Audit(ctx, "contacts.subject.export", subject));
+        return audit_.Enqueue(
+            tx, service::SubjectDataEvent(*ctx, "contacts.subject.export", "persons", subject));
       }
       CRM_ASSIGN_OR_RETURN(crm::contacts::v1::Person person, OpenPerson(tx, sealer_, *stored));
       // The restriction reason is the subject's data too.
@@ -156,7 +143,8 @@ grpc::Status SubjectDataService::ExportSubjectData(Ctx* ctx,
         if (page.size() < 1000) break;
         cursor = Cursor{.at = page.back().occurred_at, .id = page.back().interaction_id};
       }
-      return audit_.Enqueue(tx, Audit(ctx, "contacts.subject.export", subject));
+      return audit_.Enqueue(
+          tx, service::SubjectDataEvent(*ctx, "contacts.subject.export", "persons", subject));
     });
   });
 }
@@ -164,11 +152,9 @@ grpc::Status SubjectDataService::ExportSubjectData(Ctx* ctx,
 grpc::Status SubjectDataService::EraseSubjectData(Ctx* ctx, const sv1::EraseSubjectDataRequest* req,
                                                   sv1::EraseSubjectDataResponse* resp) {
   return Handle([&]() -> absl::Status {
-    if (!base::IsUuid(req->request_id())) {
-      return absl::InvalidArgumentError("request_id: must be a UUID");
-    }
-    const std::string request_id = absl::AsciiStrToLower(req->request_id());
-    CRM_ASSIGN_OR_RETURN(std::string subject, base::CanonicalUuid("subject_id", req->subject_id()));
+    CRM_ASSIGN_OR_RETURN(service::ErasureRequest erasure, service::ParseErasureRequest(*req));
+    const std::string& request_id = erasure.request_id;
+    const std::string& subject = erasure.subject_id;
     return db_.Transact([&](pqxx::work& tx) -> absl::Status {
       resp->Clear();
       resp->set_service(kService);
@@ -186,15 +172,12 @@ grpc::Status SubjectDataService::EraseSubjectData(Ctx* ctx, const sv1::EraseSubj
         CRM_RETURN_IF_ERROR(PersonStore::Erase(tx, subject));
         CRM_RETURN_IF_ERROR(InvoiceStore::Restrict(tx, subject));
         CRM_RETURN_IF_ERROR(PersonStore::RecordErasure(tx, request_id, record));
-        crm::audit::v1::Event event = Audit(ctx, "contacts.subject.erase", subject);
-        crm::audit::v1::Detail* d = event.add_details();
-        d->set_key("erasure_request_id");
-        d->set_value(request_id);
+        crm::audit::v1::Event event = service::SubjectDataEvent(*ctx, "contacts.subject.erase",
+                                                                "persons", subject, request_id);
         CRM_RETURN_IF_ERROR(audit_.Enqueue(tx, event));
         done = std::move(record);
       } else if (done->subject_id != subject) {
-        return absl::InvalidArgumentError(
-            "request_id: already used for the erasure of another subject");
+        return service::ErasureRequestReused();
       }
       AddCategories(done->erased, resp->mutable_erased());
       AddRetained(done->erased, resp->mutable_retained());

@@ -2,14 +2,12 @@
 
 #include <pqxx/pqxx>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "crm/audit/v1/ingest.pb.h"
 #include "libs/base/status_macros.h"
 #include "libs/base/uuid.h"
 #include "libs/rpc/handler.h"
-#include "libs/rpc/peer.h"
-#include "libs/rpc/request_id.h"
+#include "libs/service/subject_data.h"
 #include "services/mailing/mailing_store.h"
 
 namespace crm::mailing {
@@ -29,18 +27,6 @@ void AddCategories(const SubjectCounts& c,
     cat->set_category(name);
     cat->set_record_count(count);
   }
-}
-
-crm::audit::v1::Event Audit(grpc::ServerContext* ctx, absl::string_view action,
-                            const std::string& subject_id) {
-  crm::audit::v1::Event e;
-  e.set_action(std::string(action));
-  e.set_outcome(crm::audit::v1::OUTCOME_SUCCESS);
-  e.set_subject_id(subject_id);
-  e.set_resource(absl::StrCat("mailing/", subject_id));
-  e.mutable_actor()->set_service_identity(rpc::PeerIdentity(*ctx));
-  e.set_request_id(rpc::RequestId(*ctx));
-  return e;
 }
 
 absl::string_view StateName(SendState s) {
@@ -113,7 +99,8 @@ grpc::Status SubjectDataService::ExportSubjectData(Ctx* ctx,
         if (s.finished_at.has_value()) f["finished_at"].set_string_value(Rfc3339(*s.finished_at));
         f["unsubscribed_through_it"].set_bool_value(s.unsubscribed);
       }
-      return audit_.Enqueue(tx, Audit(ctx, "mailing.subject.export", subject));
+      return audit_.Enqueue(
+          tx, service::SubjectDataEvent(*ctx, "mailing.subject.export", "mailing", subject));
     });
   });
 }
@@ -121,11 +108,9 @@ grpc::Status SubjectDataService::ExportSubjectData(Ctx* ctx,
 grpc::Status SubjectDataService::EraseSubjectData(Ctx* ctx, const sv1::EraseSubjectDataRequest* req,
                                                   sv1::EraseSubjectDataResponse* resp) {
   return Handle([&]() -> absl::Status {
-    if (!base::IsUuid(req->request_id())) {
-      return absl::InvalidArgumentError("request_id: must be a UUID");
-    }
-    const std::string request_id = absl::AsciiStrToLower(req->request_id());
-    CRM_ASSIGN_OR_RETURN(std::string subject, base::CanonicalUuid("subject_id", req->subject_id()));
+    CRM_ASSIGN_OR_RETURN(service::ErasureRequest erasure, service::ParseErasureRequest(*req));
+    const std::string& request_id = erasure.request_id;
+    const std::string& subject = erasure.subject_id;
     return db_.Transact([&](pqxx::work& tx) -> absl::Status {
       resp->Clear();
       resp->set_service(kService);
@@ -138,15 +123,12 @@ grpc::Status SubjectDataService::EraseSubjectData(Ctx* ctx, const sv1::EraseSubj
         e.completed_at = absl::FromUnixMicros(absl::ToUnixMicros(clock_.Now()));
         CRM_RETURN_IF_ERROR(MailingStore::EraseSubject(tx, subject));
         CRM_RETURN_IF_ERROR(MailingStore::RecordErasure(tx, request_id, e));
-        crm::audit::v1::Event event = Audit(ctx, "mailing.subject.erase", subject);
-        crm::audit::v1::Detail* d = event.add_details();
-        d->set_key("erasure_request_id");
-        d->set_value(request_id);
+        crm::audit::v1::Event event = service::SubjectDataEvent(*ctx, "mailing.subject.erase",
+                                                                "mailing", subject, request_id);
         CRM_RETURN_IF_ERROR(audit_.Enqueue(tx, event));
         done = std::move(e);
       } else if (done->subject_id != subject) {
-        return absl::InvalidArgumentError(
-            "request_id: already used for the erasure of another subject");
+        return service::ErasureRequestReused();
       }
       AddCategories(done->erased, resp->mutable_erased());
       resp->set_data_key_destroyed(false);  // mailing keeps no data key
