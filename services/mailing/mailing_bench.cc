@@ -308,7 +308,9 @@ absl::Status StartMailing() {
                                                             .audit = *g->audit,
                                                             .clock = clock,
                                                             .consent = *g->gate,
-                                                            .tokens = *g->tokens});
+                                                            .tokens = *g->tokens,
+                                                            .ring = *g->ring,
+                                                            .message_domain = "shop.example"});
   rpc::AccessPolicy policy;
   CRM_RETURN_IF_ERROR(AllowMailingMethods(policy));
   g->server =
@@ -493,7 +495,7 @@ absl::StatusOr<CampaignResult> RunCampaign(const crm::testing::SmtpSink& sink) {
     CRM_ASSIGN_OR_RETURN(std::unique_ptr<smtp::Sender> s, SmtpTo(sink));
     smtp.push_back(std::move(s));
     senders.push_back(std::make_unique<CampaignSender>(*g->db.pool, *g->gate, g->book, *smtp.back(),
-                                                       *g->tokens, &*g->dkim,
+                                                       *g->tokens, *g->ring, &*g->dkim,
                                                        base::RealClock::Get(), Options()));
   }
   const std::string done_sql = absl::StrCat(

@@ -1,5 +1,5 @@
 // Unit tests of mailing's pure logic: link tokens, template validation,
-// rendering with escaping, message composition.
+// rendering with escaping, message composition, transactional requests.
 #include <string>
 
 #include "absl/strings/match.h"
@@ -12,10 +12,12 @@
 #include "libs/testing/status_matchers.h"
 #include "services/mailing/render.h"
 #include "services/mailing/tokens.h"
+#include "services/mailing/transactional.h"
 
 namespace crm::mailing {
 namespace {
 
+using ::crm::testing::IsOk;
 using ::crm::testing::StatusIs;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -163,6 +165,103 @@ TEST(MessageTest, QuotedPrintableKeepsLinesShortAndEncodesWhatItMust) {
   EXPECT_EQ(EncodeHeaderWord("plain"), "plain");
   const std::string word = EncodeHeaderWord(std::string(100, '\xc3'));
   EXPECT_THAT(word, HasSubstr("\r\n "));  // folded into several words
+}
+
+v1::SendTransactionalRequest Code(const std::string& code) {
+  v1::SendTransactionalRequest r;
+  r.set_kind(v1::TRANSACTIONAL_KIND_VERIFICATION_CODE);
+  r.set_address("ann@example.com");
+  (*r.mutable_params())["code"] = code;
+  r.set_dedup_key("portal:login:7f3a");
+  return r;
+}
+
+TEST(TransactionalTest, AWellFormedRequestOfEachKindPasses) {
+  EXPECT_THAT(ValidateTransactional(Code("X7K2P9")), IsOk());
+  v1::SendTransactionalRequest erased;
+  erased.set_kind(v1::TRANSACTIONAL_KIND_ERASURE_CONFIRMED);
+  erased.set_subject_id(kSubject);
+  (*erased.mutable_params())["request_id"] = "r-1";
+  (*erased.mutable_params())["completed_at"] = "2026-11-29";
+  (*erased.mutable_params())["certificate_url"] = "https://crm.shop.example/certificates/r-1";
+  erased.set_dedup_key("erasure:r-1");
+  EXPECT_THAT(ValidateTransactional(erased), IsOk());
+}
+
+TEST(TransactionalTest, BadRequestsNameTheField) {
+  auto refused = [](const v1::SendTransactionalRequest& r, const std::string& field) {
+    EXPECT_THAT(ValidateTransactional(r),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(field)))
+        << r.ShortDebugString();
+  };
+  v1::SendTransactionalRequest r = Code("X7K2P9");
+  r.set_kind(v1::TRANSACTIONAL_KIND_UNSPECIFIED);
+  refused(r, "kind");
+  r.set_kind(static_cast<v1::TransactionalKind>(99));
+  refused(r, "kind");
+  r = Code("X7K2P9");
+  r.clear_address();
+  refused(r, "subject_id");  // neither a subject nor an address
+  r.set_subject_id("not-a-uuid");
+  refused(r, "subject_id");
+  r.set_address("ann@example.com\r\nBcc: all@example.com");
+  refused(r, "address");
+  r = Code("X7K2P9");
+  (*r.mutable_params())["password"] = "x";
+  refused(r, "params[password]: not a parameter of verification_code");
+  r = Code("X7K2P9");
+  (*r.mutable_params())["first_name"] = "x";  // filled from contacts only
+  refused(r, "params[first_name]");
+  r = Code("X7K2P9");
+  (*r.mutable_params())["\x01<script>"] = "x";  // not echoed
+  EXPECT_THAT(ValidateTransactional(r),
+              StatusIs(absl::StatusCode::kInvalidArgument, Not(HasSubstr("script"))));
+  refused(Code(""), "params[code]: required");
+  refused(Code("abc1"), "params[code]");
+  refused(Code("123"), "params[code]");
+  refused(Code(std::string(13, '1')), "params[code]");
+  v1::SendTransactionalRequest expiring;
+  expiring.set_kind(v1::TRANSACTIONAL_KIND_GRANT_EXPIRING);
+  expiring.set_subject_id(kSubject);
+  expiring.set_dedup_key("grant:1");
+  (*expiring.mutable_params())["purpose"] = "newsletter";
+  refused(expiring, "params[expires_at]: required");
+  (*expiring.mutable_params())["expires_at"] = "2026-12-31\r\nBcc: x@y.example";
+  refused(expiring, "params[expires_at]: one line");
+  (*expiring.mutable_params())["expires_at"] = std::string(1001, 'x');
+  refused(expiring, "params[expires_at]: at most 1,000 bytes");
+  (*expiring.mutable_params())["expires_at"] = "\xff\xfe";
+  refused(expiring, "params[expires_at]");
+  r = Code("X7K2P9");
+  r.set_dedup_key("");
+  refused(r, "dedup_key");
+  r.set_dedup_key("ann@example.com");  // no addresses as keys
+  refused(r, "dedup_key");
+  r.set_dedup_key(std::string(201, 'k'));
+  refused(r, "dedup_key");
+  r = Code("X7K2P9");
+  for (int i = 0; i < 17; ++i) (*r.mutable_params())[absl::StrCat("p", i)] = "x";
+  refused(r, "params: at most 16");
+}
+
+TEST(TransactionalTest, TemplatesOfAKindMayUseOnlyItsPlaceholders) {
+  CRM_ASSERT_OK_AND_ASSIGN(auto campaign, PlaceholdersOf("template.template_id", "spring"));
+  EXPECT_EQ(campaign, &CampaignPlaceholders());
+  CRM_ASSERT_OK_AND_ASSIGN(
+      auto code, PlaceholdersOf("template.template_id", "transactional.verification_code"));
+  EXPECT_TRUE(code->contains("code"));
+  EXPECT_FALSE(code->contains("unsubscribe_url"));
+  EXPECT_THAT(PlaceholdersOf("template.template_id", "transactional.nope"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("template.template_id")));
+  // Every built-in template passes the check an operator's would.
+  for (int k = 1; k <= 4; ++k) {
+    const TransactionalKind* kind = FindTransactionalKind(k);
+    ASSERT_NE(kind, nullptr);
+    EXPECT_EQ(kind->builtin.template_id(), TransactionalTemplateId(*kind));
+    EXPECT_THAT(ValidateTemplate(kind->builtin, kind->usable, "builtin"), IsOk()) << kind->name;
+  }
+  EXPECT_EQ(FindTransactionalKind(0), nullptr);
+  EXPECT_EQ(FindTransactionalKind(100), nullptr);  // the confirmation mail is not one
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include "libs/rpc/request_id.h"
 #include "services/mailing/mailing_store.h"
 #include "services/mailing/render.h"
+#include "services/mailing/transactional.h"
 
 namespace crm::mailing {
 namespace {
@@ -280,7 +281,9 @@ grpc::Status MailingService::PutTemplate(Ctx* ctx, const v1::PutTemplateRequest*
     CRM_ASSIGN_OR_RETURN(auto caller, rpc::AuthorizeCall(*ctx, d_.verifier, kManage));
     const v1::Template& t = req->template_();
     CRM_RETURN_IF_ERROR(ValidateId("template.template_id", t.template_id()));
-    CRM_RETURN_IF_ERROR(ValidateTemplate(t, CampaignPlaceholders(), "template"));
+    CRM_ASSIGN_OR_RETURN(const absl::flat_hash_set<std::string>* usable,
+                         PlaceholdersOf("template.template_id", t.template_id()));
+    CRM_RETURN_IF_ERROR(ValidateTemplate(t, *usable, "template"));
     return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
       CRM_ASSIGN_OR_RETURN(v1::Template stored,
                            MailingStore::InsertTemplate(tx, t, d_.clock.Now()));
@@ -318,6 +321,12 @@ grpc::Status MailingService::CreateCampaign(Ctx* ctx, const v1::CreateCampaignRe
     CRM_RETURN_IF_ERROR(base::ValidateText("campaign.name", c.name(), 1, 200));
     CRM_RETURN_IF_ERROR(ValidateId("campaign.list_id", c.list_id()));
     CRM_RETURN_IF_ERROR(ValidateId("campaign.template_id", c.template_id()));
+    CRM_ASSIGN_OR_RETURN(const absl::flat_hash_set<std::string>* usable,
+                         PlaceholdersOf("campaign.template_id", c.template_id()));
+    if (usable != &CampaignPlaceholders()) {
+      return absl::InvalidArgumentError(
+          "campaign.template_id: a transactional template cannot be a campaign's");
+    }
     if (c.template_version() < 0) {
       return absl::InvalidArgumentError("campaign.template_version: 0 (newest) or more");
     }
@@ -450,12 +459,32 @@ grpc::Status MailingService::GetCampaign(Ctx* ctx, const v1::CampaignRequest* re
   });
 }
 
-grpc::Status MailingService::SendTransactional(Ctx* ctx, const v1::SendTransactionalRequest*,
-                                               v1::SendTransactionalResponse*) {
+grpc::Status MailingService::SendTransactional(Ctx* ctx, const v1::SendTransactionalRequest* req,
+                                               v1::SendTransactionalResponse* resp) {
   return Handle([&]() -> absl::Status {
-    CRM_RETURN_IF_ERROR(rpc::AuthorizeCall(*ctx, d_.verifier, kSend).status());
-    return absl::UnimplementedError(
-        "SendTransactional: transactional mail is not built yet (docs/mailing.md)");
+    CRM_ASSIGN_OR_RETURN(auto caller, rpc::AuthorizeCall(*ctx, d_.verifier, kSend));
+    CRM_RETURN_IF_ERROR(ValidateTransactional(*req));
+    std::string subject_id;
+    if (req->to_case() == v1::SendTransactionalRequest::kSubjectId) {
+      CRM_ASSIGN_OR_RETURN(subject_id, base::CanonicalUuid("subject_id", req->subject_id()));
+    }
+    // Keys are per calling service: one cannot shadow another's messages.
+    const std::string dedup_key = absl::StrCat(rpc::PeerIdentity(*ctx), " ", req->dedup_key());
+    const std::string message_id = base::NewUuid();
+    CRM_ASSIGN_OR_RETURN(std::string payload,
+                         d_.ring.Wrap(req->SerializeAsString(), PayloadAad(message_id)));
+    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      CRM_ASSIGN_OR_RETURN(auto queued,
+                           MailingStore::QueueTransactional(tx, message_id, subject_id, req->kind(),
+                                                            dedup_key, payload, d_.clock.Now()));
+      resp->set_message_id(absl::StrCat(queued.first, "@", d_.message_domain));
+      resp->set_queued(queued.second);
+      if (!queued.second) return absl::OkStatus();
+      return d_.audit.Enqueue(tx, AuditEvent(*ctx, caller.get(),
+                                             absl::StrCat("mailing.transactional.",
+                                                          FindTransactionalKind(req->kind())->name),
+                                             absl::StrCat("messages/", message_id), subject_id));
+    });
   });
 }
 

@@ -9,8 +9,9 @@
 // comes first and is idempotent, so a retry after a failure in between
 // completes the subscription without a second ledger entry.
 //
-// Sending (queue, consent gate, SMTP) is the sender's (not yet built: see
-// docs/mailing.md). Every change is audited through the outbox.
+// SendTransactional queues one message for the sender; sending (queue,
+// consent gate, SMTP) is CampaignSender's. Every change is audited through
+// the outbox.
 //
 // Thread-safe.
 #pragma once
@@ -18,6 +19,7 @@
 #include "crm/mailing/v1/mailing.grpc.pb.h"
 #include "libs/auth/token_verifier.h"
 #include "libs/base/clock.h"
+#include "libs/crypto/key_ring.h"
 #include "libs/outbox/writer.h"
 #include "libs/pg/pool.h"
 #include "libs/rpc/access_policy.h"
@@ -33,6 +35,10 @@ struct MailingDeps {
   const base::Clock& clock;
   ConsentGate& consent;
   const LinkTokens& tokens;
+  // Encrypts the address and parameters of queued transactional mail.
+  const crypto::KeyRing& ring;
+  // Message-IDs are <message id>@<message_domain> (SenderOptions).
+  std::string message_domain;
   // How long a double opt-in confirmation link stays valid.
   absl::Duration confirm_max_age = absl::Hours(72);
 };

@@ -284,6 +284,23 @@ absl::Status MailingStore::QueueConfirmation(pqxx::transaction_base& tx, const s
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::pair<std::string, bool>> MailingStore::QueueTransactional(
+    pqxx::transaction_base& tx, const std::string& message_id, const std::string& subject_id,
+    int kind, const std::string& dedup_key, const std::string& payload, absl::Time now) {
+  const pqxx::result inserted = ExecPrepared(
+      tx,
+      "INSERT INTO send_queue (message_id, subject_id, kind, dedup_key, payload, state, "
+      "next_attempt_at, created_at) VALUES ($1::uuid, NULLIF($2, '')::uuid, $3, $4, $5, "
+      "1, " CRM_TS_PARAM("$6") ", " CRM_TS_PARAM(
+          "$6") ") ON CONFLICT (dedup_key) DO NOTHING RETURNING 1",
+      message_id, subject_id, kind, dedup_key, pqxx::binarystring(payload.data(), payload.size()),
+      absl::ToUnixMicros(now));
+  if (!inserted.empty()) return std::make_pair(message_id, true);
+  const pqxx::row r =
+      ExecPrepared1(tx, "SELECT message_id::text FROM send_queue WHERE dedup_key = $1", dedup_key);
+  return std::make_pair(r[0].as<std::string>(), false);
+}
+
 absl::StatusOr<std::vector<std::string>> MailingStore::StartDueCampaigns(pqxx::transaction_base& tx,
                                                                          absl::Time now) {
   std::vector<std::string> started;
@@ -311,7 +328,8 @@ absl::StatusOr<std::vector<std::string>> MailingStore::StartDueCampaigns(pqxx::t
 absl::StatusOr<std::vector<Claimed>> MailingStore::Claim(pqxx::transaction_base& tx, int limit,
                                                          absl::Duration lease, absl::Time now) {
   std::vector<Claimed> out;
-  // Due rows of sending campaigns and confirmation mails, skipping those
+  // Due rows of sending campaigns and rows without a campaign (confirmation
+  // and transactional mail), skipping those
   // another worker holds; then what the sender needs of their campaign and
   // list (joined after the update, for the claimed rows only).
   static const std::string kClaim = absl::StrCat(
@@ -319,14 +337,16 @@ absl::StatusOr<std::vector<Claimed>> MailingStore::Claim(pqxx::transaction_base&
       "LEFT JOIN campaigns c ON c.campaign_id = q.campaign_id "
       "WHERE q.state = 1 AND q.next_attempt_at <= ",
       CRM_TS_PARAM("$1"), " AND (q.lease_until IS NULL OR q.lease_until < ", CRM_TS_PARAM("$1"),
-      ") ", "AND (c.state = 3 OR (q.campaign_id IS NULL AND q.kind = ", kConfirmationKind, ")) ",
+      ") ", "AND (c.state = 3 OR q.campaign_id IS NULL) ",
       "ORDER BY q.next_attempt_at LIMIT $2 FOR UPDATE OF q SKIP LOCKED), ",
       "claimed AS (UPDATE send_queue q SET lease_until = ", CRM_TS_PARAM("$3"),
       ", attempts = q.attempts + 1 FROM due WHERE q.message_id = due.message_id ",
-      "RETURNING q.message_id, q.campaign_id, q.subject_id, q.kind, q.attempts, q.list_id) ",
-      "SELECT cl.message_id::text, COALESCE(cl.campaign_id::text, ''), cl.subject_id::text, ",
+      "RETURNING q.message_id, q.campaign_id, q.subject_id, q.kind, q.attempts, q.list_id, "
+      "q.payload) ",
+      "SELECT cl.message_id::text, COALESCE(cl.campaign_id::text, ''), "
+      "COALESCE(cl.subject_id::text, ''), ",
       "cl.kind, cl.attempts, COALESCE(c.list_id, cl.list_id, ''), COALESCE(l.purpose_id, ''), ",
-      "COALESCE(c.template_id, ''), COALESCE(c.template_version, 0) FROM claimed cl ",
+      "COALESCE(c.template_id, ''), COALESCE(c.template_version, 0), cl.payload FROM claimed cl ",
       "LEFT JOIN campaigns c ON c.campaign_id = cl.campaign_id ",
       "LEFT JOIN lists l ON l.list_id = COALESCE(c.list_id, cl.list_id)");
   for (const pqxx::row& r :
@@ -341,6 +361,7 @@ absl::StatusOr<std::vector<Claimed>> MailingStore::Claim(pqxx::transaction_base&
     c.purpose_id = r[6].as<std::string>();
     c.template_id = r[7].as<std::string>();
     c.template_version = r[8].as<int64_t>();
+    if (!r[9].is_null()) c.payload = pqxx::binarystring(r[9]).str();
     out.push_back(std::move(c));
   }
   return out;
@@ -358,7 +379,7 @@ absl::Status MailingStore::Finish(pqxx::transaction_base& tx, const std::string&
   }
   ExecPrepared(tx,
                "UPDATE send_queue SET state = $2, lease_until = NULL, last_error = NULLIF($3, ''), "
-               "finished_at = " CRM_TS_PARAM("$4") " WHERE message_id = $1::uuid",
+               "payload = NULL, finished_at = " CRM_TS_PARAM("$4") " WHERE message_id = $1::uuid",
                message_id, static_cast<int>(state), error, absl::ToUnixMicros(now));
   return absl::OkStatus();
 }

@@ -17,8 +17,9 @@
 
 namespace crm::mailing {
 
-// The send_queue kind of a double opt-in confirmation mail (campaign rows
-// are 0; crm.mailing.v1.TransactionalKind values are kept for the rest).
+// send_queue kinds: campaign mail, a double opt-in confirmation mail, and
+// crm.mailing.v1.TransactionalKind values (1..99) for transactional mail.
+inline constexpr int kCampaignKind = 0;
 inline constexpr int kConfirmationKind = 100;
 
 // A send_queue row's state.
@@ -35,9 +36,11 @@ enum class SendState : int {
 struct Claimed {
   std::string message_id;
   std::string campaign_id;  // "" for transactional
-  std::string subject_id;
+  std::string subject_id;   // "" for transactional mail to an address
   int kind = 0;
   int attempts = 0;  // including this one
+  // Transactional mail: the request, wrapped under the KEK (transactional.h).
+  std::string payload;
   // The campaign's list, purpose and template version (campaign messages).
   std::string list_id;
   std::string purpose_id;
@@ -121,13 +124,19 @@ class MailingStore {
   // Queues the confirmation mail of a pending double opt-in subscription.
   static absl::Status QueueConfirmation(pqxx::transaction_base& tx, const std::string& list_id,
                                         const std::string& subject_id, absl::Time now);
+  // Queues a transactional message (`subject_id` "" when it goes to the
+  // address in `payload`) unless `dedup_key` was queued before: the message
+  // id queued, and whether it is new.
+  static absl::StatusOr<std::pair<std::string, bool>> QueueTransactional(
+      pqxx::transaction_base& tx, const std::string& message_id, const std::string& subject_id,
+      int kind, const std::string& dedup_key, const std::string& payload, absl::Time now);
   // Claims up to `limit` due rows of sending campaigns (and confirmation
-  // mails) not leased by another worker, leases them until now + `lease` and
+  // and transactional mail) not leased by another worker, leases them until now + `lease` and
   // counts the attempt.
   static absl::StatusOr<std::vector<Claimed>> Claim(pqxx::transaction_base& tx, int limit,
                                                     absl::Duration lease, absl::Time now);
-  // Ends a claimed row (sent, skipped, failed) or, for kQueued, puts it back
-  // for a retry at `retry_at` with `error` noted.
+  // Ends a claimed row (sent, skipped, failed; its payload wiped) or, for
+  // kQueued, puts it back for a retry at `retry_at` with `error` noted.
   static absl::Status Finish(pqxx::transaction_base& tx, const std::string& message_id,
                              SendState state, absl::Time now, const std::string& error = "",
                              absl::Time retry_at = absl::InfinitePast());

@@ -151,15 +151,17 @@ absl::Status Setup(MailingConfig& cfg, const service::ApiAuthConfig& auth_cfg, A
                                                    .clock = ctx.clock,
                                                    .consent = *app.consent,
                                                    .tokens = *app.tokens,
+                                                   .ring = *app.ring,
+                                                   .message_domain = cfg.sender.message_domain,
                                                    .confirm_max_age = cfg.confirm_max_age});
   app.subject_data = std::make_unique<SubjectDataService>(ctx.db, app.outbox->writer(), ctx.clock);
   CRM_RETURN_IF_ERROR(AllowMailingMethods(ctx.policy));
   CRM_RETURN_IF_ERROR(AllowMailingSubjectData(ctx.policy));
   ctx.services.push_back(app.service.get());
   ctx.services.push_back(app.subject_data.get());
-  app.sender =
-      std::make_unique<CampaignSender>(ctx.db, *app.consent, *app.addresses, *app.smtp, *app.tokens,
-                                       app.dkim ? &*app.dkim : nullptr, ctx.clock, cfg.sender);
+  app.sender = std::make_unique<CampaignSender>(
+      ctx.db, *app.consent, *app.addresses, *app.smtp, *app.tokens, *app.ring,
+      app.dkim ? &*app.dkim : nullptr, ctx.clock, cfg.sender);
   app.metrics = std::make_unique<SenderMetrics>(ctx.metrics);
   app.sending = std::thread([&app, &cfg] { Send(app, cfg.send_interval); });
   ctx.on_stop.push_back([&app] {

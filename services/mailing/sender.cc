@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "libs/base/status_macros.h"
 #include "services/mailing/mailing_store.h"
+#include "services/mailing/transactional.h"
 
 namespace crm::mailing {
 namespace {
@@ -67,13 +68,14 @@ void SenderMetrics::Count(const absl::StatusOr<RoundStats>& round) {
 
 CampaignSender::CampaignSender(pg::Pool& db, ConsentGate& consent, AddressBook& addresses,
                                smtp::Sender& smtp, const LinkTokens& tokens,
-                               const dkim::Signer* dkim, const base::Clock& clock,
-                               SenderOptions options)
+                               const crypto::KeyRing& ring, const dkim::Signer* dkim,
+                               const base::Clock& clock, SenderOptions options)
     : db_(db),
       consent_(consent),
       addresses_(addresses),
       smtp_(smtp),
       tokens_(tokens),
+      ring_(ring),
       dkim_(dkim),
       clock_(clock),
       options_(std::move(options)) {}
@@ -96,6 +98,18 @@ absl::StatusOr<std::shared_ptr<const v1::Template>> CampaignSender::TemplateOf(
   return shared;
 }
 
+absl::StatusOr<std::shared_ptr<const v1::Template>> CampaignSender::TransactionalTemplate(
+    const TransactionalKind& kind) {
+  std::optional<v1::Template> t;
+  CRM_RETURN_IF_ERROR(db_.Transact(
+      [&](pqxx::work& tx) -> absl::Status {
+        CRM_ASSIGN_OR_RETURN(t, MailingStore::GetTemplate(tx, TransactionalTemplateId(kind), 0));
+        return absl::OkStatus();
+      },
+      {.read_only = true}));
+  return std::make_shared<const v1::Template>(t.has_value() ? *std::move(t) : kind.builtin);
+}
+
 absl::StatusOr<RoundStats> CampaignSender::RunOnce() {
   RoundStats stats;
   const absl::Time now = clock_.Now();
@@ -115,81 +129,116 @@ absl::StatusOr<RoundStats> CampaignSender::RunOnce() {
       return MailingStore::Finish(tx, m.message_id, state, clock_.Now(), error, retry_at);
     });
   };
+  // Rows not finished yet; an error from consent or contacts puts them back.
+  std::vector<bool> pending(batch.size(), true);
   auto put_back = [&](const absl::Status& why) {
-    for (const Claimed& m : batch) {
-      (void)finish(m, SendState::kQueued, "", now + options_.first_retry);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (pending[i]) (void)finish(batch[i], SendState::kQueued, "", now + options_.first_retry);
     }
     return why;
   };
+  auto end = [&](size_t i, SendState state, int& counter, const std::string& error = "") {
+    pending[i] = false;
+    ++counter;
+    return finish(batch[i], state, error);
+  };
 
-  // The consent gate, per purpose, for the whole batch.
-  std::vector<bool> allowed(batch.size(), false);
+  // The consent gate, per purpose, for the whole batch: campaign mail only.
+  // Confirmation mail (the subject has just asked) and transactional mail
+  // (needed for the service or by the law) are not gated.
   absl::flat_hash_map<std::string, std::vector<size_t>> by_purpose;
   for (size_t i = 0; i < batch.size(); ++i) {
-    if (batch[i].kind == kConfirmationKind) {
-      allowed[i] = true;
-    } else {
-      by_purpose[batch[i].purpose_id].push_back(i);
-    }
+    if (batch[i].kind == kCampaignKind) by_purpose[batch[i].purpose_id].push_back(i);
   }
   for (const auto& [purpose, indexes] : by_purpose) {
     std::vector<std::string> subjects;
     for (size_t i : indexes) subjects.push_back(batch[i].subject_id);
     absl::StatusOr<std::vector<bool>> answer = consent_.Allowed(purpose, subjects);
     if (!answer.ok()) return put_back(answer.status());
-    for (size_t k = 0; k < indexes.size(); ++k) allowed[indexes[k]] = (*answer)[k];
+    for (size_t k = 0; k < indexes.size(); ++k) {
+      if (!(*answer)[k])
+        CRM_RETURN_IF_ERROR(end(indexes[k], SendState::kSkippedConsent, stats.skipped_consent));
+    }
   }
-  std::vector<size_t> go;
+
+  // Transactional requests (address and parameters) from their payloads.
+  std::vector<v1::SendTransactionalRequest> requests(batch.size());
+  std::vector<Recipient> recipients(batch.size());
+  std::vector<size_t> lookup;  // rows whose address comes from contacts
   for (size_t i = 0; i < batch.size(); ++i) {
-    if (allowed[i]) {
-      go.push_back(i);
-    } else {
-      CRM_RETURN_IF_ERROR(finish(batch[i], SendState::kSkippedConsent));
-      ++stats.skipped_consent;
+    if (!pending[i]) continue;
+    if (FindTransactionalKind(batch[i].kind) != nullptr) {
+      absl::StatusOr<std::string> plain =
+          ring_.Unwrap(batch[i].payload, PayloadAad(batch[i].message_id));
+      if (!plain.ok() || !requests[i].ParseFromString(*plain)) {
+        CRM_RETURN_IF_ERROR(end(i, SendState::kFailed, stats.failed, "payload unreadable"));
+        continue;
+      }
+      if (requests[i].to_case() == v1::SendTransactionalRequest::kAddress) {
+        recipients[i] = {.status = Recipient::Status::kOk, .address = requests[i].address()};
+        continue;
+      }
+    }
+    lookup.push_back(i);
+  }
+  if (!lookup.empty()) {
+    std::vector<std::string> subjects;
+    for (size_t i : lookup) subjects.push_back(batch[i].subject_id);
+    absl::StatusOr<std::vector<Recipient>> found = addresses_.Lookup(subjects);
+    if (!found.ok()) return put_back(found.status());
+    if (found->size() != lookup.size()) {
+      return put_back(absl::InternalError("contacts: answered for fewer subjects"));
+    }
+    for (size_t k = 0; k < lookup.size(); ++k) {
+      recipients[lookup[k]] = std::move((*found)[k]);
+      if (recipients[lookup[k]].status != Recipient::Status::kOk) {
+        CRM_RETURN_IF_ERROR(end(lookup[k], SendState::kSkippedNoAddress, stats.skipped_no_address));
+      }
     }
   }
-  if (go.empty()) return stats;
 
-  // Addresses, then the suppression list.
-  std::vector<std::string> subjects;
-  for (size_t i : go) subjects.push_back(batch[i].subject_id);
-  absl::StatusOr<std::vector<Recipient>> recipients = addresses_.Lookup(subjects);
-  if (!recipients.ok()) return put_back(recipients.status());
-  if (recipients->size() != go.size()) {
-    return put_back(absl::InternalError("contacts: answered for fewer subjects"));
-  }
-  std::vector<size_t> mailable;  // positions in go
+  // The suppression list (campaign mail).
+  std::vector<size_t> gated;
   std::vector<std::string> addresses;
-  for (size_t k = 0; k < go.size(); ++k) {
-    if ((*recipients)[k].status == Recipient::Status::kOk) {
-      mailable.push_back(k);
-      addresses.push_back((*recipients)[k].address);
-    } else {
-      CRM_RETURN_IF_ERROR(finish(batch[go[k]], SendState::kSkippedNoAddress));
-      ++stats.skipped_no_address;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (pending[i] && batch[i].kind == kCampaignKind) {
+      gated.push_back(i);
+      addresses.push_back(recipients[i].address);
     }
   }
-  absl::StatusOr<std::vector<bool>> suppressed = consent_.Suppressed(addresses);
-  if (!suppressed.ok()) return put_back(suppressed.status());
-
-  for (size_t j = 0; j < mailable.size(); ++j) {
-    const Claimed& m = batch[go[mailable[j]]];
-    const Recipient& r = (*recipients)[mailable[j]];
-    const bool confirmation = m.kind == kConfirmationKind;
-    if ((*suppressed)[j] && !confirmation) {
-      CRM_RETURN_IF_ERROR(finish(m, SendState::kSkippedConsent));
-      ++stats.skipped_consent;
-      continue;
+  if (!gated.empty()) {
+    absl::StatusOr<std::vector<bool>> suppressed = consent_.Suppressed(addresses);
+    if (!suppressed.ok()) return put_back(suppressed.status());
+    for (size_t k = 0; k < gated.size(); ++k) {
+      if ((*suppressed)[k])
+        CRM_RETURN_IF_ERROR(end(gated[k], SendState::kSkippedConsent, stats.skipped_consent));
     }
+  }
+
+  // Transactional templates: an operator's replacement (newest version) or
+  // the built-in one, looked up once a round.
+  absl::flat_hash_map<int, std::shared_ptr<const v1::Template>> transactional;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const Claimed& m = batch[i];
+    if (!pending[i]) continue;
+    const Recipient& r = recipients[i];
     std::string unsubscribe_url;
     Rendered rendered;
-    if (confirmation) {
+    if (m.kind == kConfirmationKind) {
       rendered = Render(
           ConfirmationTemplate(),
           {{"first_name", r.first_name},
            {"confirm_url",
             absl::StrCat(options_.confirm_base,
                          tokens_.Issue(TokenKind::kConfirm, m.subject_id, m.list_id, now))}});
+    } else if (const TransactionalKind* kind = FindTransactionalKind(m.kind); kind != nullptr) {
+      auto& t = transactional[m.kind];
+      if (t == nullptr) {
+        CRM_ASSIGN_OR_RETURN(t, TransactionalTemplate(*kind));
+      }
+      Values values(requests[i].params().begin(), requests[i].params().end());
+      values["first_name"] = r.first_name;
+      rendered = Render(*t, values);
     } else {
       CRM_ASSIGN_OR_RETURN(std::shared_ptr<const v1::Template> t,
                            TemplateOf(m.template_id, m.template_version));
@@ -207,15 +256,14 @@ absl::StatusOr<RoundStats> CampaignSender::RunOnce() {
                        rendered);
     if (message.ok() && dkim_ != nullptr) message = dkim_->SignMessage(*message, now);
     if (!message.ok()) {  // an address contacts accepted but a header cannot carry
-      CRM_RETURN_IF_ERROR(finish(m, SendState::kFailed, "message could not be composed"));
-      ++stats.failed;
+      CRM_RETURN_IF_ERROR(
+          end(i, SendState::kFailed, stats.failed, "message could not be composed"));
       continue;
     }
     const absl::Status sent =
         smtp_.Send({.from = options_.envelope_from, .recipients = {r.address}}, *message);
     if (sent.ok()) {
-      CRM_RETURN_IF_ERROR(finish(m, SendState::kSent));
-      ++stats.sent;
+      CRM_RETURN_IF_ERROR(end(i, SendState::kSent, stats.sent));
       continue;
     }
     const std::optional<int> code = smtp::ReplyCode(sent);
@@ -225,11 +273,11 @@ absl::StatusOr<RoundStats> CampaignSender::RunOnce() {
             : std::string(smtp::IsRetryable(sent) ? "relay unreachable" : "relay refused");
     if (smtp::IsRetryable(sent) && m.attempts < options_.max_attempts) {
       const absl::Duration backoff = options_.first_retry * (1 << std::min(m.attempts - 1, 10));
+      pending[i] = false;
       CRM_RETURN_IF_ERROR(finish(m, SendState::kQueued, error, clock_.Now() + backoff));
       ++stats.retried;
     } else {
-      CRM_RETURN_IF_ERROR(finish(m, SendState::kFailed, error));
-      ++stats.failed;
+      CRM_RETURN_IF_ERROR(end(i, SendState::kFailed, stats.failed, error));
     }
   }
   return stats;

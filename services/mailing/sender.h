@@ -1,4 +1,5 @@
-// CampaignSender: the worker that turns queued messages into mail.
+// CampaignSender: the worker that turns queued messages into mail: campaign
+// mail, double opt-in confirmations and transactional mail (transactional.h).
 //
 // One round (RunOnce):
 //   1. starts the scheduled campaigns that are due (each active subscriber
@@ -8,11 +9,13 @@
 //   3. asks consent, per purpose and for the whole batch, whether each
 //      subject may be mailed right now; denied ones are skipped (counted).
 //      Double opt-in confirmation mails are not gated (the subject has just
-//      asked; the consent is recorded when the link is followed);
+//      asked; the consent is recorded when the link is followed), nor is
+//      transactional mail;
 //   4. fetches the allowed subjects' addresses from contacts (AddressBook);
-//      unknown, erased, restricted or address-less subjects are skipped;
-//   5. asks consent which of those addresses are on the suppression list;
-//      suppressed ones are skipped;
+//      unknown, erased, restricted or address-less subjects are skipped.
+//      Transactional mail to an address takes it from its payload;
+//   5. asks consent which campaign recipients' addresses are on the
+//      suppression list; suppressed ones are skipped;
 //   6. renders each message (template version pinned by the campaign, the
 //      subject's first name, a per-recipient unsubscribe link), composes it,
 //      DKIM-signs it and sends it over TLS; records the outcome at once:
@@ -38,12 +41,14 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "libs/base/clock.h"
+#include "libs/crypto/key_ring.h"
 #include "libs/dkim/signer.h"
 #include "libs/pg/pool.h"
 #include "libs/smtp/sender.h"
 #include "services/mailing/consent_gate.h"
 #include "services/mailing/render.h"
 #include "services/mailing/tokens.h"
+#include "services/mailing/transactional.h"
 
 namespace prometheus {
 class Counter;
@@ -110,9 +115,10 @@ class SenderMetrics {
 class CampaignSender {
  public:
   // `dkim` may be null (unsigned mail: development only).
+  // `ring` opens transactional mail's payloads.
   CampaignSender(pg::Pool& db, ConsentGate& consent, AddressBook& addresses, smtp::Sender& smtp,
-                 const LinkTokens& tokens, const dkim::Signer* dkim, const base::Clock& clock,
-                 SenderOptions options);
+                 const LinkTokens& tokens, const crypto::KeyRing& ring, const dkim::Signer* dkim,
+                 const base::Clock& clock, SenderOptions options);
 
   // One round (see above). An error from consent or contacts puts the batch
   // back for a retry and is returned.
@@ -121,11 +127,14 @@ class CampaignSender {
  private:
   absl::StatusOr<std::shared_ptr<const v1::Template>> TemplateOf(const std::string& id,
                                                                  int64_t version);
+  absl::StatusOr<std::shared_ptr<const v1::Template>> TransactionalTemplate(
+      const TransactionalKind& kind);
   pg::Pool& db_;
   ConsentGate& consent_;
   AddressBook& addresses_;
   smtp::Sender& smtp_;
   const LinkTokens& tokens_;
+  const crypto::KeyRing& ring_;
   const dkim::Signer* dkim_;
   const base::Clock& clock_;
   SenderOptions options_;

@@ -126,7 +126,9 @@ class MailingServiceTest : public ::testing::Test {
                                                             .audit = *audit_,
                                                             .clock = bed_->clock(),
                                                             .consent = *gate_,
-                                                            .tokens = *tokens_});
+                                                            .tokens = *tokens_,
+                                                            .ring = *ring_,
+                                                            .message_domain = "shop.example"});
     subject_data_ = std::make_unique<SubjectDataService>(*db_.pool, *audit_, bed_->clock());
     rpc::AccessPolicy policy;
     ASSERT_THAT(AllowMailingMethods(policy), IsOk());
@@ -254,7 +256,7 @@ class MailingServiceTest : public ::testing::Test {
       dkim_.emplace(std::move(signer));
     }
     sender_ = std::make_unique<CampaignSender>(
-        *db_.pool, *gate_, book_, *smtp_, *tokens_, &*dkim_, bed_->clock(),
+        *db_.pool, *gate_, book_, *smtp_, *tokens_, *ring_, &*dkim_, bed_->clock(),
         SenderOptions{.from = "Shop News <news@shop.example>",
                       .envelope_from = "bounces@shop.example",
                       .message_domain = "shop.example",
@@ -896,6 +898,142 @@ TEST_F(MailingServiceTest, DoubleOptInMailsTheConfirmationLinkAndOnlyTheLinkGran
   CRM_ASSERT_OK_AND_ASSIGN(got, sink_->Messages());
   ASSERT_THAT(got, SizeIs(2));
   EXPECT_EQ(Header(got[1].data, "Subject"), "Spring");
+}
+
+v1::SendTransactionalRequest Transactional(v1::TransactionalKind kind, const std::string& dedup_key,
+                                           std::map<std::string, std::string> params) {
+  v1::SendTransactionalRequest r;
+  r.set_kind(kind);
+  r.set_dedup_key(dedup_key);
+  for (auto& [k, v] : params) (*r.mutable_params())[k] = v;
+  return r;
+}
+
+TEST_F(MailingServiceTest, TransactionalMailGoesOutOnceUngatedAndKeepsNoAddress) {
+  StartSending();
+  // To a subject: the address comes from contacts; no consent is asked (the
+  // subject has none recorded).
+  const std::string ann = base::NewUuid();
+  book_.Put(ann,
+            {.status = Recipient::Status::kOk, .address = "ann@example.com", .first_name = "Ann"});
+  v1::SendTransactionalRequest expiring =
+      Transactional(v1::TRANSACTIONAL_KIND_GRANT_EXPIRING, "grant:42",
+                    {{"purpose", "the newsletter"}, {"expires_at", "31 December 2026"}});
+  expiring.set_subject_id(ann);
+  CRM_ASSERT_OK_AND_ASSIGN(v1::SendTransactionalResponse first,
+                           Call(&Stub::SendTransactional, expiring, shop_));
+  EXPECT_TRUE(first.queued());
+  EXPECT_TRUE(absl::EndsWith(first.message_id(), "@shop.example"));
+  // The same key again: the same message, queued once.
+  CRM_ASSERT_OK_AND_ASSIGN(v1::SendTransactionalResponse again,
+                           Call(&Stub::SendTransactional, expiring, shop_));
+  EXPECT_FALSE(again.queued());
+  EXPECT_EQ(again.message_id(), first.message_id());
+  // A restricted subject gets nothing.
+  const std::string restricted = base::NewUuid();
+  book_.Put(restricted, {.status = Recipient::Status::kRestricted});
+  v1::SendTransactionalRequest changed = Transactional(v1::TRANSACTIONAL_KIND_PASSWORD_CHANGED,
+                                                       "password:7", {{"changed_at", "today"}});
+  changed.set_subject_id(restricted);
+  ASSERT_THAT(Call(&Stub::SendTransactional, changed, shop_), IsOk());
+  // To an address contacts does not know: kept encrypted until it is sent.
+  v1::SendTransactionalRequest code =
+      Transactional(v1::TRANSACTIONAL_KIND_VERIFICATION_CODE, "portal:1", {{"code", "X7K2P9"}});
+  code.set_address("visitor@example.org");
+  CRM_ASSERT_OK_AND_ASSIGN(v1::SendTransactionalResponse coded,
+                           Call(&Stub::SendTransactional, code, shop_));
+  auto queue_text = [&]() -> absl::StatusOr<std::string> {
+    std::string all;
+    CRM_RETURN_IF_ERROR(db_.pool->Transact([&](pqxx::work& tx) {
+      for (const pqxx::row& r : tx.exec("SELECT q::text FROM send_queue q")) {
+        all += r[0].as<std::string>();
+      }
+      return absl::OkStatus();
+    }));
+    return all;
+  };
+  CRM_ASSERT_OK_AND_ASSIGN(std::string stored, queue_text());
+  EXPECT_THAT(stored, Not(HasSubstr("visitor@example.org")));
+  EXPECT_THAT(stored, Not(HasSubstr("X7K2P9")));
+  EXPECT_THAT(stored, HasSubstr("\\x01"));  // a payload is there, wrapped
+
+  CRM_ASSERT_OK_AND_ASSIGN(RoundStats round, sender_->RunOnce());
+  EXPECT_EQ(round.sent, 2);
+  EXPECT_EQ(round.skipped_no_address, 1);
+  EXPECT_EQ(round.skipped_consent, 0);
+  CRM_ASSERT_OK_AND_ASSIGN(std::vector<crm::testing::SinkMessage> got, sink_->Messages());
+  ASSERT_THAT(got, SizeIs(2));
+  std::map<std::string, std::string> by_to, by_file;
+  for (const crm::testing::SinkMessage& m : got) {
+    by_to[m.recipients.at(0)] = m.data;
+    by_file[m.file] = m.data;
+    EXPECT_EQ(Header(m.data, "List-Unsubscribe"), "");  // not marketing
+    EXPECT_THAT(m.data, Not(HasSubstr("/u/")));
+  }
+  ASSERT_EQ(by_to.count("ann@example.com"), 1u);
+  EXPECT_EQ(Header(by_to["ann@example.com"], "Subject"),
+            "Your consent for the newsletter ends on 31 December 2026");
+  EXPECT_EQ(Header(by_to["ann@example.com"], "Message-ID"),
+            absl::StrCat("<", first.message_id(), ">"));
+  ASSERT_EQ(by_to.count("visitor@example.org"), 1u);
+  EXPECT_THAT(by_to["visitor@example.org"], HasSubstr("X7K2P9"));
+  EXPECT_EQ(Header(by_to["visitor@example.org"], "Message-ID"),
+            absl::StrCat("<", coded.message_id(), ">"));
+  CRM_ASSERT_OK_AND_ASSIGN(
+      auto verdicts,
+      dkim::testing::VerifyWithDkimpy(dkim_->DnsRecordName(), dkim_->DnsTxtRecord(), by_file));
+  for (const auto& [file, verdict] : verdicts) EXPECT_EQ(verdict, "valid") << file;
+  // Sent or skipped, every payload is gone.
+  CRM_ASSERT_OK_AND_ASSIGN(stored, queue_text());
+  EXPECT_THAT(stored, Not(HasSubstr("\\x01")));
+  // Nothing is sent twice.
+  CRM_ASSERT_OK_AND_ASSIGN(round, sender_->RunOnce());
+  EXPECT_EQ(round.claimed, 0);
+}
+
+TEST_F(MailingServiceTest, TransactionalTemplatesCanBeReplacedAndRequestsAreChecked) {
+  StartSending();
+  v1::PutTemplateRequest put;
+  put.mutable_template_()->set_template_id("transactional.verification_code");
+  put.mutable_template_()->set_subject("Ihr Code");
+  put.mutable_template_()->set_text_body("Code: {{code}}");
+  ASSERT_THAT(Call(&Stub::PutTemplate, put, admin_), IsOk());
+  put.mutable_template_()->set_text_body("{{code}} {{unsubscribe_url}}");
+  EXPECT_THAT(Call(&Stub::PutTemplate, put, admin_),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("template.text_body")));
+  put.mutable_template_()->set_template_id("transactional.nope");
+  EXPECT_THAT(Call(&Stub::PutTemplate, put, admin_),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("template.template_id")));
+  // A transactional template cannot serve a campaign.
+  ASSERT_THAT(CreateList("news", v1::OPT_IN_SINGLE), IsOk());
+  EXPECT_THAT(CreateCampaign("news", "transactional.verification_code"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("campaign.template_id")));
+
+  v1::SendTransactionalRequest code =
+      Transactional(v1::TRANSACTIONAL_KIND_VERIFICATION_CODE, "portal:2", {{"code", "Q1W2E3"}});
+  code.set_address("visitor@example.org");
+  ASSERT_THAT(Call(&Stub::SendTransactional, code, shop_), IsOk());
+  ASSERT_THAT(sender_->RunOnce(), IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(std::vector<crm::testing::SinkMessage> got, sink_->Messages());
+  ASSERT_THAT(got, SizeIs(1));
+  EXPECT_EQ(Header(got[0].data, "Subject"), "Ihr Code");
+  EXPECT_THAT(got[0].data, HasSubstr("Code: Q1W2E3"));
+
+  // Bad requests name the field and queue nothing; the permission is mailing.send.
+  code.set_dedup_key("portal:3");
+  code.set_address("visitor@example.org>\r\nBcc: all@example.org");
+  EXPECT_THAT(Call(&Stub::SendTransactional, code, shop_),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("address")));
+  code.set_address("visitor@example.org");
+  (*code.mutable_params())["code"] = "<b>1</b>";
+  EXPECT_THAT(Call(&Stub::SendTransactional, code, shop_),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("params[code]")));
+  (*code.mutable_params())["code"] = "123456";
+  EXPECT_THAT(
+      Call(&Stub::SendTransactional, code, bed_->Token(base::NewUuid(), {"mailing.manage"})),
+      StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("mailing.send")));
+  CRM_ASSERT_OK_AND_ASSIGN(RoundStats round, sender_->RunOnce());
+  EXPECT_EQ(round.claimed, 0);
 }
 
 }  // namespace

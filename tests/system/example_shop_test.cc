@@ -457,8 +457,32 @@ TEST_F(ExampleShopTest, TheMailingServiceSendsACampaignThroughTheWholeStack) {
                                      absl::StrCat(R"({"campaignId": ")", campaign_id, R"("})")});
   ASSERT_TRUE(ok(counted)) << counted.output;
   EXPECT_THAT(counted.output, HasSubstr(R"("sent": "1")"));
+
+  // Transactional mail: to the subject (address from contacts) and to an
+  // address contacts does not know; neither carries an unsubscribe link.
+  const Outcome notice_mail = st.Crmctl(
+      {"call", "mailing", "SendTransactional",
+       absl::StrCat(R"({"kind": "TRANSACTIONAL_KIND_PASSWORD_CHANGED", "subjectId": ")", subject,
+                    R"(", "params": {"changed_at": "today"}, "dedupKey": "system:1"})")});
+  ASSERT_TRUE(ok(notice_mail)) << notice_mail.output;
+  const Outcome code_mail = st.Crmctl(
+      {"call", "mailing", "SendTransactional",
+       R"({"kind": "TRANSACTIONAL_KIND_VERIFICATION_CODE", "address": "visitor@portal.example", "params": {"code": "K3Y9Z7"}, "dedupKey": "system:2"})"});
+  ASSERT_TRUE(ok(code_mail)) << code_mail.output;
+  for (int i = 0; i < 100 && got.size() < 3; ++i) {
+    absl::SleepFor(absl::Milliseconds(200));
+    CRM_ASSERT_OK_AND_ASSIGN(got, st.sink->Messages());
+  }
+  ASSERT_THAT(got, ::testing::SizeIs(3));
+  std::map<std::string, std::string> by_to;
+  for (size_t i = 1; i < got.size(); ++i) by_to[got[i].recipients.at(0)] = got[i].data;
+  EXPECT_THAT(by_to[email], HasSubstr("Subject: Your password was changed\r\n"));
+  EXPECT_THAT(by_to["visitor@portal.example"], HasSubstr("K3Y9Z7"));
+  for (const auto& [to, data] : by_to) EXPECT_THAT(data, Not(HasSubstr("List-Unsubscribe"))) << to;
+
   // Mailing logged no address.
   CRM_ASSERT_OK_AND_ASSIGN(std::string log, pki::ReadFile(st.dir.path() + "/mailing.log"));
+  EXPECT_THAT(log, Not(HasSubstr("portal.example")));
   EXPECT_THAT(log, Not(HasSubstr("customers.example")));
 }
 
