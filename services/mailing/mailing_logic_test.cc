@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "libs/crypto/primitives.h"
 #include "libs/testing/status_matchers.h"
+#include "services/mailing/rate_limiter.h"
 #include "services/mailing/render.h"
 #include "services/mailing/tokens.h"
 #include "services/mailing/transactional.h"
@@ -262,6 +263,27 @@ TEST(TransactionalTest, TemplatesOfAKindMayUseOnlyItsPlaceholders) {
   }
   EXPECT_EQ(FindTransactionalKind(0), nullptr);
   EXPECT_EQ(FindTransactionalKind(100), nullptr);  // the confirmation mail is not one
+}
+
+TEST(RateLimiterTest, ABurstGoesAtOnceThenSlotsAreOneIntervalApart) {
+  base::FakeClock clock;
+  RateLimiter limiter(10, 3, clock);  // 100 ms apart, bursts of 3
+  const absl::Time t0 = clock.Now();
+  EXPECT_EQ(limiter.Reserve(t0), absl::ZeroDuration());
+  EXPECT_EQ(limiter.Reserve(t0), absl::ZeroDuration());
+  EXPECT_EQ(limiter.Reserve(t0), absl::ZeroDuration());
+  EXPECT_EQ(limiter.Reserve(t0), absl::Milliseconds(100));
+  EXPECT_EQ(limiter.Reserve(t0), absl::Milliseconds(200));
+  // Time passing frees slots; idle time saves up no more than the burst.
+  EXPECT_EQ(limiter.Reserve(t0 + absl::Milliseconds(500)), absl::ZeroDuration());
+  const absl::Time later = t0 + absl::Seconds(60);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(limiter.Reserve(later), absl::ZeroDuration()) << i;
+  EXPECT_EQ(limiter.Reserve(later), absl::Milliseconds(100));
+  // Over a long run the rate holds: 1,000 sends take 100 s less the burst.
+  RateLimiter steady(10, 1, clock);
+  absl::Duration waited;
+  for (int i = 0; i < 1000; ++i) waited = steady.Reserve(t0);
+  EXPECT_EQ(waited, absl::Seconds(99.9));
 }
 
 }  // namespace

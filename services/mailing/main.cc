@@ -46,6 +46,7 @@ struct MailingConfig {
   SenderOptions sender;
   std::string dkim_key_file, dkim_domain, dkim_selector;
   absl::Duration send_interval = absl::Seconds(1);
+  int send_rate = 0;  // messages a second to the relay; 0: no limit
   absl::Duration confirm_max_age = absl::Hours(72);
 };
 
@@ -59,6 +60,7 @@ struct App {
   std::unique_ptr<GrpcConsentGate> consent;
   std::unique_ptr<GrpcAddressBook> addresses;
   std::unique_ptr<smtp::Sender> smtp;
+  std::unique_ptr<RateLimiter> rate;
   std::unique_ptr<CampaignSender> sender;
   std::unique_ptr<SenderMetrics> metrics;
   std::unique_ptr<MailingService> service;
@@ -159,6 +161,11 @@ absl::Status Setup(MailingConfig& cfg, const service::ApiAuthConfig& auth_cfg, A
   CRM_RETURN_IF_ERROR(AllowMailingSubjectData(ctx.policy));
   ctx.services.push_back(app.service.get());
   ctx.services.push_back(app.subject_data.get());
+  if (cfg.send_rate > 0) {
+    // Bursts of up to one second's worth.
+    app.rate = std::make_unique<RateLimiter>(cfg.send_rate, cfg.send_rate, ctx.clock);
+    cfg.sender.rate = app.rate.get();
+  }
   app.sender = std::make_unique<CampaignSender>(
       ctx.db, *app.consent, *app.addresses, *app.smtp, *app.tokens, *app.ring,
       app.dkim ? &*app.dkim : nullptr, ctx.clock, cfg.sender);
@@ -208,6 +215,9 @@ int main(int argc, char** argv) {
   settings.Add("dkim_selector", &cfg.dkim_selector, "DKIM s=");
   settings.Add("send_batch", &cfg.sender.batch_size, "queue rows per sending round", 1, 10'000);
   settings.Add("send_interval", &cfg.send_interval, "pause between rounds when the queue is idle");
+  settings.Add("send_rate", &cfg.send_rate,
+               "messages a second to the relay, per replica (bursts of one second's); 0: no limit",
+               0, 1'000'000);
   settings.Add("confirm_max_age", &cfg.confirm_max_age,
                "how long a double opt-in confirmation link is valid");
   cfg.sender.from = "CRM <crm@localhost>";

@@ -110,6 +110,13 @@ absl::StatusOr<std::shared_ptr<const v1::Template>> CampaignSender::Transactiona
   return std::make_shared<const v1::Template>(t.has_value() ? *std::move(t) : kind.builtin);
 }
 
+int CampaignSender::ClaimLimit() const {
+  if (options_.rate == nullptr) return options_.batch_size;
+  const double in_half_a_lease =
+      options_.rate->per_second() * absl::ToDoubleSeconds(options_.lease) / 2;
+  return static_cast<int>(std::clamp(in_half_a_lease, 1.0, double(options_.batch_size)));
+}
+
 absl::StatusOr<RoundStats> CampaignSender::RunOnce() {
   RoundStats stats;
   const absl::Time now = clock_.Now();
@@ -117,7 +124,7 @@ absl::StatusOr<RoundStats> CampaignSender::RunOnce() {
   CRM_RETURN_IF_ERROR(db_.Transact([&](pqxx::work& tx) -> absl::Status {
     CRM_RETURN_IF_ERROR(MailingStore::StartDueCampaigns(tx, now).status());
     CRM_RETURN_IF_ERROR(MailingStore::CompleteCampaigns(tx));
-    CRM_ASSIGN_OR_RETURN(batch, MailingStore::Claim(tx, options_.batch_size, options_.lease, now));
+    CRM_ASSIGN_OR_RETURN(batch, MailingStore::Claim(tx, ClaimLimit(), options_.lease, now));
     return absl::OkStatus();
   }));
   stats.claimed = static_cast<int>(batch.size());
@@ -260,6 +267,7 @@ absl::StatusOr<RoundStats> CampaignSender::RunOnce() {
           end(i, SendState::kFailed, stats.failed, "message could not be composed"));
       continue;
     }
+    if (options_.rate != nullptr) options_.rate->Acquire();
     const absl::Status sent =
         smtp_.Send({.from = options_.envelope_from, .recipients = {r.address}}, *message);
     if (sent.ok()) {

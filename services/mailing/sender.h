@@ -46,6 +46,7 @@
 #include "libs/pg/pool.h"
 #include "libs/smtp/sender.h"
 #include "services/mailing/consent_gate.h"
+#include "services/mailing/rate_limiter.h"
 #include "services/mailing/render.h"
 #include "services/mailing/tokens.h"
 #include "services/mailing/transactional.h"
@@ -83,6 +84,9 @@ struct SenderOptions {
   absl::Duration lease = absl::Minutes(5);
   int max_attempts = 5;
   absl::Duration first_retry = absl::Minutes(1);  // doubled after each temporary failure
+  // The relay's rate limit, shared by a process's senders; null: none. A
+  // round then claims no more than it can send in half a lease.
+  RateLimiter* rate = nullptr;
 };
 
 struct RoundStats {
@@ -127,6 +131,8 @@ class CampaignSender {
  private:
   absl::StatusOr<std::shared_ptr<const v1::Template>> TemplateOf(const std::string& id,
                                                                  int64_t version);
+  // How many rows a round claims (batch_size, fewer under a low rate limit).
+  int ClaimLimit() const;
   absl::StatusOr<std::shared_ptr<const v1::Template>> TransactionalTemplate(
       const TransactionalKind& kind);
   pg::Pool& db_;

@@ -243,7 +243,8 @@ class MailingServiceTest : public ::testing::Test {
 
   // Where mail goes: a real SMTP sink (STARTTLS), an SMTP client, a DKIM key
   // and the sender, reading addresses from `book_`.
-  void StartSending(crm::testing::SmtpSinkOptions options = {}, int batch_size = 200) {
+  void StartSending(crm::testing::SmtpSinkOptions options = {}, int batch_size = 200,
+                    RateLimiter* rate = nullptr) {
     CRM_ASSERT_OK_AND_ASSIGN(sink_, crm::testing::SmtpSink::Start(options));
     CRM_ASSERT_OK_AND_ASSIGN(
         smtp_, smtp::Sender::Create(
@@ -262,7 +263,8 @@ class MailingServiceTest : public ::testing::Test {
                       .message_domain = "shop.example",
                       .unsubscribe_base = "https://crm.shop.example/u/",
                       .confirm_base = "https://crm.shop.example/c/",
-                      .batch_size = batch_size});
+                      .batch_size = batch_size,
+                      .rate = rate});
   }
 
   // A subject subscribed to `list` with an address in the book.
@@ -1034,6 +1036,23 @@ TEST_F(MailingServiceTest, TransactionalTemplatesCanBeReplacedAndRequestsAreChec
       StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("mailing.send")));
   CRM_ASSERT_OK_AND_ASSIGN(RoundStats round, sender_->RunOnce());
   EXPECT_EQ(round.claimed, 0);
+}
+
+TEST_F(MailingServiceTest, UnderARateLimitARoundClaimsOnlyWhatItCanSendInHalfALease) {
+  base::FakeClock limiter_clock;
+  RateLimiter slow(0.01, 1, limiter_clock);  // one message in 100 s; a lease is 5 min
+  StartSending({}, 200, &slow);
+  for (int i = 0; i < 3; ++i) {
+    v1::SendTransactionalRequest code = Transactional(v1::TRANSACTIONAL_KIND_VERIFICATION_CODE,
+                                                      absl::StrCat("rate:", i), {{"code", "ABCD"}});
+    code.set_address("visitor@example.org");
+    ASSERT_THAT(Call(&Stub::SendTransactional, code, shop_), IsOk());
+  }
+  CRM_ASSERT_OK_AND_ASSIGN(RoundStats round, sender_->RunOnce());
+  EXPECT_EQ(round.claimed, 1);  // 150 s of sending at 0.01/s: one message
+  EXPECT_EQ(round.sent, 1);
+  // The next slot is 100 s away on the limiter's clock.
+  EXPECT_EQ(slow.Reserve(limiter_clock.Now()), absl::Seconds(100));
 }
 
 }  // namespace
