@@ -60,6 +60,18 @@ Consent (crm.consent.v1.Consent, as the user of 'crmctl login'):
   consent check|history|restrict|unrestrict SUBJECT_ID ...
                                                 the decision, the ledger, Art. 18
 
+Mailing (crm.mailing.v1.Mailing, as the user of 'crmctl login'):
+  mailing list create|ls                        lists, each for one consent purpose
+  mailing subscribe LIST_ID SUBJECT_ID --notice V --source S
+                                                subscribe a subject (single or double
+                                                opt-in, as the list says)
+  mailing subscriptions LIST_ID [--state S]     a list's subscriptions
+  mailing template put|get TEMPLATE_ID          template versions, bodies from files
+  mailing campaign create|schedule|pause|resume|cancel|show
+                                                campaigns and their counts, e.g.
+                                                'crmctl mailing campaign create --name
+                                                "May news" --list news --template may'
+
 Services: identity contacts consent audit mailing erasure (gRPC), gateway (HTTPS).
 
 Flags (anywhere on the line; --flag value or --flag=value):
@@ -76,8 +88,8 @@ Flags (anywhere on the line; --flag value or --flag=value):
                      service, the host name is checked instead)
   --header K=V       request metadata, repeatable (e.g. "authorization=Bearer ...")
   --timeout D        deadline of each call, e.g. 5s, 500ms (default 10s)
-  --json             identity, contacts and consent commands: print the JSON
-                     response
+  --json             identity, contacts, consent and mailing commands: print the
+                     JSON response
   --password-stdin   read passwords as lines of stdin
   -h, --help         help
 
@@ -427,7 +439,7 @@ int Run(const std::vector<std::string>& args, const std::map<std::string, std::s
                                  "\" (health, call, list, login, logout, passwd, user, role, "
                                  "grant, team, totp, service-account, keys, person, company, "
                                  "history, invoice, retention, catalogue, purpose, notice, "
-                                 "consent, help)"),
+                                 "consent, mailing, help)"),
                     "");
 }
 

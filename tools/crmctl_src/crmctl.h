@@ -9,6 +9,8 @@
 //                                              identity administration
 //                                              (identity_commands.h)
 //   crmctl person ...|catalogue                 contacts (contacts_commands.h)
+//   crmctl purpose|notice|consent ...          consent (consent_commands.h)
+//   crmctl mailing ...                         mailing (mailing_commands.h)
 //
 // See Usage() and docs/crmctl.md for the flags.
 //

@@ -2,9 +2,10 @@
 // servers over mutual TLS on loopback (an Echo ServerRunner, an HTTPS
 // gateway stand-in, a fake Identity service for the identity commands, a
 // fake Contacts service for the contacts commands, a fake Consent service
-// for the consent commands), with a throwaway PKI. Plus unit tests of option
-// parsing, method lookup, the identity, contacts and consent command tables
-// and token expiry.
+// for the consent commands, a fake Mailing service for the mailing
+// commands), with a throwaway PKI. Plus unit tests of option parsing, method
+// lookup, the identity, contacts, consent and mailing command tables and
+// token expiry.
 #include "tools/crmctl_src/crmctl.h"
 
 #include <google/protobuf/descriptor.pb.h>
@@ -22,6 +23,7 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -30,6 +32,7 @@
 #include "crm/consent/v1/consent.grpc.pb.h"
 #include "crm/contacts/v1/contacts.grpc.pb.h"
 #include "crm/identity/v1/identity.grpc.pb.h"
+#include "crm/mailing/v1/mailing.grpc.pb.h"
 #include "libs/log/log.h"
 #include "libs/rpc/server.h"
 #include "libs/rpc/testing/echo_service.h"
@@ -39,9 +42,11 @@
 #include "tools/crmctl_src/contacts_commands.h"
 #include "tools/crmctl_src/csv.h"
 #include "tools/crmctl_src/identity_commands.h"
+#include "tools/crmctl_src/mailing_commands.h"
 #include "tools/crmctl_src/options.h"
 #include "tools/crmctl_src/proto_registry.h"
 #include "tools/crmctl_src/session.h"
+#include "tools/crmctl_src/table_commands.h"
 
 extern char** environ;
 
@@ -66,6 +71,7 @@ using ::testing::StartsWith;
 
 namespace cv1 = ::crm::contacts::v1;
 namespace nv1 = ::crm::consent::v1;
+namespace mv1 = ::crm::mailing::v1;
 
 struct Result {
   int exit_code = -1;
@@ -2425,6 +2431,621 @@ TEST_F(ConsentCommandsTest, BadUsageExitsTwoNamingTheArgumentWithoutCalling) {
   EXPECT_EQ(fake_.CallCount(), 0u);
 }
 
+// A fake crm.mailing.v1.Mailing service: records every call (method,
+// authorization metadata, request) and answers canned lists, subscriptions
+// (two pages), templates and campaigns. Calls without the bearer token of
+// the test's session are UNAUTHENTICATED.
+class FakeMailing final : public mv1::Mailing::Service {
+ public:
+  struct Seen {
+    std::string method;
+    std::string authorization;
+    std::string request;  // Serialized.
+  };
+
+  explicit FakeMailing(std::string token) : token_(std::move(token)) {}
+
+  std::vector<Seen> Calls(absl::string_view method) {
+    absl::MutexLock lock(&mu_);
+    std::vector<Seen> out;
+    for (const Seen& s : seen_) {
+      if (s.method == method) out.push_back(s);
+    }
+    return out;
+  }
+  size_t CallCount() {
+    absl::MutexLock lock(&mu_);
+    return seen_.size();
+  }
+  template <typename T>
+  T LastRequest(absl::string_view method) {
+    std::vector<Seen> calls = Calls(method);
+    T request;
+    if (!calls.empty()) request.ParseFromString(calls.back().request);
+    return request;
+  }
+
+  static constexpr char kCampaignId[] = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+  // Campaign `id`: sending, with counts.
+  static mv1::Campaign Campaign(const std::string& id) {
+    mv1::Campaign c;
+    c.set_campaign_id(id);
+    c.set_name("May news");
+    c.set_list_id("news");
+    c.set_template_id("may");
+    c.set_template_version(2);
+    c.set_state(mv1::CAMPAIGN_STATE_SENDING);
+    *c.mutable_send_at() = FakeConsent::Time("2026-05-04T09:00:00Z");
+    mv1::CampaignCounts* n = c.mutable_counts();
+    n->set_queued(10);
+    n->set_sent(120);
+    n->set_skipped_consent(7);
+    n->set_skipped_no_address(2);
+    n->set_failed(1);
+    n->set_unsubscribed(3);
+    *c.mutable_created_at() = FakeConsent::Time("2026-05-01T08:00:00Z");
+    return c;
+  }
+
+  grpc::Status CreateList(grpc::ServerContext* ctx, const mv1::CreateListRequest* req,
+                          mv1::CreateListResponse* resp) override {
+    if (!Record("CreateList", ctx, *req)) return Unauthenticated();
+    *resp->mutable_list() = req->list();
+    *resp->mutable_list()->mutable_created_at() = FakeConsent::Time("2026-05-01T08:00:00Z");
+    return grpc::Status::OK;
+  }
+  grpc::Status ListLists(grpc::ServerContext* ctx, const mv1::ListListsRequest* req,
+                         mv1::ListListsResponse* resp) override {
+    if (!Record("ListLists", ctx, *req)) return Unauthenticated();
+    mv1::MailingList* l = resp->add_lists();
+    l->set_list_id("news");
+    l->set_description("Monthly news");
+    l->set_purpose_id("newsletter");
+    l->set_opt_in(mv1::OPT_IN_DOUBLE);
+    l->set_active_subscribers(1200);
+    l->set_pending_subscribers(35);
+    *l->mutable_created_at() = FakeConsent::Time("2026-05-01T08:00:00Z");
+    l = resp->add_lists();
+    l->set_list_id("offers");
+    l->set_purpose_id("marketing.email");
+    l->set_opt_in(mv1::OPT_IN_SINGLE);
+    *l->mutable_created_at() = FakeConsent::Time("2026-05-02T10:30:00Z");
+    return grpc::Status::OK;
+  }
+  // "s-active": already subscribed, nothing changes.
+  grpc::Status Subscribe(grpc::ServerContext* ctx, const mv1::SubscribeRequest* req,
+                         mv1::SubscribeResponse* resp) override {
+    if (!Record("Subscribe", ctx, *req)) return Unauthenticated();
+    mv1::Subscription* s = resp->mutable_subscription();
+    s->set_list_id(req->list_id());
+    s->set_subject_id(req->subject_id());
+    s->set_source(req->source());
+    s->set_state(mv1::SUBSCRIPTION_STATE_PENDING);
+    *s->mutable_created_at() = FakeConsent::Time("2026-05-03T12:00:00Z");
+    resp->set_changed(req->subject_id() != "s-active");
+    return grpc::Status::OK;
+  }
+  // Two pages: s-1 and s-2, then s-3; list "gone" is NOT_FOUND.
+  grpc::Status ListSubscriptions(grpc::ServerContext* ctx, const mv1::ListSubscriptionsRequest* req,
+                                 mv1::ListSubscriptionsResponse* resp) override {
+    if (!Record("ListSubscriptions", ctx, *req)) return Unauthenticated();
+    if (req->list_id() == "gone") {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "list_id: not found");
+    }
+    const bool first = req->page_token().empty();
+    for (const char* subject :
+         first ? std::vector<const char*>{"s-1", "s-2"} : std::vector<const char*>{"s-3"}) {
+      mv1::Subscription* s = resp->add_subscriptions();
+      s->set_list_id(req->list_id());
+      s->set_subject_id(subject);
+      s->set_state(absl::string_view(subject) == "s-2" ? mv1::SUBSCRIPTION_STATE_PENDING
+                                                       : mv1::SUBSCRIPTION_STATE_ACTIVE);
+      s->set_source("shop.web");
+      *s->mutable_created_at() = FakeConsent::Time("2026-05-03T12:00:00Z");
+      if (s->state() == mv1::SUBSCRIPTION_STATE_ACTIVE) {
+        *s->mutable_confirmed_at() = FakeConsent::Time("2026-05-03T12:05:00Z");
+      }
+    }
+    if (first) resp->set_next_page_token("s-2");
+    return grpc::Status::OK;
+  }
+  grpc::Status PutTemplate(grpc::ServerContext* ctx, const mv1::PutTemplateRequest* req,
+                           mv1::PutTemplateResponse* resp) override {
+    if (!Record("PutTemplate", ctx, *req)) return Unauthenticated();
+    *resp->mutable_template_() = req->template_();
+    resp->mutable_template_()->set_version(3);
+    *resp->mutable_template_()->mutable_created_at() = FakeConsent::Time("2026-05-01T08:00:00Z");
+    return grpc::Status::OK;
+  }
+  // Version 0: the newest, 3.
+  grpc::Status GetTemplate(grpc::ServerContext* ctx, const mv1::GetTemplateRequest* req,
+                           mv1::GetTemplateResponse* resp) override {
+    if (!Record("GetTemplate", ctx, *req)) return Unauthenticated();
+    mv1::Template* t = resp->mutable_template_();
+    t->set_template_id(req->template_id());
+    t->set_version(req->version() == 0 ? 3 : req->version());
+    t->set_subject("News for {{first_name}}");
+    t->set_text_body("Hello {{first_name}}");
+    *t->mutable_created_at() = FakeConsent::Time("2026-05-01T08:00:00Z");
+    return grpc::Status::OK;
+  }
+  grpc::Status CreateCampaign(grpc::ServerContext* ctx, const mv1::CreateCampaignRequest* req,
+                              mv1::CreateCampaignResponse* resp) override {
+    if (!Record("CreateCampaign", ctx, *req)) return Unauthenticated();
+    mv1::Campaign* c = resp->mutable_campaign();
+    *c = req->campaign();
+    c->set_campaign_id(kCampaignId);
+    c->set_state(mv1::CAMPAIGN_STATE_DRAFT);
+    if (c->template_version() == 0) c->set_template_version(3);
+    return grpc::Status::OK;
+  }
+  grpc::Status ScheduleCampaign(grpc::ServerContext* ctx, const mv1::ScheduleCampaignRequest* req,
+                                mv1::ScheduleCampaignResponse* resp) override {
+    if (!Record("ScheduleCampaign", ctx, *req)) return Unauthenticated();
+    mv1::Campaign* c = resp->mutable_campaign();
+    *c = Campaign(req->campaign_id());
+    c->set_state(mv1::CAMPAIGN_STATE_SCHEDULED);
+    c->clear_counts();
+    *c->mutable_send_at() =
+        req->has_send_at() ? req->send_at() : FakeConsent::Time("2026-05-01T08:30:00Z");
+    return grpc::Status::OK;
+  }
+  grpc::Status PauseCampaign(grpc::ServerContext* ctx, const mv1::CampaignRequest* req,
+                             mv1::CampaignResponse* resp) override {
+    return Change("PauseCampaign", ctx, *req, mv1::CAMPAIGN_STATE_PAUSED, resp);
+  }
+  grpc::Status ResumeCampaign(grpc::ServerContext* ctx, const mv1::CampaignRequest* req,
+                              mv1::CampaignResponse* resp) override {
+    return Change("ResumeCampaign", ctx, *req, mv1::CAMPAIGN_STATE_SCHEDULED, resp);
+  }
+  grpc::Status CancelCampaign(grpc::ServerContext* ctx, const mv1::CampaignRequest* req,
+                              mv1::CampaignResponse* resp) override {
+    return Change("CancelCampaign", ctx, *req, mv1::CAMPAIGN_STATE_CANCELLED, resp);
+  }
+  grpc::Status GetCampaign(grpc::ServerContext* ctx, const mv1::CampaignRequest* req,
+                           mv1::CampaignResponse* resp) override {
+    return Change("GetCampaign", ctx, *req, mv1::CAMPAIGN_STATE_SENDING, resp);
+  }
+
+ private:
+  static grpc::Status Unauthenticated() {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "bad token");
+  }
+  // The campaign in state `to`; "c-done" is done: FAILED_PRECONDITION.
+  grpc::Status Change(const char* method, grpc::ServerContext* ctx, const mv1::CampaignRequest& req,
+                      mv1::CampaignState to, mv1::CampaignResponse* resp) {
+    if (!Record(method, ctx, req)) return Unauthenticated();
+    if (req.campaign_id() == "c-done") {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "campaign_id: the campaign is CAMPAIGN_STATE_DONE; cannot pause");
+    }
+    *resp->mutable_campaign() = Campaign(req.campaign_id());
+    resp->mutable_campaign()->set_state(to);
+    return grpc::Status::OK;
+  }
+  bool Record(const char* method, grpc::ServerContext* ctx, const google::protobuf::Message& req) {
+    std::string authorization;
+    auto it = ctx->client_metadata().find("authorization");
+    if (it != ctx->client_metadata().end()) {
+      authorization.assign(it->second.data(), it->second.size());
+    }
+    absl::MutexLock lock(&mu_);
+    seen_.push_back({method, authorization, req.SerializeAsString()});
+    return authorization == absl::StrCat("Bearer ", token_);
+  }
+
+  const std::string token_;
+  absl::Mutex mu_;
+  std::vector<Seen> seen_ ABSL_GUARDED_BY(mu_);
+};
+
+// The mailing commands against FakeMailing, as an operator with a fresh
+// session; the identity address refuses connections (nothing is renewed).
+class MailingCommandsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { log::SetMinLevel(log::Level::kError); }
+
+  void SetUp() override {
+    CRM_ASSERT_OK_AND_ASSIGN(TestPki pki, TestPki::Create({"mailing", "operator"}));
+    pki_ = std::make_unique<TestPki>(std::move(pki));
+    AccessPolicy policy;
+    policy.AllowService(mv1::Mailing::service_full_name(), {"operator"});
+    ASSERT_THAT(policy.Validate(), IsOk());
+    ServerConfig config;
+    config.metrics_listen = "";
+    config.service = "mailing";
+    config.tls = pki_->Files("mailing");
+    config.handle_signals = false;
+    config.shutdown_grace = absl::Seconds(1);
+    server_ = std::make_unique<ServerRunner>(config, std::move(policy));
+    server_->RegisterService(&fake_);
+    ASSERT_THAT(server_->Start(), IsOk());
+    static int counter = 0;
+    dir_ = absl::StrCat(::testing::TempDir(), "/crmctl_mailing_", getpid(), "_", counter++);
+    session_path_ = dir_ + "/session";
+    ASSERT_THAT(SaveSession(session_path_,
+                            {.access_token = kToken, .refresh_token = "r-1", .user_id = "u-1"}),
+                IsOk());
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string Address() const { return absl::StrCat("127.0.0.1:", server_->port()); }
+  // crmctl `args` against the fake (its address from --mailing, or from
+  // $CRMCTL_MAILING_ADDR when `address_in_env`).
+  Result Crmctl(const std::vector<std::string>& args, bool address_in_env = false,
+                const std::string& stdin_data = "") {
+    rpc::TlsFiles f = pki_->Files("operator");
+    std::vector<std::string> flags = {"--identity", absl::StrCat("127.0.0.1:", identity_.port()),
+                                      "--cert",     f.cert_file,
+                                      "--key",      f.key_file,
+                                      "--ca",       f.ca_file};
+    std::vector<std::string> env = {"CRMCTL_SESSION_FILE=" + session_path_};
+    if (address_in_env) {
+      env.push_back("CRMCTL_MAILING_ADDR=" + Address());
+    } else {
+      flags.push_back("--mailing=" + Address());
+    }
+    return RunCrmctl(Concat(args, flags), stdin_data, env);
+  }
+  // A file in the test's directory holding `text`.
+  std::string WriteFile(const std::string& name, const std::string& text) {
+    std::filesystem::create_directories(dir_);
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path, std::ios::binary) << text;
+    return path;
+  }
+
+  const std::string kToken = FakeJwt(absl::Now() + absl::Hours(1), "mailing-operator");
+  std::unique_ptr<TestPki> pki_;
+  FakeMailing fake_{kToken};
+  std::unique_ptr<ServerRunner> server_;
+  ClosedPort identity_;
+  std::string dir_;
+  std::string session_path_;
+};
+
+TEST_F(MailingCommandsTest, ListCreateMapsFlagsAndLsIsATable) {
+  Result r = Crmctl({"mailing", "list", "create", "news", "--purpose", "newsletter", "--opt-in",
+                     "double", "--description", "Monthly news"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  ASSERT_EQ(fake_.Calls("CreateList").size(), 1u);
+  EXPECT_EQ(fake_.Calls("CreateList")[0].authorization, "Bearer " + kToken);
+  mv1::MailingList sent = fake_.LastRequest<mv1::CreateListRequest>("CreateList").list();
+  EXPECT_EQ(sent.list_id(), "news");
+  EXPECT_EQ(sent.purpose_id(), "newsletter");
+  EXPECT_EQ(sent.opt_in(), mv1::OPT_IN_DOUBLE);
+  EXPECT_EQ(sent.description(), "Monthly news");
+  EXPECT_THAT(r.out, ContainsRegex("^list_id +news\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\nopt_in +double\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\ncreated_at +2026-05-01T08:00:00Z\n"));
+
+  r = Crmctl({"mailing", "list", "create", "offers", "--purpose", "marketing.email", "--opt-in",
+              "single"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  sent = fake_.LastRequest<mv1::CreateListRequest>("CreateList").list();
+  EXPECT_EQ(sent.opt_in(), mv1::OPT_IN_SINGLE);
+  EXPECT_TRUE(sent.description().empty());
+
+  r = Crmctl({"mailing", "list", "ls"}, /*address_in_env=*/true);
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(fake_.Calls("ListLists").size(), 1u);
+  EXPECT_EQ(r.out,
+            "LIST    PURPOSE          OPT_IN  ACTIVE  PENDING  CREATED               DESCRIPTION\n"
+            "news    newsletter       double  1200    35       2026-05-01T08:00:00Z  Monthly news\n"
+            "offers  marketing.email  single  0       0        2026-05-02T10:30:00Z  -\n");
+}
+
+TEST_F(MailingCommandsTest, SubscribeSendsTheNoticeSourceAndLanguage) {
+  const std::string version = FakeConsent::Version('a');
+  Result r = Crmctl({"mailing", "subscribe", "news", "s-1", "--notice", version, "--source",
+                     "shop.web", "--language", "pl"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  mv1::SubscribeRequest sent = fake_.LastRequest<mv1::SubscribeRequest>("Subscribe");
+  EXPECT_EQ(sent.list_id(), "news");
+  EXPECT_EQ(sent.subject_id(), "s-1");
+  EXPECT_EQ(sent.notice_version(), version);
+  EXPECT_EQ(sent.source(), "shop.web");
+  EXPECT_EQ(sent.language(), "pl");
+  EXPECT_TRUE(sent.source_address().empty());
+  EXPECT_TRUE(sent.user_agent().empty());
+  EXPECT_THAT(r.out, ContainsRegex("(^|\n)subscription\\.state +pending\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\nchanged +yes\n$"));
+
+  // Without --language: unset (the server's "en"). Already subscribed:
+  // changed no.
+  r = Crmctl(
+      {"mailing", "subscribe", "news", "s-active", "--notice", version, "--source", "back-office"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  sent = fake_.LastRequest<mv1::SubscribeRequest>("Subscribe");
+  EXPECT_TRUE(sent.language().empty());
+  EXPECT_EQ(sent.source(), "back-office");
+  EXPECT_THAT(r.out, ContainsRegex("\nchanged +no\n$"));
+}
+
+TEST_F(MailingCommandsTest, SubscriptionsFollowPagesIntoOneTableOrJson) {
+  Result r = Crmctl({"mailing", "subscriptions", "news", "--state", "active"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  std::vector<FakeMailing::Seen> calls = fake_.Calls("ListSubscriptions");
+  ASSERT_EQ(calls.size(), 2u);
+  mv1::ListSubscriptionsRequest first, second;
+  ASSERT_TRUE(first.ParseFromString(calls[0].request));
+  ASSERT_TRUE(second.ParseFromString(calls[1].request));
+  EXPECT_EQ(first.list_id(), "news");
+  EXPECT_EQ(first.state(), mv1::SUBSCRIPTION_STATE_ACTIVE);
+  EXPECT_EQ(first.page_size(), 1000);
+  EXPECT_TRUE(first.page_token().empty());
+  EXPECT_EQ(second.list_id(), "news");
+  EXPECT_EQ(second.state(), mv1::SUBSCRIPTION_STATE_ACTIVE);
+  EXPECT_EQ(second.page_token(), "s-2");
+  EXPECT_EQ(r.out,
+            "SUBJECT  STATE    SOURCE    CREATED               CONFIRMED             ENDED\n"
+            "s-1      active   shop.web  2026-05-03T12:00:00Z  2026-05-03T12:05:00Z  -\n"
+            "s-2      pending  shop.web  2026-05-03T12:00:00Z  -                     -\n"
+            "s-3      active   shop.web  2026-05-03T12:00:00Z  2026-05-03T12:05:00Z  -\n");
+  EXPECT_THAT(r.err, IsEmpty());
+
+  // Without --state: every state. --json: one response, no page token.
+  r = Crmctl({"mailing", "subscriptions", "news", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(fake_.LastRequest<mv1::ListSubscriptionsRequest>("ListSubscriptions").state(),
+            mv1::SUBSCRIPTION_STATE_UNSPECIFIED);
+  mv1::ListSubscriptionsResponse list;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &list).ok()) << r.out;
+  ASSERT_EQ(list.subscriptions_size(), 3);
+  EXPECT_EQ(list.subscriptions(2).subject_id(), "s-3");
+  EXPECT_TRUE(list.next_page_token().empty());
+}
+
+TEST_F(MailingCommandsTest, TemplatePutSendsTheFilesBytesUnchangedAndPrintsTheirSizes) {
+  const std::string text = "Hello {{first_name}},\r\nZa\xc5\xbc\xc3\xb3\xc5\x82\xc4\x87\n";
+  const std::string html = "<p>Hello {{first_name}}</p>\n";
+  Result r = Crmctl({"mailing", "template", "put", "may", "--subject", "News for {{first_name}}",
+                     "--text", WriteFile("may.txt", text), "--html", WriteFile("may.html", html)});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  mv1::Template sent = fake_.LastRequest<mv1::PutTemplateRequest>("PutTemplate").template_();
+  EXPECT_EQ(sent.template_id(), "may");
+  EXPECT_EQ(sent.subject(), "News for {{first_name}}");
+  EXPECT_EQ(sent.text_body(), text);
+  EXPECT_EQ(sent.html_body(), html);
+  EXPECT_EQ(sent.version(), 0);
+  EXPECT_THAT(r.out, ContainsRegex("^template_id +may\nversion +3\n"));
+  EXPECT_THAT(r.out, ContainsRegex(absl::StrCat("\ntext_body +", text.size(), " bytes\n")));
+  EXPECT_THAT(r.out, ContainsRegex(absl::StrCat("\nhtml_body +", html.size(), " bytes\n")));
+
+  // The text from stdin; no HTML.
+  r = Crmctl({"mailing", "template", "put", "may", "--subject", "S", "--text", "-"},
+             /*address_in_env=*/false, "from stdin");
+  ASSERT_EQ(r.exit_code, 0) << r;
+  sent = fake_.LastRequest<mv1::PutTemplateRequest>("PutTemplate").template_();
+  EXPECT_EQ(sent.text_body(), "from stdin");
+  EXPECT_TRUE(sent.html_body().empty());
+  EXPECT_THAT(r.out, ContainsRegex("\nhtml_body +-\n"));
+
+  // --json: the bodies whole.
+  r = Crmctl({"mailing", "template", "put", "may", "--subject", "S", "--text",
+              WriteFile("t.txt", "T {{unsubscribe_url}}"), "--html", "-", "--json"},
+             /*address_in_env=*/false, "<p>H</p>");
+  ASSERT_EQ(r.exit_code, 0) << r;
+  mv1::PutTemplateResponse stored;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &stored).ok()) << r.out;
+  EXPECT_EQ(stored.template_().text_body(), "T {{unsubscribe_url}}");
+  EXPECT_EQ(stored.template_().html_body(), "<p>H</p>");
+}
+
+TEST_F(MailingCommandsTest, TemplateGetAsksForTheNewestOrTheVersionGiven) {
+  Result r = Crmctl({"mailing", "template", "get", "may"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  mv1::GetTemplateRequest sent = fake_.LastRequest<mv1::GetTemplateRequest>("GetTemplate");
+  EXPECT_EQ(sent.template_id(), "may");
+  EXPECT_EQ(sent.version(), 0);
+  EXPECT_THAT(r.out, ContainsRegex("^template_id +may\nversion +3\nsubject +News for "
+                                   "\\{\\{first_name\\}\\}\ntext_body +Hello "
+                                   "\\{\\{first_name\\}\\}\nhtml_body +-\n"));
+
+  r = Crmctl({"mailing", "template", "get", "may", "--version", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(fake_.LastRequest<mv1::GetTemplateRequest>("GetTemplate").version(), 2);
+  EXPECT_THAT(r.out, ContainsRegex("\nversion +2\n"));
+}
+
+TEST_F(MailingCommandsTest, CampaignCreateMapsFlagsAndPrintsTheCampaignId) {
+  Result r = Crmctl({"mailing", "campaign", "create", "--name", "May news", "--list", "news",
+                     "--template", "may", "--template-version", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  mv1::Campaign sent = fake_.LastRequest<mv1::CreateCampaignRequest>("CreateCampaign").campaign();
+  EXPECT_EQ(sent.name(), "May news");
+  EXPECT_EQ(sent.list_id(), "news");
+  EXPECT_EQ(sent.template_id(), "may");
+  EXPECT_EQ(sent.template_version(), 2);
+  EXPECT_TRUE(sent.campaign_id().empty());
+  EXPECT_FALSE(sent.has_send_at());
+  EXPECT_THAT(r.out, ContainsRegex(absl::StrCat("^campaign_id +", FakeMailing::kCampaignId, "\n")));
+  EXPECT_THAT(r.out, ContainsRegex("\nstate +draft\n"));
+
+  // Without --template-version: 0, the newest (the server pins it).
+  r = Crmctl(
+      {"mailing", "campaign", "create", "--name", "June", "--list", "news", "--template", "june"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  sent = fake_.LastRequest<mv1::CreateCampaignRequest>("CreateCampaign").campaign();
+  EXPECT_EQ(sent.template_version(), 0);
+  EXPECT_THAT(r.out, ContainsRegex("\ntemplate_version +3\n"));
+}
+
+TEST_F(MailingCommandsTest, CampaignScheduleAtATimeOrNow) {
+  const std::string id = FakeMailing::kCampaignId;
+  Result r = Crmctl({"mailing", "campaign", "schedule", id, "--at", "2026-05-04T09:00:00+02:00"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  mv1::ScheduleCampaignRequest sent =
+      fake_.LastRequest<mv1::ScheduleCampaignRequest>("ScheduleCampaign");
+  EXPECT_EQ(sent.campaign_id(), id);
+  ASSERT_TRUE(sent.has_send_at());
+  EXPECT_EQ(sent.send_at().seconds(), FakeConsent::Time("2026-05-04T07:00:00Z").seconds());
+  EXPECT_THAT(r.out, ContainsRegex("\nstate +scheduled\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\nsend_at +2026-05-04T07:00:00Z\n"));
+
+  // "now" and no --at: send_at unset (the server's now).
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"mailing", "campaign", "schedule", id, "--at", "now"},
+        std::vector<std::string>{"mailing", "campaign", "schedule", id}}) {
+    r = Crmctl(args);
+    ASSERT_EQ(r.exit_code, 0) << r;
+    sent = fake_.LastRequest<mv1::ScheduleCampaignRequest>("ScheduleCampaign");
+    EXPECT_EQ(sent.campaign_id(), id);
+    EXPECT_FALSE(sent.has_send_at());
+  }
+  EXPECT_EQ(fake_.Calls("ScheduleCampaign").size(), 3u);
+}
+
+TEST_F(MailingCommandsTest, PauseResumeCancelSendTheCampaignAndPrintItsState) {
+  const std::string id = FakeMailing::kCampaignId;
+  for (const auto& [word, method, state] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"pause", "PauseCampaign", "paused"},
+           {"resume", "ResumeCampaign", "scheduled"},
+           {"cancel", "CancelCampaign", "cancelled"}}) {
+    Result r = Crmctl({"mailing", "campaign", word, id});
+    ASSERT_EQ(r.exit_code, 0) << r;
+    ASSERT_EQ(fake_.Calls(method).size(), 1u) << word;
+    EXPECT_EQ(fake_.LastRequest<mv1::CampaignRequest>(method).campaign_id(), id);
+    EXPECT_THAT(r.out, ContainsRegex("\nstate +" + state + "\n")) << word;
+  }
+  EXPECT_EQ(fake_.CallCount(), 3u);
+}
+
+TEST_F(MailingCommandsTest, ShowPrintsTheStateAndTheCounts) {
+  Result r = Crmctl({"mailing", "campaign", "show", FakeMailing::kCampaignId});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(fake_.LastRequest<mv1::CampaignRequest>("GetCampaign").campaign_id(),
+            FakeMailing::kCampaignId);
+  EXPECT_EQ(r.out, absl::StrCat("campaign_id                ", FakeMailing::kCampaignId,
+                                "\n"
+                                "name                       May news\n"
+                                "list_id                    news\n"
+                                "template_id                may\n"
+                                "template_version           2\n"
+                                "state                      sending\n"
+                                "send_at                    2026-05-04T09:00:00Z\n"
+                                "counts.queued              10\n"
+                                "counts.sent                120\n"
+                                "counts.skipped_consent     7\n"
+                                "counts.skipped_no_address  2\n"
+                                "counts.failed              1\n"
+                                "counts.unsubscribed        3\n"
+                                "created_at                 2026-05-01T08:00:00Z\n"));
+}
+
+TEST_F(MailingCommandsTest, RpcErrorPrintsTheCodeAndExitsOne) {
+  Result r = Crmctl({"mailing", "campaign", "pause", "c-done"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_THAT(r.err, StartsWith("ERROR FAILED_PRECONDITION: campaign_id: the campaign is "
+                                "CAMPAIGN_STATE_DONE; cannot pause\n"));
+  EXPECT_THAT(r.out, IsEmpty());
+
+  // A list's pages: the error of the first ends it.
+  r = Crmctl({"mailing", "subscriptions", "gone"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_THAT(r.err, StartsWith("ERROR NOT_FOUND: list_id: not found\n"));
+  EXPECT_THAT(r.out, IsEmpty());
+  EXPECT_EQ(fake_.Calls("ListSubscriptions").size(), 1u);
+
+  // An explicit authorization header is sent as it is: the fake refuses it.
+  r = Crmctl({"mailing", "list", "ls", "--header", "authorization=Bearer other"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_THAT(r.err, StartsWith("ERROR UNAUTHENTICATED: bad token\n"));
+}
+
+TEST_F(MailingCommandsTest, JsonOutputIsTheResponseAsJson) {
+  Result r = Crmctl({"mailing", "campaign", "show", FakeMailing::kCampaignId, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  mv1::CampaignResponse shown;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &shown).ok()) << r.out;
+  EXPECT_EQ(shown.campaign().state(), mv1::CAMPAIGN_STATE_SENDING);
+  EXPECT_EQ(shown.campaign().counts().skipped_consent(), 7);
+  EXPECT_THAT(r.out, HasSubstr(R"("skipped_consent": "7")"));
+
+  r = Crmctl({"mailing", "list", "ls", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  mv1::ListListsResponse lists;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &lists).ok()) << r.out;
+  ASSERT_EQ(lists.lists_size(), 2);
+  EXPECT_EQ(lists.lists(0).opt_in(), mv1::OPT_IN_DOUBLE);
+  EXPECT_THAT(r.out, HasSubstr(R"("opt_in": "OPT_IN_DOUBLE")"));
+}
+
+TEST_F(MailingCommandsTest, BadUsageExitsTwoNamingTheArgumentWithoutCalling) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::string v = FakeConsent::Version('a');
+  const std::string id = FakeMailing::kCampaignId;
+  const std::vector<std::string> body = {"--subject", "S", "--text", WriteFile("t.txt", "T")};
+  for (const Case& c : std::vector<Case>{
+           {{"mailing", "list", "create", "--purpose", "p", "--opt-in", "single"},
+            "missing LIST_ID"},
+           {{"mailing", "list", "create", "news", "--opt-in", "single"}, "--purpose: required"},
+           {{"mailing", "list", "create", "news", "--purpose", "p"}, "--opt-in: required"},
+           {{"mailing", "list", "create", "news", "--purpose", "p", "--opt-in", "triple"},
+            "--opt-in: expected one of single, double, got \"triple\""},
+           {{"mailing", "list", "ls", "extra"}, "unexpected argument \"extra\""},
+           {{"mailing", "list"}, "mailing list needs a command: create, ls"},
+           {{"mailing", "list", "frob"},
+            "unknown command \"mailing list frob\"; mailing list commands: create, ls"},
+           {{"mailing"},
+            "mailing needs a command: list, subscribe, subscriptions, template, campaign"},
+           {{"mailing", "frob"}, "unknown command \"mailing frob\""},
+           {{"mailing", "subscribe", "news", "--notice", v, "--source", "s"}, "missing SUBJECT_ID"},
+           {{"mailing", "subscribe", "news", "s-1", "--source", "s"}, "--notice: required"},
+           {{"mailing", "subscribe", "news", "s-1", "--notice", v}, "--source: required"},
+           {{"mailing", "subscribe", "news", "s-1", "--notice", v, "--source", "s", "--method",
+             "api"},
+            "--method: not a flag of 'crmctl mailing subscribe'"},
+           {{"mailing", "subscriptions"}, "missing LIST_ID"},
+           {{"mailing", "subscriptions", "news", "--state", "bounced"},
+            "--state: expected one of pending, active, unsubscribed, got \"bounced\""},
+           {Concat({"mailing", "template", "put"}, body), "missing TEMPLATE_ID"},
+           {{"mailing", "template", "put", "may", "--text", WriteFile("u.txt", "T")},
+            "--subject: required"},
+           {{"mailing", "template", "put", "may", "--subject", "S"}, "--text: required"},
+           {{"mailing", "template", "put", "may", "--subject", "S", "--text",
+             dir_ + "/missing.txt"},
+            "--text: cannot read " + dir_ + "/missing.txt: No such file or directory"},
+           {Concat({"mailing", "template", "put", "may", "--html", dir_ + "/missing.html"}, body),
+            "--html: cannot read " + dir_ + "/missing.html: No such file or directory"},
+           {{"mailing", "template", "put", "may", "--subject", "S", "--text",
+             WriteFile("empty.txt", "")},
+            "--text: " + dir_ + "/empty.txt is empty"},
+           {{"mailing", "template", "put", "may", "--subject", "S", "--text", "-", "--html", "-"},
+            "--html: stdin (-) is already read for --text"},
+           {{"mailing", "template", "get", "may", "--version", "newest"},
+            "--version: expected a number, got \"newest\""},
+           {{"mailing", "template", "get"}, "missing TEMPLATE_ID"},
+           {{"mailing", "campaign", "create", "--list", "news", "--template", "may"},
+            "--name: required"},
+           {{"mailing", "campaign", "create", "--name", "N", "--template", "may"},
+            "--list: required"},
+           {{"mailing", "campaign", "create", "--name", "N", "--list", "news"},
+            "--template: required"},
+           {{"mailing", "campaign", "create", "--name", "N", "--list", "news", "--template", "may",
+             "--template-version", "2.5"},
+            "--template-version: expected a number, got \"2.5\""},
+           {{"mailing", "campaign", "schedule", id, "--at", "tomorrow"},
+            "--at: expected an RFC 3339 time like 2026-11-01T00:00:00Z or now, got \"tomorrow\""},
+           {{"mailing", "campaign", "schedule", "--at", "now"}, "missing CAMPAIGN_ID"},
+           {{"mailing", "campaign", "pause"}, "missing CAMPAIGN_ID"},
+           {{"mailing", "campaign", "show", id, id}, "unexpected argument"},
+           {{"mailing", "campaign", "cancel", id, "--at", "now"},
+            "--at: not a flag of 'crmctl mailing campaign cancel'"},
+           {{"mailing", "campaign"},
+            "mailing campaign needs a command: create, schedule, pause, resume, cancel, show"},
+       }) {
+    Result r = Crmctl(c.args);
+    EXPECT_EQ(r.exit_code, 2) << r;
+    EXPECT_THAT(r.err, HasSubstr(c.message)) << r;
+  }
+  EXPECT_EQ(fake_.CallCount(), 0u);
+}
+
 // --- in-process unit tests ---
 
 TEST(ParseOptionsTest, DefaultsComeFromPkiDirAndDevelopmentPorts) {
@@ -2555,6 +3176,26 @@ TEST(ContactsCommandTableTest, EveryCommandFitsTheContactsProto) {
 TEST(ConsentCommandTableTest, EveryCommandFitsTheConsentProto) {
   CRM_ASSERT_OK_AND_ASSIGN(auto registry, ProtoRegistry::Embedded());
   EXPECT_THAT(CheckConsentCommands(*registry), IsOk());
+}
+
+TEST(MailingCommandTableTest, EveryCommandFitsTheMailingProto) {
+  CRM_ASSERT_OK_AND_ASSIGN(auto registry, ProtoRegistry::Embedded());
+  EXPECT_THAT(CheckMailingCommands(*registry), IsOk());
+}
+
+TEST(CommandTableTest, ACommandWhoseWordsBeginAnothersIsRefused) {
+  CRM_ASSERT_OK_AND_ASSIGN(auto registry, ProtoRegistry::Embedded());
+  const std::vector<Command> commands = {
+      {.words = {"mailing", "list"}, .rpc = "ListLists", .summary = ""},
+      {.words = {"mailing", "list", "ls"}, .rpc = "ListLists", .summary = ""}};
+  const CommandTable table = {.service = "crm.mailing.v1.Mailing",
+                              .service_name = "mailing",
+                              .commands = &commands,
+                              .usage_title = "",
+                              .usage_footer = ""};
+  EXPECT_THAT(
+      CheckCommandTable(*registry, table),
+      StatusIs(absl::StatusCode::kInternal, HasSubstr("mailing list: begins \"mailing list ls\"")));
 }
 
 TEST(IdentityCommandTableTest, CommandFlagsParseAnywhereAndSwitchesTakeNoValue) {

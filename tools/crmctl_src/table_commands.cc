@@ -22,6 +22,7 @@
 #include "tools/crmctl_src/contacts_commands.h"
 #include "tools/crmctl_src/crmctl.h"
 #include "tools/crmctl_src/identity_commands.h"
+#include "tools/crmctl_src/mailing_commands.h"
 #include "tools/crmctl_src/terminal.h"
 
 namespace crm::crmctl {
@@ -516,10 +517,36 @@ std::string Synopsis(const Command& c) {
 
 bool IsFlag(const Arg& a) { return a.kind >= Arg::kFlag && a.kind <= Arg::kSwitch; }
 
-std::vector<std::string> SubcommandsOf(const CommandTable& table, absl::string_view group) {
+// Whether the words of `c` begin with `group` and go on after it.
+bool IsUnder(const Command& c, const std::vector<std::string>& group) {
+  return c.words.size() > group.size() && std::equal(group.begin(), group.end(), c.words.begin());
+}
+
+// The longest start of `line` that commands of `table` go on after: the
+// group whose command is missing or unknown ("mailing list" of "mailing
+// list frob"; at least the first word).
+std::vector<std::string> GroupOf(const CommandTable& table, const std::vector<std::string>& line) {
+  std::vector<std::string> group = {line[0]};
+  while (group.size() < line.size()) {
+    std::vector<std::string> longer = group;
+    longer.push_back(line[group.size()]);
+    if (std::none_of(table.commands->begin(), table.commands->end(),
+                     [&](const Command& c) { return IsUnder(c, longer); })) {
+      break;
+    }
+    group = std::move(longer);
+  }
+  return group;
+}
+
+// The words after `group` of its commands, each once, in order.
+std::vector<std::string> SubcommandsOf(const CommandTable& table,
+                                       const std::vector<std::string>& group) {
   std::vector<std::string> words;
   for (const Command& c : *table.commands) {
-    if (c.words[0] == group && c.words.size() > 1) words.push_back(c.words[1]);
+    if (!IsUnder(c, group)) continue;
+    const std::string& word = c.words[group.size()];
+    if (std::find(words.begin(), words.end(), word) == words.end()) words.push_back(word);
   }
   return words;
 }
@@ -714,8 +741,9 @@ std::string Invocation::Topic() const { return command.words[0]; }
 // ---- The tables ----------------------------------------------------------------
 
 const std::vector<const CommandTable*>& CommandTables() {
-  static const auto* tables = new std::vector<const CommandTable*>{
-      &IdentityCommandTable(), &ContactsCommandTable(), &ConsentCommandTable()};
+  static const auto* tables =
+      new std::vector<const CommandTable*>{&IdentityCommandTable(), &ContactsCommandTable(),
+                                           &ConsentCommandTable(), &MailingCommandTable()};
   return *tables;
 }
 
@@ -798,12 +826,14 @@ int RunTableCommand(const Options& options, const std::map<std::string, std::str
     }
   }
   if (command == nullptr) {
-    const std::string subcommands = absl::StrJoin(SubcommandsOf(*table, options.command), ", ");
+    const std::vector<std::string> group = GroupOf(*table, line);
+    const std::string name = absl::StrJoin(group, " ");
+    const std::string subcommands = absl::StrJoin(SubcommandsOf(*table, group), ", ");
     return TableUsageError(err,
-                           line.size() < 2
-                               ? absl::StrCat(options.command, " needs a command: ", subcommands)
-                               : absl::StrCat("unknown command \"", options.command, " ", line[1],
-                                              "\"; ", options.command, " commands: ", subcommands),
+                           line.size() == group.size()
+                               ? absl::StrCat(name, " needs a command: ", subcommands)
+                               : absl::StrCat("unknown command \"", name, " ", line[group.size()],
+                                              "\"; ", name, " commands: ", subcommands),
                            options.command);
   }
   absl::StatusOr<std::unique_ptr<ProtoRegistry>> registry = ProtoRegistry::Embedded();
@@ -870,6 +900,13 @@ absl::Status CheckCommandTable(const ProtoRegistry& registry, const CommandTable
     if (method->client_streaming() && c.run == nullptr) {
       return absl::InternalError(
           absl::StrCat(name, ": ", c.rpc, " is a client stream: the row needs its own Runner"));
+    }
+    for (const Command& other : *table.commands) {
+      if (&other != &c && other.words.size() >= c.words.size() &&
+          std::equal(c.words.begin(), c.words.end(), other.words.begin())) {
+        return absl::InternalError(
+            absl::StrCat(name, ": begins \"", absl::StrJoin(other.words, " "), "\""));
+      }
     }
     if (FindCommandTable(c.words[0]) != &table) {
       return absl::InternalError(absl::StrCat(name, ": ", c.words[0], " is another table's"));

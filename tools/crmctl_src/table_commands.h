@@ -1,8 +1,8 @@
 // The table-driven command groups of crmctl. A command group (identity
 // administration: identity_commands.h; contacts: contacts_commands.h;
-// consent: consent_commands.h) is ONE table mapping command words,
-// positional arguments and flags to the fields of a request of one gRPC
-// service, and every table is run by the one generic implementation here,
+// consent: consent_commands.h; mailing: mailing_commands.h) is ONE table
+// mapping command words, positional arguments and flags to the fields of a
+// request of one gRPC service, and every table is run by the one generic implementation here,
 // over dynamic messages of the embedded descriptors: build the request, call
 // with the operator's session (session.h), follow page tokens, print a
 // table, the "field value" lines of one message, or the JSON response
@@ -104,6 +104,8 @@ using Prepare = int (*)(Invocation&);
 using Runner = int (*)(Invocation&);
 
 struct Command {
+  // "user list"; a group may hold groups ("mailing campaign pause"). No
+  // command's words begin another's.
   std::vector<std::string> words;
   const char* rpc;
   std::vector<Arg> args;
@@ -146,7 +148,7 @@ struct CommandTable {
   const char* usage_footer;  // After the list of commands in the help.
 };
 
-// Every table: identity, contacts, consent.
+// Every table: identity, contacts, consent, mailing.
 const std::vector<const CommandTable*>& CommandTables();
 
 // The table of the command word `command` ("user", "person"); null if none.
@@ -180,9 +182,10 @@ absl::StatusOr<std::unique_ptr<SessionCaller>> NewSessionCaller(
     rpc::ChannelConfig identity, const ProtoRegistry& registry, bool load = true);
 
 // OK if every command of `table` names an existing method of its service
-// and existing request and response fields of the right shape, and a flag
-// name is a switch in every table or in none; otherwise INTERNAL naming the
-// command (a proto change broke the table). For tests.
+// and existing request and response fields of the right shape, no
+// command's words begin another's, and a flag name is a switch in every
+// table or in none; otherwise INTERNAL naming the command (a proto change
+// broke the table). For tests.
 absl::Status CheckCommandTable(const ProtoRegistry& registry, const CommandTable& table);
 
 // ---- For the hooks of the tables ---------------------------------------------
