@@ -1,8 +1,259 @@
-// crm-erasure: the erasure orchestrator (issue 8).
-// Wiring only: settings, database, migrations and serving come from libs/service.
+// crm-erasure: the erasure orchestrator (issue 8). Wiring only: the handlers
+// are ErasureService, the work is Orchestrator's loop; docs/erasure.md lists
+// the settings.
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
+#include "libs/base/status_macros.h"
+#include "libs/config/config.h"
+#include "libs/crypto/ed25519.h"
+#include "libs/crypto/key_ring.h"
+#include "libs/log/log.h"
+#include "libs/rpc/channel.h"
+#include "libs/service/api_auth.h"
+#include "libs/service/audit_outbox.h"
 #include "libs/service/service_main.h"
+#include "services/erasure/erasure_service.h"
+#include "services/erasure/erasure_store.h"
+#include "services/erasure/orchestrator.h"
+
+namespace crm::erasure {
+namespace {
+
+struct ErasureConfig {
+  std::string kek_file;
+  std::string audit_addr;
+  std::string certificate_key_file;
+  // name=host:port,... : the services holding subject data.
+  std::string targets =
+      "audit=127.0.0.1:50054,consent=127.0.0.1:50053,contacts=127.0.0.1:50052,"
+      "mailing=127.0.0.1:50055";
+  absl::Duration cancel_window = absl::ZeroDuration();
+  absl::Duration call_deadline = absl::Seconds(10);
+  absl::Duration work_interval = absl::Seconds(1);
+  int max_rounds = 3;
+};
+
+// The registry: "name=host:port" entries, comma-separated.
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseTargets(
+    const std::string& text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (absl::string_view entry : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+    const std::vector<std::string> kv = absl::StrSplit(entry, absl::MaxSplits('=', 1));
+    std::string host;
+    int port = 0;
+    if (kv.size() != 2 || kv[0].empty() ||
+        !config::ParseHostPort("targets", kv[1], &host, &port).ok()) {
+      return absl::InvalidArgumentError("setting targets: name=host:port,... expected");
+    }
+    for (const auto& [name, _] : out) {
+      if (name == kv[0]) return absl::InvalidArgumentError("setting targets: a name twice");
+    }
+    out.emplace_back(kv[0], kv[1]);
+  }
+  if (out.empty()) return absl::InvalidArgumentError("setting targets: at least one");
+  return out;
+}
+
+struct App {
+  std::optional<crypto::KeyRing> ring;
+  std::optional<crypto::Ed25519PrivateKey> key;
+  std::unique_ptr<service::ApiAuth> auth;
+  std::unique_ptr<service::AuditOutbox> outbox;
+  std::unique_ptr<ErasureService> service;
+  std::unique_ptr<Orchestrator> orchestrator;
+  absl::Notification stop;
+  std::thread working;
+};
+
+// The legal clock and the queue as gauges, refreshed by the worker.
+struct Gauges {
+  explicit Gauges(prometheus::Registry& registry)
+      : requests(prometheus::BuildGauge()
+                     .Name("crm_erasure_requests")
+                     .Help("Erasure requests not finished, by state (needs_attention included)")
+                     .Register(registry)),
+        overdue(prometheus::BuildGauge()
+                    .Name("crm_erasure_overdue_requests")
+                    .Help("Unfinished erasure requests past their due date (Art. 12(3))")
+                    .Register(registry)
+                    .Add({})),
+        due_soon(prometheus::BuildGauge()
+                     .Name("crm_erasure_due_soon_requests")
+                     .Help("Unfinished erasure requests due within 7 days")
+                     .Register(registry)
+                     .Add({})),
+        rounds(prometheus::BuildCounter()
+                   .Name("crm_erasure_worker_rounds_total")
+                   .Help("Worker rounds, by result (error: the database failed)")
+                   .Register(registry)),
+        target_failures(prometheus::BuildCounter()
+                            .Name("crm_erasure_target_call_failures_total")
+                            .Help("Calls to target services that failed and will be retried")
+                            .Register(registry)
+                            .Add({})),
+        completed(prometheus::BuildCounter()
+                      .Name("crm_erasure_completed_total")
+                      .Help("Erasure requests completed (with or without retention)")
+                      .Register(registry)
+                      .Add({})) {}
+  prometheus::Family<prometheus::Gauge>& requests;
+  prometheus::Gauge& overdue;
+  prometheus::Gauge& due_soon;
+  prometheus::Family<prometheus::Counter>& rounds;
+  prometheus::Counter& target_failures;
+  prometheus::Counter& completed;
+};
+
+void Work(App& app, service::Context& ctx, Gauges& gauges, absl::Duration interval) {
+  absl::Duration wait = absl::ZeroDuration();
+  absl::Time counted = absl::InfinitePast();
+  while (!app.stop.WaitForNotificationWithTimeout(wait)) {
+    absl::StatusOr<AdvanceStats> round = app.orchestrator->RunOnce();
+    gauges.rounds.Add({{"result", round.ok() ? "ok" : "error"}}).Increment();
+    if (!round.ok()) {
+      log::Warn("erasure.round_failed", {{"status", round.status()}});
+      wait = interval;
+      continue;
+    }
+    gauges.target_failures.Increment(round->target_failures);
+    gauges.completed.Increment(round->completed);
+    if (round->claimed > 0) {
+      log::Info("erasure.round", {{"claimed", round->claimed},
+                                  {"completed", round->completed},
+                                  {"needs_attention", round->needs_attention},
+                                  {"target_failures", round->target_failures}});
+    }
+    const absl::Time now = ctx.clock.Now();
+    if (now - counted > absl::Seconds(15)) {
+      counted = now;
+      absl::StatusOr<ErasureStore::OpenCounts> counts =
+          ctx.db.TransactValue<ErasureStore::OpenCounts>(
+              [&](pqxx::work& tx) {
+                return ErasureStore::CountOpen(tx, now, now + absl::Hours(24 * 7));
+              },
+              {.read_only = true});
+      if (counts.ok()) {
+        for (int s = v1::STATE_RECEIVED; s <= v1::STATE_NEEDS_ATTENTION; ++s) {
+          if (!IsOpen(static_cast<v1::State>(s)) && s != v1::STATE_NEEDS_ATTENTION) continue;
+          int64_t n = 0;
+          for (const auto& [state, count] : counts->by_state) {
+            if (state == s) n = count;
+          }
+          gauges.requests.Add({{"state", v1::State_Name(s)}}).Set(static_cast<double>(n));
+        }
+        gauges.overdue.Set(static_cast<double>(counts->overdue));
+        gauges.due_soon.Set(static_cast<double>(counts->due_soon));
+      }
+    }
+    wait = round->claimed > 0 ? absl::ZeroDuration() : interval;
+  }
+}
+
+using service::StartupStep;
+
+absl::Status Setup(const ErasureConfig& cfg, const service::ApiAuthConfig& auth_cfg, App& app,
+                   service::Context& ctx, std::unique_ptr<Gauges>& gauges) {
+  absl::StatusOr<crypto::KeyRing> ring = crypto::KeyRing::LoadFromFile(cfg.kek_file);
+  CRM_RETURN_IF_ERROR(StartupStep("kek_file", ring.status()));
+  app.ring.emplace(*std::move(ring));
+  absl::StatusOr<crypto::Ed25519PrivateKey> key =
+      crypto::Ed25519PrivateKey::LoadPemFile(cfg.certificate_key_file);
+  CRM_RETURN_IF_ERROR(StartupStep("certificate_key_file", key.status()));
+  app.key.emplace(*std::move(key));
+  CRM_ASSIGN_OR_RETURN(auto registry, ParseTargets(cfg.targets));
+  std::vector<Target> targets;
+  std::vector<std::string> names;
+  for (const auto& [name, addr] : registry) {
+    CRM_ASSIGN_OR_RETURN(
+        std::shared_ptr<grpc::Channel> channel,
+        rpc::MakeChannel({.target = addr, .tls = ctx.config.server.tls, .expected_server = name}));
+    targets.push_back({.service = name, .stub = subject::v1::SubjectData::NewStub(channel)});
+    names.push_back(name);
+  }
+  CRM_ASSIGN_OR_RETURN(app.auth,
+                       service::ApiAuth::Create(auth_cfg, ctx.config.server.tls, ctx.clock));
+  ctx.on_stop.push_back([&app] { app.auth->Stop(); });
+  CRM_ASSIGN_OR_RETURN(app.outbox, service::AuditOutbox::Start(ctx, *app.ring, cfg.audit_addr));
+  app.service =
+      std::make_unique<ErasureService>(ErasureDeps{.db = ctx.db,
+                                                   .verifier = app.auth->verifier(),
+                                                   .audit = app.outbox->writer(),
+                                                   .clock = ctx.clock,
+                                                   .certificate_key = app.key->PublicKey(),
+                                                   .targets = names,
+                                                   .cancel_window = cfg.cancel_window});
+  ctx.policy.AllowService(v1::Erasure::service_full_name());
+  ctx.services.push_back(app.service.get());
+  app.orchestrator = std::make_unique<Orchestrator>(
+      ctx.db, std::move(targets), *app.key, app.outbox->writer(), ctx.clock,
+      OrchestratorOptions{.call_deadline = cfg.call_deadline, .max_rounds = cfg.max_rounds});
+  log::Info("erasure.registry", {{"targets", static_cast<int>(names.size())}});
+  gauges = std::make_unique<Gauges>(ctx.metrics);
+  app.working =
+      std::thread([&app, &ctx, &gauges, &cfg] { Work(app, ctx, *gauges, cfg.work_interval); });
+  ctx.on_stop.push_back([&app] {
+    app.stop.Notify();
+    app.working.join();
+  });
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace crm::erasure
 
 int main(int argc, char** argv) {
-  return crm::service::Main("erasure", argc, argv,
-                            [](crm::service::Context&) { return absl::OkStatus(); });
+  crm::service::CommonConfig common("erasure");
+  crm::erasure::ErasureConfig cfg;
+  crm::service::ApiAuthConfig auth_cfg;
+  crm::config::Settings settings("crm-erasure");
+  crm::service::AddCommonSettings(settings, &common);
+  crm::service::AddApiAuthSettings(settings, &auth_cfg);
+  settings.Add("kek_file", &cfg.kek_file, "KEK ring file (wraps the outbox key)");
+  settings.Add("audit_addr", &cfg.audit_addr, "audit service host:port for the outbox relay");
+  settings.Add("certificate_key_file", &cfg.certificate_key_file,
+               "Ed25519 private key (PKCS#8 PEM) signing erasure certificates");
+  settings.Add("targets", &cfg.targets,
+               "the registry: name=host:port,... of every service holding subject data");
+  settings.Add("cancel_window", &cfg.cancel_window,
+               "how long a new request may be cancelled before erasing starts");
+  settings.Add("call_deadline", &cfg.call_deadline, "deadline of each call to a target");
+  settings.Add("work_interval", &cfg.work_interval, "pause between rounds when nothing is due");
+  settings.Add("max_rounds", &cfg.max_rounds,
+               "erase-and-verify rounds before a request needs attention", 1, 20);
+  crm::config::ParseOrExit(settings, argc, argv, environ);
+  absl::Status valid = crm::service::ValidateCommonConfig(common);
+  if (valid.ok()) valid = crm::service::ValidateApiAuthConfig(auth_cfg);
+  if (valid.ok() && cfg.kek_file.empty())
+    valid = absl::InvalidArgumentError("setting kek_file: required");
+  if (valid.ok() && cfg.certificate_key_file.empty()) {
+    valid = absl::InvalidArgumentError("setting certificate_key_file: required");
+  }
+  if (valid.ok()) valid = crm::erasure::ParseTargets(cfg.targets).status();
+  if (valid.ok() &&
+      (cfg.cancel_window < absl::ZeroDuration() || cfg.call_deadline <= absl::ZeroDuration() ||
+       cfg.work_interval <= absl::ZeroDuration())) {
+    valid = absl::InvalidArgumentError(
+        "setting cancel_window, call_deadline, work_interval: must not be negative (the latter two "
+        "positive)");
+  }
+  if (!valid.ok()) {
+    std::fprintf(stderr, "%s: %s\n", argv[0], std::string(valid.message()).c_str());
+    return 2;
+  }
+  crm::erasure::App app;
+  std::unique_ptr<crm::erasure::Gauges> gauges;
+  return crm::service::Run(common, [&](crm::service::Context& ctx) {
+    return crm::erasure::Setup(cfg, auth_cfg, app, ctx, gauges);
+  });
 }

@@ -1,0 +1,79 @@
+#include "services/erasure/certificate.h"
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "libs/crypto/primitives.h"
+#include "libs/json/json.h"
+
+namespace crm::erasure {
+namespace {
+
+std::string Str(absl::string_view s) {
+  std::string out;
+  json::AppendString(&out, s);
+  return out;
+}
+
+std::string Time(const google::protobuf::Timestamp& ts) {
+  const absl::Time t = absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+  return Str(absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone()));
+}
+
+absl::string_view ReasonName(v1::ErasureReason r) {
+  switch (r) {
+    case v1::ERASURE_REASON_SUBJECT_REQUEST:
+      return "subject_request";
+    case v1::ERASURE_REASON_RETENTION:
+      return "retention";
+    case v1::ERASURE_REASON_ADMINISTRATOR:
+      return "administrator";
+    default:
+      return "unspecified";
+  }
+}
+
+std::string Categories(const google::protobuf::RepeatedPtrField<subject::v1::DataCategory>& cs,
+                       bool retained) {
+  std::string out = "[";
+  for (int i = 0; i < cs.size(); ++i) {
+    const subject::v1::DataCategory& c = cs[i];
+    if (i > 0) out += ",";
+    absl::StrAppend(&out, "{\"category\":", Str(c.category()), ",\"records\":", c.record_count());
+    if (retained) {
+      absl::StrAppend(&out, ",\"basis\":", Str(c.retention_basis()));
+      if (c.has_purge_after()) absl::StrAppend(&out, ",\"purge_after\":", Time(c.purge_after()));
+    }
+    out += "}";
+  }
+  return out + "]";
+}
+
+}  // namespace
+
+std::string CertificateJson(const v1::ErasureRequest& r, absl::string_view key_id) {
+  std::string out = absl::StrCat(
+      "{\"format\":\"crm.erasure.certificate.v1\",\"issuer\":\"crm-erasure\",\"key_id\":",
+      Str(key_id), ",\"request_id\":", Str(r.request_id()),
+      ",\"reason\":", Str(ReasonName(r.reason())), ",\"outcome\":",
+      Str(r.state() == v1::STATE_COMPLETED_WITH_RETENTION ? "completed_with_retention"
+                                                          : "completed"),
+      ",\"received_at\":", Time(r.received_at()), ",\"due_at\":", Time(r.due_at()),
+      ",\"completed_at\":", Time(r.completed_at()), ",\"rounds\":", r.rounds(), ",\"targets\":[");
+  for (int i = 0; i < r.targets_size(); ++i) {
+    const v1::Target& t = r.targets(i);
+    if (i > 0) out += ",";
+    absl::StrAppend(
+        &out, "{\"service\":", Str(t.service()), ",\"found\":", Categories(t.planned(), false),
+        ",\"erased\":", Categories(t.erased(), false),
+        ",\"retained\":", Categories(t.retained(), true), ",\"erased_at\":", Time(t.erased_at()),
+        ",\"verified_at\":", Time(t.verified_at()), "}");
+  }
+  return out + "]}";
+}
+
+std::string KeyId(const crypto::Ed25519PublicKey& key) {
+  return absl::BytesToHexString(crypto::Sha256(key.Raw())).substr(0, 16);
+}
+
+}  // namespace crm::erasure

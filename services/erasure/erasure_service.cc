@@ -1,0 +1,235 @@
+#include "services/erasure/erasure_service.h"
+
+#include <pqxx/pqxx>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "crm/audit/v1/ingest.pb.h"
+#include "libs/base/status_macros.h"
+#include "libs/base/uuid.h"
+#include "libs/base/validate.h"
+#include "libs/rpc/call_auth.h"
+#include "libs/rpc/handler.h"
+#include "libs/rpc/peer.h"
+#include "libs/rpc/request_id.h"
+#include "services/erasure/erasure_store.h"
+
+namespace crm::erasure {
+namespace {
+
+using rpc::Handle;
+constexpr char kDsrManage[] = "dsr.manage";
+
+void SetTime(google::protobuf::Timestamp* ts, absl::Time t) {
+  const int64_t micros = absl::ToUnixMicros(t);
+  ts->set_seconds(micros / 1'000'000);
+  ts->set_nanos(static_cast<int32_t>(micros % 1'000'000) * 1000);
+}
+
+absl::Time TimeOf(const google::protobuf::Timestamp& ts) {
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+}
+
+crm::audit::v1::Event Event(grpc::ServerContext& ctx, const auth::Principal& who,
+                            absl::string_view action, const v1::ErasureRequest& r) {
+  crm::audit::v1::Event e;
+  e.set_action(std::string(action));
+  e.set_outcome(crm::audit::v1::OUTCOME_SUCCESS);
+  e.set_resource(absl::StrCat("erasure/", r.request_id()));
+  e.set_subject_id(r.subject_id());
+  e.mutable_actor()->set_user_id(who.user_id);
+  e.mutable_actor()->set_session_id(who.session_id);
+  e.mutable_actor()->set_service_identity(rpc::PeerIdentity(ctx));
+  e.set_request_id(rpc::RequestId(ctx));
+  return e;
+}
+
+absl::Status NotFound() { return absl::NotFoundError("request_id: not found"); }
+
+// Page tokens: "<due_at unix micros>.<request id>" of the page's last row.
+absl::StatusOr<std::optional<ErasureStore::Cursor>> CursorOf(const std::string& token) {
+  if (token.empty()) return std::nullopt;
+  const std::vector<std::string> parts = absl::StrSplit(token, '.');
+  int64_t micros = 0;
+  if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &micros) || !base::IsUuid(parts[1])) {
+    return absl::InvalidArgumentError("page_token: not a token of ours");
+  }
+  return ErasureStore::Cursor{absl::FromUnixMicros(micros), parts[1]};
+}
+
+}  // namespace
+
+absl::Time AddMonths(absl::Time t, int months) {
+  const absl::TimeZone utc = absl::UTCTimeZone();
+  const absl::CivilSecond s = absl::ToCivilSecond(t, utc);
+  const absl::CivilMonth target = absl::CivilMonth(s) + months;
+  // The month's last day: the day before the next month's first.
+  const int last_day = (absl::CivilDay(target + 1) - 1).day();
+  const absl::CivilSecond due(target.year(), target.month(), std::min(s.day(), last_day), s.hour(),
+                              s.minute(), s.second());
+  return absl::FromCivil(due, utc) + (t - absl::FromCivil(s, utc));  // keep sub-seconds
+}
+
+grpc::Status ErasureService::SubmitErasure(Ctx* ctx, const v1::SubmitErasureRequest* req,
+                                           v1::SubmitErasureResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(auto caller, rpc::AuthorizeCall(*ctx, d_.verifier, kDsrManage));
+    CRM_ASSIGN_OR_RETURN(const std::string subject,
+                         base::CanonicalUuid("subject_id", req->subject_id()));
+    if (req->reason() == v1::ERASURE_REASON_UNSPECIFIED ||
+        !v1::ErasureReason_IsValid(req->reason())) {
+      return absl::InvalidArgumentError("reason: subject_request, retention or administrator");
+    }
+    const absl::Time now = d_.clock.Now();
+    v1::ErasureRequest r;
+    r.set_request_id(base::NewUuid());
+    r.set_subject_id(subject);
+    r.set_reason(req->reason());
+    r.set_requester(caller->user_id);
+    SetTime(r.mutable_received_at(), now);
+    SetTime(r.mutable_not_before(), now + d_.cancel_window);
+    SetTime(r.mutable_due_at(), AddMonths(now, 1));
+    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      CRM_ASSIGN_OR_RETURN(auto stored, ErasureStore::Insert(tx, r, d_.targets));
+      *resp->mutable_request() = stored.first;
+      resp->set_created(stored.second);
+      if (!stored.second) return absl::OkStatus();
+      return d_.audit.Enqueue(tx, Event(*ctx, *caller, "erasure.request.received", stored.first));
+    });
+  });
+}
+
+grpc::Status ErasureService::GetErasure(Ctx* ctx, const v1::GetErasureRequest* req,
+                                        v1::GetErasureResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_RETURN_IF_ERROR(rpc::AuthorizeCall(*ctx, d_.verifier, kDsrManage).status());
+    CRM_ASSIGN_OR_RETURN(const std::string id,
+                         base::CanonicalUuid("request_id", req->request_id()));
+    return d_.db.Transact(
+        [&](pqxx::work& tx) -> absl::Status {
+          CRM_ASSIGN_OR_RETURN(auto r, ErasureStore::Get(tx, id, true, false));
+          if (!r.has_value()) return NotFound();
+          *resp->mutable_request() = *std::move(r);
+          return absl::OkStatus();
+        },
+        {.read_only = true});
+  });
+}
+
+grpc::Status ErasureService::ListErasures(Ctx* ctx, const v1::ListErasuresRequest* req,
+                                          v1::ListErasuresResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_RETURN_IF_ERROR(rpc::AuthorizeCall(*ctx, d_.verifier, kDsrManage).status());
+    if (!v1::State_IsValid(req->state())) return absl::InvalidArgumentError("state: unknown");
+    const int size = req->page_size() == 0 ? 100 : req->page_size();
+    if (size < 1 || size > 500) return absl::InvalidArgumentError("page_size: 1 .. 500");
+    CRM_ASSIGN_OR_RETURN(auto after, CursorOf(req->page_token()));
+    const absl::Time due_before =
+        req->has_due_before() ? TimeOf(req->due_before()) : absl::InfiniteFuture();
+    return d_.db.Transact(
+        [&](pqxx::work& tx) -> absl::Status {
+          resp->Clear();
+          CRM_ASSIGN_OR_RETURN(std::vector<v1::ErasureRequest> page,
+                               ErasureStore::List(tx, req->state(), due_before, after, size + 1));
+          if (static_cast<int>(page.size()) > size) {
+            page.pop_back();
+            resp->set_next_page_token(absl::StrCat(absl::ToUnixMicros(TimeOf(page.back().due_at())),
+                                                   ".", page.back().request_id()));
+          }
+          for (v1::ErasureRequest& r : page) *resp->add_requests() = std::move(r);
+          return absl::OkStatus();
+        },
+        {.read_only = true});
+  });
+}
+
+grpc::Status ErasureService::CancelErasure(Ctx* ctx, const v1::CancelErasureRequest* req,
+                                           v1::CancelErasureResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(auto caller, rpc::AuthorizeCall(*ctx, d_.verifier, kDsrManage));
+    CRM_ASSIGN_OR_RETURN(const std::string id,
+                         base::CanonicalUuid("request_id", req->request_id()));
+    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      CRM_ASSIGN_OR_RETURN(auto r, ErasureStore::Get(tx, id, false, true));
+      if (!r.has_value()) return NotFound();
+      if (r->state() == v1::STATE_CANCELLED) {
+        *resp->mutable_request() = *std::move(r);
+        return absl::OkStatus();  // idempotent
+      }
+      CRM_ASSIGN_OR_RETURN(const bool cancelled, ErasureStore::Cancel(tx, id));
+      if (!cancelled) {
+        return absl::FailedPreconditionError(
+            "request_id: erasing has begun; a request can be cancelled only before it is planned");
+      }
+      CRM_ASSIGN_OR_RETURN(r, ErasureStore::Get(tx, id, true, false));
+      *resp->mutable_request() = *r;
+      return d_.audit.Enqueue(tx, Event(*ctx, *caller, "erasure.request.cancelled", *r));
+    });
+  });
+}
+
+grpc::Status ErasureService::ExtendErasure(Ctx* ctx, const v1::ExtendErasureRequest* req,
+                                           v1::ExtendErasureResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(auto caller, rpc::AuthorizeCall(*ctx, d_.verifier, kDsrManage));
+    CRM_ASSIGN_OR_RETURN(const std::string id,
+                         base::CanonicalUuid("request_id", req->request_id()));
+    if (req->months() < 1 || req->months() > 2) {
+      return absl::InvalidArgumentError("months: 1 or 2");
+    }
+    CRM_RETURN_IF_ERROR(base::ValidateText("reason", req->reason(), 1, 500));
+    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      CRM_ASSIGN_OR_RETURN(auto r, ErasureStore::Get(tx, id, false, true));
+      if (!r.has_value()) return NotFound();
+      if (!IsOpen(r->state()) && r->state() != v1::STATE_NEEDS_ATTENTION) {
+        return absl::FailedPreconditionError("request_id: the request is finished");
+      }
+      const int months = r->extended_months() + req->months();
+      if (months > 2) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("months: the due date can move by two months in all; ",
+                         r->extended_months(), " already used"));
+      }
+      CRM_RETURN_IF_ERROR(ErasureStore::Extend(
+          tx, id, AddMonths(TimeOf(r->received_at()), 1 + months), months, req->reason()));
+      CRM_ASSIGN_OR_RETURN(r, ErasureStore::Get(tx, id, true, false));
+      *resp->mutable_request() = *r;
+      return d_.audit.Enqueue(tx, Event(*ctx, *caller, "erasure.request.extended", *r));
+    });
+  });
+}
+
+grpc::Status ErasureService::GetCertificate(Ctx* ctx, const v1::GetCertificateRequest* req,
+                                            v1::GetCertificateResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_RETURN_IF_ERROR(rpc::AuthorizeCall(*ctx, d_.verifier, kDsrManage).status());
+    CRM_ASSIGN_OR_RETURN(const std::string id,
+                         base::CanonicalUuid("request_id", req->request_id()));
+    return d_.db.Transact(
+        [&](pqxx::work& tx) -> absl::Status {
+          CRM_ASSIGN_OR_RETURN(auto r, ErasureStore::Get(tx, id, false, false));
+          if (!r.has_value()) return NotFound();
+          CRM_ASSIGN_OR_RETURN(auto cert, ErasureStore::GetCertificate(tx, id));
+          if (!cert.has_value()) {
+            return absl::FailedPreconditionError(
+                "request_id: no certificate until the request is completed");
+          }
+          resp->set_certificate(cert->first);
+          resp->set_signature(cert->second);
+          return absl::OkStatus();
+        },
+        {.read_only = true});
+  });
+}
+
+grpc::Status ErasureService::GetVerificationKey(Ctx* ctx, const v1::GetVerificationKeyRequest*,
+                                                v1::GetVerificationKeyResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_RETURN_IF_ERROR(rpc::AuthenticateCall(*ctx, d_.verifier).status());
+    resp->set_public_key_pem(d_.certificate_key.ToPem());
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace crm::erasure

@@ -1,0 +1,58 @@
+// crm.erasure.v1.Erasure: submitting, listing, cancelling and extending
+// erasure requests, and their certificates. The work itself is the
+// Orchestrator's (orchestrator.h). Every change is audited.
+//
+// Thread-safe.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "crm/erasure/v1/erasure.grpc.pb.h"
+#include "libs/auth/token_verifier.h"
+#include "libs/base/clock.h"
+#include "libs/crypto/ed25519.h"
+#include "libs/outbox/writer.h"
+#include "libs/pg/pool.h"
+
+namespace crm::erasure {
+
+struct ErasureDeps {
+  pg::Pool& db;
+  auth::TokenVerifier& verifier;
+  outbox::Writer& audit;
+  const base::Clock& clock;
+  crypto::Ed25519PublicKey certificate_key;
+  // The registry's service names: every new request gets a target per name.
+  std::vector<std::string> targets;
+  // How long a new request may still be cancelled before erasing starts.
+  absl::Duration cancel_window = absl::ZeroDuration();
+};
+
+// `t` plus `months` calendar months (Art. 12(3) via Regulation 1182/71: the
+// same day of the month, or the month's last day when it has no such day).
+absl::Time AddMonths(absl::Time t, int months);
+
+class ErasureService final : public v1::Erasure::Service {
+ public:
+  explicit ErasureService(ErasureDeps deps) : d_(std::move(deps)) {}
+  using Ctx = grpc::ServerContext;
+  grpc::Status SubmitErasure(Ctx*, const v1::SubmitErasureRequest*,
+                             v1::SubmitErasureResponse*) override;
+  grpc::Status GetErasure(Ctx*, const v1::GetErasureRequest*, v1::GetErasureResponse*) override;
+  grpc::Status ListErasures(Ctx*, const v1::ListErasuresRequest*,
+                            v1::ListErasuresResponse*) override;
+  grpc::Status CancelErasure(Ctx*, const v1::CancelErasureRequest*,
+                             v1::CancelErasureResponse*) override;
+  grpc::Status ExtendErasure(Ctx*, const v1::ExtendErasureRequest*,
+                             v1::ExtendErasureResponse*) override;
+  grpc::Status GetCertificate(Ctx*, const v1::GetCertificateRequest*,
+                              v1::GetCertificateResponse*) override;
+  grpc::Status GetVerificationKey(Ctx*, const v1::GetVerificationKeyRequest*,
+                                  v1::GetVerificationKeyResponse*) override;
+
+ private:
+  ErasureDeps d_;
+};
+
+}  // namespace crm::erasure

@@ -1,0 +1,247 @@
+#include "services/erasure/erasure_store.h"
+
+#include <pqxx/pqxx>
+
+#include "absl/strings/str_cat.h"
+#include "libs/pg/prepared.h"
+#include "libs/pg/sql_time.h"
+
+namespace crm::erasure {
+namespace {
+
+using pg::ExecPrepared;
+using pg::ExecPrepared1;
+
+void SetTime(google::protobuf::Timestamp* ts, absl::Time t) {
+  const int64_t micros = absl::ToUnixMicros(t);
+  ts->set_seconds(micros / 1'000'000);
+  ts->set_nanos(static_cast<int32_t>(micros % 1'000'000) * 1000);
+}
+
+absl::Time TimeOf(const google::protobuf::Timestamp& ts) {
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+}
+
+int64_t Micros(const google::protobuf::Timestamp& ts) { return absl::ToUnixMicros(TimeOf(ts)); }
+
+// The columns FromRow reads, in order.
+const std::string kColumns = absl::StrCat(
+    "request_id::text, subject_id::text, reason, requester, state, ", CRM_TS("received_at"), ", ",
+    CRM_TS("not_before"), ", ", CRM_TS("due_at"), ", extended_months, extension_reason, COALESCE(",
+    CRM_TS("completed_at"), ", 0), rounds, attention");
+
+v1::ErasureRequest FromRow(const pqxx::row& r) {
+  v1::ErasureRequest e;
+  e.set_request_id(r[0].as<std::string>());
+  e.set_subject_id(r[1].as<std::string>());
+  e.set_reason(static_cast<v1::ErasureReason>(r[2].as<int>()));
+  e.set_requester(r[3].as<std::string>());
+  e.set_state(static_cast<v1::State>(r[4].as<int>()));
+  SetTime(e.mutable_received_at(), absl::FromUnixMicros(r[5].as<int64_t>()));
+  SetTime(e.mutable_not_before(), absl::FromUnixMicros(r[6].as<int64_t>()));
+  SetTime(e.mutable_due_at(), absl::FromUnixMicros(r[7].as<int64_t>()));
+  e.set_extended_months(r[8].as<int>());
+  e.set_extension_reason(r[9].as<std::string>());
+  if (const int64_t done = r[10].as<int64_t>(); done != 0) {
+    SetTime(e.mutable_completed_at(), absl::FromUnixMicros(done));
+  }
+  e.set_rounds(r[11].as<int>());
+  e.set_attention(r[12].as<std::string>());
+  return e;
+}
+
+pqxx::binarystring Bytes(const std::string& s) { return pqxx::binarystring(s.data(), s.size()); }
+
+}  // namespace
+
+bool IsOpen(v1::State state) { return state >= v1::STATE_RECEIVED && state <= v1::STATE_VERIFYING; }
+
+absl::StatusOr<std::pair<v1::ErasureRequest, bool>> ErasureStore::Insert(
+    pqxx::transaction_base& tx, const v1::ErasureRequest& r,
+    const std::vector<std::string>& targets) {
+  static const std::string kInsert = absl::StrCat(
+      "INSERT INTO requests (request_id, subject_id, reason, requester, state, received_at, "
+      "not_before, due_at, next_attempt_at) VALUES ($1::uuid, $2::uuid, $3, $4, 1, ",
+      CRM_TS_PARAM("$5"), ", ", CRM_TS_PARAM("$6"), ", ", CRM_TS_PARAM("$7"), ", ",
+      CRM_TS_PARAM("$6"),
+      ") ON CONFLICT (subject_id) WHERE state BETWEEN 1 AND 4 DO NOTHING RETURNING 1");
+  const pqxx::result inserted = ExecPrepared(
+      tx, kInsert, r.request_id(), r.subject_id(), static_cast<int>(r.reason()), r.requester(),
+      Micros(r.received_at()), Micros(r.not_before()), Micros(r.due_at()));
+  if (inserted.empty()) {
+    const pqxx::result open = ExecPrepared(tx,
+                                           "SELECT request_id::text FROM requests WHERE subject_id "
+                                           "= $1::uuid AND state BETWEEN 1 AND 4",
+                                           r.subject_id());
+    if (open.empty()) return absl::AbortedError("erasure: concurrent submissions; retry");
+    absl::StatusOr<std::optional<v1::ErasureRequest>> existing =
+        Get(tx, open[0][0].as<std::string>(), true, false);
+    if (!existing.ok()) return existing.status();
+    return std::make_pair(**existing, false);
+  }
+  for (const std::string& service : targets) {
+    v1::Target t;
+    t.set_service(service);
+    t.set_state(v1::TARGET_STATE_PENDING);
+    ExecPrepared(tx,
+                 "INSERT INTO targets (request_id, service, state, next_attempt_at, detail) VALUES "
+                 "($1::uuid, $2, 1, " CRM_TS_PARAM("$3") ", $4)",
+                 r.request_id(), service, Micros(r.not_before()), Bytes(t.SerializeAsString()));
+  }
+  absl::StatusOr<std::optional<v1::ErasureRequest>> stored = Get(tx, r.request_id(), true, false);
+  if (!stored.ok()) return stored.status();
+  return std::make_pair(**stored, true);
+}
+
+absl::StatusOr<std::optional<v1::ErasureRequest>> ErasureStore::Get(pqxx::transaction_base& tx,
+                                                                    const std::string& request_id,
+                                                                    bool with_targets, bool lock) {
+  const pqxx::result rows =
+      ExecPrepared(tx,
+                   absl::StrCat("SELECT ", kColumns, " FROM requests WHERE request_id = $1::uuid",
+                                lock ? " FOR UPDATE" : ""),
+                   request_id);
+  if (rows.empty()) return std::nullopt;
+  v1::ErasureRequest e = FromRow(rows[0]);
+  if (with_targets) {
+    for (const pqxx::row& t :
+         ExecPrepared(tx, "SELECT detail FROM targets WHERE request_id = $1::uuid ORDER BY service",
+                      request_id)) {
+      if (!e.add_targets()->ParseFromString(pqxx::binarystring(t[0]).str())) {
+        return absl::DataLossError("erasure: a target's detail does not parse");
+      }
+    }
+  }
+  return e;
+}
+
+absl::StatusOr<std::vector<v1::ErasureRequest>> ErasureStore::List(
+    pqxx::transaction_base& tx, v1::State state, absl::Time due_before,
+    const std::optional<Cursor>& after, int limit) {
+  std::vector<v1::ErasureRequest> out;
+  // No bound and no cursor: values every row passes (PostgreSQL does not
+  // promise to short-circuit OR, so no sentinels out of timestamp range).
+  const absl::Time year_9999 = absl::FromUnixSeconds(253'402'300'799);
+  const int64_t before = absl::ToUnixMicros(std::min(due_before, year_9999));
+  const int64_t after_due = after.has_value() ? absl::ToUnixMicros(after->due_at) : 0;
+  const std::string after_id =
+      after.has_value() ? after->request_id : "00000000-0000-0000-0000-000000000000";
+  static const std::string kList =
+      absl::StrCat("SELECT ", kColumns, " FROM requests WHERE ($1 = 0 OR state = $1) AND due_at < ",
+                   CRM_TS_PARAM("$2"), " AND (due_at, request_id) > (", CRM_TS_PARAM("$3"),
+                   ", $4::uuid) ORDER BY due_at, request_id LIMIT $5");
+  for (const pqxx::row& r :
+       ExecPrepared(tx, kList, static_cast<int>(state), before, after_due, after_id, limit)) {
+    out.push_back(FromRow(r));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> ErasureStore::Claim(pqxx::transaction_base& tx, int limit,
+                                                             absl::Duration lease, absl::Time now) {
+  std::vector<std::string> out;
+  for (const pqxx::row& r :
+       ExecPrepared(tx,
+                    "UPDATE requests SET lease_until = " CRM_TS_PARAM(
+                        "$3") " WHERE request_id IN (SELECT request_id FROM requests WHERE "
+                              "state BETWEEN 1 "
+                              "AND 4 AND next_attempt_at <= " CRM_TS_PARAM(
+                                  "$1") " AND (lease_until IS NULL OR lease_until "
+                                        "< " CRM_TS_PARAM("$1") ") "
+                                                                "ORDER BY next_attempt_at "
+                                                                "LIMIT $2 FOR UPDATE SKIP "
+                                                                "LOCKED) "
+                                                                "RETURNING "
+                                                                "request_id::text",
+                    absl::ToUnixMicros(now), limit, absl::ToUnixMicros(now + lease))) {
+    out.push_back(r[0].as<std::string>());
+  }
+  return out;
+}
+
+absl::Status ErasureStore::Update(pqxx::transaction_base& tx, const v1::ErasureRequest& r,
+                                  v1::State expected, absl::Time next_attempt_at, bool release) {
+  static const std::string kUpdate = absl::StrCat(
+      "UPDATE requests SET state = $2, rounds = $3, attention = $4, completed_at = CASE WHEN $5 = "
+      "0 "
+      "THEN NULL ELSE ",
+      CRM_TS_PARAM("$5"), " END, next_attempt_at = ", CRM_TS_PARAM("$6"),
+      ", lease_until = CASE WHEN $7 THEN NULL ELSE lease_until END "
+      "WHERE request_id = $1::uuid AND state = $8");
+  const pqxx::result done =
+      ExecPrepared(tx, kUpdate, r.request_id(), static_cast<int>(r.state()), r.rounds(),
+                   r.attention(), r.has_completed_at() ? Micros(r.completed_at()) : int64_t{0},
+                   absl::ToUnixMicros(next_attempt_at), release, static_cast<int>(expected));
+  if (done.affected_rows() == 0) {
+    return absl::FailedPreconditionError("erasure: the request changed meanwhile (cancelled)");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> ErasureStore::Cancel(pqxx::transaction_base& tx,
+                                          const std::string& request_id) {
+  const pqxx::result done = ExecPrepared(
+      tx,
+      "UPDATE requests SET state = 8, lease_until = NULL WHERE request_id = $1::uuid AND state = 1",
+      request_id);
+  return done.affected_rows() == 1;
+}
+
+absl::Status ErasureStore::Extend(pqxx::transaction_base& tx, const std::string& request_id,
+                                  absl::Time due_at, int months, const std::string& reason) {
+  static const std::string kExtend =
+      absl::StrCat("UPDATE requests SET due_at = ", CRM_TS_PARAM("$2"),
+                   ", extended_months = $3, extension_reason = $4 WHERE request_id = $1::uuid");
+  ExecPrepared(tx, kExtend, request_id, absl::ToUnixMicros(due_at), months, reason);
+  return absl::OkStatus();
+}
+
+absl::Status ErasureStore::PutTarget(pqxx::transaction_base& tx, const std::string& request_id,
+                                     const v1::Target& t) {
+  const absl::Time next = t.has_next_attempt_at() ? TimeOf(t.next_attempt_at()) : absl::UnixEpoch();
+  ExecPrepared(tx,
+               "UPDATE targets SET state = $3, next_attempt_at = " CRM_TS_PARAM(
+                   "$4") ", detail = $5 WHERE request_id = $1::uuid AND service = $2",
+               request_id, t.service(), static_cast<int>(t.state()), absl::ToUnixMicros(next),
+               Bytes(t.SerializeAsString()));
+  return absl::OkStatus();
+}
+
+absl::Status ErasureStore::PutCertificate(pqxx::transaction_base& tx, const std::string& request_id,
+                                          const std::string& body, const std::string& signature,
+                                          absl::Time now) {
+  ExecPrepared(tx,
+               "INSERT INTO certificates (request_id, body, signature, issued_at) VALUES "
+               "($1::uuid, $2, $3, " CRM_TS_PARAM("$4") ") ON CONFLICT (request_id) DO NOTHING",
+               request_id, Bytes(body), Bytes(signature), absl::ToUnixMicros(now));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<std::pair<std::string, std::string>>> ErasureStore::GetCertificate(
+    pqxx::transaction_base& tx, const std::string& request_id) {
+  const pqxx::result r = ExecPrepared(
+      tx, "SELECT body, signature FROM certificates WHERE request_id = $1::uuid", request_id);
+  if (r.empty()) return std::nullopt;
+  return std::make_pair(pqxx::binarystring(r[0][0]).str(), pqxx::binarystring(r[0][1]).str());
+}
+
+absl::StatusOr<ErasureStore::OpenCounts> ErasureStore::CountOpen(pqxx::transaction_base& tx,
+                                                                 absl::Time now, absl::Time soon) {
+  OpenCounts out;
+  for (const pqxx::row& r : ExecPrepared(
+           tx,
+           "SELECT state, count(*), count(*) FILTER (WHERE due_at < " CRM_TS_PARAM(
+               "$1") "), count(*) FILTER (WHERE due_at < " CRM_TS_PARAM("$2") ") "
+                                                                              "FROM requests WHERE "
+                                                                              "state BETWEEN 1 AND "
+                                                                              "4 OR state = 7 "
+                                                                              "GROUP BY state",
+           absl::ToUnixMicros(now), absl::ToUnixMicros(soon))) {
+    out.by_state.emplace_back(static_cast<v1::State>(r[0].as<int>()), r[1].as<int64_t>());
+    out.overdue += r[2].as<int64_t>();
+    out.due_soon += r[3].as<int64_t>();
+  }
+  return out;
+}
+
+}  // namespace crm::erasure

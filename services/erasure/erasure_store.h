@@ -1,0 +1,85 @@
+// ErasureStore: the orchestrator's tables (migrations/0001_erasure.sql):
+// requests, their per-target progress and the signed certificates. Ids,
+// categories and counts only: no personal data.
+//
+// Every call takes the caller's transaction. Stateless: thread-safe.
+#pragma once
+
+#include <optional>
+#include <pqxx/transaction_base>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "crm/erasure/v1/erasure.pb.h"
+
+namespace crm::erasure {
+
+// True for the states a worker still has to move on.
+bool IsOpen(v1::State state);
+
+class ErasureStore {
+ public:
+  // Inserts `r` (request_id, subject_id, reason, requester, received_at,
+  // not_before, due_at; state RECEIVED) with a PENDING target per name in
+  // `targets`, unless the subject has an open request: then that one, and
+  // false.
+  static absl::StatusOr<std::pair<v1::ErasureRequest, bool>> Insert(
+      pqxx::transaction_base& tx, const v1::ErasureRequest& r,
+      const std::vector<std::string>& targets);
+  // With its targets when `with_targets`; `lock` takes the row FOR UPDATE.
+  static absl::StatusOr<std::optional<v1::ErasureRequest>> Get(pqxx::transaction_base& tx,
+                                                               const std::string& request_id,
+                                                               bool with_targets, bool lock);
+  // A page by due date then id, after `after` ((due_at, request_id) of the
+  // last row, or nullopt from the start); state 0: all; due_before: none if
+  // InfiniteFuture.
+  struct Cursor {
+    absl::Time due_at;
+    std::string request_id;
+  };
+  static absl::StatusOr<std::vector<v1::ErasureRequest>> List(pqxx::transaction_base& tx,
+                                                              v1::State state,
+                                                              absl::Time due_before,
+                                                              const std::optional<Cursor>& after,
+                                                              int limit);
+  // Claims up to `limit` open requests due at `now` that no other worker
+  // holds (SKIP LOCKED), leasing them until now + lease.
+  static absl::StatusOr<std::vector<std::string>> Claim(pqxx::transaction_base& tx, int limit,
+                                                        absl::Duration lease, absl::Time now);
+  // The worker's write: the request's state, rounds, attention and
+  // completed_at, and when to look at it again (`next_attempt_at`);
+  // `release` ends the worker's lease. Only if the stored state is still
+  // `expected`: FAILED_PRECONDITION otherwise (cancelled meanwhile).
+  static absl::Status Update(pqxx::transaction_base& tx, const v1::ErasureRequest& r,
+                             v1::State expected, absl::Time next_attempt_at, bool release);
+  // RECEIVED -> CANCELLED; false if the request is past RECEIVED.
+  static absl::StatusOr<bool> Cancel(pqxx::transaction_base& tx, const std::string& request_id);
+  // Sets the due date and the extension (months in all, reason).
+  static absl::Status Extend(pqxx::transaction_base& tx, const std::string& request_id,
+                             absl::Time due_at, int months, const std::string& reason);
+  // Writes one target's state and detail.
+  static absl::Status PutTarget(pqxx::transaction_base& tx, const std::string& request_id,
+                                const v1::Target& t);
+  static absl::Status PutCertificate(pqxx::transaction_base& tx, const std::string& request_id,
+                                     const std::string& body, const std::string& signature,
+                                     absl::Time now);
+  // (body, signature), or nullopt.
+  static absl::StatusOr<std::optional<std::pair<std::string, std::string>>> GetCertificate(
+      pqxx::transaction_base& tx, const std::string& request_id);
+
+  // For metrics: open requests by state, and how many open ones are overdue
+  // at `now` or due before `soon`.
+  struct OpenCounts {
+    std::vector<std::pair<v1::State, int64_t>> by_state;
+    int64_t overdue = 0;
+    int64_t due_soon = 0;
+  };
+  static absl::StatusOr<OpenCounts> CountOpen(pqxx::transaction_base& tx, absl::Time now,
+                                              absl::Time soon);
+};
+
+}  // namespace crm::erasure

@@ -1,0 +1,347 @@
+#include "services/erasure/orchestrator.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <functional>
+#include <pqxx/pqxx>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/blocking_counter.h"
+#include "crm/audit/v1/ingest.pb.h"
+#include "libs/base/status_macros.h"
+#include "services/erasure/certificate.h"
+#include "services/erasure/erasure_store.h"
+
+namespace crm::erasure {
+namespace {
+
+namespace sv1 = crm::subject::v1;
+
+void SetTime(google::protobuf::Timestamp* ts, absl::Time t) {
+  const int64_t micros = absl::ToUnixMicros(t);
+  ts->set_seconds(micros / 1'000'000);
+  ts->set_nanos(static_cast<int32_t>(micros % 1'000'000) * 1000);
+}
+
+absl::Time TimeOf(const google::protobuf::Timestamp& ts) {
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+}
+
+// Starts `n` calls with start(i, done) and waits until every done ran.
+std::vector<grpc::Status> Parallel(
+    size_t n, const std::function<void(size_t, std::function<void(grpc::Status)>)>& start) {
+  std::vector<grpc::Status> out(n);
+  if (n == 0) return out;
+  absl::BlockingCounter left(static_cast<int>(n));
+  for (size_t i = 0; i < n; ++i) {
+    start(i, [&out, &left, i](grpc::Status s) {
+      out[i] = std::move(s);
+      left.DecrementCount();
+    });
+  }
+  left.Wait();
+  return out;
+}
+
+std::string ErrorText(const grpc::Status& s) {
+  return absl::StrCat(s.error_code(), ": ", s.error_message().substr(0, 300));
+}
+
+absl::string_view StateName(v1::State s) {
+  switch (s) {
+    case v1::STATE_RECEIVED:
+      return "received";
+    case v1::STATE_PLANNED:
+      return "planned";
+    case v1::STATE_ERASING:
+      return "erasing";
+    case v1::STATE_VERIFYING:
+      return "verifying";
+    case v1::STATE_COMPLETED:
+      return "completed";
+    case v1::STATE_COMPLETED_WITH_RETENTION:
+      return "completed_with_retention";
+    case v1::STATE_NEEDS_ATTENTION:
+      return "needs_attention";
+    case v1::STATE_CANCELLED:
+      return "cancelled";
+    default:
+      return "unspecified";
+  }
+}
+
+crm::audit::v1::Event StateEvent(const v1::ErasureRequest& r) {
+  crm::audit::v1::Event e;
+  e.set_action(absl::StrCat("erasure.request.", StateName(r.state())));
+  e.set_outcome(r.state() == v1::STATE_NEEDS_ATTENTION ? crm::audit::v1::OUTCOME_FAILURE
+                                                       : crm::audit::v1::OUTCOME_SUCCESS);
+  e.set_resource(absl::StrCat("erasure/", r.request_id()));
+  e.set_subject_id(r.subject_id());
+  e.mutable_actor()->set_service_identity("erasure");
+  e.set_request_id(r.request_id());
+  return e;
+}
+
+}  // namespace
+
+Orchestrator::Orchestrator(pg::Pool& db, std::vector<Target> targets,
+                           const crypto::Ed25519PrivateKey& key, outbox::Writer& audit,
+                           const base::Clock& clock, OrchestratorOptions options)
+    : db_(db),
+      targets_(std::move(targets)),
+      key_(key),
+      key_id_(KeyId(key.PublicKey())),
+      audit_(audit),
+      clock_(clock),
+      options_(options) {}
+
+std::vector<std::string> Orchestrator::TargetNames() const {
+  std::vector<std::string> out;
+  for (const Target& t : targets_) out.push_back(t.service);
+  return out;
+}
+
+absl::Duration Orchestrator::Backoff(int failures) const {
+  thread_local absl::BitGen bits;
+  const absl::Duration base =
+      std::min(options_.max_retry, options_.first_retry * (1 << std::min(failures - 1, 20)));
+  return base * absl::Uniform(bits, 0.5, 1.5);  // jitter: replicas do not retry in step
+}
+
+absl::StatusOr<AdvanceStats> Orchestrator::RunOnce() {
+  AdvanceStats stats;
+  std::vector<std::string> claimed;
+  CRM_RETURN_IF_ERROR(db_.Transact([&](pqxx::work& tx) -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(
+        claimed, ErasureStore::Claim(tx, options_.batch_size, options_.lease, clock_.Now()));
+    return absl::OkStatus();
+  }));
+  stats.claimed = static_cast<int>(claimed.size());
+  absl::Status first_error;
+  for (const std::string& id : claimed) {
+    absl::Status s = Advance(id, stats);
+    if (!s.ok() && first_error.ok()) first_error = s;
+  }
+  if (!first_error.ok()) return first_error;
+  return stats;
+}
+
+absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& stats) {
+  std::optional<v1::ErasureRequest> loaded;
+  CRM_RETURN_IF_ERROR(db_.Transact(
+      [&](pqxx::work& tx) -> absl::Status {
+        CRM_ASSIGN_OR_RETURN(loaded, ErasureStore::Get(tx, request_id, true, false));
+        return absl::OkStatus();
+      },
+      {.read_only = true}));
+  if (!loaded.has_value()) return absl::NotFoundError("request_id: not found");
+  v1::ErasureRequest r = *std::move(loaded);
+  // Targets by registry name; a target the registry no longer has is never
+  // called (its row waits: NEEDS ATTENTION would hide a misconfiguration).
+  auto stub_of = [&](const std::string& service) -> sv1::SubjectData::StubInterface* {
+    for (const Target& t : targets_) {
+      if (t.service == service) return t.stub.get();
+    }
+    return nullptr;
+  };
+
+  for (int step = 0; step < 8 + 3 * options_.max_rounds && IsOpen(r.state()); ++step) {
+    const absl::Time now = clock_.Now();
+    const v1::State before = r.state();
+    std::vector<int> changed;  // target indexes to write
+    std::vector<crm::audit::v1::Event> events;
+
+    // The targets this step calls: in `want` state and due.
+    auto due = [&](v1::TargetState want) {
+      std::vector<int> out;
+      for (int i = 0; i < r.targets_size(); ++i) {
+        const v1::Target& t = r.targets(i);
+        if (t.state() == want && stub_of(t.service()) != nullptr &&
+            (!t.has_next_attempt_at() || TimeOf(t.next_attempt_at()) <= now)) {
+          out.push_back(i);
+        }
+      }
+      return out;
+    };
+    auto failed = [&](int i, const grpc::Status& s) {
+      v1::Target* t = r.mutable_targets(i);
+      t->set_failures(t->failures() + 1);
+      t->set_last_error(ErrorText(s));
+      SetTime(t->mutable_next_attempt_at(), now + Backoff(t->failures()));
+      ++stats.target_failures;
+      changed.push_back(i);
+    };
+    auto succeeded = [&](int i, v1::TargetState state) {
+      v1::Target* t = r.mutable_targets(i);
+      t->set_state(state);
+      t->set_failures(0);
+      t->clear_last_error();
+      t->clear_next_attempt_at();
+      changed.push_back(i);
+    };
+    auto all_in = [&](v1::TargetState state) {
+      return std::all_of(r.targets().begin(), r.targets().end(),
+                         [&](const v1::Target& t) { return t.state() == state; });
+    };
+    // Describe on the given targets.
+    auto describe = [&](const std::vector<int>& which) {
+      std::vector<grpc::ClientContext> ctx(which.size());
+      std::vector<sv1::DescribeSubjectDataRequest> req(which.size());
+      std::vector<sv1::DescribeSubjectDataResponse> resp(which.size());
+      std::vector<grpc::Status> status = Parallel(which.size(), [&](size_t k, auto done) {
+        ctx[k].set_deadline(absl::ToChronoTime(now + options_.call_deadline));
+        req[k].set_subject_id(r.subject_id());
+        stub_of(r.targets(which[k]).service())
+            ->async()
+            ->DescribeSubjectData(&ctx[k], &req[k], &resp[k], std::move(done));
+      });
+      return std::make_pair(std::move(status), std::move(resp));
+    };
+
+    switch (r.state()) {
+      case v1::STATE_RECEIVED: {
+        const std::vector<int> which = due(v1::TARGET_STATE_PENDING);
+        auto [status, resp] = describe(which);
+        for (size_t k = 0; k < which.size(); ++k) {
+          if (!status[k].ok()) {
+            failed(which[k], status[k]);
+            continue;
+          }
+          *r.mutable_targets(which[k])->mutable_planned() = resp[k].categories();
+          succeeded(which[k], v1::TARGET_STATE_PLANNED);
+        }
+        if (all_in(v1::TARGET_STATE_PLANNED)) r.set_state(v1::STATE_PLANNED);
+        break;
+      }
+      case v1::STATE_PLANNED:
+        r.set_state(v1::STATE_ERASING);
+        r.set_rounds(1);
+        break;
+      case v1::STATE_ERASING: {
+        const std::vector<int> which = due(v1::TARGET_STATE_PLANNED);
+        std::vector<grpc::ClientContext> ctx(which.size());
+        std::vector<sv1::EraseSubjectDataRequest> req(which.size());
+        std::vector<sv1::EraseSubjectDataResponse> resp(which.size());
+        std::vector<grpc::Status> status = Parallel(which.size(), [&](size_t k, auto done) {
+          ctx[k].set_deadline(absl::ToChronoTime(now + options_.call_deadline));
+          req[k].set_request_id(r.request_id());
+          req[k].set_subject_id(r.subject_id());
+          stub_of(r.targets(which[k]).service())
+              ->async()
+              ->EraseSubjectData(&ctx[k], &req[k], &resp[k], std::move(done));
+        });
+        for (size_t k = 0; k < which.size(); ++k) {
+          if (!status[k].ok()) {
+            failed(which[k], status[k]);
+            continue;
+          }
+          v1::Target* t = r.mutable_targets(which[k]);
+          // A later round's answer adds to what the first erased.
+          for (const sv1::DataCategory& c : resp[k].erased()) {
+            if (c.record_count() > 0 || t->erased().empty()) *t->add_erased() = c;
+          }
+          *t->mutable_retained() = resp[k].retained();
+          SetTime(t->mutable_erased_at(), now);
+          succeeded(which[k], v1::TARGET_STATE_ERASED);
+        }
+        if (all_in(v1::TARGET_STATE_ERASED)) r.set_state(v1::STATE_VERIFYING);
+        break;
+      }
+      case v1::STATE_VERIFYING: {
+        const std::vector<int> which = due(v1::TARGET_STATE_ERASED);
+        auto [status, resp] = describe(which);
+        for (size_t k = 0; k < which.size(); ++k) {
+          if (!status[k].ok()) {
+            failed(which[k], status[k]);
+            continue;
+          }
+          std::vector<std::string> left;
+          for (const sv1::DataCategory& c : resp[k].categories()) {
+            if (c.record_count() > 0 && !c.legally_retained()) {
+              left.push_back(absl::StrCat(c.category(), " (", c.record_count(), ")"));
+            }
+          }
+          v1::Target* t = r.mutable_targets(which[k]);
+          if (left.empty()) {
+            SetTime(t->mutable_verified_at(), now);
+            succeeded(which[k], v1::TARGET_STATE_VERIFIED);
+          } else {
+            succeeded(which[k], v1::TARGET_STATE_PLANNED);
+            t->set_last_error(absl::StrCat("verification found ", absl::StrJoin(left, ", ")));
+          }
+        }
+        if (all_in(v1::TARGET_STATE_VERIFIED)) {
+          const bool retained =
+              std::any_of(r.targets().begin(), r.targets().end(),
+                          [](const v1::Target& t) { return !t.retained().empty(); });
+          r.set_state(retained ? v1::STATE_COMPLETED_WITH_RETENTION : v1::STATE_COMPLETED);
+          SetTime(r.mutable_completed_at(), now);
+        } else if (std::none_of(r.targets().begin(), r.targets().end(), [](const v1::Target& t) {
+                     return t.state() == v1::TARGET_STATE_ERASED;
+                   })) {
+          // Every target answered and some still hold data: another round.
+          if (r.rounds() >= options_.max_rounds) {
+            std::vector<std::string> where;
+            for (const v1::Target& t : r.targets()) {
+              if (t.state() == v1::TARGET_STATE_PLANNED) {
+                where.push_back(absl::StrCat(t.service(), ": ", t.last_error()));
+              }
+            }
+            r.set_state(v1::STATE_NEEDS_ATTENTION);
+            r.set_attention(absl::StrCat("still holding data after ", r.rounds(),
+                                         " rounds: ", absl::StrJoin(where, "; ")));
+          } else {
+            r.set_rounds(r.rounds() + 1);
+            r.set_state(v1::STATE_ERASING);
+          }
+        }
+        break;
+      }
+      default:
+        break;
+    }
+
+    const bool moved = r.state() != before;
+    if (moved) events.push_back(StateEvent(r));
+    // When to look again: at once after a move, else at the earliest retry.
+    absl::Time next = now;
+    if (!moved && IsOpen(r.state())) {
+      next = absl::InfiniteFuture();
+      for (const v1::Target& t : r.targets()) {
+        if (t.has_next_attempt_at()) next = std::min(next, TimeOf(t.next_attempt_at()));
+      }
+      if (next == absl::InfiniteFuture()) next = now + options_.first_retry;
+    }
+    const bool last = !moved || !IsOpen(r.state());
+    std::string certificate, signature;
+    if (r.state() == v1::STATE_COMPLETED || r.state() == v1::STATE_COMPLETED_WITH_RETENTION) {
+      certificate = CertificateJson(r, key_id_);
+      CRM_ASSIGN_OR_RETURN(signature, key_.Sign(certificate));
+    }
+    const absl::Status written = db_.Transact([&](pqxx::work& tx) -> absl::Status {
+      for (int i : changed)
+        CRM_RETURN_IF_ERROR(ErasureStore::PutTarget(tx, r.request_id(), r.targets(i)));
+      CRM_RETURN_IF_ERROR(ErasureStore::Update(tx, r, before, next, /*release=*/last));
+      if (!certificate.empty()) {
+        CRM_RETURN_IF_ERROR(
+            ErasureStore::PutCertificate(tx, r.request_id(), certificate, signature, now));
+      }
+      for (const crm::audit::v1::Event& e : events) CRM_RETURN_IF_ERROR(audit_.Enqueue(tx, e));
+      return absl::OkStatus();
+    });
+    // Cancelled while this step ran (only possible before planning): drop it.
+    if (absl::IsFailedPrecondition(written)) return absl::OkStatus();
+    CRM_RETURN_IF_ERROR(written);
+    if (r.state() == v1::STATE_COMPLETED || r.state() == v1::STATE_COMPLETED_WITH_RETENTION) {
+      ++stats.completed;
+    }
+    if (r.state() == v1::STATE_NEEDS_ATTENTION) ++stats.needs_attention;
+    if (last) break;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace crm::erasure

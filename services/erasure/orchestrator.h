@@ -1,0 +1,96 @@
+// Orchestrator: the worker that moves erasure requests to completion.
+//
+// One round (RunOnce) claims due open requests (SKIP LOCKED, with a lease:
+// replicas share the work, and a crashed worker's requests come back when
+// the lease ends) and advances each as far as its targets let it:
+//   RECEIVED   Describe on every target, recorded (the plan) -> PLANNED
+//   PLANNED    -> ERASING
+//   ERASING    Erase on every planned target, in parallel, each call with a
+//              deadline; "already gone" is a success (targets answer
+//              idempotently by request id) -> VERIFYING
+//   VERIFYING  Describe again: a target still holding anything but legally
+//              retained categories goes back to PLANNED for another round
+//              (ERASING again); after max_rounds rounds the request NEEDS
+//              ATTENTION, naming the targets and categories. All clean:
+//              the certificate is signed and stored -> COMPLETED, or
+//              COMPLETED_WITH_RETENTION when something is legally retained.
+// A target call that fails is retried for that target alone, with
+// exponential backoff and jitter (first_retry doubling up to max_retry),
+// without limit: a target that is down delays a request, never fails it.
+// Each step is one transaction (targets, request, audit events), so a crash
+// loses at most the step in flight, which is repeated (targets' answers are
+// idempotent).
+//
+// Thread-compatible: one Orchestrator per worker thread; any number may run
+// against one database.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "crm/erasure/v1/erasure.pb.h"
+#include "crm/subject/v1/subject_data.grpc.pb.h"
+#include "libs/base/clock.h"
+#include "libs/crypto/ed25519.h"
+#include "libs/outbox/writer.h"
+#include "libs/pg/pool.h"
+
+namespace prometheus {
+class Counter;
+class Registry;
+}  // namespace prometheus
+
+namespace crm::erasure {
+
+// A service holding subject data, as the registry names it.
+struct Target {
+  std::string service;  // "contacts"
+  std::shared_ptr<subject::v1::SubjectData::StubInterface> stub;
+};
+
+struct OrchestratorOptions {
+  absl::Duration call_deadline = absl::Seconds(10);
+  absl::Duration lease = absl::Minutes(2);
+  int max_rounds = 3;
+  absl::Duration first_retry = absl::Seconds(1);
+  absl::Duration max_retry = absl::Minutes(5);
+  int batch_size = 16;  // requests claimed per round
+};
+
+struct AdvanceStats {
+  int claimed = 0;
+  int completed = 0;  // completed, with or without retention
+  int needs_attention = 0;
+  int target_failures = 0;  // calls that failed (and will be retried)
+};
+
+class Orchestrator {
+ public:
+  Orchestrator(pg::Pool& db, std::vector<Target> targets, const crypto::Ed25519PrivateKey& key,
+               outbox::Writer& audit, const base::Clock& clock, OrchestratorOptions options);
+
+  // One round (see above). Errors: the database's; a request whose step
+  // failed on the database is left to its lease.
+  absl::StatusOr<AdvanceStats> RunOnce();
+
+  // Advances one request now (the round's work for one claimed request).
+  absl::Status Advance(const std::string& request_id, AdvanceStats& stats);
+
+  // The registry's service names, in order.
+  std::vector<std::string> TargetNames() const;
+
+ private:
+  absl::Duration Backoff(int failures) const;
+  pg::Pool& db_;
+  std::vector<Target> targets_;
+  const crypto::Ed25519PrivateKey& key_;
+  const std::string key_id_;
+  outbox::Writer& audit_;
+  const base::Clock& clock_;
+  OrchestratorOptions options_;
+};
+
+}  // namespace crm::erasure
