@@ -162,8 +162,8 @@ absl::StatusOr<std::vector<std::string>> ErasureStore::Claim(pqxx::transaction_b
 absl::Status ErasureStore::Update(pqxx::transaction_base& tx, const v1::ErasureRequest& r,
                                   v1::State expected, absl::Time next_attempt_at, bool release) {
   static const std::string kUpdate = absl::StrCat(
-      "UPDATE requests SET state = $2, rounds = $3, attention = $4, completed_at = CASE WHEN $5 = "
-      "0 "
+      "UPDATE requests SET state = $2, rounds = $3, attention = $4, completed_at = CASE WHEN "
+      "$5::bigint = 0 "
       "THEN NULL ELSE ",
       CRM_TS_PARAM("$5"), " END, next_attempt_at = ", CRM_TS_PARAM("$6"),
       ", lease_until = CASE WHEN $7 THEN NULL ELSE lease_until END "
