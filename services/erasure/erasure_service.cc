@@ -81,23 +81,33 @@ grpc::Status ErasureService::SubmitErasure(Ctx* ctx, const v1::SubmitErasureRequ
         !v1::ErasureReason_IsValid(req->reason())) {
       return absl::InvalidArgumentError("reason: subject_request, retention or administrator");
     }
-    const absl::Time now = d_.clock.Now();
-    v1::ErasureRequest r;
-    r.set_request_id(base::NewUuid());
-    r.set_subject_id(subject);
-    r.set_reason(req->reason());
-    r.set_requester(caller->user_id);
-    SetTime(r.mutable_received_at(), now);
-    SetTime(r.mutable_not_before(), now + d_.cancel_window);
-    SetTime(r.mutable_due_at(), AddMonths(now, 1));
     return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
-      CRM_ASSIGN_OR_RETURN(auto stored, ErasureStore::Insert(tx, r, d_.targets));
-      *resp->mutable_request() = stored.first;
+      CRM_ASSIGN_OR_RETURN(auto stored, Open(tx, *ctx, *caller, subject, req->reason()));
+      *resp->mutable_request() = std::move(stored.first);
       resp->set_created(stored.second);
-      if (!stored.second) return absl::OkStatus();
-      return d_.audit.Enqueue(tx, Event(*ctx, *caller, "erasure.request.received", stored.first));
+      return absl::OkStatus();
     });
   });
+}
+
+absl::StatusOr<std::pair<v1::ErasureRequest, bool>> ErasureService::Open(
+    pqxx::transaction_base& tx, Ctx& ctx, const auth::Principal& caller, const std::string& subject,
+    v1::ErasureReason reason) {
+  const absl::Time now = d_.clock.Now();
+  v1::ErasureRequest r;
+  r.set_request_id(base::NewUuid());
+  r.set_subject_id(subject);
+  r.set_reason(reason);
+  r.set_requester(caller.user_id);
+  SetTime(r.mutable_received_at(), now);
+  SetTime(r.mutable_not_before(), now + d_.cancel_window);
+  SetTime(r.mutable_due_at(), AddMonths(now, 1));
+  CRM_ASSIGN_OR_RETURN(auto stored, ErasureStore::Insert(tx, r, d_.targets));
+  if (stored.second) {
+    CRM_RETURN_IF_ERROR(
+        d_.audit.Enqueue(tx, Event(ctx, caller, "erasure.request.received", stored.first)));
+  }
+  return stored;
 }
 
 grpc::Status ErasureService::GetErasure(Ctx* ctx, const v1::GetErasureRequest* req,
@@ -220,6 +230,38 @@ grpc::Status ErasureService::GetCertificate(Ctx* ctx, const v1::GetCertificateRe
           return absl::OkStatus();
         },
         {.read_only = true});
+  });
+}
+
+grpc::Status ErasureService::ReapplyErasures(Ctx* ctx, const v1::ReapplyErasuresRequest* req,
+                                             v1::ReapplyErasuresResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(auto caller, rpc::AuthorizeCall(*ctx, d_.verifier, kDsrManage));
+    if (!req->has_completed_since()) {
+      return absl::InvalidArgumentError("completed_since: required");
+    }
+    const absl::Time since = TimeOf(req->completed_since());
+    resp->Clear();
+    // In pages, a transaction each: a restore may follow many erasures.
+    std::string after;
+    for (;;) {
+      std::vector<std::string> page;
+      int submitted = 0, open = 0;
+      CRM_RETURN_IF_ERROR(d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+        submitted = open = 0;  // the transaction may run again
+        CRM_ASSIGN_OR_RETURN(page, ErasureStore::CompletedSubjects(tx, since, after, 500));
+        for (const std::string& subject : page) {
+          CRM_ASSIGN_OR_RETURN(auto stored,
+                               Open(tx, *ctx, *caller, subject, v1::ERASURE_REASON_ADMINISTRATOR));
+          (stored.second ? submitted : open) += 1;
+        }
+        return absl::OkStatus();
+      }));
+      resp->set_submitted(resp->submitted() + submitted);
+      resp->set_already_open(resp->already_open() + open);
+      if (page.size() < 500) return absl::OkStatus();
+      after = page.back();
+    }
   });
 }
 

@@ -5,7 +5,9 @@
 // Thread-safe.
 #pragma once
 
+#include <pqxx/transaction_base>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "crm/erasure/v1/erasure.grpc.pb.h"
@@ -48,10 +50,18 @@ class ErasureService final : public v1::Erasure::Service {
                              v1::ExtendErasureResponse*) override;
   grpc::Status GetCertificate(Ctx*, const v1::GetCertificateRequest*,
                               v1::GetCertificateResponse*) override;
+  grpc::Status ReapplyErasures(Ctx*, const v1::ReapplyErasuresRequest*,
+                               v1::ReapplyErasuresResponse*) override;
   grpc::Status GetVerificationKey(Ctx*, const v1::GetVerificationKeyRequest*,
                                   v1::GetVerificationKeyResponse*) override;
 
  private:
+  // A new request for `subject` (received now); the stored one and whether
+  // it is new (false: one was open).
+  absl::StatusOr<std::pair<v1::ErasureRequest, bool>> Open(pqxx::transaction_base& tx, Ctx& ctx,
+                                                           const auth::Principal& caller,
+                                                           const std::string& subject,
+                                                           v1::ErasureReason reason);
   ErasureDeps d_;
 };
 

@@ -182,7 +182,8 @@ absl::StatusOr<bool> ErasureStore::Cancel(pqxx::transaction_base& tx,
                                           const std::string& request_id) {
   const pqxx::result done = ExecPrepared(
       tx,
-      "UPDATE requests SET state = 8, lease_until = NULL WHERE request_id = $1::uuid AND state = 1",
+      "UPDATE requests SET state = 8, lease_until = NULL, notice_key = NULL, addresses = NULL "
+      "WHERE request_id = $1::uuid AND state = 1",
       request_id);
   return done.affected_rows() == 1;
 }
@@ -223,6 +224,47 @@ absl::StatusOr<std::optional<std::pair<std::string, std::string>>> ErasureStore:
       tx, "SELECT body, signature FROM certificates WHERE request_id = $1::uuid", request_id);
   if (r.empty()) return std::nullopt;
   return std::make_pair(pqxx::binarystring(r[0][0]).str(), pqxx::binarystring(r[0][1]).str());
+}
+
+absl::StatusOr<std::optional<std::pair<std::string, std::string>>> ErasureStore::GetAddresses(
+    pqxx::transaction_base& tx, const std::string& request_id) {
+  const pqxx::result r = ExecPrepared(
+      tx,
+      "SELECT notice_key, addresses FROM requests WHERE request_id = $1::uuid AND notice_key IS "
+      "NOT NULL",
+      request_id);
+  if (r.empty()) return std::nullopt;
+  return std::make_pair(pqxx::binarystring(r[0][0]).str(), pqxx::binarystring(r[0][1]).str());
+}
+
+absl::Status ErasureStore::PutAddresses(pqxx::transaction_base& tx, const std::string& request_id,
+                                        const std::string& wrapped_key, const std::string& sealed) {
+  ExecPrepared(tx,
+               "UPDATE requests SET notice_key = $2, addresses = $3 WHERE request_id = $1::uuid",
+               request_id, Bytes(wrapped_key), Bytes(sealed));
+  return absl::OkStatus();
+}
+
+absl::Status ErasureStore::DropAddresses(pqxx::transaction_base& tx,
+                                         const std::string& request_id) {
+  ExecPrepared(
+      tx, "UPDATE requests SET notice_key = NULL, addresses = NULL WHERE request_id = $1::uuid",
+      request_id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> ErasureStore::CompletedSubjects(pqxx::transaction_base& tx,
+                                                                         absl::Time since,
+                                                                         const std::string& after,
+                                                                         int limit) {
+  static const std::string kCompleted = absl::StrCat(
+      "SELECT DISTINCT subject_id::text FROM requests WHERE state IN (5, 6) AND completed_at >= ",
+      CRM_TS_PARAM("$1"), " AND subject_id::text > $2 ORDER BY 1 LIMIT $3");
+  std::vector<std::string> out;
+  for (const pqxx::row& r : ExecPrepared(tx, kCompleted, absl::ToUnixMicros(since), after, limit)) {
+    out.push_back(r[0].as<std::string>());
+  }
+  return out;
 }
 
 absl::StatusOr<ErasureStore::OpenCounts> ErasureStore::CountOpen(pqxx::transaction_base& tx,

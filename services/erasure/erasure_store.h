@@ -56,7 +56,8 @@ class ErasureStore {
   // `expected`: FAILED_PRECONDITION otherwise (cancelled meanwhile).
   static absl::Status Update(pqxx::transaction_base& tx, const v1::ErasureRequest& r,
                              v1::State expected, absl::Time next_attempt_at, bool release);
-  // RECEIVED -> CANCELLED; false if the request is past RECEIVED.
+  // RECEIVED -> CANCELLED (addresses dropped); false if the request is past
+  // RECEIVED.
   static absl::StatusOr<bool> Cancel(pqxx::transaction_base& tx, const std::string& request_id);
   // Sets the due date and the extension (months in all, reason).
   static absl::Status Extend(pqxx::transaction_base& tx, const std::string& request_id,
@@ -71,6 +72,20 @@ class ErasureStore {
   static absl::StatusOr<std::optional<std::pair<std::string, std::string>>> GetCertificate(
       pqxx::transaction_base& tx, const std::string& request_id);
 
+  // The request's sealed addresses and the wrapped key sealing them:
+  // (wrapped key, sealed), or nullopt when none were stored (or they were
+  // dropped). Put stores them; Drop destroys both.
+  static absl::StatusOr<std::optional<std::pair<std::string, std::string>>> GetAddresses(
+      pqxx::transaction_base& tx, const std::string& request_id);
+  static absl::Status PutAddresses(pqxx::transaction_base& tx, const std::string& request_id,
+                                   const std::string& wrapped_key, const std::string& sealed);
+  static absl::Status DropAddresses(pqxx::transaction_base& tx, const std::string& request_id);
+  // Subjects whose request completed at or after `since`, by subject id after
+  // `after` ("" from the start), at most `limit`.
+  static absl::StatusOr<std::vector<std::string>> CompletedSubjects(pqxx::transaction_base& tx,
+                                                                    absl::Time since,
+                                                                    const std::string& after,
+                                                                    int limit);
   // For metrics: open requests by state, and how many open ones are overdue
   // at `now` or due before `soon`.
   struct OpenCounts {

@@ -23,8 +23,10 @@
 #include "libs/service/api_auth.h"
 #include "libs/service/audit_outbox.h"
 #include "libs/service/service_main.h"
+#include "libs/service/service_token.h"
 #include "services/erasure/erasure_service.h"
 #include "services/erasure/erasure_store.h"
+#include "services/erasure/notifier.h"
 #include "services/erasure/orchestrator.h"
 
 namespace crm::erasure {
@@ -38,6 +40,10 @@ struct ErasureConfig {
   std::string targets =
       "audit=127.0.0.1:50054,consent=127.0.0.1:50053,contacts=127.0.0.1:50052,"
       "mailing=127.0.0.1:50055";
+  // Where the completion notice goes ("": none is sent) and whose export
+  // holds the subject's addresses ("": none are read).
+  std::string mailing_addr = "127.0.0.1:50055";
+  std::string address_source = "contacts";
   absl::Duration cancel_window = absl::ZeroDuration();
   absl::Duration call_deadline = absl::Seconds(10);
   absl::Duration work_interval = absl::Seconds(1);
@@ -70,6 +76,8 @@ struct App {
   std::optional<crypto::Ed25519PrivateKey> key;
   std::unique_ptr<service::ApiAuth> auth;
   std::unique_ptr<service::AuditOutbox> outbox;
+  std::unique_ptr<service::ServiceToken> token;
+  std::unique_ptr<GrpcNotifier> notifier;
   std::unique_ptr<ErasureService> service;
   std::unique_ptr<Orchestrator> orchestrator;
   absl::Notification stop;
@@ -195,9 +203,21 @@ absl::Status Setup(const ErasureConfig& cfg, const service::ApiAuthConfig& auth_
                                                    .cancel_window = cfg.cancel_window});
   ctx.policy.AllowService(v1::Erasure::service_full_name());
   ctx.services.push_back(app.service.get());
-  app.orchestrator = std::make_unique<Orchestrator>(
-      ctx.db, std::move(targets), *app.key, app.outbox->writer(), ctx.clock,
-      OrchestratorOptions{.call_deadline = cfg.call_deadline, .max_rounds = cfg.max_rounds});
+  if (!cfg.mailing_addr.empty()) {
+    app.token =
+        std::make_unique<service::ServiceToken>(app.auth->identity_channel(), "erasure", ctx.clock);
+    CRM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> mailing,
+                         rpc::MakeChannel({.target = cfg.mailing_addr,
+                                           .tls = ctx.config.server.tls,
+                                           .expected_server = "mailing"}));
+    app.notifier = std::make_unique<GrpcNotifier>(mailing, [&app] { return app.token->Get(); });
+  }
+  app.orchestrator =
+      std::make_unique<Orchestrator>(ctx.db, std::move(targets), *app.key, *app.ring,
+                                     app.notifier.get(), app.outbox->writer(), ctx.clock,
+                                     OrchestratorOptions{.call_deadline = cfg.call_deadline,
+                                                         .max_rounds = cfg.max_rounds,
+                                                         .address_source = cfg.address_source});
   log::Info("erasure.registry", {{"targets", static_cast<int>(names.size())}});
   gauges = std::make_unique<Gauges>(ctx.metrics);
   app.working =
@@ -225,6 +245,10 @@ int main(int argc, char** argv) {
                "Ed25519 private key (PKCS#8 PEM) signing erasure certificates");
   settings.Add("targets", &cfg.targets,
                "the registry: name=host:port,... of every service holding subject data");
+  settings.Add("mailing_addr", &cfg.mailing_addr,
+               "mailing service host:port for completion notices; empty: none are sent");
+  settings.Add("address_source", &cfg.address_source,
+               "the target whose export holds the subject's e-mail addresses; empty: none read");
   settings.Add("cancel_window", &cfg.cancel_window,
                "how long a new request may be cancelled before erasing starts");
   settings.Add("call_deadline", &cfg.call_deadline, "deadline of each call to a target");

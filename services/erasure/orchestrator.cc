@@ -9,9 +9,12 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "crm/audit/v1/ingest.pb.h"
 #include "libs/base/status_macros.h"
+#include "libs/crypto/aead.h"
+#include "libs/crypto/primitives.h"
 #include "services/erasure/certificate.h"
 #include "services/erasure/erasure_store.h"
 
@@ -85,14 +88,73 @@ crm::audit::v1::Event StateEvent(const v1::ErasureRequest& r) {
   return e;
 }
 
+int IndexOf(const v1::ErasureRequest& r, absl::string_view service) {
+  for (int i = 0; i < r.targets_size(); ++i) {
+    if (r.targets(i).service() == service) return i;
+  }
+  return -1;
+}
+
+// The e-mail addresses in an export: record "person", emails[].address.
+std::vector<std::string> AddressesOf(const sv1::ExportSubjectDataResponse& exported) {
+  std::vector<std::string> out;
+  for (const sv1::ExportedRecord& record : exported.records()) {
+    if (record.category() != "person") continue;
+    auto emails = record.data().fields().find("emails");
+    if (emails == record.data().fields().end()) continue;
+    for (const google::protobuf::Value& e : emails->second.list_value().values()) {
+      auto address = e.struct_value().fields().find("address");
+      if (address != e.struct_value().fields().end() && !address->second.string_value().empty()) {
+        out.push_back(address->second.string_value());
+      }
+    }
+  }
+  return out;
+}
+
+std::string AddressAad(absl::string_view request_id) {
+  return absl::StrCat("crm.erasure/requests.addresses/", request_id);
+}
+
 }  // namespace
 
+absl::StatusOr<std::pair<std::string, std::string>> Orchestrator::SealAddresses(
+    const std::string& request_id, const std::vector<std::string>& addresses) const {
+  const crypto::SecretBytes key = crypto::RandomSecret(crypto::kAes256KeySize);
+  CRM_ASSIGN_OR_RETURN(std::string wrapped, ring_.Wrap(key.view(), AddressAad(request_id)));
+  CRM_ASSIGN_OR_RETURN(std::string sealed,
+                       crypto::Seal(key, absl::StrJoin(addresses, "\n"), AddressAad(request_id)));
+  return std::make_pair(std::move(wrapped), std::move(sealed));
+}
+
+absl::StatusOr<std::optional<std::vector<std::string>>> Orchestrator::OpenAddresses(
+    const std::string& request_id) {
+  std::optional<std::pair<std::string, std::string>> stored;
+  CRM_RETURN_IF_ERROR(db_.Transact(
+      [&](pqxx::work& tx) -> absl::Status {
+        CRM_ASSIGN_OR_RETURN(stored, ErasureStore::GetAddresses(tx, request_id));
+        return absl::OkStatus();
+      },
+      {.read_only = true}));
+  if (!stored.has_value()) return std::nullopt;
+  CRM_ASSIGN_OR_RETURN(crypto::SecretBytes key,
+                       ring_.UnwrapSecret(stored->first, AddressAad(request_id)));
+  CRM_ASSIGN_OR_RETURN(std::string joined,
+                       crypto::Open(key, stored->second, AddressAad(request_id)));
+  std::vector<std::string> out;
+  if (!joined.empty()) out = absl::StrSplit(joined, '\n');
+  return out;
+}
+
 Orchestrator::Orchestrator(pg::Pool& db, std::vector<Target> targets,
-                           const crypto::Ed25519PrivateKey& key, outbox::Writer& audit,
-                           const base::Clock& clock, OrchestratorOptions options)
+                           const crypto::Ed25519PrivateKey& key, const crypto::KeyRing& ring,
+                           Notifier* notifier, outbox::Writer& audit, const base::Clock& clock,
+                           OrchestratorOptions options)
     : db_(db),
       targets_(std::move(targets)),
       key_(key),
+      ring_(ring),
+      notifier_(notifier),
       key_id_(KeyId(key.PublicKey())),
       audit_(audit),
       clock_(clock),
@@ -139,6 +201,9 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
       {.read_only = true}));
   if (!loaded.has_value()) return absl::NotFoundError("request_id: not found");
   v1::ErasureRequest r = *std::move(loaded);
+  // The subject's addresses, once read (nullopt: not yet).
+  std::optional<std::vector<std::string>> addresses;
+  CRM_ASSIGN_OR_RETURN(addresses, OpenAddresses(r.request_id()));
   // Targets by registry name; a target the registry no longer has is never
   // called (its row waits: NEEDS ATTENTION would hide a misconfiguration).
   auto stub_of = [&](const std::string& service) -> sv1::SubjectData::StubInterface* {
@@ -153,6 +218,9 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
     const v1::State before = r.state();
     std::vector<int> changed;  // target indexes to write
     std::vector<crm::audit::v1::Event> events;
+    std::optional<std::pair<std::string, std::string>> sealed_addresses;  // to store
+    bool drop_addresses = false;
+    absl::Time notice_retry = absl::InfiniteFuture();
 
     // The targets this step calls: in `want` state and due.
     auto due = [&](v1::TargetState want) {
@@ -192,7 +260,8 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
       std::vector<sv1::DescribeSubjectDataRequest> req(which.size());
       std::vector<sv1::DescribeSubjectDataResponse> resp(which.size());
       std::vector<grpc::Status> status = Parallel(which.size(), [&](size_t k, auto done) {
-        ctx[k].set_deadline(absl::ToChronoTime(now + options_.call_deadline));
+        // gRPC deadlines run on the real clock, whatever clock_ says.
+        ctx[k].set_deadline(absl::ToChronoTime(absl::Now() + options_.call_deadline));
         req[k].set_subject_id(r.subject_id());
         stub_of(r.targets(which[k]).service())
             ->async()
@@ -213,7 +282,29 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
           *r.mutable_targets(which[k])->mutable_planned() = resp[k].categories();
           succeeded(which[k], v1::TARGET_STATE_PLANNED);
         }
-        if (all_in(v1::TARGET_STATE_PLANNED)) r.set_state(v1::STATE_PLANNED);
+        if (!addresses.has_value()) {
+          const int source = IndexOf(r, options_.address_source);
+          if (source < 0 || stub_of(options_.address_source) == nullptr) {
+            addresses.emplace();  // no address source: nothing to read
+          } else if (r.targets(source).state() == v1::TARGET_STATE_PLANNED) {
+            grpc::ClientContext ctx;
+            ctx.set_deadline(absl::ToChronoTime(now + options_.call_deadline));
+            sv1::ExportSubjectDataRequest req;
+            req.set_subject_id(r.subject_id());
+            sv1::ExportSubjectDataResponse resp;
+            const grpc::Status s =
+                stub_of(options_.address_source)->ExportSubjectData(&ctx, req, &resp);
+            if (s.ok()) {
+              addresses = AddressesOf(resp);
+              CRM_ASSIGN_OR_RETURN(sealed_addresses, SealAddresses(r.request_id(), *addresses));
+            } else {
+              failed(source, s);
+            }
+          }
+        }
+        if (all_in(v1::TARGET_STATE_PLANNED) && addresses.has_value()) {
+          r.set_state(v1::STATE_PLANNED);
+        }
         break;
       }
       case v1::STATE_PLANNED:
@@ -226,9 +317,12 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
         std::vector<sv1::EraseSubjectDataRequest> req(which.size());
         std::vector<sv1::EraseSubjectDataResponse> resp(which.size());
         std::vector<grpc::Status> status = Parallel(which.size(), [&](size_t k, auto done) {
-          ctx[k].set_deadline(absl::ToChronoTime(now + options_.call_deadline));
+          ctx[k].set_deadline(absl::ToChronoTime(absl::Now() + options_.call_deadline));
           req[k].set_request_id(r.request_id());
           req[k].set_subject_id(r.subject_id());
+          for (size_t a = 0; addresses.has_value() && a < addresses->size() && a < 16; ++a) {
+            req[k].add_email_addresses((*addresses)[a]);
+          }
           stub_of(r.targets(which[k]).service())
               ->async()
               ->EraseSubjectData(&ctx[k], &req[k], &resp[k], std::move(done));
@@ -239,15 +333,30 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
             continue;
           }
           v1::Target* t = r.mutable_targets(which[k]);
-          // A later round's answer adds to what the first erased.
+          // Targets answer a repeated request id with their first answer
+          // (the contract), so a later round's answer is not added to the
+          // first: each category keeps the largest count reported.
           for (const sv1::DataCategory& c : resp[k].erased()) {
-            if (c.record_count() > 0 || t->erased().empty()) *t->add_erased() = c;
+            sv1::DataCategory* same = nullptr;
+            for (sv1::DataCategory& e : *t->mutable_erased()) {
+              if (e.category() == c.category()) same = &e;
+            }
+            if (same == nullptr) {
+              *t->add_erased() = c;
+            } else if (c.record_count() > same->record_count()) {
+              *same = c;
+            }
           }
           *t->mutable_retained() = resp[k].retained();
           SetTime(t->mutable_erased_at(), now);
           succeeded(which[k], v1::TARGET_STATE_ERASED);
         }
-        if (all_in(v1::TARGET_STATE_ERASED)) r.set_state(v1::STATE_VERIFYING);
+        // Targets verified in an earlier round are not erased again.
+        if (std::all_of(r.targets().begin(), r.targets().end(), [](const v1::Target& t) {
+              return t.state() == v1::TARGET_STATE_ERASED || t.state() == v1::TARGET_STATE_VERIFIED;
+            })) {
+          r.set_state(v1::STATE_VERIFYING);
+        }
         break;
       }
       case v1::STATE_VERIFYING: {
@@ -277,8 +386,24 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
           const bool retained =
               std::any_of(r.targets().begin(), r.targets().end(),
                           [](const v1::Target& t) { return !t.retained().empty(); });
-          r.set_state(retained ? v1::STATE_COMPLETED_WITH_RETENTION : v1::STATE_COMPLETED);
-          SetTime(r.mutable_completed_at(), now);
+          v1::ErasureRequest done = r;
+          done.clear_attention();
+          done.set_state(retained ? v1::STATE_COMPLETED_WITH_RETENTION : v1::STATE_COMPLETED);
+          SetTime(done.mutable_completed_at(), now);
+          // The subject hears of it first; then the address key goes.
+          absl::Status told = absl::OkStatus();
+          if (notifier_ != nullptr && addresses.has_value() && !addresses->empty() &&
+              r.reason() == v1::ERASURE_REASON_SUBJECT_REQUEST) {
+            told = notifier_->ErasureConfirmed(done, *addresses);
+          }
+          if (told.ok()) {
+            r = std::move(done);
+            drop_addresses = true;
+          } else {
+            r.set_attention(absl::StrCat("completion notice not yet queued: ",
+                                         absl::StatusCodeToString(told.code())));
+            notice_retry = now + Backoff(3);
+          }
         } else if (std::none_of(r.targets().begin(), r.targets().end(), [](const v1::Target& t) {
                      return t.state() == v1::TARGET_STATE_ERASED;
                    })) {
@@ -313,6 +438,7 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
       for (const v1::Target& t : r.targets()) {
         if (t.has_next_attempt_at()) next = std::min(next, TimeOf(t.next_attempt_at()));
       }
+      next = std::min(next, notice_retry);
       if (next == absl::InfiniteFuture()) next = now + options_.first_retry;
     }
     const bool last = !moved || !IsOpen(r.state());
@@ -325,6 +451,11 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
       for (int i : changed)
         CRM_RETURN_IF_ERROR(ErasureStore::PutTarget(tx, r.request_id(), r.targets(i)));
       CRM_RETURN_IF_ERROR(ErasureStore::Update(tx, r, before, next, /*release=*/last));
+      if (sealed_addresses.has_value()) {
+        CRM_RETURN_IF_ERROR(ErasureStore::PutAddresses(tx, r.request_id(), sealed_addresses->first,
+                                                       sealed_addresses->second));
+      }
+      if (drop_addresses) CRM_RETURN_IF_ERROR(ErasureStore::DropAddresses(tx, r.request_id()));
       if (!certificate.empty()) {
         CRM_RETURN_IF_ERROR(
             ErasureStore::PutCertificate(tx, r.request_id(), certificate, signature, now));

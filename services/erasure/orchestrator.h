@@ -8,12 +8,19 @@
 //   ERASING    Erase on every planned target, in parallel, each call with a
 //              deadline; "already gone" is a success (targets answer
 //              idempotently by request id) -> VERIFYING
+//              Also reads the subject's e-mail addresses from the
+//              address source's export, sealed under a key of the
+//              request's own (passed to every Erase: consent keeps
+//              suppressing them after an objection)
 //   VERIFYING  Describe again: a target still holding anything but legally
 //              retained categories goes back to PLANNED for another round
 //              (ERASING again); after max_rounds rounds the request NEEDS
 //              ATTENTION, naming the targets and categories. All clean:
 //              the certificate is signed and stored -> COMPLETED, or
 //              COMPLETED_WITH_RETENTION when something is legally retained.
+//              For a subject's own request, the completion notice goes
+//              to each address first (through mailing; retried until it
+//              is queued), and then the address key is destroyed.
 // A target call that fails is retried for that target alone, with
 // exponential backoff and jitter (first_retry doubling up to max_retry),
 // without limit: a target that is down delays a request, never fails it.
@@ -26,7 +33,9 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -35,6 +44,7 @@
 #include "crm/subject/v1/subject_data.grpc.pb.h"
 #include "libs/base/clock.h"
 #include "libs/crypto/ed25519.h"
+#include "libs/crypto/key_ring.h"
 #include "libs/outbox/writer.h"
 #include "libs/pg/pool.h"
 
@@ -51,6 +61,15 @@ struct Target {
   std::shared_ptr<subject::v1::SubjectData::StubInterface> stub;
 };
 
+// Sends the completion notice (mailing's ERASURE_CONFIRMED) of a completed
+// request to each address; idempotent per request.
+class Notifier {
+ public:
+  virtual ~Notifier() = default;
+  virtual absl::Status ErasureConfirmed(const v1::ErasureRequest& r,
+                                        const std::vector<std::string>& addresses) = 0;
+};
+
 struct OrchestratorOptions {
   absl::Duration call_deadline = absl::Seconds(10);
   absl::Duration lease = absl::Minutes(2);
@@ -58,6 +77,10 @@ struct OrchestratorOptions {
   absl::Duration first_retry = absl::Seconds(1);
   absl::Duration max_retry = absl::Minutes(5);
   int batch_size = 16;  // requests claimed per round
+  // The target whose export holds the subject's e-mail addresses (record
+  // "person", field emails[].address), read when a request is planned; "":
+  // none are read.
+  std::string address_source = "contacts";
 };
 
 struct AdvanceStats {
@@ -69,8 +92,11 @@ struct AdvanceStats {
 
 class Orchestrator {
  public:
+  // `ring` wraps each request's address key; `notifier` may be null (no
+  // completion notices).
   Orchestrator(pg::Pool& db, std::vector<Target> targets, const crypto::Ed25519PrivateKey& key,
-               outbox::Writer& audit, const base::Clock& clock, OrchestratorOptions options);
+               const crypto::KeyRing& ring, Notifier* notifier, outbox::Writer& audit,
+               const base::Clock& clock, OrchestratorOptions options);
 
   // One round (see above). Errors: the database's; a request whose step
   // failed on the database is left to its lease.
@@ -84,9 +110,17 @@ class Orchestrator {
 
  private:
   absl::Duration Backoff(int failures) const;
+  // (wrapped key, sealed list) of `addresses` under a new key.
+  absl::StatusOr<std::pair<std::string, std::string>> SealAddresses(
+      const std::string& request_id, const std::vector<std::string>& addresses) const;
+  // The request's addresses, or nullopt if none are stored.
+  absl::StatusOr<std::optional<std::vector<std::string>>> OpenAddresses(
+      const std::string& request_id);
   pg::Pool& db_;
   std::vector<Target> targets_;
   const crypto::Ed25519PrivateKey& key_;
+  const crypto::KeyRing& ring_;
+  Notifier* notifier_;
   const std::string key_id_;
   outbox::Writer& audit_;
   const base::Clock& clock_;

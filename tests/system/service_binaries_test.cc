@@ -289,6 +289,11 @@ TEST_P(GrpcServiceTest, BadSettingStopsStartupWithExitCode2NamingIt) {
     cases.push_back({{{"CRM_KEK_FILE", ""}}, {}, "kek_file"});
     cases.push_back({{{"CRM_REDIS_ADDR", "redis"}}, {}, "redis_addr"});
   }
+  if (service() == "erasure") {
+    cases.push_back({{{"CRM_CERTIFICATE_KEY_FILE", ""}}, {}, "certificate_key_file"});
+    cases.push_back({{{"CRM_TARGETS", "contacts"}}, {}, "targets"});
+    cases.push_back({{{"CRM_TARGETS", "a=127.0.0.1:1,a=127.0.0.1:2"}}, {}, "targets"});
+  }
   if (service() == "mailing") {
     cases.push_back({{{"CRM_LINK_KEY_FILE", ""}}, {}, "link_key_file"});
     cases.push_back({{{"CRM_SMTP_TLS", "none"}}, {}, "smtp_tls"});

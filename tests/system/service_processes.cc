@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "libs/crypto/ed25519.h"
 #include "libs/testing/grpc_call.h"
 
 namespace crm::system_test {
@@ -76,7 +77,7 @@ std::optional<std::string> LogLine(const std::string& output, absl::string_view 
 
 bool NeedsKeysAndRedis(absl::string_view service) {
   return service == "identity" || service == "audit" || service == "contacts" ||
-         service == "consent" || service == "mailing";
+         service == "consent" || service == "mailing" || service == "erasure";
 }
 
 absl::Status WriteServiceSecrets(const std::string& dir, const testing::RedisTestServer& redis) {
@@ -86,7 +87,10 @@ absl::Status WriteServiceSecrets(const std::string& dir, const testing::RedisTes
            {"kek.keys", key_line}, {"index.key", index_line}, {"redis_password", redis.password}}) {
     if (absl::Status s = WriteFile(dir + "/" + name, content, 0600); !s.ok()) return s;
   }
-  return absl::OkStatus();
+  // erasure's certificate signing key.
+  absl::StatusOr<crypto::Ed25519PrivateKey> certificates = crypto::Ed25519PrivateKey::Generate();
+  if (!certificates.ok()) return certificates.status();
+  return certificates->SavePemFile(dir + "/certificates.pem");
 }
 
 std::map<std::string, std::string> ServiceEnv(const ServiceSetup& setup) {
@@ -110,10 +114,14 @@ std::map<std::string, std::string> ServiceEnv(const ServiceSetup& setup) {
   if (service == "identity" || service == "contacts" || service == "consent") {
     env.insert({"CRM_BLIND_INDEX_KEY_FILE", setup.secrets_dir + "/index.key"});
   }
+  if (service == "erasure") {
+    env.insert({"CRM_CERTIFICATE_KEY_FILE", setup.secrets_dir + "/certificates.pem"});
+  }
   if (service == "mailing") {  // the link key has the index key's format
     env.insert({"CRM_LINK_KEY_FILE", setup.secrets_dir + "/index.key"});
   }
-  if (service == "audit" || service == "contacts" || service == "consent" || service == "mailing") {
+  if (service == "audit" || service == "contacts" || service == "consent" || service == "mailing" ||
+      service == "erasure") {
     if (setup.identity_addr.empty()) {
       env.insert({"CRM_KEY_WAIT", "0s"});  // no identity runs
     } else {

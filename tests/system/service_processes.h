@@ -58,7 +58,7 @@ absl::Status WriteFile(const std::string& path, absl::string_view content, mode_
 std::optional<std::string> LogLine(const std::string& output, absl::string_view event);
 
 // The services that hold keys and verify tokens (Redis revocation set):
-// identity, contacts, consent, audit, mailing.
+// identity, contacts, consent, audit, mailing, erasure.
 bool NeedsKeysAndRedis(absl::string_view service);
 
 // Everything a gRPC service binary needs but its database, as ServiceEnv
@@ -80,7 +80,8 @@ struct ServiceSetup {
   absl::Duration shutdown_grace = absl::Seconds(10);
 };
 
-// Writes kek.keys and index.key (fixed test keys) and redis_password (that
+// Writes kek.keys and index.key (fixed test keys), certificates.pem (a new
+// Ed25519 key: erasure signs certificates with it) and redis_password (that
 // of `redis`) into `dir`, each mode 0600.
 absl::Status WriteServiceSecrets(const std::string& dir, const testing::RedisTestServer& redis);
 
