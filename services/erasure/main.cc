@@ -47,6 +47,7 @@ struct ErasureConfig {
   absl::Duration cancel_window = absl::ZeroDuration();
   absl::Duration call_deadline = absl::Seconds(10);
   absl::Duration work_interval = absl::Seconds(1);
+  absl::Duration lease = absl::Minutes(2);
   int max_rounds = 3;
 };
 
@@ -216,6 +217,7 @@ absl::Status Setup(const ErasureConfig& cfg, const service::ApiAuthConfig& auth_
       std::make_unique<Orchestrator>(ctx.db, std::move(targets), *app.key, *app.ring,
                                      app.notifier.get(), app.outbox->writer(), ctx.clock,
                                      OrchestratorOptions{.call_deadline = cfg.call_deadline,
+                                                         .lease = cfg.lease,
                                                          .max_rounds = cfg.max_rounds,
                                                          .address_source = cfg.address_source});
   log::Info("erasure.registry", {{"targets", static_cast<int>(names.size())}});
@@ -253,6 +255,8 @@ int main(int argc, char** argv) {
                "how long a new request may be cancelled before erasing starts");
   settings.Add("call_deadline", &cfg.call_deadline, "deadline of each call to a target");
   settings.Add("work_interval", &cfg.work_interval, "pause between rounds when nothing is due");
+  settings.Add("lease", &cfg.lease,
+               "how long a worker holds a request; a crashed worker's requests wait this long");
   settings.Add("max_rounds", &cfg.max_rounds,
                "erase-and-verify rounds before a request needs attention", 1, 20);
   crm::config::ParseOrExit(settings, argc, argv, environ);
@@ -266,10 +270,10 @@ int main(int argc, char** argv) {
   if (valid.ok()) valid = crm::erasure::ParseTargets(cfg.targets).status();
   if (valid.ok() &&
       (cfg.cancel_window < absl::ZeroDuration() || cfg.call_deadline <= absl::ZeroDuration() ||
-       cfg.work_interval <= absl::ZeroDuration())) {
+       cfg.work_interval <= absl::ZeroDuration() || cfg.lease < 2 * cfg.call_deadline)) {
     valid = absl::InvalidArgumentError(
-        "setting cancel_window, call_deadline, work_interval: must not be negative (the latter two "
-        "positive)");
+        "setting cancel_window, call_deadline, work_interval, lease: none negative, call_deadline "
+        "and work_interval positive, lease at least twice call_deadline");
   }
   if (!valid.ok()) {
     std::fprintf(stderr, "%s: %s\n", argv[0], std::string(valid.message()).c_str());

@@ -16,19 +16,23 @@
 // certificate, the mail in the sink).
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <pqxx/pqxx>
 #include <string>
 #include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "libs/base/status_macros.h"
 #include "libs/pki/pki.h"
+#include "libs/redis/client.h"
 #include "libs/rpc/channel.h"
 #include "libs/rpc/testing/test_pki.h"
 #include "libs/testing/pg_test_database.h"
@@ -69,6 +73,9 @@ struct Stack {
   std::vector<std::unique_ptr<PgTestDatabase>> dbs;
   std::map<std::string, int> ports;
   std::vector<std::unique_ptr<Subprocess>> services;
+  // How each service was started (for Restart) and where it is in `services`.
+  std::map<std::string, Subprocess::Options> launched;
+  std::map<std::string, size_t> position;
   std::unique_ptr<crm::testing::SmtpSink> sink;
   int commands = 0;
   Outcome first_setup;
@@ -85,6 +92,7 @@ struct Stack {
                 {"CRMCTL_CONTACTS_ADDR", Addr("contacts")},
                 {"CRMCTL_CONSENT_ADDR", Addr("consent")},
                 {"CRMCTL_MAILING_ADDR", Addr("mailing")},
+                {"CRMCTL_ERASURE_ADDR", Addr("erasure")},
                 {"CRMCTL_SESSION_FILE", dir.path() + "/crmctl_session"},
                 {"CRMCTL", CRMCTL_BINARY}});
     Subprocess::Options options;
@@ -161,7 +169,16 @@ struct Stack {
     options.args = {Binary(service)};
     options.env = vars;
     options.output_file = absl::StrCat(dir.path(), "/", service, ".log");
-    CRM_ASSIGN_OR_RETURN(std::unique_ptr<Subprocess> process, Subprocess::Start(options));
+    launched[service] = options;
+    position[service] = services.size();
+    services.emplace_back();
+    return Launch(service);
+  }
+
+  // Starts `service` as Start() did the first time (same port, database and
+  // settings) and waits until it serves.
+  absl::Status Launch(const std::string& service) {
+    CRM_ASSIGN_OR_RETURN(std::unique_ptr<Subprocess> process, Subprocess::Start(launched[service]));
     rpc::ChannelConfig config;
     config.target = Addr(service);
     config.tls = pki->Files("operator");
@@ -169,8 +186,15 @@ struct Stack {
     config.max_attempts = 1;
     CRM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, rpc::MakeChannel(config));
     CRM_RETURN_IF_ERROR(WaitUntilServing(*process, channel));
-    services.push_back(std::move(process));
+    services[position[service]] = std::move(process);
     return absl::OkStatus();
+  }
+
+  // SIGKILL: no draining, no clean shutdown (a crash).
+  absl::Status Kill(const std::string& service) {
+    Subprocess& process = *services[position[service]];
+    CRM_RETURN_IF_ERROR(process.Signal(SIGKILL));
+    return process.WaitForExit(kCommandBound).status();
   }
 };
 
@@ -203,13 +227,13 @@ class ExampleShopTest : public ::testing::Test {
   static void SetUpTestSuite() {
     auto stack = std::make_unique<Stack>();
     ASSERT_FALSE(stack->dir.path().empty());
-    auto pki = TestPki::Create(
-        {"identity", "contacts", "consent", "mailing", "operator", "shop", "clerk", "stranger"});
+    auto pki = TestPki::Create({"identity", "contacts", "consent", "mailing", "audit", "erasure",
+                                "operator", "shop", "clerk", "stranger"});
     ASSERT_THAT(pki, IsOk());
     stack->pki = std::make_unique<TestPki>(*std::move(pki));
     CRM_ASSERT_OK_AND_ASSIGN(TestEnv env, TestEnv::Load());
     ASSERT_THAT(WriteServiceSecrets(stack->dir.path(), env.redis()), IsOk());
-    for (const char* service : {"identity", "contacts", "consent", "mailing"}) {
+    for (const char* service : {"identity", "contacts", "consent", "mailing", "audit", "erasure"}) {
       stack->ports[service] = FreePort();
       ASSERT_GT(stack->ports[service], 0);
     }
@@ -231,6 +255,18 @@ class ExampleShopTest : public ::testing::Test {
                                          {"CRM_SEND_INTERVAL", "200ms"}}),
                 IsOk());
 
+    ASSERT_THAT(stack->Start("audit", {}), IsOk());
+    ASSERT_THAT(
+        stack->Start("erasure", {{"CRM_TARGETS", absl::StrCat("audit=", stack->Addr("audit"),
+                                                              ",consent=", stack->Addr("consent"),
+                                                              ",contacts=", stack->Addr("contacts"),
+                                                              ",mailing=", stack->Addr("mailing"))},
+                                 {"CRM_MAILING_ADDR", stack->Addr("mailing")},
+                                 {"CRM_WORK_INTERVAL", "100ms"},
+                                 {"CRM_CALL_DEADLINE", "2s"},
+                                 {"CRM_LEASE", "5s"}}),
+        IsOk());
+
     // The first administrator's first login allows only the password change.
     CRM_ASSERT_OK_AND_ASSIGN(std::string bootstrap, pki::ReadFile(admin_password_file));
     bootstrap = std::string(absl::StripAsciiWhitespace(bootstrap));
@@ -246,6 +282,7 @@ class ExampleShopTest : public ::testing::Test {
   static void TearDownTestSuite() {
     if (g_stack == nullptr) return;
     for (auto& process : g_stack->services) {
+      if (process == nullptr) continue;  // never started
       EXPECT_THAT(process->Signal(SIGTERM), IsOk());
       absl::StatusOr<ExitStatus> exit = process->WaitForExit(kProcessBound);
       EXPECT_TRUE(exit.ok() && exit->exited_with(0)) << process->Output();
@@ -484,6 +521,217 @@ TEST_F(ExampleShopTest, TheMailingServiceSendsACampaignThroughTheWholeStack) {
   CRM_ASSERT_OK_AND_ASSIGN(std::string log, pki::ReadFile(st.dir.path() + "/mailing.log"));
   EXPECT_THAT(log, Not(HasSubstr("portal.example")));
   EXPECT_THAT(log, Not(HasSubstr("customers.example")));
+}
+
+// ---- Erasure (issue 8) ----------------------------------------------------
+
+// A customer with data in every service: a person with name, address and
+// phone in contacts, a consent statement, a mailing subscription and a sent
+// mail, and the audit events all of that made. The subject id.
+std::string CustomerEverywhere(Stack& st, const std::string& given, const std::string& email,
+                               const std::string& phone) {
+  auto ok = [](const Outcome& o) { return o.exit.exited_with(0); };
+  const Outcome person =
+      st.Crmctl({"call", "contacts", "CreatePerson",
+                 absl::StrCat(R"({"person": {"givenName": ")", given,
+                              R"(", "familyName": "Vanishing", "emails": [{"address": ")", email,
+                              R"(", "primary": true}], "phones": [{"number": ")", phone,
+                              R"("}], "registration": {"channel": "web"}}})")});
+  EXPECT_TRUE(ok(person)) << person.output;
+  const std::string subject = JsonString(person.output, "subject_id");
+  const Outcome purposes = st.Crmctl({"call", "consent", "ListPurposes", "{}"});
+  const std::string notice = JsonString(purposes.output, "en");
+  EXPECT_TRUE(
+      ok(st.Crmctl({"call", "mailing", "Subscribe",
+                    absl::StrCat(R"({"listId": "news", "subjectId": ")", subject,
+                                 R"(", "source": "shop", "noticeVersion": ")", notice, R"("})")})));
+  // Objected to direct marketing after all: consent must keep suppressing
+  // the address once everything else is gone.
+  EXPECT_TRUE(ok(st.Crmctl(
+      {"call", "consent", "Object",
+       absl::StrCat(
+           R"({"statement": {"subjectId": ")", subject,
+           R"(", "purposeId": "newsletter", "method": "METHOD_WEB_FORM", "source": "shop"}})")})));
+  return subject;
+}
+
+// The request's JSON once its state is one of `states` (polled), or the last
+// answer.
+std::string AwaitErasure(Stack& st, const std::string& request_id,
+                         const std::vector<std::string>& states,
+                         absl::Duration bound = absl::Seconds(60)) {
+  std::string last;
+  const absl::Time end = absl::Now() + bound;
+  while (absl::Now() < end) {
+    last = st.Crmctl({"call", "erasure", "GetErasure",
+                      absl::StrCat(R"({"requestId": ")", request_id, R"("})")})
+               .output;
+    for (const std::string& s : states) {
+      if (absl::StrContains(last, absl::StrCat(R"("state": ")", s, R"(")"))) return last;
+    }
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  return last;
+}
+
+// Every row of every table of every service database and every Redis value
+// holding one of `needles` (case-insensitive), as "<db>.<table>" or
+// "redis <key>".
+std::vector<std::string> Traces(Stack& st, const std::vector<std::string>& needles) {
+  std::vector<std::string> found;
+  auto holds = [&](const std::string& text) {
+    const std::string lower = absl::AsciiStrToLower(text);
+    for (const std::string& n : needles) {
+      if (absl::StrContains(lower, absl::AsciiStrToLower(n))) return true;
+    }
+    return false;
+  };
+  for (const auto& db : st.dbs) {
+    pqxx::connection c(db->conninfo());
+    pqxx::nontransaction tx(c);
+    for (const pqxx::row& t : tx.exec(
+             "SELECT quote_ident(table_name) FROM information_schema.tables WHERE table_schema = "
+             "'public' AND table_type = 'BASE TABLE'")) {
+      const std::string table = t[0].as<std::string>();
+      for (const pqxx::row& r : tx.exec(absl::StrCat("SELECT x::text FROM ", table, " x"))) {
+        if (holds(r[0].as<std::string>())) found.push_back(absl::StrCat(c.dbname(), ".", table));
+      }
+    }
+  }
+  absl::StatusOr<TestEnv> env = TestEnv::Load();
+  if (!env.ok()) return {"redis: no test environment"};
+  absl::StatusOr<std::unique_ptr<redis::Client>> client = redis::Client::Create(
+      {.host = env->redis().host, .port = env->redis().port, .password = env->redis().password});
+  if (!client.ok()) return {"redis: unreachable"};
+  std::string cursor = "0";
+  do {
+    absl::StatusOr<redis::Reply> page = (*client)->Command("SCAN", cursor, "COUNT", "1000");
+    if (!page.ok() || page->elements.size() != 2) return {"redis: SCAN failed"};
+    cursor = page->elements[0].str;
+    for (const redis::Reply& key : page->elements[1].elements) {
+      absl::StatusOr<redis::Reply> value = (*client)->Command("DUMP", key.str);
+      if (holds(key.str) || (value.ok() && holds(value->str))) {
+        found.push_back(absl::StrCat("redis ", key.str));
+      }
+    }
+  } while (cursor != "0");
+  return found;
+}
+
+TEST_F(ExampleShopTest, AnErasureLeavesNoTraceInAnyServiceAndIsCertified) {
+  Stack& st = *g_stack;
+  auto ok = [](const Outcome& o) { return o.exit.exited_with(0); };
+  ASSERT_TRUE(
+      ok(st.Run({absl::StrCat(std::getenv("CRMTEST_SOURCE_DIR"), "/tools/platform-accounts")})));
+  const std::string email = "vera.vanishing@customers.example";
+  const std::string subject = CustomerEverywhere(st, "Veronika", email, "+4930901820");
+  ASSERT_FALSE(subject.empty());
+  // The scan below reads every row: it finds what is stored in clear (names,
+  // addresses and phones never are: contacts seals them under the subject's
+  // key, which the erasure destroys).
+  EXPECT_THAT(Traces(st, {"newsletter"}), Not(::testing::IsEmpty()));
+
+  const std::string submit = absl::StrCat(R"({"subjectId": ")", subject,
+                                          R"(", "reason": "ERASURE_REASON_SUBJECT_REQUEST"})");
+  const Outcome first = st.Crmctl({"call", "erasure", "SubmitErasure", submit});
+  ASSERT_TRUE(ok(first)) << first.output;
+  const std::string request_id = JsonString(first.output, "request_id");
+  // A second submission while it is open is the same request.
+  const Outcome second = st.Crmctl({"call", "erasure", "SubmitErasure", submit});
+  ASSERT_TRUE(ok(second)) << second.output;
+  EXPECT_EQ(JsonString(second.output, "request_id"), request_id);
+
+  const std::string done =
+      AwaitErasure(st, request_id, {"STATE_COMPLETED", "STATE_COMPLETED_WITH_RETENTION"});
+  ASSERT_THAT(done, HasSubstr("STATE_COMPLETED_WITH_RETENTION")) << done;
+  EXPECT_THAT(done, HasSubstr("marketing_suppression"));  // consent keeps a hash
+  EXPECT_THAT(done, HasSubstr("audit_events"));           // pseudonymous, retained
+
+  // No name, address or phone anywhere: every table of every database, and Redis.
+  EXPECT_THAT(Traces(st, {"Veronika", "Vanishing", email, "4930901820"}), ::testing::IsEmpty());
+
+  // The subject was told, once, at the address erased everywhere else.
+  std::vector<crm::testing::SinkMessage> mail;
+  for (int i = 0; i < 100; ++i) {
+    CRM_ASSERT_OK_AND_ASSIGN(mail, st.sink->Messages());
+    if (std::any_of(mail.begin(), mail.end(), [&](const auto& m) {
+          return m.recipients.size() == 1 && m.recipients[0] == email;
+        })) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  int notices = 0;
+  for (const auto& m : mail) {
+    if (m.recipients.size() == 1 && m.recipients[0] == email &&
+        absl::StrContains(m.data, "Subject: Your personal data has been erased")) {
+      ++notices;
+      EXPECT_THAT(m.data, HasSubstr(request_id));
+    }
+  }
+  EXPECT_EQ(notices, 1);
+
+  // The certificate verifies offline with the public key; a forged one does not.
+  const Outcome cert = st.Crmctl({"call", "erasure", "GetCertificate",
+                                  absl::StrCat(R"({"requestId": ")", request_id, R"("})")});
+  ASSERT_TRUE(ok(cert)) << cert.output;
+  EXPECT_THAT(cert.output, Not(HasSubstr(subject)));
+  const Outcome key = st.Crmctl({"call", "erasure", "GetVerificationKey", "{}"});
+  ASSERT_TRUE(ok(key)) << key.output;
+  const std::string dir = st.dir.path();
+  ASSERT_THAT(WriteFile(dir + "/cert.b64", JsonString(cert.output, "certificate")), IsOk());
+  ASSERT_THAT(WriteFile(dir + "/sig.b64", JsonString(cert.output, "signature")), IsOk());
+  std::string pem = JsonString(key.output, "public_key_pem");
+  pem = absl::StrReplaceAll(pem, {{"\\n", "\n"}});
+  ASSERT_THAT(WriteFile(dir + "/erasure.pub.pem", pem), IsOk());
+  const std::string verify = absl::StrCat(
+      "cd '", dir, "' && base64 -d cert.b64 > cert.json && base64 -d sig.b64 > cert.sig && ",
+      "openssl pkeyutl -verify -pubin -inkey erasure.pub.pem -rawin -in cert.json -sigfile "
+      "cert.sig");
+  const Outcome verified = st.Run({"/bin/bash", "-c", verify});
+  EXPECT_TRUE(ok(verified)) << verified.output;
+  const Outcome forged = st.Run(
+      {"/bin/bash", "-c",
+       absl::StrCat("cd '", dir,
+                    "' && sed 's/\"rounds\":1/\"rounds\":2/' cert.json > forged.json && ",
+                    "openssl pkeyutl -verify -pubin -inkey erasure.pub.pem -rawin -in forged.json "
+                    "-sigfile cert.sig")});
+  EXPECT_FALSE(ok(forged)) << forged.output;
+}
+
+TEST_F(ExampleShopTest, AnErasureWaitsForAStoppedServiceAndForARestartedOrchestrator) {
+  Stack& st = *g_stack;
+  auto ok = [](const Outcome& o) { return o.exit.exited_with(0); };
+  const std::string email = "paul.patient@customers.example";
+  const std::string subject = CustomerEverywhere(st, "Paulus", email, "+4930901821");
+  ASSERT_FALSE(subject.empty());
+
+  // Mailing crashes; the request waits for it, it does not fail.
+  ASSERT_THAT(st.Kill("mailing"), IsOk());
+  const Outcome submitted =
+      st.Crmctl({"call", "erasure", "SubmitErasure",
+                 absl::StrCat(R"({"subjectId": ")", subject,
+                              R"(", "reason": "ERASURE_REASON_SUBJECT_REQUEST"})")});
+  ASSERT_TRUE(ok(submitted)) << submitted.output;
+  const std::string request_id = JsonString(submitted.output, "request_id");
+  std::string waiting;
+  for (int i = 0; i < 100 && !absl::StrContains(waiting, R"("failures": 2)"); ++i) {
+    absl::SleepFor(absl::Milliseconds(200));
+    waiting = st.Crmctl({"call", "erasure", "GetErasure",
+                         absl::StrCat(R"({"requestId": ")", request_id, R"("})")})
+                  .output;
+  }
+  EXPECT_THAT(waiting, HasSubstr(R"("failures": 2)")) << waiting;
+  EXPECT_THAT(waiting, HasSubstr("STATE_RECEIVED"));  // the plan waits for every target
+
+  // The orchestrator crashes too, holding the request's lease.
+  ASSERT_THAT(st.Kill("erasure"), IsOk());
+  ASSERT_THAT(st.Launch("mailing"), IsOk());
+  ASSERT_THAT(st.Launch("erasure"), IsOk());
+  const std::string done =
+      AwaitErasure(st, request_id, {"STATE_COMPLETED", "STATE_COMPLETED_WITH_RETENTION"});
+  EXPECT_THAT(done, HasSubstr("STATE_COMPLETED_WITH_RETENTION")) << done;
+  EXPECT_THAT(Traces(st, {"Paulus", email, "4930901821"}), ::testing::IsEmpty());
 }
 
 }  // namespace
