@@ -13,7 +13,10 @@
 // Mailing runs too, with a real SMTP sink: after tools/platform-accounts
 // gave it its service account, a campaign goes out through the whole stack
 // (mailing's own token at consent, the address from contacts by mailing's
-// certificate, the mail in the sink).
+// certificate, the mail in the sink). Audit and the erasure orchestrator run
+// as well: a customer with data in every service is erased and nothing
+// readable is left in any database or in Redis; a target and the
+// orchestrator are killed mid-request and the request still completes.
 #include <signal.h>
 
 #include <algorithm>
