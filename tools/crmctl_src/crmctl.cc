@@ -72,12 +72,25 @@ Mailing (crm.mailing.v1.Mailing, as the user of 'crmctl login'):
                                                 'crmctl mailing campaign create --name
                                                 "May news" --list news --template may'
 
+Erasure (crm.erasure.v1.Erasure, as the user of 'crmctl login'; all but key and
+verify need dsr.manage):
+  erasure submit SUBJECT_ID --reason R          open an erasure request (Art. 17)
+  erasure show|cancel REQUEST_ID                a request and its targets; cancel it
+  erasure ls [--state S] [--due-within 7d]      requests, oldest due first
+  erasure extend REQUEST_ID --months 1|2 --reason TEXT
+                                                move the due date (Art. 12(3))
+  erasure certificate REQUEST_ID --out FILE     the signed certificate (FILE, FILE.sig)
+  erasure key [--out FILE]                      the public key certificates verify with
+  erasure verify FILE [--key PEM_FILE]          check FILE.sig offline (exit 1: not valid)
+  erasure reapply --since TIME                  after a database restore
+
 Services: identity contacts consent audit mailing erasure (gRPC), gateway (HTTPS).
 
 Flags (anywhere on the line; --flag value or --flag=value):
   --cert FILE        operator certificate (default $CRM_PKI_DIR/operator.crt,
                      else <repo>/.run/pki/operator.crt)
-  --key FILE         its private key (default .../operator.key)
+  --key FILE         its private key (default .../operator.key); for 'erasure
+                     verify' the public key to verify with instead
   --ca FILE          CA bundle the servers must chain to (default .../ca.crt)
   --<service> H:P    address of a service, e.g. --audit=10.0.0.5:50054; also
                      $CRMCTL_<SERVICE>_ADDR; default 127.0.0.1:<development port>
@@ -88,8 +101,8 @@ Flags (anywhere on the line; --flag value or --flag=value):
                      service, the host name is checked instead)
   --header K=V       request metadata, repeatable (e.g. "authorization=Bearer ...")
   --timeout D        deadline of each call, e.g. 5s, 500ms (default 10s)
-  --json             identity, contacts, consent and mailing commands: print the
-                     JSON response
+  --json             identity, contacts, consent, mailing and erasure commands:
+                     print the JSON response
   --password-stdin   read passwords as lines of stdin
   -h, --help         help
 
@@ -439,7 +452,7 @@ int Run(const std::vector<std::string>& args, const std::map<std::string, std::s
                                  "\" (health, call, list, login, logout, passwd, user, role, "
                                  "grant, team, totp, service-account, keys, person, company, "
                                  "history, invoice, retention, catalogue, purpose, notice, "
-                                 "consent, mailing, help)"),
+                                 "consent, mailing, erasure, help)"),
                     "");
 }
 

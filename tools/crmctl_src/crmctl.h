@@ -11,6 +11,7 @@
 //   crmctl person ...|catalogue                 contacts (contacts_commands.h)
 //   crmctl purpose|notice|consent ...          consent (consent_commands.h)
 //   crmctl mailing ...                         mailing (mailing_commands.h)
+//   crmctl erasure ...                         erasure (erasure_commands.h)
 //
 // See Usage() and docs/crmctl.md for the flags.
 //

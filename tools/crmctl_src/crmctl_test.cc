@@ -3,9 +3,10 @@
 // gateway stand-in, a fake Identity service for the identity commands, a
 // fake Contacts service for the contacts commands, a fake Consent service
 // for the consent commands, a fake Mailing service for the mailing
-// commands), with a throwaway PKI. Plus unit tests of option parsing, method
-// lookup, the identity, contacts, consent and mailing command tables and
-// token expiry.
+// commands, a fake Erasure service for the erasure commands), with a
+// throwaway PKI. Plus unit tests of option parsing, method lookup, the
+// identity, contacts, consent, mailing and erasure command tables and token
+// expiry.
 #include "tools/crmctl_src/crmctl.h"
 
 #include <google/protobuf/descriptor.pb.h>
@@ -31,8 +32,11 @@
 #include "absl/synchronization/mutex.h"
 #include "crm/consent/v1/consent.grpc.pb.h"
 #include "crm/contacts/v1/contacts.grpc.pb.h"
+#include "crm/erasure/v1/erasure.grpc.pb.h"
 #include "crm/identity/v1/identity.grpc.pb.h"
 #include "crm/mailing/v1/mailing.grpc.pb.h"
+#include "libs/crypto/ed25519.h"
+#include "libs/crypto/primitives.h"
 #include "libs/log/log.h"
 #include "libs/rpc/server.h"
 #include "libs/rpc/testing/echo_service.h"
@@ -41,6 +45,7 @@
 #include "tools/crmctl_src/consent_commands.h"
 #include "tools/crmctl_src/contacts_commands.h"
 #include "tools/crmctl_src/csv.h"
+#include "tools/crmctl_src/erasure_commands.h"
 #include "tools/crmctl_src/identity_commands.h"
 #include "tools/crmctl_src/mailing_commands.h"
 #include "tools/crmctl_src/options.h"
@@ -72,6 +77,7 @@ using ::testing::StartsWith;
 namespace cv1 = ::crm::contacts::v1;
 namespace nv1 = ::crm::consent::v1;
 namespace mv1 = ::crm::mailing::v1;
+namespace ev1 = ::crm::erasure::v1;
 
 struct Result {
   int exit_code = -1;
@@ -3046,6 +3052,685 @@ TEST_F(MailingCommandsTest, BadUsageExitsTwoNamingTheArgumentWithoutCalling) {
   EXPECT_EQ(fake_.CallCount(), 0u);
 }
 
+// A fake crm.erasure.v1.Erasure service: records every call (method,
+// authorization metadata, request) and answers canned requests (one with
+// two targets), a list of two pages, and certificates signed with `key`,
+// whose public key GetVerificationKey gives. Calls without the bearer token
+// of the test's session are UNAUTHENTICATED.
+class FakeErasure final : public ev1::Erasure::Service {
+ public:
+  struct Seen {
+    std::string method;
+    std::string authorization;
+    std::string request;  // Serialized.
+  };
+
+  FakeErasure(std::string token, crypto::Ed25519PrivateKey key)
+      : token_(std::move(token)), key_(std::move(key)) {}
+
+  std::vector<Seen> Calls(absl::string_view method) {
+    absl::MutexLock lock(&mu_);
+    std::vector<Seen> out;
+    for (const Seen& s : seen_) {
+      if (s.method == method) out.push_back(s);
+    }
+    return out;
+  }
+  size_t CallCount() {
+    absl::MutexLock lock(&mu_);
+    return seen_.size();
+  }
+  template <typename T>
+  T LastRequest(absl::string_view method) {
+    std::vector<Seen> calls = Calls(method);
+    T request;
+    if (!calls.empty()) request.ParseFromString(calls.back().request);
+    return request;
+  }
+
+  static constexpr char kRequestId[] = "3b241101-e2bb-4255-8caf-4136c566a962";
+  // Request `id`: erasing; audit erased (one category erased, one
+  // retained), contacts failing.
+  static ev1::ErasureRequest Request(const std::string& id) {
+    ev1::ErasureRequest r;
+    r.set_request_id(id);
+    r.set_subject_id("s-1");
+    r.set_reason(ev1::ERASURE_REASON_SUBJECT_REQUEST);
+    r.set_requester("u-1");
+    r.set_state(ev1::STATE_ERASING);
+    *r.mutable_received_at() = FakeConsent::Time("2026-05-01T08:00:00Z");
+    *r.mutable_not_before() = FakeConsent::Time("2026-05-01T08:00:00Z");
+    *r.mutable_due_at() = FakeConsent::Time("2026-06-01T08:00:00Z");
+    r.set_rounds(1);
+    ev1::Target* t = r.add_targets();
+    t->set_service("audit");
+    t->set_state(ev1::TARGET_STATE_ERASED);
+    t->add_planned()->set_category("audit_events");
+    t->add_erased()->set_category("audit_payloads");
+    t->add_retained()->set_category("audit_events");
+    *t->mutable_erased_at() = FakeConsent::Time("2026-05-01T08:01:00Z");
+    t = r.add_targets();
+    t->set_service("contacts");
+    t->set_state(ev1::TARGET_STATE_PLANNED);
+    t->set_failures(3);
+    t->set_last_error("UNAVAILABLE: connection refused");
+    *t->mutable_next_attempt_at() = FakeConsent::Time("2026-05-01T08:05:00Z");
+    t->add_planned()->set_category("person");
+    t->add_planned()->set_category("contact_history");
+    return r;
+  }
+  // The certificate GetCertificate gives.
+  std::string Certificate() const {
+    return absl::StrCat(
+        R"({"format":"crm.erasure.certificate.v1","issuer":"crm-erasure","key_id":")",
+        KeyIdOf(key_.PublicKey()), R"(","request_id":")", kRequestId,
+        R"(","reason":"subject_request","outcome":"completed"})");
+  }
+  static std::string KeyIdOf(const crypto::Ed25519PublicKey& key) {
+    return absl::BytesToHexString(crypto::Sha256(key.Raw())).substr(0, 16);
+  }
+
+  // "s-open": the subject has an open request (created false).
+  grpc::Status SubmitErasure(grpc::ServerContext* ctx, const ev1::SubmitErasureRequest* req,
+                             ev1::SubmitErasureResponse* resp) override {
+    if (!Record("SubmitErasure", ctx, *req)) return Unauthenticated();
+    const bool open = req->subject_id() == "s-open";
+    ev1::ErasureRequest* r = resp->mutable_request();
+    *r = Request(kRequestId);
+    r->set_subject_id(req->subject_id());
+    r->set_reason(open ? ev1::ERASURE_REASON_RETENTION : req->reason());
+    r->set_state(open ? ev1::STATE_ERASING : ev1::STATE_RECEIVED);
+    r->clear_targets();
+    resp->set_created(!open);
+    return grpc::Status::OK;
+  }
+  // "gone": NOT_FOUND.
+  grpc::Status GetErasure(grpc::ServerContext* ctx, const ev1::GetErasureRequest* req,
+                          ev1::GetErasureResponse* resp) override {
+    if (!Record("GetErasure", ctx, *req)) return Unauthenticated();
+    if (req->request_id() == "gone") {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "request_id: no such request");
+    }
+    *resp->mutable_request() = Request(req->request_id());
+    return grpc::Status::OK;
+  }
+  // Two pages: r-1 and r-2, then r-3.
+  grpc::Status ListErasures(grpc::ServerContext* ctx, const ev1::ListErasuresRequest* req,
+                            ev1::ListErasuresResponse* resp) override {
+    if (!Record("ListErasures", ctx, *req)) return Unauthenticated();
+    const bool first = req->page_token().empty();
+    for (const char* id :
+         first ? std::vector<const char*>{"r-1", "r-2"} : std::vector<const char*>{"r-3"}) {
+      ev1::ErasureRequest* r = resp->add_requests();
+      *r = Request(id);
+      r->clear_targets();
+      if (absl::string_view(id) == "r-1") {
+        r->set_state(ev1::STATE_COMPLETED_WITH_RETENTION);
+        *r->mutable_completed_at() = FakeConsent::Time("2026-05-02T09:00:00Z");
+      } else if (absl::string_view(id) == "r-3") {
+        r->set_reason(ev1::ERASURE_REASON_RETENTION);
+        r->set_state(ev1::STATE_NEEDS_ATTENTION);
+        *r->mutable_due_at() = FakeConsent::Time("2026-06-03T10:00:00Z");
+      }
+    }
+    if (first) resp->set_next_page_token("t-2");
+    return grpc::Status::OK;
+  }
+  // "r-erasing": FAILED_PRECONDITION.
+  grpc::Status CancelErasure(grpc::ServerContext* ctx, const ev1::CancelErasureRequest* req,
+                             ev1::CancelErasureResponse* resp) override {
+    if (!Record("CancelErasure", ctx, *req)) return Unauthenticated();
+    if (req->request_id() == "r-erasing") {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "request_id: the request is STATE_ERASING; only a received one can be "
+                          "cancelled");
+    }
+    *resp->mutable_request() = Request(req->request_id());
+    resp->mutable_request()->set_state(ev1::STATE_CANCELLED);
+    return grpc::Status::OK;
+  }
+  grpc::Status ExtendErasure(grpc::ServerContext* ctx, const ev1::ExtendErasureRequest* req,
+                             ev1::ExtendErasureResponse* resp) override {
+    if (!Record("ExtendErasure", ctx, *req)) return Unauthenticated();
+    ev1::ErasureRequest* r = resp->mutable_request();
+    *r = Request(req->request_id());
+    r->set_extended_months(req->months());
+    r->set_extension_reason(req->reason());
+    *r->mutable_due_at() =
+        FakeConsent::Time(req->months() == 1 ? "2026-07-01T08:00:00Z" : "2026-08-01T08:00:00Z");
+    return grpc::Status::OK;
+  }
+  // "r-open": FAILED_PRECONDITION.
+  grpc::Status GetCertificate(grpc::ServerContext* ctx, const ev1::GetCertificateRequest* req,
+                              ev1::GetCertificateResponse* resp) override {
+    if (!Record("GetCertificate", ctx, *req)) return Unauthenticated();
+    if (req->request_id() == "r-open") {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "request_id: no certificate until the request is completed");
+    }
+    const std::string certificate = Certificate();
+    absl::StatusOr<std::string> signature = key_.Sign(certificate);
+    if (!signature.ok()) return grpc::Status(grpc::StatusCode::INTERNAL, "sign");
+    resp->set_certificate(certificate);
+    resp->set_signature(*signature);
+    return grpc::Status::OK;
+  }
+  grpc::Status ReapplyErasures(grpc::ServerContext* ctx, const ev1::ReapplyErasuresRequest* req,
+                               ev1::ReapplyErasuresResponse* resp) override {
+    if (!Record("ReapplyErasures", ctx, *req)) return Unauthenticated();
+    resp->set_submitted(12);
+    resp->set_already_open(1);
+    return grpc::Status::OK;
+  }
+  grpc::Status GetVerificationKey(grpc::ServerContext* ctx,
+                                  const ev1::GetVerificationKeyRequest* req,
+                                  ev1::GetVerificationKeyResponse* resp) override {
+    if (!Record("GetVerificationKey", ctx, *req)) return Unauthenticated();
+    resp->set_public_key_pem(key_.PublicKey().ToPem());
+    return grpc::Status::OK;
+  }
+
+ private:
+  static grpc::Status Unauthenticated() {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "bad token");
+  }
+  bool Record(const char* method, grpc::ServerContext* ctx, const google::protobuf::Message& req) {
+    std::string authorization;
+    auto it = ctx->client_metadata().find("authorization");
+    if (it != ctx->client_metadata().end()) {
+      authorization.assign(it->second.data(), it->second.size());
+    }
+    absl::MutexLock lock(&mu_);
+    seen_.push_back({method, authorization, req.SerializeAsString()});
+    return authorization == absl::StrCat("Bearer ", token_);
+  }
+
+  const std::string token_;
+  const crypto::Ed25519PrivateKey key_;
+  absl::Mutex mu_;
+  std::vector<Seen> seen_ ABSL_GUARDED_BY(mu_);
+};
+
+// The erasure commands against FakeErasure, as an operator with a fresh
+// session; the identity address refuses connections (nothing is renewed).
+// The operator's certificate comes from $CRM_PKI_DIR, since --key is the
+// public key for erasure verify.
+class ErasureCommandsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { log::SetMinLevel(log::Level::kError); }
+
+  void SetUp() override {
+    CRM_ASSERT_OK_AND_ASSIGN(TestPki pki, TestPki::Create({"erasure", "operator"}));
+    pki_ = std::make_unique<TestPki>(std::move(pki));
+    AccessPolicy policy;
+    policy.AllowService(ev1::Erasure::service_full_name(), {"operator"});
+    ASSERT_THAT(policy.Validate(), IsOk());
+    ServerConfig config;
+    config.metrics_listen = "";
+    config.service = "erasure";
+    config.tls = pki_->Files("erasure");
+    config.handle_signals = false;
+    config.shutdown_grace = absl::Seconds(1);
+    server_ = std::make_unique<ServerRunner>(config, std::move(policy));
+    server_->RegisterService(&fake_);
+    ASSERT_THAT(server_->Start(), IsOk());
+    static int counter = 0;
+    dir_ = absl::StrCat(::testing::TempDir(), "/crmctl_erasure_", getpid(), "_", counter++);
+    session_path_ = dir_ + "/session";
+    ASSERT_THAT(SaveSession(session_path_,
+                            {.access_token = kToken, .refresh_token = "r-1", .user_id = "u-1"}),
+                IsOk());
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string Address() const { return absl::StrCat("127.0.0.1:", server_->port()); }
+  // crmctl `args` against the fake (--erasure), the operator's certificate
+  // from $CRM_PKI_DIR, or from nowhere unless `pki` (then only flags in
+  // `args` give it).
+  Result Crmctl(const std::vector<std::string>& args, bool pki = true) {
+    std::vector<std::string> env = {"CRMCTL_SESSION_FILE=" + session_path_,
+                                    "CRM_PKI_DIR=" + (pki ? pki_->dir() : dir_ + "/no-pki")};
+    return RunCrmctl(Concat(args, {"--identity", absl::StrCat("127.0.0.1:", identity_.port()),
+                                   "--erasure=" + Address()}),
+                     "", env);
+  }
+  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
+  // A file in the test's directory holding `bytes`.
+  std::string WriteFile(const std::string& name, const std::string& bytes) {
+    std::filesystem::create_directories(dir_);
+    std::ofstream(Path(name), std::ios::binary) << bytes;
+    return Path(name);
+  }
+  static int Mode(const std::string& path) {
+    struct stat st;
+    return stat(path.c_str(), &st) == 0 ? static_cast<int>(st.st_mode & 0777) : -1;
+  }
+
+  const std::string kToken = FakeJwt(absl::Now() + absl::Hours(1), "erasure-operator");
+  const crypto::Ed25519PrivateKey key_ = crypto::Ed25519PrivateKey::Generate().value();
+  std::unique_ptr<TestPki> pki_;
+  FakeErasure fake_{kToken, key_};
+  std::unique_ptr<ServerRunner> server_;
+  ClosedPort identity_;
+  std::string dir_;
+  std::string session_path_;
+};
+
+TEST_F(ErasureCommandsTest, SubmitSendsTheReasonAndTellsWhetherItWasCreated) {
+  Result r = Crmctl({"erasure", "submit", "s-1", "--reason", "subject-request"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  ASSERT_EQ(fake_.Calls("SubmitErasure").size(), 1u);
+  EXPECT_EQ(fake_.Calls("SubmitErasure")[0].authorization, "Bearer " + kToken);
+  ev1::SubmitErasureRequest sent = fake_.LastRequest<ev1::SubmitErasureRequest>("SubmitErasure");
+  EXPECT_EQ(sent.subject_id(), "s-1");
+  EXPECT_EQ(sent.reason(), ev1::ERASURE_REASON_SUBJECT_REQUEST);
+  EXPECT_EQ(r.out, absl::StrCat("request_id  ", FakeErasure::kRequestId,
+                                "\n"
+                                "state       received\n"
+                                "due_at      2026-06-01T08:00:00Z\n"
+                                "created     yes\n"));
+  EXPECT_THAT(r.err, IsEmpty());
+
+  for (const auto& [word, reason] : std::vector<std::pair<std::string, ev1::ErasureReason>>{
+           {"retention", ev1::ERASURE_REASON_RETENTION},
+           {"administrator", ev1::ERASURE_REASON_ADMINISTRATOR}}) {
+    r = Crmctl({"erasure", "submit", "s-2", "--reason", word});
+    ASSERT_EQ(r.exit_code, 0) << r;
+    EXPECT_EQ(fake_.LastRequest<ev1::SubmitErasureRequest>("SubmitErasure").reason(), reason);
+  }
+
+  // An open request of the subject: that one, created no, and a note.
+  r = Crmctl({"erasure", "submit", "s-open", "--reason", "subject-request"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_THAT(r.out, ContainsRegex("\nstate +erasing\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\ncreated +no\n$"));
+  EXPECT_THAT(r.err, HasSubstr("already has an open erasure request"));
+}
+
+TEST_F(ErasureCommandsTest, ShowPrintsTheRequestThenATableOfItsTargets) {
+  Result r = Crmctl({"erasure", "show", FakeErasure::kRequestId});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(fake_.LastRequest<ev1::GetErasureRequest>("GetErasure").request_id(),
+            FakeErasure::kRequestId);
+  EXPECT_EQ(r.out, absl::StrCat("request_id        ", FakeErasure::kRequestId,
+                                "\n"
+                                "subject_id        s-1\n"
+                                "reason            subject-request\n"
+                                "requester         u-1\n"
+                                "state             erasing\n"
+                                "received_at       2026-05-01T08:00:00Z\n"
+                                "not_before        2026-05-01T08:00:00Z\n"
+                                "due_at            2026-06-01T08:00:00Z\n"
+                                "extended_months   0\n"
+                                "extension_reason  -\n"
+                                "completed_at      -\n"
+                                "rounds            1\n"
+                                "attention         -\n"
+                                "\n"
+                                "SERVICE   STATE    FAILURES  LAST_ERROR                       "
+                                "NEXT_ATTEMPT          ERASED  RETAINED\n"
+                                "audit     erased   0         -                                "
+                                "-                     1       1\n"
+                                "contacts  planned  3         UNAVAILABLE: connection refused  "
+                                "2026-05-01T08:05:00Z  0       0\n"));
+}
+
+TEST_F(ErasureCommandsTest, LsFollowsPagesIntoOneTableWithTheFiltersOnEveryPage) {
+  const absl::Time before = absl::Now();
+  Result r = Crmctl({"erasure", "ls", "--state", "needs-attention", "--due-within", "7d"});
+  const absl::Time after = absl::Now();
+  ASSERT_EQ(r.exit_code, 0) << r;
+  std::vector<FakeErasure::Seen> calls = fake_.Calls("ListErasures");
+  ASSERT_EQ(calls.size(), 2u);
+  ev1::ListErasuresRequest first;
+  ev1::ListErasuresRequest second;
+  ASSERT_TRUE(first.ParseFromString(calls[0].request));
+  ASSERT_TRUE(second.ParseFromString(calls[1].request));
+  for (const ev1::ListErasuresRequest* sent : {&first, &second}) {
+    EXPECT_EQ(sent->state(), ev1::STATE_NEEDS_ATTENTION);
+    EXPECT_EQ(sent->page_size(), 500);
+    ASSERT_TRUE(sent->has_due_before());
+    EXPECT_GE(sent->due_before().seconds(), absl::ToUnixSeconds(before + absl::Hours(7 * 24)));
+    EXPECT_LE(sent->due_before().seconds(), absl::ToUnixSeconds(after + absl::Hours(7 * 24)));
+  }
+  EXPECT_TRUE(first.page_token().empty());
+  EXPECT_EQ(second.page_token(), "t-2");
+  EXPECT_EQ(r.out,
+            "REQUEST  STATE                     REASON           RECEIVED              "
+            "DUE                   COMPLETED\n"
+            "r-1      completed-with-retention  subject-request  2026-05-01T08:00:00Z  "
+            "2026-06-01T08:00:00Z  2026-05-02T09:00:00Z\n"
+            "r-2      erasing                   subject-request  2026-05-01T08:00:00Z  "
+            "2026-06-01T08:00:00Z  -\n"
+            "r-3      needs-attention           retention        2026-05-01T08:00:00Z  "
+            "2026-06-03T10:00:00Z  -\n");
+  EXPECT_THAT(r.err, IsEmpty());
+
+  // No filters: every state, any due date. --json: one response, no token.
+  r = Crmctl({"erasure", "ls", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  ev1::ListErasuresRequest sent = fake_.LastRequest<ev1::ListErasuresRequest>("ListErasures");
+  EXPECT_EQ(sent.state(), ev1::STATE_UNSPECIFIED);
+  EXPECT_FALSE(sent.has_due_before());
+  ev1::ListErasuresResponse list;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &list).ok()) << r.out;
+  ASSERT_EQ(list.requests_size(), 3);
+  EXPECT_EQ(list.requests(2).state(), ev1::STATE_NEEDS_ATTENTION);
+  EXPECT_TRUE(list.next_page_token().empty());
+}
+
+TEST_F(ErasureCommandsTest, CancelAndExtendSendTheRequestAndPrintItLikeShow) {
+  Result r = Crmctl({"erasure", "cancel", FakeErasure::kRequestId});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(fake_.LastRequest<ev1::CancelErasureRequest>("CancelErasure").request_id(),
+            FakeErasure::kRequestId);
+  EXPECT_THAT(r.out, ContainsRegex("\nstate +cancelled\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\n\nSERVICE +STATE +FAILURES"));
+
+  r = Crmctl({"erasure", "extend", FakeErasure::kRequestId, "--months", "2", "--reason",
+              "complex request: many systems"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  ev1::ExtendErasureRequest sent = fake_.LastRequest<ev1::ExtendErasureRequest>("ExtendErasure");
+  EXPECT_EQ(sent.request_id(), FakeErasure::kRequestId);
+  EXPECT_EQ(sent.months(), 2);
+  EXPECT_EQ(sent.reason(), "complex request: many systems");
+  EXPECT_THAT(r.out, ContainsRegex("\ndue_at +2026-08-01T08:00:00Z\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\nextended_months +2\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\nextension_reason +complex request: many systems\n"));
+
+  r = Crmctl({"erasure", "extend", FakeErasure::kRequestId, "--months=1", "--reason", "r"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(fake_.LastRequest<ev1::ExtendErasureRequest>("ExtendErasure").months(), 1);
+}
+
+TEST_F(ErasureCommandsTest, CertificateWritesBothFilesAndRefusesToOverwrite) {
+  std::filesystem::create_directories(dir_);
+  const std::string path = Path("certificate.json");
+  Result r = Crmctl({"erasure", "certificate", FakeErasure::kRequestId, "--out", path});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(fake_.LastRequest<ev1::GetCertificateRequest>("GetCertificate").request_id(),
+            FakeErasure::kRequestId);
+  const std::string certificate = fake_.Certificate();
+  EXPECT_EQ(ReadAll(path), certificate);
+  const std::string signature = ReadAll(path + ".sig");
+  EXPECT_EQ(signature.size(), crypto::kEd25519SignatureSize);
+  EXPECT_TRUE(key_.PublicKey().Verify(certificate, signature));
+  EXPECT_EQ(Mode(path), 0644);
+  EXPECT_EQ(Mode(path + ".sig"), 0644);
+  EXPECT_THAT(r.out, StartsWith(absl::StrCat("certificate  ", path, " (", certificate.size(),
+                                             " bytes)\nsignature    ", path, ".sig (64 bytes)\n")));
+  EXPECT_THAT(r.out, HasSubstr(absl::StrCat("openssl pkeyutl -verify -pubin -inkey erasure.pub.pem "
+                                            "-rawin -in ",
+                                            path, " -sigfile ", path, ".sig\n")));
+  EXPECT_THAT(r.out,
+              HasSubstr(absl::StrCat("crmctl erasure verify ", path, " --key erasure.pub.pem\n")));
+  // Nothing else is left in the directory (no temporary files).
+  int files = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir_)) ++files;
+  EXPECT_EQ(files, 3);  // session, the certificate, its signature.
+
+  // Either file existing: exit 2, nothing asked, nothing written.
+  WriteFile("certificate.json", "mine");
+  std::filesystem::remove(path + ".sig");
+  r = Crmctl({"erasure", "certificate", FakeErasure::kRequestId, "--out", path});
+  EXPECT_EQ(r.exit_code, 2) << r;
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("--out: ", path, " exists (--force replaces it)")));
+  WriteFile("other.json.sig", "mine");
+  r = Crmctl({"erasure", "certificate", FakeErasure::kRequestId, "--out", Path("other.json")});
+  EXPECT_EQ(r.exit_code, 2) << r;
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("--out: ", Path("other.json.sig"), " exists")));
+  EXPECT_EQ(fake_.Calls("GetCertificate").size(), 1u);
+  EXPECT_EQ(ReadAll(path), "mine");
+  EXPECT_FALSE(std::filesystem::exists(path + ".sig"));
+
+  // --force replaces them.
+  std::filesystem::permissions(
+      path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  r = Crmctl({"erasure", "certificate", FakeErasure::kRequestId, "--out", path, "--force"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(ReadAll(path), certificate);
+  EXPECT_TRUE(key_.PublicKey().Verify(certificate, ReadAll(path + ".sig")));
+  EXPECT_EQ(Mode(path), 0644);
+
+  // A directory that does not exist: the write fails, exit 1.
+  r = Crmctl({"erasure", "certificate", FakeErasure::kRequestId, "--out", Path("no/c.json")});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("cannot write ", Path("no/c.json"))));
+  // The signature cannot be written (a directory is in the way): no
+  // certificate without it is left.
+  std::filesystem::create_directories(Path("d.json.sig"));
+  r = Crmctl(
+      {"erasure", "certificate", FakeErasure::kRequestId, "--out", Path("d.json"), "--force"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("cannot write ", Path("d.json.sig"))));
+  EXPECT_FALSE(std::filesystem::exists(Path("d.json")));
+}
+
+TEST_F(ErasureCommandsTest, VerifyPassesForTheSignedFileAndFailsForAModifiedOne) {
+  std::filesystem::create_directories(dir_);
+  const std::string path = Path("certificate.json");
+  ASSERT_EQ(Crmctl({"erasure", "certificate", FakeErasure::kRequestId, "--out", path}).exit_code,
+            0);
+  const std::string id = FakeErasure::KeyIdOf(key_.PublicKey());
+
+  // With the service's key.
+  Result r = Crmctl({"erasure", "verify", path});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(fake_.Calls("GetVerificationKey").size(), 1u);
+  EXPECT_EQ(r.out, absl::StrCat("certificate verified: ", path, " is signed by key_id ", id, "\n"));
+
+  // Offline with --key: no operator certificate, no call.
+  const std::string pem = WriteFile("erasure.pub.pem", key_.PublicKey().ToPem());
+  const size_t calls = fake_.CallCount();
+  r = Crmctl({"erasure", "verify", path, "--key", pem}, /*pki=*/false);
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_THAT(r.out, StartsWith("certificate verified: "));
+  EXPECT_EQ(fake_.CallCount(), calls);
+
+  // One byte changed: NOT valid, exit 1, with either key.
+  std::string forged = fake_.Certificate();
+  forged.replace(forged.find("completed"), 9, "cancelled");
+  WriteFile("certificate.json", forged);
+  r = Crmctl({"erasure", "verify", path, "--key", pem}, /*pki=*/false);
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_THAT(r.out, IsEmpty());
+  EXPECT_EQ(r.err, absl::StrCat("certificate NOT valid: ", path, ".sig is not a signature of ",
+                                path, " by key_id ", id, "\n"));
+  r = Crmctl({"erasure", "verify", path});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_THAT(r.err, StartsWith("certificate NOT valid: "));
+
+  // Another key (e.g. the certificate was signed before a key rotation):
+  // NOT valid, naming both key ids.
+  CRM_ASSERT_OK_AND_ASSIGN(crypto::Ed25519PrivateKey other, crypto::Ed25519PrivateKey::Generate());
+  WriteFile("certificate.json", fake_.Certificate());
+  const std::string other_pem = WriteFile("other.pub.pem", other.PublicKey().ToPem());
+  r = Crmctl({"erasure", "verify", path, "--key", other_pem}, /*pki=*/false);
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("by key_id ", FakeErasure::KeyIdOf(other.PublicKey()),
+                                            " (the certificate names key_id ", id, ")\n")));
+
+  // --json: the verdict and the key id.
+  r = Crmctl({"erasure", "verify", path, "--key", pem, "--json"}, /*pki=*/false);
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(r.out, absl::StrCat("{\n  \"verified\": true,\n  \"key_id\": \"", id, "\"\n}\n"));
+}
+
+TEST_F(ErasureCommandsTest, KeyPrintsThePemOrWritesItWithItsKeyId) {
+  const std::string pem = key_.PublicKey().ToPem();
+  Result r = Crmctl({"erasure", "key"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(r.out, pem);
+
+  std::filesystem::create_directories(dir_);
+  const std::string path = Path("erasure.pub.pem");
+  r = Crmctl({"erasure", "key", "--out", path});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(ReadAll(path), pem);
+  EXPECT_EQ(Mode(path), 0644);
+  EXPECT_EQ(r.out, absl::StrCat("public_key  ", path, "\nkey_id      ",
+                                FakeErasure::KeyIdOf(key_.PublicKey()), "\n"));
+
+  // An existing file only with --force.
+  WriteFile("erasure.pub.pem", "old");
+  r = Crmctl({"erasure", "key", "--out", path});
+  EXPECT_EQ(r.exit_code, 2) << r;
+  EXPECT_EQ(ReadAll(path), "old");
+  r = Crmctl({"erasure", "key", "--out", path, "--force"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(ReadAll(path), pem);
+  EXPECT_EQ(fake_.Calls("GetVerificationKey").size(), 3u);
+}
+
+TEST_F(ErasureCommandsTest, ReapplySendsTheTimeAndPrintsTheCounts) {
+  Result r = Crmctl({"erasure", "reapply", "--since", "2026-05-01T00:00:00+02:00"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  ev1::ReapplyErasuresRequest sent =
+      fake_.LastRequest<ev1::ReapplyErasuresRequest>("ReapplyErasures");
+  ASSERT_TRUE(sent.has_completed_since());
+  EXPECT_EQ(sent.completed_since().seconds(), FakeConsent::Time("2026-04-30T22:00:00Z").seconds());
+  EXPECT_EQ(r.out, "submitted     12\nalready_open  1\n");
+}
+
+TEST_F(ErasureCommandsTest, TheOperatorKeyFlagStillWorksForTheOtherCommands) {
+  rpc::TlsFiles f = pki_->Files("operator");
+  Result r =
+      Crmctl({"erasure", "ls", "--cert", f.cert_file, "--key", f.key_file, "--ca", f.ca_file},
+             /*pki=*/false);
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(fake_.Calls("ListErasures").size(), 2u);
+}
+
+TEST_F(ErasureCommandsTest, RpcErrorPrintsTheCodeAndExitsOne) {
+  for (const auto& [args, error] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"erasure", "show", "gone"}, "ERROR NOT_FOUND: request_id: no such request\n"},
+           {{"erasure", "cancel", "r-erasing"},
+            "ERROR FAILED_PRECONDITION: request_id: the request is STATE_ERASING; only a "
+            "received one can be cancelled\n"},
+           {{"erasure", "certificate", "r-open", "--out", Path("open.json")},
+            "ERROR FAILED_PRECONDITION: request_id: no certificate until the request is "
+            "completed\n"},
+           {{"erasure", "ls", "--header", "authorization=Bearer other"},
+            "ERROR UNAUTHENTICATED: bad token\n"},
+           {{"erasure", "key", "--header", "authorization=Bearer other"},
+            "ERROR UNAUTHENTICATED: bad token\n"},
+       }) {
+    Result r = Crmctl(args);
+    EXPECT_EQ(r.exit_code, 1) << r;
+    EXPECT_THAT(r.err, StartsWith(error)) << r;
+    EXPECT_THAT(r.out, IsEmpty());
+  }
+  // A certificate that could not be had writes nothing.
+  EXPECT_FALSE(std::filesystem::exists(Path("open.json")));
+  EXPECT_FALSE(std::filesystem::exists(Path("open.json.sig")));
+  // A list's pages: the error of the first ends it.
+  EXPECT_EQ(fake_.Calls("ListErasures").size(), 1u);
+
+  // verify with the service's key: its error, and no verdict.
+  WriteFile("c.json", "{}");
+  WriteFile("c.json.sig", "x");
+  Result r = Crmctl({"erasure", "verify", Path("c.json"), "--header", "authorization=Bearer x"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_EQ(r.err, "ERROR UNAUTHENTICATED: bad token\n");
+}
+
+TEST_F(ErasureCommandsTest, JsonOutputIsTheResponseAsJson) {
+  Result r = Crmctl({"erasure", "show", FakeErasure::kRequestId, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  ev1::GetErasureResponse shown;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &shown).ok()) << r.out;
+  EXPECT_EQ(shown.request().state(), ev1::STATE_ERASING);
+  ASSERT_EQ(shown.request().targets_size(), 2);
+  EXPECT_EQ(shown.request().targets(1).last_error(), "UNAVAILABLE: connection refused");
+  EXPECT_THAT(r.out, HasSubstr(R"("state": "STATE_ERASING")"));
+
+  r = Crmctl({"erasure", "submit", "s-open", "--reason", "retention", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  ev1::SubmitErasureResponse submitted;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &submitted).ok()) << r.out;
+  EXPECT_FALSE(submitted.created());
+  EXPECT_EQ(submitted.request().request_id(), FakeErasure::kRequestId);
+
+  r = Crmctl({"erasure", "reapply", "--since", "2026-05-01T00:00:00Z", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  ev1::ReapplyErasuresResponse reapplied;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &reapplied).ok()) << r.out;
+  EXPECT_EQ(reapplied.submitted(), 12);
+  EXPECT_EQ(reapplied.already_open(), 1);
+
+  // certificate --json: the files are written all the same.
+  std::filesystem::create_directories(dir_);
+  r = Crmctl(
+      {"erasure", "certificate", FakeErasure::kRequestId, "--out", Path("c.json"), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  ev1::GetCertificateResponse certificate;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &certificate).ok()) << r.out;
+  EXPECT_EQ(certificate.certificate(), ReadAll(Path("c.json")));
+  EXPECT_EQ(certificate.signature(), ReadAll(Path("c.json.sig")));
+}
+
+TEST_F(ErasureCommandsTest, BadUsageExitsTwoNamingTheArgumentWithoutCalling) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::string id = FakeErasure::kRequestId;
+  const std::string signed_file = WriteFile("signed.json", "{}");
+  WriteFile("signed.json.sig", "x");
+  const std::string unsigned_file = WriteFile("unsigned.json", "{}");
+  for (const Case& c : std::vector<Case>{
+           {{"erasure"},
+            "erasure needs a command: submit, show, ls, cancel, extend, certificate, key, verify, "
+            "reapply"},
+           {{"erasure", "frob"}, "unknown command \"erasure frob\""},
+           {{"erasure", "submit", "--reason", "retention"}, "missing SUBJECT_ID"},
+           {{"erasure", "submit", "s-1"}, "--reason: required"},
+           {{"erasure", "submit", "s-1", "--reason", "whim"},
+            "--reason: expected one of subject-request, retention, administrator, got \"whim\""},
+           {{"erasure", "submit", "s-1", "s-2", "--reason", "retention"},
+            "unexpected argument \"s-2\""},
+           {{"erasure", "show"}, "missing REQUEST_ID"},
+           {{"erasure", "show", id, "--state", "received"},
+            "--state: not a flag of 'crmctl erasure show'"},
+           {{"erasure", "ls", "--state", "done"},
+            "--state: expected one of received, planned, erasing, verifying, completed, "
+            "completed-with-retention, needs-attention, cancelled, got \"done\""},
+           {{"erasure", "ls", "--due-within", "a week"},
+            "--due-within: expected a positive duration like 8h, 90m or 7d, got \"a week\""},
+           {{"erasure", "ls", "--due-within", "-7d"}, "--due-within: expected a positive duration"},
+           {{"erasure", "cancel"}, "missing REQUEST_ID"},
+           {{"erasure", "extend", id, "--reason", "r"}, "--months: required"},
+           {{"erasure", "extend", id, "--months", "1"}, "--reason: required"},
+           {{"erasure", "extend", "--months", "1", "--reason", "r"}, "missing REQUEST_ID"},
+           {{"erasure", "extend", id, "--months", "3", "--reason", "r"},
+            "--months: expected 1 or 2, got \"3\""},
+           {{"erasure", "extend", id, "--months", "0", "--reason", "r"},
+            "--months: expected 1 or 2, got \"0\""},
+           {{"erasure", "extend", id, "--months", "two", "--reason", "r"},
+            "--months: expected a number, got \"two\""},
+           {{"erasure", "certificate", id}, "--out: required"},
+           {{"erasure", "certificate", "--out", Path("c.json")}, "missing REQUEST_ID"},
+           {{"erasure", "key", "--force"}, "--force: only with --out"},
+           {{"erasure", "verify"}, "missing FILE"},
+           {{"erasure", "verify", Path("missing.json")},
+            "FILE: cannot read " + Path("missing.json") + ": No such file or directory"},
+           {{"erasure", "verify", unsigned_file},
+            "FILE: cannot read " + unsigned_file + ".sig: No such file or directory"},
+           {{"erasure", "verify", signed_file, "--key", Path("missing.pem")},
+            "--key: cannot read " + Path("missing.pem")},
+           {{"erasure", "verify", signed_file, "--key", signed_file},
+            "--key: " + signed_file + " is not an Ed25519 public key in PEM"},
+           {{"erasure", "reapply"}, "--since: required"},
+           {{"erasure", "reapply", "--since", "yesterday"},
+            "--since: expected an RFC 3339 time like 2026-11-01T00:00:00Z, got \"yesterday\""},
+       }) {
+    Result r = Crmctl(c.args);
+    EXPECT_EQ(r.exit_code, 2) << r;
+    EXPECT_THAT(r.err, HasSubstr(c.message)) << r;
+  }
+  EXPECT_EQ(fake_.CallCount(), 0u);
+}
+
 // --- in-process unit tests ---
 
 TEST(ParseOptionsTest, DefaultsComeFromPkiDirAndDevelopmentPorts) {
@@ -3101,6 +3786,23 @@ TEST(ParseOptionsTest, BadFlagsAreNamed) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--server-identity")));
   EXPECT_THAT(ParseOptions({"--addr=host"}, {}, "/r"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--addr")));
+}
+
+TEST(ParseOptionsTest, ACommandsOwnFlagTakesTheGlobalFlagOfItsName) {
+  // erasure verify --key: the public key; the operator's key stays the default.
+  CRM_ASSERT_OK_AND_ASSIGN(Options o, ParseOptions({"--key", "pub.pem", "erasure", "verify",
+                                                    "c.json", "--cert", "op.crt"},
+                                                   {}, "/r"));
+  EXPECT_EQ(o.key_file, "/r/.run/pki/operator.key");
+  EXPECT_EQ(o.cert_file, "op.crt");
+  EXPECT_EQ(o.command_flags,
+            (std::vector<std::pair<std::string, std::string>>{{"key", "pub.pem"}}));
+  // Any other command: the operator's key.
+  CRM_ASSERT_OK_AND_ASSIGN(o, ParseOptions({"erasure", "ls", "--key", "op.key"}, {}, "/r"));
+  EXPECT_EQ(o.key_file, "op.key");
+  EXPECT_THAT(o.command_flags, IsEmpty());
+  CRM_ASSERT_OK_AND_ASSIGN(o, ParseOptions({"--key=op.key", "health"}, {}, "/r"));
+  EXPECT_EQ(o.key_file, "op.key");
 }
 
 // A set with two packages that both have service Svc with method Do.
@@ -3181,6 +3883,11 @@ TEST(ConsentCommandTableTest, EveryCommandFitsTheConsentProto) {
 TEST(MailingCommandTableTest, EveryCommandFitsTheMailingProto) {
   CRM_ASSERT_OK_AND_ASSIGN(auto registry, ProtoRegistry::Embedded());
   EXPECT_THAT(CheckMailingCommands(*registry), IsOk());
+}
+
+TEST(ErasureCommandTableTest, EveryCommandFitsTheErasureProto) {
+  CRM_ASSERT_OK_AND_ASSIGN(auto registry, ProtoRegistry::Embedded());
+  EXPECT_THAT(CheckErasureCommands(*registry), IsOk());
 }
 
 TEST(CommandTableTest, ACommandWhoseWordsBeginAnothersIsRefused) {

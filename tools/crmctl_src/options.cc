@@ -82,6 +82,9 @@ absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args,
   }
 
   std::vector<std::string> positionals;
+  // --cert, --key and --ca, applied once the command is known: a table
+  // command with a flag of the same name takes it (erasure verify --key).
+  std::vector<std::pair<std::string, std::string>> tls_flags;
   bool flags_done = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
@@ -129,12 +132,8 @@ absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args,
     }
     if (value.empty()) return FlagError(name, "needs a value");
 
-    if (bare == "cert") {
-      options.cert_file = value;
-    } else if (bare == "key") {
-      options.key_file = value;
-    } else if (bare == "ca") {
-      options.ca_file = value;
+    if (bare == "cert" || bare == "key" || bare == "ca") {
+      tls_flags.emplace_back(bare, value);
     } else if (bare == "addr") {
       if (!IsHostPort(value)) {
         return FlagError(name, absl::StrCat("expected host:port, got \"", value, "\""));
@@ -178,6 +177,17 @@ absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args,
   if (!positionals.empty()) {
     options.command = positionals[0];
     options.args.assign(positionals.begin() + 1, positionals.end());
+  }
+  for (auto& [bare, value] : tls_flags) {
+    if (CommandHasFlag(positionals, bare)) {
+      options.command_flags.emplace_back(bare, std::move(value));
+    } else if (bare == "cert") {
+      options.cert_file = std::move(value);
+    } else if (bare == "key") {
+      options.key_file = std::move(value);
+    } else {
+      options.ca_file = std::move(value);
+    }
   }
 
   std::string pki_dir = env_value("CRM_PKI_DIR");

@@ -42,7 +42,10 @@ struct Options {
   // --help / -h anywhere.
   bool help = false;
 
-  // Operator certificate, key and CA (PEM files).
+  // Operator certificate, key and CA (PEM files). A table command with a
+  // flag of the same name takes that flag instead (erasure verify --key is
+  // the public key to verify with): the file then comes from $CRM_PKI_DIR
+  // or <repo>/.run/pki.
   std::string cert_file;
   std::string key_file;
   std::string ca_file;

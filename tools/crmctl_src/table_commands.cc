@@ -21,6 +21,7 @@
 #include "tools/crmctl_src/consent_commands.h"
 #include "tools/crmctl_src/contacts_commands.h"
 #include "tools/crmctl_src/crmctl.h"
+#include "tools/crmctl_src/erasure_commands.h"
 #include "tools/crmctl_src/identity_commands.h"
 #include "tools/crmctl_src/mailing_commands.h"
 #include "tools/crmctl_src/terminal.h"
@@ -305,7 +306,8 @@ void Flatten(const Message& m, const std::string& prefix,
   }
 }
 
-// Aligned columns, two spaces apart; the last column is not padded.
+}  // namespace
+
 void PrintColumns(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> widths;
   for (const auto& row : rows) {
@@ -322,6 +324,8 @@ void PrintColumns(std::ostream& out, const std::vector<std::vector<std::string>>
     out << line << "\n";
   }
 }
+
+namespace {
 
 std::vector<std::pair<std::string, std::string>> ParseColumns(const char* columns) {
   std::vector<std::pair<std::string, std::string>> out;
@@ -412,6 +416,22 @@ std::vector<std::string> DistinctStrings(const Message& m, const char* name) {
 }
 
 }  // namespace
+
+std::vector<std::vector<std::string>> FieldRows(const Message& m) {
+  std::vector<std::vector<std::string>> rows;
+  Flatten(m, "", &rows);
+  return rows;
+}
+
+std::string FieldText(const Message& m, const char* field) {
+  const FieldDescriptor* f = m.GetDescriptor()->FindFieldByName(field);
+  return f == nullptr ? "?" : FormatField(m, f);
+}
+
+int FieldSize(const Message& m, const char* field) {
+  const FieldDescriptor* f = m.GetDescriptor()->FindFieldByName(field);
+  return f == nullptr || !f->is_repeated() ? 0 : m.GetReflection()->FieldSize(m, f);
+}
 
 int PrintResponse(Invocation& inv, const Message& response) {
   const Command& c = inv.command;
@@ -549,6 +569,18 @@ std::vector<std::string> SubcommandsOf(const CommandTable& table,
     if (std::find(words.begin(), words.end(), word) == words.end()) words.push_back(word);
   }
   return words;
+}
+
+// The command of `table` whose words begin `line` (the command word and
+// the positional arguments); null if none.
+const Command* FindCommand(const CommandTable& table, const std::vector<std::string>& line) {
+  const Command* command = nullptr;
+  for (const Command& c : *table.commands) {
+    if (c.words.size() <= line.size() && std::equal(c.words.begin(), c.words.end(), line.begin())) {
+      command = &c;
+    }
+  }
+  return command;
 }
 
 // The update mask of the command from the flags given; kContinue or the
@@ -741,9 +773,9 @@ std::string Invocation::Topic() const { return command.words[0]; }
 // ---- The tables ----------------------------------------------------------------
 
 const std::vector<const CommandTable*>& CommandTables() {
-  static const auto* tables =
-      new std::vector<const CommandTable*>{&IdentityCommandTable(), &ContactsCommandTable(),
-                                           &ConsentCommandTable(), &MailingCommandTable()};
+  static const auto* tables = new std::vector<const CommandTable*>{
+      &IdentityCommandTable(), &ContactsCommandTable(), &ConsentCommandTable(),
+      &MailingCommandTable(), &ErasureCommandTable()};
   return *tables;
 }
 
@@ -765,6 +797,16 @@ std::optional<bool> CommandFlagTakesValue(absl::string_view flag) {
     }
   }
   return std::nullopt;
+}
+
+bool CommandHasFlag(const std::vector<std::string>& line, absl::string_view flag) {
+  if (line.empty()) return false;
+  const CommandTable* table = FindCommandTable(line[0]);
+  if (table == nullptr) return false;
+  const Command* command = FindCommand(*table, line);
+  return command != nullptr &&
+         std::any_of(command->args.begin(), command->args.end(),
+                     [&](const Arg& a) { return IsFlag(a) && flag == a.name; });
 }
 
 std::string CommandGroupUsage(absl::string_view command) {
@@ -819,12 +861,7 @@ int RunTableCommand(const Options& options, const std::map<std::string, std::str
   }
   std::vector<std::string> line = {options.command};
   line.insert(line.end(), options.args.begin(), options.args.end());
-  const Command* command = nullptr;
-  for (const Command& c : *table->commands) {
-    if (c.words.size() <= line.size() && std::equal(c.words.begin(), c.words.end(), line.begin())) {
-      command = &c;
-    }
-  }
+  const Command* command = FindCommand(*table, line);
   if (command == nullptr) {
     const std::vector<std::string> group = GroupOf(*table, line);
     const std::string name = absl::StrJoin(group, " ");
@@ -858,6 +895,9 @@ int RunTableCommand(const Options& options, const std::map<std::string, std::str
           inv, std::vector<std::string>(line.begin() + command->words.size(), line.end()));
       rc != kContinue) {
     return rc;
+  }
+  if (command->offline != nullptr) {
+    if (int rc = command->offline(inv); rc != kContinue) return rc;
   }
 
   const rpc::ChannelConfig config = ServiceChannelConfig(options, *table);

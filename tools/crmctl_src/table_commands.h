@@ -1,13 +1,16 @@
 // The table-driven command groups of crmctl. A command group (identity
 // administration: identity_commands.h; contacts: contacts_commands.h;
-// consent: consent_commands.h; mailing: mailing_commands.h) is ONE table
+// consent: consent_commands.h; mailing: mailing_commands.h; erasure:
+// erasure_commands.h) is ONE table
 // mapping command words, positional arguments and flags to the fields of a
 // request of one gRPC service, and every table is run by the one generic implementation here,
 // over dynamic messages of the embedded descriptors: build the request, call
 // with the operator's session (session.h), follow page tokens, print a
 // table, the "field value" lines of one message, or the JSON response
 // (--json). A row may add a Prepare hook (derive fields before the call) or
-// replace the call and output with its own Runner (login, passwd, logout).
+// replace the call and output with its own Runner (login, passwd, logout),
+// and may finish without any server in an offline hook (erasure verify
+// --key).
 // See docs/crmctl.md.
 //
 // Thread-safety: like Run (crmctl.h), one call at a time; the tables are
@@ -124,6 +127,11 @@ struct Command {
   const char* note = nullptr;
   Prepare prepare = nullptr;
   Runner run = nullptr;
+  // Runs right after the arguments are read, before the operator's
+  // certificate, the channel and the session are looked at: kContinue goes
+  // on (prepare, the call), anything else is the exit code of a command
+  // that needed no server (erasure verify --key).
+  Prepare offline = nullptr;
   // A repeated string field of the response also shown when non-empty
   // (after "field value" lines as one more line; after a table on stderr).
   const char* extra = nullptr;
@@ -148,7 +156,7 @@ struct CommandTable {
   const char* usage_footer;  // After the list of commands in the help.
 };
 
-// Every table: identity, contacts, consent, mailing.
+// Every table: identity, contacts, consent, mailing, erasure.
 const std::vector<const CommandTable*>& CommandTables();
 
 // The table of the command word `command` ("user", "person"); null if none.
@@ -157,6 +165,12 @@ const CommandTable* FindCommandTable(absl::string_view command);
 // For a flag of a table command (name without "--"): whether it takes a
 // value (true) or is a switch (false); nullopt if no command has it.
 std::optional<bool> CommandFlagTakesValue(absl::string_view flag);
+
+// Whether the table command that `line` (the command word and the
+// positional arguments after it: "erasure", "verify", FILE) names has the
+// flag `flag` (without "--"); false if `line` names no table command. For
+// a global flag that a command also has (erasure verify --key).
+bool CommandHasFlag(const std::vector<std::string>& line, absl::string_view flag);
 
 // The help of the command group `command` ("user": every user command);
 // empty if it is not one.
@@ -199,6 +213,21 @@ int TableRpcError(Invocation& inv, const grpc::Status& status);
 // kExitFailure if it cannot be printed as JSON. For a Runner that calls
 // itself and adjusts the response before printing.
 int PrintResponse(Invocation& inv, const google::protobuf::Message& response);
+// "field value" rows of every field of `m` as PrintResponse shows one
+// message: nested fields dotted ("counts.sent"), repeated messages by index
+// ("targets[0].service"), values as FieldText.
+std::vector<std::vector<std::string>> FieldRows(const google::protobuf::Message& m);
+// Field `field` of `m` as tables show it: "-" for an empty string, an
+// unset message or an empty repeated field, times RFC 3339 UTC, enum values by their word
+// ("needs-attention"), bools yes/no, bytes in base64, repeated fields comma-separated; "?" if `m`
+// has no such field.
+std::string FieldText(const google::protobuf::Message& m, const char* field);
+// The number of elements of repeated field `field` of `m`; 0 if there is no
+// such repeated field.
+int FieldSize(const google::protobuf::Message& m, const char* field);
+// `rows` in aligned columns, two spaces apart; the last column is not
+// padded.
+void PrintColumns(std::ostream& out, const std::vector<std::vector<std::string>>& rows);
 // "/pkg.Service/Method".
 std::string FullName(const google::protobuf::MethodDescriptor* m);
 // Durations also take days: 7d, 1d12h. INVALID_ARGUMENT saying what is expected.
