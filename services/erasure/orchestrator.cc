@@ -288,7 +288,7 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
             addresses.emplace();  // no address source: nothing to read
           } else if (r.targets(source).state() == v1::TARGET_STATE_PLANNED) {
             grpc::ClientContext ctx;
-            ctx.set_deadline(absl::ToChronoTime(now + options_.call_deadline));
+            ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.call_deadline));
             sv1::ExportSubjectDataRequest req;
             req.set_subject_id(r.subject_id());
             sv1::ExportSubjectDataResponse resp;
