@@ -135,8 +135,10 @@ grpc::Status ErasureService::ListErasures(Ctx* ctx, const v1::ListErasuresReques
     const int size = req->page_size() == 0 ? 100 : req->page_size();
     if (size < 1 || size > 500) return absl::InvalidArgumentError("page_size: 1 .. 500");
     CRM_ASSIGN_OR_RETURN(auto after, CursorOf(req->page_token()));
-    const absl::Time due_before =
-        req->has_due_before() ? TimeOf(req->due_before()) : absl::InfiniteFuture();
+    absl::Time due_before = absl::InfiniteFuture();
+    if (req->has_due_before()) {
+      CRM_ASSIGN_OR_RETURN(due_before, rpc::GetTime("due_before", req->due_before()));
+    }
     return d_.db.Transact(
         [&](pqxx::work& tx) -> absl::Status {
           resp->Clear();
@@ -240,7 +242,8 @@ grpc::Status ErasureService::ReapplyErasures(Ctx* ctx, const v1::ReapplyErasures
     if (!req->has_completed_since()) {
       return absl::InvalidArgumentError("completed_since: required");
     }
-    const absl::Time since = TimeOf(req->completed_since());
+    CRM_ASSIGN_OR_RETURN(const absl::Time since,
+                         rpc::GetTime("completed_since", req->completed_since()));
     resp->Clear();
     // In pages, a transaction each: a restore may follow many erasures.
     std::string after;

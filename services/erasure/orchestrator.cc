@@ -7,6 +7,7 @@
 #include <pqxx/pqxx>
 
 #include "absl/random/random.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -111,6 +112,20 @@ std::vector<std::string> AddressesOf(const sv1::ExportSubjectDataResponse& expor
   }
   return out;
 }
+
+}  // namespace
+
+std::string RoundRequestId(const std::string& request_id, int round) {
+  if (round <= 1) return request_id;
+  std::string h = crypto::Sha256(absl::StrCat("crm.erasure/round/", request_id, "/", round));
+  h[6] = static_cast<char>((h[6] & 0x0f) | 0x80);  // version 8 (RFC 9562: custom)
+  h[8] = static_cast<char>((h[8] & 0x3f) | 0x80);  // the RFC 4122 variant
+  const std::string hex = absl::BytesToHexString(h.substr(0, 16));
+  return absl::StrCat(hex.substr(0, 8), "-", hex.substr(8, 4), "-", hex.substr(12, 4), "-",
+                      hex.substr(16, 4), "-", hex.substr(20, 12));
+}
+
+namespace {
 
 std::string AddressAad(absl::string_view request_id) {
   return absl::StrCat("crm.erasure/requests.addresses/", request_id);
@@ -303,7 +318,11 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
           }
         }
         if (all_in(v1::TARGET_STATE_PLANNED) && addresses.has_value()) {
+          // Planned, and erasing starts in the same step (one transaction).
           r.set_state(v1::STATE_PLANNED);
+          events.push_back(StateEvent(r));
+          r.set_state(v1::STATE_ERASING);
+          r.set_rounds(1);
         }
         break;
       }
@@ -318,7 +337,7 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
         std::vector<sv1::EraseSubjectDataResponse> resp(which.size());
         std::vector<grpc::Status> status = Parallel(which.size(), [&](size_t k, auto done) {
           ctx[k].set_deadline(absl::ToChronoTime(absl::Now() + options_.call_deadline));
-          req[k].set_request_id(r.request_id());
+          req[k].set_request_id(RoundRequestId(r.request_id(), r.rounds()));
           req[k].set_subject_id(r.subject_id());
           for (size_t a = 0; addresses.has_value() && a < addresses->size() && a < 16; ++a) {
             req[k].add_email_addresses((*addresses)[a]);

@@ -3,11 +3,12 @@
 // One round (RunOnce) claims due open requests (SKIP LOCKED, with a lease:
 // replicas share the work, and a crashed worker's requests come back when
 // the lease ends) and advances each as far as its targets let it:
-//   RECEIVED   Describe on every target, recorded (the plan) -> PLANNED
-//   PLANNED    -> ERASING
+//   RECEIVED   Describe on every target, recorded (the plan) -> PLANNED,
+//              and at once (same transaction) -> ERASING
 //   ERASING    Erase on every planned target, in parallel, each call with a
 //              deadline; "already gone" is a success (targets answer
-//              idempotently by request id) -> VERIFYING
+//              idempotently by request id; a later round sends a key of its
+//              own, RoundRequestId) -> VERIFYING
 //              Also reads the subject's e-mail addresses from the
 //              address source's export, sealed under a key of the
 //              request's own (passed to every Erase: consent keeps
@@ -54,6 +55,12 @@ class Registry;
 }  // namespace prometheus
 
 namespace crm::erasure {
+
+// The idempotency key of round `round`'s Erase calls: the request id for the
+// first round, and for later ones a UUID derived from it (targets answer a
+// repeated key with their recorded answer, so a second round under the same
+// key would erase nothing).
+std::string RoundRequestId(const std::string& request_id, int round);
 
 // A service holding subject data, as the registry names it.
 struct Target {
