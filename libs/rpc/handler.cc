@@ -35,6 +35,10 @@ void SetTime(absl::Time t, google::protobuf::Timestamp* out) {
   out->set_nanos(static_cast<int32_t>(rest * 1000));
 }
 
+absl::Time ToTime(const google::protobuf::Timestamp& ts) {
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+}
+
 absl::StatusOr<absl::Time> GetTime(absl::string_view field, const google::protobuf::Timestamp& ts) {
   if (ts.seconds() < -62135596800 || ts.seconds() > 253402300799 || ts.nanos() < 0 ||
       ts.nanos() > 999'999'999) {

@@ -30,6 +30,10 @@ void SetTime(absl::Time t, google::protobuf::Timestamp* out);
 // field names): how SubjectData exports records. INTERNAL if it does not
 // convert.
 absl::Status ToStruct(const google::protobuf::Message& message, google::protobuf::Struct* out);
+// The time of a Timestamp the service made itself (stored, or from its own
+// store): no range check. Client-given ones go through GetTime.
+absl::Time ToTime(const google::protobuf::Timestamp& ts);
+
 // The time of a set Timestamp; INVALID_ARGUMENT naming `field` if it is out
 // of the protobuf range (years 1..9999, nanos 0..999999999).
 absl::StatusOr<absl::Time> GetTime(absl::string_view field, const google::protobuf::Timestamp& ts);

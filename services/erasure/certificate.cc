@@ -5,6 +5,7 @@
 #include "absl/time/time.h"
 #include "libs/crypto/primitives.h"
 #include "libs/json/json.h"
+#include "libs/rpc/handler.h"
 
 namespace crm::erasure {
 namespace {
@@ -16,8 +17,7 @@ std::string Str(absl::string_view s) {
 }
 
 std::string Time(const google::protobuf::Timestamp& ts) {
-  const absl::Time t = absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
-  return Str(absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone()));
+  return Str(absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", rpc::ToTime(ts), absl::UTCTimeZone()));
 }
 
 absl::string_view ReasonName(v1::ErasureReason r) {

@@ -21,16 +21,6 @@ namespace {
 using rpc::Handle;
 constexpr char kDsrManage[] = "dsr.manage";
 
-void SetTime(google::protobuf::Timestamp* ts, absl::Time t) {
-  const int64_t micros = absl::ToUnixMicros(t);
-  ts->set_seconds(micros / 1'000'000);
-  ts->set_nanos(static_cast<int32_t>(micros % 1'000'000) * 1000);
-}
-
-absl::Time TimeOf(const google::protobuf::Timestamp& ts) {
-  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
-}
-
 crm::audit::v1::Event Event(grpc::ServerContext& ctx, const auth::Principal& who,
                             absl::string_view action, const v1::ErasureRequest& r) {
   crm::audit::v1::Event e;
@@ -99,9 +89,9 @@ absl::StatusOr<std::pair<v1::ErasureRequest, bool>> ErasureService::Open(
   r.set_subject_id(subject);
   r.set_reason(reason);
   r.set_requester(caller.user_id);
-  SetTime(r.mutable_received_at(), now);
-  SetTime(r.mutable_not_before(), now + d_.cancel_window);
-  SetTime(r.mutable_due_at(), AddMonths(now, 1));
+  rpc::SetTime(now, r.mutable_received_at());
+  rpc::SetTime(now + d_.cancel_window, r.mutable_not_before());
+  rpc::SetTime(AddMonths(now, 1), r.mutable_due_at());
   CRM_ASSIGN_OR_RETURN(auto stored, ErasureStore::Insert(tx, r, d_.targets));
   if (stored.second) {
     CRM_RETURN_IF_ERROR(
@@ -146,8 +136,9 @@ grpc::Status ErasureService::ListErasures(Ctx* ctx, const v1::ListErasuresReques
                                ErasureStore::List(tx, req->state(), due_before, after, size + 1));
           if (static_cast<int>(page.size()) > size) {
             page.pop_back();
-            resp->set_next_page_token(absl::StrCat(absl::ToUnixMicros(TimeOf(page.back().due_at())),
-                                                   ".", page.back().request_id()));
+            resp->set_next_page_token(
+                absl::StrCat(absl::ToUnixMicros(rpc::ToTime(page.back().due_at())), ".",
+                             page.back().request_id()));
           }
           for (v1::ErasureRequest& r : page) *resp->add_requests() = std::move(r);
           return absl::OkStatus();
@@ -204,7 +195,7 @@ grpc::Status ErasureService::ExtendErasure(Ctx* ctx, const v1::ExtendErasureRequ
                          r->extended_months(), " already used"));
       }
       CRM_RETURN_IF_ERROR(ErasureStore::Extend(
-          tx, id, AddMonths(TimeOf(r->received_at()), 1 + months), months, req->reason()));
+          tx, id, AddMonths(rpc::ToTime(r->received_at()), 1 + months), months, req->reason()));
       CRM_ASSIGN_OR_RETURN(r, ErasureStore::Get(tx, id, true, false));
       *resp->mutable_request() = *r;
       return d_.audit.Enqueue(tx, Event(*ctx, *caller, "erasure.request.extended", *r));

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "libs/pg/prepared.h"
 #include "libs/pg/sql_time.h"
+#include "libs/rpc/handler.h"
 
 namespace crm::erasure {
 namespace {
@@ -12,17 +13,9 @@ namespace {
 using pg::ExecPrepared;
 using pg::ExecPrepared1;
 
-void SetTime(google::protobuf::Timestamp* ts, absl::Time t) {
-  const int64_t micros = absl::ToUnixMicros(t);
-  ts->set_seconds(micros / 1'000'000);
-  ts->set_nanos(static_cast<int32_t>(micros % 1'000'000) * 1000);
+int64_t Micros(const google::protobuf::Timestamp& ts) {
+  return absl::ToUnixMicros(rpc::ToTime(ts));
 }
-
-absl::Time TimeOf(const google::protobuf::Timestamp& ts) {
-  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
-}
-
-int64_t Micros(const google::protobuf::Timestamp& ts) { return absl::ToUnixMicros(TimeOf(ts)); }
 
 // The columns FromRow reads, in order.
 const std::string kColumns = absl::StrCat(
@@ -37,13 +30,13 @@ v1::ErasureRequest FromRow(const pqxx::row& r) {
   e.set_reason(static_cast<v1::ErasureReason>(r[2].as<int>()));
   e.set_requester(r[3].as<std::string>());
   e.set_state(static_cast<v1::State>(r[4].as<int>()));
-  SetTime(e.mutable_received_at(), absl::FromUnixMicros(r[5].as<int64_t>()));
-  SetTime(e.mutable_not_before(), absl::FromUnixMicros(r[6].as<int64_t>()));
-  SetTime(e.mutable_due_at(), absl::FromUnixMicros(r[7].as<int64_t>()));
+  rpc::SetTime(absl::FromUnixMicros(r[5].as<int64_t>()), e.mutable_received_at());
+  rpc::SetTime(absl::FromUnixMicros(r[6].as<int64_t>()), e.mutable_not_before());
+  rpc::SetTime(absl::FromUnixMicros(r[7].as<int64_t>()), e.mutable_due_at());
   e.set_extended_months(r[8].as<int>());
   e.set_extension_reason(r[9].as<std::string>());
   if (const int64_t done = r[10].as<int64_t>(); done != 0) {
-    SetTime(e.mutable_completed_at(), absl::FromUnixMicros(done));
+    rpc::SetTime(absl::FromUnixMicros(done), e.mutable_completed_at());
   }
   e.set_rounds(r[11].as<int>());
   e.set_attention(r[12].as<std::string>());
@@ -199,7 +192,8 @@ absl::Status ErasureStore::Extend(pqxx::transaction_base& tx, const std::string&
 
 absl::Status ErasureStore::PutTarget(pqxx::transaction_base& tx, const std::string& request_id,
                                      const v1::Target& t) {
-  const absl::Time next = t.has_next_attempt_at() ? TimeOf(t.next_attempt_at()) : absl::UnixEpoch();
+  const absl::Time next =
+      t.has_next_attempt_at() ? rpc::ToTime(t.next_attempt_at()) : absl::UnixEpoch();
   ExecPrepared(tx,
                "UPDATE targets SET state = $3, next_attempt_at = " CRM_TS_PARAM(
                    "$4") ", detail = $5 WHERE request_id = $1::uuid AND service = $2",

@@ -75,10 +75,6 @@ const std::vector<std::string>& TargetNames() {
   return *names;
 }
 
-absl::Time TimeOf(const google::protobuf::Timestamp& ts) {
-  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
-}
-
 absl::Time Utc(int y, int m, int d, int hh = 0, int mm = 0, int ss = 0) {
   return absl::FromCivil(absl::CivilSecond(y, m, d, hh, mm, ss), absl::UTCTimeZone());
 }
@@ -668,8 +664,8 @@ TEST_F(ErasureTest, SubmittedRequestCompletesEverywhereWithAVerifiableCertificat
   EXPECT_EQ(r0.state(), v1::STATE_RECEIVED);
   EXPECT_EQ(r0.subject_id(), kAda);
   EXPECT_EQ(r0.requester(), kDpo);
-  EXPECT_EQ(TimeOf(r0.received_at()), received);
-  EXPECT_EQ(TimeOf(r0.due_at()), AddMonths(received, 1));
+  EXPECT_EQ(rpc::ToTime(r0.received_at()), received);
+  EXPECT_EQ(rpc::ToTime(r0.due_at()), AddMonths(received, 1));
   ASSERT_THAT(r0.targets(), SizeIs(3));
   for (const v1::Target& t : r0.targets()) EXPECT_EQ(t.state(), v1::TARGET_STATE_PENDING);
 
@@ -682,7 +678,7 @@ TEST_F(ErasureTest, SubmittedRequestCompletesEverywhereWithAVerifiableCertificat
   CRM_ASSERT_OK_AND_ASSIGN(v1::ErasureRequest r, Get(id));
   EXPECT_EQ(r.state(), v1::STATE_COMPLETED);
   EXPECT_EQ(r.rounds(), 1);
-  EXPECT_EQ(TimeOf(r.completed_at()), bed_->clock().Now());
+  EXPECT_EQ(rpc::ToTime(r.completed_at()), bed_->clock().Now());
   EXPECT_THAT(r.attention(), IsEmpty());
   for (const v1::Target& t : r.targets()) {
     SCOPED_TRACE(t.service());
@@ -815,7 +811,7 @@ TEST_F(ErasureTest, ATargetThatIsDownDelaysTheRequestButNeverFailsIt) {
   EXPECT_EQ(consent->state(), v1::TARGET_STATE_PENDING);
   EXPECT_EQ(consent->failures(), 1);
   EXPECT_THAT(consent->last_error(), HasSubstr("fake target is down"));
-  absl::Time retry = TimeOf(consent->next_attempt_at());
+  absl::Time retry = rpc::ToTime(consent->next_attempt_at());
   EXPECT_GT(retry, bed_->clock().Now());
   EXPECT_LE(retry, bed_->clock().Now() + Options().first_retry * 1.5);
   EXPECT_EQ(TargetIn(r, "contacts")->state(), v1::TARGET_STATE_PLANNED);
@@ -839,7 +835,7 @@ TEST_F(ErasureTest, ATargetThatIsDownDelaysTheRequestButNeverFailsIt) {
   CRM_ASSERT_OK_AND_ASSIGN(r, Get(id));
   EXPECT_EQ(r.state(), v1::STATE_RECEIVED);
   EXPECT_EQ(TargetIn(r, "consent")->failures(), 2);
-  retry = TimeOf(TargetIn(r, "consent")->next_attempt_at());
+  retry = rpc::ToTime(TargetIn(r, "consent")->next_attempt_at());
   EXPECT_GE(retry - bed_->clock().Now(), Options().first_retry);  // 2 s with jitter
 
   // Back: everything is erased.
@@ -888,7 +884,7 @@ TEST_F(ErasureTest, ATargetFailingToEraseIsRetriedAndNothingIsLost) {
 
   for (int attempt = 2; attempt <= 3; ++attempt) {
     SCOPED_TRACE(attempt);
-    bed_->clock().Set(TimeOf(TargetIn(r, "mailing")->next_attempt_at()));
+    bed_->clock().Set(rpc::ToTime(TargetIn(r, "mailing")->next_attempt_at()));
     CRM_ASSERT_OK_AND_ASSIGN(stats, worker_->RunOnce());
     EXPECT_EQ(stats.claimed, 1);
     CRM_ASSERT_OK_AND_ASSIGN(r, Get(id));
@@ -924,7 +920,7 @@ TEST_F(ErasureTest, LegallyRetainedDataCompletesWithRetentionAndIsCertified) {
               ElementsAre(CategoryIs("person", 1), CategoryIs("interactions", 3)));
   ASSERT_THAT(contacts->retained(), ElementsAre(CategoryIs("invoices", 5)));
   EXPECT_EQ(contacts->retained(0).retention_basis(), "accounting law (5 years)");
-  EXPECT_EQ(TimeOf(contacts->retained(0).purge_after()), purge);
+  EXPECT_EQ(rpc::ToTime(contacts->retained(0).purge_after()), purge);
   EXPECT_THAT(TargetIn(r, "consent")->retained(), IsEmpty());
   EXPECT_THAT(target("contacts").Held(kAda), ElementsAre(CategoryIs("invoices", 5)));
 
@@ -1128,7 +1124,7 @@ TEST_F(ErasureTest, AHangingAddressExportFailsAtTheCallDeadlineAndIsRetried) {
   EXPECT_EQ(StoredAddresses(id), std::nullopt);
 
   target("contacts").Release();
-  bed_->clock().Set(TimeOf(contacts->next_attempt_at()));
+  bed_->clock().Set(rpc::ToTime(contacts->next_attempt_at()));
   CRM_ASSERT_OK_AND_ASSIGN(stats, worker_->RunOnce());
   EXPECT_EQ(stats.completed, 1);
   EXPECT_EQ(target("contacts").export_calls(), 2);
@@ -1172,7 +1168,7 @@ TEST_F(ErasureTest, CancelInTheWindowStopsTheRequestBeforeAnyTargetIsCalled) {
   const absl::Time received = bed_->clock().Now();
   CRM_ASSERT_OK_AND_ASSIGN(v1::SubmitErasureResponse submitted, Submit(kAda));
   const std::string id = submitted.request().request_id();
-  EXPECT_EQ(TimeOf(submitted.request().not_before()), received + absl::Hours(1));
+  EXPECT_EQ(rpc::ToTime(submitted.request().not_before()), received + absl::Hours(1));
 
   // In the window the worker leaves it alone.
   bed_->clock().Advance(absl::Minutes(30));
@@ -1219,7 +1215,7 @@ TEST_F(ErasureTest, ExtendMovesTheDueDateByCalendarMonthsFromReceipt) {
   bed_->clock().Set(Utc(2027, 1, 31, 10, 30, 15));
   const std::string id = SubmitNew(kAda);
   CRM_ASSERT_OK_AND_ASSIGN(v1::ErasureRequest r, Get(id));
-  EXPECT_EQ(TimeOf(r.due_at()), Utc(2027, 2, 28, 10, 30, 15));
+  EXPECT_EQ(rpc::ToTime(r.due_at()), Utc(2027, 2, 28, 10, 30, 15));
 
   EXPECT_THAT(Extend(id, 0), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("months")));
   EXPECT_THAT(Extend(id, 3), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("months")));
@@ -1229,17 +1225,17 @@ TEST_F(ErasureTest, ExtendMovesTheDueDateByCalendarMonthsFromReceipt) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("reason")));
 
   CRM_ASSERT_OK_AND_ASSIGN(r, Extend(id, 1, "records in three archives"));
-  EXPECT_EQ(TimeOf(r.due_at()), Utc(2027, 3, 31, 10, 30, 15));
+  EXPECT_EQ(rpc::ToTime(r.due_at()), Utc(2027, 3, 31, 10, 30, 15));
   EXPECT_EQ(r.extended_months(), 1);
   EXPECT_EQ(r.extension_reason(), "records in three archives");
 
   EXPECT_THAT(Extend(id, 2), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("months")));
   CRM_ASSERT_OK_AND_ASSIGN(r, Get(id));
-  EXPECT_EQ(TimeOf(r.due_at()), Utc(2027, 3, 31, 10, 30, 15));
+  EXPECT_EQ(rpc::ToTime(r.due_at()), Utc(2027, 3, 31, 10, 30, 15));
   EXPECT_EQ(r.extended_months(), 1);
 
   CRM_ASSERT_OK_AND_ASSIGN(r, Extend(id, 1, "one archive is offline"));
-  EXPECT_EQ(TimeOf(r.due_at()), Utc(2027, 4, 30, 10, 30, 15));
+  EXPECT_EQ(rpc::ToTime(r.due_at()), Utc(2027, 4, 30, 10, 30, 15));
   EXPECT_EQ(r.extended_months(), 2);
   EXPECT_EQ(r.extension_reason(), "one archive is offline");
   EXPECT_THAT(Extend(id, 1), StatusIs(absl::StatusCode::kFailedPrecondition));
@@ -1294,7 +1290,7 @@ TEST_F(ErasureTest, ListFiltersByStateAndDueDateAndPagesThroughAll) {
   CRM_ASSERT_OK_AND_ASSIGN(v1::ListErasuresResponse received,
                            list(v1::STATE_RECEIVED, std::nullopt, 0, ""));
   EXPECT_THAT(ids(received), ElementsAre(bob, eve));
-  const absl::Time bob_due = TimeOf(bob_request.due_at());
+  const absl::Time bob_due = rpc::ToTime(bob_request.due_at());
   CRM_ASSERT_OK_AND_ASSIGN(v1::ListErasuresResponse due,
                            list(v1::STATE_UNSPECIFIED, bob_due + absl::Seconds(1), 0, ""));
   EXPECT_THAT(ids(due), ElementsAre(ada, bob));

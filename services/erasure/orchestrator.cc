@@ -16,6 +16,7 @@
 #include "libs/base/status_macros.h"
 #include "libs/crypto/aead.h"
 #include "libs/crypto/primitives.h"
+#include "libs/rpc/handler.h"
 #include "services/erasure/certificate.h"
 #include "services/erasure/erasure_store.h"
 
@@ -23,16 +24,6 @@ namespace crm::erasure {
 namespace {
 
 namespace sv1 = crm::subject::v1;
-
-void SetTime(google::protobuf::Timestamp* ts, absl::Time t) {
-  const int64_t micros = absl::ToUnixMicros(t);
-  ts->set_seconds(micros / 1'000'000);
-  ts->set_nanos(static_cast<int32_t>(micros % 1'000'000) * 1000);
-}
-
-absl::Time TimeOf(const google::protobuf::Timestamp& ts) {
-  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
-}
 
 // Starts `n` calls with start(i, done) and waits until every done ran.
 std::vector<grpc::Status> Parallel(
@@ -243,7 +234,7 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
       for (int i = 0; i < r.targets_size(); ++i) {
         const v1::Target& t = r.targets(i);
         if (t.state() == want && stub_of(t.service()) != nullptr &&
-            (!t.has_next_attempt_at() || TimeOf(t.next_attempt_at()) <= now)) {
+            (!t.has_next_attempt_at() || rpc::ToTime(t.next_attempt_at()) <= now)) {
           out.push_back(i);
         }
       }
@@ -253,7 +244,7 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
       v1::Target* t = r.mutable_targets(i);
       t->set_failures(t->failures() + 1);
       t->set_last_error(ErrorText(s));
-      SetTime(t->mutable_next_attempt_at(), now + Backoff(t->failures()));
+      rpc::SetTime(now + Backoff(t->failures()), t->mutable_next_attempt_at());
       ++stats.target_failures;
       changed.push_back(i);
     };
@@ -367,7 +358,7 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
             }
           }
           *t->mutable_retained() = resp[k].retained();
-          SetTime(t->mutable_erased_at(), now);
+          rpc::SetTime(now, t->mutable_erased_at());
           succeeded(which[k], v1::TARGET_STATE_ERASED);
         }
         // Targets verified in an earlier round are not erased again.
@@ -394,7 +385,7 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
           }
           v1::Target* t = r.mutable_targets(which[k]);
           if (left.empty()) {
-            SetTime(t->mutable_verified_at(), now);
+            rpc::SetTime(now, t->mutable_verified_at());
             succeeded(which[k], v1::TARGET_STATE_VERIFIED);
           } else {
             succeeded(which[k], v1::TARGET_STATE_PLANNED);
@@ -408,7 +399,7 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
           v1::ErasureRequest done = r;
           done.clear_attention();
           done.set_state(retained ? v1::STATE_COMPLETED_WITH_RETENTION : v1::STATE_COMPLETED);
-          SetTime(done.mutable_completed_at(), now);
+          rpc::SetTime(now, done.mutable_completed_at());
           // The subject hears of it first; then the address key goes.
           absl::Status told = absl::OkStatus();
           if (notifier_ != nullptr && addresses.has_value() && !addresses->empty() &&
@@ -455,7 +446,7 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
     if (!moved && IsOpen(r.state())) {
       next = absl::InfiniteFuture();
       for (const v1::Target& t : r.targets()) {
-        if (t.has_next_attempt_at()) next = std::min(next, TimeOf(t.next_attempt_at()));
+        if (t.has_next_attempt_at()) next = std::min(next, rpc::ToTime(t.next_attempt_at()));
       }
       next = std::min(next, notice_retry);
       if (next == absl::InfiniteFuture()) next = now + options_.first_retry;
