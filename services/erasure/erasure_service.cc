@@ -122,6 +122,9 @@ grpc::Status ErasureService::ListErasures(Ctx* ctx, const v1::ListErasuresReques
   return Handle([&]() -> absl::Status {
     CRM_RETURN_IF_ERROR(rpc::AuthorizeCall(*ctx, d_.verifier, kDsrManage).status());
     if (!v1::State_IsValid(req->state())) return absl::InvalidArgumentError("state: unknown");
+    if (req->unfinished() && req->state() != v1::STATE_UNSPECIFIED) {
+      return absl::InvalidArgumentError("unfinished: not with state");
+    }
     const int size = req->page_size() == 0 ? 100 : req->page_size();
     if (size < 1 || size > 500) return absl::InvalidArgumentError("page_size: 1 .. 500");
     CRM_ASSIGN_OR_RETURN(auto after, CursorOf(req->page_token()));
@@ -132,8 +135,9 @@ grpc::Status ErasureService::ListErasures(Ctx* ctx, const v1::ListErasuresReques
     return d_.db.Transact(
         [&](pqxx::work& tx) -> absl::Status {
           resp->Clear();
-          CRM_ASSIGN_OR_RETURN(std::vector<v1::ErasureRequest> page,
-                               ErasureStore::List(tx, req->state(), due_before, after, size + 1));
+          CRM_ASSIGN_OR_RETURN(
+              std::vector<v1::ErasureRequest> page,
+              ErasureStore::List(tx, req->state(), due_before, after, size + 1, req->unfinished()));
           if (static_cast<int>(page.size()) > size) {
             page.pop_back();
             resp->set_next_page_token(

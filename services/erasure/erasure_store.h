@@ -35,8 +35,8 @@ class ErasureStore {
                                                                const std::string& request_id,
                                                                bool with_targets, bool lock);
   // A page by due date then id, after `after` ((due_at, request_id) of the
-  // last row, or nullopt from the start); state 0: all; due_before: none if
-  // InfiniteFuture.
+  // last row, or nullopt from the start); state 0: all (`unfinished`: those
+  // open or needing attention); due_before: none if InfiniteFuture.
   struct Cursor {
     absl::Time due_at;
     std::string request_id;
@@ -45,7 +45,7 @@ class ErasureStore {
                                                               v1::State state,
                                                               absl::Time due_before,
                                                               const std::optional<Cursor>& after,
-                                                              int limit);
+                                                              int limit, bool unfinished = false);
   // Claims up to `limit` open requests due at `now` that no other worker
   // holds (SKIP LOCKED), leasing them until now + lease.
   static absl::StatusOr<std::vector<std::string>> Claim(pqxx::transaction_base& tx, int limit,

@@ -1290,6 +1290,13 @@ TEST_F(ErasureTest, ListFiltersByStateAndDueDateAndPagesThroughAll) {
   CRM_ASSERT_OK_AND_ASSIGN(v1::ListErasuresResponse received,
                            list(v1::STATE_RECEIVED, std::nullopt, 0, ""));
   EXPECT_THAT(ids(received), ElementsAre(bob, eve));
+  v1::ListErasuresRequest work;  // the DPO's work list: everything not finished
+  work.set_unfinished(true);
+  CRM_ASSERT_OK_AND_ASSIGN(v1::ListErasuresResponse unfinished, Call(&Stub::ListErasures, work));
+  EXPECT_THAT(ids(unfinished), ElementsAre(bob, eve));
+  work.set_state(v1::STATE_RECEIVED);
+  EXPECT_THAT(Call(&Stub::ListErasures, work),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unfinished")));
   const absl::Time bob_due = rpc::ToTime(bob_request.due_at());
   CRM_ASSERT_OK_AND_ASSIGN(v1::ListErasuresResponse due,
                            list(v1::STATE_UNSPECIFIED, bob_due + absl::Seconds(1), 0, ""));
