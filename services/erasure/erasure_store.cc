@@ -133,11 +133,12 @@ absl::StatusOr<std::vector<v1::ErasureRequest>> ErasureStore::List(
 }
 
 absl::StatusOr<std::vector<std::string>> ErasureStore::Claim(pqxx::transaction_base& tx, int limit,
-                                                             absl::Duration lease, absl::Time now) {
+                                                             absl::Duration lease, absl::Time now,
+                                                             const std::string& owner) {
   std::vector<std::string> out;
   for (const pqxx::row& r :
        ExecPrepared(tx,
-                    "UPDATE requests SET lease_until = " CRM_TS_PARAM(
+                    "UPDATE requests SET lease_owner = $4::uuid, lease_until = " CRM_TS_PARAM(
                         "$3") " WHERE request_id IN (SELECT request_id FROM requests WHERE "
                               "state BETWEEN 1 "
                               "AND 4 AND next_attempt_at <= " CRM_TS_PARAM(
@@ -148,27 +149,30 @@ absl::StatusOr<std::vector<std::string>> ErasureStore::Claim(pqxx::transaction_b
                                                                 "LOCKED) "
                                                                 "RETURNING "
                                                                 "request_id::text",
-                    absl::ToUnixMicros(now), limit, absl::ToUnixMicros(now + lease))) {
+                    absl::ToUnixMicros(now), limit, absl::ToUnixMicros(now + lease), owner)) {
     out.push_back(r[0].as<std::string>());
   }
   return out;
 }
 
 absl::Status ErasureStore::Update(pqxx::transaction_base& tx, const v1::ErasureRequest& r,
-                                  v1::State expected, absl::Time next_attempt_at, bool release) {
+                                  v1::State expected, absl::Time next_attempt_at, bool release,
+                                  const std::string& owner) {
   static const std::string kUpdate = absl::StrCat(
       "UPDATE requests SET state = $2, rounds = $3, attention = $4, completed_at = CASE WHEN "
       "$5::bigint = 0 "
       "THEN NULL ELSE ",
       CRM_TS_PARAM("$5"), " END, next_attempt_at = ", CRM_TS_PARAM("$6"),
-      ", lease_until = CASE WHEN $7 THEN NULL ELSE lease_until END "
-      "WHERE request_id = $1::uuid AND state = $8");
+      ", lease_until = CASE WHEN $7 THEN NULL ELSE lease_until END, lease_owner = CASE WHEN $7 "
+      "THEN NULL ELSE lease_owner END WHERE request_id = $1::uuid AND state = $8 AND "
+      "(lease_owner IS NULL OR lease_owner = $9::uuid)");
   const pqxx::result done =
       ExecPrepared(tx, kUpdate, r.request_id(), static_cast<int>(r.state()), r.rounds(),
                    r.attention(), r.has_completed_at() ? Micros(r.completed_at()) : int64_t{0},
-                   absl::ToUnixMicros(next_attempt_at), release, static_cast<int>(expected));
+                   absl::ToUnixMicros(next_attempt_at), release, static_cast<int>(expected), owner);
   if (done.affected_rows() == 0) {
-    return absl::FailedPreconditionError("erasure: the request changed meanwhile (cancelled)");
+    return absl::FailedPreconditionError(
+        "erasure: the request changed meanwhile (cancelled, or taken over after the lease)");
   }
   return absl::OkStatus();
 }

@@ -47,15 +47,19 @@ class ErasureStore {
                                                               const std::optional<Cursor>& after,
                                                               int limit, bool unfinished = false);
   // Claims up to `limit` open requests due at `now` that no other worker
-  // holds (SKIP LOCKED), leasing them until now + lease.
+  // holds (SKIP LOCKED), leasing them to `owner` (a worker's id) until
+  // now + lease.
   static absl::StatusOr<std::vector<std::string>> Claim(pqxx::transaction_base& tx, int limit,
-                                                        absl::Duration lease, absl::Time now);
+                                                        absl::Duration lease, absl::Time now,
+                                                        const std::string& owner);
   // The worker's write: the request's state, rounds, attention and
   // completed_at, and when to look at it again (`next_attempt_at`);
-  // `release` ends the worker's lease. Only if the stored state is still
+  // `release` ends the worker's lease. Only if no other worker holds the
+  // lease now (`owner`: this worker's id) and the stored state is still
   // `expected`: FAILED_PRECONDITION otherwise (cancelled meanwhile).
   static absl::Status Update(pqxx::transaction_base& tx, const v1::ErasureRequest& r,
-                             v1::State expected, absl::Time next_attempt_at, bool release);
+                             v1::State expected, absl::Time next_attempt_at, bool release,
+                             const std::string& owner);
   // RECEIVED -> CANCELLED (addresses dropped); false if the request is past
   // RECEIVED.
   static absl::StatusOr<bool> Cancel(pqxx::transaction_base& tx, const std::string& request_id);

@@ -1004,8 +1004,8 @@ TEST_F(ErasureTest, AClaimedRequestWaitsForItsLeaseToRunOut) {
   const std::string id = SubmitNew(kAda);
   std::vector<std::string> claimed;
   ASSERT_THAT(db_.pool->Transact([&](pqxx::work& tx) -> absl::Status {
-    CRM_ASSIGN_OR_RETURN(claimed,
-                         ErasureStore::Claim(tx, 16, Options().lease, bed_->clock().Now()));
+    CRM_ASSIGN_OR_RETURN(claimed, ErasureStore::Claim(tx, 16, Options().lease, bed_->clock().Now(),
+                                                      base::NewUuid()));
     return absl::OkStatus();
   }),
               IsOk());
@@ -1487,6 +1487,40 @@ TEST_F(ErasureTest, ReapplyAfterARestoreSubmitsCompletedErasuresAgainOnce) {
   bad.mutable_completed_since()->set_seconds(1);
   EXPECT_THAT(Call(&Stub::ReapplyErasures, bad),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("completed_since")));
+}
+
+// 6 (continued). A worker whose lease ran out and was taken over by another
+// cannot write over the new holder's progress, even where the state it
+// expects is still the stored one.
+TEST_F(ErasureTest, AWorkerWhoseLeaseWasTakenOverCannotWrite) {
+  const std::string id = SubmitNew(kAda);
+  const std::string stale = base::NewUuid(), holder = base::NewUuid();
+  auto claim = [&](const std::string& owner) -> absl::StatusOr<std::vector<std::string>> {
+    std::vector<std::string> claimed;
+    CRM_RETURN_IF_ERROR(db_.pool->Transact([&](pqxx::work& tx) -> absl::Status {
+      CRM_ASSIGN_OR_RETURN(
+          claimed, ErasureStore::Claim(tx, 16, Options().lease, bed_->clock().Now(), owner));
+      return absl::OkStatus();
+    }));
+    return claimed;
+  };
+  EXPECT_THAT(claim(stale), testing::IsOkAndHolds(ElementsAre(id)));
+  bed_->clock().Advance(Options().lease + absl::Seconds(1));
+  EXPECT_THAT(claim(holder), testing::IsOkAndHolds(ElementsAre(id)));
+  CRM_ASSERT_OK_AND_ASSIGN(v1::ErasureRequest r, Get(id));
+  ASSERT_EQ(r.state(), v1::STATE_RECEIVED);
+  r.set_state(v1::STATE_ERASING);
+  auto write = [&](const std::string& owner) {
+    return db_.pool->Transact([&](pqxx::work& tx) {
+      return ErasureStore::Update(tx, r, v1::STATE_RECEIVED, bed_->clock().Now(), true, owner);
+    });
+  };
+  EXPECT_THAT(write(stale), StatusIs(absl::StatusCode::kFailedPrecondition));
+  CRM_ASSERT_OK_AND_ASSIGN(v1::ErasureRequest unchanged, Get(id));
+  EXPECT_EQ(unchanged.state(), v1::STATE_RECEIVED);
+  EXPECT_THAT(write(holder), IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(v1::ErasureRequest moved, Get(id));
+  EXPECT_EQ(moved.state(), v1::STATE_ERASING);
 }
 
 }  // namespace

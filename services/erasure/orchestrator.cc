@@ -14,6 +14,7 @@
 #include "absl/synchronization/blocking_counter.h"
 #include "crm/audit/v1/ingest.pb.h"
 #include "libs/base/status_macros.h"
+#include "libs/base/uuid.h"
 #include "libs/crypto/aead.h"
 #include "libs/crypto/primitives.h"
 #include "libs/rpc/handler.h"
@@ -164,6 +165,7 @@ Orchestrator::Orchestrator(pg::Pool& db, std::vector<Target> targets,
       key_id_(KeyId(key.PublicKey())),
       audit_(audit),
       clock_(clock),
+      worker_id_(base::NewUuid()),
       options_(options) {}
 
 std::vector<std::string> Orchestrator::TargetNames() const {
@@ -183,8 +185,8 @@ absl::StatusOr<AdvanceStats> Orchestrator::RunOnce() {
   AdvanceStats stats;
   std::vector<std::string> claimed;
   CRM_RETURN_IF_ERROR(db_.Transact([&](pqxx::work& tx) -> absl::Status {
-    CRM_ASSIGN_OR_RETURN(
-        claimed, ErasureStore::Claim(tx, options_.batch_size, options_.lease, clock_.Now()));
+    CRM_ASSIGN_OR_RETURN(claimed, ErasureStore::Claim(tx, options_.batch_size, options_.lease,
+                                                      clock_.Now(), worker_id_));
     return absl::OkStatus();
   }));
   stats.claimed = static_cast<int>(claimed.size());
@@ -460,7 +462,7 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
     const absl::Status written = db_.Transact([&](pqxx::work& tx) -> absl::Status {
       for (int i : changed)
         CRM_RETURN_IF_ERROR(ErasureStore::PutTarget(tx, r.request_id(), r.targets(i)));
-      CRM_RETURN_IF_ERROR(ErasureStore::Update(tx, r, before, next, /*release=*/last));
+      CRM_RETURN_IF_ERROR(ErasureStore::Update(tx, r, before, next, /*release=*/last, worker_id_));
       if (sealed_addresses.has_value()) {
         CRM_RETURN_IF_ERROR(ErasureStore::PutAddresses(tx, r.request_id(), sealed_addresses->first,
                                                        sealed_addresses->second));

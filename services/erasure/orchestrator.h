@@ -131,6 +131,7 @@ class Orchestrator {
   const std::string key_id_;
   outbox::Writer& audit_;
   const base::Clock& clock_;
+  const std::string worker_id_;  // whose leases are whose
   OrchestratorOptions options_;
 };
 
