@@ -65,8 +65,23 @@ grpc::Status ErasureService::SubmitErasure(Ctx* ctx, const v1::SubmitErasureRequ
                                            v1::SubmitErasureResponse* resp) {
   return Handle([&]() -> absl::Status {
     CRM_ASSIGN_OR_RETURN(auto caller, rpc::AuthorizeCall(*ctx, d_.verifier, kDsrManage));
-    CRM_ASSIGN_OR_RETURN(const std::string subject,
-                         base::CanonicalUuid("subject_id", req->subject_id()));
+    std::string subject;
+    if (req->subject_case() == v1::SubmitErasureRequest::kEmail) {
+      CRM_RETURN_IF_ERROR(base::ValidateEmail("email", req->email()));
+      if (d_.lookup == nullptr) {
+        return absl::FailedPreconditionError(
+            "email: submitting by address needs contacts (setting contacts_addr)");
+      }
+      CRM_ASSIGN_OR_RETURN(std::vector<std::string> found, d_.lookup->ByEmail(req->email()));
+      if (found.empty()) return absl::NotFoundError("email: no person has this address");
+      if (found.size() > 1) {
+        return absl::FailedPreconditionError(
+            "email: more than one person has this address; submit by subject_id");
+      }
+      CRM_ASSIGN_OR_RETURN(subject, base::CanonicalUuid("subject_id", found[0]));
+    } else {
+      CRM_ASSIGN_OR_RETURN(subject, base::CanonicalUuid("subject_id", req->subject_id()));
+    }
     if (req->reason() == v1::ERASURE_REASON_UNSPECIFIED ||
         !v1::ErasureReason_IsValid(req->reason())) {
       return absl::InvalidArgumentError("reason: subject_request, retention or administrator");

@@ -16,6 +16,7 @@
 #include "libs/crypto/ed25519.h"
 #include "libs/outbox/writer.h"
 #include "libs/pg/pool.h"
+#include "services/erasure/subject_lookup.h"
 
 namespace crm::erasure {
 
@@ -29,6 +30,9 @@ struct ErasureDeps {
   std::vector<std::string> targets;
   // How long a new request may still be cancelled before erasing starts.
   absl::Duration cancel_window = absl::ZeroDuration();
+  // Finds subjects by e-mail address (SubmitErasure by address); null: not
+  // offered.
+  SubjectLookup* lookup = nullptr;
 };
 
 // `t` plus `months` calendar months (Art. 12(3) via Regulation 1182/71: the

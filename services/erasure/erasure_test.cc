@@ -454,7 +454,8 @@ class ErasureTest : public ::testing::Test {
                                                             .clock = bed_->clock(),
                                                             .certificate_key = key_->PublicKey(),
                                                             .targets = TargetNames(),
-                                                            .cancel_window = cancel_window});
+                                                            .cancel_window = cancel_window,
+                                                            .lookup = &lookup_});
     rpc::AccessPolicy policy;
     policy.AllowService(v1::Erasure::service_full_name());
     server_ = std::make_unique<rpc::ServerRunner>(bed_->ServerConfig("erasure"), std::move(policy));
@@ -597,6 +598,29 @@ class ErasureTest : public ::testing::Test {
   std::optional<crypto::Ed25519PrivateKey> key_;
   std::map<std::string, std::unique_ptr<FakeTarget>> targets_;
   FakeNotifier notifier_;
+  // Contacts' look-up by e-mail address, as the orchestrator's token sees it.
+  class FakeLookup final : public SubjectLookup {
+   public:
+    absl::StatusOr<std::vector<std::string>> ByEmail(const std::string& email) override {
+      absl::MutexLock l(&mu_);
+      if (!status_.ok()) return status_;
+      auto it = persons_.find(email);
+      return it == persons_.end() ? std::vector<std::string>{} : it->second;
+    }
+    void Put(const std::string& email, std::vector<std::string> subjects) {
+      absl::MutexLock l(&mu_);
+      persons_[email] = std::move(subjects);
+    }
+    void Fail(absl::Status s) {
+      absl::MutexLock l(&mu_);
+      status_ = std::move(s);
+    }
+
+   private:
+    absl::Mutex mu_;
+    std::map<std::string, std::vector<std::string>> persons_ ABSL_GUARDED_BY(mu_);
+    absl::Status status_ ABSL_GUARDED_BY(mu_);
+  } lookup_;
   std::unique_ptr<ErasureService> service_;
   std::unique_ptr<rpc::ServerRunner> server_;
   std::unique_ptr<Stub> stub_;
@@ -1521,6 +1545,51 @@ TEST_F(ErasureTest, AWorkerWhoseLeaseWasTakenOverCannotWrite) {
   EXPECT_THAT(write(holder), IsOk());
   CRM_ASSERT_OK_AND_ASSIGN(v1::ErasureRequest moved, Get(id));
   EXPECT_EQ(moved.state(), v1::STATE_ERASING);
+}
+
+// A request by e-mail address is a request for the subject contacts finds
+// by it; nothing about the address is kept.
+TEST_F(ErasureTest, SubmissionByEmailFindsTheSubjectThroughContacts) {
+  Seed(kAda);
+  lookup_.Put("ada@example.com", {kAda});
+  lookup_.Put("shared@example.com", {kAda, kBob});
+  v1::SubmitErasureRequest req;
+  req.set_email("ada@example.com");
+  req.set_reason(v1::ERASURE_REASON_SUBJECT_REQUEST);
+  CRM_ASSERT_OK_AND_ASSIGN(v1::SubmitErasureResponse by_email, Call(&Stub::SubmitErasure, req));
+  EXPECT_TRUE(by_email.created());
+  EXPECT_EQ(by_email.request().subject_id(), kAda);
+  // The same subject by id: the open request.
+  CRM_ASSERT_OK_AND_ASSIGN(v1::SubmitErasureResponse by_id, Submit(kAda));
+  EXPECT_FALSE(by_id.created());
+  EXPECT_EQ(by_id.request().request_id(), by_email.request().request_id());
+
+  req.set_email("nobody@example.com");
+  EXPECT_THAT(Call(&Stub::SubmitErasure, req),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("email")));
+  req.set_email("shared@example.com");
+  EXPECT_THAT(Call(&Stub::SubmitErasure, req),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("subject_id")));
+  req.set_email("not an address");
+  EXPECT_THAT(Call(&Stub::SubmitErasure, req),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("email")));
+  lookup_.Fail(absl::UnavailableError("contacts: down"));
+  req.set_email("ada@example.com");
+  EXPECT_THAT(Call(&Stub::SubmitErasure, req), StatusIs(absl::StatusCode::kUnavailable));
+  // The address is nowhere in the orchestrator's tables.
+  std::string rows;
+  ASSERT_THAT(db_.pool->Transact([&](pqxx::work& tx) {
+    rows.clear();
+    for (const char* table : {"requests", "targets", "audit_outbox"}) {
+      for (const pqxx::row& r : tx.exec(absl::StrCat("SELECT x::text FROM ", table, " x"))) {
+        rows += r[0].as<std::string>();
+      }
+    }
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_THAT(rows, HasSubstr(kAda));  // the scan sees the rows
+  EXPECT_THAT(rows, Not(HasSubstr("ada@example.com")));
 }
 
 }  // namespace

@@ -28,6 +28,7 @@
 #include "services/erasure/erasure_store.h"
 #include "services/erasure/notifier.h"
 #include "services/erasure/orchestrator.h"
+#include "services/erasure/subject_lookup.h"
 
 namespace crm::erasure {
 namespace {
@@ -43,6 +44,8 @@ struct ErasureConfig {
   // Where the completion notice goes ("": none is sent) and whose export
   // holds the subject's addresses ("": none are read).
   std::string mailing_addr = "127.0.0.1:50055";
+  // Where subjects are looked up by e-mail address ("": not offered).
+  std::string contacts_addr = "127.0.0.1:50052";
   std::string address_source = "contacts";
   absl::Duration cancel_window = absl::ZeroDuration();
   absl::Duration call_deadline = absl::Seconds(10);
@@ -79,6 +82,7 @@ struct App {
   std::unique_ptr<service::AuditOutbox> outbox;
   std::unique_ptr<service::ServiceToken> token;
   std::unique_ptr<GrpcNotifier> notifier;
+  std::unique_ptr<GrpcSubjectLookup> lookup;
   std::unique_ptr<ErasureService> service;
   std::unique_ptr<Orchestrator> orchestrator;
   absl::Notification stop;
@@ -194,6 +198,15 @@ absl::Status Setup(const ErasureConfig& cfg, const service::ApiAuthConfig& auth_
                        service::ApiAuth::Create(auth_cfg, ctx.config.server.tls, ctx.clock));
   ctx.on_stop.push_back([&app] { app.auth->Stop(); });
   CRM_ASSIGN_OR_RETURN(app.outbox, service::AuditOutbox::Start(ctx, *app.ring, cfg.audit_addr));
+  app.token =
+      std::make_unique<service::ServiceToken>(app.auth->identity_channel(), "erasure", ctx.clock);
+  if (!cfg.contacts_addr.empty()) {
+    CRM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> contacts,
+                         rpc::MakeChannel({.target = cfg.contacts_addr,
+                                           .tls = ctx.config.server.tls,
+                                           .expected_server = "contacts"}));
+    app.lookup = std::make_unique<GrpcSubjectLookup>(contacts, [&app] { return app.token->Get(); });
+  }
   app.service =
       std::make_unique<ErasureService>(ErasureDeps{.db = ctx.db,
                                                    .verifier = app.auth->verifier(),
@@ -201,12 +214,11 @@ absl::Status Setup(const ErasureConfig& cfg, const service::ApiAuthConfig& auth_
                                                    .clock = ctx.clock,
                                                    .certificate_key = app.key->PublicKey(),
                                                    .targets = names,
-                                                   .cancel_window = cfg.cancel_window});
+                                                   .cancel_window = cfg.cancel_window,
+                                                   .lookup = app.lookup.get()});
   ctx.policy.AllowService(v1::Erasure::service_full_name());
   ctx.services.push_back(app.service.get());
   if (!cfg.mailing_addr.empty()) {
-    app.token =
-        std::make_unique<service::ServiceToken>(app.auth->identity_channel(), "erasure", ctx.clock);
     CRM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> mailing,
                          rpc::MakeChannel({.target = cfg.mailing_addr,
                                            .tls = ctx.config.server.tls,
@@ -249,6 +261,8 @@ int main(int argc, char** argv) {
                "the registry: name=host:port,... of every service holding subject data");
   settings.Add("mailing_addr", &cfg.mailing_addr,
                "mailing service host:port for completion notices; empty: none are sent");
+  settings.Add("contacts_addr", &cfg.contacts_addr,
+               "contacts service host:port for submissions by e-mail address; empty: not offered");
   settings.Add("address_source", &cfg.address_source,
                "the target whose export holds the subject's e-mail addresses; empty: none read");
   settings.Add("cancel_window", &cfg.cancel_window,

@@ -265,6 +265,7 @@ class ExampleShopTest : public ::testing::Test {
                                                               ",contacts=", stack->Addr("contacts"),
                                                               ",mailing=", stack->Addr("mailing"))},
                                  {"CRM_MAILING_ADDR", stack->Addr("mailing")},
+                                 {"CRM_CONTACTS_ADDR", stack->Addr("contacts")},
                                  {"CRM_WORK_INTERVAL", "100ms"},
                                  {"CRM_CALL_DEADLINE", "2s"},
                                  {"CRM_LEASE", "5s"}}),
@@ -709,13 +710,14 @@ TEST_F(ExampleShopTest, AnErasureWaitsForAStoppedServiceAndForARestartedOrchestr
   const std::string subject = CustomerEverywhere(st, "Paulus", email, "+4930901821");
   ASSERT_FALSE(subject.empty());
 
-  // Mailing crashes; the request waits for it, it does not fail.
+  // Mailing crashes; the request (by e-mail address: the orchestrator finds
+  // the subject in contacts) waits for it, it does not fail.
   ASSERT_THAT(st.Kill("mailing"), IsOk());
-  const Outcome submitted =
-      st.Crmctl({"call", "erasure", "SubmitErasure",
-                 absl::StrCat(R"({"subjectId": ")", subject,
-                              R"(", "reason": "ERASURE_REASON_SUBJECT_REQUEST"})")});
+  const Outcome submitted = st.Crmctl(
+      {"call", "erasure", "SubmitErasure",
+       absl::StrCat(R"({"email": ")", email, R"(", "reason": "ERASURE_REASON_SUBJECT_REQUEST"})")});
   ASSERT_TRUE(ok(submitted)) << submitted.output;
+  EXPECT_EQ(JsonString(submitted.output, "subject_id"), subject);
   const std::string request_id = JsonString(submitted.output, "request_id");
   std::string waiting;
   for (int i = 0; i < 100 && !absl::StrContains(waiting, R"("failures": 2)"); ++i) {
