@@ -28,6 +28,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <pqxx/nontransaction>
 #include <string>
@@ -41,7 +42,9 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "libs/base/status_macros.h"
+#include "libs/log/log.h"
 #include "libs/pg/pool.h"
+#include "libs/testing/bench_ratio.h"
 #include "libs/testing/subprocess.h"
 #include "libs/testing/test_env.h"
 
@@ -194,6 +197,54 @@ inline absl::Status SetDurableCommits(pg::Pool& pool, bool durable) {
       },
       absl::Seconds(10));
   return applied ? absl::OkStatus() : absl::DeadlineExceededError("fsync setting not applied");
+}
+
+// The main() of a benchmark binary that builds its own world (a BenchEnv,
+// servers, data): takes its integer flags (`--name=N`, at least `min`; the
+// rest goes to Google Benchmark, `usage` names them when one is malformed),
+// quiets logging to warnings, runs `setup` (on failure: its error, then
+// `teardown`, exit 1), `register_all`, the benchmarks with a RatioReporter,
+// `print_ratios` and `teardown`.
+struct BenchIntFlag {
+  const char* name;
+  int64_t* value;
+  int64_t min;
+};
+struct BenchProgram {
+  const char* name;   // "erasure_bench"
+  const char* usage;  // "[--samples=N (>= 10)] [--queued=N]"
+  std::vector<BenchIntFlag> flags;
+  std::function<absl::Status()> setup;
+  std::function<void()> register_all;
+  std::function<void(const RatioReporter&)> print_ratios;
+  std::function<void()> teardown;
+};
+
+inline int RunBenchProgram(int argc, char** argv, const BenchProgram& p) {
+  std::vector<std::string> defaults;
+  std::vector<char*> args = WithDefaultFlags(argc, argv, defaults);
+  for (const BenchIntFlag& f : p.flags) {
+    if (!TakeIntFlag(args, f.name, f.value, f.min)) {
+      std::fprintf(stderr, "usage: %s %s [benchmark flags]\n", p.name, p.usage);
+      return 2;
+    }
+  }
+  int count = static_cast<int>(args.size());
+  benchmark::Initialize(&count, args.data());
+  if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 1;
+  log::SetMinLevel(log::Level::kWarn);
+  if (absl::Status s = p.setup(); !s.ok()) {
+    std::fprintf(stderr, "%s: set-up failed: %s\n", p.name, s.ToString().c_str());
+    p.teardown();
+    return 1;
+  }
+  p.register_all();
+  RatioReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  p.print_ratios(reporter);
+  p.teardown();
+  benchmark::Shutdown();
+  return 0;
 }
 
 }  // namespace crm::testing

@@ -489,33 +489,16 @@ void PrintRatios(const crm::testing::RatioReporter& r) {
 
 int main(int argc, char** argv) {
   using crm::erasure::flags;
-  std::vector<std::string> defaults;
-  std::vector<char*> args = crm::testing::WithDefaultFlags(argc, argv, defaults);
-  if (!crm::testing::TakeIntFlag(args, "samples", &flags.samples, 10) ||
-      !crm::testing::TakeIntFlag(args, "queued", &flags.queued, 1) ||
-      !crm::testing::TakeIntFlag(args, "workers", &flags.workers, 1)) {
-    std::fprintf(stderr,
-                 "usage: erasure_bench [--samples=N (>= 10)] [--queued=N] [--workers=N] "
-                 "[benchmark flags]\n");
-    return 2;
-  }
-  int count = static_cast<int>(args.size());
-  benchmark::Initialize(&count, args.data());
-  if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 1;
-
-  crm::log::SetMinLevel(crm::log::Level::kWarn);
   crm::erasure::Env env;
   crm::erasure::g = &env;
-  if (absl::Status s = crm::erasure::Setup(); !s.ok()) {
-    std::fprintf(stderr, "erasure_bench: set-up failed: %s\n", s.ToString().c_str());
-    crm::erasure::Teardown();
-    return 1;
-  }
-  crm::erasure::Register();
-  crm::testing::RatioReporter reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  crm::erasure::PrintRatios(reporter);
-  crm::erasure::Teardown();
-  benchmark::Shutdown();
-  return 0;
+  return crm::testing::RunBenchProgram(argc, argv,
+                                       {.name = "erasure_bench",
+                                        .usage = "[--samples=N (>= 10)] [--queued=N] [--workers=N]",
+                                        .flags = {{"samples", &flags.samples, 10},
+                                                  {"queued", &flags.queued, 1},
+                                                  {"workers", &flags.workers, 1}},
+                                        .setup = crm::erasure::Setup,
+                                        .register_all = crm::erasure::Register,
+                                        .print_ratios = crm::erasure::PrintRatios,
+                                        .teardown = crm::erasure::Teardown});
 }

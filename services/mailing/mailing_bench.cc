@@ -674,33 +674,17 @@ void PrintRatios(const crm::testing::RatioReporter& r) {
 
 int main(int argc, char** argv) {
   using crm::mailing::flags;
-  std::vector<std::string> defaults;
-  std::vector<char*> args = crm::testing::WithDefaultFlags(argc, argv, defaults);
-  if (!crm::testing::TakeIntFlag(args, "recipients", &flags.recipients, 20) ||
-      !crm::testing::TakeIntFlag(args, "senders", &flags.senders, 1) ||
-      !crm::testing::TakeIntFlag(args, "batch", &flags.batch, 1)) {
-    std::fprintf(stderr,
-                 "usage: mailing_bench [--recipients=N (>= 20)] [--senders=N] [--batch=N] "
-                 "[benchmark flags]\n");
-    return 2;
-  }
-  int count = static_cast<int>(args.size());
-  benchmark::Initialize(&count, args.data());
-  if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 1;
-
-  crm::log::SetMinLevel(crm::log::Level::kWarn);
   crm::mailing::Env env;
   crm::mailing::g = &env;
-  if (absl::Status s = crm::mailing::Setup(); !s.ok()) {
-    std::fprintf(stderr, "mailing_bench: set-up failed: %s\n", s.ToString().c_str());
-    crm::mailing::Teardown();
-    return 1;
-  }
-  crm::mailing::Register();
-  crm::testing::RatioReporter reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  crm::mailing::PrintRatios(reporter);
-  crm::mailing::Teardown();
-  benchmark::Shutdown();
-  return 0;
+  return crm::testing::RunBenchProgram(
+      argc, argv,
+      {.name = "mailing_bench",
+       .usage = "[--recipients=N (>= 20)] [--senders=N] [--batch=N]",
+       .flags = {{"recipients", &flags.recipients, 20},
+                 {"senders", &flags.senders, 1},
+                 {"batch", &flags.batch, 1}},
+       .setup = crm::mailing::Setup,
+       .register_all = crm::mailing::Register,
+       .print_ratios = crm::mailing::PrintRatios,
+       .teardown = crm::mailing::Teardown});
 }
