@@ -26,6 +26,7 @@
 #include <thread>
 #include <tuple>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -451,13 +452,6 @@ TEST_F(CrmctlTest, ListPrintsServicesAndMethods) {
   EXPECT_THAT(r.err, HasSubstr("known services: "));
 }
 
-// --- identity commands against a fake Identity service ---
-
-namespace v1 = ::crm::identity::v1;
-
-constexpr char kPassword[] = "correct horse battery";
-const absl::Time kGrantEnd = absl::FromUnixSeconds(1'900'000'000);
-
 // A token shaped like our access tokens: crmctl only reads the exp of its
 // payload.
 std::string FakeJwt(absl::Time exp, absl::string_view tag) {
@@ -467,10 +461,11 @@ std::string FakeJwt(absl::Time exp, absl::string_view tag) {
                       ".c2ln");
 }
 
-// A test double of the Identity RPC surface: records every call (method,
-// authorization metadata, request) and answers from a tiny state: the one
-// access token and the one refresh token it currently accepts.
-class FakeIdentity final : public v1::Identity::Service {
+// --- what the fakes of the command families and their fixtures share ---
+
+// Records every call a fake service receives (method, authorization
+// metadata, request) for the test to look at. Thread-safe.
+class CallRecorder {
  public:
   struct Seen {
     std::string method;
@@ -478,6 +473,204 @@ class FakeIdentity final : public v1::Identity::Service {
     std::string request;        // Serialized.
   };
 
+  // The calls of `method`, in order.
+  std::vector<Seen> Calls(absl::string_view method) {
+    absl::MutexLock lock(&mu_);
+    std::vector<Seen> out;
+    for (const Seen& s : seen_) {
+      if (s.method == method) out.push_back(s);
+    }
+    return out;
+  }
+  size_t CallCount() {
+    absl::MutexLock lock(&mu_);
+    return seen_.size();
+  }
+  // The request of the last call of `method`; an empty T if there was none.
+  template <typename T>
+  T LastRequest(absl::string_view method) {
+    std::vector<Seen> calls = Calls(method);
+    T request;
+    if (!calls.empty()) request.ParseFromString(calls.back().request);
+    return request;
+  }
+
+ protected:
+  // Records the call; returns its authorization metadata (empty if none).
+  std::string Record(const char* method, grpc::ServerContext* ctx,
+                     const google::protobuf::Message& req) {
+    std::string authorization;
+    auto it = ctx->client_metadata().find("authorization");
+    if (it != ctx->client_metadata().end()) {
+      authorization.assign(it->second.data(), it->second.size());
+    }
+    absl::MutexLock lock(&mu_);
+    seen_.push_back({method, authorization, req.SerializeAsString()});
+    return authorization;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<Seen> seen_ ABSL_GUARDED_BY(mu_);
+};
+
+// A CallRecorder for a fake that accepts one access token, the one of the
+// test's session.
+class TokenCheckingRecorder : public CallRecorder {
+ public:
+  explicit TokenCheckingRecorder(std::string token) : token_(std::move(token)) {}
+
+ protected:
+  // Records the call; true if it carries the bearer token.
+  bool Record(const char* method, grpc::ServerContext* ctx, const google::protobuf::Message& req) {
+    return CallRecorder::Record(method, ctx, req) == absl::StrCat("Bearer ", token_);
+  }
+  static grpc::Status Unauthenticated() {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "bad token");
+  }
+
+ private:
+  const std::string token_;
+};
+
+// A fake service served by a ServerRunner over mutual TLS on a loopback
+// port of its own, with a throwaway PKI of the service's certificate and
+// the operator's, the one peer it lets call. The service must outlive it.
+class FakeServer {
+ public:
+  // Serves `service` (gRPC full name `full_name`) as `name` ("contacts": the
+  // identity spiffe://crm.local/contacts). Errors of the PKI, the policy and
+  // the server's start.
+  absl::Status Start(const std::string& name, const std::string& full_name,
+                     grpc::Service* service) {
+    absl::StatusOr<TestPki> pki = TestPki::Create({name, "operator"});
+    if (!pki.ok()) return pki.status();
+    pki_ = std::make_unique<TestPki>(*std::move(pki));
+    AccessPolicy policy;
+    policy.AllowService(full_name, {"operator"});
+    if (absl::Status s = policy.Validate(); !s.ok()) return s;
+    ServerConfig config;
+    config.metrics_listen = "";
+    config.service = name;
+    config.tls = pki_->Files(name);
+    config.handle_signals = false;
+    config.shutdown_grace = absl::Seconds(1);
+    server_ = std::make_unique<ServerRunner>(config, std::move(policy));
+    server_->RegisterService(service);
+    return server_->Start();
+  }
+
+  std::string Address() const { return absl::StrCat("127.0.0.1:", server_->port()); }
+  const TestPki& pki() const { return *pki_; }
+
+ private:
+  std::unique_ptr<TestPki> pki_;
+  std::unique_ptr<ServerRunner> server_;
+};
+
+// The commands of one family against its fake `Fake` (made from the
+// operator's token), as an operator with a fresh session in a directory of
+// the test's own; the identity address refuses connections (nothing is
+// renewed).
+template <typename Fake>
+class FamilyCommandsTest : public ::testing::Test {
+ protected:
+  // `name`: the service ("contacts"): its certificate, its --contacts flag
+  // and $CRMCTL_CONTACTS_ADDR; `full_name`: its gRPC service.
+  FamilyCommandsTest(std::string name, std::string full_name)
+      : name_(std::move(name)), full_name_(std::move(full_name)) {}
+
+  static void SetUpTestSuite() { log::SetMinLevel(log::Level::kError); }
+
+  void SetUp() override {
+    ASSERT_THAT(server_.Start(name_, full_name_, &fake_), IsOk());
+    static int counter = 0;
+    dir_ = absl::StrCat(::testing::TempDir(), "/crmctl_", name_, "_", getpid(), "_", counter++);
+    session_path_ = dir_ + "/session";
+    ASSERT_THAT(SaveSession(session_path_,
+                            {.access_token = kToken, .refresh_token = "r-1", .user_id = "u-1"}),
+                IsOk());
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string Address() const { return server_.Address(); }
+  // crmctl `args` against the fake (its address from --<name>, or from
+  // $CRMCTL_<NAME>_ADDR when `address_in_env`).
+  Result Crmctl(const std::vector<std::string>& args, bool address_in_env = false,
+                const std::string& stdin_data = "") {
+    rpc::TlsFiles f = server_.pki().Files("operator");
+    std::vector<std::string> flags = {"--identity", absl::StrCat("127.0.0.1:", identity_.port()),
+                                      "--cert",     f.cert_file,
+                                      "--key",      f.key_file,
+                                      "--ca",       f.ca_file};
+    std::vector<std::string> env = {"CRMCTL_SESSION_FILE=" + session_path_};
+    if (address_in_env) {
+      env.push_back(absl::StrCat("CRMCTL_", absl::AsciiStrToUpper(name_), "_ADDR=", Address()));
+    } else {
+      flags.push_back(absl::StrCat("--", name_, "=", Address()));
+    }
+    return RunCrmctl(Concat(args, flags), stdin_data, env);
+  }
+  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
+  // A file in the test's directory holding `bytes`.
+  std::string WriteFile(const std::string& name, const std::string& bytes) {
+    std::filesystem::create_directories(dir_);
+    std::ofstream(Path(name), std::ios::binary) << bytes;
+    return Path(name);
+  }
+
+  const std::string name_;
+  const std::string full_name_;
+  const std::string kToken = FakeJwt(absl::Now() + absl::Hours(1), name_ + "-operator");
+  Fake fake_{kToken};
+  FakeServer server_;  // After fake_: stops before the fake goes.
+  ClosedPort identity_;
+  std::string dir_;
+  std::string session_path_;
+};
+
+// Success if `r` exited 0 and printed the JSON of a T, which is then in
+// `*message`; else a failure showing the run.
+template <typename T>
+::testing::AssertionResult IsJsonOutput(const Result& r, T* message) {
+  if (r.exit_code != 0) return ::testing::AssertionFailure() << "exit code is not 0: " << r;
+  if (!google::protobuf::util::JsonStringToMessage(r.out, message).ok()) {
+    return ::testing::AssertionFailure()
+           << "not the JSON of a " << T::descriptor()->full_name() << ":\n"
+           << r.out;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// A command line and (part of) what crmctl says of its bad usage.
+struct UsageCase {
+  std::vector<std::string> args;
+  std::string message;
+};
+
+// Runs every case with `crmctl` (a fixture's Crmctl) and expects exit 2
+// with the case's message on stderr.
+template <typename Run>
+void ExpectUsageErrors(Run crmctl, const std::vector<UsageCase>& cases) {
+  for (const UsageCase& c : cases) {
+    Result r = crmctl(c.args);
+    EXPECT_EQ(r.exit_code, 2) << r;
+    EXPECT_THAT(r.err, HasSubstr(c.message)) << r;
+  }
+}
+
+// --- identity commands against a fake Identity service ---
+
+namespace v1 = ::crm::identity::v1;
+
+constexpr char kPassword[] = "correct horse battery";
+const absl::Time kGrantEnd = absl::FromUnixSeconds(1'900'000'000);
+
+// A test double of the Identity RPC surface: records every call (method,
+// authorization metadata, request) and answers from a tiny state: the one
+// access token and the one refresh token it currently accepts.
+class FakeIdentity final : public v1::Identity::Service, public CallRecorder {
+ public:
   // The pair the fake accepts from now on.
   void Accept(std::string access, std::string refresh) {
     absl::MutexLock lock(&mu_);
@@ -492,26 +685,6 @@ class FakeIdentity final : public v1::Identity::Service {
     absl::MutexLock lock(&mu_);
     return refresh_;
   }
-  std::vector<Seen> Calls(absl::string_view method) {
-    absl::MutexLock lock(&mu_);
-    std::vector<Seen> out;
-    for (const Seen& s : seen_) {
-      if (s.method == method) out.push_back(s);
-    }
-    return out;
-  }
-  size_t CallCount() {
-    absl::MutexLock lock(&mu_);
-    return seen_.size();
-  }
-  template <typename T>
-  T LastRequest(absl::string_view method) {
-    std::vector<Seen> calls = Calls(method);
-    T request;
-    if (!calls.empty()) request.ParseFromString(calls.back().request);
-    return request;
-  }
-
   grpc::Status Login(grpc::ServerContext* ctx, const v1::LoginRequest* req,
                      v1::LoginResponse* resp) override {
     Record("Login", ctx, *req);
@@ -609,13 +782,8 @@ class FakeIdentity final : public v1::Identity::Service {
   }
   // Records the call; true if it carries the accepted access token.
   bool Record(const char* method, grpc::ServerContext* ctx, const google::protobuf::Message& req) {
-    std::string authorization;
-    auto it = ctx->client_metadata().find("authorization");
-    if (it != ctx->client_metadata().end()) {
-      authorization.assign(it->second.data(), it->second.size());
-    }
+    const std::string authorization = CallRecorder::Record(method, ctx, req);
     absl::MutexLock lock(&mu_);
-    seen_.push_back({method, authorization, req.SerializeAsString()});
     return authorization == absl::StrCat("Bearer ", access_);
   }
   // A new pair, which becomes the accepted one.
@@ -629,7 +797,6 @@ class FakeIdentity final : public v1::Identity::Service {
   }
 
   absl::Mutex mu_;
-  std::vector<Seen> seen_ ABSL_GUARDED_BY(mu_);
   std::string access_ ABSL_GUARDED_BY(mu_) = "none";
   std::string refresh_ ABSL_GUARDED_BY(mu_) = "none";
   int issued_ ABSL_GUARDED_BY(mu_) = 0;
@@ -640,20 +807,7 @@ class IdentityCommandsTest : public ::testing::Test {
   static void SetUpTestSuite() { log::SetMinLevel(log::Level::kError); }
 
   void SetUp() override {
-    CRM_ASSERT_OK_AND_ASSIGN(TestPki pki, TestPki::Create({"identity", "operator"}));
-    pki_ = std::make_unique<TestPki>(std::move(pki));
-    AccessPolicy policy;
-    policy.AllowService(v1::Identity::service_full_name(), {"operator"});
-    ASSERT_THAT(policy.Validate(), IsOk());
-    ServerConfig config;
-    config.metrics_listen = "";
-    config.service = "identity";
-    config.tls = pki_->Files("identity");
-    config.handle_signals = false;
-    config.shutdown_grace = absl::Seconds(1);
-    server_ = std::make_unique<ServerRunner>(config, std::move(policy));
-    server_->RegisterService(&fake_);
-    ASSERT_THAT(server_->Start(), IsOk());
+    ASSERT_THAT(server_.Start("identity", v1::Identity::service_full_name(), &fake_), IsOk());
     static int counter = 0;
     dir_ = absl::StrCat(::testing::TempDir(), "/crmctl_session_", getpid(), "_", counter++);
     session_path_ = dir_ + "/config/crmctl/session";
@@ -662,9 +816,9 @@ class IdentityCommandsTest : public ::testing::Test {
 
   // crmctl `args` against the fake, with the session file in the test's dir.
   Result Crmctl(const std::vector<std::string>& args, const std::string& stdin_data = "") {
-    rpc::TlsFiles f = pki_->Files("operator");
-    return RunCrmctl(Concat(args, {"--identity", absl::StrCat("127.0.0.1:", server_->port()),
-                                   "--cert", f.cert_file, "--key", f.key_file, "--ca", f.ca_file}),
+    rpc::TlsFiles f = server_.pki().Files("operator");
+    return RunCrmctl(Concat(args, {"--identity", server_.Address(), "--cert", f.cert_file, "--key",
+                                   f.key_file, "--ca", f.ca_file}),
                      stdin_data, {"CRMCTL_SESSION_FILE=" + session_path_});
   }
   Result Login() {
@@ -676,9 +830,8 @@ class IdentityCommandsTest : public ::testing::Test {
     return s.ok() && s->has_value() ? **s : Session{};
   }
 
-  std::unique_ptr<TestPki> pki_;
   FakeIdentity fake_;
-  std::unique_ptr<ServerRunner> server_;
+  FakeServer server_;  // After fake_: stops before the fake goes.
   std::string dir_;
   std::string session_path_;
 };
@@ -829,35 +982,27 @@ TEST_F(IdentityCommandsTest, UserCreateMapsFlagsToFields) {
 TEST_F(IdentityCommandsTest, BadUsageExitsTwoNamingTheArgumentWithoutCalling) {
   ASSERT_EQ(Login().exit_code, 0);
   const size_t calls = fake_.CallCount();
-  struct Case {
-    std::vector<std::string> args;
-    std::string message;
-  };
-  for (const Case& c : std::vector<Case>{
-           {{"user", "create", "bob", "--name", "B"}, "--email: required"},
-           {{"user", "list", "--status", "gone"}, "--status: expected one of active, disabled"},
-           {{"user", "get"}, "missing USER_ID"},
-           {{"user", "get", "a", "b"}, "unexpected argument \"b\""},
-           {{"user", "get", "a", "--status", "active"},
-            "--status: not a flag of 'crmctl user get'"},
-           {{"user", "frob"}, "unknown command \"user frob\""},
-           {{"user"}, "user needs a command: list, get, create"},
-           {{"user", "login-history", "u", "--since", "yesterday"},
-            "--since: expected an RFC 3339"},
-           {{"grant", "add", "u", "r", "--justification", "j", "--for", "8h", "--not-after",
-             "2030-01-01T00:00:00Z"},
-            "--for: give either --for or --not-after"},
-           {{"grant", "add", "u", "r", "--justification", "j", "--for", "soon"},
-            "--for: expected a positive duration"},
-           {{"grant", "extend", "g", "--justification", "j"}, "--until or --by"},
-           {{"role", "require-mfa", "admin", "maybe"}, "on|off: expected on or off"},
-           {{"role", "list", "--all=yes"}, "--all: takes no value"},
-           {{"health", "--reason", "x"}, "--reason: not a flag of health"},
-       }) {
-    Result r = Crmctl(c.args);
-    EXPECT_EQ(r.exit_code, 2) << r;
-    EXPECT_THAT(r.err, HasSubstr(c.message)) << r;
-  }
+  ExpectUsageErrors(
+      [this](const std::vector<std::string>& args) { return Crmctl(args); },
+      {
+          {{"user", "create", "bob", "--name", "B"}, "--email: required"},
+          {{"user", "list", "--status", "gone"}, "--status: expected one of active, disabled"},
+          {{"user", "get"}, "missing USER_ID"},
+          {{"user", "get", "a", "b"}, "unexpected argument \"b\""},
+          {{"user", "get", "a", "--status", "active"}, "--status: not a flag of 'crmctl user get'"},
+          {{"user", "frob"}, "unknown command \"user frob\""},
+          {{"user"}, "user needs a command: list, get, create"},
+          {{"user", "login-history", "u", "--since", "yesterday"}, "--since: expected an RFC 3339"},
+          {{"grant", "add", "u", "r", "--justification", "j", "--for", "8h", "--not-after",
+            "2030-01-01T00:00:00Z"},
+           "--for: give either --for or --not-after"},
+          {{"grant", "add", "u", "r", "--justification", "j", "--for", "soon"},
+           "--for: expected a positive duration"},
+          {{"grant", "extend", "g", "--justification", "j"}, "--until or --by"},
+          {{"role", "require-mfa", "admin", "maybe"}, "on|off: expected on or off"},
+          {{"role", "list", "--all=yes"}, "--all: takes no value"},
+          {{"health", "--reason", "x"}, "--reason: not a flag of health"},
+      });
   EXPECT_EQ(fake_.CallCount(), calls);
 }
 
@@ -976,35 +1121,9 @@ TEST_F(IdentityCommandsTest, LogoutEndsTheSessionAndRemovesTheFile) {
 // authorization metadata, request) and answers canned persons, companies,
 // invoices, interactions and retention rows. Calls without the bearer
 // token of the test's session are UNAUTHENTICATED.
-class FakeContacts final : public cv1::Contacts::Service {
+class FakeContacts final : public cv1::Contacts::Service, public TokenCheckingRecorder {
  public:
-  struct Seen {
-    std::string method;
-    std::string authorization;
-    std::string request;  // Serialized.
-  };
-
-  explicit FakeContacts(std::string token) : token_(std::move(token)) {}
-
-  std::vector<Seen> Calls(absl::string_view method) {
-    absl::MutexLock lock(&mu_);
-    std::vector<Seen> out;
-    for (const Seen& s : seen_) {
-      if (s.method == method) out.push_back(s);
-    }
-    return out;
-  }
-  size_t CallCount() {
-    absl::MutexLock lock(&mu_);
-    return seen_.size();
-  }
-  template <typename T>
-  T LastRequest(absl::string_view method) {
-    std::vector<Seen> calls = Calls(method);
-    T request;
-    if (!calls.empty()) request.ParseFromString(calls.back().request);
-    return request;
-  }
+  using TokenCheckingRecorder::TokenCheckingRecorder;
 
   // Ada Lovelace, a customer; her second e-mail address is the primary one.
   static cv1::Person Ada(const std::string& subject_id) {
@@ -1262,90 +1381,11 @@ class FakeContacts final : public cv1::Contacts::Service {
     resp->set_version(1);
     return grpc::Status::OK;
   }
-
- private:
-  static grpc::Status Unauthenticated() {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "bad token");
-  }
-  bool Record(const char* method, grpc::ServerContext* ctx, const google::protobuf::Message& req) {
-    std::string authorization;
-    auto it = ctx->client_metadata().find("authorization");
-    if (it != ctx->client_metadata().end()) {
-      authorization.assign(it->second.data(), it->second.size());
-    }
-    absl::MutexLock lock(&mu_);
-    seen_.push_back({method, authorization, req.SerializeAsString()});
-    return authorization == absl::StrCat("Bearer ", token_);
-  }
-
-  const std::string token_;
-  absl::Mutex mu_;
-  std::vector<Seen> seen_ ABSL_GUARDED_BY(mu_);
 };
 
-// The contacts commands against FakeContacts, as an operator with a fresh
-// session; the identity address refuses connections (nothing is renewed).
-class ContactsCommandsTest : public ::testing::Test {
+class ContactsCommandsTest : public FamilyCommandsTest<FakeContacts> {
  protected:
-  static void SetUpTestSuite() { log::SetMinLevel(log::Level::kError); }
-
-  void SetUp() override {
-    CRM_ASSERT_OK_AND_ASSIGN(TestPki pki, TestPki::Create({"contacts", "operator"}));
-    pki_ = std::make_unique<TestPki>(std::move(pki));
-    AccessPolicy policy;
-    policy.AllowService(cv1::Contacts::service_full_name(), {"operator"});
-    ASSERT_THAT(policy.Validate(), IsOk());
-    ServerConfig config;
-    config.metrics_listen = "";
-    config.service = "contacts";
-    config.tls = pki_->Files("contacts");
-    config.handle_signals = false;
-    config.shutdown_grace = absl::Seconds(1);
-    server_ = std::make_unique<ServerRunner>(config, std::move(policy));
-    server_->RegisterService(&fake_);
-    ASSERT_THAT(server_->Start(), IsOk());
-    static int counter = 0;
-    dir_ = absl::StrCat(::testing::TempDir(), "/crmctl_contacts_", getpid(), "_", counter++);
-    session_path_ = dir_ + "/session";
-    ASSERT_THAT(SaveSession(session_path_,
-                            {.access_token = kToken, .refresh_token = "r-1", .user_id = "u-1"}),
-                IsOk());
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  std::string Address() const { return absl::StrCat("127.0.0.1:", server_->port()); }
-  // crmctl `args` against the fake (its address from --contacts, or from
-  // $CRMCTL_CONTACTS_ADDR when `address_in_env`).
-  Result Crmctl(const std::vector<std::string>& args, bool address_in_env = false,
-                const std::string& stdin_data = "") {
-    rpc::TlsFiles f = pki_->Files("operator");
-    std::vector<std::string> flags = {"--identity", absl::StrCat("127.0.0.1:", identity_.port()),
-                                      "--cert",     f.cert_file,
-                                      "--key",      f.key_file,
-                                      "--ca",       f.ca_file};
-    std::vector<std::string> env = {"CRMCTL_SESSION_FILE=" + session_path_};
-    if (address_in_env) {
-      env.push_back("CRMCTL_CONTACTS_ADDR=" + Address());
-    } else {
-      flags.push_back("--contacts=" + Address());
-    }
-    return RunCrmctl(Concat(args, flags), stdin_data, env);
-  }
-  // A file in the test's directory holding `text`.
-  std::string WriteFile(const std::string& name, const std::string& text) {
-    std::filesystem::create_directories(dir_);
-    const std::string path = dir_ + "/" + name;
-    std::ofstream(path, std::ios::binary) << text;
-    return path;
-  }
-
-  const std::string kToken = FakeJwt(absl::Now() + absl::Hours(1), "contacts-operator");
-  std::unique_ptr<TestPki> pki_;
-  FakeContacts fake_{kToken};
-  std::unique_ptr<ServerRunner> server_;
-  ClosedPort identity_;
-  std::string dir_;
-  std::string session_path_;
+  ContactsCommandsTest() : FamilyCommandsTest("contacts", cv1::Contacts::service_full_name()) {}
 };
 
 TEST_F(ContactsCommandsTest, PersonCreateMapsFlagsToTheRequest) {
@@ -1525,37 +1565,31 @@ TEST_F(ContactsCommandsTest, RpcErrorPrintsTheCodeAndExitsOne) {
 }
 
 TEST_F(ContactsCommandsTest, BadUsageExitsTwoNamingTheArgumentWithoutCalling) {
-  struct Case {
-    std::vector<std::string> args;
-    std::string message;
-  };
-  for (const Case& c : std::vector<Case>{
-           {{"person", "get"}, "missing SUBJECT_ID"},
-           {{"person", "restrict", "--reason", "r"}, "missing SUBJECT_ID"},
-           {{"person", "get", "s-1", "--frob", "x"}, "--frob: unknown flag"},
-           {{"person", "get", "s-1", "--status", "lead"},
-            "--status: not a flag of 'crmctl person get'"},
-           {{"person", "get", "s-1", "s-2"}, "unexpected argument \"s-2\""},
-           {{"person", "restrict", "s-1"}, "--reason: required"},
-           {{"person", "create", "--status", "vip"},
-            "--status: expected one of lead, prospect, customer, former-customer, partner, "
-            "supplier-contact"},
-           {{"person", "create", "--family-name", "A", "--family-name", "B"},
-            "--family-name: given twice"},
-           {{"person", "update", "s-1", "--version", "new"}, "--version: expected a number"},
-           {{"person", "update", "s-1"}, "nothing to change: give at least one of --family-name"},
-           {{"person", "lookup"}, "--email or --phone or --tax-id: give one of them"},
-           {{"person", "lookup", "--email", "a@b.example", "--phone", "+481"},
-            "--email or --phone or --tax-id: give one of them"},
-           {{"person", "assign", "s-1"}, "--owner or --team: give at least one of them"},
-           {{"person", "list", "--include-restricted=yes"}, "--include-restricted: takes no value"},
-           {{"person", "frob"}, "unknown command \"person frob\""},
-           {{"person"}, "person needs a command: create, get, update, list, lookup"},
-       }) {
-    Result r = Crmctl(c.args);
-    EXPECT_EQ(r.exit_code, 2) << r;
-    EXPECT_THAT(r.err, HasSubstr(c.message)) << r;
-  }
+  ExpectUsageErrors(
+      [this](const std::vector<std::string>& args) { return Crmctl(args); },
+      {
+          {{"person", "get"}, "missing SUBJECT_ID"},
+          {{"person", "restrict", "--reason", "r"}, "missing SUBJECT_ID"},
+          {{"person", "get", "s-1", "--frob", "x"}, "--frob: unknown flag"},
+          {{"person", "get", "s-1", "--status", "lead"},
+           "--status: not a flag of 'crmctl person get'"},
+          {{"person", "get", "s-1", "s-2"}, "unexpected argument \"s-2\""},
+          {{"person", "restrict", "s-1"}, "--reason: required"},
+          {{"person", "create", "--status", "vip"},
+           "--status: expected one of lead, prospect, customer, former-customer, partner, "
+           "supplier-contact"},
+          {{"person", "create", "--family-name", "A", "--family-name", "B"},
+           "--family-name: given twice"},
+          {{"person", "update", "s-1", "--version", "new"}, "--version: expected a number"},
+          {{"person", "update", "s-1"}, "nothing to change: give at least one of --family-name"},
+          {{"person", "lookup"}, "--email or --phone or --tax-id: give one of them"},
+          {{"person", "lookup", "--email", "a@b.example", "--phone", "+481"},
+           "--email or --phone or --tax-id: give one of them"},
+          {{"person", "assign", "s-1"}, "--owner or --team: give at least one of them"},
+          {{"person", "list", "--include-restricted=yes"}, "--include-restricted: takes no value"},
+          {{"person", "frob"}, "unknown command \"person frob\""},
+          {{"person"}, "person needs a command: create, get, update, list, lookup"},
+      });
   EXPECT_EQ(fake_.CallCount(), 0u);
 }
 
@@ -1682,9 +1716,8 @@ TEST_F(ContactsCommandsTest, PersonImportRpcErrorExitsOne) {
 
 TEST_F(ContactsCommandsTest, JsonOutputIsTheResponseAsJson) {
   Result r = Crmctl({"person", "list", "--json"});
-  ASSERT_EQ(r.exit_code, 0) << r;
   cv1::ListPersonsResponse list;
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &list).ok()) << r.out;
+  ASSERT_TRUE(IsJsonOutput(r, &list));
   ASSERT_EQ(list.persons_size(), 3);
   EXPECT_EQ(list.persons(2).subject_id(), "s-3");
   EXPECT_EQ(list.persons(0).status(), cv1::PERSON_STATUS_CUSTOMER);
@@ -1692,9 +1725,8 @@ TEST_F(ContactsCommandsTest, JsonOutputIsTheResponseAsJson) {
   EXPECT_THAT(r.out, HasSubstr(R"("subject_id": "s-1")"));
 
   r = Crmctl({"person", "get", "s-1", "--json"});
-  ASSERT_EQ(r.exit_code, 0) << r;
   cv1::GetPersonResponse get;
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &get).ok()) << r.out;
+  ASSERT_TRUE(IsJsonOutput(r, &get));
   EXPECT_EQ(get.person().family_name(), "Lovelace");
   EXPECT_THAT(get.masked_fields(), ::testing::ElementsAre("personal_id_number"));
 }
@@ -1903,51 +1935,45 @@ TEST_F(ContactsCommandsTest, RetentionDueFollowsPagesIntoOneTable) {
 }
 
 TEST_F(ContactsCommandsTest, CompanyHistoryInvoiceRetentionBadUsageExitsTwoWithoutCalling) {
-  struct Case {
-    std::vector<std::string> args;
-    std::string message;
-  };
   const std::vector<std::string> invoice = {"invoice",      "record",     "--number",   "FV/1",
                                             "--issue-date", "2026-01-31", "--currency", "PLN"};
-  for (const Case& c : std::vector<Case>{
-           {{"company", "get"}, "missing COMPANY_ID"},
-           {{"company", "create", "--tax-id", "nip:5260250274"}, "--name: required"},
-           {{"company", "create", "--name", "A", "--tax-id", "5260250274"},
-            "--tax-id: expected KIND:VALUE with KIND nip, regon, krs or eu-vat"},
-           {{"company", "create", "--name", "A", "--tax-id", "vat:PL5260250274"},
-            "--tax-id: expected KIND:VALUE"},
-           {{"company", "create", "--name", "A", "--tax-id", "nip:"}, "--tax-id: expected"},
-           {{"company", "update", "c-1"}, "nothing to change: give at least one of --name"},
-           {{"company", "update", "--name", "A"}, "missing COMPANY_ID"},
-           {{"company", "update", "c-1", "--team", "t-1"},
-            "--team: not a flag of 'crmctl company update'"},
-           {{"company", "list", "c-1"}, "unexpected argument \"c-1\""},
-           {{"history", "add", "s-1", "--summary", "x"}, "--kind: required"},
-           {{"history", "add", "s-1", "--kind", "call"}, "--summary: required"},
-           {{"history", "add", "--kind", "call", "--summary", "x"}, "missing SUBJECT_ID"},
-           {{"history", "add", "s-1", "--kind", "visit", "--summary", "x"},
-            "--kind: expected one of call, meeting, email, note"},
-           {{"history", "add", "s-1", "--kind", "call", "--summary", "x", "--at", "yesterday"},
-            "--at: expected an RFC 3339 time"},
-           {{"history", "list"}, "missing SUBJECT_ID"},
-           {Concat(invoice, {"--net-minor", "100"}), "--subject or --company: give one of them"},
-           {Concat(invoice, {"--net-minor", "100", "--subject", "s-1", "--company", "c-1"}),
-            "--subject or --company: give one of them"},
-           {Concat(invoice, {"--subject", "s-1"}), "--net-minor: required"},
-           {Concat(invoice, {"--subject", "s-1", "--net-minor", "12.30"}),
-            "--net-minor: expected a number"},
-           {{"invoice", "record", "--subject", "s-1", "--net-minor", "1"}, "--number: required"},
-           {{"invoice", "list"}, "--subject or --company: give one of them"},
-           {{"invoice", "list", "--subject", "s-1", "--company", "c-1"},
-            "--subject or --company: give one of them"},
-           {{"retention"}, "retention needs a command: due"},
-           {{"retention", "due", "--status", "lead"},
-            "--status: not a flag of 'crmctl retention due'"},
-       }) {
-    Result r = Crmctl(c.args);
-    EXPECT_EQ(r.exit_code, 2) << r;
-    EXPECT_THAT(r.err, HasSubstr(c.message)) << r;
-  }
+  ExpectUsageErrors(
+      [this](const std::vector<std::string>& args) { return Crmctl(args); },
+      {
+          {{"company", "get"}, "missing COMPANY_ID"},
+          {{"company", "create", "--tax-id", "nip:5260250274"}, "--name: required"},
+          {{"company", "create", "--name", "A", "--tax-id", "5260250274"},
+           "--tax-id: expected KIND:VALUE with KIND nip, regon, krs or eu-vat"},
+          {{"company", "create", "--name", "A", "--tax-id", "vat:PL5260250274"},
+           "--tax-id: expected KIND:VALUE"},
+          {{"company", "create", "--name", "A", "--tax-id", "nip:"}, "--tax-id: expected"},
+          {{"company", "update", "c-1"}, "nothing to change: give at least one of --name"},
+          {{"company", "update", "--name", "A"}, "missing COMPANY_ID"},
+          {{"company", "update", "c-1", "--team", "t-1"},
+           "--team: not a flag of 'crmctl company update'"},
+          {{"company", "list", "c-1"}, "unexpected argument \"c-1\""},
+          {{"history", "add", "s-1", "--summary", "x"}, "--kind: required"},
+          {{"history", "add", "s-1", "--kind", "call"}, "--summary: required"},
+          {{"history", "add", "--kind", "call", "--summary", "x"}, "missing SUBJECT_ID"},
+          {{"history", "add", "s-1", "--kind", "visit", "--summary", "x"},
+           "--kind: expected one of call, meeting, email, note"},
+          {{"history", "add", "s-1", "--kind", "call", "--summary", "x", "--at", "yesterday"},
+           "--at: expected an RFC 3339 time"},
+          {{"history", "list"}, "missing SUBJECT_ID"},
+          {Concat(invoice, {"--net-minor", "100"}), "--subject or --company: give one of them"},
+          {Concat(invoice, {"--net-minor", "100", "--subject", "s-1", "--company", "c-1"}),
+           "--subject or --company: give one of them"},
+          {Concat(invoice, {"--subject", "s-1"}), "--net-minor: required"},
+          {Concat(invoice, {"--subject", "s-1", "--net-minor", "12.30"}),
+           "--net-minor: expected a number"},
+          {{"invoice", "record", "--subject", "s-1", "--net-minor", "1"}, "--number: required"},
+          {{"invoice", "list"}, "--subject or --company: give one of them"},
+          {{"invoice", "list", "--subject", "s-1", "--company", "c-1"},
+           "--subject or --company: give one of them"},
+          {{"retention"}, "retention needs a command: due"},
+          {{"retention", "due", "--status", "lead"},
+           "--status: not a flag of 'crmctl retention due'"},
+      });
   EXPECT_EQ(fake_.CallCount(), 0u);
 }
 
@@ -1955,35 +1981,9 @@ TEST_F(ContactsCommandsTest, CompanyHistoryInvoiceRetentionBadUsageExitsTwoWitho
 // authorization metadata, request) and answers canned purposes, statements,
 // decisions and ledgers. Calls without the bearer token of the test's
 // session are UNAUTHENTICATED.
-class FakeConsent final : public nv1::Consent::Service {
+class FakeConsent final : public nv1::Consent::Service, public TokenCheckingRecorder {
  public:
-  struct Seen {
-    std::string method;
-    std::string authorization;
-    std::string request;  // Serialized.
-  };
-
-  explicit FakeConsent(std::string token) : token_(std::move(token)) {}
-
-  std::vector<Seen> Calls(absl::string_view method) {
-    absl::MutexLock lock(&mu_);
-    std::vector<Seen> out;
-    for (const Seen& s : seen_) {
-      if (s.method == method) out.push_back(s);
-    }
-    return out;
-  }
-  size_t CallCount() {
-    absl::MutexLock lock(&mu_);
-    return seen_.size();
-  }
-  template <typename T>
-  T LastRequest(absl::string_view method) {
-    std::vector<Seen> calls = Calls(method);
-    T request;
-    if (!calls.empty()) request.ParseFromString(calls.back().request);
-    return request;
-  }
+  using TokenCheckingRecorder::TokenCheckingRecorder;
 
   // Notice versions: 64 hex digits each.
   static std::string Version(char digit) { return std::string(64, digit); }
@@ -2105,90 +2105,11 @@ class FakeConsent final : public nv1::Consent::Service {
     resp->set_changed(true);
     return grpc::Status::OK;
   }
-
- private:
-  static grpc::Status Unauthenticated() {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "bad token");
-  }
-  bool Record(const char* method, grpc::ServerContext* ctx, const google::protobuf::Message& req) {
-    std::string authorization;
-    auto it = ctx->client_metadata().find("authorization");
-    if (it != ctx->client_metadata().end()) {
-      authorization.assign(it->second.data(), it->second.size());
-    }
-    absl::MutexLock lock(&mu_);
-    seen_.push_back({method, authorization, req.SerializeAsString()});
-    return authorization == absl::StrCat("Bearer ", token_);
-  }
-
-  const std::string token_;
-  absl::Mutex mu_;
-  std::vector<Seen> seen_ ABSL_GUARDED_BY(mu_);
 };
 
-// The consent commands against FakeConsent, as an operator with a fresh
-// session; the identity address refuses connections (nothing is renewed).
-class ConsentCommandsTest : public ::testing::Test {
+class ConsentCommandsTest : public FamilyCommandsTest<FakeConsent> {
  protected:
-  static void SetUpTestSuite() { log::SetMinLevel(log::Level::kError); }
-
-  void SetUp() override {
-    CRM_ASSERT_OK_AND_ASSIGN(TestPki pki, TestPki::Create({"consent", "operator"}));
-    pki_ = std::make_unique<TestPki>(std::move(pki));
-    AccessPolicy policy;
-    policy.AllowService(nv1::Consent::service_full_name(), {"operator"});
-    ASSERT_THAT(policy.Validate(), IsOk());
-    ServerConfig config;
-    config.metrics_listen = "";
-    config.service = "consent";
-    config.tls = pki_->Files("consent");
-    config.handle_signals = false;
-    config.shutdown_grace = absl::Seconds(1);
-    server_ = std::make_unique<ServerRunner>(config, std::move(policy));
-    server_->RegisterService(&fake_);
-    ASSERT_THAT(server_->Start(), IsOk());
-    static int counter = 0;
-    dir_ = absl::StrCat(::testing::TempDir(), "/crmctl_consent_", getpid(), "_", counter++);
-    session_path_ = dir_ + "/session";
-    ASSERT_THAT(SaveSession(session_path_,
-                            {.access_token = kToken, .refresh_token = "r-1", .user_id = "u-1"}),
-                IsOk());
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  std::string Address() const { return absl::StrCat("127.0.0.1:", server_->port()); }
-  // crmctl `args` against the fake (its address from --consent, or from
-  // $CRMCTL_CONSENT_ADDR when `address_in_env`).
-  Result Crmctl(const std::vector<std::string>& args, bool address_in_env = false,
-                const std::string& stdin_data = "") {
-    rpc::TlsFiles f = pki_->Files("operator");
-    std::vector<std::string> flags = {"--identity", absl::StrCat("127.0.0.1:", identity_.port()),
-                                      "--cert",     f.cert_file,
-                                      "--key",      f.key_file,
-                                      "--ca",       f.ca_file};
-    std::vector<std::string> env = {"CRMCTL_SESSION_FILE=" + session_path_};
-    if (address_in_env) {
-      env.push_back("CRMCTL_CONSENT_ADDR=" + Address());
-    } else {
-      flags.push_back("--consent=" + Address());
-    }
-    return RunCrmctl(Concat(args, flags), stdin_data, env);
-  }
-  // A file in the test's directory holding `text`.
-  std::string WriteFile(const std::string& name, const std::string& text) {
-    std::filesystem::create_directories(dir_);
-    const std::string path = dir_ + "/" + name;
-    std::ofstream(path, std::ios::binary) << text;
-    return path;
-  }
-
-  const std::string kToken = FakeJwt(absl::Now() + absl::Hours(1), "consent-operator");
-  std::unique_ptr<TestPki> pki_;
-  FakeConsent fake_{kToken};
-  std::unique_ptr<ServerRunner> server_;
-  ClosedPort identity_;
-  std::string dir_;
-  std::string session_path_;
+  ConsentCommandsTest() : FamilyCommandsTest("consent", nv1::Consent::service_full_name()) {}
 };
 
 TEST_F(ConsentCommandsTest, GrantSendsTheStatementWithEnumsByTheirWords) {
@@ -2287,9 +2208,8 @@ TEST_F(ConsentCommandsTest, HistoryIsATableWithShortNoticeVersionsAndTheChainSta
 
   // --json: every field, the versions whole.
   r = Crmctl({"consent", "history", "s-1", "--json"});
-  ASSERT_EQ(r.exit_code, 0) << r;
   nv1::GetHistoryResponse history;
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &history).ok()) << r.out;
+  ASSERT_TRUE(IsJsonOutput(r, &history));
   ASSERT_EQ(history.entries_size(), 2);
   EXPECT_EQ(history.entries(0).notice_version(), FakeConsent::Version('a'));
   EXPECT_EQ(history.entries(0).actor(), "u-1");
@@ -2376,64 +2296,58 @@ TEST_F(ConsentCommandsTest, RestrictAndUnrestrictSetTheFlag) {
 }
 
 TEST_F(ConsentCommandsTest, BadUsageExitsTwoNamingTheArgumentWithoutCalling) {
-  struct Case {
-    std::vector<std::string> args;
-    std::string message;
-  };
   const std::string v = FakeConsent::Version('a');
   const std::vector<std::string> source = {"--source", "shop.web"};
   const std::string big(100001, 'x');
-  for (const Case& c : std::vector<Case>{
-           {Concat({"consent", "grant", "s-1", "--notice", v, "--method", "web-form"}, source),
-            "missing PURPOSE_ID"},
-           {Concat({"consent", "grant", "s-1", "newsletter", "--method", "web-form"}, source),
-            "--notice: required"},
-           {{"consent", "grant", "s-1", "newsletter", "--notice", v, "--method", "web-form"},
-            "--source: required"},
-           {Concat({"consent", "withdraw", "s-1", "newsletter"}, source), "--method: required"},
-           {Concat({"consent", "grant", "s-1", "newsletter", "--notice", v, "--method", "fax"},
-                   source),
-            "--method: expected one of web-form, email-link, phone, paper, api, got \"fax\""},
-           {Concat({"consent", "object", "s-1", "p", "--method", "api", "--given-at", "today"},
-                   source),
-            "--given-at: expected an RFC 3339 time"},
-           {Concat({"consent", "grant", "s-1", "p", "x", "--notice", v, "--method", "api"}, source),
-            "unexpected argument \"x\""},
-           {{"consent", "check", "s-1"}, "missing PURPOSE_ID"},
-           {{"consent", "check", "s-1", "p", "--method", "api"},
-            "--method: not a flag of 'crmctl consent check'"},
-           {{"consent", "history"}, "missing SUBJECT_ID"},
-           {{"consent", "restrict"}, "missing SUBJECT_ID"},
-           {{"consent", "restrict", "s-1", "--reason", "r"},
-            "--reason: not a flag of 'crmctl consent restrict'"},
-           {{"consent", "frob"}, "unknown command \"consent frob\""},
-           {{"consent"}, "consent needs a command: grant, withdraw, object, check, history"},
-           {{"purpose", "define", "p", "--description", "d"}, "--basis: required"},
-           {{"purpose", "define", "p", "--basis", "consent"}, "--description: required"},
-           {{"purpose", "define", "p", "--basis", "opt-in", "--description", "d"},
-            "--basis: expected one of consent, contract, legal-obligation, vital-interest, "
-            "public-task, legitimate-interest"},
-           {{"purpose", "define", "p", "--basis", "consent", "--description", "d",
-             "--validity-days", "two years"},
-            "--validity-days: expected a number"},
-           {{"purpose", "define", "p", "--basis", "consent", "--description", "d",
-             "--direct-marketing=yes"},
-            "--direct-marketing: takes no value"},
-           {{"notice", "publish", "p", "--language", "en"}, "--file or --text: give one of them"},
-           {{"notice", "publish", "p", "--language", "en", "--text", "t", "--file", "f"},
-            "--file or --text: give one of them"},
-           {{"notice", "publish", "p", "--text", "t"}, "--language: required"},
-           {{"notice", "publish", "p", "--language", "en", "--file", dir_ + "/missing.txt"},
-            "--file: cannot read " + dir_ + "/missing.txt: No such file or directory"},
-           {{"notice", "publish", "p", "--language", "en", "--file", WriteFile("empty.txt", "")},
-            "is empty"},
-           {{"notice", "publish", "p", "--language", "en", "--file", WriteFile("big.txt", big)},
-            "has more than 100,000 bytes"},
-       }) {
-    Result r = Crmctl(c.args);
-    EXPECT_EQ(r.exit_code, 2) << r;
-    EXPECT_THAT(r.err, HasSubstr(c.message)) << r;
-  }
+  ExpectUsageErrors(
+      [this](const std::vector<std::string>& args) { return Crmctl(args); },
+      {
+          {Concat({"consent", "grant", "s-1", "--notice", v, "--method", "web-form"}, source),
+           "missing PURPOSE_ID"},
+          {Concat({"consent", "grant", "s-1", "newsletter", "--method", "web-form"}, source),
+           "--notice: required"},
+          {{"consent", "grant", "s-1", "newsletter", "--notice", v, "--method", "web-form"},
+           "--source: required"},
+          {Concat({"consent", "withdraw", "s-1", "newsletter"}, source), "--method: required"},
+          {Concat({"consent", "grant", "s-1", "newsletter", "--notice", v, "--method", "fax"},
+                  source),
+           "--method: expected one of web-form, email-link, phone, paper, api, got \"fax\""},
+          {Concat({"consent", "object", "s-1", "p", "--method", "api", "--given-at", "today"},
+                  source),
+           "--given-at: expected an RFC 3339 time"},
+          {Concat({"consent", "grant", "s-1", "p", "x", "--notice", v, "--method", "api"}, source),
+           "unexpected argument \"x\""},
+          {{"consent", "check", "s-1"}, "missing PURPOSE_ID"},
+          {{"consent", "check", "s-1", "p", "--method", "api"},
+           "--method: not a flag of 'crmctl consent check'"},
+          {{"consent", "history"}, "missing SUBJECT_ID"},
+          {{"consent", "restrict"}, "missing SUBJECT_ID"},
+          {{"consent", "restrict", "s-1", "--reason", "r"},
+           "--reason: not a flag of 'crmctl consent restrict'"},
+          {{"consent", "frob"}, "unknown command \"consent frob\""},
+          {{"consent"}, "consent needs a command: grant, withdraw, object, check, history"},
+          {{"purpose", "define", "p", "--description", "d"}, "--basis: required"},
+          {{"purpose", "define", "p", "--basis", "consent"}, "--description: required"},
+          {{"purpose", "define", "p", "--basis", "opt-in", "--description", "d"},
+           "--basis: expected one of consent, contract, legal-obligation, vital-interest, "
+           "public-task, legitimate-interest"},
+          {{"purpose", "define", "p", "--basis", "consent", "--description", "d", "--validity-days",
+            "two years"},
+           "--validity-days: expected a number"},
+          {{"purpose", "define", "p", "--basis", "consent", "--description", "d",
+            "--direct-marketing=yes"},
+           "--direct-marketing: takes no value"},
+          {{"notice", "publish", "p", "--language", "en"}, "--file or --text: give one of them"},
+          {{"notice", "publish", "p", "--language", "en", "--text", "t", "--file", "f"},
+           "--file or --text: give one of them"},
+          {{"notice", "publish", "p", "--text", "t"}, "--language: required"},
+          {{"notice", "publish", "p", "--language", "en", "--file", dir_ + "/missing.txt"},
+           "--file: cannot read " + dir_ + "/missing.txt: No such file or directory"},
+          {{"notice", "publish", "p", "--language", "en", "--file", WriteFile("empty.txt", "")},
+           "is empty"},
+          {{"notice", "publish", "p", "--language", "en", "--file", WriteFile("big.txt", big)},
+           "has more than 100,000 bytes"},
+      });
   EXPECT_EQ(fake_.CallCount(), 0u);
 }
 
@@ -2441,35 +2355,9 @@ TEST_F(ConsentCommandsTest, BadUsageExitsTwoNamingTheArgumentWithoutCalling) {
 // authorization metadata, request) and answers canned lists, subscriptions
 // (two pages), templates and campaigns. Calls without the bearer token of
 // the test's session are UNAUTHENTICATED.
-class FakeMailing final : public mv1::Mailing::Service {
+class FakeMailing final : public mv1::Mailing::Service, public TokenCheckingRecorder {
  public:
-  struct Seen {
-    std::string method;
-    std::string authorization;
-    std::string request;  // Serialized.
-  };
-
-  explicit FakeMailing(std::string token) : token_(std::move(token)) {}
-
-  std::vector<Seen> Calls(absl::string_view method) {
-    absl::MutexLock lock(&mu_);
-    std::vector<Seen> out;
-    for (const Seen& s : seen_) {
-      if (s.method == method) out.push_back(s);
-    }
-    return out;
-  }
-  size_t CallCount() {
-    absl::MutexLock lock(&mu_);
-    return seen_.size();
-  }
-  template <typename T>
-  T LastRequest(absl::string_view method) {
-    std::vector<Seen> calls = Calls(method);
-    T request;
-    if (!calls.empty()) request.ParseFromString(calls.back().request);
-    return request;
-  }
+  using TokenCheckingRecorder::TokenCheckingRecorder;
 
   static constexpr char kCampaignId[] = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
   // Campaign `id`: sending, with counts.
@@ -2614,9 +2502,6 @@ class FakeMailing final : public mv1::Mailing::Service {
   }
 
  private:
-  static grpc::Status Unauthenticated() {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "bad token");
-  }
   // The campaign in state `to`; "c-done" is done: FAILED_PRECONDITION.
   grpc::Status Change(const char* method, grpc::ServerContext* ctx, const mv1::CampaignRequest& req,
                       mv1::CampaignState to, mv1::CampaignResponse* resp) {
@@ -2629,85 +2514,11 @@ class FakeMailing final : public mv1::Mailing::Service {
     resp->mutable_campaign()->set_state(to);
     return grpc::Status::OK;
   }
-  bool Record(const char* method, grpc::ServerContext* ctx, const google::protobuf::Message& req) {
-    std::string authorization;
-    auto it = ctx->client_metadata().find("authorization");
-    if (it != ctx->client_metadata().end()) {
-      authorization.assign(it->second.data(), it->second.size());
-    }
-    absl::MutexLock lock(&mu_);
-    seen_.push_back({method, authorization, req.SerializeAsString()});
-    return authorization == absl::StrCat("Bearer ", token_);
-  }
-
-  const std::string token_;
-  absl::Mutex mu_;
-  std::vector<Seen> seen_ ABSL_GUARDED_BY(mu_);
 };
 
-// The mailing commands against FakeMailing, as an operator with a fresh
-// session; the identity address refuses connections (nothing is renewed).
-class MailingCommandsTest : public ::testing::Test {
+class MailingCommandsTest : public FamilyCommandsTest<FakeMailing> {
  protected:
-  static void SetUpTestSuite() { log::SetMinLevel(log::Level::kError); }
-
-  void SetUp() override {
-    CRM_ASSERT_OK_AND_ASSIGN(TestPki pki, TestPki::Create({"mailing", "operator"}));
-    pki_ = std::make_unique<TestPki>(std::move(pki));
-    AccessPolicy policy;
-    policy.AllowService(mv1::Mailing::service_full_name(), {"operator"});
-    ASSERT_THAT(policy.Validate(), IsOk());
-    ServerConfig config;
-    config.metrics_listen = "";
-    config.service = "mailing";
-    config.tls = pki_->Files("mailing");
-    config.handle_signals = false;
-    config.shutdown_grace = absl::Seconds(1);
-    server_ = std::make_unique<ServerRunner>(config, std::move(policy));
-    server_->RegisterService(&fake_);
-    ASSERT_THAT(server_->Start(), IsOk());
-    static int counter = 0;
-    dir_ = absl::StrCat(::testing::TempDir(), "/crmctl_mailing_", getpid(), "_", counter++);
-    session_path_ = dir_ + "/session";
-    ASSERT_THAT(SaveSession(session_path_,
-                            {.access_token = kToken, .refresh_token = "r-1", .user_id = "u-1"}),
-                IsOk());
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  std::string Address() const { return absl::StrCat("127.0.0.1:", server_->port()); }
-  // crmctl `args` against the fake (its address from --mailing, or from
-  // $CRMCTL_MAILING_ADDR when `address_in_env`).
-  Result Crmctl(const std::vector<std::string>& args, bool address_in_env = false,
-                const std::string& stdin_data = "") {
-    rpc::TlsFiles f = pki_->Files("operator");
-    std::vector<std::string> flags = {"--identity", absl::StrCat("127.0.0.1:", identity_.port()),
-                                      "--cert",     f.cert_file,
-                                      "--key",      f.key_file,
-                                      "--ca",       f.ca_file};
-    std::vector<std::string> env = {"CRMCTL_SESSION_FILE=" + session_path_};
-    if (address_in_env) {
-      env.push_back("CRMCTL_MAILING_ADDR=" + Address());
-    } else {
-      flags.push_back("--mailing=" + Address());
-    }
-    return RunCrmctl(Concat(args, flags), stdin_data, env);
-  }
-  // A file in the test's directory holding `text`.
-  std::string WriteFile(const std::string& name, const std::string& text) {
-    std::filesystem::create_directories(dir_);
-    const std::string path = dir_ + "/" + name;
-    std::ofstream(path, std::ios::binary) << text;
-    return path;
-  }
-
-  const std::string kToken = FakeJwt(absl::Now() + absl::Hours(1), "mailing-operator");
-  std::unique_ptr<TestPki> pki_;
-  FakeMailing fake_{kToken};
-  std::unique_ptr<ServerRunner> server_;
-  ClosedPort identity_;
-  std::string dir_;
-  std::string session_path_;
+  MailingCommandsTest() : FamilyCommandsTest("mailing", mv1::Mailing::service_full_name()) {}
 };
 
 TEST_F(MailingCommandsTest, ListCreateMapsFlagsAndLsIsATable) {
@@ -2831,9 +2642,8 @@ TEST_F(MailingCommandsTest, TemplatePutSendsTheFilesBytesUnchangedAndPrintsTheir
   r = Crmctl({"mailing", "template", "put", "may", "--subject", "S", "--text",
               WriteFile("t.txt", "T {{unsubscribe_url}}"), "--html", "-", "--json"},
              /*address_in_env=*/false, "<p>H</p>");
-  ASSERT_EQ(r.exit_code, 0) << r;
   mv1::PutTemplateResponse stored;
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &stored).ok()) << r.out;
+  ASSERT_TRUE(IsJsonOutput(r, &stored));
   EXPECT_EQ(stored.template_().text_body(), "T {{unsubscribe_url}}");
   EXPECT_EQ(stored.template_().html_body(), "<p>H</p>");
 }
@@ -2962,131 +2772,98 @@ TEST_F(MailingCommandsTest, RpcErrorPrintsTheCodeAndExitsOne) {
 
 TEST_F(MailingCommandsTest, JsonOutputIsTheResponseAsJson) {
   Result r = Crmctl({"mailing", "campaign", "show", FakeMailing::kCampaignId, "--json"});
-  ASSERT_EQ(r.exit_code, 0) << r;
   mv1::CampaignResponse shown;
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &shown).ok()) << r.out;
+  ASSERT_TRUE(IsJsonOutput(r, &shown));
   EXPECT_EQ(shown.campaign().state(), mv1::CAMPAIGN_STATE_SENDING);
   EXPECT_EQ(shown.campaign().counts().skipped_consent(), 7);
   EXPECT_THAT(r.out, HasSubstr(R"("skipped_consent": "7")"));
 
   r = Crmctl({"mailing", "list", "ls", "--json"});
-  ASSERT_EQ(r.exit_code, 0) << r;
   mv1::ListListsResponse lists;
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &lists).ok()) << r.out;
+  ASSERT_TRUE(IsJsonOutput(r, &lists));
   ASSERT_EQ(lists.lists_size(), 2);
   EXPECT_EQ(lists.lists(0).opt_in(), mv1::OPT_IN_DOUBLE);
   EXPECT_THAT(r.out, HasSubstr(R"("opt_in": "OPT_IN_DOUBLE")"));
 }
 
 TEST_F(MailingCommandsTest, BadUsageExitsTwoNamingTheArgumentWithoutCalling) {
-  struct Case {
-    std::vector<std::string> args;
-    std::string message;
-  };
   const std::string v = FakeConsent::Version('a');
   const std::string id = FakeMailing::kCampaignId;
   const std::vector<std::string> body = {"--subject", "S", "--text", WriteFile("t.txt", "T")};
-  for (const Case& c : std::vector<Case>{
-           {{"mailing", "list", "create", "--purpose", "p", "--opt-in", "single"},
-            "missing LIST_ID"},
-           {{"mailing", "list", "create", "news", "--opt-in", "single"}, "--purpose: required"},
-           {{"mailing", "list", "create", "news", "--purpose", "p"}, "--opt-in: required"},
-           {{"mailing", "list", "create", "news", "--purpose", "p", "--opt-in", "triple"},
-            "--opt-in: expected one of single, double, got \"triple\""},
-           {{"mailing", "list", "ls", "extra"}, "unexpected argument \"extra\""},
-           {{"mailing", "list"}, "mailing list needs a command: create, ls"},
-           {{"mailing", "list", "frob"},
-            "unknown command \"mailing list frob\"; mailing list commands: create, ls"},
-           {{"mailing"},
-            "mailing needs a command: list, subscribe, subscriptions, template, campaign"},
-           {{"mailing", "frob"}, "unknown command \"mailing frob\""},
-           {{"mailing", "subscribe", "news", "--notice", v, "--source", "s"}, "missing SUBJECT_ID"},
-           {{"mailing", "subscribe", "news", "s-1", "--source", "s"}, "--notice: required"},
-           {{"mailing", "subscribe", "news", "s-1", "--notice", v}, "--source: required"},
-           {{"mailing", "subscribe", "news", "s-1", "--notice", v, "--source", "s", "--method",
-             "api"},
-            "--method: not a flag of 'crmctl mailing subscribe'"},
-           {{"mailing", "subscriptions"}, "missing LIST_ID"},
-           {{"mailing", "subscriptions", "news", "--state", "bounced"},
-            "--state: expected one of pending, active, unsubscribed, got \"bounced\""},
-           {Concat({"mailing", "template", "put"}, body), "missing TEMPLATE_ID"},
-           {{"mailing", "template", "put", "may", "--text", WriteFile("u.txt", "T")},
-            "--subject: required"},
-           {{"mailing", "template", "put", "may", "--subject", "S"}, "--text: required"},
-           {{"mailing", "template", "put", "may", "--subject", "S", "--text",
-             dir_ + "/missing.txt"},
-            "--text: cannot read " + dir_ + "/missing.txt: No such file or directory"},
-           {Concat({"mailing", "template", "put", "may", "--html", dir_ + "/missing.html"}, body),
-            "--html: cannot read " + dir_ + "/missing.html: No such file or directory"},
-           {{"mailing", "template", "put", "may", "--subject", "S", "--text",
-             WriteFile("empty.txt", "")},
-            "--text: " + dir_ + "/empty.txt is empty"},
-           {{"mailing", "template", "put", "may", "--subject", "S", "--text", "-", "--html", "-"},
-            "--html: stdin (-) is already read for --text"},
-           {{"mailing", "template", "get", "may", "--version", "newest"},
-            "--version: expected a number, got \"newest\""},
-           {{"mailing", "template", "get"}, "missing TEMPLATE_ID"},
-           {{"mailing", "campaign", "create", "--list", "news", "--template", "may"},
-            "--name: required"},
-           {{"mailing", "campaign", "create", "--name", "N", "--template", "may"},
-            "--list: required"},
-           {{"mailing", "campaign", "create", "--name", "N", "--list", "news"},
-            "--template: required"},
-           {{"mailing", "campaign", "create", "--name", "N", "--list", "news", "--template", "may",
-             "--template-version", "2.5"},
-            "--template-version: expected a number, got \"2.5\""},
-           {{"mailing", "campaign", "schedule", id, "--at", "tomorrow"},
-            "--at: expected an RFC 3339 time like 2026-11-01T00:00:00Z or now, got \"tomorrow\""},
-           {{"mailing", "campaign", "schedule", "--at", "now"}, "missing CAMPAIGN_ID"},
-           {{"mailing", "campaign", "pause"}, "missing CAMPAIGN_ID"},
-           {{"mailing", "campaign", "show", id, id}, "unexpected argument"},
-           {{"mailing", "campaign", "cancel", id, "--at", "now"},
-            "--at: not a flag of 'crmctl mailing campaign cancel'"},
-           {{"mailing", "campaign"},
-            "mailing campaign needs a command: create, schedule, pause, resume, cancel, show"},
-       }) {
-    Result r = Crmctl(c.args);
-    EXPECT_EQ(r.exit_code, 2) << r;
-    EXPECT_THAT(r.err, HasSubstr(c.message)) << r;
-  }
+  ExpectUsageErrors(
+      [this](const std::vector<std::string>& args) { return Crmctl(args); },
+      {
+          {{"mailing", "list", "create", "--purpose", "p", "--opt-in", "single"},
+           "missing LIST_ID"},
+          {{"mailing", "list", "create", "news", "--opt-in", "single"}, "--purpose: required"},
+          {{"mailing", "list", "create", "news", "--purpose", "p"}, "--opt-in: required"},
+          {{"mailing", "list", "create", "news", "--purpose", "p", "--opt-in", "triple"},
+           "--opt-in: expected one of single, double, got \"triple\""},
+          {{"mailing", "list", "ls", "extra"}, "unexpected argument \"extra\""},
+          {{"mailing", "list"}, "mailing list needs a command: create, ls"},
+          {{"mailing", "list", "frob"},
+           "unknown command \"mailing list frob\"; mailing list commands: create, ls"},
+          {{"mailing"},
+           "mailing needs a command: list, subscribe, subscriptions, template, campaign"},
+          {{"mailing", "frob"}, "unknown command \"mailing frob\""},
+          {{"mailing", "subscribe", "news", "--notice", v, "--source", "s"}, "missing SUBJECT_ID"},
+          {{"mailing", "subscribe", "news", "s-1", "--source", "s"}, "--notice: required"},
+          {{"mailing", "subscribe", "news", "s-1", "--notice", v}, "--source: required"},
+          {{"mailing", "subscribe", "news", "s-1", "--notice", v, "--source", "s", "--method",
+            "api"},
+           "--method: not a flag of 'crmctl mailing subscribe'"},
+          {{"mailing", "subscriptions"}, "missing LIST_ID"},
+          {{"mailing", "subscriptions", "news", "--state", "bounced"},
+           "--state: expected one of pending, active, unsubscribed, got \"bounced\""},
+          {Concat({"mailing", "template", "put"}, body), "missing TEMPLATE_ID"},
+          {{"mailing", "template", "put", "may", "--text", WriteFile("u.txt", "T")},
+           "--subject: required"},
+          {{"mailing", "template", "put", "may", "--subject", "S"}, "--text: required"},
+          {{"mailing", "template", "put", "may", "--subject", "S", "--text", dir_ + "/missing.txt"},
+           "--text: cannot read " + dir_ + "/missing.txt: No such file or directory"},
+          {Concat({"mailing", "template", "put", "may", "--html", dir_ + "/missing.html"}, body),
+           "--html: cannot read " + dir_ + "/missing.html: No such file or directory"},
+          {{"mailing", "template", "put", "may", "--subject", "S", "--text",
+            WriteFile("empty.txt", "")},
+           "--text: " + dir_ + "/empty.txt is empty"},
+          {{"mailing", "template", "put", "may", "--subject", "S", "--text", "-", "--html", "-"},
+           "--html: stdin (-) is already read for --text"},
+          {{"mailing", "template", "get", "may", "--version", "newest"},
+           "--version: expected a number, got \"newest\""},
+          {{"mailing", "template", "get"}, "missing TEMPLATE_ID"},
+          {{"mailing", "campaign", "create", "--list", "news", "--template", "may"},
+           "--name: required"},
+          {{"mailing", "campaign", "create", "--name", "N", "--template", "may"},
+           "--list: required"},
+          {{"mailing", "campaign", "create", "--name", "N", "--list", "news"},
+           "--template: required"},
+          {{"mailing", "campaign", "create", "--name", "N", "--list", "news", "--template", "may",
+            "--template-version", "2.5"},
+           "--template-version: expected a number, got \"2.5\""},
+          {{"mailing", "campaign", "schedule", id, "--at", "tomorrow"},
+           "--at: expected an RFC 3339 time like 2026-11-01T00:00:00Z or now, got \"tomorrow\""},
+          {{"mailing", "campaign", "schedule", "--at", "now"}, "missing CAMPAIGN_ID"},
+          {{"mailing", "campaign", "pause"}, "missing CAMPAIGN_ID"},
+          {{"mailing", "campaign", "show", id, id}, "unexpected argument"},
+          {{"mailing", "campaign", "cancel", id, "--at", "now"},
+           "--at: not a flag of 'crmctl mailing campaign cancel'"},
+          {{"mailing", "campaign"},
+           "mailing campaign needs a command: create, schedule, pause, resume, cancel, show"},
+      });
   EXPECT_EQ(fake_.CallCount(), 0u);
 }
 
 // A fake crm.erasure.v1.Erasure service: records every call (method,
 // authorization metadata, request) and answers canned requests (one with
-// two targets), a list of two pages, and certificates signed with `key`,
-// whose public key GetVerificationKey gives. Calls without the bearer token
+// two targets), a list of two pages, and certificates signed with a key of
+// its own, whose public key GetVerificationKey gives. Calls without the bearer token
 // of the test's session are UNAUTHENTICATED.
-class FakeErasure final : public ev1::Erasure::Service {
+class FakeErasure final : public ev1::Erasure::Service, public TokenCheckingRecorder {
  public:
-  struct Seen {
-    std::string method;
-    std::string authorization;
-    std::string request;  // Serialized.
-  };
+  using TokenCheckingRecorder::TokenCheckingRecorder;
 
-  FakeErasure(std::string token, crypto::Ed25519PrivateKey key)
-      : token_(std::move(token)), key_(std::move(key)) {}
-
-  std::vector<Seen> Calls(absl::string_view method) {
-    absl::MutexLock lock(&mu_);
-    std::vector<Seen> out;
-    for (const Seen& s : seen_) {
-      if (s.method == method) out.push_back(s);
-    }
-    return out;
-  }
-  size_t CallCount() {
-    absl::MutexLock lock(&mu_);
-    return seen_.size();
-  }
-  template <typename T>
-  T LastRequest(absl::string_view method) {
-    std::vector<Seen> calls = Calls(method);
-    T request;
-    if (!calls.empty()) request.ParseFromString(calls.back().request);
-    return request;
-  }
+  // The key the certificates are signed with.
+  const crypto::Ed25519PrivateKey& key() const { return key_; }
 
   static constexpr char kRequestId[] = "3b241101-e2bb-4255-8caf-4136c566a962";
   // Request `id`: erasing; audit erased (one category erased, one
@@ -3231,89 +3008,30 @@ class FakeErasure final : public ev1::Erasure::Service {
   }
 
  private:
-  static grpc::Status Unauthenticated() {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "bad token");
-  }
-  bool Record(const char* method, grpc::ServerContext* ctx, const google::protobuf::Message& req) {
-    std::string authorization;
-    auto it = ctx->client_metadata().find("authorization");
-    if (it != ctx->client_metadata().end()) {
-      authorization.assign(it->second.data(), it->second.size());
-    }
-    absl::MutexLock lock(&mu_);
-    seen_.push_back({method, authorization, req.SerializeAsString()});
-    return authorization == absl::StrCat("Bearer ", token_);
-  }
-
-  const std::string token_;
-  const crypto::Ed25519PrivateKey key_;
-  absl::Mutex mu_;
-  std::vector<Seen> seen_ ABSL_GUARDED_BY(mu_);
+  const crypto::Ed25519PrivateKey key_ = crypto::Ed25519PrivateKey::Generate().value();
 };
 
-// The erasure commands against FakeErasure, as an operator with a fresh
-// session; the identity address refuses connections (nothing is renewed).
 // The operator's certificate comes from $CRM_PKI_DIR, since --key is the
 // public key for erasure verify.
-class ErasureCommandsTest : public ::testing::Test {
+class ErasureCommandsTest : public FamilyCommandsTest<FakeErasure> {
  protected:
-  static void SetUpTestSuite() { log::SetMinLevel(log::Level::kError); }
+  ErasureCommandsTest() : FamilyCommandsTest("erasure", ev1::Erasure::service_full_name()) {}
 
-  void SetUp() override {
-    CRM_ASSERT_OK_AND_ASSIGN(TestPki pki, TestPki::Create({"erasure", "operator"}));
-    pki_ = std::make_unique<TestPki>(std::move(pki));
-    AccessPolicy policy;
-    policy.AllowService(ev1::Erasure::service_full_name(), {"operator"});
-    ASSERT_THAT(policy.Validate(), IsOk());
-    ServerConfig config;
-    config.metrics_listen = "";
-    config.service = "erasure";
-    config.tls = pki_->Files("erasure");
-    config.handle_signals = false;
-    config.shutdown_grace = absl::Seconds(1);
-    server_ = std::make_unique<ServerRunner>(config, std::move(policy));
-    server_->RegisterService(&fake_);
-    ASSERT_THAT(server_->Start(), IsOk());
-    static int counter = 0;
-    dir_ = absl::StrCat(::testing::TempDir(), "/crmctl_erasure_", getpid(), "_", counter++);
-    session_path_ = dir_ + "/session";
-    ASSERT_THAT(SaveSession(session_path_,
-                            {.access_token = kToken, .refresh_token = "r-1", .user_id = "u-1"}),
-                IsOk());
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  std::string Address() const { return absl::StrCat("127.0.0.1:", server_->port()); }
   // crmctl `args` against the fake (--erasure), the operator's certificate
   // from $CRM_PKI_DIR, or from nowhere unless `pki` (then only flags in
   // `args` give it).
   Result Crmctl(const std::vector<std::string>& args, bool pki = true) {
-    std::vector<std::string> env = {"CRMCTL_SESSION_FILE=" + session_path_,
-                                    "CRM_PKI_DIR=" + (pki ? pki_->dir() : dir_ + "/no-pki")};
+    std::vector<std::string> env = {
+        "CRMCTL_SESSION_FILE=" + session_path_,
+        "CRM_PKI_DIR=" + (pki ? server_.pki().dir() : dir_ + "/no-pki")};
     return RunCrmctl(Concat(args, {"--identity", absl::StrCat("127.0.0.1:", identity_.port()),
                                    "--erasure=" + Address()}),
                      "", env);
-  }
-  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
-  // A file in the test's directory holding `bytes`.
-  std::string WriteFile(const std::string& name, const std::string& bytes) {
-    std::filesystem::create_directories(dir_);
-    std::ofstream(Path(name), std::ios::binary) << bytes;
-    return Path(name);
   }
   static int Mode(const std::string& path) {
     struct stat st;
     return stat(path.c_str(), &st) == 0 ? static_cast<int>(st.st_mode & 0777) : -1;
   }
-
-  const std::string kToken = FakeJwt(absl::Now() + absl::Hours(1), "erasure-operator");
-  const crypto::Ed25519PrivateKey key_ = crypto::Ed25519PrivateKey::Generate().value();
-  std::unique_ptr<TestPki> pki_;
-  FakeErasure fake_{kToken, key_};
-  std::unique_ptr<ServerRunner> server_;
-  ClosedPort identity_;
-  std::string dir_;
-  std::string session_path_;
 };
 
 TEST_F(ErasureCommandsTest, SubmitSendsTheReasonAndTellsWhetherItWasCreated) {
@@ -3454,7 +3172,7 @@ TEST_F(ErasureCommandsTest, CertificateWritesBothFilesAndRefusesToOverwrite) {
   EXPECT_EQ(ReadAll(path), certificate);
   const std::string signature = ReadAll(path + ".sig");
   EXPECT_EQ(signature.size(), crypto::kEd25519SignatureSize);
-  EXPECT_TRUE(key_.PublicKey().Verify(certificate, signature));
+  EXPECT_TRUE(fake_.key().PublicKey().Verify(certificate, signature));
   EXPECT_EQ(Mode(path), 0644);
   EXPECT_EQ(Mode(path + ".sig"), 0644);
   EXPECT_THAT(r.out, StartsWith(absl::StrCat("certificate  ", path, " (", certificate.size(),
@@ -3489,7 +3207,7 @@ TEST_F(ErasureCommandsTest, CertificateWritesBothFilesAndRefusesToOverwrite) {
   r = Crmctl({"erasure", "certificate", FakeErasure::kRequestId, "--out", path, "--force"});
   ASSERT_EQ(r.exit_code, 0) << r;
   EXPECT_EQ(ReadAll(path), certificate);
-  EXPECT_TRUE(key_.PublicKey().Verify(certificate, ReadAll(path + ".sig")));
+  EXPECT_TRUE(fake_.key().PublicKey().Verify(certificate, ReadAll(path + ".sig")));
   EXPECT_EQ(Mode(path), 0644);
 
   // A directory that does not exist: the write fails, exit 1.
@@ -3511,7 +3229,7 @@ TEST_F(ErasureCommandsTest, VerifyPassesForTheSignedFileAndFailsForAModifiedOne)
   const std::string path = Path("certificate.json");
   ASSERT_EQ(Crmctl({"erasure", "certificate", FakeErasure::kRequestId, "--out", path}).exit_code,
             0);
-  const std::string id = FakeErasure::KeyIdOf(key_.PublicKey());
+  const std::string id = FakeErasure::KeyIdOf(fake_.key().PublicKey());
 
   // With the service's key.
   Result r = Crmctl({"erasure", "verify", path});
@@ -3520,7 +3238,7 @@ TEST_F(ErasureCommandsTest, VerifyPassesForTheSignedFileAndFailsForAModifiedOne)
   EXPECT_EQ(r.out, absl::StrCat("certificate verified: ", path, " is signed by key_id ", id, "\n"));
 
   // Offline with --key: no operator certificate, no call.
-  const std::string pem = WriteFile("erasure.pub.pem", key_.PublicKey().ToPem());
+  const std::string pem = WriteFile("erasure.pub.pem", fake_.key().PublicKey().ToPem());
   const size_t calls = fake_.CallCount();
   r = Crmctl({"erasure", "verify", path, "--key", pem}, /*pki=*/false);
   ASSERT_EQ(r.exit_code, 0) << r;
@@ -3557,7 +3275,7 @@ TEST_F(ErasureCommandsTest, VerifyPassesForTheSignedFileAndFailsForAModifiedOne)
 }
 
 TEST_F(ErasureCommandsTest, KeyPrintsThePemOrWritesItWithItsKeyId) {
-  const std::string pem = key_.PublicKey().ToPem();
+  const std::string pem = fake_.key().PublicKey().ToPem();
   Result r = Crmctl({"erasure", "key"});
   ASSERT_EQ(r.exit_code, 0) << r;
   EXPECT_EQ(r.out, pem);
@@ -3569,7 +3287,7 @@ TEST_F(ErasureCommandsTest, KeyPrintsThePemOrWritesItWithItsKeyId) {
   EXPECT_EQ(ReadAll(path), pem);
   EXPECT_EQ(Mode(path), 0644);
   EXPECT_EQ(r.out, absl::StrCat("public_key  ", path, "\nkey_id      ",
-                                FakeErasure::KeyIdOf(key_.PublicKey()), "\n"));
+                                FakeErasure::KeyIdOf(fake_.key().PublicKey()), "\n"));
 
   // An existing file only with --force.
   WriteFile("erasure.pub.pem", "old");
@@ -3593,7 +3311,7 @@ TEST_F(ErasureCommandsTest, ReapplySendsTheTimeAndPrintsTheCounts) {
 }
 
 TEST_F(ErasureCommandsTest, TheOperatorKeyFlagStillWorksForTheOtherCommands) {
-  rpc::TlsFiles f = pki_->Files("operator");
+  rpc::TlsFiles f = server_.pki().Files("operator");
   Result r =
       Crmctl({"erasure", "ls", "--cert", f.cert_file, "--key", f.key_file, "--ca", f.ca_file},
              /*pki=*/false);
@@ -3636,25 +3354,22 @@ TEST_F(ErasureCommandsTest, RpcErrorPrintsTheCodeAndExitsOne) {
 
 TEST_F(ErasureCommandsTest, JsonOutputIsTheResponseAsJson) {
   Result r = Crmctl({"erasure", "show", FakeErasure::kRequestId, "--json"});
-  ASSERT_EQ(r.exit_code, 0) << r;
   ev1::GetErasureResponse shown;
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &shown).ok()) << r.out;
+  ASSERT_TRUE(IsJsonOutput(r, &shown));
   EXPECT_EQ(shown.request().state(), ev1::STATE_ERASING);
   ASSERT_EQ(shown.request().targets_size(), 2);
   EXPECT_EQ(shown.request().targets(1).last_error(), "UNAVAILABLE: connection refused");
   EXPECT_THAT(r.out, HasSubstr(R"("state": "STATE_ERASING")"));
 
   r = Crmctl({"erasure", "submit", "s-open", "--reason", "retention", "--json"});
-  ASSERT_EQ(r.exit_code, 0) << r;
   ev1::SubmitErasureResponse submitted;
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &submitted).ok()) << r.out;
+  ASSERT_TRUE(IsJsonOutput(r, &submitted));
   EXPECT_FALSE(submitted.created());
   EXPECT_EQ(submitted.request().request_id(), FakeErasure::kRequestId);
 
   r = Crmctl({"erasure", "reapply", "--since", "2026-05-01T00:00:00Z", "--json"});
-  ASSERT_EQ(r.exit_code, 0) << r;
   ev1::ReapplyErasuresResponse reapplied;
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &reapplied).ok()) << r.out;
+  ASSERT_TRUE(IsJsonOutput(r, &reapplied));
   EXPECT_EQ(reapplied.submitted(), 12);
   EXPECT_EQ(reapplied.already_open(), 1);
 
@@ -3662,72 +3377,65 @@ TEST_F(ErasureCommandsTest, JsonOutputIsTheResponseAsJson) {
   std::filesystem::create_directories(dir_);
   r = Crmctl(
       {"erasure", "certificate", FakeErasure::kRequestId, "--out", Path("c.json"), "--json"});
-  ASSERT_EQ(r.exit_code, 0) << r;
   ev1::GetCertificateResponse certificate;
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &certificate).ok()) << r.out;
+  ASSERT_TRUE(IsJsonOutput(r, &certificate));
   EXPECT_EQ(certificate.certificate(), ReadAll(Path("c.json")));
   EXPECT_EQ(certificate.signature(), ReadAll(Path("c.json.sig")));
 }
 
 TEST_F(ErasureCommandsTest, BadUsageExitsTwoNamingTheArgumentWithoutCalling) {
-  struct Case {
-    std::vector<std::string> args;
-    std::string message;
-  };
   const std::string id = FakeErasure::kRequestId;
   const std::string signed_file = WriteFile("signed.json", "{}");
   WriteFile("signed.json.sig", "x");
   const std::string unsigned_file = WriteFile("unsigned.json", "{}");
-  for (const Case& c : std::vector<Case>{
-           {{"erasure"},
-            "erasure needs a command: submit, show, ls, cancel, extend, certificate, key, verify, "
-            "reapply"},
-           {{"erasure", "frob"}, "unknown command \"erasure frob\""},
-           {{"erasure", "submit", "--reason", "retention"}, "missing SUBJECT_ID"},
-           {{"erasure", "submit", "s-1"}, "--reason: required"},
-           {{"erasure", "submit", "s-1", "--reason", "whim"},
-            "--reason: expected one of subject-request, retention, administrator, got \"whim\""},
-           {{"erasure", "submit", "s-1", "s-2", "--reason", "retention"},
-            "unexpected argument \"s-2\""},
-           {{"erasure", "show"}, "missing REQUEST_ID"},
-           {{"erasure", "show", id, "--state", "received"},
-            "--state: not a flag of 'crmctl erasure show'"},
-           {{"erasure", "ls", "--state", "done"},
-            "--state: expected one of received, planned, erasing, verifying, completed, "
-            "completed-with-retention, needs-attention, cancelled, got \"done\""},
-           {{"erasure", "ls", "--due-within", "a week"},
-            "--due-within: expected a positive duration like 8h, 90m or 7d, got \"a week\""},
-           {{"erasure", "ls", "--due-within", "-7d"}, "--due-within: expected a positive duration"},
-           {{"erasure", "cancel"}, "missing REQUEST_ID"},
-           {{"erasure", "extend", id, "--reason", "r"}, "--months: required"},
-           {{"erasure", "extend", id, "--months", "1"}, "--reason: required"},
-           {{"erasure", "extend", "--months", "1", "--reason", "r"}, "missing REQUEST_ID"},
-           {{"erasure", "extend", id, "--months", "3", "--reason", "r"},
-            "--months: expected 1 or 2, got \"3\""},
-           {{"erasure", "extend", id, "--months", "0", "--reason", "r"},
-            "--months: expected 1 or 2, got \"0\""},
-           {{"erasure", "extend", id, "--months", "two", "--reason", "r"},
-            "--months: expected a number, got \"two\""},
-           {{"erasure", "certificate", id}, "--out: required"},
-           {{"erasure", "certificate", "--out", Path("c.json")}, "missing REQUEST_ID"},
-           {{"erasure", "key", "--force"}, "--force: only with --out"},
-           {{"erasure", "verify"}, "missing FILE"},
-           {{"erasure", "verify", Path("missing.json")},
-            "FILE: cannot read " + Path("missing.json") + ": No such file or directory"},
-           {{"erasure", "verify", unsigned_file},
-            "FILE: cannot read " + unsigned_file + ".sig: No such file or directory"},
-           {{"erasure", "verify", signed_file, "--key", Path("missing.pem")},
-            "--key: cannot read " + Path("missing.pem")},
-           {{"erasure", "verify", signed_file, "--key", signed_file},
-            "--key: " + signed_file + " is not an Ed25519 public key in PEM"},
-           {{"erasure", "reapply"}, "--since: required"},
-           {{"erasure", "reapply", "--since", "yesterday"},
-            "--since: expected an RFC 3339 time like 2026-11-01T00:00:00Z, got \"yesterday\""},
-       }) {
-    Result r = Crmctl(c.args);
-    EXPECT_EQ(r.exit_code, 2) << r;
-    EXPECT_THAT(r.err, HasSubstr(c.message)) << r;
-  }
+  ExpectUsageErrors(
+      [this](const std::vector<std::string>& args) { return Crmctl(args); },
+      {
+          {{"erasure"},
+           "erasure needs a command: submit, show, ls, cancel, extend, certificate, key, verify, "
+           "reapply"},
+          {{"erasure", "frob"}, "unknown command \"erasure frob\""},
+          {{"erasure", "submit", "--reason", "retention"}, "missing SUBJECT_ID"},
+          {{"erasure", "submit", "s-1"}, "--reason: required"},
+          {{"erasure", "submit", "s-1", "--reason", "whim"},
+           "--reason: expected one of subject-request, retention, administrator, got \"whim\""},
+          {{"erasure", "submit", "s-1", "s-2", "--reason", "retention"},
+           "unexpected argument \"s-2\""},
+          {{"erasure", "show"}, "missing REQUEST_ID"},
+          {{"erasure", "show", id, "--state", "received"},
+           "--state: not a flag of 'crmctl erasure show'"},
+          {{"erasure", "ls", "--state", "done"},
+           "--state: expected one of received, planned, erasing, verifying, completed, "
+           "completed-with-retention, needs-attention, cancelled, got \"done\""},
+          {{"erasure", "ls", "--due-within", "a week"},
+           "--due-within: expected a positive duration like 8h, 90m or 7d, got \"a week\""},
+          {{"erasure", "ls", "--due-within", "-7d"}, "--due-within: expected a positive duration"},
+          {{"erasure", "cancel"}, "missing REQUEST_ID"},
+          {{"erasure", "extend", id, "--reason", "r"}, "--months: required"},
+          {{"erasure", "extend", id, "--months", "1"}, "--reason: required"},
+          {{"erasure", "extend", "--months", "1", "--reason", "r"}, "missing REQUEST_ID"},
+          {{"erasure", "extend", id, "--months", "3", "--reason", "r"},
+           "--months: expected 1 or 2, got \"3\""},
+          {{"erasure", "extend", id, "--months", "0", "--reason", "r"},
+           "--months: expected 1 or 2, got \"0\""},
+          {{"erasure", "extend", id, "--months", "two", "--reason", "r"},
+           "--months: expected a number, got \"two\""},
+          {{"erasure", "certificate", id}, "--out: required"},
+          {{"erasure", "certificate", "--out", Path("c.json")}, "missing REQUEST_ID"},
+          {{"erasure", "key", "--force"}, "--force: only with --out"},
+          {{"erasure", "verify"}, "missing FILE"},
+          {{"erasure", "verify", Path("missing.json")},
+           "FILE: cannot read " + Path("missing.json") + ": No such file or directory"},
+          {{"erasure", "verify", unsigned_file},
+           "FILE: cannot read " + unsigned_file + ".sig: No such file or directory"},
+          {{"erasure", "verify", signed_file, "--key", Path("missing.pem")},
+           "--key: cannot read " + Path("missing.pem")},
+          {{"erasure", "verify", signed_file, "--key", signed_file},
+           "--key: " + signed_file + " is not an Ed25519 public key in PEM"},
+          {{"erasure", "reapply"}, "--since: required"},
+          {{"erasure", "reapply", "--since", "yesterday"},
+           "--since: expected an RFC 3339 time like 2026-11-01T00:00:00Z, got \"yesterday\""},
+      });
   EXPECT_EQ(fake_.CallCount(), 0u);
 }
 

@@ -255,28 +255,9 @@ int RunRequest(Invocation& inv) {
 }
 
 // ls: every page (ListErasures has page_token and next_page_token of its
-// own, which the generic paging does not know) into one table; a note on
-// stderr if it stopped at kMaxListPages.
+// own) into one table.
 int RunList(Invocation& inv) {
-  std::unique_ptr<Message> all = inv.registry.NewMessage(inv.method->output_type());
-  std::unique_ptr<Message> page = inv.registry.NewMessage(inv.method->output_type());
-  std::string next;
-  for (int pages = 0; pages < kMaxListPages; ++pages) {
-    if (grpc::Status s = inv.Call(inv.method, *inv.request, page.get()); !s.ok()) {
-      return TableRpcError(inv, s);
-    }
-    next = GetString(*page, "next_page_token");
-    all->MergeFrom(*page);
-    if (next.empty()) break;
-    SetString(inv.request.get(), "page_token", next);
-  }
-  SetString(all.get(), "next_page_token", "");
-  const int rc = PrintResponse(inv, *all);
-  if (!next.empty()) {
-    inv.err << "crmctl: stopped after " << kMaxListPages << " pages of " << kListPageSize
-            << "; the list has more requests\n";
-  }
-  return rc;
+  return RunOwnPagedList(inv, kMaxListPages, kListPageSize, "requests");
 }
 
 // certificate: the certificate to --out FILE and the signature to

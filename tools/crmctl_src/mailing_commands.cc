@@ -121,28 +121,9 @@ int ParseSendAt(Invocation& inv) {
 }
 
 // subscriptions: every page (ListSubscriptions has page_token and
-// next_page_token of its own, which the generic paging does not know) into
-// one table; a note on stderr if it stopped at kMaxSubscriptionPages.
+// next_page_token of its own) into one table.
 int RunSubscriptions(Invocation& inv) {
-  std::unique_ptr<Message> all = inv.registry.NewMessage(inv.method->output_type());
-  std::unique_ptr<Message> page = inv.registry.NewMessage(inv.method->output_type());
-  std::string next;
-  for (int pages = 0; pages < kMaxSubscriptionPages; ++pages) {
-    if (grpc::Status s = inv.Call(inv.method, *inv.request, page.get()); !s.ok()) {
-      return TableRpcError(inv, s);
-    }
-    next = GetString(*page, "next_page_token");
-    all->MergeFrom(*page);
-    if (next.empty()) break;
-    SetString(inv.request.get(), "page_token", next);
-  }
-  SetString(all.get(), "next_page_token", "");
-  const int rc = PrintResponse(inv, *all);
-  if (!next.empty()) {
-    inv.err << "crmctl: stopped after " << kMaxSubscriptionPages << " pages of "
-            << kSubscriptionsPageSize << "; the list has more subscriptions\n";
-  }
-  return rc;
+  return RunOwnPagedList(inv, kMaxSubscriptionPages, kSubscriptionsPageSize, "subscriptions");
 }
 
 // A command on one campaign by its id, printing the campaign.

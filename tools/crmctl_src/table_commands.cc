@@ -479,6 +479,29 @@ int PrintResponse(Invocation& inv, const Message& response) {
   return kExitOk;
 }
 
+int RunOwnPagedList(Invocation& inv, int max_pages, absl::string_view page_size,
+                    absl::string_view what) {
+  std::unique_ptr<Message> all = inv.registry.NewMessage(inv.method->output_type());
+  std::unique_ptr<Message> page = inv.registry.NewMessage(inv.method->output_type());
+  std::string next;
+  for (int pages = 0; pages < max_pages; ++pages) {
+    if (grpc::Status s = inv.Call(inv.method, *inv.request, page.get()); !s.ok()) {
+      return TableRpcError(inv, s);
+    }
+    next = GetString(*page, "next_page_token");
+    all->MergeFrom(*page);
+    if (next.empty()) break;
+    SetString(inv.request.get(), "page_token", next);
+  }
+  SetString(all.get(), "next_page_token", "");
+  const int rc = PrintResponse(inv, *all);
+  if (!next.empty()) {
+    inv.err << "crmctl: stopped after " << max_pages << " pages of " << page_size
+            << "; the list has more " << what << "\n";
+  }
+  return rc;
+}
+
 namespace {
 
 // ---- Calls -------------------------------------------------------------------

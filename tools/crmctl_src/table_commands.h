@@ -213,6 +213,15 @@ int TableRpcError(Invocation& inv, const grpc::Status& status);
 // kExitFailure if it cannot be printed as JSON. For a Runner that calls
 // itself and adjusts the response before printing.
 int PrintResponse(Invocation& inv, const google::protobuf::Message& response);
+// For a list RPC whose request and response carry page_token and
+// next_page_token at their top level (which the generic paging of Call does
+// not know): calls it page after page, at most `max_pages` times, merges
+// the pages into one response and prints it with PrintResponse. Returns
+// TableRpcError of the first failed call, else what PrintResponse returns;
+// if it stopped at `max_pages`, also says on `inv.err` that the list (of
+// pages of `page_size`) has more `what` ("requests").
+int RunOwnPagedList(Invocation& inv, int max_pages, absl::string_view page_size,
+                    absl::string_view what);
 // "field value" rows of every field of `m` as PrintResponse shows one
 // message: nested fields dotted ("counts.sent"), repeated messages by index
 // ("targets[0].service"), values as FieldText.
