@@ -3063,6 +3063,14 @@ TEST_F(ErasureCommandsTest, SubmitSendsTheReasonAndTellsWhetherItWasCreated) {
   EXPECT_THAT(r.out, ContainsRegex("\nstate +erasing\n"));
   EXPECT_THAT(r.out, ContainsRegex("\ncreated +no\n$"));
   EXPECT_THAT(r.err, HasSubstr("already has an open erasure request"));
+
+  // By e-mail address: the address goes in `email`, no subject id.
+  r = Crmctl({"erasure", "submit-email", "ann@example.com", "--reason", "subject-request"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  sent = fake_.LastRequest<ev1::SubmitErasureRequest>("SubmitErasure");
+  EXPECT_EQ(sent.email(), "ann@example.com");
+  EXPECT_THAT(sent.subject_id(), IsEmpty());
+  EXPECT_EQ(sent.reason(), ev1::ERASURE_REASON_SUBJECT_REQUEST);
 }
 
 TEST_F(ErasureCommandsTest, ShowPrintsTheRequestThenATableOfItsTargets) {
@@ -3392,8 +3400,9 @@ TEST_F(ErasureCommandsTest, BadUsageExitsTwoNamingTheArgumentWithoutCalling) {
       [this](const std::vector<std::string>& args) { return Crmctl(args); },
       {
           {{"erasure"},
-           "erasure needs a command: submit, show, ls, cancel, extend, certificate, key, verify, "
-           "reapply"},
+           "erasure needs a command: submit, submit-email, show, ls, cancel, extend, certificate, "
+           "key, verify, reapply"},
+          {{"erasure", "submit-email", "--reason", "retention"}, "missing EMAIL"},
           {{"erasure", "frob"}, "unknown command \"erasure frob\""},
           {{"erasure", "submit", "--reason", "retention"}, "missing SUBJECT_ID"},
           {{"erasure", "submit", "s-1"}, "--reason: required"},

@@ -416,6 +416,14 @@ const std::vector<Command>& Commands() {
                   "had an open request (that one is shown); needs dsr.manage",
        .show = "request",
        .run = RunSubmit},
+      {.words = {"erasure", "submit-email"},
+       .rpc = "SubmitErasure",
+       .args = {Positional("EMAIL", "email"), RequiredFlag("reason", "reason", kReasons)},
+       .summary = "the same for the subject with this e-mail address, which the orchestrator "
+                  "looks up in contacts (NOT_FOUND when no person has it; the address is not "
+                  "stored); needs dsr.manage",
+       .show = "request",
+       .run = RunSubmit},
       {.words = {"erasure", "show"},
        .rpc = "GetErasure",
        .args = {Positional("REQUEST_ID", "request_id")},
