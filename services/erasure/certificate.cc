@@ -1,7 +1,9 @@
 #include "services/erasure/certificate.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "libs/crypto/primitives.h"
 #include "libs/json/json.h"
@@ -20,17 +22,9 @@ std::string Time(const google::protobuf::Timestamp& ts) {
   return Str(absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", rpc::ToTime(ts), absl::UTCTimeZone()));
 }
 
-absl::string_view ReasonName(v1::ErasureReason r) {
-  switch (r) {
-    case v1::ERASURE_REASON_SUBJECT_REQUEST:
-      return "subject_request";
-    case v1::ERASURE_REASON_RETENTION:
-      return "retention";
-    case v1::ERASURE_REASON_ADMINISTRATOR:
-      return "administrator";
-    default:
-      return "unspecified";
-  }
+// "subject_request" for ERASURE_REASON_SUBJECT_REQUEST.
+std::string ReasonName(v1::ErasureReason r) {
+  return absl::AsciiStrToLower(absl::StripPrefix(v1::ErasureReason_Name(r), "ERASURE_REASON_"));
 }
 
 std::string Categories(const google::protobuf::RepeatedPtrField<subject::v1::DataCategory>& cs,

@@ -7,10 +7,12 @@
 #include <pqxx/pqxx>
 
 #include "absl/random/random.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "crm/audit/v1/ingest.pb.h"
 #include "libs/base/status_macros.h"
@@ -46,27 +48,9 @@ std::string ErrorText(const grpc::Status& s) {
   return absl::StrCat(s.error_code(), ": ", s.error_message().substr(0, 300));
 }
 
-absl::string_view StateName(v1::State s) {
-  switch (s) {
-    case v1::STATE_RECEIVED:
-      return "received";
-    case v1::STATE_PLANNED:
-      return "planned";
-    case v1::STATE_ERASING:
-      return "erasing";
-    case v1::STATE_VERIFYING:
-      return "verifying";
-    case v1::STATE_COMPLETED:
-      return "completed";
-    case v1::STATE_COMPLETED_WITH_RETENTION:
-      return "completed_with_retention";
-    case v1::STATE_NEEDS_ATTENTION:
-      return "needs_attention";
-    case v1::STATE_CANCELLED:
-      return "cancelled";
-    default:
-      return "unspecified";
-  }
+// "completed_with_retention" for STATE_COMPLETED_WITH_RETENTION.
+std::string StateName(v1::State s) {
+  return absl::AsciiStrToLower(absl::StripPrefix(v1::State_Name(s), "STATE_"));
 }
 
 crm::audit::v1::Event StateEvent(const v1::ErasureRequest& r) {
@@ -135,14 +119,8 @@ absl::StatusOr<std::pair<std::string, std::string>> Orchestrator::SealAddresses(
 }
 
 absl::StatusOr<std::optional<std::vector<std::string>>> Orchestrator::OpenAddresses(
-    const std::string& request_id) {
-  std::optional<std::pair<std::string, std::string>> stored;
-  CRM_RETURN_IF_ERROR(db_.Transact(
-      [&](pqxx::work& tx) -> absl::Status {
-        CRM_ASSIGN_OR_RETURN(stored, ErasureStore::GetAddresses(tx, request_id));
-        return absl::OkStatus();
-      },
-      {.read_only = true}));
+    const std::string& request_id,
+    const std::optional<std::pair<std::string, std::string>>& stored) const {
   if (!stored.has_value()) return std::nullopt;
   CRM_ASSIGN_OR_RETURN(crypto::SecretBytes key,
                        ring_.UnwrapSecret(stored->first, AddressAad(request_id)));
@@ -200,10 +178,13 @@ absl::StatusOr<AdvanceStats> Orchestrator::RunOnce() {
 }
 
 absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& stats) {
+  // The request, its targets and its sealed addresses, in one read.
   std::optional<v1::ErasureRequest> loaded;
+  std::optional<std::pair<std::string, std::string>> sealed;
   CRM_RETURN_IF_ERROR(db_.Transact(
       [&](pqxx::work& tx) -> absl::Status {
         CRM_ASSIGN_OR_RETURN(loaded, ErasureStore::Get(tx, request_id, true, false));
+        CRM_ASSIGN_OR_RETURN(sealed, ErasureStore::GetAddresses(tx, request_id));
         return absl::OkStatus();
       },
       {.read_only = true}));
@@ -211,7 +192,7 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
   v1::ErasureRequest r = *std::move(loaded);
   // The subject's addresses, once read (nullopt: not yet).
   std::optional<std::vector<std::string>> addresses;
-  CRM_ASSIGN_OR_RETURN(addresses, OpenAddresses(r.request_id()));
+  CRM_ASSIGN_OR_RETURN(addresses, OpenAddresses(r.request_id(), sealed));
   // Targets by registry name; a target the registry no longer has is never
   // called (its row waits: NEEDS ATTENTION would hide a misconfiguration).
   auto stub_of = [&](const std::string& service) -> sv1::SubjectData::StubInterface* {

@@ -120,9 +120,11 @@ class Orchestrator {
   // (wrapped key, sealed list) of `addresses` under a new key.
   absl::StatusOr<std::pair<std::string, std::string>> SealAddresses(
       const std::string& request_id, const std::vector<std::string>& addresses) const;
-  // The request's addresses, or nullopt if none are stored.
+  // The addresses in `stored` ((wrapped key, sealed list), as
+  // ErasureStore::GetAddresses reads them), or nullopt if none are stored.
   absl::StatusOr<std::optional<std::vector<std::string>>> OpenAddresses(
-      const std::string& request_id);
+      const std::string& request_id,
+      const std::optional<std::pair<std::string, std::string>>& stored) const;
   pg::Pool& db_;
   std::vector<Target> targets_;
   const crypto::Ed25519PrivateKey& key_;
