@@ -33,6 +33,7 @@
 #include "libs/crypto/key_ring.h"
 #include "libs/crypto/primitives.h"
 #include "libs/log/log.h"
+#include "libs/outbox/capturing_sink.h"
 #include "libs/outbox/relay.h"
 #include "libs/outbox/schema.h"
 #include "libs/outbox/writer.h"
@@ -70,24 +71,6 @@ constexpr char kEmail[] = "Ada.Lovelace@Example.COM";
 constexpr char kEmailNormal[] = "ada.lovelace@example.com";
 constexpr char kFamily[] = "Lovelace-Byron";
 constexpr char kPesel[] = "85010112345";
-
-// Keeps what the relay ships.
-class CapturingSink final : public outbox::Sink {
- public:
-  absl::Status Append(const std::vector<crm::audit::v1::Event>& events) override {
-    absl::MutexLock l(&mu_);
-    events_.insert(events_.end(), events.begin(), events.end());
-    return absl::OkStatus();
-  }
-  std::vector<crm::audit::v1::Event> Events() {
-    absl::MutexLock l(&mu_);
-    return events_;
-  }
-
- private:
-  absl::Mutex mu_;
-  std::vector<crm::audit::v1::Event> events_;
-};
 
 class ContactsServiceTest : public ::testing::Test {
  protected:
@@ -272,7 +255,7 @@ class ContactsServiceTest : public ::testing::Test {
   crm::testing::MigratedDatabase db_;
   std::optional<crypto::KeyRing> ring_;
   std::optional<crypto::BlindIndexer> indexer_;
-  CapturingSink sink_;
+  outbox::CapturingSink sink_;
   std::unique_ptr<outbox::Writer> writer_;
   std::unique_ptr<outbox::Relay> relay_;
   std::unique_ptr<PersonSealer> sealer_;

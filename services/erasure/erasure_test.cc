@@ -32,6 +32,7 @@
 #include "libs/crypto/primitives.h"
 #include "libs/json/json.h"
 #include "libs/log/log.h"
+#include "libs/outbox/capturing_sink.h"
 #include "libs/outbox/relay.h"
 #include "libs/outbox/schema.h"
 #include "libs/outbox/sink.h"
@@ -344,24 +345,6 @@ class FakeTarget final : public sv1::SubjectData::Service {
   std::unique_ptr<rpc::ServerRunner> runner_;
 };
 
-// Keeps what the relay ships.
-class CapturingSink final : public outbox::Sink {
- public:
-  absl::Status Append(const std::vector<crm::audit::v1::Event>& events) override {
-    absl::MutexLock l(&mu_);
-    events_.insert(events_.end(), events.begin(), events.end());
-    return absl::OkStatus();
-  }
-  std::vector<crm::audit::v1::Event> Events() {
-    absl::MutexLock l(&mu_);
-    return events_;
-  }
-
- private:
-  absl::Mutex mu_;
-  std::vector<crm::audit::v1::Event> events_ ABSL_GUARDED_BY(mu_);
-};
-
 // Records the completion notices; can be made to fail.
 class FakeNotifier final : public Notifier {
  public:
@@ -592,7 +575,7 @@ class ErasureTest : public ::testing::Test {
   std::unique_ptr<crm::testing::ApiTestBed> bed_;
   crm::testing::MigratedDatabase db_;
   std::optional<crypto::KeyRing> ring_;
-  CapturingSink sink_;
+  outbox::CapturingSink sink_;
   std::unique_ptr<outbox::Writer> audit_;
   std::unique_ptr<outbox::Relay> relay_;
   std::optional<crypto::Ed25519PrivateKey> key_;
