@@ -9,6 +9,7 @@
 #include "libs/base/status_macros.h"
 #include "libs/base/uuid.h"
 #include "libs/base/validate.h"
+#include "libs/crypto/aead.h"
 #include "libs/rpc/call_auth.h"
 #include "libs/rpc/handler.h"
 #include "libs/rpc/peer.h"
@@ -61,33 +62,43 @@ absl::Time AddMonths(absl::Time t, int months) {
   return absl::FromCivil(due, utc) + (t - absl::FromCivil(s, utc));  // keep sub-seconds
 }
 
+ErasureService::ErasureService(ErasureDeps deps) : d_(std::move(deps)) {
+  if (d_.record == nullptr) d_.record = ProcessingRecord::Unconfigured();
+}
+
+absl::StatusOr<std::string> ErasureService::Subject(const std::string* subject_id,
+                                                    const std::string* email) {
+  if (email != nullptr) {
+    CRM_RETURN_IF_ERROR(base::ValidateEmail("email", *email));
+    if (d_.lookup == nullptr) {
+      return absl::FailedPreconditionError(
+          "email: submitting by address needs contacts (setting contacts_addr)");
+    }
+    CRM_ASSIGN_OR_RETURN(std::vector<std::string> found, d_.lookup->ByEmail(*email));
+    if (found.empty()) return absl::NotFoundError("email: no person has this address");
+    if (found.size() > 1) {
+      return absl::FailedPreconditionError(
+          "email: more than one person has this address; submit by subject_id");
+    }
+    return base::CanonicalUuid("subject_id", found[0]);
+  }
+  return base::CanonicalUuid("subject_id", subject_id == nullptr ? "" : *subject_id);
+}
+
 grpc::Status ErasureService::SubmitErasure(Ctx* ctx, const v1::SubmitErasureRequest* req,
                                            v1::SubmitErasureResponse* resp) {
   return Handle([&]() -> absl::Status {
     CRM_ASSIGN_OR_RETURN(auto caller, rpc::AuthorizeCall(*ctx, d_.verifier, kDsrManage));
-    std::string subject;
-    if (req->subject_case() == v1::SubmitErasureRequest::kEmail) {
-      CRM_RETURN_IF_ERROR(base::ValidateEmail("email", req->email()));
-      if (d_.lookup == nullptr) {
-        return absl::FailedPreconditionError(
-            "email: submitting by address needs contacts (setting contacts_addr)");
-      }
-      CRM_ASSIGN_OR_RETURN(std::vector<std::string> found, d_.lookup->ByEmail(req->email()));
-      if (found.empty()) return absl::NotFoundError("email: no person has this address");
-      if (found.size() > 1) {
-        return absl::FailedPreconditionError(
-            "email: more than one person has this address; submit by subject_id");
-      }
-      CRM_ASSIGN_OR_RETURN(subject, base::CanonicalUuid("subject_id", found[0]));
-    } else {
-      CRM_ASSIGN_OR_RETURN(subject, base::CanonicalUuid("subject_id", req->subject_id()));
-    }
+    const bool by_email = req->subject_case() == v1::SubmitErasureRequest::kEmail;
+    CRM_ASSIGN_OR_RETURN(const std::string subject,
+                         Subject(&req->subject_id(), by_email ? &req->email() : nullptr));
     if (req->reason() == v1::ERASURE_REASON_UNSPECIFIED ||
         !v1::ErasureReason_IsValid(req->reason())) {
       return absl::InvalidArgumentError("reason: subject_request, retention or administrator");
     }
     return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
-      CRM_ASSIGN_OR_RETURN(auto stored, Open(tx, *ctx, *caller, subject, req->reason()));
+      CRM_ASSIGN_OR_RETURN(auto stored,
+                           Open(tx, *ctx, *caller, subject, v1::KIND_ERASURE, req->reason()));
       *resp->mutable_request() = std::move(stored.first);
       resp->set_created(stored.second);
       return absl::OkStatus();
@@ -95,13 +106,88 @@ grpc::Status ErasureService::SubmitErasure(Ctx* ctx, const v1::SubmitErasureRequ
   });
 }
 
+grpc::Status ErasureService::SubmitAccess(Ctx* ctx, const v1::SubmitAccessRequest* req,
+                                          v1::SubmitErasureResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(auto caller, rpc::AuthorizeCall(*ctx, d_.verifier, kDsrManage));
+    const bool by_email = req->subject_case() == v1::SubmitAccessRequest::kEmail;
+    CRM_ASSIGN_OR_RETURN(const std::string subject,
+                         Subject(&req->subject_id(), by_email ? &req->email() : nullptr));
+    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      CRM_ASSIGN_OR_RETURN(auto stored, Open(tx, *ctx, *caller, subject, v1::KIND_ACCESS,
+                                             v1::ERASURE_REASON_SUBJECT_REQUEST));
+      *resp->mutable_request() = std::move(stored.first);
+      resp->set_created(stored.second);
+      return absl::OkStatus();
+    });
+  });
+}
+
+grpc::Status ErasureService::GetAccessExport(Ctx* ctx, const v1::GetAccessExportRequest* req,
+                                             grpc::ServerWriter<v1::AccessExportChunk>* writer) {
+  return Handle([&]() -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(auto caller, rpc::AuthorizeCall(*ctx, d_.verifier, kDsrManage));
+    CRM_ASSIGN_OR_RETURN(const std::string id,
+                         base::CanonicalUuid("request_id", req->request_id()));
+    if (d_.ring == nullptr) return absl::UnavailableError("erasure: no KEK ring configured");
+    // The request and its key; the download is audited before a byte goes.
+    std::optional<v1::ErasureRequest> r;
+    std::optional<std::string> wrapped;
+    CRM_RETURN_IF_ERROR(d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+      CRM_ASSIGN_OR_RETURN(r, ErasureStore::Get(tx, id, false, false));
+      if (!r.has_value() || r->kind() != v1::KIND_ACCESS) return NotFound();
+      if (r->state() == v1::STATE_EXPIRED) {
+        return absl::FailedPreconditionError("request_id: the export has expired and is deleted");
+      }
+      CRM_ASSIGN_OR_RETURN(wrapped, ErasureStore::GetExportKey(tx, id));
+      if (r->state() != v1::STATE_COMPLETED || !wrapped.has_value()) {
+        return absl::FailedPreconditionError("request_id: the export is not ready yet");
+      }
+      return d_.audit.Enqueue(tx, Event(*ctx, *caller, "erasure.access.downloaded", *r));
+    }));
+    CRM_ASSIGN_OR_RETURN(const crypto::SecretBytes key,
+                         d_.ring->UnwrapSecret(*wrapped, ExportKeyAad(id)));
+    auto send = [&](std::string data) -> absl::Status {
+      v1::AccessExportChunk chunk;
+      chunk.set_data(std::move(data));
+      if (!writer->Write(chunk)) return absl::CancelledError("the client went away");
+      return absl::OkStatus();
+    };
+    CRM_RETURN_IF_ERROR(send(d_.record->Head(*r, d_.clock.Now())));
+    // One part at a time: memory stays at one chunk, whatever the export's size.
+    std::string service;
+    int seq = -1;
+    bool first = true;
+    for (;;) {
+      std::optional<ErasureStore::ExportPart> part;
+      CRM_RETURN_IF_ERROR(d_.db.Transact(
+          [&](pqxx::work& tx) -> absl::Status {
+            CRM_ASSIGN_OR_RETURN(part, ErasureStore::NextExportPart(tx, id, service, seq));
+            return absl::OkStatus();
+          },
+          {.read_only = true}));
+      if (!part.has_value()) break;
+      CRM_ASSIGN_OR_RETURN(
+          std::string text,
+          crypto::Open(key, part->sealed, ExportPartAad(id, part->service, part->seq)));
+      if (part->seq == 0 && !first) text.insert(0, ",");
+      first = false;
+      service = part->service;
+      seq = part->seq;
+      CRM_RETURN_IF_ERROR(send(std::move(text)));
+    }
+    return send(std::string(ProcessingRecord::kTail));
+  });
+}
+
 absl::StatusOr<std::pair<v1::ErasureRequest, bool>> ErasureService::Open(
     pqxx::transaction_base& tx, Ctx& ctx, const auth::Principal& caller, const std::string& subject,
-    v1::ErasureReason reason) {
+    v1::RequestKind kind, v1::ErasureReason reason) {
   const absl::Time now = d_.clock.Now();
   v1::ErasureRequest r;
   r.set_request_id(base::NewUuid());
   r.set_subject_id(subject);
+  r.set_kind(kind);
   r.set_reason(reason);
   r.set_requester(caller.user_id);
   rpc::SetTime(now, r.mutable_received_at());
@@ -109,8 +195,10 @@ absl::StatusOr<std::pair<v1::ErasureRequest, bool>> ErasureService::Open(
   rpc::SetTime(AddMonths(now, 1), r.mutable_due_at());
   CRM_ASSIGN_OR_RETURN(auto stored, ErasureStore::Insert(tx, r, d_.targets));
   if (stored.second) {
-    CRM_RETURN_IF_ERROR(
-        d_.audit.Enqueue(tx, Event(ctx, caller, "erasure.request.received", stored.first)));
+    CRM_RETURN_IF_ERROR(d_.audit.Enqueue(
+        tx, Event(ctx, caller,
+                  kind == v1::KIND_ACCESS ? "erasure.access.received" : "erasure.request.received",
+                  stored.first)));
   }
   return stored;
 }
@@ -137,6 +225,7 @@ grpc::Status ErasureService::ListErasures(Ctx* ctx, const v1::ListErasuresReques
   return Handle([&]() -> absl::Status {
     CRM_RETURN_IF_ERROR(rpc::AuthorizeCall(*ctx, d_.verifier, kDsrManage).status());
     if (!v1::State_IsValid(req->state())) return absl::InvalidArgumentError("state: unknown");
+    if (!v1::RequestKind_IsValid(req->kind())) return absl::InvalidArgumentError("kind: unknown");
     if (req->unfinished() && req->state() != v1::STATE_UNSPECIFIED) {
       return absl::InvalidArgumentError("unfinished: not with state");
     }
@@ -150,9 +239,9 @@ grpc::Status ErasureService::ListErasures(Ctx* ctx, const v1::ListErasuresReques
     return d_.db.Transact(
         [&](pqxx::work& tx) -> absl::Status {
           resp->Clear();
-          CRM_ASSIGN_OR_RETURN(
-              std::vector<v1::ErasureRequest> page,
-              ErasureStore::List(tx, req->state(), due_before, after, size + 1, req->unfinished()));
+          CRM_ASSIGN_OR_RETURN(std::vector<v1::ErasureRequest> page,
+                               ErasureStore::List(tx, req->state(), due_before, after, size + 1,
+                                                  req->unfinished(), req->kind()));
           if (static_cast<int>(page.size()) > size) {
             page.pop_back();
             resp->set_next_page_token(
@@ -213,8 +302,9 @@ grpc::Status ErasureService::ExtendErasure(Ctx* ctx, const v1::ExtendErasureRequ
             absl::StrCat("months: the due date can move by two months in all; ",
                          r->extended_months(), " already used"));
       }
-      CRM_RETURN_IF_ERROR(ErasureStore::Extend(
-          tx, id, AddMonths(rpc::ToTime(r->received_at()), 1 + months), months, req->reason()));
+      CRM_RETURN_IF_ERROR(ErasureStore::Extend(tx, id,
+                                               AddMonths(rpc::ToTime(r->received_at()), 1 + months),
+                                               months, req->reason(), d_.clock.Now()));
       CRM_ASSIGN_OR_RETURN(r, ErasureStore::Get(tx, id, true, false));
       *resp->mutable_request() = *r;
       return d_.audit.Enqueue(tx, Event(*ctx, *caller, "erasure.request.extended", *r));
@@ -232,6 +322,10 @@ grpc::Status ErasureService::GetCertificate(Ctx* ctx, const v1::GetCertificateRe
         [&](pqxx::work& tx) -> absl::Status {
           CRM_ASSIGN_OR_RETURN(auto r, ErasureStore::Get(tx, id, false, false));
           if (!r.has_value()) return NotFound();
+          if (r->kind() == v1::KIND_ACCESS) {
+            return absl::FailedPreconditionError(
+                "request_id: an access request has an export (GetAccessExport), not a certificate");
+          }
           CRM_ASSIGN_OR_RETURN(auto cert, ErasureStore::GetCertificate(tx, id));
           if (!cert.has_value()) {
             return absl::FailedPreconditionError(
@@ -264,8 +358,8 @@ grpc::Status ErasureService::ReapplyErasures(Ctx* ctx, const v1::ReapplyErasures
         submitted = open = 0;  // the transaction may run again
         CRM_ASSIGN_OR_RETURN(page, ErasureStore::CompletedSubjects(tx, since, after, 500));
         for (const std::string& subject : page) {
-          CRM_ASSIGN_OR_RETURN(auto stored,
-                               Open(tx, *ctx, *caller, subject, v1::ERASURE_REASON_ADMINISTRATOR));
+          CRM_ASSIGN_OR_RETURN(auto stored, Open(tx, *ctx, *caller, subject, v1::KIND_ERASURE,
+                                                 v1::ERASURE_REASON_ADMINISTRATOR));
           (stored.second ? submitted : open) += 1;
         }
         return absl::OkStatus();

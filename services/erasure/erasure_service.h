@@ -1,5 +1,5 @@
 // crm.erasure.v1.Erasure: submitting, listing, cancelling and extending
-// erasure requests, and their certificates. The work itself is the
+// erasure requests, their certificates, and access requests' exports. The work itself is the
 // Orchestrator's (orchestrator.h). Every change is audited.
 //
 // Thread-safe.
@@ -14,8 +14,10 @@
 #include "libs/auth/token_verifier.h"
 #include "libs/base/clock.h"
 #include "libs/crypto/ed25519.h"
+#include "libs/crypto/key_ring.h"
 #include "libs/outbox/writer.h"
 #include "libs/pg/pool.h"
+#include "services/erasure/access_export.h"
 #include "services/erasure/subject_lookup.h"
 
 namespace crm::erasure {
@@ -33,6 +35,10 @@ struct ErasureDeps {
   // Finds subjects by e-mail address (SubmitErasure by address); null: not
   // offered.
   SubjectLookup* lookup = nullptr;
+  // Opens access exports' keys (GetAccessExport); null: not served.
+  const crypto::KeyRing* ring = nullptr;
+  // The export's head (controller, rights); null: none configured.
+  std::shared_ptr<const ProcessingRecord> record;
 };
 
 // `t` plus `months` calendar months (Art. 12(3) via Regulation 1182/71: the
@@ -41,7 +47,7 @@ absl::Time AddMonths(absl::Time t, int months);
 
 class ErasureService final : public v1::Erasure::Service {
  public:
-  explicit ErasureService(ErasureDeps deps) : d_(std::move(deps)) {}
+  explicit ErasureService(ErasureDeps deps);
   using Ctx = grpc::ServerContext;
   grpc::Status SubmitErasure(Ctx*, const v1::SubmitErasureRequest*,
                              v1::SubmitErasureResponse*) override;
@@ -58,13 +64,21 @@ class ErasureService final : public v1::Erasure::Service {
                                v1::ReapplyErasuresResponse*) override;
   grpc::Status GetVerificationKey(Ctx*, const v1::GetVerificationKeyRequest*,
                                   v1::GetVerificationKeyResponse*) override;
+  grpc::Status SubmitAccess(Ctx*, const v1::SubmitAccessRequest*,
+                            v1::SubmitErasureResponse*) override;
+  grpc::Status GetAccessExport(Ctx*, const v1::GetAccessExportRequest*,
+                               grpc::ServerWriter<v1::AccessExportChunk>*) override;
 
  private:
+  // The subject named by id, or (email non-null) by e-mail address through
+  // contacts.
+  absl::StatusOr<std::string> Subject(const std::string* subject_id, const std::string* email);
   // A new request for `subject` (received now); the stored one and whether
   // it is new (false: one was open).
   absl::StatusOr<std::pair<v1::ErasureRequest, bool>> Open(pqxx::transaction_base& tx, Ctx& ctx,
                                                            const auth::Principal& caller,
                                                            const std::string& subject,
+                                                           v1::RequestKind kind,
                                                            v1::ErasureReason reason);
   ErasureDeps d_;
 };

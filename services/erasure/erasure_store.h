@@ -18,15 +18,16 @@
 
 namespace crm::erasure {
 
-// True for the states a worker still has to move on.
+// True for the states a worker still has to move on: RECEIVED to VERIFYING,
+// and EXPORTING.
 bool IsOpen(v1::State state);
 
 class ErasureStore {
  public:
-  // Inserts `r` (request_id, subject_id, reason, requester, received_at,
-  // not_before, due_at; state RECEIVED) with a PENDING target per name in
-  // `targets`, unless the subject has an open request: then that one, and
-  // false.
+  // Inserts `r` (request_id, subject_id, kind, reason, requester,
+  // received_at, not_before, due_at; state RECEIVED) with a PENDING target
+  // per name in `targets`, unless the subject has an open request of the
+  // same kind: then that one, and false.
   static absl::StatusOr<std::pair<v1::ErasureRequest, bool>> Insert(
       pqxx::transaction_base& tx, const v1::ErasureRequest& r,
       const std::vector<std::string>& targets);
@@ -36,7 +37,8 @@ class ErasureStore {
                                                                bool with_targets, bool lock);
   // A page by due date then id, after `after` ((due_at, request_id) of the
   // last row, or nullopt from the start); state 0: all (`unfinished`: those
-  // open or needing attention); due_before: none if InfiniteFuture.
+  // open or needing attention); due_before: none if InfiniteFuture; kind 0:
+  // both.
   struct Cursor {
     absl::Time due_at;
     std::string request_id;
@@ -45,15 +47,16 @@ class ErasureStore {
                                                               v1::State state,
                                                               absl::Time due_before,
                                                               const std::optional<Cursor>& after,
-                                                              int limit, bool unfinished = false);
+                                                              int limit, bool unfinished = false,
+                                                              v1::RequestKind kind = {});
   // Claims up to `limit` open requests due at `now` that no other worker
   // holds (SKIP LOCKED), leasing them to `owner` (a worker's id) until
   // now + lease.
   static absl::StatusOr<std::vector<std::string>> Claim(pqxx::transaction_base& tx, int limit,
                                                         absl::Duration lease, absl::Time now,
                                                         const std::string& owner);
-  // The worker's write: the request's state, rounds, attention and
-  // completed_at, and when to look at it again (`next_attempt_at`);
+  // The worker's write: the request's state, rounds, attention,
+  // completed_at and expires_at, and when to look at it again (`next_attempt_at`);
   // `release` ends the worker's lease. Only if no other worker holds the
   // lease now (`owner`: this worker's id) and the stored state is still
   // `expected`: FAILED_PRECONDITION otherwise (cancelled meanwhile).
@@ -63,9 +66,16 @@ class ErasureStore {
   // RECEIVED -> CANCELLED (addresses dropped); false if the request is past
   // RECEIVED.
   static absl::StatusOr<bool> Cancel(pqxx::transaction_base& tx, const std::string& request_id);
-  // Sets the due date and the extension (months in all, reason).
+  // Sets the due date and the extension (months in all, reason), marks the
+  // subject's notice pending and, for an open request, makes it due `now`
+  // (the worker sends the notice).
   static absl::Status Extend(pqxx::transaction_base& tx, const std::string& request_id,
-                             absl::Time due_at, int months, const std::string& reason);
+                             absl::Time due_at, int months, const std::string& reason,
+                             absl::Time now);
+  // The extension notice for `months` in all was queued (not cleared if the
+  // request was extended again meanwhile).
+  static absl::Status ExtensionNoticeSent(pqxx::transaction_base& tx, const std::string& request_id,
+                                          int months);
   // Writes one target's state and detail.
   static absl::Status PutTarget(pqxx::transaction_base& tx, const std::string& request_id,
                                 const v1::Target& t);
@@ -84,7 +94,35 @@ class ErasureStore {
   static absl::Status PutAddresses(pqxx::transaction_base& tx, const std::string& request_id,
                                    const std::string& wrapped_key, const std::string& sealed);
   static absl::Status DropAddresses(pqxx::transaction_base& tx, const std::string& request_id);
-  // Subjects whose request completed at or after `since`, by subject id after
+  // An access request's export: the key its parts are sealed under (wrapped
+  // under the KEK; nullopt before exporting and after expiry), and its parts,
+  // read one at a time in (service, seq) order so that serving an export
+  // holds one part in memory.
+  static absl::StatusOr<std::optional<std::string>> GetExportKey(pqxx::transaction_base& tx,
+                                                                 const std::string& request_id);
+  static absl::Status PutExportKey(pqxx::transaction_base& tx, const std::string& request_id,
+                                   const std::string& wrapped_key);
+  static absl::Status PutExportPart(pqxx::transaction_base& tx, const std::string& request_id,
+                                    const std::string& service, int seq, const std::string& sealed);
+  // Drops a target's parts (before writing them again).
+  static absl::Status DropExportParts(pqxx::transaction_base& tx, const std::string& request_id,
+                                      const std::string& service);
+  struct ExportPart {
+    std::string service;
+    int seq = 0;
+    std::string sealed;
+  };
+  // The first part after (after_service, after_seq); ("", -1) from the start.
+  static absl::StatusOr<std::optional<ExportPart>> NextExportPart(pqxx::transaction_base& tx,
+                                                                  const std::string& request_id,
+                                                                  const std::string& after_service,
+                                                                  int after_seq);
+  // Deletes up to `limit` exports whose time ran out at `now` (parts and
+  // key): their requests become EXPIRED and are returned.
+  static absl::StatusOr<std::vector<v1::ErasureRequest>> Expire(pqxx::transaction_base& tx,
+                                                                absl::Time now, int limit);
+
+  // Subjects whose erasure request completed at or after `since`, by subject id after
   // `after` ("" from the start), at most `limit`.
   static absl::StatusOr<std::vector<std::string>> CompletedSubjects(pqxx::transaction_base& tx,
                                                                     absl::Time since,

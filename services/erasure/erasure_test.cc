@@ -352,11 +352,12 @@ class FakeNotifier final : public Notifier {
     std::string request_id;
     v1::State state;
     std::vector<std::string> addresses;
+    NoticeKind kind = NoticeKind::kErasureConfirmed;
   };
-  absl::Status ErasureConfirmed(const v1::ErasureRequest& r,
-                                const std::vector<std::string>& addresses) override {
+  absl::Status Send(NoticeKind kind, const v1::ErasureRequest& r,
+                    const std::vector<std::string>& addresses) override {
     absl::MutexLock l(&mu_);
-    notices_.push_back({r.request_id(), r.state(), addresses});
+    notices_.push_back({r.request_id(), r.state(), addresses, kind});
     if (failures_ > 0) {
       --failures_;
       return absl::UnavailableError("mailing is down");

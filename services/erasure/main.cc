@@ -52,6 +52,8 @@ struct ErasureConfig {
   absl::Duration work_interval = absl::Seconds(1);
   absl::Duration lease = absl::Minutes(2);
   int max_rounds = 3;
+  absl::Duration export_ttl = absl::Hours(24 * 14);
+  std::string processing_record_file;
 };
 
 // The registry: "name=host:port" entries, comma-separated.
@@ -94,7 +96,8 @@ struct Gauges {
   explicit Gauges(prometheus::Registry& registry)
       : requests(prometheus::BuildGauge()
                      .Name("crm_erasure_requests")
-                     .Help("Erasure requests not finished, by state (needs_attention included)")
+                     .Help("Erasure and access requests not finished, by state (needs_attention "
+                           "included)")
                      .Register(registry)),
         overdue(prometheus::BuildGauge()
                     .Name("crm_erasure_overdue_requests")
@@ -117,15 +120,21 @@ struct Gauges {
                             .Add({})),
         completed(prometheus::BuildCounter()
                       .Name("crm_erasure_completed_total")
-                      .Help("Erasure requests completed (with or without retention)")
+                      .Help("Erasure and access requests completed (with or without retention)")
                       .Register(registry)
-                      .Add({})) {}
+                      .Add({})),
+        expired(prometheus::BuildCounter()
+                    .Name("crm_erasure_access_exports_expired_total")
+                    .Help("Access exports deleted when their time ran out")
+                    .Register(registry)
+                    .Add({})) {}
   prometheus::Family<prometheus::Gauge>& requests;
   prometheus::Gauge& overdue;
   prometheus::Gauge& due_soon;
   prometheus::Family<prometheus::Counter>& rounds;
   prometheus::Counter& target_failures;
   prometheus::Counter& completed;
+  prometheus::Counter& expired;
 };
 
 void Work(App& app, service::Context& ctx, Gauges& gauges, absl::Duration interval) {
@@ -141,6 +150,7 @@ void Work(App& app, service::Context& ctx, Gauges& gauges, absl::Duration interv
     }
     gauges.target_failures.Increment(round->target_failures);
     gauges.completed.Increment(round->completed);
+    gauges.expired.Increment(round->expired);
     if (round->claimed > 0) {
       log::Info("erasure.round", {{"claimed", round->claimed},
                                   {"completed", round->completed},
@@ -157,7 +167,7 @@ void Work(App& app, service::Context& ctx, Gauges& gauges, absl::Duration interv
               },
               {.read_only = true});
       if (counts.ok()) {
-        for (int s = v1::STATE_RECEIVED; s <= v1::STATE_NEEDS_ATTENTION; ++s) {
+        for (int s = v1::State_MIN; s <= v1::State_MAX; ++s) {
           if (!IsOpen(static_cast<v1::State>(s)) && s != v1::STATE_NEEDS_ATTENTION) continue;
           int64_t n = 0;
           for (const auto& [state, count] : counts->by_state) {
@@ -184,6 +194,15 @@ absl::Status Setup(const ErasureConfig& cfg, const service::ApiAuthConfig& auth_
       crypto::Ed25519PrivateKey::LoadPemFile(cfg.certificate_key_file);
   CRM_RETURN_IF_ERROR(StartupStep("certificate_key_file", key.status()));
   app.key.emplace(*std::move(key));
+  std::shared_ptr<const ProcessingRecord> record;
+  if (!cfg.processing_record_file.empty()) {
+    absl::StatusOr<ProcessingRecord> loaded =
+        ProcessingRecord::LoadFile(cfg.processing_record_file);
+    CRM_RETURN_IF_ERROR(StartupStep("processing_record_file", loaded.status()));
+    record = std::make_shared<const ProcessingRecord>(*std::move(loaded));
+  } else {
+    log::Warn("erasure.no_processing_record", {});
+  }
   CRM_ASSIGN_OR_RETURN(auto registry, ParseTargets(cfg.targets));
   std::vector<Target> targets;
   std::vector<std::string> names;
@@ -215,7 +234,9 @@ absl::Status Setup(const ErasureConfig& cfg, const service::ApiAuthConfig& auth_
                                                    .certificate_key = app.key->PublicKey(),
                                                    .targets = names,
                                                    .cancel_window = cfg.cancel_window,
-                                                   .lookup = app.lookup.get()});
+                                                   .lookup = app.lookup.get(),
+                                                   .ring = &*app.ring,
+                                                   .record = record});
   ctx.policy.AllowService(v1::Erasure::service_full_name());
   ctx.services.push_back(app.service.get());
   if (!cfg.mailing_addr.empty()) {
@@ -231,7 +252,9 @@ absl::Status Setup(const ErasureConfig& cfg, const service::ApiAuthConfig& auth_
                                      OrchestratorOptions{.call_deadline = cfg.call_deadline,
                                                          .lease = cfg.lease,
                                                          .max_rounds = cfg.max_rounds,
-                                                         .address_source = cfg.address_source});
+                                                         .address_source = cfg.address_source,
+                                                         .export_ttl = cfg.export_ttl,
+                                                         .record = record});
   log::Info("erasure.registry", {{"targets", static_cast<int>(names.size())}});
   gauges = std::make_unique<Gauges>(ctx.metrics);
   app.working =
@@ -273,6 +296,10 @@ int main(int argc, char** argv) {
                "how long a worker holds a request; a crashed worker's requests wait this long");
   settings.Add("max_rounds", &cfg.max_rounds,
                "erase-and-verify rounds before a request needs attention", 1, 20);
+  settings.Add("export_ttl", &cfg.export_ttl,
+               "how long an access export is kept once ready, then deleted");
+  settings.Add("processing_record_file", &cfg.processing_record_file,
+               "the record of processing (JSON) giving access exports their Art. 15 facts");
   crm::config::ParseOrExit(settings, argc, argv, environ);
   absl::Status valid = crm::service::ValidateCommonConfig(common);
   if (valid.ok()) valid = crm::service::ValidateApiAuthConfig(auth_cfg);
@@ -284,10 +311,12 @@ int main(int argc, char** argv) {
   if (valid.ok()) valid = crm::erasure::ParseTargets(cfg.targets).status();
   if (valid.ok() &&
       (cfg.cancel_window < absl::ZeroDuration() || cfg.call_deadline <= absl::ZeroDuration() ||
-       cfg.work_interval <= absl::ZeroDuration() || cfg.lease < 2 * cfg.call_deadline)) {
+       cfg.work_interval <= absl::ZeroDuration() || cfg.lease < 2 * cfg.call_deadline ||
+       cfg.export_ttl < absl::Hours(1))) {
     valid = absl::InvalidArgumentError(
-        "setting cancel_window, call_deadline, work_interval, lease: none negative, call_deadline "
-        "and work_interval positive, lease at least twice call_deadline");
+        "setting cancel_window, call_deadline, work_interval, lease, export_ttl: none negative, "
+        "call_deadline and work_interval positive, lease at least twice call_deadline, "
+        "export_ttl at least 1h");
   }
   if (!valid.ok()) {
     std::fprintf(stderr, "%s: %s\n", argv[0], std::string(valid.message()).c_str());

@@ -15,22 +15,44 @@ GrpcNotifier::GrpcNotifier(std::shared_ptr<grpc::Channel> mailing, TokenSource t
       token_(std::move(token)),
       deadline_(deadline) {}
 
-absl::Status GrpcNotifier::ErasureConfirmed(const v1::ErasureRequest& r,
-                                            const std::vector<std::string>& addresses) {
+absl::Status GrpcNotifier::Send(NoticeKind kind, const v1::ErasureRequest& r,
+                                const std::vector<std::string>& addresses) {
+  namespace mv1 = crm::mailing::v1;
   CRM_ASSIGN_OR_RETURN(const std::string token, token_());
-  const absl::Time completed = absl::FromUnixSeconds(r.completed_at().seconds());
+  auto when = [](const google::protobuf::Timestamp& ts) {
+    return absl::FormatTime("%Y-%m-%d %H:%M UTC", absl::FromUnixSeconds(ts.seconds()),
+                            absl::UTCTimeZone());
+  };
+  mv1::SendTransactionalRequest req;
+  auto& params = *req.mutable_params();
+  params["request_id"] = r.request_id();
+  std::string key;  // the dedup key's stem
+  switch (kind) {
+    case NoticeKind::kErasureConfirmed:
+      req.set_kind(mv1::TRANSACTIONAL_KIND_ERASURE_CONFIRMED);
+      params["completed_at"] = when(r.completed_at());
+      key = absl::StrCat("erasure:", r.request_id());
+      break;
+    case NoticeKind::kAccessReady:
+      req.set_kind(mv1::TRANSACTIONAL_KIND_ACCESS_READY);
+      params["expires_at"] = when(r.expires_at());
+      key = absl::StrCat("access:", r.request_id());
+      break;
+    case NoticeKind::kExtended:
+      req.set_kind(mv1::TRANSACTIONAL_KIND_REQUEST_EXTENDED);
+      params["request_kind"] = r.kind() == v1::KIND_ACCESS ? "access" : "erasure";
+      params["due_at"] = when(r.due_at());
+      params["reason"] = r.extension_reason();
+      key = absl::StrCat("extended:", r.request_id(), ":", r.extended_months());
+      break;
+  }
   for (size_t i = 0; i < addresses.size(); ++i) {
-    crm::mailing::v1::SendTransactionalRequest req;
-    req.set_kind(crm::mailing::v1::TRANSACTIONAL_KIND_ERASURE_CONFIRMED);
     req.set_address(addresses[i]);
-    (*req.mutable_params())["request_id"] = r.request_id();
-    (*req.mutable_params())["completed_at"] =
-        absl::FormatTime("%Y-%m-%d %H:%M UTC", completed, absl::UTCTimeZone());
-    req.set_dedup_key(absl::StrCat("erasure:", r.request_id(), ":", i));
+    req.set_dedup_key(absl::StrCat(key, ":", i));
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + deadline_));
     ctx.AddMetadata("authorization", absl::StrCat("Bearer ", token));
-    crm::mailing::v1::SendTransactionalResponse resp;
+    mv1::SendTransactionalResponse resp;
     CRM_RETURN_IF_ERROR(base::FromGrpcStatus(stub_->SendTransactional(&ctx, req, &resp)));
   }
   return absl::OkStatus();

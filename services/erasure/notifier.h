@@ -1,8 +1,9 @@
-// GrpcNotifier: the completion notice through mailing
-// (crm.mailing.v1.Mailing/SendTransactional, kind ERASURE_CONFIRMED, to an
-// address), called with the orchestrator's own token (permission
-// mailing.send: service account "erasure", tools/platform-accounts).
-// Idempotent: the dedup key is the request id and the address's position.
+// GrpcNotifier: the subject's notices through mailing
+// (crm.mailing.v1.Mailing/SendTransactional to an address: ERASURE_CONFIRMED,
+// ACCESS_READY, REQUEST_EXTENDED), called with the orchestrator's own token
+// (permission mailing.send: service account "erasure",
+// tools/platform-accounts). Idempotent: the dedup key is the kind, the
+// request id (and the months extended) and the address's position.
 //
 // Thread-safe.
 #pragma once
@@ -21,8 +22,8 @@ class GrpcNotifier final : public Notifier {
   using TokenSource = std::function<absl::StatusOr<std::string>()>;
   GrpcNotifier(std::shared_ptr<grpc::Channel> mailing, TokenSource token,
                absl::Duration deadline = absl::Seconds(10));
-  absl::Status ErasureConfirmed(const v1::ErasureRequest& r,
-                                const std::vector<std::string>& addresses) override;
+  absl::Status Send(NoticeKind kind, const v1::ErasureRequest& r,
+                    const std::vector<std::string>& addresses) override;
 
  private:
   std::unique_ptr<crm::mailing::v1::Mailing::Stub> stub_;

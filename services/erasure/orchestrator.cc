@@ -55,7 +55,8 @@ std::string StateName(v1::State s) {
 
 crm::audit::v1::Event StateEvent(const v1::ErasureRequest& r) {
   crm::audit::v1::Event e;
-  e.set_action(absl::StrCat("erasure.request.", StateName(r.state())));
+  e.set_action(absl::StrCat(r.kind() == v1::KIND_ACCESS ? "erasure.access." : "erasure.request.",
+                            StateName(r.state())));
   e.set_outcome(r.state() == v1::STATE_NEEDS_ATTENTION ? crm::audit::v1::OUTCOME_FAILURE
                                                        : crm::audit::v1::OUTCOME_SUCCESS);
   e.set_resource(absl::StrCat("erasure/", r.request_id()));
@@ -144,7 +145,9 @@ Orchestrator::Orchestrator(pg::Pool& db, std::vector<Target> targets,
       audit_(audit),
       clock_(clock),
       worker_id_(base::NewUuid()),
-      options_(options) {}
+      options_(std::move(options)) {
+  if (options_.record == nullptr) options_.record = ProcessingRecord::Unconfigured();
+}
 
 std::vector<std::string> Orchestrator::TargetNames() const {
   std::vector<std::string> out;
@@ -168,7 +171,7 @@ absl::StatusOr<AdvanceStats> Orchestrator::RunOnce() {
     return absl::OkStatus();
   }));
   stats.claimed = static_cast<int>(claimed.size());
-  absl::Status first_error;
+  absl::Status first_error = ExpireExports(stats);
   for (const std::string& id : claimed) {
     absl::Status s = Advance(id, stats);
     if (!s.ok() && first_error.ok()) first_error = s;
@@ -177,19 +180,39 @@ absl::StatusOr<AdvanceStats> Orchestrator::RunOnce() {
   return stats;
 }
 
+absl::Status Orchestrator::ExpireExports(AdvanceStats& stats) {
+  return db_.Transact([&](pqxx::work& tx) -> absl::Status {
+    CRM_ASSIGN_OR_RETURN(std::vector<v1::ErasureRequest> expired,
+                         ErasureStore::Expire(tx, clock_.Now(), 100));
+    for (const v1::ErasureRequest& r : expired) {
+      CRM_RETURN_IF_ERROR(audit_.Enqueue(tx, StateEvent(r)));
+    }
+    stats.expired = static_cast<int>(expired.size());
+    return absl::OkStatus();
+  });
+}
+
 absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& stats) {
   // The request, its targets and its sealed addresses, in one read.
   std::optional<v1::ErasureRequest> loaded;
   std::optional<std::pair<std::string, std::string>> sealed;
+  std::optional<std::string> wrapped_export_key;
   CRM_RETURN_IF_ERROR(db_.Transact(
       [&](pqxx::work& tx) -> absl::Status {
         CRM_ASSIGN_OR_RETURN(loaded, ErasureStore::Get(tx, request_id, true, false));
         CRM_ASSIGN_OR_RETURN(sealed, ErasureStore::GetAddresses(tx, request_id));
+        CRM_ASSIGN_OR_RETURN(wrapped_export_key, ErasureStore::GetExportKey(tx, request_id));
         return absl::OkStatus();
       },
       {.read_only = true}));
   if (!loaded.has_value()) return absl::NotFoundError("request_id: not found");
   v1::ErasureRequest r = *std::move(loaded);
+  // An access request's export key, once made.
+  std::optional<crypto::SecretBytes> export_key;
+  if (wrapped_export_key.has_value()) {
+    CRM_ASSIGN_OR_RETURN(export_key,
+                         ring_.UnwrapSecret(*wrapped_export_key, ExportKeyAad(r.request_id())));
+  }
   // The subject's addresses, once read (nullopt: not yet).
   std::optional<std::vector<std::string>> addresses;
   CRM_ASSIGN_OR_RETURN(addresses, OpenAddresses(r.request_id(), sealed));
@@ -210,6 +233,9 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
     std::optional<std::pair<std::string, std::string>> sealed_addresses;  // to store
     bool drop_addresses = false;
     absl::Time notice_retry = absl::InfiniteFuture();
+    std::optional<std::string> export_key_to_store;                       // wrapped
+    std::vector<std::pair<std::string, std::vector<std::string>>> parts;  // service, sealed chunks
+    bool extension_told = false;
 
     // The targets this step calls: in `want` state and due.
     auto due = [&](v1::TargetState want) {
@@ -258,9 +284,48 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
       });
       return std::make_pair(std::move(status), std::move(resp));
     };
+    // Tells the subject of their own request (an erasure asked for by them,
+    // or any access request); false when it failed (retried later).
+    auto tell = [&](NoticeKind kind, const v1::ErasureRequest& about) {
+      if (notifier_ == nullptr || !addresses.has_value() || addresses->empty() ||
+          (about.kind() != v1::KIND_ACCESS &&
+           about.reason() != v1::ERASURE_REASON_SUBJECT_REQUEST)) {
+        return true;
+      }
+      const absl::Status told = notifier_->Send(kind, about, *addresses);
+      if (told.ok()) return true;
+      r.set_attention(
+          absl::StrCat(kind == NoticeKind::kExtended ? "extension" : "completion",
+                       " notice not yet queued: ", absl::StatusCodeToString(told.code())));
+      notice_retry = now + Backoff(3);
+      return false;
+    };
+    // The request is done (`done`, completed): the subject hears of it first;
+    // then the address key goes.
+    auto finish = [&](v1::ErasureRequest done, NoticeKind kind) {
+      done.clear_attention();
+      rpc::SetTime(now, done.mutable_completed_at());
+      if (tell(kind, done)) {
+        r = std::move(done);
+        drop_addresses = true;
+      }
+    };
+    if (r.extension_notice_pending() && addresses.has_value() && tell(NoticeKind::kExtended, r)) {
+      r.set_extension_notice_pending(false);
+      extension_told = true;
+    }
 
     switch (r.state()) {
       case v1::STATE_RECEIVED: {
+        if (r.kind() == v1::KIND_ACCESS) {
+          const crypto::SecretBytes key = crypto::RandomSecret(crypto::kAes256KeySize);
+          CRM_ASSIGN_OR_RETURN(export_key_to_store,
+                               ring_.Wrap(key.view(), ExportKeyAad(r.request_id())));
+          CRM_ASSIGN_OR_RETURN(
+              export_key, ring_.UnwrapSecret(*export_key_to_store, ExportKeyAad(r.request_id())));
+          r.set_state(v1::STATE_EXPORTING);
+          break;
+        }
         const std::vector<int> which = due(v1::TARGET_STATE_PENDING);
         auto [status, resp] = describe(which);
         for (size_t k = 0; k < which.size(); ++k) {
@@ -297,6 +362,69 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
           events.push_back(StateEvent(r));
           r.set_state(v1::STATE_ERASING);
           r.set_rounds(1);
+        }
+        break;
+      }
+      case v1::STATE_EXPORTING: {
+        if (!export_key.has_value()) return absl::DataLossError("erasure: export key missing");
+        const std::vector<int> which = due(v1::TARGET_STATE_PENDING);
+        auto [status, described] = describe(which);
+        std::vector<size_t> ok;  // positions in `which` described
+        for (size_t k = 0; k < which.size(); ++k) {
+          if (status[k].ok()) {
+            ok.push_back(k);
+          } else {
+            failed(which[k], status[k]);
+          }
+        }
+        std::vector<grpc::ClientContext> ctx(ok.size());
+        std::vector<sv1::ExportSubjectDataRequest> req(ok.size());
+        std::vector<sv1::ExportSubjectDataResponse> resp(ok.size());
+        std::vector<grpc::Status> exported = Parallel(ok.size(), [&](size_t j, auto done) {
+          ctx[j].set_deadline(absl::ToChronoTime(absl::Now() + options_.call_deadline));
+          req[j].set_subject_id(r.subject_id());
+          stub_of(r.targets(which[ok[j]]).service())
+              ->async()
+              ->ExportSubjectData(&ctx[j], &req[j], &resp[j], std::move(done));
+        });
+        for (size_t j = 0; j < ok.size(); ++j) {
+          const int i = which[ok[j]];
+          const std::string service = r.targets(i).service();
+          if (!exported[j].ok()) {
+            failed(i, exported[j]);
+            continue;
+          }
+          absl::StatusOr<std::string> part =
+              options_.record->ServicePart(described[ok[j]], resp[j], service);
+          if (!part.ok()) {
+            failed(i,
+                   grpc::Status(grpc::StatusCode::INTERNAL, std::string(part.status().message())));
+            continue;
+          }
+          std::vector<std::string>& chunks =
+              parts.emplace_back(service, std::vector<std::string>{}).second;
+          for (absl::string_view chunk : ExportChunks(*part)) {
+            CRM_ASSIGN_OR_RETURN(chunks.emplace_back(),
+                                 crypto::Seal(*export_key, chunk,
+                                              ExportPartAad(r.request_id(), service,
+                                                            static_cast<int>(chunks.size()))));
+          }
+          if (service == options_.address_source && !addresses.has_value()) {
+            addresses = AddressesOf(resp[j]);
+            CRM_ASSIGN_OR_RETURN(sealed_addresses, SealAddresses(r.request_id(), *addresses));
+          }
+          *r.mutable_targets(i)->mutable_planned() = described[ok[j]].categories();
+          succeeded(i, v1::TARGET_STATE_EXPORTED);
+        }
+        if (!addresses.has_value() && (IndexOf(r, options_.address_source) < 0 ||
+                                       stub_of(options_.address_source) == nullptr)) {
+          addresses.emplace();  // no address source: nothing to read
+        }
+        if (all_in(v1::TARGET_STATE_EXPORTED) && addresses.has_value()) {
+          v1::ErasureRequest done = r;
+          done.set_state(v1::STATE_COMPLETED);
+          rpc::SetTime(now + options_.export_ttl, done.mutable_expires_at());
+          finish(std::move(done), NoticeKind::kAccessReady);
         }
         break;
       }
@@ -380,23 +508,8 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
               std::any_of(r.targets().begin(), r.targets().end(),
                           [](const v1::Target& t) { return !t.retained().empty(); });
           v1::ErasureRequest done = r;
-          done.clear_attention();
           done.set_state(retained ? v1::STATE_COMPLETED_WITH_RETENTION : v1::STATE_COMPLETED);
-          rpc::SetTime(now, done.mutable_completed_at());
-          // The subject hears of it first; then the address key goes.
-          absl::Status told = absl::OkStatus();
-          if (notifier_ != nullptr && addresses.has_value() && !addresses->empty() &&
-              r.reason() == v1::ERASURE_REASON_SUBJECT_REQUEST) {
-            told = notifier_->ErasureConfirmed(done, *addresses);
-          }
-          if (told.ok()) {
-            r = std::move(done);
-            drop_addresses = true;
-          } else {
-            r.set_attention(absl::StrCat("completion notice not yet queued: ",
-                                         absl::StatusCodeToString(told.code())));
-            notice_retry = now + Backoff(3);
-          }
+          finish(std::move(done), NoticeKind::kErasureConfirmed);
         } else if (std::none_of(r.targets().begin(), r.targets().end(), [](const v1::Target& t) {
                      return t.state() == v1::TARGET_STATE_ERASED;
                    })) {
@@ -436,7 +549,8 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
     }
     const bool last = !moved || !IsOpen(r.state());
     std::string certificate, signature;
-    if (r.state() == v1::STATE_COMPLETED || r.state() == v1::STATE_COMPLETED_WITH_RETENTION) {
+    if (r.kind() != v1::KIND_ACCESS &&
+        (r.state() == v1::STATE_COMPLETED || r.state() == v1::STATE_COMPLETED_WITH_RETENTION)) {
       certificate = CertificateJson(r, key_id_);
       CRM_ASSIGN_OR_RETURN(signature, key_.Sign(certificate));
     }
@@ -449,6 +563,21 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
                                                        sealed_addresses->second));
       }
       if (drop_addresses) CRM_RETURN_IF_ERROR(ErasureStore::DropAddresses(tx, r.request_id()));
+      if (export_key_to_store.has_value()) {
+        CRM_RETURN_IF_ERROR(ErasureStore::PutExportKey(tx, r.request_id(), *export_key_to_store));
+      }
+      for (const auto& [service, chunks] : parts) {
+        // A repeated step (after a crash) may have left a longer part.
+        CRM_RETURN_IF_ERROR(ErasureStore::DropExportParts(tx, r.request_id(), service));
+        for (size_t seq = 0; seq < chunks.size(); ++seq) {
+          CRM_RETURN_IF_ERROR(ErasureStore::PutExportPart(tx, r.request_id(), service,
+                                                          static_cast<int>(seq), chunks[seq]));
+        }
+      }
+      if (extension_told) {
+        CRM_RETURN_IF_ERROR(
+            ErasureStore::ExtensionNoticeSent(tx, r.request_id(), r.extended_months()));
+      }
       if (!certificate.empty()) {
         CRM_RETURN_IF_ERROR(
             ErasureStore::PutCertificate(tx, r.request_id(), certificate, signature, now));

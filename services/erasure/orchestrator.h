@@ -22,6 +22,18 @@
 //              For a subject's own request, the completion notice goes
 //              to each address first (through mailing; retried until it
 //              is queued), and then the address key is destroyed.
+// Access requests (kind ACCESS) go RECEIVED -> EXPORTING at once (the
+// export key made, wrapped under the KEK) and then:
+//   EXPORTING  Describe and Export on every target, in parallel; each
+//              target's part of the document (access_export.h) is sealed in
+//              chunks under the export key and stored with the target's
+//              state (EXPORTED), in one transaction; the address source's
+//              export gives the subject's addresses -> COMPLETED, expiring
+//              after export_ttl; the subject is told the export is ready,
+//              then the address key is destroyed.
+// Each round also deletes the exports whose time ran out (-> EXPIRED).
+// An extension (ExtendErasure) is told to the subject of a subject's own
+// request once their addresses are known.
 // A target call that fails is retried for that target alone, with
 // exponential backoff and jitter (first_retry doubling up to max_retry),
 // without limit: a target that is down delays a request, never fails it.
@@ -48,6 +60,7 @@
 #include "libs/crypto/key_ring.h"
 #include "libs/outbox/writer.h"
 #include "libs/pg/pool.h"
+#include "services/erasure/access_export.h"
 
 namespace prometheus {
 class Counter;
@@ -68,13 +81,20 @@ struct Target {
   std::shared_ptr<subject::v1::SubjectData::StubInterface> stub;
 };
 
-// Sends the completion notice (mailing's ERASURE_CONFIRMED) of a completed
-// request to each address; idempotent per request.
+// What the subject is told (mailing's transactional kinds).
+enum class NoticeKind {
+  kErasureConfirmed,  // ERASURE_CONFIRMED: the erasure is complete
+  kAccessReady,       // ACCESS_READY: the export can be fetched until expires_at
+  kExtended,          // REQUEST_EXTENDED: the due date moved (Art. 12(3))
+};
+
+// Sends a notice about `r` to each address; idempotent per request, kind
+// (and for kExtended, the months extended).
 class Notifier {
  public:
   virtual ~Notifier() = default;
-  virtual absl::Status ErasureConfirmed(const v1::ErasureRequest& r,
-                                        const std::vector<std::string>& addresses) = 0;
+  virtual absl::Status Send(NoticeKind kind, const v1::ErasureRequest& r,
+                            const std::vector<std::string>& addresses) = 0;
 };
 
 struct OrchestratorOptions {
@@ -88,6 +108,11 @@ struct OrchestratorOptions {
   // "person", field emails[].address), read when a request is planned; "":
   // none are read.
   std::string address_source = "contacts";
+  // How long an access export is kept once ready.
+  absl::Duration export_ttl = absl::Hours(24 * 14);
+  // The Art. 15 facts of access exports; null: none configured (every
+  // category "described": false).
+  std::shared_ptr<const ProcessingRecord> record;
 };
 
 struct AdvanceStats {
@@ -95,6 +120,7 @@ struct AdvanceStats {
   int completed = 0;  // completed, with or without retention
   int needs_attention = 0;
   int target_failures = 0;  // calls that failed (and will be retried)
+  int expired = 0;          // access exports deleted
 };
 
 class Orchestrator {
@@ -117,6 +143,8 @@ class Orchestrator {
 
  private:
   absl::Duration Backoff(int failures) const;
+  // Deletes the exports whose time ran out.
+  absl::Status ExpireExports(AdvanceStats& stats);
   // (wrapped key, sealed list) of `addresses` under a new key.
   absl::StatusOr<std::pair<std::string, std::string>> SealAddresses(
       const std::string& request_id, const std::vector<std::string>& addresses) const;

@@ -28,8 +28,8 @@ TransactionalKind Kind(v1::TransactionalKind kind, absl::string_view name,
   return k;
 }
 
-const std::array<TransactionalKind, 4>& Kinds() {
-  static const auto* const kinds = new std::array<TransactionalKind, 4>{
+const std::array<TransactionalKind, 6>& Kinds() {
+  static const auto* const kinds = new std::array<TransactionalKind, 6>{
       Kind(v1::TRANSACTIONAL_KIND_PASSWORD_CHANGED, "password_changed", {"changed_at"}, {},
            "Your password was changed",
            "Hello,\n\n"
@@ -55,6 +55,23 @@ const std::array<TransactionalKind, 4>& Kinds() {
            "keep for a time.\n\n"
            "{{certificate_url}}\n\n"
            "This is the last message you get from us about it: we have not kept your address.\n"),
+      Kind(v1::TRANSACTIONAL_KIND_ACCESS_READY, "access_ready", {"request_id", "expires_at"},
+           {"download_url"}, "A copy of your personal data is ready",
+           "Hello,\n\n"
+           "the copy of your personal data you asked for (request {{request_id}}) is ready. "
+           "It lists what we hold about you, why, where it came from, with whom we share it and "
+           "how long we keep it.\n\n"
+           "{{download_url}}\n\n"
+           "You can fetch it in the privacy portal until {{expires_at}}; then we delete it.\n"),
+      Kind(v1::TRANSACTIONAL_KIND_REQUEST_EXTENDED, "request_extended",
+           {"request_id", "request_kind", "due_at", "reason"}, {},
+           "We need more time for your {{request_kind}} request",
+           "Hello,\n\n"
+           "we need more time to complete your {{request_kind}} request {{request_id}}. We will "
+           "complete it by {{due_at}}.\n\n"
+           "Why: {{reason}}\n\n"
+           "The law allows this extension for complex or numerous requests (GDPR Art. 12(3)). "
+           "If you disagree, you may complain to a supervisory authority.\n"),
   };
   return *kinds;
 }
@@ -87,7 +104,8 @@ absl::StatusOr<const absl::flat_hash_set<std::string>*> PlaceholdersOf(
   }
   return absl::InvalidArgumentError(absl::StrCat(
       field, ": \"transactional.\" names a transactional kind's template; ",
-      "the kinds are password_changed, grant_expiring, verification_code, erasure_confirmed"));
+      "the kinds are password_changed, grant_expiring, verification_code, erasure_confirmed, "
+      "access_ready, request_extended"));
 }
 
 std::string PayloadAad(absl::string_view message_id) {
