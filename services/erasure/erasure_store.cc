@@ -203,8 +203,8 @@ absl::Status ErasureStore::Extend(pqxx::transaction_base& tx, const std::string&
   static const std::string kExtend = absl::StrCat(
       "UPDATE requests SET due_at = ", CRM_TS_PARAM("$2"),
       ", extended_months = $3, extension_reason = $4, extension_notice_pending = true, "
-      "next_attempt_at = CASE WHEN " CRM_OPEN " THEN LEAST(next_attempt_at, ",
-      CRM_TS_PARAM("$5"), ") ELSE next_attempt_at END WHERE request_id = $1::uuid");
+      "next_attempt_at = CASE WHEN " CRM_OPEN " THEN LEAST(next_attempt_at, GREATEST(not_before, ",
+      CRM_TS_PARAM("$5"), ")) ELSE next_attempt_at END WHERE request_id = $1::uuid");
   ExecPrepared(tx, kExtend, request_id, absl::ToUnixMicros(due_at), months, reason,
                absl::ToUnixMicros(now));
   return absl::OkStatus();

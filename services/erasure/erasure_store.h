@@ -68,7 +68,7 @@ class ErasureStore {
   static absl::StatusOr<bool> Cancel(pqxx::transaction_base& tx, const std::string& request_id);
   // Sets the due date and the extension (months in all, reason), marks the
   // subject's notice pending and, for an open request, makes it due `now`
-  // (the worker sends the notice).
+  // (the worker sends the notice), or at the end of its cancel window.
   static absl::Status Extend(pqxx::transaction_base& tx, const std::string& request_id,
                              absl::Time due_at, int months, const std::string& reason,
                              absl::Time now);

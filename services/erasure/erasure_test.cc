@@ -57,6 +57,7 @@ using ::crm::testing::IsOk;
 using ::crm::testing::StatusIs;
 using ::testing::AllOf;
 using ::testing::AnyOf;
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -426,7 +427,25 @@ class ErasureTest : public ::testing::Test {
     o.max_rounds = 3;
     o.first_retry = absl::Seconds(1);
     o.max_retry = absl::Minutes(1);
+    o.record = Record();
     return o;
+  }
+
+  // The record of processing access exports take their Art. 15 facts from:
+  // "person" and "consent_records" described, the rest by the default...
+  // except that there is none, so they say "described": false.
+  static std::shared_ptr<const ProcessingRecord> Record() {
+    static const auto* const record = new std::shared_ptr<const ProcessingRecord>(
+        std::make_shared<const ProcessingRecord>(*ProcessingRecord::Parse(R"json({
+      "controller": {"name": "Example Shop GmbH", "contact": "privacy@shop.example"},
+      "rights": "You may ask us to correct or erase your data.",
+      "categories": {
+        "person": {"purposes": ["customer relationship", "orders"],
+                   "recipients": ["payment processor"], "source": "you, when you registered",
+                   "retention": "until you ask us to erase it"},
+        "consent_records": {"purposes": ["proof of consent (Art. 7(1))"], "recipients": ["none"],
+                            "source": "you", "retention": "3 years after withdrawal"}}})json")));
+    return *record;
   }
 
   // (Re)starts the ErasureService with `cancel_window`.
@@ -439,7 +458,9 @@ class ErasureTest : public ::testing::Test {
                                                             .certificate_key = key_->PublicKey(),
                                                             .targets = TargetNames(),
                                                             .cancel_window = cancel_window,
-                                                            .lookup = &lookup_});
+                                                            .lookup = &lookup_,
+                                                            .ring = &*ring_,
+                                                            .record = Record()});
     rpc::AccessPolicy policy;
     policy.AllowService(v1::Erasure::service_full_name());
     server_ = std::make_unique<rpc::ServerRunner>(bed_->ServerConfig("erasure"), std::move(policy));
@@ -502,6 +523,43 @@ class ErasureTest : public ::testing::Test {
     req.set_reason(reason);
     CRM_ASSIGN_OR_RETURN(v1::ExtendErasureResponse resp, Call(&Stub::ExtendErasure, req));
     return resp.request();
+  }
+  absl::StatusOr<v1::SubmitErasureResponse> SubmitAccess(const std::string& subject) {
+    v1::SubmitAccessRequest req;
+    req.set_subject_id(subject);
+    return Call(&Stub::SubmitAccess, req);
+  }
+  // The export of access request `id`, its chunks concatenated.
+  absl::StatusOr<std::string> Export(const std::string& id,
+                                     std::optional<std::string> token = std::nullopt) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", absl::StrCat("Bearer ", token.has_value() ? *token : Dpo()));
+    v1::GetAccessExportRequest req;
+    req.set_request_id(id);
+    std::unique_ptr<grpc::ClientReader<v1::AccessExportChunk>> reader =
+        stub_->GetAccessExport(&ctx, req);
+    std::string out;
+    v1::AccessExportChunk chunk;
+    while (reader->Read(&chunk)) {
+      if (chunk.data().size() > kExportChunkSize + 1) {
+        return absl::InternalError("a chunk larger than promised");
+      }
+      out += chunk.data();
+    }
+    const grpc::Status s = reader->Finish();
+    if (!s.ok()) {
+      return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+    }
+    return out;
+  }
+  // A count from the erasure database.
+  int64_t Count(const std::string& sql, const std::string& request_id) {
+    absl::StatusOr<int64_t> n =
+        db_.pool->TransactValue<int64_t>([&](pqxx::work& tx) -> absl::StatusOr<int64_t> {
+          return tx.exec_params1(sql, request_id)[0].as<int64_t>();
+        });
+    EXPECT_THAT(n, IsOk());
+    return n.value_or(-1);
   }
   absl::StatusOr<v1::GetCertificateResponse> Certificate(const std::string& id) {
     v1::GetCertificateRequest req;
@@ -1574,6 +1632,353 @@ TEST_F(ErasureTest, SubmissionByEmailFindsTheSubjectThroughContacts) {
               IsOk());
   EXPECT_THAT(rows, HasSubstr(kAda));  // the scan sees the rows
   EXPECT_THAT(rows, Not(HasSubstr("ada@example.com")));
+}
+
+// ---- Access requests (Art. 15 and 20) ------------------------------------
+
+// The members of a parsed export's service `name`, or nullptr.
+const json::Value* ServiceIn(const json::Value& doc, const std::string& name) {
+  const json::Value* services = doc.Find("services");
+  if (services == nullptr || !services->is_array()) return nullptr;
+  for (const json::Value& s : services->array()) {
+    const json::Value* n = s.Find("service");
+    if (n != nullptr && n->is_string() && n->string_value() == name) return &s;
+  }
+  return nullptr;
+}
+
+// The category `name` of a service member of an export, or nullptr.
+const json::Value* CategoryIn(const json::Value* service, const std::string& name) {
+  if (service == nullptr) return nullptr;
+  const json::Value* cs = service->Find("categories");
+  if (cs == nullptr || !cs->is_array()) return nullptr;
+  for (const json::Value& c : cs->array()) {
+    const json::Value* n = c.Find("category");
+    if (n != nullptr && n->is_string() && n->string_value() == name) return &c;
+  }
+  return nullptr;
+}
+
+json::Value ParseExport(const std::string& text) {
+  absl::StatusOr<json::Value> doc = json::Parse(text, {.max_size = 64 << 20, .max_depth = 16});
+  EXPECT_THAT(doc.status(), IsOk()) << text.substr(0, 300);
+  return doc.ok() ? *std::move(doc) : json::Value();
+}
+
+TEST_F(ErasureTest, AccessRequestExportsEverythingWithTheArt15FactsAndErasesNothing) {
+  Seed(kAda);
+  target("contacts")
+      .HoldRetained(kAda, "invoices", 2, "accounting law (10 years)", Utc(2036, 1, 1));
+  Seed(kBob);  // someone else: not in Ada's export
+  CRM_ASSERT_OK_AND_ASSIGN(v1::SubmitErasureResponse submitted, SubmitAccess(kAda));
+  ASSERT_TRUE(submitted.created());
+  const std::string id = submitted.request().request_id();
+  EXPECT_EQ(submitted.request().kind(), v1::KIND_ACCESS);
+  EXPECT_EQ(submitted.request().state(), v1::STATE_RECEIVED);
+  EXPECT_EQ(rpc::ToTime(submitted.request().due_at()), AddMonths(bed_->clock().Now(), 1));
+  // Not ready yet.
+  EXPECT_THAT(Export(id), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("not ready")));
+
+  CRM_ASSERT_OK_AND_ASSIGN(AdvanceStats stats, worker_->RunOnce());
+  EXPECT_EQ(stats.completed, 1);
+  CRM_ASSERT_OK_AND_ASSIGN(v1::ErasureRequest r, Get(id));
+  EXPECT_EQ(r.state(), v1::STATE_COMPLETED);
+  EXPECT_EQ(rpc::ToTime(r.expires_at()), bed_->clock().Now() + absl::Hours(24 * 14));
+  for (const v1::Target& t : r.targets()) {
+    SCOPED_TRACE(t.service());
+    EXPECT_EQ(t.state(), v1::TARGET_STATE_EXPORTED);
+    EXPECT_EQ(target(t.service()).erase_calls(), 0);
+    EXPECT_THAT(target(t.service()).Held(kAda), Not(IsEmpty()));
+  }
+  EXPECT_THAT(TargetIn(r, "consent")->planned(), ElementsAre(CategoryIs("consent_records", 4)));
+  // No certificate for an access request.
+  EXPECT_THAT(Certificate(id),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("GetAccessExport")));
+  // The subject was told the export is ready, then the addresses went.
+  ASSERT_THAT(notifier_.notices(), SizeIs(1));
+  EXPECT_EQ(notifier_.notices()[0].kind, NoticeKind::kAccessReady);
+  EXPECT_EQ(notifier_.notices()[0].addresses, std::vector<std::string>{kAddress});
+  EXPECT_EQ(StoredAddresses(id), std::nullopt);
+
+  CRM_ASSERT_OK_AND_ASSIGN(const std::string text, Export(id));
+  const json::Value doc = ParseExport(text);
+  ASSERT_TRUE(doc.is_object());
+  EXPECT_EQ(doc.Find("format")->string_value(), "crm.access-export.v1");
+  EXPECT_EQ(doc.Find("request_id")->string_value(), id);
+  EXPECT_EQ(doc.Find("subject_id")->string_value(), kAda);
+  EXPECT_EQ(doc.Find("controller")->Find("name")->string_value(), "Example Shop GmbH");
+  EXPECT_THAT(doc.Find("rights")->string_value(), HasSubstr("correct or erase"));
+  ASSERT_EQ(doc.Find("services")->array().size(), 3u);
+  // Art. 15 facts from the record of processing, counts and retention from
+  // the target.
+  const json::Value* person = CategoryIn(ServiceIn(doc, "contacts"), "person");
+  ASSERT_NE(person, nullptr);
+  EXPECT_EQ(person->Find("records")->AsInt64(), 1);
+  EXPECT_EQ(person->Find("purposes")->array()[1].string_value(), "orders");
+  EXPECT_EQ(person->Find("recipients")->array()[0].string_value(), "payment processor");
+  EXPECT_EQ(person->Find("source")->string_value(), "you, when you registered");
+  EXPECT_EQ(person->Find("retention")->string_value(), "until you ask us to erase it");
+  EXPECT_FALSE(person->Find("legally_retained")->bool_value());
+  const json::Value* invoices = CategoryIn(ServiceIn(doc, "contacts"), "invoices");
+  ASSERT_NE(invoices, nullptr);
+  EXPECT_TRUE(invoices->Find("legally_retained")->bool_value());
+  EXPECT_EQ(invoices->Find("retention_basis")->string_value(), "accounting law (10 years)");
+  EXPECT_EQ(invoices->Find("purge_after")->string_value(), "2036-01-01T00:00:00.000000Z");
+  // A category the record does not describe says so.
+  const json::Value* subscriptions = CategoryIn(ServiceIn(doc, "mailing"), "subscriptions");
+  ASSERT_NE(subscriptions, nullptr);
+  EXPECT_FALSE(subscriptions->Find("described")->bool_value());
+  // The records themselves, decrypted: the person's address is there.
+  EXPECT_THAT(text, HasSubstr(kAddress));
+  const json::Value* records = ServiceIn(doc, "contacts")->Find("records");
+  ASSERT_NE(records, nullptr);
+  EXPECT_EQ(records->array().size(), 3u);  // person, interactions, invoices
+  EXPECT_EQ(records->array()[0].Find("category")->string_value(), "person");
+
+  // Audited: the submission, the moves and the download.
+  EXPECT_THAT(AuditActions(id),
+              ElementsAre("erasure.access.received", "erasure.access.exporting",
+                          "erasure.access.completed", "erasure.access.downloaded"));
+}
+
+TEST_F(ErasureTest, AnExportIsStoredEncryptedInBoundedPartsAndServedWhole) {
+  Seed(kAda);
+  // A large holding: contacts' part spans several stored chunks.
+  for (int i = 0; i < 8000; ++i) {
+    target("contacts").Hold(kAda, absl::StrCat("interaction_", i), i);
+  }
+  CRM_ASSERT_OK_AND_ASSIGN(v1::SubmitErasureResponse submitted, SubmitAccess(kAda));
+  const std::string id = submitted.request().request_id();
+  ASSERT_THAT(worker_->RunOnce(), IsOk());
+  ASSERT_EQ(StateOf(id), v1::STATE_COMPLETED);
+  EXPECT_GT(Count("SELECT count(*) FROM export_parts WHERE request_id = $1::uuid AND service = "
+                  "'contacts'",
+                  id),
+            1);
+  // Nothing in clear: not the address, not a category name.
+  absl::StatusOr<std::string> raw =
+      db_.pool->TransactValue<std::string>([&](pqxx::work& tx) -> absl::StatusOr<std::string> {
+        std::string all;
+        for (const pqxx::row& row :
+             tx.exec_params("SELECT body FROM export_parts WHERE request_id = $1::uuid", id)) {
+          all += pqxx::binarystring(row[0]).str();
+        }
+        return all;
+      });
+  ASSERT_THAT(raw, IsOk());
+  EXPECT_GT(raw->size(), kExportChunkSize);
+  EXPECT_THAT(*raw, Not(HasSubstr(kAddress)));
+  EXPECT_THAT(*raw, Not(HasSubstr("interaction_7")));
+
+  CRM_ASSERT_OK_AND_ASSIGN(const std::string text, Export(id));
+  const json::Value doc = ParseExport(text);
+  ASSERT_TRUE(doc.is_object());
+  const json::Value* contacts = ServiceIn(doc, "contacts");
+  ASSERT_NE(contacts, nullptr);
+  EXPECT_EQ(contacts->Find("records")->array().size(), 8002u);
+  EXPECT_NE(CategoryIn(contacts, "interaction_7999"), nullptr);
+
+  // A part moved to another request does not open (bound to its place).
+  ASSERT_THAT(db_.pool->Transact([&](pqxx::work& tx) -> absl::Status {
+    tx.exec_params(
+        "UPDATE export_parts SET body = (SELECT body FROM export_parts WHERE request_id = "
+        "$1::uuid AND service = 'contacts' AND seq = 1) WHERE request_id = $1::uuid AND service = "
+        "'contacts' AND seq = 0",
+        id);
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_THAT(Export(id), Not(IsOk()));
+}
+
+TEST_F(ErasureTest, AnExportWaitsForATargetThatIsDownAndIsDeletedWhenItExpires) {
+  Seed(kAda);
+  target("mailing").SetDown(true);
+  CRM_ASSERT_OK_AND_ASSIGN(v1::SubmitErasureResponse submitted, SubmitAccess(kAda));
+  const std::string id = submitted.request().request_id();
+  CRM_ASSERT_OK_AND_ASSIGN(AdvanceStats stats, worker_->RunOnce());
+  EXPECT_GT(stats.target_failures, 0);
+  CRM_ASSERT_OK_AND_ASSIGN(v1::ErasureRequest r, Get(id));
+  EXPECT_EQ(r.state(), v1::STATE_EXPORTING);
+  EXPECT_EQ(TargetIn(r, "mailing")->state(), v1::TARGET_STATE_PENDING);
+  EXPECT_EQ(TargetIn(r, "contacts")->state(), v1::TARGET_STATE_EXPORTED);
+  EXPECT_THAT(TargetIn(r, "mailing")->last_error(), HasSubstr("14"));  // UNAVAILABLE
+  EXPECT_THAT(Export(id), StatusIs(absl::StatusCode::kFailedPrecondition));
+
+  target("mailing").SetDown(false);
+  bed_->clock().Advance(absl::Minutes(2));
+  ASSERT_THAT(worker_->RunOnce(), IsOk());
+  ASSERT_EQ(StateOf(id), v1::STATE_COMPLETED);
+  // Contacts was exported once: its part was kept, not fetched again.
+  EXPECT_EQ(target("contacts").export_calls(), 1);
+  CRM_ASSERT_OK_AND_ASSIGN(const std::string text, Export(id));
+  EXPECT_NE(ServiceIn(ParseExport(text), "mailing"), nullptr);
+
+  // Fourteen days later it is gone.
+  bed_->clock().Advance(absl::Hours(24 * 14) - absl::Seconds(1));
+  CRM_ASSERT_OK_AND_ASSIGN(stats, worker_->RunOnce());
+  EXPECT_EQ(stats.expired, 0);
+  bed_->clock().Advance(absl::Seconds(1));
+  CRM_ASSERT_OK_AND_ASSIGN(stats, worker_->RunOnce());
+  EXPECT_EQ(stats.expired, 1);
+  EXPECT_EQ(StateOf(id), v1::STATE_EXPIRED);
+  EXPECT_EQ(Count("SELECT count(*) FROM export_parts WHERE request_id = $1::uuid", id), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM requests WHERE request_id = $1::uuid AND export_key IS "
+                  "NOT NULL",
+                  id),
+            0);
+  EXPECT_THAT(Export(id), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("expired")));
+  EXPECT_THAT(AuditActions(id), Contains("erasure.access.expired"));
+}
+
+TEST_F(ErasureTest, AccessAndErasureRequestsAreSeparateAndListedByKind) {
+  Seed(kAda);
+  CRM_ASSERT_OK_AND_ASSIGN(v1::SubmitErasureResponse access, SubmitAccess(kAda));
+  CRM_ASSERT_OK_AND_ASSIGN(v1::SubmitErasureResponse again, SubmitAccess(kAda));
+  EXPECT_FALSE(again.created());
+  EXPECT_EQ(again.request().request_id(), access.request().request_id());
+  CRM_ASSERT_OK_AND_ASSIGN(v1::SubmitErasureResponse erasure, Submit(kAda));
+  EXPECT_TRUE(erasure.created());
+  EXPECT_EQ(erasure.request().kind(), v1::KIND_ERASURE);
+  for (v1::RequestKind kind : {v1::KIND_ACCESS, v1::KIND_ERASURE}) {
+    v1::ListErasuresRequest list;
+    list.set_kind(kind);
+    CRM_ASSERT_OK_AND_ASSIGN(v1::ListErasuresResponse page, Call(&Stub::ListErasures, list));
+    ASSERT_THAT(page.requests(), SizeIs(1));
+    EXPECT_EQ(page.requests(0).request_id(), kind == v1::KIND_ACCESS
+                                                 ? access.request().request_id()
+                                                 : erasure.request().request_id());
+  }
+  v1::ListErasuresRequest bad;
+  bad.set_kind(static_cast<v1::RequestKind>(9));
+  EXPECT_THAT(Call(&Stub::ListErasures, bad),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("kind")));
+  // An erasure request has no export.
+  EXPECT_THAT(Export(erasure.request().request_id()), StatusIs(absl::StatusCode::kNotFound));
+  // Reapply after a restore re-submits erasures only.
+  ASSERT_THAT(worker_->RunOnce(), IsOk());
+  v1::ReapplyErasuresRequest reapply;
+  rpc::SetTime(bed_->clock().Now() - absl::Hours(1), reapply.mutable_completed_since());
+  CRM_ASSERT_OK_AND_ASSIGN(v1::ReapplyErasuresResponse reapplied,
+                           Call(&Stub::ReapplyErasures, reapply));
+  EXPECT_EQ(reapplied.submitted(), 1);
+}
+
+TEST_F(ErasureTest, AccessInputIsCheckedAndNeedsDsrManage) {
+  v1::SubmitAccessRequest none;
+  EXPECT_THAT(Call(&Stub::SubmitAccess, none),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("subject_id")));
+  v1::SubmitAccessRequest bad_email;
+  bad_email.set_email("not an address\r\nBcc: x@evil.example");
+  EXPECT_THAT(Call(&Stub::SubmitAccess, bad_email),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("email")));
+  v1::SubmitAccessRequest unknown_email;
+  unknown_email.set_email("nobody@example.com");
+  EXPECT_THAT(Call(&Stub::SubmitAccess, unknown_email), StatusIs(absl::StatusCode::kNotFound));
+  lookup_.Put("ada@example.com", {kAda});
+  v1::SubmitAccessRequest by_email;
+  by_email.set_email("ada@example.com");
+  CRM_ASSERT_OK_AND_ASSIGN(v1::SubmitErasureResponse found, Call(&Stub::SubmitAccess, by_email));
+  EXPECT_EQ(found.request().subject_id(), kAda);
+  EXPECT_EQ(found.request().kind(), v1::KIND_ACCESS);
+
+  EXPECT_THAT(Export("'; DROP TABLE requests; --"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("request_id")));
+  EXPECT_THAT(Export(base::NewUuid()), StatusIs(absl::StatusCode::kNotFound));
+  const std::string clerk = bed_->Token(kEve, {"contacts.read"});
+  EXPECT_THAT(Export(found.request().request_id(), clerk),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  v1::SubmitAccessRequest ok;
+  ok.set_subject_id(kBob);
+  EXPECT_THAT(Call(&Stub::SubmitAccess, ok, clerk), StatusIs(absl::StatusCode::kPermissionDenied));
+}
+
+TEST_F(ErasureTest, TheSubjectIsToldOfAnExtensionOnceTheirAddressIsKnown) {
+  ASSERT_THAT(StartService(absl::Hours(1)), IsOk());  // a cancel window
+  Seed(kAda);
+  const std::string id = SubmitNew(kAda);
+  // In the cancel window nothing is read yet: the notice waits.
+  CRM_ASSERT_OK_AND_ASSIGN(v1::ErasureRequest extended, Extend(id, 1, "many systems to check"));
+  EXPECT_TRUE(extended.extension_notice_pending());
+  ASSERT_THAT(worker_->RunOnce(), IsOk());
+  EXPECT_THAT(notifier_.notices(), IsEmpty());
+  EXPECT_EQ(StateOf(id), v1::STATE_RECEIVED);
+  EXPECT_EQ(target("contacts").describe_calls(), 0);  // the window holds
+
+  bed_->clock().Advance(absl::Hours(1));
+  ASSERT_THAT(worker_->RunOnce(), IsOk());
+  std::vector<FakeNotifier::Notice> notices = notifier_.notices();
+  ASSERT_THAT(notices, SizeIs(2));
+  EXPECT_EQ(notices[0].kind, NoticeKind::kExtended);
+  EXPECT_EQ(notices[0].addresses, std::vector<std::string>{kAddress});
+  EXPECT_EQ(notices[1].kind, NoticeKind::kErasureConfirmed);
+  CRM_ASSERT_OK_AND_ASSIGN(v1::ErasureRequest r, Get(id));
+  EXPECT_FALSE(r.extension_notice_pending());
+}
+
+TEST_F(ErasureTest, AnExtensionNoticeThatFailsIsRetriedAndRetentionErasuresSendNone) {
+  Seed(kAda);
+  target("consent").SetDown(true);  // keeps the request open after planning contacts
+  const std::string id = SubmitNew(kAda);
+  ASSERT_THAT(worker_->RunOnce(), IsOk());
+  ASSERT_EQ(StateOf(id), v1::STATE_RECEIVED);
+  notifier_.FailNext(1);
+  ASSERT_THAT(Extend(id, 2, "legal review"), IsOk());
+  ASSERT_THAT(worker_->RunOnce(), IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(v1::ErasureRequest r, Get(id));
+  EXPECT_TRUE(r.extension_notice_pending());
+  EXPECT_THAT(r.attention(), HasSubstr("extension notice"));
+  bed_->clock().Advance(absl::Minutes(1));
+  ASSERT_THAT(worker_->RunOnce(), IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(r, Get(id));
+  EXPECT_FALSE(r.extension_notice_pending());
+  ASSERT_THAT(notifier_.notices(), SizeIs(2));
+  EXPECT_EQ(notifier_.notices()[1].kind, NoticeKind::kExtended);
+
+  // A retention erasure is not the subject's request: nobody is told.
+  Seed(kBob);
+  CRM_ASSERT_OK_AND_ASSIGN(v1::SubmitErasureResponse retention,
+                           Submit(kBob, v1::ERASURE_REASON_RETENTION));
+  ASSERT_THAT(worker_->RunOnce(), IsOk());
+  ASSERT_THAT(Extend(retention.request().request_id(), 1, "legal review"), IsOk());
+  ASSERT_THAT(worker_->RunOnce(), IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(r, Get(retention.request().request_id()));
+  EXPECT_FALSE(r.extension_notice_pending());
+  EXPECT_THAT(notifier_.notices(), SizeIs(2));
+}
+
+TEST(ProcessingRecordTest, BadRecordsAreRefusedNamingTheMember) {
+  struct Case {
+    const char* text;
+    const char* names;
+  };
+  const Case cases[] = {
+      {"[]", "top level"},
+      {"{\"categories\":{}}", "controller"},
+      {"{\"controller\":{\"name\":\"x\"}}", "categories"},
+      {"{\"controller\":{\"name\":\"x\"},\"categories\":{},\"extra\":1}", "extra"},
+      {"{\"controller\":{\"name\":5},\"categories\":{}}", "controller.name"},
+      {"{\"controller\":{\"name\":\"x\"},\"categories\":{\"person\":{\"purposes\":\"a\","
+       "\"recipients\":[\"b\"],\"source\":\"c\",\"retention\":\"d\"}}}",
+       "categories.person.purposes"},
+      {"{\"controller\":{\"name\":\"x\"},\"categories\":{\"person\":{\"purposes\":[\"a\"],"
+       "\"recipients\":[\"b\"],\"source\":\"c\"}}}",
+       "categories.person.retention"},
+      {"{\"controller\":{\"name\":\"x\"},\"categories\":{},\"default\":{\"purposes\":[\"\"],"
+       "\"recipients\":[\"b\"],\"source\":\"c\",\"retention\":\"d\"}}",
+       "default.purposes"},
+      {"{\"controller\":{\"name\":\"x\"},\"categories\":{},}", "JSON"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.text);
+    EXPECT_THAT(ProcessingRecord::Parse(c.text),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.names)));
+  }
+  EXPECT_THAT(ProcessingRecord::LoadFile("/nonexistent/record.json"), Not(IsOk()));
+}
+
+TEST(ProcessingRecordTest, TheShippedRecordParses) {
+  EXPECT_THAT(ProcessingRecord::LoadFile(CRM_SOURCE_DIR "/deploy/processing-record.json"), IsOk());
 }
 
 }  // namespace
