@@ -187,6 +187,28 @@ TEST(TransactionalTest, AWellFormedRequestOfEachKindPasses) {
   (*erased.mutable_params())["certificate_url"] = "https://crm.shop.example/certificates/r-1";
   erased.set_dedup_key("erasure:r-1");
   EXPECT_THAT(ValidateTransactional(erased), IsOk());
+  v1::SendTransactionalRequest ready;
+  ready.set_kind(v1::TRANSACTIONAL_KIND_ACCESS_READY);
+  ready.set_address("ann@example.com");
+  (*ready.mutable_params())["request_id"] = "r-2";
+  (*ready.mutable_params())["expires_at"] = "2026-12-13 10:00 UTC";
+  ready.set_dedup_key("access:r-2:0");
+  EXPECT_THAT(ValidateTransactional(ready), IsOk());
+  v1::SendTransactionalRequest extended;
+  extended.set_kind(v1::TRANSACTIONAL_KIND_REQUEST_EXTENDED);
+  extended.set_address("ann@example.com");
+  for (const char* name : {"request_id", "request_kind", "due_at", "reason"}) {
+    (*extended.mutable_params())[name] = "x";
+  }
+  extended.set_dedup_key("extended:r-2:1:0");
+  EXPECT_THAT(ValidateTransactional(extended), IsOk());
+  // Each new kind's required parameters are required.
+  extended.mutable_params()->erase("reason");
+  EXPECT_THAT(ValidateTransactional(extended),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("reason")));
+  (*ready.mutable_params())["completed_at"] = "2026-11-29";  // another kind's
+  EXPECT_THAT(ValidateTransactional(ready),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("completed_at")));
 }
 
 TEST(TransactionalTest, BadRequestsNameTheField) {
