@@ -75,11 +75,14 @@ Mailing (crm.mailing.v1.Mailing, as the user of 'crmctl login'):
 Erasure (crm.erasure.v1.Erasure, as the user of 'crmctl login'; all but key and
 verify need dsr.manage):
   erasure submit SUBJECT_ID --reason R          open an erasure request (Art. 17)
+  erasure access SUBJECT_ID                     open an access request (Art. 15)
   erasure show|cancel REQUEST_ID                a request and its targets; cancel it
-  erasure ls [--state S] [--due-within 7d]      requests, oldest due first
+  erasure ls [--state S] [--kind K] [--due-within 7d]
+                                                requests, oldest due first
   erasure extend REQUEST_ID --months 1|2 --reason TEXT
                                                 move the due date (Art. 12(3))
   erasure certificate REQUEST_ID --out FILE     the signed certificate (FILE, FILE.sig)
+  erasure export REQUEST_ID [--out FILE]        an access request's JSON document
   erasure key [--out FILE]                      the public key certificates verify with
   erasure verify FILE [--key PEM_FILE]          check FILE.sig offline (exit 1: not valid)
   erasure reapply --since TIME                  after a database restore

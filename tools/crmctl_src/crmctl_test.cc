@@ -30,6 +30,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "crm/consent/v1/consent.grpc.pb.h"
 #include "crm/contacts/v1/contacts.grpc.pb.h"
@@ -2855,9 +2856,11 @@ TEST_F(MailingCommandsTest, BadUsageExitsTwoNamingTheArgumentWithoutCalling) {
 
 // A fake crm.erasure.v1.Erasure service: records every call (method,
 // authorization metadata, request) and answers canned requests (one with
-// two targets), a list of two pages, and certificates signed with a key of
-// its own, whose public key GetVerificationKey gives. Calls without the bearer token
-// of the test's session are UNAUTHENTICATED.
+// two targets), a list of two pages (one page of one access request for
+// kind access), certificates signed with a key of its own, whose public key
+// GetVerificationKey gives, and an access export streamed in three chunks.
+// Calls without the bearer token of the test's session are
+// UNAUTHENTICATED.
 class FakeErasure final : public ev1::Erasure::Service, public TokenCheckingRecorder {
  public:
   using TokenCheckingRecorder::TokenCheckingRecorder;
@@ -2872,6 +2875,7 @@ class FakeErasure final : public ev1::Erasure::Service, public TokenCheckingReco
     ev1::ErasureRequest r;
     r.set_request_id(id);
     r.set_subject_id("s-1");
+    r.set_kind(ev1::KIND_ERASURE);
     r.set_reason(ev1::ERASURE_REASON_SUBJECT_REQUEST);
     r.set_requester("u-1");
     r.set_state(ev1::STATE_ERASING);
@@ -2906,6 +2910,35 @@ class FakeErasure final : public ev1::Erasure::Service, public TokenCheckingReco
   static std::string KeyIdOf(const crypto::Ed25519PublicKey& key) {
     return absl::BytesToHexString(crypto::Sha256(key.Raw())).substr(0, 16);
   }
+  // An access request: completed, its export kept until expires_at, the
+  // subject not yet told of its extension.
+  static ev1::ErasureRequest AccessRequest(const std::string& id) {
+    ev1::ErasureRequest r = Request(id);
+    r.set_kind(ev1::KIND_ACCESS);
+    r.set_state(ev1::STATE_COMPLETED);
+    r.set_extended_months(1);
+    r.set_extension_reason("seven systems to search");
+    r.set_extension_notice_pending(true);
+    *r.mutable_due_at() = FakeConsent::Time("2026-07-01T08:00:00Z");
+    *r.mutable_completed_at() = FakeConsent::Time("2026-05-03T08:00:00Z");
+    *r.mutable_expires_at() = FakeConsent::Time("2026-05-17T08:00:00Z");
+    r.clear_targets();
+    ev1::Target* t = r.add_targets();
+    t->set_service("contacts");
+    t->set_state(ev1::TARGET_STATE_EXPORTED);
+    return r;
+  }
+  // The chunks GetAccessExport streams: the head, 256 KiB of one service's
+  // part (personal data: an address, a name in UTF-8, a line break), the
+  // rest and the tail. Concatenated, one JSON document.
+  static std::vector<std::string> ExportChunks() {
+    return {R"({"format":"crm.access.v1","subject":{"email":"ann@example.com"},"services":{)",
+            absl::StrCat(R"("contacts":{"name":"Zoë
+","notes":")",
+                         std::string(256 * 1024 - 40, 'x')),
+            R"("}}})"};
+  }
+  static std::string ExportDocument() { return absl::StrJoin(ExportChunks(), ""); }
 
   // "s-open": the subject has an open request (created false).
   grpc::Status SubmitErasure(grpc::ServerContext* ctx, const ev1::SubmitErasureRequest* req,
@@ -2921,20 +2954,68 @@ class FakeErasure final : public ev1::Erasure::Service, public TokenCheckingReco
     resp->set_created(!open);
     return grpc::Status::OK;
   }
-  // "gone": NOT_FOUND.
+  // "s-open": the subject has an open access request (created false).
+  grpc::Status SubmitAccess(grpc::ServerContext* ctx, const ev1::SubmitAccessRequest* req,
+                            ev1::SubmitErasureResponse* resp) override {
+    if (!Record("SubmitAccess", ctx, *req)) return Unauthenticated();
+    const bool open = req->subject_id() == "s-open";
+    ev1::ErasureRequest* r = resp->mutable_request();
+    *r = AccessRequest(kRequestId);
+    r->set_subject_id(req->subject_id());
+    r->set_state(open ? ev1::STATE_EXPORTING : ev1::STATE_RECEIVED);
+    r->set_extended_months(0);
+    r->clear_extension_reason();
+    r->clear_extension_notice_pending();
+    *r->mutable_due_at() = FakeConsent::Time("2026-06-01T08:00:00Z");
+    r->clear_completed_at();
+    r->clear_expires_at();
+    r->clear_targets();
+    resp->set_created(!open);
+    return grpc::Status::OK;
+  }
+  // kRequestId: ExportChunks. "r-broken": the first two, then UNAVAILABLE.
+  // "r-open": FAILED_PRECONDITION before any.
+  grpc::Status GetAccessExport(grpc::ServerContext* ctx, const ev1::GetAccessExportRequest* req,
+                               grpc::ServerWriter<ev1::AccessExportChunk>* writer) override {
+    if (!Record("GetAccessExport", ctx, *req)) return Unauthenticated();
+    if (req->request_id() == "r-open") {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "request_id: the export is not ready yet");
+    }
+    const bool broken = req->request_id() == "r-broken";
+    std::vector<std::string> chunks = ExportChunks();
+    if (broken) chunks.pop_back();
+    for (const std::string& data : chunks) {
+      ev1::AccessExportChunk chunk;
+      chunk.set_data(data);
+      if (!writer->Write(chunk)) return grpc::Status(grpc::StatusCode::CANCELLED, "gone");
+    }
+    if (broken) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "erasure: the database went away");
+    }
+    return grpc::Status::OK;
+  }
+  // "gone": NOT_FOUND. "r-access": AccessRequest.
   grpc::Status GetErasure(grpc::ServerContext* ctx, const ev1::GetErasureRequest* req,
                           ev1::GetErasureResponse* resp) override {
     if (!Record("GetErasure", ctx, *req)) return Unauthenticated();
     if (req->request_id() == "gone") {
       return grpc::Status(grpc::StatusCode::NOT_FOUND, "request_id: no such request");
     }
-    *resp->mutable_request() = Request(req->request_id());
+    *resp->mutable_request() =
+        req->request_id() == "r-access" ? AccessRequest("r-access") : Request(req->request_id());
     return grpc::Status::OK;
   }
-  // Two pages: r-1 and r-2, then r-3.
+  // Two pages: r-1 and r-2, then r-3. Kind access: one page, a-1.
   grpc::Status ListErasures(grpc::ServerContext* ctx, const ev1::ListErasuresRequest* req,
                             ev1::ListErasuresResponse* resp) override {
     if (!Record("ListErasures", ctx, *req)) return Unauthenticated();
+    if (req->kind() == ev1::KIND_ACCESS) {
+      ev1::ErasureRequest* r = resp->add_requests();
+      *r = AccessRequest("a-1");
+      r->clear_targets();
+      return grpc::Status::OK;
+    }
     const bool first = req->page_token().empty();
     for (const char* id :
          first ? std::vector<const char*>{"r-1", "r-2"} : std::vector<const char*>{"r-3"}) {
@@ -3080,6 +3161,7 @@ TEST_F(ErasureCommandsTest, ShowPrintsTheRequestThenATableOfItsTargets) {
             FakeErasure::kRequestId);
   EXPECT_EQ(r.out, absl::StrCat("request_id        ", FakeErasure::kRequestId,
                                 "\n"
+                                "kind              erasure\n"
                                 "subject_id        s-1\n"
                                 "reason            subject-request\n"
                                 "requester         u-1\n"
@@ -3099,6 +3181,46 @@ TEST_F(ErasureCommandsTest, ShowPrintsTheRequestThenATableOfItsTargets) {
                                 "-                     1       1\n"
                                 "contacts  planned  3         UNAVAILABLE: connection refused  "
                                 "2026-05-01T08:05:00Z  0       0\n"));
+  // No export expiry, no pending extension notice: neither line, no note.
+  EXPECT_THAT(r.out, Not(HasSubstr("expires_at")));
+  EXPECT_THAT(r.out, Not(HasSubstr("extension_notice_pending")));
+  EXPECT_THAT(r.err, IsEmpty());
+}
+
+TEST_F(ErasureCommandsTest, ShowOfAnAccessRequestShowsItsExpiryAndNotesAPendingExtensionNotice) {
+  Result r = Crmctl({"erasure", "show", "r-access"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(r.out,
+            "request_id                r-access\n"
+            "kind                      access\n"
+            "subject_id                s-1\n"
+            "reason                    subject-request\n"
+            "requester                 u-1\n"
+            "state                     completed\n"
+            "received_at               2026-05-01T08:00:00Z\n"
+            "not_before                2026-05-01T08:00:00Z\n"
+            "due_at                    2026-07-01T08:00:00Z\n"
+            "extended_months           1\n"
+            "extension_reason          seven systems to search\n"
+            "completed_at              2026-05-03T08:00:00Z\n"
+            "expires_at                2026-05-17T08:00:00Z\n"
+            "rounds                    1\n"
+            "attention                 -\n"
+            "extension_notice_pending  yes\n"
+            "\n"
+            "SERVICE   STATE     FAILURES  LAST_ERROR  NEXT_ATTEMPT  ERASED  RETAINED\n"
+            "contacts  exported  0         -           -             0       0\n");
+  EXPECT_EQ(r.err,
+            "crmctl: the subject is still to be told of the extension: the notice goes out when "
+            "the request is planned\n");
+
+  // --json: the response alone, the note too is left out.
+  r = Crmctl({"erasure", "show", "r-access", "--json"});
+  ev1::GetErasureResponse shown;
+  ASSERT_TRUE(IsJsonOutput(r, &shown));
+  EXPECT_EQ(shown.request().kind(), ev1::KIND_ACCESS);
+  EXPECT_TRUE(shown.request().extension_notice_pending());
+  EXPECT_THAT(r.err, IsEmpty());
 }
 
 TEST_F(ErasureCommandsTest, LsFollowsPagesIntoOneTableWithTheFiltersOnEveryPage) {
@@ -3122,13 +3244,13 @@ TEST_F(ErasureCommandsTest, LsFollowsPagesIntoOneTableWithTheFiltersOnEveryPage)
   EXPECT_TRUE(first.page_token().empty());
   EXPECT_EQ(second.page_token(), "t-2");
   EXPECT_EQ(r.out,
-            "REQUEST  STATE                     REASON           RECEIVED              "
+            "REQUEST  KIND     STATE                     REASON           RECEIVED              "
             "DUE                   COMPLETED\n"
-            "r-1      completed-with-retention  subject-request  2026-05-01T08:00:00Z  "
+            "r-1      erasure  completed-with-retention  subject-request  2026-05-01T08:00:00Z  "
             "2026-06-01T08:00:00Z  2026-05-02T09:00:00Z\n"
-            "r-2      erasing                   subject-request  2026-05-01T08:00:00Z  "
+            "r-2      erasure  erasing                   subject-request  2026-05-01T08:00:00Z  "
             "2026-06-01T08:00:00Z  -\n"
-            "r-3      needs-attention           retention        2026-05-01T08:00:00Z  "
+            "r-3      erasure  needs-attention           retention        2026-05-01T08:00:00Z  "
             "2026-06-03T10:00:00Z  -\n");
   EXPECT_THAT(r.err, IsEmpty());
 
@@ -3137,12 +3259,181 @@ TEST_F(ErasureCommandsTest, LsFollowsPagesIntoOneTableWithTheFiltersOnEveryPage)
   ASSERT_EQ(r.exit_code, 0) << r;
   ev1::ListErasuresRequest sent = fake_.LastRequest<ev1::ListErasuresRequest>("ListErasures");
   EXPECT_EQ(sent.state(), ev1::STATE_UNSPECIFIED);
+  EXPECT_EQ(sent.kind(), ev1::KIND_UNSPECIFIED);
   EXPECT_FALSE(sent.has_due_before());
   ev1::ListErasuresResponse list;
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &list).ok()) << r.out;
   ASSERT_EQ(list.requests_size(), 3);
   EXPECT_EQ(list.requests(2).state(), ev1::STATE_NEEDS_ATTENTION);
   EXPECT_TRUE(list.next_page_token().empty());
+}
+
+TEST_F(ErasureCommandsTest, LsKindSendsTheKindOnEveryPageAndTheTableShowsIt) {
+  Result r = Crmctl({"erasure", "ls", "--kind", "access"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  ASSERT_EQ(fake_.Calls("ListErasures").size(), 1u);
+  EXPECT_EQ(fake_.LastRequest<ev1::ListErasuresRequest>("ListErasures").kind(), ev1::KIND_ACCESS);
+  EXPECT_EQ(
+      r.out,
+      "REQUEST  KIND    STATE      REASON           RECEIVED              DUE                   "
+      "COMPLETED\n"
+      "a-1      access  completed  subject-request  2026-05-01T08:00:00Z  2026-07-01T08:00:00Z  "
+      "2026-05-03T08:00:00Z\n");
+  EXPECT_THAT(r.err, IsEmpty());
+
+  // With the other filters, on both pages.
+  r = Crmctl({"erasure", "ls", "--kind=erasure", "--state", "exporting"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  std::vector<FakeErasure::Seen> calls = fake_.Calls("ListErasures");
+  ASSERT_EQ(calls.size(), 3u);
+  for (size_t i = 1; i < calls.size(); ++i) {
+    ev1::ListErasuresRequest sent;
+    ASSERT_TRUE(sent.ParseFromString(calls[i].request));
+    EXPECT_EQ(sent.kind(), ev1::KIND_ERASURE);
+    EXPECT_EQ(sent.state(), ev1::STATE_EXPORTING);
+  }
+}
+
+TEST_F(ErasureCommandsTest, AccessSendsTheSubjectOrTheAddressAndTellsWhetherItWasCreated) {
+  Result r = Crmctl({"erasure", "access", "s-1"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  ASSERT_EQ(fake_.Calls("SubmitAccess").size(), 1u);
+  EXPECT_EQ(fake_.Calls("SubmitAccess")[0].authorization, "Bearer " + kToken);
+  EXPECT_THAT(fake_.Calls("SubmitErasure"), IsEmpty());
+  ev1::SubmitAccessRequest sent = fake_.LastRequest<ev1::SubmitAccessRequest>("SubmitAccess");
+  EXPECT_EQ(sent.subject_case(), ev1::SubmitAccessRequest::kSubjectId);
+  EXPECT_EQ(sent.subject_id(), "s-1");
+  EXPECT_EQ(r.out, absl::StrCat("request_id  ", FakeErasure::kRequestId,
+                                "\n"
+                                "state       received\n"
+                                "due_at      2026-06-01T08:00:00Z\n"
+                                "created     yes\n"));
+  EXPECT_THAT(r.err, IsEmpty());
+
+  // An open access request of the subject: that one, created no, and a
+  // note naming the kind.
+  r = Crmctl({"erasure", "access", "s-open"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_THAT(r.out, ContainsRegex("\nstate +exporting\n"));
+  EXPECT_THAT(r.out, ContainsRegex("\ncreated +no\n$"));
+  EXPECT_EQ(r.err,
+            "crmctl: the subject already has an open access request: the one shown; nothing new "
+            "was submitted\n");
+
+  // By e-mail address: the address goes in `email`, no subject id.
+  r = Crmctl({"erasure", "access-email", "ann@example.com"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  sent = fake_.LastRequest<ev1::SubmitAccessRequest>("SubmitAccess");
+  EXPECT_EQ(sent.subject_case(), ev1::SubmitAccessRequest::kEmail);
+  EXPECT_EQ(sent.email(), "ann@example.com");
+  EXPECT_THAT(sent.subject_id(), IsEmpty());
+
+  // --json: the response.
+  r = Crmctl({"erasure", "access", "s-1", "--json"});
+  ev1::SubmitErasureResponse submitted;
+  ASSERT_TRUE(IsJsonOutput(r, &submitted));
+  EXPECT_TRUE(submitted.created());
+  EXPECT_EQ(submitted.request().kind(), ev1::KIND_ACCESS);
+  EXPECT_EQ(fake_.Calls("SubmitAccess").size(), 4u);
+}
+
+TEST_F(ErasureCommandsTest, ExportWritesTheStreamedDocumentToAFileOfMode0600OrToStdout) {
+  std::filesystem::create_directories(dir_);
+  const std::string path = Path("access.json");
+  const std::string document = FakeErasure::ExportDocument();
+  Result r = Crmctl({"erasure", "export", FakeErasure::kRequestId, "--out", path});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  ASSERT_EQ(fake_.Calls("GetAccessExport").size(), 1u);
+  EXPECT_EQ(fake_.Calls("GetAccessExport")[0].authorization, "Bearer " + kToken);
+  EXPECT_EQ(fake_.LastRequest<ev1::GetAccessExportRequest>("GetAccessExport").request_id(),
+            FakeErasure::kRequestId);
+  EXPECT_EQ(ReadAll(path), document);
+  EXPECT_EQ(Mode(path), 0600);
+  EXPECT_EQ(r.out, absl::StrCat("export  ", path, " (", document.size(), " bytes)\n"));
+  EXPECT_THAT(r.err, IsEmpty());
+  // Nothing else is left in the directory (no temporary file).
+  int files = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir_)) ++files;
+  EXPECT_EQ(files, 2);  // session, the export.
+
+  // An existing file: exit 2, nothing asked, the file as it was; --force
+  // replaces it, mode 0600 whatever its mode was.
+  WriteFile("access.json", "mine");
+  std::filesystem::permissions(
+      path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
+                std::filesystem::perms::group_read | std::filesystem::perms::others_read);
+  r = Crmctl({"erasure", "export", FakeErasure::kRequestId, "--out", path});
+  EXPECT_EQ(r.exit_code, 2) << r;
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("--out: ", path, " exists (--force replaces it)")));
+  EXPECT_EQ(ReadAll(path), "mine");
+  EXPECT_EQ(fake_.Calls("GetAccessExport").size(), 1u);
+  r = Crmctl({"erasure", "export", FakeErasure::kRequestId, "--out", path, "--force"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(ReadAll(path), document);
+  EXPECT_EQ(Mode(path), 0600);
+
+  // Without --out: the document on stdout, byte for byte, nothing else;
+  // --json changes nothing.
+  for (bool json : {false, true}) {
+    r = Crmctl(
+        json ? std::vector<std::string>{"erasure", "export", FakeErasure::kRequestId, "--json"}
+             : std::vector<std::string>{"erasure", "export", FakeErasure::kRequestId});
+    ASSERT_EQ(r.exit_code, 0) << r;
+    EXPECT_TRUE(r.out == document)
+        << "stdout is not the document (" << r.out.size() << " of " << document.size() << " bytes)";
+    EXPECT_THAT(r.err, IsEmpty());
+  }
+}
+
+TEST_F(ErasureCommandsTest, ExportThatFailsLeavesNoFileAndExitsOne) {
+  std::filesystem::create_directories(dir_);
+  const std::string path = Path("access.json");
+  const std::vector<std::string> chunks = FakeErasure::ExportChunks();
+  const std::string personal = "ann@example.com";
+
+  // Broken off after two chunks: no file, no temporary file, exit 1.
+  Result r = Crmctl({"erasure", "export", "r-broken", "--out", path});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_EQ(r.err, "ERROR UNAVAILABLE: erasure: the database went away\n");
+  EXPECT_THAT(r.out, IsEmpty());
+  EXPECT_FALSE(std::filesystem::exists(path));
+  std::vector<std::string> left;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+    left.push_back(entry.path().filename().string());
+  }
+  EXPECT_EQ(left, std::vector<std::string>{"session"});
+
+  // With --force over an existing file: that file is left as it was.
+  WriteFile("access.json", "mine");
+  r = Crmctl({"erasure", "export", "r-broken", "--out", path, "--force"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_EQ(ReadAll(path), "mine");
+  std::filesystem::remove(path);
+
+  // Not ready: the server's error before any byte, no file.
+  r = Crmctl({"erasure", "export", "r-open", "--out", path});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_EQ(r.err, "ERROR FAILED_PRECONDITION: request_id: the export is not ready yet\n");
+  EXPECT_FALSE(std::filesystem::exists(path));
+
+  // A directory that does not exist: exit 1 before anything is asked (a
+  // download is audited).
+  const size_t asked = fake_.Calls("GetAccessExport").size();
+  r = Crmctl({"erasure", "export", FakeErasure::kRequestId, "--out", Path("no/access.json")});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("cannot write ", Path("no/access.json"))));
+  EXPECT_EQ(fake_.Calls("GetAccessExport").size(), asked);
+
+  // To stdout: what came, and the error saying it is incomplete.
+  r = Crmctl({"erasure", "export", "r-broken"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  const std::string came = chunks[0] + chunks[1];
+  EXPECT_TRUE(r.out == came) << "stdout is not the first two chunks (" << r.out.size() << " of "
+                             << came.size() << " bytes)";
+  EXPECT_EQ(r.err, absl::StrCat("ERROR UNAVAILABLE: erasure: the database went away\n"
+                                "crmctl: the export on stdout is incomplete (",
+                                came.size(), " bytes)\n"));
+  EXPECT_THAT(r.err, Not(HasSubstr(personal)));
 }
 
 TEST_F(ErasureCommandsTest, CancelAndExtendSendTheRequestAndPrintItLikeShow) {
@@ -3400,8 +3691,20 @@ TEST_F(ErasureCommandsTest, BadUsageExitsTwoNamingTheArgumentWithoutCalling) {
       [this](const std::vector<std::string>& args) { return Crmctl(args); },
       {
           {{"erasure"},
-           "erasure needs a command: submit, submit-email, show, ls, cancel, extend, certificate, "
-           "key, verify, reapply"},
+           "erasure needs a command: submit, submit-email, access, access-email, show, ls, "
+           "cancel, extend, certificate, export, key, verify, reapply"},
+          {{"erasure", "access"}, "missing SUBJECT_ID"},
+          {{"erasure", "access", "s-1", "--reason", "retention"},
+           "--reason: not a flag of 'crmctl erasure access'"},
+          {{"erasure", "access-email"}, "missing EMAIL"},
+          {{"erasure", "ls", "--kind", "both"},
+           "--kind: expected one of erasure, access, got \"both\""},
+          {{"erasure", "ls", "--kind", "unspecified"},
+           "--kind: expected one of erasure, access, got \"unspecified\""},
+          {{"erasure", "export"}, "missing REQUEST_ID"},
+          {{"erasure", "export", id, "--force"}, "--force: only with --out"},
+          {{"erasure", "export", id, "--out", signed_file},
+           "--out: " + signed_file + " exists (--force replaces it)"},
           {{"erasure", "submit-email", "--reason", "retention"}, "missing EMAIL"},
           {{"erasure", "frob"}, "unknown command \"erasure frob\""},
           {{"erasure", "submit", "--reason", "retention"}, "missing SUBJECT_ID"},
@@ -3415,7 +3718,8 @@ TEST_F(ErasureCommandsTest, BadUsageExitsTwoNamingTheArgumentWithoutCalling) {
            "--state: not a flag of 'crmctl erasure show'"},
           {{"erasure", "ls", "--state", "done"},
            "--state: expected one of received, planned, erasing, verifying, completed, "
-           "completed-with-retention, needs-attention, cancelled, got \"done\""},
+           "completed-with-retention, needs-attention, cancelled, exporting, expired, got "
+           "\"done\""},
           {{"erasure", "ls", "--due-within", "a week"},
            "--due-within: expected a positive duration like 8h, 90m or 7d, got \"a week\""},
           {{"erasure", "ls", "--due-within", "-7d"}, "--due-within: expected a positive duration"},
@@ -3620,6 +3924,23 @@ TEST(CommandTableTest, ACommandWhoseWordsBeginAnothersIsRefused) {
   EXPECT_THAT(
       CheckCommandTable(*registry, table),
       StatusIs(absl::StatusCode::kInternal, HasSubstr("mailing list: begins \"mailing list ls\"")));
+}
+
+TEST(CommandTableTest, AServerStreamNeedsARowWithItsOwnRunner) {
+  CRM_ASSERT_OK_AND_ASSIGN(auto registry, ProtoRegistry::Embedded());
+  const std::vector<Command> commands = {{.words = {"erasure", "export"},
+                                          .rpc = "GetAccessExport",
+                                          .args = {Positional("REQUEST_ID", "request_id")},
+                                          .summary = ""}};
+  const CommandTable table = {.service = "crm.erasure.v1.Erasure",
+                              .service_name = "erasure",
+                              .commands = &commands,
+                              .usage_title = "",
+                              .usage_footer = ""};
+  EXPECT_THAT(CheckCommandTable(*registry, table),
+              StatusIs(absl::StatusCode::kInternal,
+                       HasSubstr("erasure export: GetAccessExport is a server stream: the row "
+                                 "needs its own Runner")));
 }
 
 TEST(IdentityCommandTableTest, CommandFlagsParseAnywhereAndSwitchesTakeNoValue) {

@@ -5,10 +5,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <optional>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,9 +38,11 @@ using google::protobuf::Reflection;
 constexpr char kReasons[] = "subject-request|retention|administrator";
 constexpr char kStates[] =
     "received|planned|erasing|verifying|completed|completed-with-retention|needs-attention|"
-    "cancelled";
+    "cancelled|exporting|expired";
+constexpr char kKinds[] = "erasure|access";
 constexpr char kRequestColumns[] =
-    "request_id:REQUEST state reason received_at:RECEIVED due_at:DUE completed_at:COMPLETED";
+    "request_id:REQUEST kind state reason received_at:RECEIVED due_at:DUE "
+    "completed_at:COMPLETED";
 
 // ListErasures: the largest page the service gives, and at most this many
 // of them.
@@ -104,41 +109,82 @@ absl::StatusOr<std::string> ReadFileBytes(const std::string& path) {
   return bytes;
 }
 
-// Writes `bytes` to `path` with mode 0644 through a temporary file in the
-// same directory that is renamed over `path` (`replace`) or linked to it
-// (else; an existing `path` is then left alone), so that nobody sees half a
-// file. FAILED_PRECONDITION naming `path` on any error; the temporary file
-// is removed.
-absl::Status WriteFileAtomically(const std::string& path, absl::string_view bytes, bool replace) {
-  std::string tmp = path + ".XXXXXX";
-  int fd = mkstemp(tmp.data());
-  if (fd < 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot write ", path, ": ", strerror(errno)));
-  }
-  auto fail = [&](int error) {
-    if (fd >= 0) close(fd);
-    unlink(tmp.c_str());
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot write ", path, ": ", strerror(error)));
-  };
-  for (size_t done = 0; done < bytes.size();) {
-    const ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail(errno);
-    done += static_cast<size_t>(n);
-  }
-  if (fchmod(fd, 0644) != 0 || fsync(fd) != 0) return fail(errno);
-  const int closed = close(fd);
-  fd = -1;
-  if (closed != 0) return fail(errno);
-  if (replace) {
-    if (rename(tmp.c_str(), path.c_str()) != 0) return fail(errno);
+// A file that appears whole or not at all: written to a temporary file
+// (mode 0600) in the same directory, which Commit renames over the file
+// (`replace`) or links to it (else; an existing file is then left alone).
+// The temporary file is removed on any error and when the object goes
+// before Commit. Every error is FAILED_PRECONDITION naming the file.
+class PendingFile {
+ public:
+  explicit PendingFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".XXXXXX") {}
+  PendingFile(const PendingFile&) = delete;
+  PendingFile& operator=(const PendingFile&) = delete;
+  ~PendingFile() { Discard(); }
+
+  // Creates the temporary file.
+  absl::Status Create() {
+    fd_ = mkstemp(tmp_.data());
+    if (fd_ < 0) return Error(errno);
+    created_ = true;
     return absl::OkStatus();
   }
-  if (link(tmp.c_str(), path.c_str()) != 0) return fail(errno);
-  unlink(tmp.c_str());
-  return absl::OkStatus();
+
+  // Appends `bytes` to the temporary file.
+  absl::Status Append(absl::string_view bytes) {
+    for (size_t done = 0; done < bytes.size();) {
+      const ssize_t n = write(fd_, bytes.data() + done, bytes.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Fail(errno);
+      done += static_cast<size_t>(n);
+    }
+    return absl::OkStatus();
+  }
+
+  // Gives the temporary file `mode`, syncs it and puts it in place.
+  absl::Status Commit(mode_t mode, bool replace) {
+    if (fchmod(fd_, mode) != 0 || fsync(fd_) != 0) return Fail(errno);
+    const int closed = close(fd_);
+    fd_ = -1;
+    if (closed != 0) return Fail(errno);
+    if (replace) {
+      if (rename(tmp_.c_str(), path_.c_str()) != 0) return Fail(errno);
+    } else {
+      if (link(tmp_.c_str(), path_.c_str()) != 0) return Fail(errno);
+      unlink(tmp_.c_str());
+    }
+    created_ = false;
+    return absl::OkStatus();
+  }
+
+ private:
+  void Discard() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+    if (created_) unlink(tmp_.c_str());
+    created_ = false;
+  }
+  absl::Status Error(int error) const {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot write ", path_, ": ", strerror(error)));
+  }
+  absl::Status Fail(int error) {
+    Discard();
+    return Error(error);
+  }
+
+  const std::string path_;
+  std::string tmp_;  // The template until Create, then the temporary file.
+  int fd_ = -1;
+  bool created_ = false;  // The temporary file exists.
+};
+
+// Writes `bytes` to `path` with mode 0644 as a PendingFile, so that nobody
+// sees half a file. FAILED_PRECONDITION naming `path` on any error.
+absl::Status WriteFileAtomically(const std::string& path, absl::string_view bytes, bool replace) {
+  PendingFile file(path);
+  if (absl::Status s = file.Create(); !s.ok()) return s;
+  if (absl::Status s = file.Append(bytes); !s.ok()) return s;
+  return file.Commit(0644, replace);
 }
 
 // Refuses (a usage error naming --out) any of `paths` that exists, unless
@@ -161,8 +207,9 @@ int CheckCertificateOut(Invocation& inv) {
   return RefuseExisting(inv, {path, path + ".sig"});
 }
 
-// key: --force only with --out, whose file must not exist (unless --force).
-int CheckKeyOut(Invocation& inv) {
+// key, export: --force only with --out, whose file must not exist (unless
+// --force).
+int CheckOptionalOut(Invocation& inv) {
   auto out = inv.flags.find("out");
   if (out == inv.flags.end()) {
     if (inv.flags.count("force") == 0) return kContinue;
@@ -193,20 +240,32 @@ int CheckMonths(Invocation& inv) {
       inv.Topic());
 }
 
-// The fields of an ErasureRequest as "field value" lines, then a blank line
-// and the table of its targets: service, state, failed calls since the last
+// The fields of an ErasureRequest as "field value" lines (its kind right
+// after its id; expires_at after completed_at, and only when set;
+// extension_notice_pending last, and only when set), then a blank line and
+// the table of its targets: service, state, failed calls since the last
 // success, the last error, the next try, and how many categories the last
-// Erase reported erased and retained.
-void PrintRequest(std::ostream& out, const Message& request) {
+// Erase reported erased and retained. A pending extension notice is also
+// explained on `err`.
+void PrintRequest(std::ostream& out, std::ostream& err, const Message& request) {
   std::unique_ptr<Message> fields(request.New());
   fields->CopyFrom(request);
   const FieldDescriptor* targets = request.GetDescriptor()->FindFieldByName("targets");
   fields->GetReflection()->ClearField(fields.get(), targets);
-  std::vector<std::vector<std::string>> rows = FieldRows(*fields);
-  rows.erase(
-      std::remove_if(rows.begin(), rows.end(),
-                     [](const std::vector<std::string>& row) { return row[0] == "targets"; }),
-      rows.end());
+  const std::string expires_at = FieldText(request, "expires_at");
+  const bool notice_pending = GetBool(request, "extension_notice_pending");
+  std::vector<std::vector<std::string>> rows;
+  for (std::vector<std::string>& row : FieldRows(*fields)) {
+    const std::string name = row[0];
+    if (name == "targets" || name == "kind" || name == "expires_at" ||
+        name == "extension_notice_pending") {
+      continue;
+    }
+    rows.push_back(std::move(row));
+    if (name == "request_id") rows.push_back({"kind", FieldText(request, "kind")});
+    if (name == "completed_at" && expires_at != "-") rows.push_back({"expires_at", expires_at});
+  }
+  if (notice_pending) rows.push_back({"extension_notice_pending", "yes"});
   PrintColumns(out, rows);
 
   std::vector<std::vector<std::string>> table = {
@@ -220,10 +279,15 @@ void PrintRequest(std::ostream& out, const Message& request) {
   }
   out << "\n";
   PrintColumns(out, table);
+  if (notice_pending) {
+    err << "crmctl: the subject is still to be told of the extension: the notice goes out when "
+           "the request is planned\n";
+  }
 }
 
-// submit: the request's id, state and due date, and whether it was created
-// (no: the subject already had an open request, which is the one shown).
+// submit, access: the request's id, state and due date, and whether it was
+// created (no: the subject already had an open request of that kind, which
+// is the one shown).
 int RunSubmit(Invocation& inv) {
   std::unique_ptr<Message> response = inv.registry.NewMessage(inv.method->output_type());
   if (grpc::Status s = inv.Call(inv.method, *inv.request, response.get()); !s.ok()) {
@@ -237,8 +301,9 @@ int RunSubmit(Invocation& inv) {
                          {"due_at", FieldText(request, "due_at")},
                          {"created", created ? "yes" : "no"}});
   if (!created) {
-    inv.err << "crmctl: the subject already has an open erasure request: the one shown; nothing "
-               "new was submitted\n";
+    const bool access = absl::string_view(inv.command.rpc) == "SubmitAccess";
+    inv.err << "crmctl: the subject already has an open " << (access ? "access" : "erasure")
+            << " request: the one shown; nothing new was submitted\n";
   }
   return kExitOk;
 }
@@ -250,7 +315,7 @@ int RunRequest(Invocation& inv) {
     return TableRpcError(inv, s);
   }
   if (inv.options.json) return PrintResponse(inv, *response);
-  PrintRequest(inv.out, GetMessage(*response, "request"));
+  PrintRequest(inv.out, inv.err, GetMessage(*response, "request"));
   return kExitOk;
 }
 
@@ -258,6 +323,63 @@ int RunRequest(Invocation& inv) {
 // own) into one table.
 int RunList(Invocation& inv) {
   return RunOwnPagedList(inv, kMaxListPages, kListPageSize, "requests");
+}
+
+// export: the chunks of the stream, in order, to --out FILE (mode 0600; a
+// PendingFile, so that only a complete stream leaves a file) or to stdout,
+// then with --out its path and size. The document is the subject's personal
+// data: it goes there and nowhere else, and no message quotes it.
+int RunExport(Invocation& inv) {
+  auto out = inv.flags.find("out");
+  std::optional<PendingFile> file;
+  if (out != inv.flags.end()) {
+    // Before the call: a download is audited, and one that cannot be kept
+    // should not be made.
+    file.emplace(out->second[0]);
+    if (absl::Status s = file->Create(); !s.ok()) {
+      inv.err << "crmctl: " << s.message() << "\n";
+      return kExitFailure;
+    }
+  }
+  int64_t bytes = 0;
+  absl::Status stopped;
+  const grpc::Status status = inv.ReadStream(
+      inv.method, *inv.request,
+      [&](const Message& chunk) -> absl::Status {
+        const std::string data = GetString(chunk, "data");
+        if (file.has_value()) {
+          if (absl::Status s = file->Append(data); !s.ok()) return s;
+        } else if (!inv.out.write(data.data(), static_cast<std::streamsize>(data.size()))) {
+          return absl::FailedPreconditionError("cannot write to stdout");
+        }
+        bytes += static_cast<int64_t>(data.size());
+        return absl::OkStatus();
+      },
+      &stopped);
+  if (!stopped.ok() || !status.ok()) {
+    if (!stopped.ok()) {
+      inv.err << "crmctl: " << stopped.message() << "\n";
+    } else {
+      TableRpcError(inv, status);
+    }
+    if (!file.has_value() && bytes > 0) {
+      inv.err << "crmctl: the export on stdout is incomplete (" << bytes << " bytes)\n";
+    }
+    return kExitFailure;  // `file` goes, and its temporary file with it.
+  }
+  if (!file.has_value()) {
+    if (!inv.out.flush()) {
+      inv.err << "crmctl: cannot write to stdout\n";
+      return kExitFailure;
+    }
+    return kExitOk;
+  }
+  if (absl::Status s = file->Commit(0600, inv.flags.count("force") > 0); !s.ok()) {
+    inv.err << "crmctl: " << s.message() << "\n";
+    return kExitFailure;
+  }
+  PrintColumns(inv.out, {{"export", absl::StrCat(out->second[0], " (", bytes, " bytes)")}});
+  return kExitOk;
 }
 
 // certificate: the certificate to --out FILE and the signature to
@@ -424,23 +546,43 @@ const std::vector<Command>& Commands() {
                   "stored); needs dsr.manage",
        .show = "request",
        .run = RunSubmit},
+      {.words = {"erasure", "access"},
+       .rpc = "SubmitAccess",
+       .args = {Positional("SUBJECT_ID", "subject_id")},
+       .summary = "open an access request for a subject (Art. 15 and 20): every service's data "
+                  "on the subject, assembled into one JSON document for 'erasure export' once "
+                  "completed; prints its request_id, state and due date (one calendar month "
+                  "after receipt) and created yes, or no when the subject already had an open "
+                  "access request (that one is shown); needs dsr.manage",
+       .show = "request",
+       .run = RunSubmit},
+      {.words = {"erasure", "access-email"},
+       .rpc = "SubmitAccess",
+       .args = {Positional("EMAIL", "email")},
+       .summary = "the same for the subject with this e-mail address, looked up in contacts like "
+                  "submit-email's (NOT_FOUND when no person has it; the address is not stored); "
+                  "needs dsr.manage",
+       .show = "request",
+       .run = RunSubmit},
       {.words = {"erasure", "show"},
        .rpc = "GetErasure",
        .args = {Positional("REQUEST_ID", "request_id")},
-       .summary = "a request: its fields (state, due date, extension, rounds, why it needs "
-                  "attention), then a table of its targets: state, failed calls since the last "
-                  "success, the last error, the next try, and how many categories were erased "
-                  "and retained; needs dsr.manage",
+       .summary = "a request: its fields (kind, state, due date, extension, rounds, why it "
+                  "needs attention; for an access request when its export expires; whether the "
+                  "subject is still to be told of an extension), then a table of its targets: "
+                  "state, failed calls since the last success, the last error, the next try, and "
+                  "how many categories were erased and retained; needs dsr.manage",
        .show = "request",
        .run = RunRequest},
       {.words = {"erasure", "ls"},
        .rpc = "ListErasures",
-       .args = {Flag("state", "state", kStates), Flag("due-within", nullptr, "DURATION"),
-                Const("page_size", kListPageSize)},
+       .args = {Flag("state", "state", kStates), Flag("kind", "kind", kKinds),
+                Flag("due-within", nullptr, "DURATION"), Const("page_size", kListPageSize)},
        .summary = "requests, oldest due first (all pages; --state: only those in it, else "
-                  "every state, finished ones too; --due-within 7d: only those due before 7 "
-                  "days from now, overdue ones included): id, state, reason, received, due, "
-                  "completed; needs dsr.manage",
+                  "every state, finished ones too; --kind: only erasure or only access "
+                  "requests, else both; --due-within 7d: only those due before 7 days from now, "
+                  "overdue ones included): id, kind, state, reason, received, due, completed; "
+                  "needs dsr.manage",
        .show = "requests",
        .columns = kRequestColumns,
        .prepare = ParseDueWithin,
@@ -474,13 +616,25 @@ const std::vector<Command>& Commands() {
                   "FAILED_PRECONDITION before completion; needs dsr.manage",
        .prepare = CheckCertificateOut,
        .run = RunCertificate},
+      {.words = {"erasure", "export"},
+       .rpc = "GetAccessExport",
+       .args = {Positional("REQUEST_ID", "request_id"), Flag("out", nullptr, "FILE"),
+                Switch("force", nullptr)},
+       .summary = "the export of a completed access request, one JSON document of the "
+                  "subject's personal data, streamed to stdout or to --out FILE (mode 0600, put "
+                  "in place only once the whole document has come; an existing file only with "
+                  "--force); --timeout bounds the whole download; every download is audited; "
+                  "FAILED_PRECONDITION before the export is ready and once it has expired; "
+                  "needs dsr.manage",
+       .prepare = CheckOptionalOut,
+       .run = RunExport},
       {.words = {"erasure", "key"},
        .rpc = "GetVerificationKey",
        .args = {Flag("out", nullptr, "FILE"), Switch("force", nullptr)},
        .summary = "the public key certificates verify with (PEM) on stdout, or to --out FILE "
                   "(mode 0644; an existing file only with --force) with its key_id; any "
                   "authenticated caller",
-       .prepare = CheckKeyOut,
+       .prepare = CheckOptionalOut,
        .run = RunKey},
       {.words = {"erasure", "verify"},
        .rpc = "GetVerificationKey",
@@ -518,6 +672,10 @@ const CommandTable& ErasureCommandTable() {
           "Durations: 12h, 7d, 1d12h. Times: RFC 3339 (2026-11-01T00:00:00Z).\n"
           "For 'erasure verify', --key is the public key to verify with; the operator's own\n"
           "key then comes from $CRM_PKI_DIR (else <repo>/.run/pki).\n"
+          "'erasure export' writes the subject's personal data as it is streamed: to stdout,\n"
+          "or with --out to a file of mode 0600 that appears only once the whole document has\n"
+          "come (--json changes nothing: the document is JSON); --timeout bounds the whole\n"
+          "download.\n"
           "Other flags: --erasure H:P (or --addr/--server-identity), --identity H:P, --timeout,\n"
           "--cert --key --ca (see crmctl --help).\n"};
   return *table;

@@ -86,7 +86,7 @@ class SessionCaller {
                     const std::string& request, std::string* response,
                     bool retry_unauthenticated = true);
 
-  // The metadata of a call that cannot be retried (a client stream): the
+  // The metadata of a call that cannot be retried (a stream): the
   // --header entries plus the session's bearer token, renewing the pair
   // first if the access token has expired. A failed renewal is returned.
   grpc::Status StreamHeaders(std::vector<std::pair<std::string, std::string>>* headers);

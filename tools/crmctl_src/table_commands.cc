@@ -1,6 +1,13 @@
 #include "tools/crmctl_src/table_commands.h"
 
+#include <grpcpp/client_context.h>
+#include <grpcpp/impl/rpc_method.h>
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/proto_buffer_reader.h>
+#include <grpcpp/support/sync_stream.h>
+
 #include <algorithm>
+#include <functional>
 #include <istream>
 #include <ostream>
 #include <set>
@@ -15,6 +22,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "libs/rpc/tls_files.h"
 #include "tools/crmctl_src/client.h"
@@ -516,12 +524,13 @@ const MethodDescriptor* TableMethod(const ProtoRegistry& registry, const Command
   absl::StatusOr<const MethodDescriptor*> m =
       registry.FindMethod(absl::StrCat(table.service, "/", rpc), "");
   if (m.ok()) return *m;
-  // FindMethod refuses streaming methods; a client stream is allowed for a
-  // row with its own Runner (person import; CheckCommandTable checks that).
+  // FindMethod refuses streaming methods; a client or a server stream is
+  // allowed for a row with its own Runner (person import, erasure export;
+  // CheckCommandTable checks that), a bidirectional one is not.
   for (const google::protobuf::ServiceDescriptor* service : registry.Services()) {
     if (service->full_name() != table.service) continue;
     const MethodDescriptor* method = service->FindMethodByName(rpc);
-    if (method != nullptr && method->client_streaming() && !method->server_streaming()) {
+    if (method != nullptr && method->client_streaming() != method->server_streaming()) {
       return method;
     }
   }
@@ -787,6 +796,45 @@ grpc::Status Invocation::Call(const MethodDescriptor* m, Message& req, Message* 
   return grpc::Status::OK;
 }
 
+grpc::Status Invocation::ReadStream(const MethodDescriptor* m, const Message& req,
+                                    const std::function<absl::Status(const Message&)>& each,
+                                    absl::Status* stopped) {
+  *stopped = absl::OkStatus();
+  std::vector<std::pair<std::string, std::string>> headers;
+  if (grpc::Status s = caller->StreamHeaders(&headers); !s.ok()) return s;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + options.timeout));
+  for (const auto& [key, value] : headers) context.AddMetadata(key, value);
+  const std::string name = FullName(m);
+  const grpc::internal::RpcMethod method(name.c_str(), grpc::internal::RpcMethod::SERVER_STREAMING,
+                                         channel);
+  const std::string bytes = req.SerializeAsString();
+  grpc::Slice slice(bytes);
+  const grpc::ByteBuffer request(&slice, 1);
+  std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader(
+      grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(channel.get(), method, &context,
+                                                                    request));
+  std::unique_ptr<Message> message = registry.NewMessage(m->output_type());
+  grpc::ByteBuffer buffer;
+  while (reader->Read(&buffer)) {
+    message->Clear();
+    grpc::ProtoBufferReader in(&buffer);
+    if (!message->ParseFromZeroCopyStream(&in)) {
+      *stopped = absl::InternalError(
+          absl::StrCat("a message of the stream is not a ", m->output_type()->full_name()));
+    } else {
+      *stopped = each(*message);
+    }
+    if (!stopped->ok()) {
+      context.TryCancel();
+      while (reader->Read(&buffer)) {
+      }
+      break;
+    }
+  }
+  return reader->Finish();
+}
+
 const MethodDescriptor* Invocation::Method(const char* rpc) const {
   return TableMethod(registry, table, rpc);
 }
@@ -963,6 +1011,10 @@ absl::Status CheckCommandTable(const ProtoRegistry& registry, const CommandTable
     if (method->client_streaming() && c.run == nullptr) {
       return absl::InternalError(
           absl::StrCat(name, ": ", c.rpc, " is a client stream: the row needs its own Runner"));
+    }
+    if (method->server_streaming() && c.run == nullptr) {
+      return absl::InternalError(
+          absl::StrCat(name, ": ", c.rpc, " is a server stream: the row needs its own Runner"));
     }
     for (const Command& other : *table.commands) {
       if (&other != &c && other.words.size() >= c.words.size() &&

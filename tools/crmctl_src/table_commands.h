@@ -10,7 +10,9 @@
 // (--json). A row may add a Prepare hook (derive fields before the call) or
 // replace the call and output with its own Runner (login, passwd, logout),
 // and may finish without any server in an offline hook (erasure verify
-// --key).
+// --key). A streaming RPC needs a row with its own Runner (person import: a
+// client stream; erasure export: a server stream, through
+// Invocation::ReadStream).
 // See docs/crmctl.md.
 //
 // Thread-safety: like Run (crmctl.h), one call at a time; the tables are
@@ -22,6 +24,7 @@
 #include <grpcpp/channel.h>
 #include <grpcpp/support/status.h>
 
+#include <functional>
 #include <iosfwd>
 #include <map>
 #include <memory>
@@ -95,6 +98,18 @@ struct Invocation {
   // `m` with `req`; follows page tokens, merging the pages into `response`.
   grpc::Status Call(const google::protobuf::MethodDescriptor* m, google::protobuf::Message& req,
                     google::protobuf::Message* response, bool retry_unauthenticated = true);
+  // The server stream `m` (a row with its own Runner) with `req`, the
+  // session's bearer token (renewed first if it has expired; an
+  // UNAUTHENTICATED answer is not retried, messages may have been handed on
+  // already) and a deadline of --timeout for the whole stream: hands each
+  // message to `each`, in order, and returns the call's status. If `each`
+  // fails, the call is cancelled, nothing more is handed on, and its error
+  // is in `*stopped` (else OK); a message that does not parse stops it with
+  // INTERNAL.
+  grpc::Status ReadStream(const google::protobuf::MethodDescriptor* m,
+                          const google::protobuf::Message& req,
+                          const std::function<absl::Status(const google::protobuf::Message&)>& each,
+                          absl::Status* stopped);
   // The method `rpc` of the table's service; null if unknown.
   const google::protobuf::MethodDescriptor* Method(const char* rpc) const;
   std::string Topic() const;
@@ -196,6 +211,7 @@ absl::StatusOr<std::unique_ptr<SessionCaller>> NewSessionCaller(
     rpc::ChannelConfig identity, const ProtoRegistry& registry, bool load = true);
 
 // OK if every command of `table` names an existing method of its service
+// (a streaming one only with its own Runner; never a bidirectional one)
 // and existing request and response fields of the right shape, no
 // command's words begin another's, and a flag name is a switch in every
 // table or in none; otherwise INTERNAL naming the command (a proto change
