@@ -30,6 +30,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
@@ -259,17 +260,20 @@ class ExampleShopTest : public ::testing::Test {
                 IsOk());
 
     ASSERT_THAT(stack->Start("audit", {}), IsOk());
-    ASSERT_THAT(
-        stack->Start("erasure", {{"CRM_TARGETS", absl::StrCat("audit=", stack->Addr("audit"),
-                                                              ",consent=", stack->Addr("consent"),
-                                                              ",contacts=", stack->Addr("contacts"),
-                                                              ",mailing=", stack->Addr("mailing"))},
-                                 {"CRM_MAILING_ADDR", stack->Addr("mailing")},
-                                 {"CRM_CONTACTS_ADDR", stack->Addr("contacts")},
-                                 {"CRM_WORK_INTERVAL", "100ms"},
-                                 {"CRM_CALL_DEADLINE", "2s"},
-                                 {"CRM_LEASE", "5s"}}),
-        IsOk());
+    ASSERT_THAT(stack->Start(
+                    "erasure",
+                    {{"CRM_TARGETS", absl::StrCat("audit=", stack->Addr("audit"),
+                                                  ",consent=", stack->Addr("consent"),
+                                                  ",contacts=", stack->Addr("contacts"),
+                                                  ",mailing=", stack->Addr("mailing"))},
+                     {"CRM_MAILING_ADDR", stack->Addr("mailing")},
+                     {"CRM_CONTACTS_ADDR", stack->Addr("contacts")},
+                     {"CRM_PROCESSING_RECORD_FILE", absl::StrCat(std::getenv("CRMTEST_SOURCE_DIR"),
+                                                                 "/deploy/processing-record.json")},
+                     {"CRM_WORK_INTERVAL", "100ms"},
+                     {"CRM_CALL_DEADLINE", "2s"},
+                     {"CRM_LEASE", "5s"}}),
+                IsOk());
 
     // The first administrator's first login allows only the password change.
     CRM_ASSERT_OK_AND_ASSIGN(std::string bootstrap, pki::ReadFile(admin_password_file));
@@ -737,6 +741,63 @@ TEST_F(ExampleShopTest, AnErasureWaitsForAStoppedServiceAndForARestartedOrchestr
       AwaitErasure(st, request_id, {"STATE_COMPLETED", "STATE_COMPLETED_WITH_RETENTION"});
   EXPECT_THAT(done, HasSubstr("STATE_COMPLETED_WITH_RETENTION")) << done;
   EXPECT_THAT(Traces(st, {"Paulus", email, "4930901821"}), ::testing::IsEmpty());
+}
+
+TEST_F(ExampleShopTest, AnAccessRequestGathersEveryServicesDataIntoOneEncryptedExport) {
+  Stack& st = *g_stack;
+  auto ok = [](const Outcome& o) { return o.exit.exited_with(0); };
+  ASSERT_TRUE(
+      ok(st.Run({absl::StrCat(std::getenv("CRMTEST_SOURCE_DIR"), "/tools/platform-accounts")})));
+  const std::string email = "anna.asking@customers.example";
+  const std::string subject = CustomerEverywhere(st, "Annabella", email, "+4930901822");
+  ASSERT_FALSE(subject.empty());
+
+  const Outcome submitted = st.Crmctl({"erasure", "access-email", email});
+  ASSERT_TRUE(ok(submitted)) << submitted.output;
+  const Outcome listed = st.Crmctl(
+      {"call", "erasure", "ListErasures", R"({"kind": "KIND_ACCESS", "unfinished": false})"});
+  ASSERT_TRUE(ok(listed)) << listed.output;
+  const std::string request_id = JsonString(listed.output, "request_id");
+  ASSERT_FALSE(request_id.empty()) << listed.output;
+  EXPECT_EQ(JsonString(listed.output, "subject_id"), subject);
+  const std::string done = AwaitErasure(st, request_id, {"STATE_COMPLETED"});
+  ASSERT_THAT(done, HasSubstr("STATE_COMPLETED")) << done;
+  EXPECT_THAT(done, HasSubstr("KIND_ACCESS"));
+
+  // The document: every service's part, the person decrypted, the Art. 15
+  // facts from the record of processing.
+  const std::string file = st.dir.path() + "/export.json";
+  const Outcome exported = st.Crmctl({"erasure", "export", request_id, "--out", file});
+  ASSERT_TRUE(ok(exported)) << exported.output;
+  EXPECT_THAT(exported.output, Not(HasSubstr("Annabella")));
+  CRM_ASSERT_OK_AND_ASSIGN(const std::string text, pki::ReadFile(file));
+  for (const char* part :
+       {R"("format":"crm.access-export.v1")", R"("service":"contacts")", R"("service":"consent")",
+        R"("service":"mailing")", R"("service":"audit")", "Annabella", "anna.asking@customers",
+        "newsletter", "managing the customer relationship", "Art. 77"}) {
+    EXPECT_THAT(text, HasSubstr(part));
+  }
+  // Stored encrypted: the name is nowhere in clear, in any database or Redis.
+  EXPECT_THAT(Traces(st, {"Annabella", "4930901822"}), ::testing::IsEmpty());
+
+  // The subject was told the copy is ready.
+  bool told = false;
+  std::string seen;  // for the failure message
+  for (int i = 0; i < 100 && !told; ++i) {
+    CRM_ASSERT_OK_AND_ASSIGN(std::vector<crm::testing::SinkMessage> mail, st.sink->Messages());
+    seen.clear();
+    for (const auto& m : mail) {
+      absl::StrAppend(&seen, absl::StrJoin(m.recipients, ","), ": ", m.data.substr(0, 600),
+                      "\n---\n");
+      // The body is quoted-printable: soft line breaks may split the id.
+      const std::string body = absl::StrReplaceAll(m.data, {{"=\r\n", ""}, {"=\n", ""}});
+      told = told || (m.recipients.size() == 1 && m.recipients[0] == email &&
+                      absl::StrContains(body, "A copy of your personal data is ready") &&
+                      absl::StrContains(body, request_id));
+    }
+    if (!told) absl::SleepFor(absl::Milliseconds(200));
+  }
+  EXPECT_TRUE(told) << seen;
 }
 
 }  // namespace
