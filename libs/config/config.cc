@@ -176,4 +176,28 @@ void ParseOrExit(Settings& settings, int argc, const char* const* argv, const ch
   }
 }
 
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseNamedAddresses(
+    absl::string_view setting, absl::string_view value) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (absl::string_view entry : absl::StrSplit(value, ',', absl::SkipWhitespace())) {
+    const std::vector<std::string> kv =
+        absl::StrSplit(absl::StripAsciiWhitespace(entry), absl::MaxSplits('=', 1));
+    std::string host;
+    int port = 0;
+    if (kv.size() != 2 || kv[0].empty() || !ParseHostPort(setting, kv[1], &host, &port).ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("setting ", setting, ": name=host:port,... expected"));
+    }
+    for (const auto& [name, _] : out) {
+      if (name == kv[0]) {
+        return absl::InvalidArgumentError(absl::StrCat("setting ", setting, ": a name twice"));
+      }
+    }
+    out.emplace_back(kv[0], kv[1]);
+  }
+  if (out.empty())
+    return absl::InvalidArgumentError(absl::StrCat("setting ", setting, ": at least one"));
+  return out;
+}
+
 }  // namespace crm::config

@@ -20,9 +20,11 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
@@ -75,6 +77,12 @@ class Settings {
 // a bracketed IPv6 literal). INVALID_ARGUMENT naming `setting` otherwise.
 absl::Status ParseHostPort(absl::string_view setting, absl::string_view value, std::string* host,
                            int* port);
+
+// A list of named addresses, "name=host:port,..." (e.g. erasure's `targets`,
+// the gateway's `services`), in order. INVALID_ARGUMENT naming `setting` for
+// an empty list, a malformed entry or a name given twice.
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseNamedAddresses(
+    absl::string_view setting, absl::string_view value);
 
 // Parse, or print the error (or --help) to stderr and exit: 2 on error, 0 for help.
 void ParseOrExit(Settings& settings, int argc, const char* const* argv, const char* const* envp);

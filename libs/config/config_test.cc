@@ -120,5 +120,25 @@ TEST(ParseHostPortTest, RejectsMalformedNamingTheSetting) {
   }
 }
 
+TEST(ParseNamedAddressesTest, KeepsTheOrderOfTheEntries) {
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> parsed =
+      ParseNamedAddresses("services", "identity=127.0.0.1:50051, contacts=contacts.crm.svc:50052");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_EQ(parsed->size(), 2u);
+  EXPECT_EQ((*parsed)[0], std::make_pair(std::string("identity"), std::string("127.0.0.1:50051")));
+  EXPECT_EQ((*parsed)[1].first, "contacts");
+  EXPECT_EQ((*parsed)[1].second, "contacts.crm.svc:50052");
+}
+
+TEST(ParseNamedAddressesTest, RejectsMalformedNamingTheSetting) {
+  for (const char* bad : {"", ",", "identity", "=host:1", "identity=host", "a=h:1,a=h:2",
+                          "a=h:1,b=h:http"}) {
+    absl::StatusOr<std::vector<std::pair<std::string, std::string>>> parsed =
+        ParseNamedAddresses("services", bad);
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(std::string(parsed.status().message()), ::testing::HasSubstr("services")) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace crm::config

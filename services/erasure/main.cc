@@ -56,27 +56,6 @@ struct ErasureConfig {
   std::string processing_record_file;
 };
 
-// The registry: "name=host:port" entries, comma-separated.
-absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseTargets(
-    const std::string& text) {
-  std::vector<std::pair<std::string, std::string>> out;
-  for (absl::string_view entry : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
-    const std::vector<std::string> kv = absl::StrSplit(entry, absl::MaxSplits('=', 1));
-    std::string host;
-    int port = 0;
-    if (kv.size() != 2 || kv[0].empty() ||
-        !config::ParseHostPort("targets", kv[1], &host, &port).ok()) {
-      return absl::InvalidArgumentError("setting targets: name=host:port,... expected");
-    }
-    for (const auto& [name, _] : out) {
-      if (name == kv[0]) return absl::InvalidArgumentError("setting targets: a name twice");
-    }
-    out.emplace_back(kv[0], kv[1]);
-  }
-  if (out.empty()) return absl::InvalidArgumentError("setting targets: at least one");
-  return out;
-}
-
 struct App {
   std::optional<crypto::KeyRing> ring;
   std::optional<crypto::Ed25519PrivateKey> key;
@@ -203,7 +182,7 @@ absl::Status Setup(const ErasureConfig& cfg, const service::ApiAuthConfig& auth_
   } else {
     log::Warn("erasure.no_processing_record", {});
   }
-  CRM_ASSIGN_OR_RETURN(auto registry, ParseTargets(cfg.targets));
+  CRM_ASSIGN_OR_RETURN(auto registry, config::ParseNamedAddresses("targets", cfg.targets));
   std::vector<Target> targets;
   std::vector<std::string> names;
   for (const auto& [name, addr] : registry) {
@@ -308,7 +287,7 @@ int main(int argc, char** argv) {
   if (valid.ok() && cfg.certificate_key_file.empty()) {
     valid = absl::InvalidArgumentError("setting certificate_key_file: required");
   }
-  if (valid.ok()) valid = crm::erasure::ParseTargets(cfg.targets).status();
+  if (valid.ok()) valid = crm::config::ParseNamedAddresses("targets", cfg.targets).status();
   if (valid.ok() &&
       (cfg.cancel_window < absl::ZeroDuration() || cfg.call_deadline <= absl::ZeroDuration() ||
        cfg.work_interval <= absl::ZeroDuration() || cfg.lease < 2 * cfg.call_deadline ||

@@ -7,14 +7,54 @@
 
 #include <fstream>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "crm/identity/v1/identity.grpc.pb.h"
+#include "libs/base/uuid.h"
+#include "libs/json/json.h"
 #include "libs/log/log.h"
+#include "libs/rpc/channel.h"
+#include "services/gateway/json_api.h"
 
 namespace crm::gateway {
 namespace {
 
 bool Readable(const std::string& path) { return std::ifstream(path).good(); }
+
+constexpr size_t kMaxBody = 1 << 20;
+
+// When the request this thread serves began (httplib serves one request per
+// thread at a time).
+absl::Time& RequestStart() {
+  thread_local absl::Time start;
+  return start;
+}
+
+// Pages are the gateway's own static files: nothing else may load or frame.
+constexpr char kContentSecurityPolicy[] =
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'self'";
+
+void Answer(httplib::Response& res, int status, std::string body) {
+  res.status = status;
+  res.set_content(std::move(body), "application/json");
+}
+
+// "application/json", with or without parameters (charset).
+bool IsJson(const std::string& content_type) {
+  absl::string_view t = content_type;
+  t = t.substr(0, t.find(';'));
+  return absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(t), "application/json");
+}
+
+// The gateway's own routes in the OpenAPI document.
+constexpr char kOwnPaths[] =
+    R"("/healthz":{"get":{"operationId":"healthz","security":[],"responses":{"200":{"description":"serving"}}}},)"
+    R"("/.well-known/jwks.json":{"get":{"operationId":"jwks","security":[],"responses":{"200":{"description":"identity's token-signing keys as an RFC 7517 set, OKP Ed25519"}}}},)"
+    R"("/openapi.json":{"get":{"operationId":"openapi","security":[],"responses":{"200":{"description":"this document"}}}})";
 
 }  // namespace
 
@@ -25,6 +65,9 @@ void AddGatewaySettings(config::Settings& settings, GatewayConfig* config) {
   settings.Add("tls_ca", &config->tls_ca, "deployment CA (PEM), for calls to the services");
   settings.Add("metrics_listen", &config->metrics_listen, "Prometheus listen address; empty: off");
   settings.Add("log_level", &config->log_level, "debug, info, warn or error");
+  settings.Add("services", &config->services,
+               "name=host:port,... of the services the JSON API calls; empty: no API");
+  settings.Add("call_timeout", &config->call_timeout, "deadline of each call to a service");
 }
 
 absl::Status ValidateGatewayConfig(const GatewayConfig& config) {
@@ -47,6 +90,15 @@ absl::Status ValidateGatewayConfig(const GatewayConfig& config) {
         {"tls_ca", config.tls_ca}}) {
     if (path.empty())
       return absl::InvalidArgumentError(absl::StrCat("setting ", name, ": required"));
+  }
+  if (!config.services.empty()) {
+    if (absl::Status s = config::ParseNamedAddresses("services", config.services).status();
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (config.call_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("setting call_timeout: positive");
   }
   return absl::OkStatus();
 }
@@ -83,22 +135,124 @@ absl::Status GatewayServer::Start() {
                        .Name("crm_gateway_http_requests_total")
                        .Help("HTTP requests by route and status")
                        .Register(*registry_);
-  auto* healthz_ok = &requests.Add({{"route", "/healthz"}, {"status", "200"}});
-  auto* not_found = &requests.Add({{"route", "other"}, {"status", "404"}});
+  if (!config_.services.empty()) {
+    absl::StatusOr<std::vector<std::pair<std::string, std::string>>> services =
+        config::ParseNamedAddresses("services", config_.services);
+    if (!services.ok()) return services.status();
+    std::map<std::string, std::shared_ptr<grpc::Channel>> backends;
+    for (const auto& [name, addr] : *services) {
+      absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+          rpc::MakeChannel({.target = addr,
+                            .tls = {.cert_file = config_.tls_cert,
+                                    .key_file = config_.tls_key,
+                                    .ca_file = config_.tls_ca},
+                            .expected_server = name});
+      if (!channel.ok()) return channel.status();
+      backends[name] = *channel;
+    }
+    if (backends.contains("identity")) identity_ = backends["identity"];
+    api_ = std::make_unique<JsonApi>(std::move(backends), config_.call_timeout);
+  }
 
-  server_->Get("/healthz", [healthz_ok](const httplib::Request&, httplib::Response& res) {
-    healthz_ok->Increment();
+  server_->set_payload_max_length(kMaxBody);
+  server_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("{\"status\":\"SERVING\"}", "application/json");
   });
-  server_->set_error_handler([not_found](const httplib::Request&, httplib::Response& res) {
-    if (res.status == 404) {
-      not_found->Increment();
-      res.set_content("{\"error\":\"NOT_FOUND\"}", "application/json");
-    }
+  if (api_ != nullptr) {
+    server_->Post(
+        R"(/api/v1/([A-Za-z0-9_.]{1,100})/([A-Za-z0-9_]{1,100}))",
+        [this](const httplib::Request& req, httplib::Response& res) {
+          const google::protobuf::MethodDescriptor* m =
+              api_->Find(req.matches[1].str(), req.matches[2].str());
+          if (m == nullptr) {
+            return Answer(
+                res, 404,
+                ErrorJson("NOT_FOUND", "method: not a method of the API (see /openapi.json)"));
+          }
+          if (!IsJson(req.get_header_value("Content-Type"))) {
+            return Answer(res, 415,
+                          ErrorJson("INVALID_ARGUMENT", "Content-Type: application/json expected"));
+          }
+          const std::string request_id = base::NewUuid();
+          res.set_header("X-Request-Id", request_id);
+          HttpAnswer a = api_->Call(*m, req.get_header_value("Authorization"), req.body, request_id,
+                                    {.source_address = req.remote_addr,
+                                     .user_agent = req.get_header_value("User-Agent")});
+          Answer(res, a.status, std::move(a.body));
+        });
+    server_->Get(R"(/api/v1/.*)", [](const httplib::Request&, httplib::Response& res) {
+      res.set_header("Allow", "POST");
+      Answer(res, 405, ErrorJson("INVALID_ARGUMENT", "method: the API takes POST"));
+    });
+    server_->Get("/openapi.json", [this](const httplib::Request&, httplib::Response& res) {
+      Answer(res, 200, api_->OpenApi(kOwnPaths));
+    });
+  }
+  if (identity_ != nullptr) {
+    server_->Get("/.well-known/jwks.json", [this](const httplib::Request&, httplib::Response& res) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(absl::ToChronoTime(absl::Now() + config_.call_timeout));
+      crm::identity::v1::GetSigningKeysResponse keys;
+      const grpc::Status s = crm::identity::v1::Identity::NewStub(identity_)->GetSigningKeys(
+          &ctx, crm::identity::v1::GetSigningKeysRequest(), &keys);
+      if (!s.ok()) {
+        return Answer(res, HttpStatusOf(s.error_code()),
+                      ErrorJson("UNAVAILABLE", "identity: the keys cannot be read now"));
+      }
+      std::string out = R"({"keys":[)";
+      for (int i = 0; i < keys.keys_size(); ++i) {
+        const auto& k = keys.keys(i);
+        std::string kid;
+        json::AppendString(&kid, k.kid());
+        absl::StrAppend(&out, i > 0 ? "," : "",
+                        R"({"kty":"OKP","crv":"Ed25519","alg":"EdDSA","use":"sig","kid":)", kid,
+                        R"(,"x":")", absl::WebSafeBase64Escape(k.public_key()), "\"}");
+      }
+      Answer(res, 200, out + "]}");
+    });
+  }
+  server_->set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    const char* code = res.status == 404   ? "NOT_FOUND"
+                       : res.status == 413 ? "INVALID_ARGUMENT"
+                       : res.status == 405 ? "INVALID_ARGUMENT"
+                                           : "INTERNAL";
+    const char* message = res.status == 404   ? "path: not found"
+                          : res.status == 413 ? "body: larger than 1 MiB"
+                                              : "the request could not be served";
+    Answer(res, res.status, ErrorJson(code, message));
   });
-  server_->set_default_headers({{"Strict-Transport-Security", "max-age=63072000"},
-                                {"X-Content-Type-Options", "nosniff"},
-                                {"Cache-Control", "no-store"}});
+  // Access log and metrics: the route (a pattern, never a path's values),
+  // the status and the time; no body, token or query.
+  server_->set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+    RequestStart() = absl::Now();
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  server_->set_logger([this, &requests](const httplib::Request& req, const httplib::Response& res) {
+    std::string route = "other";
+    if (req.path == "/healthz" || req.path == "/openapi.json" ||
+        req.path == "/.well-known/jwks.json") {
+      route = req.path;
+    } else if (absl::StartsWith(req.path, "/api/v1/")) {
+      const google::protobuf::MethodDescriptor* m =
+          api_ == nullptr || req.matches.size() != 3
+              ? nullptr
+              : api_->Find(req.matches[1].str(), req.matches[2].str());
+      route = m == nullptr ? "api:unknown" : absl::StrCat("api:", m->full_name());
+    }
+    requests.Add({{"route", route}, {"status", absl::StrCat(res.status)}}).Increment();
+    log::Info("http.request", {{"method", log::Id(req.method)},
+                               {"route", log::Id(route)},
+                               {"status", res.status},
+                               {"duration", absl::Now() - RequestStart()}});
+  });
+  server_->set_default_headers(
+      {{"Strict-Transport-Security", "max-age=63072000; includeSubDomains"},
+       {"Content-Security-Policy", kContentSecurityPolicy},
+       {"X-Content-Type-Options", "nosniff"},
+       {"X-Frame-Options", "DENY"},
+       {"Referrer-Policy", "no-referrer"},
+       {"Cache-Control", "no-store"}});
 
   if (port == 0) {
     port_ = server_->bind_to_any_port(host.c_str());

@@ -1,7 +1,14 @@
 // The gateway's HTTPS front: a thin HTTPS/JSON server (cpp-httplib over
 // OpenSSL) for the admin and subject-request endpoints, the admin console and
-// the privacy portal (issue 9). In this version it serves GET /healthz and
-// counts requests in Prometheus metrics.
+// the privacy portal (issue 9). It serves GET /healthz, the JSON API over the
+// services' gRPC methods (json_api.h: POST /api/v1/<Service>/<Method>), its
+// OpenAPI document (/openapi.json) and identity's token keys as a JWKS
+// (/.well-known/jwks.json), and counts requests in Prometheus metrics.
+//
+// Every answer carries HSTS, a strict Content-Security-Policy, nosniff and
+// no-store; bodies over 1 MiB are refused (413), API bodies must be JSON
+// (415). The access log names the route, status and time, never a path's
+// values, a body or a token.
 //
 // Browsers and the portal connect with ordinary server-authenticated TLS; the
 // gateway itself calls the other services over mutual TLS (libs/rpc).
@@ -18,6 +25,9 @@
 #include "absl/time/time.h"
 #include "libs/config/config.h"
 
+namespace grpc {
+class Channel;
+}
 namespace httplib {
 class SSLServer;
 }
@@ -27,6 +37,8 @@ class Registry;
 }  // namespace prometheus
 
 namespace crm::gateway {
+
+class JsonApi;
 
 struct GatewayConfig {
   // Setting https_listen: "host:port" to serve HTTPS on; port 0 picks a free
@@ -43,6 +55,11 @@ struct GatewayConfig {
   std::string metrics_listen = "0.0.0.0:9100";
   // Setting log_level. Default info.
   std::string log_level = "info";
+  // Setting services: name=host:port,... of the services the API calls
+  // (identity, contacts, consent, audit, mailing, erasure); empty: no API.
+  std::string services;
+  // Setting call_timeout: deadline of each call to a service. Default 10 s.
+  absl::Duration call_timeout = absl::Seconds(10);
 };
 
 void AddGatewaySettings(config::Settings& settings, GatewayConfig* config);
@@ -73,6 +90,8 @@ class GatewayServer {
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<httplib::SSLServer> server_;
+  std::unique_ptr<JsonApi> api_;
+  std::shared_ptr<grpc::Channel> identity_;  // for the JWKS; null without an API
   std::thread thread_;
   int port_ = 0;
   int metrics_port_ = 0;

@@ -17,6 +17,7 @@
 // as well: a customer with data in every service is erased and nothing
 // readable is left in any database or in Redis; a target and the
 // orchestrator are killed mid-request and the request still completes.
+#include <httplib.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -35,6 +36,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "libs/base/status_macros.h"
+#include "libs/json/json.h"
 #include "libs/pki/pki.h"
 #include "libs/redis/client.h"
 #include "libs/rpc/channel.h"
@@ -195,6 +197,39 @@ struct Stack {
   }
 
   // SIGKILL: no draining, no clean shutdown (a crash).
+  // The gateway, with its JSON API over every service.
+  absl::Status StartGateway() {
+    ports["gateway"] = FreePort();
+    const rpc::TlsFiles tls = pki->Files("gateway");
+    Subprocess::Options options;
+    options.args = {Binary("gateway")};
+    options.env = {
+        {"CRM_HTTPS_LISTEN", Addr("gateway")},
+        {"CRM_METRICS_LISTEN", ""},
+        {"CRM_TLS_CERT", tls.cert_file},
+        {"CRM_TLS_KEY", tls.key_file},
+        {"CRM_TLS_CA", tls.ca_file},
+        {"CRM_SERVICES", absl::StrCat("identity=", Addr("identity"), ",contacts=", Addr("contacts"),
+                                      ",consent=", Addr("consent"), ",audit=", Addr("audit"),
+                                      ",mailing=", Addr("mailing"), ",erasure=", Addr("erasure"))}};
+    options.output_file = absl::StrCat(dir.path(), "/gateway.log");
+    CRM_ASSIGN_OR_RETURN(gateway, Subprocess::Start(options));
+    for (int i = 0; i < 200; ++i) {
+      if (httplib::Result r = Https()->Get("/healthz"); r && r->status == 200) {
+        return absl::OkStatus();
+      }
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return absl::UnavailableError(absl::StrCat("the gateway did not start: ", gateway->Output()));
+  }
+  std::unique_ptr<httplib::SSLClient> Https() {
+    auto client = std::make_unique<httplib::SSLClient>("127.0.0.1", ports["gateway"]);
+    client->set_ca_cert_path(pki->Files("gateway").ca_file.c_str());
+    client->enable_server_certificate_verification(true);
+    return client;
+  }
+  std::unique_ptr<Subprocess> gateway;
+
   absl::Status Kill(const std::string& service) {
     Subprocess& process = *services[position[service]];
     CRM_RETURN_IF_ERROR(process.Signal(SIGKILL));
@@ -232,7 +267,7 @@ class ExampleShopTest : public ::testing::Test {
     auto stack = std::make_unique<Stack>();
     ASSERT_FALSE(stack->dir.path().empty());
     auto pki = TestPki::Create({"identity", "contacts", "consent", "mailing", "audit", "erasure",
-                                "operator", "shop", "clerk", "stranger"});
+                                "gateway", "operator", "shop", "clerk", "stranger"});
     ASSERT_THAT(pki, IsOk());
     stack->pki = std::make_unique<TestPki>(*std::move(pki));
     CRM_ASSERT_OK_AND_ASSIGN(TestEnv env, TestEnv::Load());
@@ -274,6 +309,7 @@ class ExampleShopTest : public ::testing::Test {
                      {"CRM_CALL_DEADLINE", "2s"},
                      {"CRM_LEASE", "5s"}}),
                 IsOk());
+    ASSERT_THAT(stack->StartGateway(), IsOk());
 
     // The first administrator's first login allows only the password change.
     CRM_ASSERT_OK_AND_ASSIGN(std::string bootstrap, pki::ReadFile(admin_password_file));
@@ -798,6 +834,106 @@ TEST_F(ExampleShopTest, AnAccessRequestGathersEveryServicesDataIntoOneEncryptedE
     if (!told) absl::SleepFor(absl::Milliseconds(200));
   }
   EXPECT_TRUE(told) << seen;
+}
+
+// The gateway's JSON API: the services' own answers, their own
+// authorization, errors as JSON with the right status and field.
+TEST_F(ExampleShopTest, TheGatewayApiCallsTheServicesWithTheCallersToken) {
+  Stack& st = *g_stack;
+  std::unique_ptr<httplib::SSLClient> client = st.Https();
+  httplib::SSLClient& https = *client;
+  auto post = [&](const std::string& path, const std::string& body, const std::string& token,
+                  const std::string& type = "application/json") {
+    httplib::Headers headers = {{"User-Agent", "system-test"}};
+    if (!token.empty()) headers.emplace("Authorization", absl::StrCat("Bearer ", token));
+    return https.Post(path.c_str(), headers, body, type.c_str());
+  };
+  auto error = [](const httplib::Result& r) {
+    absl::StatusOr<json::Value> doc = json::Parse(r->body);
+    if (!doc.ok() || doc->Find("error") == nullptr) return std::string("no error object");
+    const json::Value* field = doc->Find("error")->Find("field");
+    return absl::StrCat(doc->Find("error")->Find("code")->string_value(), " ",
+                        field == nullptr ? "-" : field->string_value());
+  };
+  const std::string login = "/api/v1/crm.identity.v1.Identity/Login";
+  httplib::Result logged_in = post(
+      login, absl::StrCat(R"({"username": "admin", "password": ")", kAdminPassword, R"("})"), "");
+  ASSERT_TRUE(logged_in);
+  ASSERT_EQ(logged_in->status, 200) << logged_in->body;
+  EXPECT_FALSE(logged_in->get_header_value("X-Request-Id").empty());
+  EXPECT_THAT(logged_in->get_header_value("Content-Security-Policy"),
+              HasSubstr("frame-ancestors 'none'"));
+  absl::StatusOr<json::Value> tokens = json::Parse(logged_in->body);
+  ASSERT_THAT(tokens.status(), IsOk());
+  const std::string token = tokens->Find("tokens")->Find("accessToken")->string_value();
+  ASSERT_FALSE(token.empty());
+
+  // The service's answer, in protobuf's JSON mapping.
+  const std::string list = "/api/v1/crm.erasure.v1.Erasure/ListErasures";
+  httplib::Result listed = post(list, R"({"pageSize": 5})", token);
+  ASSERT_TRUE(listed);
+  EXPECT_EQ(listed->status, 200) << listed->body;
+  EXPECT_THAT(json::Parse(listed->body).status(), IsOk());
+
+  // Who may call is the service's business: no token, a forged one.
+  EXPECT_EQ(error(post(list, "{}", "")), "UNAUTHENTICATED -");
+  EXPECT_EQ(post(list, "{}", "")->status, 401);
+  EXPECT_EQ(post(list, "{}", "eyJhbGciOiJFZERTQSJ9.e30.c2ln")->status, 401);
+  // Bad bodies: malformed, an unknown field, a wrong type, the service's own check.
+  for (const char* bad : {"{", R"({"nope": 1})", R"({"pageSize": "many"})", "[]"}) {
+    httplib::Result r = post(list, bad, token);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << bad;
+    EXPECT_EQ(error(r), "INVALID_ARGUMENT body") << bad;
+    EXPECT_THAT(r->body, Not(HasSubstr("nope"))) << "the body is not echoed";
+  }
+  httplib::Result bad_id =
+      post("/api/v1/crm.erasure.v1.Erasure/GetErasure", R"({"requestId": "x"})", token);
+  EXPECT_EQ(bad_id->status, 400);
+  EXPECT_EQ(error(bad_id), "INVALID_ARGUMENT request_id");
+  httplib::Result unknown_id =
+      post("/api/v1/crm.erasure.v1.Erasure/GetErasure",
+           R"({"requestId": "0b6f1c3e-8d2a-4f5b-9c1d-2e3f4a5b6c7d"})", token);
+  EXPECT_EQ(unknown_id->status, 404);
+  // Not the API: unknown or internal methods, streaming ones, other verbs and types.
+  for (const char* path :
+       {"/api/v1/crm.erasure.v1.Erasure/Nope", "/api/v1/crm.audit.v1.AuditIngest/AppendEvents",
+        "/api/v1/crm.subject.v1.SubjectData/EraseSubjectData",
+        "/api/v1/crm.erasure.v1.Erasure/GetAccessExport"}) {
+    EXPECT_EQ(post(path, "{}", token)->status, 404) << path;
+  }
+  EXPECT_EQ(https.Get(list.c_str())->status, 405);
+  EXPECT_EQ(post(list, "{}", token, "text/plain")->status, 415);
+  httplib::Result huge = post(list, std::string(2 << 20, ' '), token);
+  ASSERT_TRUE(huge);
+  EXPECT_EQ(huge->status, 413);
+
+  // The OpenAPI document describes every method; the JWKS has identity's keys.
+  httplib::Result openapi = https.Get("/openapi.json");
+  ASSERT_TRUE(openapi);
+  ASSERT_EQ(openapi->status, 200);
+  absl::StatusOr<json::Value> spec =
+      json::Parse(openapi->body, {.max_size = 8 << 20, .max_depth = 32});
+  ASSERT_THAT(spec.status(), IsOk());
+  EXPECT_EQ(spec->Find("openapi")->string_value(), "3.0.3");
+  EXPECT_NE(spec->Find("paths")->Find(login), nullptr);
+  EXPECT_NE(spec->Find("paths")->Find("/api/v1/crm.contacts.v1.Contacts/CreatePerson"), nullptr);
+  EXPECT_EQ(spec->Find("paths")->Find("/api/v1/crm.audit.v1.AuditIngest/AppendEvents"), nullptr);
+  EXPECT_NE(spec->Find("components")->Find("schemas")->Find("crm.identity.v1.LoginRequest"),
+            nullptr);
+  httplib::Result jwks = https.Get("/.well-known/jwks.json");
+  ASSERT_TRUE(jwks);
+  ASSERT_EQ(jwks->status, 200) << jwks->body;
+  absl::StatusOr<json::Value> keys = json::Parse(jwks->body);
+  ASSERT_THAT(keys.status(), IsOk());
+  ASSERT_FALSE(keys->Find("keys")->array().empty());
+  EXPECT_EQ(keys->Find("keys")->array()[0].Find("crv")->string_value(), "Ed25519");
+
+  // The access log names routes, never a password, a token or a body.
+  const std::string log = st.gateway->Output();
+  EXPECT_THAT(log, HasSubstr("api:crm.identity.v1.Identity.Login"));
+  EXPECT_THAT(log, Not(HasSubstr(kAdminPassword)));
+  EXPECT_THAT(log, Not(HasSubstr(token)));
 }
 
 }  // namespace

@@ -453,7 +453,12 @@ TEST_F(GatewayTest, ServesHealthzAndJson404OverHttpsAndStopsCleanlyOnSigterm) {
   ASSERT_TRUE(unknown) << httplib::to_string(unknown.error());
   EXPECT_EQ(unknown->status, 404);
   EXPECT_EQ(unknown->get_header_value("Content-Type"), "application/json");
-  EXPECT_EQ(unknown->body, "{\"error\":\"NOT_FOUND\"}");
+  EXPECT_EQ(unknown->body,
+            R"({"error":{"code":"NOT_FOUND","message":"path: not found","field":"path"}})");
+  // Every answer carries the security headers.
+  EXPECT_THAT(unknown->get_header_value("Strict-Transport-Security"), HasSubstr("max-age="));
+  EXPECT_THAT(unknown->get_header_value("Content-Security-Policy"),
+              HasSubstr("default-src 'self'"));
 
   httplib::Client metrics("127.0.0.1", metrics_port_);
   httplib::Result scraped = metrics.Get("/metrics");

@@ -1,5 +1,5 @@
 // The network side of crmctl: a unary call by method name with serialized
-// bytes (grpc::GenericStub), the grpc.health.v1 check of a gRPC service, and
+// bytes (rpc::UnaryCall), the grpc.health.v1 check of a gRPC service, and
 // GET /healthz on the HTTPS gateway, all over mutual TLS with the operator's
 // certificate. Knows nothing of JSON or descriptors (see proto_registry.h).
 //
@@ -18,18 +18,13 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "libs/rpc/channel.h"
+#include "libs/rpc/generic_call.h"
 #include "libs/rpc/tls_files.h"
 
 namespace crm::crmctl {
 
-// Calls `full_method` ("/pkg.Service/Method") on `channel` with the
-// serialized `request`, the metadata `headers` and a deadline of now +
-// `timeout`. Returns the call's status; on OK, `*response` holds the
-// serialized reply.
-grpc::Status UnaryCall(const std::shared_ptr<grpc::Channel>& channel,
-                       const std::string& full_method, const std::string& request,
-                       const std::vector<std::pair<std::string, std::string>>& headers,
-                       absl::Duration timeout, std::string* response);
+// The unary call by method name: rpc::UnaryCall (libs/rpc/generic_call.h).
+using rpc::UnaryCall;
 
 // The outcome of one health check.
 struct HealthResult {

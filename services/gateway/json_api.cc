@@ -1,0 +1,277 @@
+#include "services/gateway/json_api.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <set>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "crm/audit/v1/audit.pb.h"
+#include "crm/consent/v1/consent.pb.h"
+#include "crm/contacts/v1/contacts.pb.h"
+#include "crm/erasure/v1/erasure.pb.h"
+#include "crm/identity/v1/identity.pb.h"
+#include "crm/mailing/v1/mailing.pb.h"
+#include "libs/json/json.h"
+#include "libs/rpc/generic_call.h"
+#include "libs/rpc/request_id.h"
+
+namespace crm::gateway {
+namespace {
+
+namespace pb = google::protobuf;
+
+// The files of the services the gateway can expose (naming a message of each
+// also links its generated code, which registers the descriptors).
+std::vector<const pb::FileDescriptor*> ApiFiles() {
+  return {crm::identity::v1::LoginRequest::descriptor()->file(),
+          crm::contacts::v1::EmailAddress::descriptor()->file(),
+          crm::consent::v1::Purpose::descriptor()->file(),
+          crm::audit::v1::LogEntry::descriptor()->file(),
+          crm::mailing::v1::SendTransactionalRequest::descriptor()->file(),
+          crm::erasure::v1::SubmitErasureRequest::descriptor()->file()};
+}
+
+// Service-to-service methods the gateway never offers.
+bool Internal(const pb::ServiceDescriptor& s) {
+  return s.full_name() == "crm.audit.v1.AuditIngest";
+}
+
+// "contacts" for package "crm.contacts.v1".
+std::string BackendOf(const pb::ServiceDescriptor& s) {
+  absl::string_view p = s.file()->package();
+  if (!absl::ConsumePrefix(&p, "crm.") || !absl::ConsumeSuffix(&p, ".v1")) return "";
+  return std::string(p);
+}
+
+std::string Str(absl::string_view s) {
+  std::string out;
+  json::AppendString(&out, s);
+  return out;
+}
+
+bool IsFieldChar(char c) {
+  return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_' || c == '.' || c == '[' ||
+         c == ']';
+}
+
+// The OpenAPI schema of one field's value (not repeated).
+std::string ValueSchema(const pb::FieldDescriptor& f, std::set<const pb::Descriptor*>& needed) {
+  using T = pb::FieldDescriptor;
+  switch (f.type()) {
+    case T::TYPE_DOUBLE:
+    case T::TYPE_FLOAT:
+      return R"({"type":"number"})";
+    case T::TYPE_INT32:
+    case T::TYPE_SINT32:
+    case T::TYPE_SFIXED32:
+    case T::TYPE_UINT32:
+    case T::TYPE_FIXED32:
+      return R"({"type":"integer","format":"int32"})";
+    case T::TYPE_INT64:
+    case T::TYPE_SINT64:
+    case T::TYPE_SFIXED64:
+    case T::TYPE_UINT64:
+    case T::TYPE_FIXED64:
+      return R"({"type":"string","format":"int64"})";  // proto3 JSON: 64-bit as strings
+    case T::TYPE_BOOL:
+      return R"({"type":"boolean"})";
+    case T::TYPE_STRING:
+      return R"({"type":"string"})";
+    case T::TYPE_BYTES:
+      return R"({"type":"string","format":"byte"})";
+    case T::TYPE_ENUM: {
+      std::string out = R"({"type":"string","enum":[)";
+      for (int i = 0; i < f.enum_type()->value_count(); ++i) {
+        absl::StrAppend(&out, i > 0 ? "," : "", Str(f.enum_type()->value(i)->name()));
+      }
+      return out + "]}";
+    }
+    default:
+      break;
+  }
+  const pb::Descriptor* m = f.message_type();
+  const std::string& name = m->full_name();
+  if (name == "google.protobuf.Timestamp") return R"({"type":"string","format":"date-time"})";
+  if (name == "google.protobuf.Duration") return R"({"type":"string","example":"1.5s"})";
+  if (name == "google.protobuf.Struct") return R"({"type":"object"})";
+  if (name == "google.protobuf.Value") return "{}";
+  if (name == "google.protobuf.FieldMask") return R"({"type":"string"})";
+  needed.insert(m);
+  return absl::StrCat(R"({"$ref":"#/components/schemas/)", name, "\"}");
+}
+
+// The schema of message `m`.
+std::string MessageSchema(const pb::Descriptor& m, std::set<const pb::Descriptor*>& needed) {
+  std::string out = R"({"type":"object","properties":{)";
+  for (int i = 0; i < m.field_count(); ++i) {
+    const pb::FieldDescriptor& f = *m.field(i);
+    absl::StrAppend(&out, i > 0 ? "," : "", Str(f.json_name()), ":");
+    if (f.is_map()) {
+      absl::StrAppend(&out, R"({"type":"object","additionalProperties":)",
+                      ValueSchema(*f.message_type()->map_value(), needed), "}");
+    } else if (f.is_repeated()) {
+      absl::StrAppend(&out, R"({"type":"array","items":)", ValueSchema(f, needed), "}");
+    } else {
+      out += ValueSchema(f, needed);
+    }
+  }
+  return out + "}}";
+}
+
+}  // namespace
+
+int HttpStatusOf(int grpc_code) {
+  switch (static_cast<grpc::StatusCode>(grpc_code)) {
+    case grpc::StatusCode::OK:
+      return 200;
+    case grpc::StatusCode::INVALID_ARGUMENT:
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return 400;
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return 401;
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return 403;
+    case grpc::StatusCode::NOT_FOUND:
+      return 404;
+    case grpc::StatusCode::ALREADY_EXISTS:
+    case grpc::StatusCode::ABORTED:
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return 409;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return 429;
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return 501;
+    case grpc::StatusCode::UNAVAILABLE:
+      return 503;
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return 504;
+    default:
+      return 500;
+  }
+}
+
+std::string ErrorJson(absl::string_view code, absl::string_view message) {
+  message = message.substr(0, 500);
+  std::string out = absl::StrCat(R"({"error":{"code":)", Str(code), R"(,"message":)", Str(message));
+  const size_t colon = message.find(": ");
+  if (colon != absl::string_view::npos && colon > 0 && colon <= 100 &&
+      std::all_of(message.begin(), message.begin() + colon, IsFieldChar)) {
+    absl::StrAppend(&out, R"(,"field":)", Str(message.substr(0, colon)));
+  }
+  return out + "}}";
+}
+
+JsonApi::JsonApi(std::map<std::string, std::shared_ptr<grpc::Channel>> backends,
+                 absl::Duration timeout)
+    : backends_(std::move(backends)), timeout_(timeout) {
+  for (const pb::FileDescriptor* file : ApiFiles()) {
+    for (int s = 0; s < file->service_count(); ++s) {
+      const pb::ServiceDescriptor& service = *file->service(s);
+      if (Internal(service) || !backends_.contains(BackendOf(service))) continue;
+      for (int m = 0; m < service.method_count(); ++m) {
+        const pb::MethodDescriptor* method = service.method(m);
+        if (!method->client_streaming() && !method->server_streaming()) methods_.push_back(method);
+      }
+    }
+  }
+  std::sort(methods_.begin(), methods_.end(),
+            [](const auto* a, const auto* b) { return a->full_name() < b->full_name(); });
+}
+
+const pb::MethodDescriptor* JsonApi::Find(absl::string_view service,
+                                          absl::string_view method) const {
+  const std::string full = absl::StrCat(service, ".", method);
+  auto it =
+      std::lower_bound(methods_.begin(), methods_.end(), full,
+                       [](const auto* m, const std::string& n) { return m->full_name() < n; });
+  return it != methods_.end() && (*it)->full_name() == full ? *it : nullptr;
+}
+
+HttpAnswer JsonApi::Call(const pb::MethodDescriptor& m, absl::string_view authorization,
+                         absl::string_view body, const std::string& request_id,
+                         const Seen& seen) const {
+  const pb::Message* prototype =
+      pb::MessageFactory::generated_factory()->GetPrototype(m.input_type());
+  std::unique_ptr<pb::Message> request(prototype->New());
+  pb::util::JsonParseOptions parse;
+  parse.ignore_unknown_fields = false;
+  if (absl::StripAsciiWhitespace(body).empty()) body = "{}";
+  if (!pb::util::JsonStringToMessage(std::string(body), request.get(), parse).ok()) {
+    // protobuf's message may quote the input: say what was expected instead.
+    return {400, ErrorJson("INVALID_ARGUMENT",
+                           absl::StrCat("body: not a ", m.input_type()->full_name(),
+                                        " in JSON (unknown field, wrong type or malformed; see "
+                                        "/openapi.json)"))};
+  }
+  for (const auto& [name, value] : {std::pair{"source_address", &seen.source_address},
+                                    std::pair{"user_agent", &seen.user_agent}}) {
+    const pb::FieldDescriptor* f = m.input_type()->FindFieldByName(name);
+    if (f != nullptr && f->type() == pb::FieldDescriptor::TYPE_STRING && !f->is_repeated()) {
+      request->GetReflection()->SetString(request.get(), f, value->substr(0, 500));
+    }
+  }
+  std::vector<std::pair<std::string, std::string>> headers = {{rpc::kRequestIdHeader, request_id}};
+  if (!authorization.empty()) headers.emplace_back("authorization", std::string(authorization));
+  std::string reply;
+  const grpc::Status s = rpc::UnaryCall(backends_.at(BackendOf(*m.service())),
+                                        absl::StrCat("/", m.service()->full_name(), "/", m.name()),
+                                        request->SerializeAsString(), headers, timeout_, &reply);
+  if (!s.ok()) {
+    return {HttpStatusOf(s.error_code()),
+            ErrorJson(absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())),
+                      s.error_message())};
+  }
+  std::unique_ptr<pb::Message> response(
+      pb::MessageFactory::generated_factory()->GetPrototype(m.output_type())->New());
+  std::string out;
+  if (!response->ParseFromString(reply) ||
+      !pb::util::MessageToJsonString(*response, &out, pb::util::JsonPrintOptions()).ok()) {
+    return {502, ErrorJson("INTERNAL", "the service's answer does not convert to JSON")};
+  }
+  return {200, std::move(out)};
+}
+
+std::string JsonApi::OpenApi(absl::string_view extra_paths) const {
+  std::set<const pb::Descriptor*> needed;
+  std::string paths;
+  for (const pb::MethodDescriptor* m : methods_) {
+    needed.insert(m->input_type());
+    needed.insert(m->output_type());
+    absl::StrAppend(
+        &paths, paths.empty() ? "" : ",",
+        Str(absl::StrCat("/api/v1/", m->service()->full_name(), "/", m->name())),
+        R"(:{"post":{"operationId":)", Str(m->full_name()), R"(,"tags":[)",
+        Str(BackendOf(*m->service())),
+        R"(],"requestBody":{"required":true,"content":{"application/json":{"schema":{"$ref":"#/components/schemas/)",
+        m->input_type()->full_name(),
+        R"("}}}},"responses":{"200":{"description":"the response message","content":{"application/json":{"schema":{"$ref":"#/components/schemas/)",
+        m->output_type()->full_name(),
+        R"("}}}},"default":{"$ref":"#/components/responses/Error"}}}})");
+  }
+  if (!extra_paths.empty()) absl::StrAppend(&paths, paths.empty() ? "" : ",", extra_paths);
+  // Schemas: every message reachable from a request or response.
+  std::map<std::string, std::string> schemas;
+  std::set<const pb::Descriptor*> done;
+  while (!needed.empty()) {
+    const pb::Descriptor* d = *needed.begin();
+    needed.erase(needed.begin());
+    if (!done.insert(d).second) continue;
+    schemas[d->full_name()] = MessageSchema(*d, needed);
+    for (const pb::Descriptor* seen : done) needed.erase(seen);
+  }
+  std::string components =
+      R"("Error":{"type":"object","properties":{"error":{"type":"object","properties":{"code":{"type":"string"},"message":{"type":"string"},"field":{"type":"string"}}}}})";
+  for (const auto& [name, schema] : schemas)
+    absl::StrAppend(&components, ",", Str(name), ":", schema);
+  return absl::StrCat(
+      R"({"openapi":"3.0.3","info":{"title":"CRM gateway API","version":"v1","description":"Every method takes and returns protobuf's JSON mapping of its messages. Authenticate with Authorization: Bearer <access token> from Identity/Login."},)",
+      R"("security":[{"bearer":[]}],"paths":{)", paths,
+      R"(},"components":{"securitySchemes":{"bearer":{"type":"http","scheme":"bearer","bearerFormat":"JWT"}},)",
+      R"("responses":{"Error":{"description":"an error: the HTTP status of the gRPC code, the code, a message naming the field at fault","content":{"application/json":{"schema":{"$ref":"#/components/schemas/Error"}}}}},)",
+      R"("schemas":{)", components, "}}}");
+}
+
+}  // namespace crm::gateway

@@ -1,0 +1,95 @@
+// The gateway's JSON API helpers without a network: status mapping, error
+// bodies, which methods are exposed and the OpenAPI document. The calls
+// themselves run against the real services in tests/system/example_shop_test.cc.
+#include "services/gateway/json_api.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "libs/json/json.h"
+
+namespace crm::gateway {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(HttpStatusOfTest, MapsEachCodeTheWayClientsExpect) {
+  const std::pair<grpc::StatusCode, int> cases[] = {
+      {grpc::StatusCode::OK, 200},
+      {grpc::StatusCode::INVALID_ARGUMENT, 400},
+      {grpc::StatusCode::OUT_OF_RANGE, 400},
+      {grpc::StatusCode::UNAUTHENTICATED, 401},
+      {grpc::StatusCode::PERMISSION_DENIED, 403},
+      {grpc::StatusCode::NOT_FOUND, 404},
+      {grpc::StatusCode::ALREADY_EXISTS, 409},
+      {grpc::StatusCode::ABORTED, 409},
+      {grpc::StatusCode::FAILED_PRECONDITION, 409},
+      {grpc::StatusCode::RESOURCE_EXHAUSTED, 429},
+      {grpc::StatusCode::UNIMPLEMENTED, 501},
+      {grpc::StatusCode::UNAVAILABLE, 503},
+      {grpc::StatusCode::DEADLINE_EXCEEDED, 504},
+      {grpc::StatusCode::INTERNAL, 500},
+      {grpc::StatusCode::DATA_LOSS, 500},
+  };
+  for (const auto& [code, status] : cases) EXPECT_EQ(HttpStatusOf(code), status) << code;
+}
+
+TEST(ErrorJsonTest, NamesTheFieldWhenTheMessageStartsWithOne) {
+  EXPECT_EQ(
+      ErrorJson("INVALID_ARGUMENT", "emails[0].address: not an address"),
+      R"({"error":{"code":"INVALID_ARGUMENT","message":"emails[0].address: not an address","field":"emails[0].address"}})");
+  EXPECT_EQ(ErrorJson("UNAUTHENTICATED", "Missing bearer token"),
+            R"({"error":{"code":"UNAUTHENTICATED","message":"Missing bearer token"}})");
+  // Not a field: capitals, spaces, or nothing before the colon.
+  for (const char* message : {"Bad thing: x", "two words: x", ": x", "no colon"}) {
+    EXPECT_THAT(ErrorJson("INTERNAL", message), ::testing::Not(HasSubstr("\"field\""))) << message;
+  }
+  // Quotes and control characters are escaped; long messages are cut.
+  absl::StatusOr<json::Value> parsed = json::Parse(ErrorJson("X", "a\"b\n\x01"));
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->Find("error")->Find("message")->string_value(), "a\"b\n\x01");
+  EXPECT_LT(ErrorJson("X", std::string(5000, 'a')).size(), 700u);
+}
+
+TEST(JsonApiTest, ExposesTheUnaryMethodsOfTheConfiguredServicesOnly) {
+  // Channels are lazy: nothing connects in this test.
+  auto channel = grpc::CreateChannel("127.0.0.1:1", grpc::InsecureChannelCredentials());
+  JsonApi api({{"erasure", channel}, {"audit", channel}}, absl::Seconds(1));
+  EXPECT_NE(api.Find("crm.erasure.v1.Erasure", "SubmitErasure"), nullptr);
+  EXPECT_NE(api.Find("crm.audit.v1.Audit", "QueryEvents"), nullptr);
+  EXPECT_EQ(api.Find("crm.erasure.v1.Erasure", "GetAccessExport"), nullptr);  // streaming
+  EXPECT_EQ(api.Find("crm.audit.v1.AuditIngest", "AppendEvents"), nullptr);   // internal
+  EXPECT_EQ(api.Find("crm.identity.v1.Identity", "Login"), nullptr);          // not configured
+  EXPECT_EQ(api.Find("crm.erasure.v1.Erasure", "Nope"), nullptr);
+  for (const auto* m : api.methods()) {
+    EXPECT_THAT(m->full_name(), ::testing::AnyOf(::testing::StartsWith("crm.erasure.v1."),
+                                                 ::testing::StartsWith("crm.audit.v1.Audit.")));
+  }
+
+  absl::StatusOr<json::Value> spec =
+      json::Parse(api.OpenApi(""), {.max_size = 8 << 20, .max_depth = 32});
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const json::Value* submit =
+      spec->Find("paths")->Find("/api/v1/crm.erasure.v1.Erasure/SubmitErasure");
+  ASSERT_NE(submit, nullptr);
+  EXPECT_EQ(submit->Find("post")->Find("tags")->array()[0].string_value(), "erasure");
+  const json::Value* schemas = spec->Find("components")->Find("schemas");
+  const json::Value* request = schemas->Find("crm.erasure.v1.ErasureRequest");
+  ASSERT_NE(request, nullptr);
+  const json::Value* props = request->Find("properties");
+  // JSON names, 64-bit integers as strings, enums by name, timestamps as date-time.
+  EXPECT_NE(props->Find("requestId"), nullptr);
+  EXPECT_EQ(props->Find("dueAt")->Find("format")->string_value(), "date-time");
+  EXPECT_EQ(props->Find("state")->Find("enum")->array()[1].string_value(), "STATE_RECEIVED");
+  EXPECT_EQ(props->Find("targets")->Find("items")->Find("$ref")->string_value(),
+            "#/components/schemas/crm.erasure.v1.Target");
+  // Every $ref resolves.
+  EXPECT_NE(schemas->Find("crm.erasure.v1.Target"), nullptr);
+  EXPECT_NE(schemas->Find("crm.subject.v1.DataCategory"), nullptr);
+  const json::Value* category = schemas->Find("crm.subject.v1.DataCategory")->Find("properties");
+  EXPECT_EQ(category->Find("recordCount")->Find("format")->string_value(), "int64");
+}
+
+}  // namespace
+}  // namespace crm::gateway
