@@ -7,6 +7,7 @@
 
 #include <fstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -17,6 +18,7 @@
 #include "libs/log/log.h"
 #include "libs/rpc/channel.h"
 #include "services/gateway/json_api.h"
+#include "services/gateway/link_pages.h"
 
 namespace crm::gateway {
 namespace {
@@ -68,6 +70,7 @@ void AddGatewaySettings(config::Settings& settings, GatewayConfig* config) {
   settings.Add("services", &config->services,
                "name=host:port,... of the services the JSON API calls; empty: no API");
   settings.Add("call_timeout", &config->call_timeout, "deadline of each call to a service");
+  settings.Add("static_dir", &config->static_dir, "folder served at /static/; empty: none");
 }
 
 absl::Status ValidateGatewayConfig(const GatewayConfig& config) {
@@ -151,6 +154,9 @@ absl::Status GatewayServer::Start() {
       backends[name] = *channel;
     }
     if (backends.contains("identity")) identity_ = backends["identity"];
+    if (backends.contains("mailing")) {
+      links_ = std::make_unique<LinkPages>(backends["mailing"], config_.call_timeout);
+    }
     api_ = std::make_unique<JsonApi>(std::move(backends), config_.call_timeout);
   }
 
@@ -187,6 +193,40 @@ absl::Status GatewayServer::Start() {
     server_->Get("/openapi.json", [this](const httplib::Request&, httplib::Response& res) {
       Answer(res, 200, api_->OpenApi(kOwnPaths));
     });
+  }
+  if (links_ != nullptr) {
+    auto page = [](httplib::Response& res, Page p) {
+      res.status = p.status;
+      res.set_content(std::move(p.html), "text/html; charset=utf-8");
+    };
+    auto lang = [](const httplib::Request& req) {
+      return LangOf(req.get_header_value("Accept-Language"));
+    };
+    server_->Get(R"(/u/([^/]{1,600}))",
+                 [this, page, lang](const httplib::Request& req, httplib::Response& res) {
+                   page(res, links_->UnsubscribeForm(req.matches[1].str(), lang(req)));
+                 });
+    server_->Post(R"(/u/([^/]{1,600}))", [this, page, lang](const httplib::Request& req,
+                                                            httplib::Response& res) {
+      // RFC 8058: List-Unsubscribe=One-Click, as a form field or a multipart part.
+      const bool one_click = req.get_param_value("List-Unsubscribe") == "One-Click" ||
+                             (req.has_file("List-Unsubscribe") &&
+                              absl::StripAsciiWhitespace(
+                                  req.get_file_value("List-Unsubscribe").content) == "One-Click");
+      page(res, links_->Unsubscribe(req.matches[1].str(), one_click, lang(req)));
+    });
+    server_->Get(R"(/c/([^/]{1,600}))",
+                 [this, page, lang](const httplib::Request& req, httplib::Response& res) {
+                   page(res, links_->ConfirmForm(req.matches[1].str(), lang(req)));
+                 });
+    server_->Post(R"(/c/([^/]{1,600}))",
+                  [this, page, lang](const httplib::Request& req, httplib::Response& res) {
+                    page(res, links_->Confirm(req.matches[1].str(), req.remote_addr,
+                                              req.get_header_value("User-Agent"), lang(req)));
+                  });
+  }
+  if (!config_.static_dir.empty() && !server_->set_mount_point("/static", config_.static_dir)) {
+    return absl::FailedPreconditionError("setting static_dir: not a readable folder");
   }
   if (identity_ != nullptr) {
     server_->Get("/.well-known/jwks.json", [this](const httplib::Request&, httplib::Response& res) {
@@ -233,6 +273,9 @@ absl::Status GatewayServer::Start() {
     if (req.path == "/healthz" || req.path == "/openapi.json" ||
         req.path == "/.well-known/jwks.json") {
       route = req.path;
+    } else if (absl::StartsWith(req.path, "/u/") || absl::StartsWith(req.path, "/c/") ||
+               absl::StartsWith(req.path, "/static/")) {
+      route = req.path.substr(0, req.path.find('/', 1));  // never the token or file
     } else if (absl::StartsWith(req.path, "/api/v1/")) {
       const google::protobuf::MethodDescriptor* m =
           api_ == nullptr || req.matches.size() != 3

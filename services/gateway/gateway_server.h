@@ -3,7 +3,9 @@
 // the privacy portal (issue 9). It serves GET /healthz, the JSON API over the
 // services' gRPC methods (json_api.h: POST /api/v1/<Service>/<Method>), its
 // OpenAPI document (/openapi.json) and identity's token keys as a JWKS
-// (/.well-known/jwks.json), and counts requests in Prometheus metrics.
+// (/.well-known/jwks.json), the pages behind the links in mail (link_pages.h:
+// /u/ one-click unsubscribe, /c/ double opt-in confirmation) and static files
+// (/static/), and counts requests in Prometheus metrics.
 //
 // Every answer carries HSTS, a strict Content-Security-Policy, nosniff and
 // no-store; bodies over 1 MiB are refused (413), API bodies must be JSON
@@ -39,6 +41,7 @@ class Registry;
 namespace crm::gateway {
 
 class JsonApi;
+class LinkPages;
 
 struct GatewayConfig {
   // Setting https_listen: "host:port" to serve HTTPS on; port 0 picks a free
@@ -60,6 +63,9 @@ struct GatewayConfig {
   std::string services;
   // Setting call_timeout: deadline of each call to a service. Default 10 s.
   absl::Duration call_timeout = absl::Seconds(10);
+  // Setting static_dir: the folder served at /static/ (the pages' style
+  // sheet; services/gateway/static in this repository); empty: none.
+  std::string static_dir;
 };
 
 void AddGatewaySettings(config::Settings& settings, GatewayConfig* config);
@@ -91,6 +97,7 @@ class GatewayServer {
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<httplib::SSLServer> server_;
   std::unique_ptr<JsonApi> api_;
+  std::unique_ptr<LinkPages> links_;         // null without mailing
   std::shared_ptr<grpc::Channel> identity_;  // for the JWKS; null without an API
   std::thread thread_;
   int port_ = 0;

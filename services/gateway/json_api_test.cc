@@ -8,11 +8,13 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "libs/json/json.h"
+#include "services/gateway/link_pages.h"
 
 namespace crm::gateway {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 TEST(HttpStatusOfTest, MapsEachCodeTheWayClientsExpect) {
   const std::pair<grpc::StatusCode, int> cases[] = {
@@ -89,6 +91,40 @@ TEST(JsonApiTest, ExposesTheUnaryMethodsOfTheConfiguredServicesOnly) {
   EXPECT_NE(schemas->Find("crm.subject.v1.DataCategory"), nullptr);
   const json::Value* category = schemas->Find("crm.subject.v1.DataCategory")->Find("properties");
   EXPECT_EQ(category->Find("recordCount")->Find("format")->string_value(), "int64");
+}
+
+TEST(LinkPagesTest, LanguageFromAcceptLanguageEnglishByDefault) {
+  EXPECT_EQ(LangOf("pl-PL,pl;q=0.9,en-US;q=0.8"), Lang::kPl);
+  EXPECT_EQ(LangOf("de-DE, en;q=0.5, pl;q=0.4"), Lang::kEn);
+  EXPECT_EQ(LangOf("de-DE"), Lang::kEn);
+  EXPECT_EQ(LangOf(""), Lang::kEn);
+  EXPECT_EQ(LangOf("PL"), Lang::kPl);
+}
+
+TEST(LinkPagesTest, PagesEscapeTheirTextAndRefuseMalformedTokensWithoutACall) {
+  EXPECT_EQ(HtmlEscape(R"(<a href="x">'&'</a>)"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+  const Page page = HtmlPage(200, Lang::kPl, "<b>", "<p>ok</p>");
+  EXPECT_THAT(page.html, HasSubstr("<html lang=\"pl\">"));
+  EXPECT_THAT(page.html, HasSubstr("<title>&lt;b&gt;</title>"));
+  EXPECT_THAT(page.html, HasSubstr("/static/portal.css"));
+  // A channel to nowhere: a malformed token must not reach it.
+  LinkPages pages(grpc::CreateChannel("127.0.0.1:1", grpc::InsecureChannelCredentials()),
+                  absl::Milliseconds(100));
+  for (const char* token : {"", "<script>", "a/b", "a b", "a\"b"}) {
+    EXPECT_EQ(pages.UnsubscribeForm(token, Lang::kEn).status, 400) << token;
+    EXPECT_EQ(pages.Unsubscribe(token, true, Lang::kEn).status, 400) << token;
+    EXPECT_EQ(pages.ConfirmForm(token, Lang::kEn).status, 400) << token;
+    EXPECT_THAT(pages.ConfirmForm(token, Lang::kEn).html, Not(HasSubstr("<script>")));
+  }
+  EXPECT_EQ(pages.Unsubscribe(std::string(513, 'a'), true, Lang::kEn).status, 400);
+  // Without One-Click nothing is called either; with it, an unreachable
+  // mailing is "try again", not a bad link.
+  EXPECT_EQ(pages.Unsubscribe("u.abc", false, Lang::kEn).status, 400);
+  EXPECT_EQ(pages.Unsubscribe("u.abc", true, Lang::kEn).status, 503);
+  const Page form = pages.UnsubscribeForm("u.abc-_", Lang::kEn);
+  EXPECT_EQ(form.status, 200);
+  EXPECT_THAT(form.html, HasSubstr(R"(action="/u/u.abc-_")"));
 }
 
 }  // namespace

@@ -936,5 +936,116 @@ TEST_F(ExampleShopTest, TheGatewayApiCallsTheServicesWithTheCallersToken) {
   EXPECT_THAT(log, Not(HasSubstr(token)));
 }
 
+// RFC 8058 one-click unsubscription through the gateway's /u/ link: the GET
+// page changes nothing; the POST unsubscribes at once, and the next campaign
+// does not reach the address.
+TEST_F(ExampleShopTest, AOneClickUnsubscribeThroughTheGatewayStopsTheNextCampaign) {
+  Stack& st = *g_stack;
+  auto ok = [](const Outcome& o) { return o.exit.exited_with(0); };
+  ASSERT_TRUE(
+      ok(st.Run({absl::StrCat(std::getenv("CRMTEST_SOURCE_DIR"), "/tools/platform-accounts")})));
+  ASSERT_TRUE(ok(st.Crmctl(
+      {"call", "mailing", "CreateList",
+       R"({"list": {"listId": "offers", "purposeId": "newsletter", "optIn": "OPT_IN_SINGLE"}})"})));
+  ASSERT_TRUE(ok(st.Crmctl(
+      {"call", "mailing", "PutTemplate",
+       R"({"template": {"templateId": "offer", "subject": "An offer for {{first_name}}", "textBody": "Hello {{first_name}}"}})"})));
+  const std::string email = "olga.oneclick@customers.example";
+  const Outcome person = st.Crmctl(
+      {"call", "contacts", "CreatePerson",
+       absl::StrCat(
+           R"({"person": {"givenName": "Olga", "familyName": "Test", "emails": [{"address": ")",
+           email, R"(", "primary": true}], "registration": {"channel": "web"}}})")});
+  ASSERT_TRUE(ok(person)) << person.output;
+  const std::string subject = JsonString(person.output, "subject_id");
+  const std::string notice =
+      JsonString(st.Crmctl({"call", "consent", "ListPurposes", "{}"}).output, "en");
+  ASSERT_TRUE(
+      ok(st.Crmctl({"call", "mailing", "Subscribe",
+                    absl::StrCat(R"({"listId": "offers", "subjectId": ")", subject,
+                                 R"(", "source": "shop", "noticeVersion": ")", notice, R"("})")})));
+  // Sends a campaign to "offers" and waits until it is done; the mail to
+  // `email` it produced.
+  int campaigns = 0;
+  auto campaign_mail = [&]() -> std::vector<std::string> {
+    const Outcome created =
+        st.Crmctl({"call", "mailing", "CreateCampaign",
+                   absl::StrCat(R"({"campaign": {"name": "Offer )", ++campaigns,
+                                R"(", "listId": "offers", "templateId": "offer"}})")});
+    const std::string id = JsonString(created.output, "campaign_id");
+    const size_t before =
+        st.sink->Messages().value_or(std::vector<crm::testing::SinkMessage>{}).size();
+    EXPECT_TRUE(ok(st.Crmctl({"call", "mailing", "ScheduleCampaign",
+                              absl::StrCat(R"({"campaignId": ")", id, R"("})")})));
+    for (int i = 0; i < 150; ++i) {
+      const Outcome got = st.Crmctl(
+          {"call", "mailing", "GetCampaign", absl::StrCat(R"({"campaignId": ")", id, R"("})")});
+      if (absl::StrContains(got.output, "CAMPAIGN_STATE_DONE")) break;
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+    std::vector<std::string> out;
+    const std::vector<crm::testing::SinkMessage> all =
+        st.sink->Messages().value_or(std::vector<crm::testing::SinkMessage>{});
+    for (size_t i = before; i < all.size(); ++i) {
+      if (all[i].recipients == std::vector<std::string>{email}) out.push_back(all[i].data);
+    }
+    return out;
+  };
+  std::vector<std::string> first = campaign_mail();
+  ASSERT_THAT(first, ::testing::SizeIs(1));
+  const std::string marker = "List-Unsubscribe: <https://crm.shop.example/u/";
+  const size_t at = first[0].find(marker);
+  ASSERT_NE(at, std::string::npos) << first[0];
+  const std::string token =
+      first[0].substr(at + marker.size(), first[0].find('>', at) - at - marker.size());
+  ASSERT_FALSE(token.empty());
+
+  std::unique_ptr<httplib::SSLClient> https = st.Https();
+  const std::string path = absl::StrCat("/u/", token);
+  // GET: a page with the button, in Polish when asked; nothing changes.
+  httplib::Result page = https->Get(path.c_str(), {{"Accept-Language", "pl-PL,pl;q=0.9,en;q=0.5"}});
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_THAT(page->get_header_value("Content-Type"), HasSubstr("text/html"));
+  EXPECT_THAT(page->body, HasSubstr("<html lang=\"pl\">"));
+  EXPECT_THAT(page->body, HasSubstr("Wypisz mnie"));
+  EXPECT_THAT(page->body, HasSubstr(R"(name="List-Unsubscribe" value="One-Click")"));
+  EXPECT_THAT(page->body, Not(HasSubstr("<script")));
+  EXPECT_THAT(campaign_mail(), ::testing::SizeIs(1)) << "a GET must not unsubscribe";
+
+  // POST without One-Click, or with a forged token: refused.
+  httplib::Result plain = https->Post(path.c_str(), "", "application/x-www-form-urlencoded");
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->status, 400);
+  httplib::Result forged =
+      https->Post(absl::StrCat(path, "x").c_str(), "List-Unsubscribe=One-Click",
+                  "application/x-www-form-urlencoded");
+  ASSERT_TRUE(forged);
+  EXPECT_EQ(forged->status, 400);
+  EXPECT_THAT(forged->body, HasSubstr("This link is not valid"));
+  httplib::Result junk = https->Get("/u/%3Cscript%3E");
+  ASSERT_TRUE(junk);
+  EXPECT_EQ(junk->status, 400);
+  EXPECT_THAT(junk->body, Not(HasSubstr("<script>")));
+
+  // The one-click POST as a mail client sends it: no cookie, no login.
+  httplib::Result done =
+      https->Post(path.c_str(), "List-Unsubscribe=One-Click", "application/x-www-form-urlencoded");
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->status, 200) << done->body;
+  EXPECT_THAT(done->body, HasSubstr("You are unsubscribed"));
+  EXPECT_THAT(done->body, HasSubstr("offers"));
+  EXPECT_TRUE(done->get_header_value("Set-Cookie").empty());
+  httplib::Result again =
+      https->Post(path.c_str(), "List-Unsubscribe=One-Click", "application/x-www-form-urlencoded");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 200);
+  EXPECT_THAT(again->body, HasSubstr("already"));
+  EXPECT_THAT(campaign_mail(), ::testing::IsEmpty());
+
+  // The token never reaches the gateway's log.
+  EXPECT_THAT(st.gateway->Output(), Not(HasSubstr(token)));
+}
+
 }  // namespace
 }  // namespace crm::system_test
