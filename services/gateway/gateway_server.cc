@@ -1,5 +1,6 @@
 #include "services/gateway/gateway_server.h"
 
+#include <google/protobuf/util/json_util.h>
 #include <httplib.h>
 #include <prometheus/counter.h>
 #include <prometheus/exposer.h>
@@ -12,11 +13,13 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "crm/erasure/v1/erasure.grpc.pb.h"
 #include "crm/identity/v1/identity.grpc.pb.h"
 #include "libs/base/uuid.h"
 #include "libs/json/json.h"
 #include "libs/log/log.h"
 #include "libs/rpc/channel.h"
+#include "libs/rpc/request_id.h"
 #include "services/gateway/json_api.h"
 #include "services/gateway/link_pages.h"
 
@@ -154,6 +157,7 @@ absl::Status GatewayServer::Start() {
       backends[name] = *channel;
     }
     if (backends.contains("identity")) identity_ = backends["identity"];
+    if (backends.contains("erasure")) erasure_ = backends["erasure"];
     if (backends.contains("mailing")) {
       links_ = std::make_unique<LinkPages>(backends["mailing"], config_.call_timeout);
     }
@@ -168,6 +172,10 @@ absl::Status GatewayServer::Start() {
     server_->Post(
         R"(/api/v1/([A-Za-z0-9_.]{1,100})/([A-Za-z0-9_]{1,100}))",
         [this](const httplib::Request& req, httplib::Response& res) {
+          if (erasure_ != nullptr && req.matches[1].str() == "crm.erasure.v1.Erasure" &&
+              req.matches[2].str() == "GetAccessExport") {
+            return DownloadExport(req, res);
+          }
           const google::protobuf::MethodDescriptor* m =
               api_->Find(req.matches[1].str(), req.matches[2].str());
           if (m == nullptr) {
@@ -282,6 +290,9 @@ absl::Status GatewayServer::Start() {
               ? nullptr
               : api_->Find(req.matches[1].str(), req.matches[2].str());
       route = m == nullptr ? "api:unknown" : absl::StrCat("api:", m->full_name());
+      if (req.path == "/api/v1/crm.erasure.v1.Erasure/GetAccessExport") {
+        route = "api:crm.erasure.v1.Erasure.GetAccessExport";
+      }
     }
     requests.Add({{"route", route}, {"status", absl::StrCat(res.status)}}).Increment();
     log::Info("http.request", {{"method", log::Id(req.method)},
@@ -321,6 +332,66 @@ absl::Status GatewayServer::Start() {
   // The socket is bound and listening: connections queue until the thread accepts.
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   return absl::OkStatus();
+}
+
+void GatewayServer::DownloadExport(const httplib::Request& req, httplib::Response& res) {
+  namespace ev1 = crm::erasure::v1;
+  if (!IsJson(req.get_header_value("Content-Type"))) {
+    return Answer(res, 415,
+                  ErrorJson("INVALID_ARGUMENT", "Content-Type: application/json expected"));
+  }
+  ev1::GetAccessExportRequest request;
+  google::protobuf::util::JsonParseOptions parse;
+  parse.ignore_unknown_fields = false;
+  if (!google::protobuf::util::JsonStringToMessage(req.body.empty() ? "{}" : req.body, &request,
+                                                   parse)
+           .ok()) {
+    return Answer(
+        res, 400,
+        ErrorJson("INVALID_ARGUMENT", "body: not a crm.erasure.v1.GetAccessExportRequest in JSON"));
+  }
+  // The call lives as long as the download: the provider reads chunk by
+  // chunk, so the gateway holds one chunk at a time.
+  struct Download {
+    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::ClientReader<ev1::AccessExportChunk>> reader;
+    ev1::AccessExportChunk chunk;
+  };
+  auto d = std::make_shared<Download>();
+  d->ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Minutes(10)));
+  d->ctx.AddMetadata(rpc::kRequestIdHeader, base::NewUuid());
+  if (const std::string auth = req.get_header_value("Authorization"); !auth.empty()) {
+    d->ctx.AddMetadata("authorization", auth);
+  }
+  d->reader = ev1::Erasure::NewStub(erasure_)->GetAccessExport(&d->ctx, request);
+  // The first chunk decides the status: an error before any byte is a JSON error.
+  if (!d->reader->Read(&d->chunk)) {
+    const grpc::Status s = d->reader->Finish();
+    if (!s.ok()) {
+      return Answer(
+          res, HttpStatusOf(s.error_code()),
+          ErrorJson(absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())),
+                    s.error_message()));
+    }
+    return Answer(res, 502, ErrorJson("INTERNAL", "the export was empty"));
+  }
+  res.set_header("Content-Disposition", "attachment; filename=\"personal-data.json\"");
+  res.set_chunked_content_provider(
+      "application/json",
+      [d](size_t, httplib::DataSink& sink) {
+        if (!d->chunk.data().empty() &&
+            !sink.write(d->chunk.data().data(), d->chunk.data().size())) {
+          return false;
+        }
+        d->chunk.clear_data();
+        if (d->reader->Read(&d->chunk)) return true;
+        // The end: a stream that broke must not look complete, so the
+        // connection is dropped instead of ending the chunked body.
+        if (!d->reader->Finish().ok()) return false;
+        sink.done();
+        return true;
+      },
+      [d](bool) { d->ctx.TryCancel(); });
 }
 
 void GatewayServer::Stop() {

@@ -32,7 +32,9 @@ class Channel;
 }
 namespace httplib {
 class SSLServer;
-}
+struct Request;
+struct Response;
+}  // namespace httplib
 namespace prometheus {
 class Exposer;
 class Registry;
@@ -99,6 +101,10 @@ class GatewayServer {
   std::unique_ptr<JsonApi> api_;
   std::unique_ptr<LinkPages> links_;         // null without mailing
   std::shared_ptr<grpc::Channel> identity_;  // for the JWKS; null without an API
+  std::shared_ptr<grpc::Channel> erasure_;   // for export downloads; null without
+  // POST /api/v1/crm.erasure.v1.Erasure/GetAccessExport: the document,
+  // streamed from erasure chunk by chunk (erasure authorizes the caller).
+  void DownloadExport(const httplib::Request& req, httplib::Response& res);
   std::thread thread_;
   int port_ = 0;
   int metrics_port_ = 0;

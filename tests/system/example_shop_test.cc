@@ -899,7 +899,7 @@ TEST_F(ExampleShopTest, TheGatewayApiCallsTheServicesWithTheCallersToken) {
   for (const char* path :
        {"/api/v1/crm.erasure.v1.Erasure/Nope", "/api/v1/crm.audit.v1.AuditIngest/AppendEvents",
         "/api/v1/crm.subject.v1.SubjectData/EraseSubjectData",
-        "/api/v1/crm.erasure.v1.Erasure/GetAccessExport"}) {
+        "/api/v1/crm.erasure.v1.Erasure/ListErasure"}) {
     EXPECT_EQ(post(path, "{}", token)->status, 404) << path;
   }
   EXPECT_EQ(https.Get(list.c_str())->status, 405);
@@ -907,6 +907,35 @@ TEST_F(ExampleShopTest, TheGatewayApiCallsTheServicesWithTheCallersToken) {
   httplib::Result huge = post(list, std::string(2 << 20, ' '), token);
   ASSERT_TRUE(huge);
   EXPECT_EQ(huge->status, 413);
+
+  // An access export, downloaded through the gateway as one JSON document.
+  const std::string someone = "3e9c4f6b-0a5d-4c8e-9f1a-2b3c4d5e6f70";  // holds nothing yet
+  httplib::Result access = post("/api/v1/crm.erasure.v1.Erasure/SubmitAccess",
+                                absl::StrCat(R"({"subjectId": ")", someone, R"("})"), token);
+  ASSERT_TRUE(access);
+  ASSERT_EQ(access->status, 200) << access->body;
+  const std::string access_id =
+      json::Parse(access->body)->Find("request")->Find("requestId")->string_value();
+  const std::string download = "/api/v1/crm.erasure.v1.Erasure/GetAccessExport";
+  const std::string by_id = absl::StrCat(R"({"requestId": ")", access_id, R"("})");
+  httplib::Result exported = post(download, by_id, token);
+  for (int i = 0; i < 100 && exported && exported->status == 409; ++i) {  // 409: not ready yet
+    absl::SleepFor(absl::Milliseconds(100));
+    exported = post(download, by_id, token);
+  }
+  ASSERT_TRUE(exported);
+  ASSERT_EQ(exported->status, 200) << exported->body;
+  EXPECT_THAT(exported->get_header_value("Content-Disposition"), HasSubstr("attachment"));
+  absl::StatusOr<json::Value> document =
+      json::Parse(exported->body, {.max_size = 8 << 20, .max_depth = 32});
+  ASSERT_THAT(document.status(), IsOk());
+  EXPECT_EQ(document->Find("format")->string_value(), "crm.access-export.v1");
+  EXPECT_EQ(document->Find("subject_id")->string_value(), someone);
+  EXPECT_EQ(post(download, by_id, "")->status, 401);
+  EXPECT_EQ(
+      post(download, R"({"requestId": "4f0d5a7c-1b6e-4d9f-8a2b-3c4d5e6f7081"})", token)->status,
+      404);
+  EXPECT_EQ(error(post(download, R"({"requestId": 7})", token)), "INVALID_ARGUMENT body");
 
   // The OpenAPI document describes every method; the JWKS has identity's keys.
   httplib::Result openapi = https.Get("/openapi.json");
