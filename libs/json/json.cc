@@ -338,6 +338,12 @@ absl::StatusOr<Value> Parse(absl::string_view text, const ParseOptions& options)
   return Parser(text, options).ParseDocument();
 }
 
+std::string Quote(absl::string_view s) {
+  std::string out;
+  AppendString(&out, s);
+  return out;
+}
+
 void AppendString(std::string* out, absl::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   out->push_back('"');

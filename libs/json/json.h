@@ -92,4 +92,7 @@ absl::StatusOr<Value> Parse(absl::string_view text, const ParseOptions& options 
 // and control characters are escaped, everything else is copied.
 void AppendString(std::string* out, absl::string_view s);
 
+// `s` as a JSON string literal (AppendString to an empty string).
+std::string Quote(absl::string_view s);
+
 }  // namespace crm::json

@@ -13,14 +13,8 @@
 namespace crm::erasure {
 namespace {
 
-std::string Str(absl::string_view s) {
-  std::string out;
-  json::AppendString(&out, s);
-  return out;
-}
-
 std::string Time(absl::Time t) {
-  return Str(absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone()));
+  return json::Quote(absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone()));
 }
 
 absl::Status Bad(absl::string_view where, absl::string_view what) {
@@ -31,7 +25,7 @@ absl::StatusOr<std::string> StringOf(const json::Value& v, absl::string_view whe
   if (!v.is_string() || v.string_value().empty() || v.string_value().size() > 2000) {
     return Bad(where, "a string of 1..2000 bytes");
   }
-  return Str(v.string_value());
+  return json::Quote(v.string_value());
 }
 
 // One category's facts: `"purposes":[...],"recipients":[...],"source":...,"retention":...`.
@@ -87,7 +81,8 @@ absl::StatusOr<ProcessingRecord> ProcessingRecord::Parse(absl::string_view text)
   out.controller_ = "{";
   for (const auto& [name, value] : controller->object()) {
     CRM_ASSIGN_OR_RETURN(std::string s, StringOf(value, absl::StrCat("controller.", name)));
-    absl::StrAppend(&out.controller_, out.controller_.size() > 1 ? "," : "", Str(name), ":", s);
+    absl::StrAppend(&out.controller_, out.controller_.size() > 1 ? "," : "", json::Quote(name), ":",
+                    s);
   }
   out.controller_ += "}";
   if (const json::Value* rights = doc.Find("rights"); rights != nullptr) {
@@ -120,8 +115,8 @@ std::shared_ptr<const ProcessingRecord> ProcessingRecord::Unconfigured() {
 }
 
 std::string ProcessingRecord::Head(const v1::ErasureRequest& r, absl::Time generated) const {
-  return absl::StrCat("{\"format\":\"crm.access-export.v1\",\"request_id\":", Str(r.request_id()),
-                      ",\"subject_id\":", Str(r.subject_id()),
+  return absl::StrCat("{\"format\":\"crm.access-export.v1\",\"request_id\":",
+                      json::Quote(r.request_id()), ",\"subject_id\":", json::Quote(r.subject_id()),
                       ",\"received_at\":", Time(rpc::ToTime(r.received_at())),
                       ",\"generated_at\":", Time(generated), ",\"controller\":", controller_,
                       rights_.empty() ? "" : ",\"rights\":", rights_, ",\"services\":[");
@@ -151,10 +146,10 @@ absl::StatusOr<std::string> ProcessingRecord::ServicePart(
     }
     if (!described_here) same->set_record_count(same->record_count() + 1);
   }
-  std::string out = absl::StrCat("{\"service\":", Str(service), ",\"categories\":[");
+  std::string out = absl::StrCat("{\"service\":", json::Quote(service), ",\"categories\":[");
   for (size_t i = 0; i < categories.size(); ++i) {
     const subject::v1::DataCategory& c = categories[i];
-    absl::StrAppend(&out, i > 0 ? "," : "", "{\"category\":", Str(c.category()),
+    absl::StrAppend(&out, i > 0 ? "," : "", "{\"category\":", json::Quote(c.category()),
                     ",\"records\":", c.record_count(), ",");
     auto facts = facts_.find(c.category());
     if (facts != facts_.end()) {
@@ -166,7 +161,7 @@ absl::StatusOr<std::string> ProcessingRecord::ServicePart(
     }
     absl::StrAppend(&out, ",\"legally_retained\":", c.legally_retained() ? "true" : "false");
     if (c.legally_retained()) {
-      absl::StrAppend(&out, ",\"retention_basis\":", Str(c.retention_basis()));
+      absl::StrAppend(&out, ",\"retention_basis\":", json::Quote(c.retention_basis()));
       if (c.has_purge_after()) {
         absl::StrAppend(&out, ",\"purge_after\":", Time(rpc::ToTime(c.purge_after())));
       }
@@ -182,7 +177,7 @@ absl::StatusOr<std::string> ProcessingRecord::ServicePart(
     if (!google::protobuf::util::MessageToJsonString(record.data(), &data, options).ok()) {
       return absl::InternalError(absl::StrCat(service, ": a record does not convert to JSON"));
     }
-    absl::StrAppend(&out, i > 0 ? "," : "", "{\"category\":", Str(record.category()),
+    absl::StrAppend(&out, i > 0 ? "," : "", "{\"category\":", json::Quote(record.category()),
                     ",\"data\":", data, "}");
   }
   return out + "]}";

@@ -12,14 +12,9 @@
 namespace crm::erasure {
 namespace {
 
-std::string Str(absl::string_view s) {
-  std::string out;
-  json::AppendString(&out, s);
-  return out;
-}
-
 std::string Time(const google::protobuf::Timestamp& ts) {
-  return Str(absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", rpc::ToTime(ts), absl::UTCTimeZone()));
+  return json::Quote(
+      absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", rpc::ToTime(ts), absl::UTCTimeZone()));
 }
 
 // "subject_request" for ERASURE_REASON_SUBJECT_REQUEST.
@@ -33,9 +28,10 @@ std::string Categories(const google::protobuf::RepeatedPtrField<subject::v1::Dat
   for (int i = 0; i < cs.size(); ++i) {
     const subject::v1::DataCategory& c = cs[i];
     if (i > 0) out += ",";
-    absl::StrAppend(&out, "{\"category\":", Str(c.category()), ",\"records\":", c.record_count());
+    absl::StrAppend(&out, "{\"category\":", json::Quote(c.category()),
+                    ",\"records\":", c.record_count());
     if (retained) {
-      absl::StrAppend(&out, ",\"basis\":", Str(c.retention_basis()));
+      absl::StrAppend(&out, ",\"basis\":", json::Quote(c.retention_basis()));
       if (c.has_purge_after()) absl::StrAppend(&out, ",\"purge_after\":", Time(c.purge_after()));
     }
     out += "}";
@@ -48,20 +44,21 @@ std::string Categories(const google::protobuf::RepeatedPtrField<subject::v1::Dat
 std::string CertificateJson(const v1::ErasureRequest& r, absl::string_view key_id) {
   std::string out = absl::StrCat(
       "{\"format\":\"crm.erasure.certificate.v1\",\"issuer\":\"crm-erasure\",\"key_id\":",
-      Str(key_id), ",\"request_id\":", Str(r.request_id()),
-      ",\"reason\":", Str(ReasonName(r.reason())), ",\"outcome\":",
-      Str(r.state() == v1::STATE_COMPLETED_WITH_RETENTION ? "completed_with_retention"
-                                                          : "completed"),
+      json::Quote(key_id), ",\"request_id\":", json::Quote(r.request_id()),
+      ",\"reason\":", json::Quote(ReasonName(r.reason())), ",\"outcome\":",
+      json::Quote(r.state() == v1::STATE_COMPLETED_WITH_RETENTION ? "completed_with_retention"
+                                                                  : "completed"),
       ",\"received_at\":", Time(r.received_at()), ",\"due_at\":", Time(r.due_at()),
       ",\"completed_at\":", Time(r.completed_at()), ",\"rounds\":", r.rounds(), ",\"targets\":[");
   for (int i = 0; i < r.targets_size(); ++i) {
     const v1::Target& t = r.targets(i);
     if (i > 0) out += ",";
-    absl::StrAppend(
-        &out, "{\"service\":", Str(t.service()), ",\"found\":", Categories(t.planned(), false),
-        ",\"erased\":", Categories(t.erased(), false),
-        ",\"retained\":", Categories(t.retained(), true), ",\"erased_at\":", Time(t.erased_at()),
-        ",\"verified_at\":", Time(t.verified_at()), "}");
+    absl::StrAppend(&out, "{\"service\":", json::Quote(t.service()),
+                    ",\"found\":", Categories(t.planned(), false),
+                    ",\"erased\":", Categories(t.erased(), false),
+                    ",\"retained\":", Categories(t.retained(), true),
+                    ",\"erased_at\":", Time(t.erased_at()),
+                    ",\"verified_at\":", Time(t.verified_at()), "}");
   }
   return out + "]}";
 }

@@ -250,11 +250,10 @@ absl::Status GatewayServer::Start() {
       std::string out = R"({"keys":[)";
       for (int i = 0; i < keys.keys_size(); ++i) {
         const auto& k = keys.keys(i);
-        std::string kid;
-        json::AppendString(&kid, k.kid());
         absl::StrAppend(&out, i > 0 ? "," : "",
-                        R"({"kty":"OKP","crv":"Ed25519","alg":"EdDSA","use":"sig","kid":)", kid,
-                        R"(,"x":")", absl::WebSafeBase64Escape(k.public_key()), "\"}");
+                        R"({"kty":"OKP","crv":"Ed25519","alg":"EdDSA","use":"sig","kid":)",
+                        json::Quote(k.kid()), R"(,"x":")",
+                        absl::WebSafeBase64Escape(k.public_key()), "\"}");
       }
       Answer(res, 200, out + "]}");
     });

@@ -46,12 +46,6 @@ std::string BackendOf(const pb::ServiceDescriptor& s) {
   return std::string(p);
 }
 
-std::string Str(absl::string_view s) {
-  std::string out;
-  json::AppendString(&out, s);
-  return out;
-}
-
 bool IsFieldChar(char c) {
   return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_' || c == '.' || c == '[' ||
          c == ']';
@@ -85,7 +79,7 @@ std::string ValueSchema(const pb::FieldDescriptor& f, std::set<const pb::Descrip
     case T::TYPE_ENUM: {
       std::string out = R"({"type":"string","enum":[)";
       for (int i = 0; i < f.enum_type()->value_count(); ++i) {
-        absl::StrAppend(&out, i > 0 ? "," : "", Str(f.enum_type()->value(i)->name()));
+        absl::StrAppend(&out, i > 0 ? "," : "", json::Quote(f.enum_type()->value(i)->name()));
       }
       return out + "]}";
     }
@@ -108,7 +102,7 @@ std::string MessageSchema(const pb::Descriptor& m, std::set<const pb::Descriptor
   std::string out = R"({"type":"object","properties":{)";
   for (int i = 0; i < m.field_count(); ++i) {
     const pb::FieldDescriptor& f = *m.field(i);
-    absl::StrAppend(&out, i > 0 ? "," : "", Str(f.json_name()), ":");
+    absl::StrAppend(&out, i > 0 ? "," : "", json::Quote(f.json_name()), ":");
     if (f.is_map()) {
       absl::StrAppend(&out, R"({"type":"object","additionalProperties":)",
                       ValueSchema(*f.message_type()->map_value(), needed), "}");
@@ -155,11 +149,12 @@ int HttpStatusOf(int grpc_code) {
 
 std::string ErrorJson(absl::string_view code, absl::string_view message) {
   message = message.substr(0, 500);
-  std::string out = absl::StrCat(R"({"error":{"code":)", Str(code), R"(,"message":)", Str(message));
+  std::string out = absl::StrCat(R"({"error":{"code":)", json::Quote(code), R"(,"message":)",
+                                 json::Quote(message));
   const size_t colon = message.find(": ");
   if (colon != absl::string_view::npos && colon > 0 && colon <= 100 &&
       std::all_of(message.begin(), message.begin() + colon, IsFieldChar)) {
-    absl::StrAppend(&out, R"(,"field":)", Str(message.substr(0, colon)));
+    absl::StrAppend(&out, R"(,"field":)", json::Quote(message.substr(0, colon)));
   }
   return out + "}}";
 }
@@ -242,9 +237,9 @@ std::string JsonApi::OpenApi(absl::string_view extra_paths) const {
     needed.insert(m->output_type());
     absl::StrAppend(
         &paths, paths.empty() ? "" : ",",
-        Str(absl::StrCat("/api/v1/", m->service()->full_name(), "/", m->name())),
-        R"(:{"post":{"operationId":)", Str(m->full_name()), R"(,"tags":[)",
-        Str(BackendOf(*m->service())),
+        json::Quote(absl::StrCat("/api/v1/", m->service()->full_name(), "/", m->name())),
+        R"(:{"post":{"operationId":)", json::Quote(m->full_name()), R"(,"tags":[)",
+        json::Quote(BackendOf(*m->service())),
         R"(],"requestBody":{"required":true,"content":{"application/json":{"schema":{"$ref":"#/components/schemas/)",
         m->input_type()->full_name(),
         R"("}}}},"responses":{"200":{"description":"the response message","content":{"application/json":{"schema":{"$ref":"#/components/schemas/)",
@@ -265,7 +260,7 @@ std::string JsonApi::OpenApi(absl::string_view extra_paths) const {
   std::string components =
       R"("Error":{"type":"object","properties":{"error":{"type":"object","properties":{"code":{"type":"string"},"message":{"type":"string"},"field":{"type":"string"}}}}})";
   for (const auto& [name, schema] : schemas)
-    absl::StrAppend(&components, ",", Str(name), ":", schema);
+    absl::StrAppend(&components, ",", json::Quote(name), ":", schema);
   return absl::StrCat(
       R"({"openapi":"3.0.3","info":{"title":"CRM gateway API","version":"v1","description":"Every method takes and returns protobuf's JSON mapping of its messages. Authenticate with Authorization: Bearer <access token> from Identity/Login."},)",
       R"("security":[{"bearer":[]}],"paths":{)", paths,

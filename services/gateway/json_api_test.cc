@@ -7,6 +7,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "libs/base/html.h"
 #include "libs/json/json.h"
 #include "services/gateway/link_pages.h"
 
@@ -102,7 +103,7 @@ TEST(LinkPagesTest, LanguageFromAcceptLanguageEnglishByDefault) {
 }
 
 TEST(LinkPagesTest, PagesEscapeTheirTextAndRefuseMalformedTokensWithoutACall) {
-  EXPECT_EQ(HtmlEscape(R"(<a href="x">'&'</a>)"),
+  EXPECT_EQ(base::HtmlEscape(R"(<a href="x">'&'</a>)"),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
   const Page page = HtmlPage(200, Lang::kPl, "<b>", "<p>ok</p>");
   EXPECT_THAT(page.html, HasSubstr("<html lang=\"pl\">"));

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "crm/mailing/v1/mailing.grpc.pb.h"
+#include "libs/base/html.h"
 
 namespace crm::gateway {
 namespace {
@@ -91,7 +92,8 @@ bool WellFormed(absl::string_view token) {
 Page Paragraphs(int status, Lang lang, absl::string_view title,
                 std::initializer_list<absl::string_view> lines) {
   std::string body;
-  for (absl::string_view line : lines) absl::StrAppend(&body, "<p>", HtmlEscape(line), "</p>");
+  for (absl::string_view line : lines)
+    absl::StrAppend(&body, "<p>", base::HtmlEscape(line), "</p>");
   return HtmlPage(status, lang, title, body);
 }
 
@@ -116,10 +118,10 @@ Page Form(Lang lang, absl::string_view title, absl::string_view question, absl::
   return HtmlPage(
       200, lang, title,
       absl::StrCat(
-          "<p>", HtmlEscape(question), "</p><form method=\"post\" action=\"", HtmlEscape(action),
-          "\">",
+          "<p>", base::HtmlEscape(question), "</p><form method=\"post\" action=\"",
+          base::HtmlEscape(action), "\">",
           one_click ? R"(<input type="hidden" name="List-Unsubscribe" value="One-Click">)" : "",
-          "<button type=\"submit\">", HtmlEscape(button), "</button></form>"));
+          "<button type=\"submit\">", base::HtmlEscape(button), "</button></form>"));
 }
 
 }  // namespace
@@ -133,42 +135,15 @@ Lang LangOf(absl::string_view accept_language) {
   return Lang::kEn;
 }
 
-std::string HtmlEscape(absl::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 Page HtmlPage(int status, Lang lang, absl::string_view title, absl::string_view body) {
   return {status,
           absl::StrCat("<!DOCTYPE html>\n<html lang=\"", lang == Lang::kPl ? "pl" : "en",
                        "\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
                        "content=\"width=device-width, initial-scale=1\"><title>",
-                       HtmlEscape(title),
+                       base::HtmlEscape(title),
                        "</title><link rel=\"stylesheet\" href=\"/static/portal.css\"></head>"
                        "<body><main><h1>",
-                       HtmlEscape(title), "</h1>", body, "</main></body></html>\n")};
+                       base::HtmlEscape(title), "</h1>", body, "</main></body></html>\n")};
 }
 
 LinkPages::LinkPages(std::shared_ptr<grpc::Channel> mailing, absl::Duration timeout)
@@ -194,8 +169,8 @@ Page LinkPages::Unsubscribe(absl::string_view token, bool one_click, Lang lang) 
   if (!s.ok()) return Failed(s, lang);
   if (!resp.changed()) return Paragraphs(200, lang, t.unsubscribed_title, {t.already_body});
   return HtmlPage(200, lang, t.unsubscribed_title,
-                  absl::StrCat("<p>", HtmlEscape(t.unsubscribed_body), " <strong>",
-                               HtmlEscape(resp.list_id()), "</strong></p>"));
+                  absl::StrCat("<p>", base::HtmlEscape(t.unsubscribed_body), " <strong>",
+                               base::HtmlEscape(resp.list_id()), "</strong></p>"));
 }
 
 Page LinkPages::ConfirmForm(absl::string_view token, Lang lang) const {

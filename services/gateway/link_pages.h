@@ -40,9 +40,6 @@ struct Page {
 // A whole page: `title` (text) and `body` (HTML, already escaped).
 Page HtmlPage(int status, Lang lang, absl::string_view title, absl::string_view body);
 
-// `s` with & < > " ' escaped for HTML text and attribute values.
-std::string HtmlEscape(absl::string_view s);
-
 class LinkPages {
  public:
   LinkPages(std::shared_ptr<grpc::Channel> mailing, absl::Duration timeout);

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "libs/base/html.h"
 #include "libs/base/status_macros.h"
 #include "libs/base/validate.h"
 
@@ -56,33 +57,6 @@ std::string Fill(absl::string_view s, const Values& values,
 }
 
 std::string AsIs(absl::string_view v) { return std::string(v); }
-
-std::string HtmlEscape(absl::string_view v) {
-  std::string out;
-  out.reserve(v.size());
-  for (char c : v) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 // One line: control characters (CR, LF, tab, ...) become spaces.
 std::string OneLine(absl::string_view v) {
@@ -162,7 +136,7 @@ Rendered Render(const v1::Template& t, const Values& values) {
   Rendered r;
   r.subject = OneLine(Fill(t.subject(), values, &OneLine));
   r.text = Fill(t.text_body(), values, &AsIs);
-  if (!t.html_body().empty()) r.html = Fill(t.html_body(), values, &HtmlEscape);
+  if (!t.html_body().empty()) r.html = Fill(t.html_body(), values, &base::HtmlEscape);
   return r;
 }
 
@@ -241,8 +215,8 @@ absl::StatusOr<std::string> ComposeMessage(const Envelope& e, const Rendered& r)
     absl::StrAppend(&text, "\n\n-- \nTo unsubscribe, follow this link: ", e.unsubscribe_url, "\n");
     if (!html.empty()) {
       const std::string footer =
-          absl::StrCat("<p style=\"font-size:small\"><a href=\"", HtmlEscape(e.unsubscribe_url),
-                       "\">Unsubscribe</a></p>");
+          absl::StrCat("<p style=\"font-size:small\"><a href=\"",
+                       base::HtmlEscape(e.unsubscribe_url), "\">Unsubscribe</a></p>");
       const size_t body_end = html.rfind("</body>");
       if (body_end == std::string::npos) {
         html += footer;
