@@ -164,4 +164,12 @@ std::string NormalizePhone(absl::string_view value) {
   return out;
 }
 
+std::string PrintableAscii(absl::string_view s, size_t max) {
+  std::string out(s.substr(0, max));
+  for (char& c : out) {
+    if (c < 0x20 || c > 0x7E) c = '?';
+  }
+  return out;
+}
+
 }  // namespace crm::base

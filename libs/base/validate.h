@@ -19,6 +19,11 @@ absl::Status ValidateUtf8(absl::string_view field, absl::string_view value);
 // Number of Unicode code points; `s` must be valid UTF-8.
 size_t Utf8Length(absl::string_view s);
 
+// At most `max` bytes of `s` with every byte outside printable ASCII
+// (0x20..0x7E) replaced by '?': for values seen on the wire (an HTTP
+// User-Agent) that go into proto strings, which must be valid UTF-8.
+std::string PrintableAscii(absl::string_view s, size_t max);
+
 // Valid UTF-8 text of min..max code points. min > 0 means the field is required.
 absl::Status ValidateText(absl::string_view field, absl::string_view value, size_t min, size_t max);
 

@@ -104,5 +104,12 @@ TEST(NormalizeTest, EmailAndPhoneNormaliseForBlindIndexes) {
   EXPECT_EQ(NormalizePhone(" +48 (12) 345-67.89 "), "+48123456789");
 }
 
+TEST(PrintableAsciiTest, ReplacesWhatIsNotPrintableAsciiAndCuts) {
+  EXPECT_EQ(PrintableAscii("Mozilla/5.0 (X11)", 100), "Mozilla/5.0 (X11)");
+  EXPECT_EQ(PrintableAscii("a\r\nb\x7f\xc3\xa9", 100), "a??b???");
+  EXPECT_EQ(PrintableAscii(std::string(600, 'x'), 500).size(), 500u);
+  EXPECT_EQ(PrintableAscii("", 10), "");
+}
+
 }  // namespace
 }  // namespace crm::base

@@ -5,7 +5,8 @@
 //
 // The document (docs/erasure.md):
 //   {"format":"crm.access-export.v1","request_id":...,"subject_id":...,
-//    "generated_at":...,"controller":{...},"rights":...,
+//    "generated_at":...,"controller":{...},"rights":...,   (generated_at:
+//    when the data was gathered, the request's completion)
 //    "services":[{"service":"contacts",
 //                 "categories":[{"category":...,"records":N,
 //                   "purposes":[...],"recipients":[...],"source":...,
@@ -14,7 +15,8 @@
 //                 "records":[{"category":...,"data":{...}}]}, ...]}
 // Each service's member is built when its target answers and stored in
 // sealed chunks (ExportChunks); the head and tail are written when the
-// document is served, so no step holds more than one target's answer.
+// document is served, one chunk at a time. A worker step holds the answers of
+// the targets it calls (each within gRPC's 4 MiB message limit).
 #pragma once
 
 #include <memory>

@@ -133,6 +133,7 @@ grpc::Status ErasureService::GetAccessExport(Ctx* ctx, const v1::GetAccessExport
     // The request and its key; the download is audited before a byte goes.
     std::optional<v1::ErasureRequest> r;
     std::optional<std::string> wrapped;
+    int64_t parts = 0;
     CRM_RETURN_IF_ERROR(d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
       CRM_ASSIGN_OR_RETURN(r, ErasureStore::Get(tx, id, false, false));
       if (!r.has_value() || r->kind() != v1::KIND_ACCESS) return NotFound();
@@ -140,6 +141,7 @@ grpc::Status ErasureService::GetAccessExport(Ctx* ctx, const v1::GetAccessExport
         return absl::FailedPreconditionError("request_id: the export has expired and is deleted");
       }
       CRM_ASSIGN_OR_RETURN(wrapped, ErasureStore::GetExportKey(tx, id));
+      CRM_ASSIGN_OR_RETURN(parts, ErasureStore::CountExportParts(tx, id));
       if (r->state() != v1::STATE_COMPLETED || !wrapped.has_value()) {
         return absl::FailedPreconditionError("request_id: the export is not ready yet");
       }
@@ -153,7 +155,7 @@ grpc::Status ErasureService::GetAccessExport(Ctx* ctx, const v1::GetAccessExport
       if (!writer->Write(chunk)) return absl::CancelledError("the client went away");
       return absl::OkStatus();
     };
-    CRM_RETURN_IF_ERROR(send(d_.record->Head(*r, d_.clock.Now())));
+    CRM_RETURN_IF_ERROR(send(d_.record->Head(*r, rpc::ToTime(r->completed_at()))));
     // One part at a time: memory stays at one chunk, whatever the export's size.
     std::string service;
     int seq = -1;
@@ -175,6 +177,12 @@ grpc::Status ErasureService::GetAccessExport(Ctx* ctx, const v1::GetAccessExport
       service = part->service;
       seq = part->seq;
       CRM_RETURN_IF_ERROR(send(std::move(text)));
+      --parts;
+    }
+    // Parts are read one transaction each: an export that expired meanwhile
+    // must not end as a complete-looking document.
+    if (parts != 0) {
+      return absl::AbortedError("request_id: the export expired during the download");
     }
     return send(std::string(ProcessingRecord::kTail));
   });

@@ -305,6 +305,13 @@ absl::Status ErasureStore::PutExportPart(pqxx::transaction_base& tx, const std::
   return absl::OkStatus();
 }
 
+absl::StatusOr<int64_t> ErasureStore::CountExportParts(pqxx::transaction_base& tx,
+                                                       const std::string& request_id) {
+  return ExecPrepared(tx, "SELECT count(*) FROM export_parts WHERE request_id = $1::uuid",
+                      request_id)[0][0]
+      .as<int64_t>();
+}
+
 absl::Status ErasureStore::DropExportParts(pqxx::transaction_base& tx,
                                            const std::string& request_id,
                                            const std::string& service) {

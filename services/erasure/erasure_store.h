@@ -104,6 +104,9 @@ class ErasureStore {
                                    const std::string& wrapped_key);
   static absl::Status PutExportPart(pqxx::transaction_base& tx, const std::string& request_id,
                                     const std::string& service, int seq, const std::string& sealed);
+  // How many parts the export has.
+  static absl::StatusOr<int64_t> CountExportParts(pqxx::transaction_base& tx,
+                                                  const std::string& request_id);
   // Drops a target's parts (before writing them again).
   static absl::Status DropExportParts(pqxx::transaction_base& tx, const std::string& request_id,
                                       const std::string& service);

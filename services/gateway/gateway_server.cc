@@ -29,11 +29,12 @@ namespace {
 bool Readable(const std::string& path) { return std::ifstream(path).good(); }
 
 constexpr size_t kMaxBody = 1 << 20;
+constexpr int kMaxDownloads = 4;
 
 // When the request this thread serves began (httplib serves one request per
 // thread at a time).
 absl::Time& RequestStart() {
-  thread_local absl::Time start;
+  thread_local absl::Time start = absl::InfinitePast();
   return start;
 }
 
@@ -194,10 +195,14 @@ absl::Status GatewayServer::Start() {
                                      .user_agent = req.get_header_value("User-Agent")});
           Answer(res, a.status, std::move(a.body));
         });
-    server_->Get(R"(/api/v1/.*)", [](const httplib::Request&, httplib::Response& res) {
+    auto post_only = [](const httplib::Request&, httplib::Response& res) {
       res.set_header("Allow", "POST");
       Answer(res, 405, ErrorJson("INVALID_ARGUMENT", "method: the API takes POST"));
-    });
+    };
+    server_->Get(R"(/api/v1/.*)", post_only);
+    server_->Put(R"(/api/v1/.*)", post_only);
+    server_->Patch(R"(/api/v1/.*)", post_only);
+    server_->Delete(R"(/api/v1/.*)", post_only);
     server_->Get("/openapi.json", [this](const httplib::Request&, httplib::Response& res) {
       Answer(res, 200, api_->OpenApi(kOwnPaths));
     });
@@ -271,8 +276,20 @@ absl::Status GatewayServer::Start() {
   });
   // Access log and metrics: the route (a pattern, never a path's values),
   // the status and the time; no body, token or query.
-  server_->set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+  server_->set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
     RequestStart() = absl::Now();
+    // Before the body is read: the size limit holds for Content-Length only,
+    // so a chunked or compressed body (which would be read or inflated
+    // without limit) is refused.
+    if (req.has_header("Transfer-Encoding")) {
+      Answer(res, 411, ErrorJson("INVALID_ARGUMENT", "Transfer-Encoding: send a Content-Length"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (const std::string enc = req.get_header_value("Content-Encoding");
+        !enc.empty() && !absl::EqualsIgnoreCase(enc, "identity")) {
+      Answer(res, 415, ErrorJson("INVALID_ARGUMENT", "Content-Encoding: not accepted"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
     return httplib::Server::HandlerResponse::Unhandled;
   });
   server_->set_logger([this, &requests](const httplib::Request& req, const httplib::Response& res) {
@@ -297,7 +314,10 @@ absl::Status GatewayServer::Start() {
     log::Info("http.request", {{"method", log::Id(req.method)},
                                {"route", log::Id(route)},
                                {"status", res.status},
-                               {"duration", absl::Now() - RequestStart()}});
+                               {"duration", RequestStart() == absl::InfinitePast()
+                                                ? absl::ZeroDuration()
+                                                : absl::Now() - RequestStart()}});
+    RequestStart() = absl::InfinitePast();  // a request answered before routing has none
   });
   server_->set_default_headers(
       {{"Strict-Transport-Security", "max-age=63072000; includeSubDomains"},
@@ -339,6 +359,24 @@ void GatewayServer::DownloadExport(const httplib::Request& req, httplib::Respons
     return Answer(res, 415,
                   ErrorJson("INVALID_ARGUMENT", "Content-Type: application/json expected"));
   }
+  const std::string auth = req.get_header_value("Authorization");
+  if (!auth.empty() && !IsBearer(auth)) {
+    return Answer(
+        res, 401,
+        ErrorJson("UNAUTHENTICATED", "Authorization: \"Bearer <access token>\" expected"));
+  }
+  // Each download holds a worker thread while the client reads: a few at a
+  // time, so that slow readers cannot starve the other routes.
+  if (downloads_.fetch_add(1) >= kMaxDownloads) {
+    downloads_.fetch_sub(1);
+    res.set_header("Retry-After", "10");
+    return Answer(res, 503, ErrorJson("UNAVAILABLE", "too many downloads at once; try again"));
+  }
+  struct Slot {
+    std::atomic<int>* n;
+    ~Slot() { n->fetch_sub(1); }
+  };
+  std::shared_ptr<Slot> slot(new Slot{&downloads_});
   ev1::GetAccessExportRequest request;
   google::protobuf::util::JsonParseOptions parse;
   parse.ignore_unknown_fields = false;
@@ -355,13 +393,13 @@ void GatewayServer::DownloadExport(const httplib::Request& req, httplib::Respons
     grpc::ClientContext ctx;
     std::unique_ptr<grpc::ClientReader<ev1::AccessExportChunk>> reader;
     ev1::AccessExportChunk chunk;
+    std::shared_ptr<Slot> slot;  // released with the download
   };
   auto d = std::make_shared<Download>();
+  d->slot = slot;
   d->ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Minutes(10)));
   d->ctx.AddMetadata(rpc::kRequestIdHeader, base::NewUuid());
-  if (const std::string auth = req.get_header_value("Authorization"); !auth.empty()) {
-    d->ctx.AddMetadata("authorization", auth);
-  }
+  if (!auth.empty()) d->ctx.AddMetadata("authorization", auth);
   d->reader = ev1::Erasure::NewStub(erasure_)->GetAccessExport(&d->ctx, request);
   // The first chunk decides the status: an error before any byte is a JSON error.
   if (!d->reader->Read(&d->chunk)) {

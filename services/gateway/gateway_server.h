@@ -8,9 +8,10 @@
 // (/static/), and counts requests in Prometheus metrics.
 //
 // Every answer carries HSTS, a strict Content-Security-Policy, nosniff and
-// no-store; bodies over 1 MiB are refused (413), API bodies must be JSON
-// (415). The access log names the route, status and time, never a path's
-// values, a body or a token.
+// no-store; bodies over 1 MiB are refused (413), chunked or compressed ones
+// too (411, 415: their size is not known before reading), API bodies must be
+// JSON (415), the Authorization header must be "Bearer <printable ASCII>". The access log names the
+// route, status and time, never a path's values, a body or a token.
 //
 // Browsers and the portal connect with ordinary server-authenticated TLS; the
 // gateway itself calls the other services over mutual TLS (libs/rpc).
@@ -19,6 +20,7 @@
 // (e.g. a signal thread). httplib serves requests on its own thread pool.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -102,6 +104,7 @@ class GatewayServer {
   std::unique_ptr<LinkPages> links_;         // null without mailing
   std::shared_ptr<grpc::Channel> identity_;  // for the JWKS; null without an API
   std::shared_ptr<grpc::Channel> erasure_;   // for export downloads; null without
+  std::atomic<int> downloads_{0};            // in progress
   // POST /api/v1/crm.erasure.v1.Erasure/GetAccessExport: the document,
   // streamed from erasure chunk by chunk (erasure authorizes the caller).
   void DownloadExport(const httplib::Request& req, httplib::Response& res);

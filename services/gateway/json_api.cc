@@ -14,6 +14,7 @@
 #include "crm/erasure/v1/erasure.pb.h"
 #include "crm/identity/v1/identity.pb.h"
 #include "crm/mailing/v1/mailing.pb.h"
+#include "libs/base/validate.h"
 #include "libs/json/json.h"
 #include "libs/rpc/generic_call.h"
 #include "libs/rpc/request_id.h"
@@ -34,9 +35,19 @@ std::vector<const pb::FileDescriptor*> ApiFiles() {
           crm::erasure::v1::SubmitErasureRequest::descriptor()->file()};
 }
 
-// Service-to-service methods the gateway never offers.
-bool Internal(const pb::ServiceDescriptor& s) {
-  return s.full_name() == "crm.audit.v1.AuditIngest";
+// Methods the gateway never offers: service-to-service ones, and those a
+// service authorizes by the caller's certificate alone, which through the API
+// would be the gateway's own for anyone on the internet (the mail-link pages
+// call Unsubscribe and ConfirmSubscription themselves, after their checks).
+bool Internal(const pb::MethodDescriptor& m) {
+  static const auto* const kInternal = new std::set<std::string>{
+      "crm.identity.v1.Identity.IssueServiceToken",  // the caller certificate's account
+      "crm.mailing.v1.Mailing.Unsubscribe",          // gateway only: /u/ (RFC 8058)
+      "crm.mailing.v1.Mailing.ConfirmSubscription",  // gateway only: /c/
+      "crm.mailing.v1.Mailing.SendTransactional",    // dedup keys are per calling service
+  };
+  return m.service()->full_name() == "crm.audit.v1.AuditIngest" ||
+         kInternal->contains(m.full_name());
 }
 
 // "contacts" for package "crm.contacts.v1".
@@ -117,6 +128,13 @@ std::string MessageSchema(const pb::Descriptor& m, std::set<const pb::Descriptor
 
 }  // namespace
 
+bool IsBearer(absl::string_view authorization) {
+  return authorization.size() > 7 && authorization.size() <= 8192 &&
+         absl::StartsWith(authorization, "Bearer ") &&
+         std::all_of(authorization.begin(), authorization.end(),
+                     [](char c) { return c >= 0x20 && c <= 0x7E; });
+}
+
 int HttpStatusOf(int grpc_code) {
   switch (static_cast<grpc::StatusCode>(grpc_code)) {
     case grpc::StatusCode::OK:
@@ -165,10 +183,12 @@ JsonApi::JsonApi(std::map<std::string, std::shared_ptr<grpc::Channel>> backends,
   for (const pb::FileDescriptor* file : ApiFiles()) {
     for (int s = 0; s < file->service_count(); ++s) {
       const pb::ServiceDescriptor& service = *file->service(s);
-      if (Internal(service) || !backends_.contains(BackendOf(service))) continue;
+      if (!backends_.contains(BackendOf(service))) continue;
       for (int m = 0; m < service.method_count(); ++m) {
         const pb::MethodDescriptor* method = service.method(m);
-        if (!method->client_streaming() && !method->server_streaming()) methods_.push_back(method);
+        if (!method->client_streaming() && !method->server_streaming() && !Internal(*method)) {
+          methods_.push_back(method);
+        }
       }
     }
   }
@@ -201,15 +221,24 @@ HttpAnswer JsonApi::Call(const pb::MethodDescriptor& m, absl::string_view author
                                         " in JSON (unknown field, wrong type or malformed; see "
                                         "/openapi.json)"))};
   }
-  for (const auto& [name, value] : {std::pair{"source_address", &seen.source_address},
-                                    std::pair{"user_agent", &seen.user_agent}}) {
-    const pb::FieldDescriptor* f = m.input_type()->FindFieldByName(name);
-    if (f != nullptr && f->type() == pb::FieldDescriptor::TYPE_STRING && !f->is_repeated()) {
-      request->GetReflection()->SetString(request.get(), f, value->substr(0, 500));
+  if (m.full_name() == "crm.identity.v1.Identity.Login") {
+    // What the gateway saw of the connection, never what the body claims.
+    for (const auto& [name, value] : {std::pair{"source_address", &seen.source_address},
+                                      std::pair{"user_agent", &seen.user_agent}}) {
+      const pb::FieldDescriptor* f = m.input_type()->FindFieldByName(name);
+      if (f != nullptr && f->type() == pb::FieldDescriptor::TYPE_STRING && !f->is_repeated()) {
+        request->GetReflection()->SetString(request.get(), f, base::PrintableAscii(*value, 500));
+      }
     }
   }
   std::vector<std::pair<std::string, std::string>> headers = {{rpc::kRequestIdHeader, request_id}};
-  if (!authorization.empty()) headers.emplace_back("authorization", std::string(authorization));
+  if (!authorization.empty()) {
+    if (!IsBearer(authorization)) {
+      return {401,
+              ErrorJson("UNAUTHENTICATED", "Authorization: \"Bearer <access token>\" expected")};
+    }
+    headers.emplace_back("authorization", std::string(authorization));
+  }
   std::string reply;
   const grpc::Status s = rpc::UnaryCall(backends_.at(BackendOf(*m.service())),
                                         absl::StrCat("/", m.service()->full_name(), "/", m.name()),

@@ -11,7 +11,12 @@
 //
 // Exposed: every unary method of the services of the backends configured
 // (package crm.<backend>.v1), except service-to-service ones
-// (crm.audit.v1.AuditIngest; SubjectData is in no backend's package).
+// (crm.audit.v1.AuditIngest, Mailing/SendTransactional; SubjectData is in no
+// backend's package) and those authorized by the caller's certificate alone
+// (Identity/IssueServiceToken, Mailing/Unsubscribe and ConfirmSubscription):
+// through the API that certificate would be the gateway's, for anyone.
+// Identity/Login gets the connection's address and User-Agent, never the
+// body's.
 //
 // Errors are JSON: {"error": {"code": "INVALID_ARGUMENT", "message":
 // "email: ...", "field": "email"}} with the HTTP status of the gRPC code
@@ -40,6 +45,10 @@ struct HttpAnswer {
   std::string body;  // JSON
 };
 
+// True for "Bearer <token>" of printable ASCII, at most 8 KiB: anything else
+// must not reach gRPC metadata (which refuses it).
+bool IsBearer(absl::string_view authorization);
+
 // The HTTP status of a gRPC status code: INVALID_ARGUMENT 400,
 // UNAUTHENTICATED 401, PERMISSION_DENIED 403, NOT_FOUND 404,
 // ALREADY_EXISTS / ABORTED / FAILED_PRECONDITION 409, RESOURCE_EXHAUSTED 429,
@@ -58,15 +67,14 @@ class JsonApi {
   // The exposed method `service`/`method`, or nullptr.
   const google::protobuf::MethodDescriptor* Find(absl::string_view service,
                                                  absl::string_view method) const;
-  // What the gateway itself saw of an HTTP request: requests with string
-  // fields `source_address` / `user_agent` (Identity/Login) get these, never
-  // what the body claims.
+  // What the gateway itself saw of an HTTP request: Identity/Login's
+  // `source_address` and `user_agent` are these, never what the body claims.
   struct Seen {
     std::string source_address;
     std::string user_agent;
   };
-  // Calls `m` with the JSON `body` ("" is {}), forwarding `authorization` and
-  // `request_id`.
+  // Calls `m` with the JSON `body` ("" is {}), forwarding `authorization`
+  // (401 unless empty or IsBearer) and `request_id`.
   HttpAnswer Call(const google::protobuf::MethodDescriptor& m, absl::string_view authorization,
                   absl::string_view body, const std::string& request_id, const Seen& seen) const;
   // Every exposed method, by full name.

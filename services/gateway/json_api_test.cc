@@ -38,6 +38,15 @@ TEST(HttpStatusOfTest, MapsEachCodeTheWayClientsExpect) {
   for (const auto& [code, status] : cases) EXPECT_EQ(HttpStatusOf(code), status) << code;
 }
 
+TEST(IsBearerTest, OnlyPrintableAsciiBearerTokensPass) {
+  EXPECT_TRUE(IsBearer("Bearer eyJhbGciOiJFZERTQSJ9.e30.c2ln"));
+  for (const char* bad : {"", "Bearer ", "Basic YWxhZGRpbjpvcGVuc2VzYW1l", "bearer x",
+                          "Bearer a\nb", "Bearer a\rb", "Bearer \x7f", "Bearer \xc3\xa9"}) {
+    EXPECT_FALSE(IsBearer(bad)) << bad;
+  }
+  EXPECT_FALSE(IsBearer(std::string("Bearer ") + std::string(9000, 'a')));
+}
+
 TEST(ErrorJsonTest, NamesTheFieldWhenTheMessageStartsWithOne) {
   EXPECT_EQ(
       ErrorJson("INVALID_ARGUMENT", "emails[0].address: not an address"),

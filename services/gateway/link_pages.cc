@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "crm/mailing/v1/mailing.grpc.pb.h"
 #include "libs/base/html.h"
+#include "libs/base/validate.h"
 
 namespace crm::gateway {
 namespace {
@@ -188,7 +189,7 @@ Page LinkPages::Confirm(absl::string_view token, const std::string& source_addre
   mv1::ConfirmSubscriptionRequest req;
   req.set_token(std::string(token));
   req.set_source_address(source_address);
-  req.set_user_agent(user_agent.substr(0, 500));
+  req.set_user_agent(base::PrintableAscii(user_agent, 500));
   mv1::ConfirmSubscriptionResponse resp;
   const grpc::Status s = mv1::Mailing::NewStub(mailing_)->ConfirmSubscription(&ctx, req, &resp);
   if (!s.ok()) return Failed(s, lang);

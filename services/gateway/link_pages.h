@@ -1,6 +1,6 @@
 // The pages behind the links in mail, for people without an account:
 //
-//   GET  /u/<token>   "Unsubscribe from <list>?" and a button; changes nothing
+//   GET  /u/<token>   "Stop receiving this list?" and a button; changes nothing
 //                     (mail scanners fetch links).
 //   POST /u/<token>   with List-Unsubscribe=One-Click (RFC 8058; form or
 //                     multipart): unsubscribes at once, no cookie, no login.

@@ -23,6 +23,9 @@ int main(int argc, char** argv) {
     }
   }
 
+  // A client that goes away mid-answer must not kill the process: TLS writes
+  // to a closed socket raise SIGPIPE (OpenSSL does not ask the kernel not to).
+  std::signal(SIGPIPE, SIG_IGN);
   // Block the signals in every thread; this one waits for them.
   sigset_t signals;
   sigemptyset(&signals);
