@@ -305,6 +305,12 @@ absl::Status ErasureStore::PutExportPart(pqxx::transaction_base& tx, const std::
   return absl::OkStatus();
 }
 
+absl::Status ErasureStore::DropExport(pqxx::transaction_base& tx, const std::string& request_id) {
+  ExecPrepared(tx, "DELETE FROM export_parts WHERE request_id = $1::uuid", request_id);
+  ExecPrepared(tx, "UPDATE requests SET export_key = NULL WHERE request_id = $1::uuid", request_id);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<int64_t> ErasureStore::CountExportParts(pqxx::transaction_base& tx,
                                                        const std::string& request_id) {
   return ExecPrepared(tx, "SELECT count(*) FROM export_parts WHERE request_id = $1::uuid",

@@ -104,6 +104,8 @@ class ErasureStore {
                                    const std::string& wrapped_key);
   static absl::Status PutExportPart(pqxx::transaction_base& tx, const std::string& request_id,
                                     const std::string& service, int seq, const std::string& sealed);
+  // Deletes an export that will not be served: its parts and its key.
+  static absl::Status DropExport(pqxx::transaction_base& tx, const std::string& request_id);
   // How many parts the export has.
   static absl::StatusOr<int64_t> CountExportParts(pqxx::transaction_base& tx,
                                                   const std::string& request_id);

@@ -168,6 +168,11 @@ class FakeTarget final : public sv1::SubjectData::Service {
     absl::MutexLock l(&mu_);
     hang_describes_ = true;
   }
+  // Every exported record carries `bytes` of padding (a large export).
+  void SetExportPadding(size_t bytes) {
+    absl::MutexLock l(&mu_);
+    padding_ = bytes;
+  }
   // Every Export blocks until Release() or until the call is cancelled.
   void HangExports() {
     absl::MutexLock l(&mu_);
@@ -249,6 +254,7 @@ class FakeTarget final : public sv1::SubjectData::Service {
       record->set_category(c.category());
       auto& fields = *record->mutable_data()->mutable_fields();
       fields["records"].set_number_value(static_cast<double>(c.record_count()));
+      if (padding_ > 0) fields["padding"].set_string_value(std::string(padding_, 'p'));
       if (c.category() != "person") continue;
       auto* emails = fields["emails"].mutable_list_value();
       for (const std::string& address : emails_[req->subject_id()]) {
@@ -337,6 +343,7 @@ class FakeTarget final : public sv1::SubjectData::Service {
   bool hang_next_erase_ ABSL_GUARDED_BY(mu_) = false;
   bool hang_describes_ ABSL_GUARDED_BY(mu_) = false;
   bool hang_exports_ ABSL_GUARDED_BY(mu_) = false;
+  size_t padding_ ABSL_GUARDED_BY(mu_) = 0;
   int describe_calls_ ABSL_GUARDED_BY(mu_) = 0;
   int export_calls_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::string> erase_request_ids_ ABSL_GUARDED_BY(mu_);
@@ -1829,6 +1836,32 @@ TEST_F(ErasureTest, AnExportWaitsForATargetThatIsDownAndIsDeletedWhenItExpires) 
             0);
   EXPECT_THAT(Export(id), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("expired")));
   EXPECT_THAT(AuditActions(id), Contains("erasure.access.expired"));
+}
+
+TEST_F(ErasureTest, AnExportLargerThanTheChannelAllowsNeedsAttentionAndKeepsNothing) {
+  Seed(kAda);
+  target("mailing").SetExportPadding(5 << 20);  // over the 4 MiB of the test channels
+  CRM_ASSERT_OK_AND_ASSIGN(v1::SubmitErasureResponse submitted, SubmitAccess(kAda));
+  const std::string id = submitted.request().request_id();
+  ASSERT_THAT(worker_->RunOnce(), IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(v1::ErasureRequest r, Get(id));
+  EXPECT_EQ(r.state(), v1::STATE_NEEDS_ATTENTION);
+  EXPECT_THAT(r.attention(), HasSubstr("mailing"));
+  EXPECT_THAT(r.attention(), HasSubstr("export_max_mib"));
+  EXPECT_THAT(TargetIn(r, "mailing")->last_error(), HasSubstr("8"));  // RESOURCE_EXHAUSTED
+  // What the other targets gave is not kept, nor the key, nor the addresses.
+  EXPECT_EQ(Count("SELECT count(*) FROM export_parts WHERE request_id = $1::uuid", id), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM requests WHERE request_id = $1::uuid AND (export_key IS "
+                  "NOT NULL OR addresses IS NOT NULL)",
+                  id),
+            0);
+  absl::StatusOr<std::string> none = Export(id);
+  EXPECT_THAT(none, StatusIs(absl::StatusCode::kFailedPrecondition)) << none.value_or("");
+  // Not worked again; a new request may be submitted.
+  CRM_ASSERT_OK_AND_ASSIGN(AdvanceStats stats, worker_->RunOnce());
+  EXPECT_EQ(stats.claimed, 0);
+  CRM_ASSERT_OK_AND_ASSIGN(v1::SubmitErasureResponse again, SubmitAccess(kAda));
+  EXPECT_TRUE(again.created());
 }
 
 TEST_F(ErasureTest, AccessAndErasureRequestsAreSeparateAndListedByKind) {

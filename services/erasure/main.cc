@@ -53,6 +53,7 @@ struct ErasureConfig {
   absl::Duration lease = absl::Minutes(2);
   int max_rounds = 3;
   absl::Duration export_ttl = absl::Hours(24 * 14);
+  int export_max_mib = 64;
   std::string processing_record_file;
 };
 
@@ -186,9 +187,11 @@ absl::Status Setup(const ErasureConfig& cfg, const service::ApiAuthConfig& auth_
   std::vector<Target> targets;
   std::vector<std::string> names;
   for (const auto& [name, addr] : registry) {
-    CRM_ASSIGN_OR_RETURN(
-        std::shared_ptr<grpc::Channel> channel,
-        rpc::MakeChannel({.target = addr, .tls = ctx.config.server.tls, .expected_server = name}));
+    CRM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel,
+                         rpc::MakeChannel({.target = addr,
+                                           .tls = ctx.config.server.tls,
+                                           .expected_server = name,
+                                           .max_message_bytes = cfg.export_max_mib << 20}));
     targets.push_back({.service = name, .stub = subject::v1::SubjectData::NewStub(channel)});
     names.push_back(name);
   }
@@ -277,6 +280,8 @@ int main(int argc, char** argv) {
                "erase-and-verify rounds before a request needs attention", 1, 20);
   settings.Add("export_ttl", &cfg.export_ttl,
                "how long an access export is kept once ready, then deleted");
+  settings.Add("export_max_mib", &cfg.export_max_mib,
+               "largest answer accepted from one target (an access export's part), MiB", 4, 1024);
   settings.Add("processing_record_file", &cfg.processing_record_file,
                "the record of processing (JSON) giving access exports their Art. 15 facts");
   crm::config::ParseOrExit(settings, argc, argv, environ);

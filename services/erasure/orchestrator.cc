@@ -390,6 +390,15 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
         for (size_t j = 0; j < ok.size(); ++j) {
           const int i = which[ok[j]];
           const std::string service = r.targets(i).service();
+          if (exported[j].error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+            // Larger than the channel accepts: no retry will fit it.
+            failed(i, exported[j]);
+            r.set_state(v1::STATE_NEEDS_ATTENTION);
+            r.set_attention(absl::StrCat(service,
+                                         ": its export is larger than the setting export_max_mib "
+                                         "allows; raise it and submit the request again"));
+            continue;
+          }
           if (!exported[j].ok()) {
             failed(i, exported[j]);
             continue;
@@ -573,6 +582,11 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
           CRM_RETURN_IF_ERROR(ErasureStore::PutExportPart(tx, r.request_id(), service,
                                                           static_cast<int>(seq), chunks[seq]));
         }
+      }
+      if (r.kind() == v1::KIND_ACCESS && r.state() == v1::STATE_NEEDS_ATTENTION) {
+        // No document will be served: what was gathered goes now.
+        CRM_RETURN_IF_ERROR(ErasureStore::DropExport(tx, r.request_id()));
+        CRM_RETURN_IF_ERROR(ErasureStore::DropAddresses(tx, r.request_id()));
       }
       if (extension_told) {
         CRM_RETURN_IF_ERROR(

