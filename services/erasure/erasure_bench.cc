@@ -370,6 +370,7 @@ absl::Status Enqueue(int64_t n) {
         v1::ErasureRequest r;
         r.set_request_id(base::NewUuid());
         r.set_subject_id(base::NewUuid());
+        r.set_kind(v1::KIND_ERASURE);
         r.set_reason(v1::ERASURE_REASON_RETENTION);
         r.set_requester(kDpo);
         rpc::SetTime(now, r.mutable_received_at());

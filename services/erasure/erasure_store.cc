@@ -64,6 +64,9 @@ bool IsOpen(v1::State state) {
 absl::StatusOr<std::pair<v1::ErasureRequest, bool>> ErasureStore::Insert(
     pqxx::transaction_base& tx, const v1::ErasureRequest& r,
     const std::vector<std::string>& targets) {
+  if (r.kind() != v1::KIND_ERASURE && r.kind() != v1::KIND_ACCESS) {
+    return absl::InvalidArgumentError("kind: erasure or access");
+  }
   static const std::string kInsert = absl::StrCat(
       "INSERT INTO requests (request_id, subject_id, reason, requester, state, received_at, "
       "not_before, due_at, next_attempt_at, kind) VALUES ($1::uuid, $2::uuid, $3, $4, 1, ",
