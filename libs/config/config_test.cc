@@ -131,8 +131,8 @@ TEST(ParseNamedAddressesTest, KeepsTheOrderOfTheEntries) {
 }
 
 TEST(ParseNamedAddressesTest, RejectsMalformedNamingTheSetting) {
-  for (const char* bad : {"", ",", "identity", "=host:1", "identity=host", "a=h:1,a=h:2",
-                          "a=h:1,b=h:http"}) {
+  for (const char* bad :
+       {"", ",", "identity", "=host:1", "identity=host", "a=h:1,a=h:2", "a=h:1,b=h:http"}) {
     absl::StatusOr<std::vector<std::pair<std::string, std::string>>> parsed =
         ParseNamedAddresses("services", bad);
     EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << bad;

@@ -140,7 +140,8 @@ grpc::Status ErasureService::GetAccessExport(Ctx* ctx, const v1::GetAccessExport
       if (r->state() == v1::STATE_EXPIRED) {
         return absl::FailedPreconditionError("request_id: the export has expired and is deleted");
       }
-      CRM_ASSIGN_OR_RETURN(wrapped, ErasureStore::GetExportKey(tx, id));
+      CRM_ASSIGN_OR_RETURN(ErasureStore::Secrets secrets, ErasureStore::GetSecrets(tx, id));
+      wrapped = std::move(secrets.export_key);
       CRM_ASSIGN_OR_RETURN(parts, ErasureStore::CountExportParts(tx, id));
       if (r->state() != v1::STATE_COMPLETED || !wrapped.has_value()) {
         return absl::FailedPreconditionError("request_id: the export is not ready yet");

@@ -252,15 +252,18 @@ absl::StatusOr<std::optional<std::pair<std::string, std::string>>> ErasureStore:
   return std::make_pair(pqxx::binarystring(r[0][0]).str(), pqxx::binarystring(r[0][1]).str());
 }
 
-absl::StatusOr<std::optional<std::pair<std::string, std::string>>> ErasureStore::GetAddresses(
-    pqxx::transaction_base& tx, const std::string& request_id) {
+absl::StatusOr<ErasureStore::Secrets> ErasureStore::GetSecrets(pqxx::transaction_base& tx,
+                                                               const std::string& request_id) {
   const pqxx::result r = ExecPrepared(
-      tx,
-      "SELECT notice_key, addresses FROM requests WHERE request_id = $1::uuid AND notice_key IS "
-      "NOT NULL",
+      tx, "SELECT notice_key, addresses, export_key FROM requests WHERE request_id = $1::uuid",
       request_id);
-  if (r.empty()) return std::nullopt;
-  return std::make_pair(pqxx::binarystring(r[0][0]).str(), pqxx::binarystring(r[0][1]).str());
+  Secrets out;
+  if (r.empty()) return out;
+  if (!r[0][0].is_null()) {
+    out.addresses.emplace(pqxx::binarystring(r[0][0]).str(), pqxx::binarystring(r[0][1]).str());
+  }
+  if (!r[0][2].is_null()) out.export_key = pqxx::binarystring(r[0][2]).str();
+  return out;
 }
 
 absl::Status ErasureStore::PutAddresses(pqxx::transaction_base& tx, const std::string& request_id,
@@ -279,15 +282,6 @@ absl::Status ErasureStore::DropAddresses(pqxx::transaction_base& tx,
       "WHERE request_id = $1::uuid",
       request_id);
   return absl::OkStatus();
-}
-
-absl::StatusOr<std::optional<std::string>> ErasureStore::GetExportKey(
-    pqxx::transaction_base& tx, const std::string& request_id) {
-  const pqxx::result r = ExecPrepared(
-      tx, "SELECT export_key FROM requests WHERE request_id = $1::uuid AND export_key IS NOT NULL",
-      request_id);
-  if (r.empty()) return std::nullopt;
-  return pqxx::binarystring(r[0][0]).str();
 }
 
 absl::Status ErasureStore::PutExportKey(pqxx::transaction_base& tx, const std::string& request_id,

@@ -86,20 +86,23 @@ class ErasureStore {
   static absl::StatusOr<std::optional<std::pair<std::string, std::string>>> GetCertificate(
       pqxx::transaction_base& tx, const std::string& request_id);
 
-  // The request's sealed addresses and the wrapped key sealing them:
-  // (wrapped key, sealed), or nullopt when none were stored (or they were
-  // dropped). Put stores them; Drop destroys both.
-  static absl::StatusOr<std::optional<std::pair<std::string, std::string>>> GetAddresses(
-      pqxx::transaction_base& tx, const std::string& request_id);
+  // A request's secrets, in one read of its row: the sealed addresses with
+  // the wrapped key sealing them ((wrapped key, sealed), nullopt when none
+  // were stored or they were dropped), and an access request's wrapped
+  // export key (nullopt before exporting and after expiry).
+  struct Secrets {
+    std::optional<std::pair<std::string, std::string>> addresses;
+    std::optional<std::string> export_key;
+  };
+  static absl::StatusOr<Secrets> GetSecrets(pqxx::transaction_base& tx,
+                                            const std::string& request_id);
+  // PutAddresses stores the sealed addresses; Drop destroys them and their key.
   static absl::Status PutAddresses(pqxx::transaction_base& tx, const std::string& request_id,
                                    const std::string& wrapped_key, const std::string& sealed);
   static absl::Status DropAddresses(pqxx::transaction_base& tx, const std::string& request_id);
   // An access request's export: the key its parts are sealed under (wrapped
-  // under the KEK; nullopt before exporting and after expiry), and its parts,
-  // read one at a time in (service, seq) order so that serving an export
-  // holds one part in memory.
-  static absl::StatusOr<std::optional<std::string>> GetExportKey(pqxx::transaction_base& tx,
-                                                                 const std::string& request_id);
+  // under the KEK; read by GetSecrets), and its parts, read one at a time in
+  // (service, seq) order so that serving an export holds one part in memory.
   static absl::Status PutExportKey(pqxx::transaction_base& tx, const std::string& request_id,
                                    const std::string& wrapped_key);
   static absl::Status PutExportPart(pqxx::transaction_base& tx, const std::string& request_id,

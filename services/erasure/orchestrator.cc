@@ -193,15 +193,13 @@ absl::Status Orchestrator::ExpireExports(AdvanceStats& stats) {
 }
 
 absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& stats) {
-  // The request, its targets and its sealed addresses, in one read.
+  // The request, its targets and its secrets, in one transaction.
   std::optional<v1::ErasureRequest> loaded;
-  std::optional<std::pair<std::string, std::string>> sealed;
-  std::optional<std::string> wrapped_export_key;
+  ErasureStore::Secrets secrets;
   CRM_RETURN_IF_ERROR(db_.Transact(
       [&](pqxx::work& tx) -> absl::Status {
         CRM_ASSIGN_OR_RETURN(loaded, ErasureStore::Get(tx, request_id, true, false));
-        CRM_ASSIGN_OR_RETURN(sealed, ErasureStore::GetAddresses(tx, request_id));
-        CRM_ASSIGN_OR_RETURN(wrapped_export_key, ErasureStore::GetExportKey(tx, request_id));
+        CRM_ASSIGN_OR_RETURN(secrets, ErasureStore::GetSecrets(tx, request_id));
         return absl::OkStatus();
       },
       {.read_only = true}));
@@ -209,13 +207,13 @@ absl::Status Orchestrator::Advance(const std::string& request_id, AdvanceStats& 
   v1::ErasureRequest r = *std::move(loaded);
   // An access request's export key, once made.
   std::optional<crypto::SecretBytes> export_key;
-  if (wrapped_export_key.has_value()) {
+  if (secrets.export_key.has_value()) {
     CRM_ASSIGN_OR_RETURN(export_key,
-                         ring_.UnwrapSecret(*wrapped_export_key, ExportKeyAad(r.request_id())));
+                         ring_.UnwrapSecret(*secrets.export_key, ExportKeyAad(r.request_id())));
   }
   // The subject's addresses, once read (nullopt: not yet).
   std::optional<std::vector<std::string>> addresses;
-  CRM_ASSIGN_OR_RETURN(addresses, OpenAddresses(r.request_id(), sealed));
+  CRM_ASSIGN_OR_RETURN(addresses, OpenAddresses(r.request_id(), secrets.addresses));
   // Targets by registry name; a target the registry no longer has is never
   // called (its row waits: NEEDS ATTENTION would hide a misconfiguration).
   auto stub_of = [&](const std::string& service) -> sv1::SubjectData::StubInterface* {

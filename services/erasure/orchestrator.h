@@ -149,7 +149,7 @@ class Orchestrator {
   absl::StatusOr<std::pair<std::string, std::string>> SealAddresses(
       const std::string& request_id, const std::vector<std::string>& addresses) const;
   // The addresses in `stored` ((wrapped key, sealed list), as
-  // ErasureStore::GetAddresses reads them), or nullopt if none are stored.
+  // ErasureStore::GetSecrets reads them), or nullopt if none are stored.
   absl::StatusOr<std::optional<std::vector<std::string>>> OpenAddresses(
       const std::string& request_id,
       const std::optional<std::pair<std::string, std::string>>& stored) const;

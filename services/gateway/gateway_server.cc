@@ -1,6 +1,5 @@
 #include "services/gateway/gateway_server.h"
 
-#include <google/protobuf/util/json_util.h>
 #include <httplib.h>
 #include <prometheus/counter.h>
 #include <prometheus/exposer.h>
@@ -360,11 +359,10 @@ void GatewayServer::DownloadExport(const httplib::Request& req, httplib::Respons
                   ErrorJson("INVALID_ARGUMENT", "Content-Type: application/json expected"));
   }
   const std::string auth = req.get_header_value("Authorization");
-  if (!auth.empty() && !IsBearer(auth)) {
-    return Answer(
-        res, 401,
-        ErrorJson("UNAUTHENTICATED", "Authorization: \"Bearer <access token>\" expected"));
-  }
+  ev1::GetAccessExportRequest request;
+  std::optional<HttpAnswer> bad = ParseBody(req.body, request);
+  if (!bad.has_value()) bad = CheckAuthorization(auth);
+  if (bad.has_value()) return Answer(res, bad->status, std::move(bad->body));
   // Each download holds a worker thread while the client reads: a few at a
   // time, so that slow readers cannot starve the other routes.
   if (downloads_.fetch_add(1) >= kMaxDownloads) {
@@ -377,16 +375,6 @@ void GatewayServer::DownloadExport(const httplib::Request& req, httplib::Respons
     ~Slot() { n->fetch_sub(1); }
   };
   std::shared_ptr<Slot> slot(new Slot{&downloads_});
-  ev1::GetAccessExportRequest request;
-  google::protobuf::util::JsonParseOptions parse;
-  parse.ignore_unknown_fields = false;
-  if (!google::protobuf::util::JsonStringToMessage(req.body.empty() ? "{}" : req.body, &request,
-                                                   parse)
-           .ok()) {
-    return Answer(
-        res, 400,
-        ErrorJson("INVALID_ARGUMENT", "body: not a crm.erasure.v1.GetAccessExportRequest in JSON"));
-  }
   // The call lives as long as the download: the provider reads chunk by
   // chunk, so the gateway holds one chunk at a time.
   struct Download {
@@ -405,10 +393,8 @@ void GatewayServer::DownloadExport(const httplib::Request& req, httplib::Respons
   if (!d->reader->Read(&d->chunk)) {
     const grpc::Status s = d->reader->Finish();
     if (!s.ok()) {
-      return Answer(
-          res, HttpStatusOf(s.error_code()),
-          ErrorJson(absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())),
-                    s.error_message()));
+      HttpAnswer a = ErrorAnswer(s);
+      return Answer(res, a.status, std::move(a.body));
     }
     return Answer(res, 502, ErrorJson("INTERNAL", "the export was empty"));
   }

@@ -135,6 +135,31 @@ bool IsBearer(absl::string_view authorization) {
                      [](char c) { return c >= 0x20 && c <= 0x7E; });
 }
 
+HttpAnswer ErrorAnswer(const grpc::Status& s) {
+  return {HttpStatusOf(s.error_code()),
+          ErrorJson(absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())),
+                    s.error_message())};
+}
+
+std::optional<HttpAnswer> CheckAuthorization(absl::string_view authorization) {
+  if (authorization.empty() || IsBearer(authorization)) return std::nullopt;
+  return HttpAnswer{
+      401, ErrorJson("UNAUTHENTICATED", "Authorization: \"Bearer <access token>\" expected")};
+}
+
+std::optional<HttpAnswer> ParseBody(absl::string_view body, pb::Message& message) {
+  pb::util::JsonParseOptions parse;
+  parse.ignore_unknown_fields = false;
+  if (absl::StripAsciiWhitespace(body).empty()) body = "{}";
+  if (pb::util::JsonStringToMessage(std::string(body), &message, parse).ok()) return std::nullopt;
+  // protobuf's message may quote the input: say what was expected instead.
+  return HttpAnswer{400,
+                    ErrorJson("INVALID_ARGUMENT",
+                              absl::StrCat("body: not a ", message.GetDescriptor()->full_name(),
+                                           " in JSON (unknown field, wrong type or malformed; "
+                                           "see /openapi.json)"))};
+}
+
 int HttpStatusOf(int grpc_code) {
   switch (static_cast<grpc::StatusCode>(grpc_code)) {
     case grpc::StatusCode::OK:
@@ -211,16 +236,8 @@ HttpAnswer JsonApi::Call(const pb::MethodDescriptor& m, absl::string_view author
   const pb::Message* prototype =
       pb::MessageFactory::generated_factory()->GetPrototype(m.input_type());
   std::unique_ptr<pb::Message> request(prototype->New());
-  pb::util::JsonParseOptions parse;
-  parse.ignore_unknown_fields = false;
-  if (absl::StripAsciiWhitespace(body).empty()) body = "{}";
-  if (!pb::util::JsonStringToMessage(std::string(body), request.get(), parse).ok()) {
-    // protobuf's message may quote the input: say what was expected instead.
-    return {400, ErrorJson("INVALID_ARGUMENT",
-                           absl::StrCat("body: not a ", m.input_type()->full_name(),
-                                        " in JSON (unknown field, wrong type or malformed; see "
-                                        "/openapi.json)"))};
-  }
+  if (std::optional<HttpAnswer> bad = ParseBody(body, *request)) return *std::move(bad);
+  if (std::optional<HttpAnswer> bad = CheckAuthorization(authorization)) return *std::move(bad);
   if (m.full_name() == "crm.identity.v1.Identity.Login") {
     // What the gateway saw of the connection, never what the body claims.
     for (const auto& [name, value] : {std::pair{"source_address", &seen.source_address},
@@ -232,22 +249,12 @@ HttpAnswer JsonApi::Call(const pb::MethodDescriptor& m, absl::string_view author
     }
   }
   std::vector<std::pair<std::string, std::string>> headers = {{rpc::kRequestIdHeader, request_id}};
-  if (!authorization.empty()) {
-    if (!IsBearer(authorization)) {
-      return {401,
-              ErrorJson("UNAUTHENTICATED", "Authorization: \"Bearer <access token>\" expected")};
-    }
-    headers.emplace_back("authorization", std::string(authorization));
-  }
+  if (!authorization.empty()) headers.emplace_back("authorization", std::string(authorization));
   std::string reply;
   const grpc::Status s = rpc::UnaryCall(backends_.at(BackendOf(*m.service())),
                                         absl::StrCat("/", m.service()->full_name(), "/", m.name()),
                                         request->SerializeAsString(), headers, timeout_, &reply);
-  if (!s.ok()) {
-    return {HttpStatusOf(s.error_code()),
-            ErrorJson(absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())),
-                      s.error_message())};
-  }
+  if (!s.ok()) return ErrorAnswer(s);
   std::unique_ptr<pb::Message> response(
       pb::MessageFactory::generated_factory()->GetPrototype(m.output_type())->New());
   std::string out;

@@ -32,6 +32,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,15 @@ int HttpStatusOf(int grpc_code);
 // The JSON error body: code name, message (at most 500 bytes) and, when the
 // message starts with a field path ("email: ..."), that field.
 std::string ErrorJson(absl::string_view code, absl::string_view message);
+
+// The answer for a failed call: HttpStatusOf its code and ErrorJson.
+HttpAnswer ErrorAnswer(const grpc::Status& s);
+// The 401 for an Authorization header that is present but not IsBearer;
+// nullopt when it may be forwarded (or is absent).
+std::optional<HttpAnswer> CheckAuthorization(absl::string_view authorization);
+// Parses `body` ("" is {}) into `message` (protobuf's JSON mapping, unknown
+// fields refused); the 400 naming "body" otherwise, never echoing it.
+std::optional<HttpAnswer> ParseBody(absl::string_view body, google::protobuf::Message& message);
 
 class JsonApi {
  public:
