@@ -17,6 +17,11 @@
 
 namespace crm::auth {
 
+// The one permission of a data subject's token (identity's
+// ConfirmSubjectVerification): `sub` is their subject id, and services let it
+// act on that subject's own data only.
+inline constexpr char kSubjectSelf[] = "subject.self";
+
 struct Principal {
   std::string user_id;     // the token's `sub`: operator or service-account id
   std::string session_id;  // `sid`: what revocation is keyed by
@@ -28,6 +33,10 @@ struct Principal {
   std::string cert_thumbprint;
 
   bool Has(absl::string_view permission) const { return permissions.contains(permission); }
+  // Whether this is the data subject `subject_id` acting on their own data.
+  bool IsSubject(absl::string_view subject_id) const {
+    return Has(kSubjectSelf) && !subject_id.empty() && user_id == subject_id;
+  }
   bool InTeam(absl::string_view team) const;
   bool IsCertificateBound() const { return !cert_thumbprint.empty(); }
 

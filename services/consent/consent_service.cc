@@ -40,6 +40,17 @@ absl::StatusOr<std::shared_ptr<const auth::Principal>> Authorize(grpc::ServerCon
   return rpc::AuthorizeCall(*ctx, verifier, permission);
 }
 
+// `permission`, or the data subject `subject` acting on their own consents
+// with their token (subject.self; the privacy portal).
+absl::StatusOr<std::shared_ptr<const auth::Principal>> AuthorizeFor(grpc::ServerContext* ctx,
+                                                                    auth::TokenVerifier& verifier,
+                                                                    absl::string_view permission,
+                                                                    absl::string_view subject) {
+  CRM_ASSIGN_OR_RETURN(auto caller, rpc::AuthenticateCall(*ctx, verifier));
+  if (caller->Has(permission) || caller->IsSubject(absl::AsciiStrToLower(subject))) return caller;
+  return absl::PermissionDeniedError(absl::StrCat("needs permission ", permission));
+}
+
 absl::Status ValidatePurposeId(absl::string_view field, absl::string_view id) {
   return base::ValidateName(field, id, 64);
 }
@@ -75,7 +86,10 @@ std::string EvidenceOf(const v1::Statement& s) {
 grpc::Status ConsentService::ListPurposes(Ctx* ctx, const v1::ListPurposesRequest*,
                                           v1::ListPurposesResponse* resp) {
   return Handle([&]() -> absl::Status {
-    CRM_RETURN_IF_ERROR(Authorize(ctx, d_.verifier, kRead).status());
+    CRM_ASSIGN_OR_RETURN(auto caller, rpc::AuthenticateCall(*ctx, d_.verifier));
+    if (!caller->Has(kRead) && !caller->Has(auth::kSubjectSelf)) {
+      return absl::PermissionDeniedError(absl::StrCat("needs permission ", kRead));
+    }
     return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
       resp->Clear();
       CRM_ASSIGN_OR_RETURN(std::vector<v1::Purpose> purposes, ConsentStore::ListPurposes(tx));
@@ -173,7 +187,7 @@ absl::Status ConsentService::Record(Ctx* ctx, v1::Action action, const v1::State
 absl::Status ConsentService::RecordInTransaction(Ctx* ctx, v1::Action action,
                                                  const v1::Statement& in, bool* changed,
                                                  v1::LedgerEntry* entry, std::string* receipt) {
-  CRM_ASSIGN_OR_RETURN(auto caller, Authorize(ctx, d_.verifier, kWrite));
+  CRM_ASSIGN_OR_RETURN(auto caller, AuthorizeFor(ctx, d_.verifier, kWrite, in.subject_id()));
   const absl::Time now = absl::FromUnixMicros(absl::ToUnixMicros(d_.clock.Now()));
   CRM_RETURN_IF_ERROR(ValidateStatement(in, now));
   const std::string subject = absl::AsciiStrToLower(in.subject_id());
@@ -231,8 +245,9 @@ absl::Status ConsentService::RecordInTransaction(Ctx* ctx, v1::Action action,
     entry->set_notice_version(action == v1::ACTION_GRANT ? in.notice_version() : "");
     entry->set_method(in.method());
     entry->set_source(in.source());
-    entry->set_actor(caller->user_id.empty() ? absl::StrCat("service:", rpc::PeerIdentity(*ctx))
-                                             : caller->user_id);
+    entry->set_actor(caller->user_id.empty()    ? absl::StrCat("service:", rpc::PeerIdentity(*ctx))
+                     : caller->IsSubject(subject) ? "subject"
+                                                  : caller->user_id);
     rpc::SetTime(given_at, entry->mutable_given_at());
     rpc::SetTime(now, entry->mutable_recorded_at());
     if (action == v1::ACTION_GRANT && decided.expires_at != absl::InfiniteFuture()) {
@@ -380,7 +395,7 @@ absl::Status ConsentService::Decide(const std::string& purpose_id,
 
 grpc::Status ConsentService::Check(Ctx* ctx, const v1::CheckRequest* req, v1::CheckResponse* resp) {
   return Handle([&]() -> absl::Status {
-    CRM_RETURN_IF_ERROR(Authorize(ctx, d_.verifier, kCheck).status());
+    CRM_RETURN_IF_ERROR(AuthorizeFor(ctx, d_.verifier, kCheck, req->subject_id()).status());
     CRM_ASSIGN_OR_RETURN(const std::string subject,
                          base::CanonicalUuid("subject_id", req->subject_id()));
     CRM_RETURN_IF_ERROR(ValidatePurposeId("purpose_id", req->purpose_id()));
@@ -456,7 +471,7 @@ grpc::Status ConsentService::CheckSuppression(Ctx* ctx, const v1::CheckSuppressi
 grpc::Status ConsentService::GetHistory(Ctx* ctx, const v1::GetHistoryRequest* req,
                                         v1::GetHistoryResponse* resp) {
   return Handle([&]() -> absl::Status {
-    CRM_ASSIGN_OR_RETURN(auto caller, Authorize(ctx, d_.verifier, kRead));
+    CRM_ASSIGN_OR_RETURN(auto caller, AuthorizeFor(ctx, d_.verifier, kRead, req->subject_id()));
     CRM_ASSIGN_OR_RETURN(const std::string subject,
                          base::CanonicalUuid("subject_id", req->subject_id()));
     return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {

@@ -38,6 +38,32 @@ crm::audit::v1::Event Event(grpc::ServerContext& ctx, const auth::Principal& who
 
 absl::Status NotFound() { return absl::NotFoundError("request_id: not found"); }
 
+// dsr.manage, or a data subject's own token (subject.self), whom the
+// handlers then hold to their own requests (MaySee, SubjectMay).
+absl::StatusOr<std::shared_ptr<const auth::Principal>> StaffOrSubject(
+    const grpc::ServerContextBase& ctx, auth::TokenVerifier& verifier) {
+  CRM_ASSIGN_OR_RETURN(auto caller, rpc::AuthenticateCall(ctx, verifier));
+  if (caller->Has(kDsrManage) || caller->Has(auth::kSubjectSelf)) return caller;
+  return absl::PermissionDeniedError(absl::StrCat("needs permission ", kDsrManage));
+}
+
+bool IsStaff(const auth::Principal& caller) { return caller.Has(kDsrManage); }
+
+// Staff see every request; a subject their own (others are NOT_FOUND to them).
+bool MaySee(const auth::Principal& caller, const v1::ErasureRequest& r) {
+  return IsStaff(caller) || caller.IsSubject(r.subject_id());
+}
+
+// A subject submits for themselves only, by subject_id.
+absl::Status SubjectMay(const auth::Principal& caller, bool by_email, const std::string& subject) {
+  if (IsStaff(caller)) return absl::OkStatus();
+  if (by_email) return absl::PermissionDeniedError("email: a subject submits by their subject_id");
+  if (!caller.IsSubject(subject)) {
+    return absl::PermissionDeniedError("subject_id: a subject may submit only for themselves");
+  }
+  return absl::OkStatus();
+}
+
 // Page tokens: "<due_at unix micros>.<request id>" of the page's last row.
 absl::StatusOr<std::optional<ErasureStore::Cursor>> CursorOf(const std::string& token) {
   if (token.empty()) return std::nullopt;
@@ -88,17 +114,23 @@ absl::StatusOr<std::string> ErasureService::Subject(const std::string* subject_i
 grpc::Status ErasureService::SubmitErasure(Ctx* ctx, const v1::SubmitErasureRequest* req,
                                            v1::SubmitErasureResponse* resp) {
   return Handle([&]() -> absl::Status {
-    CRM_ASSIGN_OR_RETURN(auto caller, rpc::AuthorizeCall(*ctx, d_.verifier, kDsrManage));
+    CRM_ASSIGN_OR_RETURN(auto caller, StaffOrSubject(*ctx, d_.verifier));
     const bool by_email = req->subject_case() == v1::SubmitErasureRequest::kEmail;
+    CRM_RETURN_IF_ERROR(SubjectMay(*caller, by_email, req->subject_id()));
     CRM_ASSIGN_OR_RETURN(const std::string subject,
                          Subject(&req->subject_id(), by_email ? &req->email() : nullptr));
-    if (req->reason() == v1::ERASURE_REASON_UNSPECIFIED ||
-        !v1::ErasureReason_IsValid(req->reason())) {
+    v1::ErasureReason reason = req->reason();
+    if (!IsStaff(*caller) && reason == v1::ERASURE_REASON_UNSPECIFIED) {
+      reason = v1::ERASURE_REASON_SUBJECT_REQUEST;
+    }
+    if (reason == v1::ERASURE_REASON_UNSPECIFIED || !v1::ErasureReason_IsValid(reason)) {
       return absl::InvalidArgumentError("reason: subject_request, retention or administrator");
     }
+    if (!IsStaff(*caller) && reason != v1::ERASURE_REASON_SUBJECT_REQUEST) {
+      return absl::PermissionDeniedError("reason: a subject's own request is subject_request");
+    }
     return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
-      CRM_ASSIGN_OR_RETURN(auto stored,
-                           Open(tx, *ctx, *caller, subject, v1::KIND_ERASURE, req->reason()));
+      CRM_ASSIGN_OR_RETURN(auto stored, Open(tx, *ctx, *caller, subject, v1::KIND_ERASURE, reason));
       *resp->mutable_request() = std::move(stored.first);
       resp->set_created(stored.second);
       return absl::OkStatus();
@@ -109,8 +141,9 @@ grpc::Status ErasureService::SubmitErasure(Ctx* ctx, const v1::SubmitErasureRequ
 grpc::Status ErasureService::SubmitAccess(Ctx* ctx, const v1::SubmitAccessRequest* req,
                                           v1::SubmitErasureResponse* resp) {
   return Handle([&]() -> absl::Status {
-    CRM_ASSIGN_OR_RETURN(auto caller, rpc::AuthorizeCall(*ctx, d_.verifier, kDsrManage));
+    CRM_ASSIGN_OR_RETURN(auto caller, StaffOrSubject(*ctx, d_.verifier));
     const bool by_email = req->subject_case() == v1::SubmitAccessRequest::kEmail;
+    CRM_RETURN_IF_ERROR(SubjectMay(*caller, by_email, req->subject_id()));
     CRM_ASSIGN_OR_RETURN(const std::string subject,
                          Subject(&req->subject_id(), by_email ? &req->email() : nullptr));
     return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
@@ -126,7 +159,7 @@ grpc::Status ErasureService::SubmitAccess(Ctx* ctx, const v1::SubmitAccessReques
 grpc::Status ErasureService::GetAccessExport(Ctx* ctx, const v1::GetAccessExportRequest* req,
                                              grpc::ServerWriter<v1::AccessExportChunk>* writer) {
   return Handle([&]() -> absl::Status {
-    CRM_ASSIGN_OR_RETURN(auto caller, rpc::AuthorizeCall(*ctx, d_.verifier, kDsrManage));
+    CRM_ASSIGN_OR_RETURN(auto caller, StaffOrSubject(*ctx, d_.verifier));
     CRM_ASSIGN_OR_RETURN(const std::string id,
                          base::CanonicalUuid("request_id", req->request_id()));
     if (d_.ring == nullptr) return absl::UnavailableError("erasure: no KEK ring configured");
@@ -136,7 +169,9 @@ grpc::Status ErasureService::GetAccessExport(Ctx* ctx, const v1::GetAccessExport
     int64_t parts = 0;
     CRM_RETURN_IF_ERROR(d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
       CRM_ASSIGN_OR_RETURN(r, ErasureStore::Get(tx, id, false, false));
-      if (!r.has_value() || r->kind() != v1::KIND_ACCESS) return NotFound();
+      if (!r.has_value() || r->kind() != v1::KIND_ACCESS || !MaySee(*caller, *r)) {
+        return NotFound();
+      }
       if (r->state() == v1::STATE_EXPIRED) {
         return absl::FailedPreconditionError("request_id: the export has expired and is deleted");
       }
@@ -215,13 +250,13 @@ absl::StatusOr<std::pair<v1::ErasureRequest, bool>> ErasureService::Open(
 grpc::Status ErasureService::GetErasure(Ctx* ctx, const v1::GetErasureRequest* req,
                                         v1::GetErasureResponse* resp) {
   return Handle([&]() -> absl::Status {
-    CRM_RETURN_IF_ERROR(rpc::AuthorizeCall(*ctx, d_.verifier, kDsrManage).status());
+    CRM_ASSIGN_OR_RETURN(auto caller, StaffOrSubject(*ctx, d_.verifier));
     CRM_ASSIGN_OR_RETURN(const std::string id,
                          base::CanonicalUuid("request_id", req->request_id()));
     return d_.db.Transact(
         [&](pqxx::work& tx) -> absl::Status {
           CRM_ASSIGN_OR_RETURN(auto r, ErasureStore::Get(tx, id, true, false));
-          if (!r.has_value()) return NotFound();
+          if (!r.has_value() || !MaySee(*caller, *r)) return NotFound();
           *resp->mutable_request() = *std::move(r);
           return absl::OkStatus();
         },
@@ -232,7 +267,14 @@ grpc::Status ErasureService::GetErasure(Ctx* ctx, const v1::GetErasureRequest* r
 grpc::Status ErasureService::ListErasures(Ctx* ctx, const v1::ListErasuresRequest* req,
                                           v1::ListErasuresResponse* resp) {
   return Handle([&]() -> absl::Status {
-    CRM_RETURN_IF_ERROR(rpc::AuthorizeCall(*ctx, d_.verifier, kDsrManage).status());
+    CRM_ASSIGN_OR_RETURN(auto caller, StaffOrSubject(*ctx, d_.verifier));
+    std::string subject = caller->user_id;
+    if (IsStaff(*caller)) {
+      subject.clear();
+      if (!req->subject_id().empty()) {
+        CRM_ASSIGN_OR_RETURN(subject, base::CanonicalUuid("subject_id", req->subject_id()));
+      }
+    }
     if (!v1::State_IsValid(req->state())) return absl::InvalidArgumentError("state: unknown");
     if (!v1::RequestKind_IsValid(req->kind())) return absl::InvalidArgumentError("kind: unknown");
     if (req->unfinished() && req->state() != v1::STATE_UNSPECIFIED) {
@@ -250,7 +292,7 @@ grpc::Status ErasureService::ListErasures(Ctx* ctx, const v1::ListErasuresReques
           resp->Clear();
           CRM_ASSIGN_OR_RETURN(std::vector<v1::ErasureRequest> page,
                                ErasureStore::List(tx, req->state(), due_before, after, size + 1,
-                                                  req->unfinished(), req->kind()));
+                                                  req->unfinished(), req->kind(), subject));
           if (static_cast<int>(page.size()) > size) {
             page.pop_back();
             resp->set_next_page_token(
@@ -267,12 +309,12 @@ grpc::Status ErasureService::ListErasures(Ctx* ctx, const v1::ListErasuresReques
 grpc::Status ErasureService::CancelErasure(Ctx* ctx, const v1::CancelErasureRequest* req,
                                            v1::CancelErasureResponse* resp) {
   return Handle([&]() -> absl::Status {
-    CRM_ASSIGN_OR_RETURN(auto caller, rpc::AuthorizeCall(*ctx, d_.verifier, kDsrManage));
+    CRM_ASSIGN_OR_RETURN(auto caller, StaffOrSubject(*ctx, d_.verifier));
     CRM_ASSIGN_OR_RETURN(const std::string id,
                          base::CanonicalUuid("request_id", req->request_id()));
     return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
       CRM_ASSIGN_OR_RETURN(auto r, ErasureStore::Get(tx, id, false, true));
-      if (!r.has_value()) return NotFound();
+      if (!r.has_value() || !MaySee(*caller, *r)) return NotFound();
       if (r->state() == v1::STATE_CANCELLED) {
         *resp->mutable_request() = *std::move(r);
         return absl::OkStatus();  // idempotent
@@ -324,13 +366,13 @@ grpc::Status ErasureService::ExtendErasure(Ctx* ctx, const v1::ExtendErasureRequ
 grpc::Status ErasureService::GetCertificate(Ctx* ctx, const v1::GetCertificateRequest* req,
                                             v1::GetCertificateResponse* resp) {
   return Handle([&]() -> absl::Status {
-    CRM_RETURN_IF_ERROR(rpc::AuthorizeCall(*ctx, d_.verifier, kDsrManage).status());
+    CRM_ASSIGN_OR_RETURN(auto caller, StaffOrSubject(*ctx, d_.verifier));
     CRM_ASSIGN_OR_RETURN(const std::string id,
                          base::CanonicalUuid("request_id", req->request_id()));
     return d_.db.Transact(
         [&](pqxx::work& tx) -> absl::Status {
           CRM_ASSIGN_OR_RETURN(auto r, ErasureStore::Get(tx, id, false, false));
-          if (!r.has_value()) return NotFound();
+          if (!r.has_value() || !MaySee(*caller, *r)) return NotFound();
           if (r->kind() == v1::KIND_ACCESS) {
             return absl::FailedPreconditionError(
                 "request_id: an access request has an export (GetAccessExport), not a certificate");

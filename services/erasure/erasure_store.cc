@@ -126,7 +126,8 @@ absl::StatusOr<std::optional<v1::ErasureRequest>> ErasureStore::Get(pqxx::transa
 
 absl::StatusOr<std::vector<v1::ErasureRequest>> ErasureStore::List(
     pqxx::transaction_base& tx, v1::State state, absl::Time due_before,
-    const std::optional<Cursor>& after, int limit, bool unfinished, v1::RequestKind kind) {
+    const std::optional<Cursor>& after, int limit, bool unfinished, v1::RequestKind kind,
+    const std::string& subject_id) {
   std::vector<v1::ErasureRequest> out;
   // No bound and no cursor: values every row passes (PostgreSQL does not
   // promise to short-circuit OR, so no sentinels out of timestamp range).
@@ -135,14 +136,16 @@ absl::StatusOr<std::vector<v1::ErasureRequest>> ErasureStore::List(
   const int64_t after_due = after.has_value() ? absl::ToUnixMicros(after->due_at) : 0;
   const std::string after_id =
       after.has_value() ? after->request_id : "00000000-0000-0000-0000-000000000000";
-  static const std::string kList =
-      absl::StrCat("SELECT ", kColumns,
-                   " FROM requests WHERE ($1 = 0 OR state = $1) AND (NOT $6 OR " CRM_OPEN
-                   " OR state = 7) AND ($7 = 0 OR kind = $7) AND due_at < ",
-                   CRM_TS_PARAM("$2"), " AND (due_at, request_id) > (", CRM_TS_PARAM("$3"),
-                   ", $4::uuid) ORDER BY due_at, request_id LIMIT $5");
-  for (const pqxx::row& r : ExecPrepared(tx, kList, static_cast<int>(state), before, after_due,
-                                         after_id, limit, unfinished, static_cast<int>(kind))) {
+  static const std::string kList = absl::StrCat(
+      "SELECT ", kColumns,
+      " FROM requests WHERE ($1 = 0 OR state = $1) AND (NOT $6 OR " CRM_OPEN
+      " OR state = 7) AND ($7 = 0 OR kind = $7) AND ($8 = '' OR subject_id = NULLIF($8, '')::uuid)"
+      " AND due_at < ",
+      CRM_TS_PARAM("$2"), " AND (due_at, request_id) > (", CRM_TS_PARAM("$3"),
+      ", $4::uuid) ORDER BY due_at, request_id LIMIT $5");
+  for (const pqxx::row& r :
+       ExecPrepared(tx, kList, static_cast<int>(state), before, after_due, after_id, limit,
+                    unfinished, static_cast<int>(kind), subject_id)) {
     out.push_back(FromRow(r));
   }
   return out;

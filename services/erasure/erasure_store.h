@@ -38,17 +38,15 @@ class ErasureStore {
   // A page by due date then id, after `after` ((due_at, request_id) of the
   // last row, or nullopt from the start); state 0: all (`unfinished`: those
   // open or needing attention); due_before: none if InfiniteFuture; kind 0:
-  // both.
+  // both; subject_id "": every subject.
   struct Cursor {
     absl::Time due_at;
     std::string request_id;
   };
-  static absl::StatusOr<std::vector<v1::ErasureRequest>> List(pqxx::transaction_base& tx,
-                                                              v1::State state,
-                                                              absl::Time due_before,
-                                                              const std::optional<Cursor>& after,
-                                                              int limit, bool unfinished = false,
-                                                              v1::RequestKind kind = {});
+  static absl::StatusOr<std::vector<v1::ErasureRequest>> List(
+      pqxx::transaction_base& tx, v1::State state, absl::Time due_before,
+      const std::optional<Cursor>& after, int limit, bool unfinished = false,
+      v1::RequestKind kind = {}, const std::string& subject_id = "");
   // Claims up to `limit` open requests due at `now` that no other worker
   // holds (SKIP LOCKED), leasing them to `owner` (a worker's id) until
   // now + lease.

@@ -230,6 +230,12 @@ const pb::MethodDescriptor* JsonApi::Find(absl::string_view service,
   return it != methods_.end() && (*it)->full_name() == full ? *it : nullptr;
 }
 
+bool JsonApi::FillsFromConnection(absl::string_view method) {
+  return method == "crm.identity.v1.Identity.Login" ||
+         method == "crm.identity.v1.Identity.StartSubjectVerification" ||
+         method == "crm.identity.v1.Identity.ConfirmSubjectVerification";
+}
+
 HttpAnswer JsonApi::Call(const pb::MethodDescriptor& m, absl::string_view authorization,
                          absl::string_view body, const std::string& request_id,
                          const Seen& seen) const {
@@ -238,7 +244,7 @@ HttpAnswer JsonApi::Call(const pb::MethodDescriptor& m, absl::string_view author
   std::unique_ptr<pb::Message> request(prototype->New());
   if (std::optional<HttpAnswer> bad = ParseBody(body, *request)) return *std::move(bad);
   if (std::optional<HttpAnswer> bad = CheckAuthorization(authorization)) return *std::move(bad);
-  if (m.full_name() == "crm.identity.v1.Identity.Login") {
+  if (FillsFromConnection(m.full_name())) {
     // What the gateway saw of the connection, never what the body claims.
     for (const auto& [name, value] : {std::pair{"source_address", &seen.source_address},
                                       std::pair{"user_agent", &seen.user_agent}}) {

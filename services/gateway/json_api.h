@@ -15,8 +15,10 @@
 // backend's package) and those authorized by the caller's certificate alone
 // (Identity/IssueServiceToken, Mailing/Unsubscribe and ConfirmSubscription):
 // through the API that certificate would be the gateway's, for anyone.
-// Identity/Login gets the connection's address and User-Agent, never the
-// body's.
+// Identity/Login and the data subjects' sign-in (Identity/
+// StartSubjectVerification and ConfirmSubjectVerification, which identity
+// allows to the gateway's certificate only: they are meant for anyone)
+// get the connection's address (and User-Agent), never the body's.
 //
 // Errors are JSON: {"error": {"code": "INVALID_ARGUMENT", "message":
 // "email: ...", "field": "email"}} with the HTTP status of the gRPC code
@@ -77,6 +79,10 @@ class JsonApi {
   // The exposed method `service`/`method`, or nullptr.
   const google::protobuf::MethodDescriptor* Find(absl::string_view service,
                                                  absl::string_view method) const;
+  // Whether `method` (full name) gets source_address/user_agent from the
+  // connection.
+  static bool FillsFromConnection(absl::string_view method);
+
   // What the gateway itself saw of an HTTP request: Identity/Login's
   // `source_address` and `user_agent` are these, never what the body claims.
   struct Seen {

@@ -12,6 +12,7 @@
 #include "libs/outbox/schema.h"
 #include "libs/rpc/channel.h"
 #include "libs/service/api_auth.h"
+#include "services/identity/subject_directory.h"
 
 namespace crm::identity {
 
@@ -115,6 +116,20 @@ absl::Status IdentityApp::Init(const rpc::TlsFiles& tls, prometheus::Registry* m
                                                             .personal = *personal_,
                                                             .audit = *audit_,
                                                             .metrics = metrics});
+  if (!cfg.contacts_addr.empty()) {
+    CRM_ASSIGN_OR_RETURN(
+        std::shared_ptr<grpc::Channel> contacts,
+        rpc::MakeChannel({.target = cfg.contacts_addr, .tls = tls, .expected_server = "contacts"}));
+    CRM_ASSIGN_OR_RETURN(
+        std::shared_ptr<grpc::Channel> mailing,
+        rpc::MakeChannel({.target = cfg.mailing_addr, .tls = tls, .expected_server = "mailing"}));
+    directory_ = std::make_unique<GrpcSubjectDirectory>(
+        contacts, mailing, [this] { return service_->OwnServiceToken(); });
+    CRM_ASSIGN_OR_RETURN(subjects_,
+                         SubjectVerifier::Create(*redis_, *guard_, *indexer_, *directory_, clock_,
+                                                 SubjectVerificationParamsOf(cfg)));
+    service_->SetSubjectVerifier(subjects_.get());
+  }
   if (!cfg.bootstrap_admin_password_file.empty()) {
     absl::StatusOr<std::optional<std::string>> password =
         service_->BootstrapAdmin(cfg.bootstrap_admin_username);

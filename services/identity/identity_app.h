@@ -85,6 +85,8 @@ class IdentityApp {
   std::unique_ptr<outbox::GrpcSink> sink_;
   std::unique_ptr<outbox::Relay> relay_;
   std::unique_ptr<IdentityService> service_;
+  std::unique_ptr<SubjectDirectory> directory_;
+  std::unique_ptr<SubjectVerifier> subjects_;
   absl::Notification stop_sweeps_;
   std::thread sweeper_;
 };

@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "libs/base/status_macros.h"
+#include "services/identity/subject_verification.h"
 
 namespace crm::identity {
 
@@ -38,6 +39,17 @@ void AddIdentitySettings(config::Settings& s, IdentityConfig* c) {
   s.Add("bootstrap_admin_password_file", &c->bootstrap_admin_password_file,
         "create the first admin when no user exists and write its password here");
   s.Add("bootstrap_admin_username", &c->bootstrap_admin_username, "the first admin's username");
+  s.Add("contacts_addr", &c->contacts_addr,
+        "contacts host:port (subject verification: who has an address)");
+  s.Add("mailing_addr", &c->mailing_addr, "mailing host:port (subject verification codes)");
+  s.Add("subject_callers", &c->subject_callers,
+        "certificate identities that may verify subjects, comma-separated (the gateway)");
+  s.Add("subject_code_ttl", &c->subject_code_ttl, "how long a subject's e-mail code is valid");
+  s.Add("subject_codes_per_address", &c->subject_codes_per_address, "codes an hour for one address",
+        1, 1000);
+  s.Add("subject_codes_per_source", &c->subject_codes_per_source,
+        "codes an hour from one client address", 1, 100000);
+  s.Add("subject_token_ttl", &c->subject_token_ttl, "lifetime of a subject's access token");
   s.Add("sweep_interval", &c->sweep_interval, "interval of key refresh and notice sweeps");
 }
 
@@ -62,6 +74,18 @@ absl::Status ValidateIdentityConfig(IdentityConfig& c) {
   if (c.kek_file.empty()) return absl::InvalidArgumentError("setting kek_file: required");
   if (c.blind_index_key_file.empty()) {
     return absl::InvalidArgumentError("setting blind_index_key_file: required");
+  }
+  if (c.contacts_addr.empty() != c.mailing_addr.empty()) {
+    return absl::InvalidArgumentError(
+        "setting contacts_addr: subject verification needs both contacts_addr and mailing_addr");
+  }
+  if (!c.contacts_addr.empty()) {
+    CRM_RETURN_IF_ERROR(config::ParseHostPort("contacts_addr", c.contacts_addr, &host, &port));
+    CRM_RETURN_IF_ERROR(config::ParseHostPort("mailing_addr", c.mailing_addr, &host, &port));
+  }
+  CRM_RETURN_IF_ERROR(Positive("subject_token_ttl", c.subject_token_ttl));
+  if (c.subject_token_ttl > absl::Hours(1)) {
+    return absl::InvalidArgumentError("setting subject_token_ttl: at most 1h");
   }
   CRM_RETURN_IF_ERROR(Positive("redis_wait", c.redis_wait));
   CRM_RETURN_IF_ERROR(Positive("lockout_base", c.lockout_base));
@@ -121,6 +145,12 @@ LockoutParams LockoutParamsOf(const IdentityConfig& c) {
 
 ThrottleParams ThrottleParamsOf(const IdentityConfig& c) {
   return {.max_attempts = c.login_throttle_attempts, .window = c.login_throttle_window};
+}
+
+SubjectVerificationParams SubjectVerificationParamsOf(const IdentityConfig& c) {
+  return {.code_ttl = c.subject_code_ttl,
+          .per_address = {.max_attempts = c.subject_codes_per_address, .window = absl::Hours(1)},
+          .per_source = {.max_attempts = c.subject_codes_per_source, .window = absl::Hours(1)}};
 }
 
 }  // namespace crm::identity

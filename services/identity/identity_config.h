@@ -56,6 +56,18 @@ struct IdentityConfig {
   std::string bootstrap_admin_password_file;
   std::string bootstrap_admin_username = "admin";
 
+  // Data subjects (subject_verification.h): contacts and mailing ("host:port";
+  // both empty: no subject verification, FAILED_PRECONDITION), the
+  // certificate identities allowed to call it (the gateway), the codes'
+  // lifetime and limits, and the subject tokens' lifetime.
+  std::string contacts_addr;
+  std::string mailing_addr;
+  std::vector<std::string> subject_callers = {"gateway"};
+  absl::Duration subject_code_ttl = absl::Minutes(15);
+  int subject_codes_per_address = 3;  // an hour
+  int subject_codes_per_source = 10;  // an hour
+  absl::Duration subject_token_ttl = absl::Minutes(15);
+
   // Background sweeps (keys, expiry notices, reminders).
   absl::Duration sweep_interval = absl::Minutes(1);
 
@@ -73,5 +85,7 @@ absl::Status ValidateIdentityConfig(IdentityConfig& config);
 HashParams HashParamsOf(const IdentityConfig& config);
 LockoutParams LockoutParamsOf(const IdentityConfig& config);
 ThrottleParams ThrottleParamsOf(const IdentityConfig& config);
+struct SubjectVerificationParams;
+SubjectVerificationParams SubjectVerificationParamsOf(const IdentityConfig& config);
 
 }  // namespace crm::identity

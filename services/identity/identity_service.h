@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "crm/audit/v1/ingest.pb.h"
 #include "crm/identity/v1/identity.grpc.pb.h"
 #include "libs/auth/principal.h"
@@ -38,6 +39,7 @@
 #include "services/identity/personal_data.h"
 #include "services/identity/session_store.h"
 #include "services/identity/signing_keys.h"
+#include "services/identity/subject_verification.h"
 #include "services/identity/user_store.h"
 
 namespace prometheus {
@@ -70,6 +72,8 @@ struct IdentityDeps {
   const PersonalData& personal;
   const outbox::Writer& audit;
   prometheus::Registry* metrics = nullptr;  // optional
+  // Subject verification (the privacy portal); null: FAILED_PRECONDITION.
+  SubjectVerifier* subjects = nullptr;
 };
 
 class IdentityService final : public crm::identity::v1::Identity::Service {
@@ -140,6 +144,21 @@ class IdentityService final : public crm::identity::v1::Identity::Service {
                              v1::AddTeamMemberResponse* resp) override;
   grpc::Status RemoveTeamMember(Ctx* ctx, const v1::RemoveTeamMemberRequest* req,
                                 v1::RemoveTeamMemberResponse* resp) override;
+
+  grpc::Status StartSubjectVerification(Ctx* ctx, const v1::StartSubjectVerificationRequest* req,
+                                        v1::StartSubjectVerificationResponse* resp) override;
+  grpc::Status ConfirmSubjectVerification(Ctx* ctx,
+                                          const v1::ConfirmSubjectVerificationRequest* req,
+                                          v1::ConfirmSubjectVerificationResponse* resp) override;
+
+  // A token of identity's own service account (spiffe://crm.local/identity,
+  // tools/platform-accounts) for its calls to contacts and mailing, minted
+  // here and reused until a minute before it expires. UNAUTHENTICATED while
+  // that account does not exist.
+  absl::StatusOr<std::string> OwnServiceToken();
+  // Installs the verifier (IdentityApp, after construction: its directory
+  // needs OwnServiceToken). Call before serving.
+  void SetSubjectVerifier(SubjectVerifier* subjects) { d_.subjects = subjects; }
 
   // Creates the first administrator when no user exists: a random password
   // that passes the policy, must_change_password set, the admin role granted.
@@ -216,7 +235,14 @@ class IdentityService final : public crm::identity::v1::Identity::Service {
   absl::Status SweepGrantNotices(absl::Time now);
   absl::Status SweepPasswordReminders(absl::Time now);
 
+  // PERMISSION_DENIED unless the caller's certificate is one of
+  // subject_callers.
+  absl::Status CheckSubjectCaller(Ctx* ctx) const;
+
   IdentityDeps d_;
+  absl::Mutex own_token_mu_;
+  std::string own_token_ ABSL_GUARDED_BY(own_token_mu_);
+  absl::Time own_token_renew_at_ ABSL_GUARDED_BY(own_token_mu_) = absl::InfinitePast();
   prometheus::Family<prometheus::Counter>* logins_ = nullptr;
   prometheus::Family<prometheus::Counter>* lockouts_ = nullptr;
 };

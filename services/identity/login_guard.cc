@@ -20,9 +20,9 @@ constexpr size_t kMaxLocalSources = 100'000;
 // window), so abandoned counters do not pile up.
 constexpr absl::Duration kFailureKeyTtl = absl::Hours(24);
 
-absl::Status Throttled(absl::Duration retry_after) {
+absl::Status Throttled(absl::string_view what, absl::Duration retry_after) {
   return absl::ResourceExhaustedError(absl::StrCat(
-      "too many login attempts from this source; retry in ",
+      "too many ", what, "; retry in ",
       std::max<int64_t>(1, static_cast<int64_t>(std::ceil(absl::ToDoubleSeconds(retry_after)))),
       " s"));
 }
@@ -34,39 +34,45 @@ std::string LoginGuard::FailureKey(absl::string_view user_id) {
 }
 
 absl::Status LoginGuard::Admit(absl::string_view source) {
+  return Count(throttle_, "login-source", source.empty() ? "unknown" : source,
+               "login attempts from this source");
+}
+
+absl::Status LoginGuard::Count(const SourceThrottle& throttle, absl::string_view scope,
+                               absl::string_view value, absl::string_view what) {
   const absl::Time now = clock_.Now();
-  const std::string source_key =
-      indexer_.Hex(absl::StrCat("login-source:", source.empty() ? "unknown" : source));
-  const int64_t window = throttle_.WindowIndex(now);
-  const std::string current_key = absl::StrCat(kThrottlePrefix, source_key, ":", window);
-  const std::string previous_key = absl::StrCat(kThrottlePrefix, source_key, ":", window - 1);
+  const std::string key = indexer_.Hex(absl::StrCat(scope, ":", value));
+  const int64_t window = throttle.WindowIndex(now);
+  const std::string current_key = absl::StrCat(kThrottlePrefix, key, ":", window);
+  const std::string previous_key = absl::StrCat(kThrottlePrefix, key, ":", window - 1);
   const std::string ttl_ms =
-      absl::StrCat(absl::ToInt64Milliseconds(throttle_.params().window * 2) + 1000);
+      absl::StrCat(absl::ToInt64Milliseconds(throttle.params().window * 2) + 1000);
   redis::Pipeline p;
   p.Add("INCR", current_key).Add("PEXPIRE", current_key, ttl_ms).Add("GET", previous_key);
   absl::StatusOr<std::vector<redis::Reply>> replies = redis_.Execute(p);
   if (!replies.ok() || replies->size() != 3 ||
       replies->at(0).type != redis::Reply::Type::kInteger) {
-    return AdmitLocally(source_key, now);
+    return CountLocally(throttle, key, what, now);
   }
   SourceWindow w{.index = window, .current = replies->at(0).integer - 1, .previous = 0};
   if (replies->at(2).type == redis::Reply::Type::kString) {
     (void)absl::SimpleAtoi(replies->at(2).str, &w.previous);
   }
-  ThrottleDecision d = throttle_.Decide(w, now);
+  ThrottleDecision d = throttle.Decide(w, now);
   if (d.allowed) return absl::OkStatus();
   // Only allowed attempts count (SourceThrottle's rule): take this one back.
   (void)redis_.Command("DECR", current_key);
-  return Throttled(d.retry_after);
+  return Throttled(what, d.retry_after);
 }
 
-absl::Status LoginGuard::AdmitLocally(const std::string& source_key, absl::Time now) {
+absl::Status LoginGuard::CountLocally(const SourceThrottle& throttle, const std::string& key,
+                                      absl::string_view what, absl::Time now) {
   absl::MutexLock lock(&mu_);
-  if (local_.size() >= kMaxLocalSources && !local_.contains(source_key)) local_.clear();
-  SourceThrottle::Attempt a = throttle_.OnAttempt(local_[source_key], now);
-  local_[source_key] = a.window;
+  if (local_.size() >= kMaxLocalSources && !local_.contains(key)) local_.clear();
+  SourceThrottle::Attempt a = throttle.OnAttempt(local_[key], now);
+  local_[key] = a.window;
   if (a.decision.allowed) return absl::OkStatus();
-  return Throttled(a.decision.retry_after);
+  return Throttled(what, a.decision.retry_after);
 }
 
 absl::StatusOr<LoginGuard::FailureResult> LoginGuard::RecordFailure(absl::string_view user_id) {

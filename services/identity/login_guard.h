@@ -52,6 +52,13 @@ class LoginGuard {
   // attempts from this source; retry in N s".
   absl::Status Admit(absl::string_view source);
 
+  // The same sliding-window count for any other limit: one attempt of
+  // `scope` (a fixed label, e.g. "subject-code-address") for `value`, under
+  // the key crm:identity:throttle:<hex HMAC of scope:value>:<window>.
+  // RESOURCE_EXHAUSTED "too many <what>; retry in N s".
+  absl::Status Count(const SourceThrottle& throttle, absl::string_view scope,
+                     absl::string_view value, absl::string_view what);
+
   struct FailureResult {
     LockoutEvent event = LockoutEvent::kNone;
     absl::Duration lock_duration = absl::ZeroDuration();
@@ -80,7 +87,8 @@ class LoginGuard {
   static std::string FailureKey(absl::string_view user_id);
 
  private:
-  absl::Status AdmitLocally(const std::string& source_key, absl::Time now);
+  absl::Status CountLocally(const SourceThrottle& throttle, const std::string& key,
+                            absl::string_view what, absl::Time now);
 
   redis::Client& redis_;
   CredentialStore& credentials_;

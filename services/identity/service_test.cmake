@@ -7,3 +7,8 @@ crm_cc_test(NAME identity_service_test
   DEPS identity_service_lib crm_testing_pg crm_testing_grpc crm_rpc_testing crm_auth_testing
        crm_auth crm_crypto crm_json OpenSSL::Crypto absl::strings absl::time
   FIXTURES pg redis)
+
+crm_cc_test(NAME identity_subject_verification_test
+  SRCS ${CMAKE_CURRENT_LIST_DIR}/subject_verification_test.cc
+  DEPS identity_service_lib crm_testing_pg absl::strings
+  FIXTURES pg redis)

@@ -282,7 +282,9 @@ class ExampleShopTest : public ::testing::Test {
     }
     const std::string admin_password_file = stack->dir.path() + "/admin_password";
     ASSERT_THAT(
-        stack->Start("identity", {{"CRM_BOOTSTRAP_ADMIN_PASSWORD_FILE", admin_password_file}}),
+        stack->Start("identity", {{"CRM_BOOTSTRAP_ADMIN_PASSWORD_FILE", admin_password_file},
+                                  {"CRM_CONTACTS_ADDR", stack->Addr("contacts")},
+                                  {"CRM_MAILING_ADDR", stack->Addr("mailing")}}),
         IsOk());
     ASSERT_THAT(stack->Start("contacts", {}), IsOk());
     ASSERT_THAT(stack->Start("consent", {}), IsOk());
@@ -1114,6 +1116,191 @@ TEST_F(ExampleShopTest, AOneClickUnsubscribeThroughTheGatewayStopsTheNextCampaig
 
   // The token never reaches the gateway's log.
   EXPECT_THAT(st.gateway->Output(), Not(HasSubstr(token)));
+}
+
+// The 6-digit code in the newest verification mail to `address`, or "".
+std::string MailedCode(Stack& st, const std::string& address, int skip = 0) {
+  for (int i = 0; i < 100; ++i) {
+    absl::StatusOr<std::vector<crm::testing::SinkMessage>> mail = st.sink->Messages();
+    if (!mail.ok()) return "";
+    int seen = 0;
+    for (auto m = mail->rbegin(); m != mail->rend(); ++m) {
+      if (m->recipients.size() != 1 || m->recipients[0] != address) continue;
+      const size_t at = m->data.find("Your verification code for the privacy portal is:");
+      if (at == std::string::npos || seen++ < skip) continue;
+      std::string code;
+      for (size_t j = at + 50; j < m->data.size() && code.size() < 6; ++j) {
+        if (absl::ascii_isdigit(m->data[j])) code += m->data[j];
+      }
+      return code;
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return "";
+}
+
+// A data subject signs in on the portal's API with a code mailed to their
+// address, then asks for a copy of their data, follows the request and
+// downloads it; their token reaches nobody else's data and no staff method.
+TEST_F(ExampleShopTest, ASubjectProvesTheirAddressWithAMailedCodeAndFetchesTheirOwnExport) {
+  Stack& st = *g_stack;
+  auto ok = [](const Outcome& o) { return o.exit.exited_with(0); };
+  ASSERT_TRUE(
+      ok(st.Run({absl::StrCat(std::getenv("CRMTEST_SOURCE_DIR"), "/tools/platform-accounts")})));
+  const std::string email = "sofia.self@customers.example";
+  const std::string subject = CustomerEverywhere(st, "Sofiana", email, "+4930901823");
+  const std::string other =
+      CustomerEverywhere(st, "Ottokar", "otto.other@customers.example", "+4930901824");
+  ASSERT_FALSE(subject.empty());
+  ASSERT_FALSE(other.empty());
+  std::unique_ptr<httplib::SSLClient> client = st.Https();
+  auto post = [&](const std::string& method, const std::string& body,
+                  const std::string& token = "") {
+    httplib::Headers headers;
+    if (!token.empty()) headers.emplace("Authorization", absl::StrCat("Bearer ", token));
+    httplib::Result r =
+        client->Post(absl::StrCat("/api/v1/", method).c_str(), headers, body, "application/json");
+    return r ? std::make_pair(r->status, r->body) : std::make_pair(0, std::string("no answer"));
+  };
+  auto field = [](const std::string& body, const std::string& name) {
+    absl::StatusOr<json::Value> doc = json::Parse(body);
+    if (!doc.ok()) return std::string();
+    const json::Value* v = doc->Find(name);
+    if (v == nullptr && doc->Find("error") != nullptr) v = doc->Find("error")->Find(name);
+    return v == nullptr ? std::string() : v->string_value();
+  };
+  const std::string start = "crm.identity.v1.Identity/StartSubjectVerification";
+  const std::string confirm = "crm.identity.v1.Identity/ConfirmSubjectVerification";
+
+  // Bad input names the field.
+  auto bad = post(start, R"({"email": "not an address"})");
+  EXPECT_EQ(bad.first, 400) << bad.second;
+  EXPECT_EQ(field(bad.second, "field"), "email");
+
+  auto started = post(start, absl::StrCat(R"({"email": ")", email, R"("})"));
+  ASSERT_EQ(started.first, 200) << started.second;
+  const std::string verification = field(started.second, "verificationId");
+  ASSERT_FALSE(verification.empty()) << started.second;
+  const std::string code = MailedCode(st, email);
+  ASSERT_EQ(code.size(), 6u) << "no code mailed";
+
+  const std::string wrong_code = code == "000000" ? "000001" : "000000";
+  auto wrong = post(confirm, absl::StrCat(R"({"verificationId": ")", verification,
+                                          R"(", "code": ")", wrong_code, R"("})"));
+  EXPECT_EQ(wrong.first, 400) << wrong.second;
+  EXPECT_EQ(field(wrong.second, "field"), "code");
+  EXPECT_THAT(wrong.second, HasSubstr("4 tries left"));
+  auto malformed = post(
+      confirm, absl::StrCat(R"({"verificationId": ")", verification, R"(", "code": "12ab56"})"));
+  EXPECT_EQ(malformed.first, 400) << malformed.second;
+
+  auto confirmed = post(confirm, absl::StrCat(R"({"verificationId": ")", verification,
+                                              R"(", "code": ")", code, R"("})"));
+  ASSERT_EQ(confirmed.first, 200) << confirmed.second;
+  EXPECT_EQ(field(confirmed.second, "match"), "SUBJECT_MATCH_ONE");
+  EXPECT_EQ(field(confirmed.second, "subjectId"), subject);
+  const std::string token = field(confirmed.second, "accessToken");
+  ASSERT_FALSE(token.empty());
+  // Single use.
+  EXPECT_EQ(post(confirm, absl::StrCat(R"({"verificationId": ")", verification, R"(", "code": ")",
+                                       code, R"("})"))
+                .first,
+            404);
+
+  // Only for themselves, and nothing of staff's.
+  EXPECT_EQ(post("crm.erasure.v1.Erasure/SubmitAccess",
+                 absl::StrCat(R"({"subjectId": ")", other, R"("})"), token)
+                .first,
+            403);
+  EXPECT_EQ(post("crm.erasure.v1.Erasure/SubmitAccess",
+                 absl::StrCat(R"({"email": ")", email, R"("})"), token)
+                .first,
+            403);
+  EXPECT_EQ(post("crm.identity.v1.Identity/ListUsers", "{}", token).first, 403);
+  EXPECT_EQ(post("crm.contacts.v1.Contacts/ListPersons", "{}", token).first, 403);
+  EXPECT_EQ(post("crm.consent.v1.Consent/GetHistory",
+                 absl::StrCat(R"({"subjectId": ")", other, R"("})"), token)
+                .first,
+            403);
+  auto history = post("crm.consent.v1.Consent/GetHistory",
+                      absl::StrCat(R"({"subjectId": ")", subject, R"("})"), token);
+  EXPECT_EQ(history.first, 200) << history.second;
+  EXPECT_THAT(history.second, HasSubstr("newsletter"));
+
+  // Someone else's request is not theirs to see.
+  const Outcome others = st.Crmctl(
+      {"call", "erasure", "SubmitAccess", absl::StrCat(R"({"subjectId": ")", other, R"("})")});
+  ASSERT_TRUE(ok(others)) << others.output;
+  const std::string others_id = JsonString(others.output, "request_id");
+  EXPECT_EQ(post("crm.erasure.v1.Erasure/GetErasure",
+                 absl::StrCat(R"({"requestId": ")", others_id, R"("})"), token)
+                .first,
+            404);
+
+  auto submitted = post("crm.erasure.v1.Erasure/SubmitAccess",
+                        absl::StrCat(R"({"subjectId": ")", subject, R"("})"), token);
+  ASSERT_EQ(submitted.first, 200) << submitted.second;
+  absl::StatusOr<json::Value> doc = json::Parse(submitted.second);
+  ASSERT_THAT(doc.status(), IsOk());
+  const std::string request_id = doc->Find("request")->Find("requestId")->string_value();
+  auto listed = post("crm.erasure.v1.Erasure/ListErasures", "{}", token);
+  ASSERT_EQ(listed.first, 200) << listed.second;
+  EXPECT_THAT(listed.second, HasSubstr(request_id));
+  EXPECT_THAT(listed.second, Not(HasSubstr(other)));
+
+  std::string state;
+  for (int i = 0; i < 300 && state != "STATE_COMPLETED"; ++i) {
+    auto got = post("crm.erasure.v1.Erasure/GetErasure",
+                    absl::StrCat(R"({"requestId": ")", request_id, R"("})"), token);
+    ASSERT_EQ(got.first, 200) << got.second;
+    absl::StatusOr<json::Value> r = json::Parse(got.second);
+    ASSERT_THAT(r.status(), IsOk());
+    state = r->Find("request")->Find("state")->string_value();
+    if (state != "STATE_COMPLETED") absl::SleepFor(absl::Milliseconds(200));
+  }
+  ASSERT_EQ(state, "STATE_COMPLETED");
+  auto exported = post("crm.erasure.v1.Erasure/GetAccessExport",
+                       absl::StrCat(R"({"requestId": ")", request_id, R"("})"), token);
+  ASSERT_EQ(exported.first, 200) << exported.second.substr(0, 300);
+  EXPECT_THAT(exported.second, HasSubstr("Sofiana"));
+  EXPECT_THAT(exported.second, Not(HasSubstr("Ottokar")));
+
+  // An address nobody has: the same answers, then no token.
+  const std::string stranger = "nobody.here@customers.example";
+  auto started_unknown = post(start, absl::StrCat(R"({"email": ")", stranger, R"("})"));
+  ASSERT_EQ(started_unknown.first, 200) << started_unknown.second;
+  const std::string unknown_code = MailedCode(st, stranger);
+  ASSERT_EQ(unknown_code.size(), 6u);
+  auto none = post(confirm, absl::StrCat(R"({"verificationId": ")",
+                                         field(started_unknown.second, "verificationId"),
+                                         R"(", "code": ")", unknown_code, R"("})"));
+  ASSERT_EQ(none.first, 200) << none.second;
+  EXPECT_EQ(field(none.second, "match"), "SUBJECT_MATCH_NONE");
+  EXPECT_EQ(field(none.second, "accessToken"), "");
+
+  // Per-address limit: three codes an hour.
+  const std::string flooded = "flooded@customers.example";
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(post(start, absl::StrCat(R"({"email": ")", flooded, R"("})")).first, 200) << i;
+  }
+  auto refused = post(start, absl::StrCat(R"({"email": ")", flooded, R"("})"));
+  EXPECT_EQ(refused.first, 429) << refused.second;
+  EXPECT_THAT(refused.second, HasSubstr("too many verification codes for this address"));
+
+  // Only the gateway may ask identity directly.
+  const Outcome direct = st.Crmctl({"call", "identity", "StartSubjectVerification",
+                                    absl::StrCat(R"({"email": ")", email, R"("})")});
+  EXPECT_FALSE(ok(direct));
+  EXPECT_THAT(direct.output, HasSubstr("only for the gateway"));
+  // No address, code or token in any log or Redis key.
+  for (const char* service : {"identity", "gateway"}) {
+    const std::string log = std::string(service) == "gateway"
+                                ? st.gateway->Output()
+                                : pki::ReadFile(st.dir.path() + "/identity.log").value_or("");
+    EXPECT_THAT(log, Not(HasSubstr(email))) << service;
+    EXPECT_THAT(log, Not(HasSubstr(token))) << service;
+  }
+  EXPECT_THAT(Traces(st, {"sofia.self", "Sofiana"}), ::testing::IsEmpty());
 }
 
 }  // namespace
