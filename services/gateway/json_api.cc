@@ -41,10 +41,11 @@ std::vector<const pb::FileDescriptor*> ApiFiles() {
 // call Unsubscribe and ConfirmSubscription themselves, after their checks).
 bool Internal(const pb::MethodDescriptor& m) {
   static const auto* const kInternal = new std::set<std::string>{
-      "crm.identity.v1.Identity.IssueServiceToken",  // the caller certificate's account
-      "crm.mailing.v1.Mailing.Unsubscribe",          // gateway only: /u/ (RFC 8058)
-      "crm.mailing.v1.Mailing.ConfirmSubscription",  // gateway only: /c/
-      "crm.mailing.v1.Mailing.SendTransactional",    // dedup keys are per calling service
+      "crm.identity.v1.Identity.IssueServiceToken",    // the caller certificate's account
+      "crm.mailing.v1.Mailing.Unsubscribe",            // gateway only: /u/ (RFC 8058)
+      "crm.mailing.v1.Mailing.ConfirmSubscription",    // gateway only: /c/
+      "crm.mailing.v1.Mailing.SendTransactional",      // dedup keys are per calling service
+      "crm.contacts.v1.Contacts.GetMailingAddresses",  // mailing's certificate only
   };
   return m.service()->full_name() == "crm.audit.v1.AuditIngest" ||
          kInternal->contains(m.full_name());

@@ -13,7 +13,8 @@
 // (package crm.<backend>.v1), except service-to-service ones
 // (crm.audit.v1.AuditIngest, Mailing/SendTransactional; SubjectData is in no
 // backend's package) and those authorized by the caller's certificate alone
-// (Identity/IssueServiceToken, Mailing/Unsubscribe and ConfirmSubscription):
+// (Identity/IssueServiceToken, Mailing/Unsubscribe and ConfirmSubscription,
+// Contacts/GetMailingAddresses):
 // through the API that certificate would be the gateway's, for anyone.
 // Identity/Login and the data subjects' sign-in (Identity/
 // StartSubjectVerification and ConfirmSubjectVerification, which identity
