@@ -99,7 +99,10 @@ class ContactsService final : public crm::contacts::v1::Contacts::Service {
 
  private:
   struct Caller;
-  absl::StatusOr<Caller> Authorize(Ctx* ctx, absl::string_view permission);
+  // `permission`, or (subject_id given) the data subject themselves with
+  // their subject.self token.
+  absl::StatusOr<Caller> Authorize(Ctx* ctx, absl::string_view permission,
+                                   absl::string_view subject_id = "");
   struct PreparedPerson;
   // A new person validated, normalised and sealed (CreatePerson, import);
   // INVALID_ARGUMENT / PERMISSION_DENIED naming the field.

@@ -5,7 +5,7 @@
 // BROWSER_TEST_SUBJECT_NAME) opens the portal on a phone-sized screen in
 // Polish, switches to English, is told which field is wrong, asks for a code,
 // reads it from the SMTP sink's folder, is refused a wrong code, signs in
-// with the right one, asks for a copy of their data, waits on the page until
+// with the right one, corrects their family name, asks for a copy of their data, waits on the page until
 // it is ready, downloads it and finds their name in it, sees their consents
 // and signs out. Screenshots: portal-*.png.
 import { readFileSync, readdirSync } from 'node:fs';
@@ -101,6 +101,17 @@ await run('portal', async (keep) => {
     await screenshot(page, 'portal-signed-in');
   });
 
+  await step('the subject sees their details and corrects their family name', async () => {
+    const given = page.getByLabel('Given name');
+    check(await given.inputValue() === name, `the given name shown is "${await given.inputValue()}"`);
+    await page.getByLabel('Family name').fill('Corrected-Portal');
+    await page.getByRole('button', { name: 'Save corrections' }).click();
+    await page.getByText('Your details are corrected.').waitFor();
+    check(await page.getByLabel('Family name').inputValue() === 'Corrected-Portal',
+      'the correction is not shown after saving');
+    await screenshot(page, 'portal-details');
+  });
+
   await step('a copy of the data is asked for, followed and downloaded', async () => {
     await page.getByRole('button', { name: 'Get a copy of my data' }).click();
     await page.getByText('We received your request for a copy.').waitFor();
@@ -115,6 +126,7 @@ await run('portal', async (keep) => {
     const text = readFileSync(file, 'utf8');
     check(text.includes('"format":"crm.access-export.v1"'), 'the download is not an access export');
     check(text.includes(name), 'the subject\'s name is not in their copy');
+    check(text.includes('Corrected-Portal'), 'the corrected name is not in their copy');
     JSON.parse(text);
   });
 

@@ -1261,6 +1261,31 @@ TEST_F(ExampleShopTest, ASubjectProvesTheirAddressWithAMailedCodeAndFetchesTheir
   EXPECT_EQ(history.first, 200) << history.second;
   EXPECT_THAT(history.second, HasSubstr("newsletter"));
 
+  // Their own record, whole; corrections of name and phones, not of e-mails.
+  auto person = post("crm.contacts.v1.Contacts/GetPerson",
+                     absl::StrCat(R"({"subjectId": ")", subject, R"("})"), token);
+  ASSERT_EQ(person.first, 200) << person.second;
+  EXPECT_THAT(person.second, HasSubstr("Sofiana"));
+  EXPECT_EQ(post("crm.contacts.v1.Contacts/GetPerson",
+                 absl::StrCat(R"({"subjectId": ")", other, R"("})"), token)
+                .first,
+            403);
+  auto corrected =
+      post("crm.contacts.v1.Contacts/UpdatePerson",
+           absl::StrCat(R"({"subjectId": ")", subject,
+                        R"(", "person": {"familyName": "Corrected"}, "updateMask": "familyName"})"),
+           token);
+  EXPECT_EQ(corrected.first, 200) << corrected.second;
+  EXPECT_THAT(corrected.second, HasSubstr("Corrected"));
+  auto email_change =
+      post("crm.contacts.v1.Contacts/UpdatePerson",
+           absl::StrCat(
+               R"({"subjectId": ")", subject,
+               R"(", "person": {"emails": [{"address": "x@y.example"}]}, "updateMask": "emails"})"),
+           token);
+  EXPECT_EQ(email_change.first, 403) << email_change.second;
+  EXPECT_EQ(field(email_change.second, "field"), "update_mask");
+
   // Someone else's request is not theirs to see.
   const Outcome others = st.Crmctl(
       {"call", "erasure", "SubmitAccess", absl::StrCat(R"({"subjectId": ")", other, R"("})")});

@@ -49,6 +49,12 @@
       expired: 'Your session has ended. Please sign in again.',
       failed: 'Something went wrong. Please try again in a moment.',
       tooMany: 'Too many attempts. Please wait and try again later.',
+      detailsTitle: 'Your details',
+      detailsIntro: 'This is what we hold about you. If something is wrong, correct it here.',
+      givenName: 'Given name', familyName: 'Family name', phone: 'Phone',
+      emailsHeld: 'E-mail addresses',
+      emailHint: 'To change your e-mail address, write to our data-protection officer.',
+      saveDetails: 'Save corrections', detailsSaved: 'Your details are corrected.',
     },
     pl: {
       brand: 'Portal prywatności', language: 'Język',
@@ -90,6 +96,12 @@
       expired: 'Sesja wygasła. Zaloguj się ponownie.',
       failed: 'Coś poszło nie tak. Spróbuj ponownie za chwilę.',
       tooMany: 'Zbyt wiele prób. Odczekaj i spróbuj później.',
+      detailsTitle: 'Twoje dane',
+      detailsIntro: 'Tak wyglądają dane, które o Tobie przechowujemy. Jeśli coś się nie zgadza, popraw to tutaj.',
+      givenName: 'Imię', familyName: 'Nazwisko', phone: 'Telefon',
+      emailsHeld: 'Adresy e-mail',
+      emailHint: 'Aby zmienić adres e-mail, napisz do naszego inspektora ochrony danych.',
+      saveDetails: 'Zapisz poprawki', detailsSaved: 'Twoje dane zostały poprawione.',
     },
   };
 
@@ -323,9 +335,39 @@
     }
   }
 
+  let person = null;  // as last read, for its version and the fields not shown
+
+  async function renderDetails() {
+    ({ person } = await call('crm.contacts.v1.Contacts/GetPerson',
+        { subjectId: session.getItem('portal.subject') }));
+    $('given-name').value = person.givenName || '';
+    $('family-name').value = person.familyName || '';
+    const phones = person.phones || [];
+    $('phone').value = phones.length ? (phones.find((p) => p.primary) || phones[0]).number : '';
+    $('emails-held').textContent = (person.emails || []).map((e) => e.address).join(', ');
+  }
+
+  async function saveDetails() {
+    const phones = (person.phones || []).map((p) => Object.assign({}, p));
+    const number = $('phone').value.trim();
+    const primary = phones.findIndex((p) => p.primary);
+    const at = primary >= 0 ? primary : 0;
+    if (number && phones.length) phones[at].number = number;
+    else if (number) phones.push({ number, primary: true });
+    else if (phones.length) phones.splice(at, 1);
+    await call('crm.contacts.v1.Contacts/UpdatePerson', {
+      subjectId: person.subjectId,
+      person: { givenName: $('given-name').value.trim(), familyName: $('family-name').value.trim(), phones },
+      updateMask: 'givenName,familyName,phones',
+      expectedVersion: person.version,
+    });
+    say(t('detailsSaved'));
+    await renderDetails();
+  }
+
   async function render() {
     try {
-      await Promise.all([renderRequests(), renderConsents()]);
+      await Promise.all([renderDetails(), renderRequests(), renderConsents()]);
     } catch (e) { fail(e); }
   }
 
@@ -386,6 +428,19 @@
       b.addEventListener('click', () => { show('step-email'); say(''); });
     }
     $('sign-out').addEventListener('click', () => signOut());
+    $('form-details').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      clearFieldErrors();
+      try {
+        await saveDetails();
+      } catch (e) {
+        // person.given_name, person.phones[0].number, ...
+        const f = String(e.field || '');
+        const slot = f.includes('given_name') ? 'given-name-error'
+            : f.includes('family_name') ? 'family-name-error' : f.includes('phones') ? 'phone-error' : '';
+        fail(Object.assign({}, e, { field: slot }), slot ? { [slot]: $(slot) } : {});
+      }
+    });
     $('ask-access').addEventListener('click', () => submit('SubmitAccess', t('accessAsked')));
     $('ask-erasure').addEventListener('click', () => {
       $('erasure-confirm').hidden = false;
