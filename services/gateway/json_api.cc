@@ -231,10 +231,22 @@ const pb::MethodDescriptor* JsonApi::Find(absl::string_view service,
   return it != methods_.end() && (*it)->full_name() == full ? *it : nullptr;
 }
 
-bool JsonApi::FillsFromConnection(absl::string_view method) {
-  return method == "crm.identity.v1.Identity.Login" ||
-         method == "crm.identity.v1.Identity.StartSubjectVerification" ||
-         method == "crm.identity.v1.Identity.ConfirmSubjectVerification";
+pb::Message* JsonApi::ConnectionFilled(const pb::MethodDescriptor& m, pb::Message& request) {
+  const std::string& method = m.full_name();
+  if (method == "crm.identity.v1.Identity.Login" ||
+      method == "crm.identity.v1.Identity.StartSubjectVerification" ||
+      method == "crm.identity.v1.Identity.ConfirmSubjectVerification") {
+    return &request;
+  }
+  // A consent statement's evidence: where the subject's choice came from.
+  if (method == "crm.consent.v1.Consent.Grant" || method == "crm.consent.v1.Consent.Withdraw" ||
+      method == "crm.consent.v1.Consent.Object") {
+    const pb::FieldDescriptor* f = m.input_type()->FindFieldByName("statement");
+    if (f != nullptr && f->type() == pb::FieldDescriptor::TYPE_MESSAGE) {
+      return request.GetReflection()->MutableMessage(&request, f);
+    }
+  }
+  return nullptr;
 }
 
 HttpAnswer JsonApi::Call(const pb::MethodDescriptor& m, absl::string_view authorization,
@@ -245,13 +257,13 @@ HttpAnswer JsonApi::Call(const pb::MethodDescriptor& m, absl::string_view author
   std::unique_ptr<pb::Message> request(prototype->New());
   if (std::optional<HttpAnswer> bad = ParseBody(body, *request)) return *std::move(bad);
   if (std::optional<HttpAnswer> bad = CheckAuthorization(authorization)) return *std::move(bad);
-  if (FillsFromConnection(m.full_name())) {
+  if (pb::Message* target = ConnectionFilled(m, *request)) {
     // What the gateway saw of the connection, never what the body claims.
     for (const auto& [name, value] : {std::pair{"source_address", &seen.source_address},
                                       std::pair{"user_agent", &seen.user_agent}}) {
-      const pb::FieldDescriptor* f = m.input_type()->FindFieldByName(name);
+      const pb::FieldDescriptor* f = target->GetDescriptor()->FindFieldByName(name);
       if (f != nullptr && f->type() == pb::FieldDescriptor::TYPE_STRING && !f->is_repeated()) {
-        request->GetReflection()->SetString(request.get(), f, base::PrintableAscii(*value, 500));
+        target->GetReflection()->SetString(target, f, base::PrintableAscii(*value, 500));
       }
     }
   }

@@ -19,7 +19,8 @@
 // Identity/Login and the data subjects' sign-in (Identity/
 // StartSubjectVerification and ConfirmSubjectVerification, which identity
 // allows to the gateway's certificate only: they are meant for anyone)
-// get the connection's address (and User-Agent), never the body's.
+// get the connection's address (and User-Agent), never the body's; so do
+// consent statements (Grant, Withdraw, Object), as their evidence.
 //
 // Errors are JSON: {"error": {"code": "INVALID_ARGUMENT", "message":
 // "email: ...", "field": "email"}} with the HTTP status of the gRPC code
@@ -31,6 +32,7 @@
 #pragma once
 
 #include <google/protobuf/descriptor.h>
+#include <google/protobuf/message.h>
 #include <grpcpp/channel.h>
 
 #include <map>
@@ -80,9 +82,12 @@ class JsonApi {
   // The exposed method `service`/`method`, or nullptr.
   const google::protobuf::MethodDescriptor* Find(absl::string_view service,
                                                  absl::string_view method) const;
-  // Whether `method` (full name) gets source_address/user_agent from the
-  // connection.
-  static bool FillsFromConnection(absl::string_view method);
+  // The message of `request` (for method `m`) whose source_address and
+  // user_agent the gateway sets from the connection, or null: Login, the
+  // subject sign-in, and consent statements (Grant, Withdraw, Object: the
+  // evidence of where a choice came from).
+  static google::protobuf::Message* ConnectionFilled(const google::protobuf::MethodDescriptor& m,
+                                                     google::protobuf::Message& request);
 
   // What the gateway itself saw of an HTTP request: Identity/Login's
   // `source_address` and `user_agent` are these, never what the body claims.

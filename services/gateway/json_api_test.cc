@@ -5,6 +5,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "crm/consent/v1/consent.pb.h"
+#include "crm/identity/v1/identity.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "libs/base/html.h"
@@ -16,6 +18,25 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
+
+TEST(JsonApiTest, TheConnectionFillsLoginSignInAndConsentEvidenceOnly) {
+  const google::protobuf::DescriptorPool* pool = google::protobuf::DescriptorPool::generated_pool();
+  auto method = [&](const char* name) { return pool->FindMethodByName(name); };
+  crm::identity::v1::LoginRequest login;
+  EXPECT_EQ(JsonApi::ConnectionFilled(*method("crm.identity.v1.Identity.Login"), login), &login);
+  crm::identity::v1::StartSubjectVerificationRequest start;
+  EXPECT_EQ(JsonApi::ConnectionFilled(*method("crm.identity.v1.Identity.StartSubjectVerification"),
+                                      start),
+            &start);
+  crm::consent::v1::GrantRequest grant;
+  EXPECT_EQ(JsonApi::ConnectionFilled(*method("crm.consent.v1.Consent.Grant"), grant),
+            grant.mutable_statement());
+  crm::consent::v1::CheckRequest check;
+  EXPECT_EQ(JsonApi::ConnectionFilled(*method("crm.consent.v1.Consent.Check"), check), nullptr);
+  crm::identity::v1::ListUsersRequest users;
+  EXPECT_EQ(JsonApi::ConnectionFilled(*method("crm.identity.v1.Identity.ListUsers"), users),
+            nullptr);
+}
 
 TEST(HttpStatusOfTest, MapsEachCodeTheWayClientsExpect) {
   const std::pair<grpc::StatusCode, int> cases[] = {

@@ -1286,6 +1286,34 @@ TEST_F(ExampleShopTest, ASubjectProvesTheirAddressWithAMailedCodeAndFetchesTheir
   EXPECT_EQ(email_change.first, 403) << email_change.second;
   EXPECT_EQ(field(email_change.second, "field"), "update_mask");
 
+  // A consent given on the portal is theirs, with the connection as evidence.
+  auto purposes = post("crm.consent.v1.Consent/ListPurposes", "{}", token);
+  ASSERT_EQ(purposes.first, 200) << purposes.second;
+  absl::StatusOr<json::Value> listed_purposes = json::Parse(purposes.second);
+  ASSERT_THAT(listed_purposes.status(), IsOk());
+  std::string notice;
+  for (const json::Value& p : listed_purposes->Find("purposes")->array()) {
+    if (p.Find("purposeId")->string_value() == "newsletter") {
+      notice = p.Find("currentNoticeVersions")->Find("en")->string_value();
+    }
+  }
+  ASSERT_FALSE(notice.empty()) << purposes.second;
+  auto granted = post("crm.consent.v1.Consent/Grant",
+                      absl::StrCat(R"({"statement": {"subjectId": ")", subject,
+                                   R"(", "purposeId": "newsletter", "noticeVersion": ")", notice,
+                                   R"(", "method": "METHOD_WEB_FORM", "source": "portal"}})"),
+                      token);
+  ASSERT_EQ(granted.first, 200) << granted.second;
+  auto ledger = post("crm.consent.v1.Consent/GetHistory",
+                     absl::StrCat(R"({"subjectId": ")", subject, R"("})"), token);
+  ASSERT_EQ(ledger.first, 200) << ledger.second;
+  absl::StatusOr<json::Value> entries = json::Parse(ledger.second);
+  ASSERT_THAT(entries.status(), IsOk());
+  const json::Value& last = entries->Find("entries")->array().back();
+  EXPECT_EQ(last.Find("actor")->string_value(), "subject");
+  ASSERT_NE(last.Find("hasEvidence"), nullptr) << ledger.second;
+  EXPECT_TRUE(last.Find("hasEvidence")->bool_value());
+
   // Someone else's request is not theirs to see.
   const Outcome others = st.Crmctl(
       {"call", "erasure", "SubmitAccess", absl::StrCat(R"({"subjectId": ")", other, R"("})")});
