@@ -891,6 +891,25 @@ TEST_F(ExampleShopTest, TheGatewayApiCallsTheServicesWithTheCallersToken) {
   EXPECT_EQ(error(post(list, "{}", "")), "UNAUTHENTICATED -");
   EXPECT_EQ(post(list, "{}", "")->status, 401);
   EXPECT_EQ(post(list, "{}", "eyJhbGciOiJFZERTQSJ9.e30.c2ln")->status, 401);
+  // A token whose session has ended (logged out: revoked at once, where
+  // expiry takes the token's lifetime) is refused too.
+  httplib::Result second = post(
+      login, absl::StrCat(R"({"username": "admin", "password": ")", kAdminPassword, R"("})"), "");
+  ASSERT_TRUE(second);
+  ASSERT_EQ(second->status, 200);
+  const std::string ended =
+      json::Parse(second->body)->Find("tokens")->Find("accessToken")->string_value();
+  EXPECT_EQ(post(list, "{}", ended)->status, 200);
+  EXPECT_EQ(post("/api/v1/crm.identity.v1.Identity/Logout", "{}", ended)->status, 200);
+  // Other services learn of a revocation within their negative cache (500 ms).
+  httplib::Result revoked = post(list, "{}", ended);
+  for (int i = 0; i < 30 && revoked && revoked->status != 401; ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+    revoked = post(list, "{}", ended);
+  }
+  ASSERT_TRUE(revoked);
+  EXPECT_EQ(revoked->status, 401);
+  EXPECT_EQ(error(revoked), "UNAUTHENTICATED -");
   // Bad bodies: malformed, an unknown field, a wrong type, the service's own check.
   for (const char* bad : {"{", R"({"nope": 1})", R"({"pageSize": "many"})", "[]"}) {
     httplib::Result r = post(list, bad, token);
