@@ -6,6 +6,7 @@
 #include <prometheus/registry.h>
 
 #include <fstream>
+#include <iterator>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -240,6 +241,22 @@ absl::Status GatewayServer::Start() {
   if (!config_.static_dir.empty() && !server_->set_mount_point("/static", config_.static_dir)) {
     return absl::FailedPreconditionError("setting static_dir: not a readable folder");
   }
+  // The admin console and the privacy portal: each one page of static_dir
+  // (its script and styles under /static/), read on each request so that a
+  // page added or changed is served without a restart.
+  if (!config_.static_dir.empty()) {
+    for (const char* app : {"console", "portal"}) {
+      const std::string index = absl::StrCat(config_.static_dir, "/", app, "/index.html");
+      auto serve = [index](const httplib::Request&, httplib::Response& res) {
+        std::ifstream in(index, std::ios::binary);
+        if (!in) return Answer(res, 404, ErrorJson("NOT_FOUND", "path: not found"));
+        std::string html((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        res.set_content(std::move(html), "text/html; charset=utf-8");
+      };
+      server_->Get(absl::StrCat("/", app), serve);
+      server_->Get(absl::StrCat("/", app, "/"), serve);
+    }
+  }
   if (identity_ != nullptr) {
     server_->Get("/.well-known/jwks.json", [this](const httplib::Request&, httplib::Response& res) {
       grpc::ClientContext ctx;
@@ -296,6 +313,9 @@ absl::Status GatewayServer::Start() {
     if (req.path == "/healthz" || req.path == "/openapi.json" ||
         req.path == "/.well-known/jwks.json") {
       route = req.path;
+    } else if (req.path == "/console" || req.path == "/console/" || req.path == "/portal" ||
+               req.path == "/portal/") {
+      route = req.path.substr(0, req.path.find('/', 1));
     } else if (absl::StartsWith(req.path, "/u/") || absl::StartsWith(req.path, "/c/") ||
                absl::StartsWith(req.path, "/static/")) {
       route = req.path.substr(0, req.path.find('/', 1));  // never the token or file

@@ -4,8 +4,10 @@
 // services' gRPC methods (json_api.h: POST /api/v1/<Service>/<Method>), its
 // OpenAPI document (/openapi.json) and identity's token keys as a JWKS
 // (/.well-known/jwks.json), the pages behind the links in mail (link_pages.h:
-// /u/ one-click unsubscribe, /c/ double opt-in confirmation) and static files
-// (/static/), and counts requests in Prometheus metrics.
+// /u/ one-click unsubscribe, /c/ double opt-in confirmation), static files
+// (/static/) and the admin console and privacy portal pages (/console,
+// /portal: static_dir's console/index.html and portal/index.html, whose
+// scripts call the JSON API), and counts requests in Prometheus metrics.
 //
 // Every answer carries HSTS, a strict Content-Security-Policy, nosniff and
 // no-store; bodies over 1 MiB are refused (413), chunked or compressed ones
@@ -68,7 +70,9 @@ struct GatewayConfig {
   // Setting call_timeout: deadline of each call to a service. Default 10 s.
   absl::Duration call_timeout = absl::Seconds(10);
   // Setting static_dir: the folder served at /static/ (the pages' style
-  // sheet; services/gateway/static in this repository); empty: none.
+  // sheets and scripts; services/gateway/static in this repository), whose
+  // console/index.html and portal/index.html are also served at /console and
+  // /portal; empty: none.
   std::string static_dir;
 };
 

@@ -61,12 +61,12 @@ await run('portal', async (keep) => {
   await step('English on request; a bad address is named at its field', async () => {
     await page.getByRole('button', { name: 'English' }).click();
     await page.getByRole('heading', { name: 'See and manage your data' }).waitFor();
-    await page.getByLabel('E-mail address').fill('not an address');
+    await page.getByLabel('E-mail address', { exact: true }).fill('not an address');
     await page.getByRole('button', { name: 'Send me a code' }).click();
     const error = page.locator('#email-error');
     await error.waitFor();
     check(/email/.test(await error.textContent()), `the error does not name the field: ${await error.textContent()}`);
-    check(await page.getByLabel('E-mail address').getAttribute('aria-invalid') === 'true',
+    check(await page.getByLabel('E-mail address', { exact: true }).getAttribute('aria-invalid') === 'true',
       'the field is not marked invalid');
     await screenshot(page, 'portal-bad-address');
   });
@@ -75,8 +75,8 @@ await run('portal', async (keep) => {
   await step('a code is mailed to the address', async () => {
     const seen = codesBefore();
     // Keyboard only: type the address, press Enter.
-    await page.getByLabel('E-mail address').fill(email);
-    await page.getByLabel('E-mail address').press('Enter');
+    await page.getByLabel('E-mail address', { exact: true }).fill(email);
+    await page.getByLabel('E-mail address', { exact: true }).press('Enter');
     await page.getByRole('heading', { name: 'Enter the code' }).waitFor();
     check(await page.evaluate(() => document.activeElement && document.activeElement.id) === 'h-code',
       'focus did not move to the new step');
@@ -85,14 +85,14 @@ await run('portal', async (keep) => {
   });
 
   await step('a wrong code is refused, saying how many tries are left', async () => {
-    await page.getByLabel('Code').fill(code === '000000' ? '000001' : '000000');
+    await page.getByLabel('Code', { exact: true }).fill(code === '000000' ? '000001' : '000000');
     await page.getByRole('button', { name: 'Confirm' }).click();
     await page.locator('#code-error').waitFor();
     check(/tries left/.test(await page.locator('#code-error').textContent()), 'no tries-left message');
   });
 
   await step('the right code signs the subject in', async () => {
-    await page.getByLabel('Code').fill(code);
+    await page.getByLabel('Code', { exact: true }).fill(code);
     await page.getByRole('button', { name: 'Confirm' }).click();
     await page.getByRole('heading', { name: 'Your data and your requests' }).waitFor();
     await page.getByText('You have made no requests yet.').waitFor();
@@ -102,12 +102,12 @@ await run('portal', async (keep) => {
   });
 
   await step('the subject sees their details and corrects their family name', async () => {
-    const given = page.getByLabel('Given name');
+    const given = page.getByLabel('Given name', { exact: true });
     check(await given.inputValue() === name, `the given name shown is "${await given.inputValue()}"`);
-    await page.getByLabel('Family name').fill('Corrected-Portal');
+    await page.getByLabel('Family name', { exact: true }).fill('Corrected-Portal');
     await page.getByRole('button', { name: 'Save corrections' }).click();
     await page.getByText('Your details are corrected.').waitFor();
-    check(await page.getByLabel('Family name').inputValue() === 'Corrected-Portal',
+    check(await page.getByLabel('Family name', { exact: true }).inputValue() === 'Corrected-Portal',
       'the correction is not shown after saving');
     await screenshot(page, 'portal-details');
   });

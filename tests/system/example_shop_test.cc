@@ -7,7 +7,7 @@
 // crm-example-shop binary runs the guide's steps, and its exit code and
 // outcome lines are checked, along with what it left in consent's ledger.
 //
-// The processes are started once for the suite (Argon2, migrations and
+// The processes (stack.h) are started once for the suite (Argon2, migrations and
 // key fetches are what take time); each test uses its own customer.
 //
 // Mailing runs too, with a real SMTP sink: after tools/platform-accounts
@@ -49,195 +49,16 @@
 #include "libs/testing/subprocess.h"
 #include "libs/testing/test_env.h"
 #include "tests/system/service_processes.h"
+#include "tests/system/stack.h"
 
 namespace crm::system_test {
 namespace {
 
-using ::crm::rpc::testing::TestPki;
 using ::crm::testing::ExitStatus;
 using ::crm::testing::IsOk;
-using ::crm::testing::PgTestDatabase;
-using ::crm::testing::Subprocess;
 using ::crm::testing::TestEnv;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-constexpr char kAdminPassword[] = "example shop test: blue kettle 42 sings";
-// A command (crmctl, the set-up script with its crmctl calls, the example)
-// finishes well within this; only waited for in full when one hangs.
-constexpr absl::Duration kCommandBound = absl::Seconds(60);
-
-// What a command did: how it ended and its stdout and stderr, interleaved.
-struct Outcome {
-  ExitStatus exit;
-  std::string output;
-};
-
-// Identity, contacts and consent as processes, the administrator's crmctl
-// session, and the first run of the set-up script.
-struct Stack {
-  TempDir dir;
-  std::unique_ptr<TestPki> pki;
-  std::vector<std::unique_ptr<PgTestDatabase>> dbs;
-  std::map<std::string, int> ports;
-  std::vector<std::unique_ptr<Subprocess>> services;
-  // How each service was started (for Restart) and where it is in `services`.
-  std::map<std::string, Subprocess::Options> launched;
-  std::map<std::string, size_t> position;
-  std::unique_ptr<crm::testing::SmtpSink> sink;
-  int commands = 0;
-  Outcome first_setup;
-
-  std::string Addr(const std::string& service) {
-    return absl::StrCat("127.0.0.1:", ports[service]);
-  }
-
-  // Runs `args` to its end with `env` plus what crmctl needs (the services'
-  // addresses, the operator certificate, the session file).
-  Outcome Run(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
-    env.insert({{"CRM_PKI_DIR", pki->dir()},
-                {"CRMCTL_IDENTITY_ADDR", Addr("identity")},
-                {"CRMCTL_CONTACTS_ADDR", Addr("contacts")},
-                {"CRMCTL_CONSENT_ADDR", Addr("consent")},
-                {"CRMCTL_MAILING_ADDR", Addr("mailing")},
-                {"CRMCTL_ERASURE_ADDR", Addr("erasure")},
-                {"CRMCTL_SESSION_FILE", dir.path() + "/crmctl_session"},
-                {"CRMCTL", CRMCTL_BINARY}});
-    Subprocess::Options options;
-    options.args = std::move(args);
-    options.env = std::move(env);
-    options.output_file = absl::StrCat(dir.path(), "/command_", ++commands, ".log");
-    Outcome outcome;
-    absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Start(options);
-    if (!process.ok()) {
-      outcome.output = std::string(process.status().message());
-      return outcome;
-    }
-    absl::StatusOr<ExitStatus> exit = (*process)->WaitForExit(kCommandBound);
-    outcome.output = (*process)->Output();
-    if (exit.ok()) outcome.exit = *exit;
-    return outcome;
-  }
-
-  // crm-example-shop with the shop's certificate (or `as`'s) and `flags`.
-  Outcome RunExample(std::vector<std::string> flags, const std::string& as = "shop") {
-    const rpc::TlsFiles tls = pki->Files(as);
-    std::vector<std::string> args = {
-        CRM_EXAMPLE_SHOP_BINARY,
-        absl::StrCat("--identity_addr=", Addr("identity")),
-        absl::StrCat("--contacts_addr=", Addr("contacts")),
-        absl::StrCat("--consent_addr=", Addr("consent")),
-        absl::StrCat("--tls_cert=", tls.cert_file),
-        absl::StrCat("--tls_key=", tls.key_file),
-        absl::StrCat("--tls_ca=", tls.ca_file),
-    };
-    args.insert(args.end(), flags.begin(), flags.end());
-    return Run(args);
-  }
-
-  Outcome RunSetup() {
-    return Run({absl::StrCat(std::getenv("CRMTEST_SOURCE_DIR"), "/tools/example_shop/setup")});
-  }
-
-  // `crmctl ARGS...` with the administrator's session.
-  Outcome Crmctl(const std::vector<std::string>& args) {
-    std::vector<std::string> all = {CRMCTL_BINARY};
-    all.insert(all.end(), args.begin(), args.end());
-    return Run(all);
-  }
-
-  // `crmctl COMMAND --password-stdin` reading `first` and `second` (if not
-  // empty) as lines of its stdin.
-  Outcome CrmctlWithInput(const std::string& command, const std::string& first,
-                          const std::string& second = "") {
-    return Run({"/bin/bash", "-c",
-                absl::StrCat("printf '%s\\n' \"$FIRST\" ", second.empty() ? "" : "\"$SECOND\" ",
-                             "| \"$CRMCTL\" ", command, " --password-stdin")},
-               {{"FIRST", first}, {"SECOND", second}});
-  }
-
-  absl::Status Start(const std::string& service, std::map<std::string, std::string> extra_env) {
-    auto db = PgTestDatabase::Create(service);
-    if (!db.ok()) return db.status();
-    CRM_ASSIGN_OR_RETURN(TestEnv env, TestEnv::Load());
-    std::map<std::string, std::string> vars =
-        ServiceEnv({.service = service,
-                    .tls = pki->Files(service),
-                    .grpc_port = ports[service],
-                    .metrics_port = FreePort(),
-                    .db_url = (*db)->conninfo(),
-                    .migrations_dir = absl::StrCat(std::getenv("CRMTEST_SOURCE_DIR"), "/services/",
-                                                   service, "/migrations"),
-                    .secrets_dir = dir.path(),
-                    .redis = env.redis(),
-                    .identity_addr = service == "identity" ? "" : Addr("identity")});
-    vars.merge(extra_env);
-    dbs.push_back(*std::move(db));
-    Subprocess::Options options;
-    options.args = {Binary(service)};
-    options.env = vars;
-    options.output_file = absl::StrCat(dir.path(), "/", service, ".log");
-    launched[service] = options;
-    position[service] = services.size();
-    services.emplace_back();
-    return Launch(service);
-  }
-
-  // Starts `service` as Start() did the first time (same port, database and
-  // settings) and waits until it serves.
-  absl::Status Launch(const std::string& service) {
-    CRM_ASSIGN_OR_RETURN(std::unique_ptr<Subprocess> process, Subprocess::Start(launched[service]));
-    rpc::ChannelConfig config;
-    config.target = Addr(service);
-    config.tls = pki->Files("operator");
-    config.expected_server = service;
-    config.max_attempts = 1;
-    CRM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, rpc::MakeChannel(config));
-    CRM_RETURN_IF_ERROR(WaitUntilServing(*process, channel));
-    services[position[service]] = std::move(process);
-    return absl::OkStatus();
-  }
-
-  // SIGKILL: no draining, no clean shutdown (a crash).
-  // The gateway, with its JSON API over every service.
-  absl::Status StartGateway() {
-    ports["gateway"] = FreePort();
-    const rpc::TlsFiles tls = pki->Files("gateway");
-    Subprocess::Options options;
-    options.args = {Binary("gateway")};
-    options.env = {
-        {"CRM_HTTPS_LISTEN", Addr("gateway")},
-        {"CRM_METRICS_LISTEN", ""},
-        {"CRM_TLS_CERT", tls.cert_file},
-        {"CRM_TLS_KEY", tls.key_file},
-        {"CRM_TLS_CA", tls.ca_file},
-        {"CRM_SERVICES", absl::StrCat("identity=", Addr("identity"), ",contacts=", Addr("contacts"),
-                                      ",consent=", Addr("consent"), ",audit=", Addr("audit"),
-                                      ",mailing=", Addr("mailing"), ",erasure=", Addr("erasure"))}};
-    options.output_file = absl::StrCat(dir.path(), "/gateway.log");
-    CRM_ASSIGN_OR_RETURN(gateway, Subprocess::Start(options));
-    for (int i = 0; i < 200; ++i) {
-      if (httplib::Result r = Https()->Get("/healthz"); r && r->status == 200) {
-        return absl::OkStatus();
-      }
-      absl::SleepFor(absl::Milliseconds(50));
-    }
-    return absl::UnavailableError(absl::StrCat("the gateway did not start: ", gateway->Output()));
-  }
-  std::unique_ptr<httplib::SSLClient> Https() {
-    auto client = std::make_unique<httplib::SSLClient>("127.0.0.1", ports["gateway"]);
-    client->set_ca_cert_path(pki->Files("gateway").ca_file.c_str());
-    client->enable_server_certificate_verification(true);
-    return client;
-  }
-  std::unique_ptr<Subprocess> gateway;
-
-  absl::Status Kill(const std::string& service) {
-    Subprocess& process = *services[position[service]];
-    CRM_RETURN_IF_ERROR(process.Signal(SIGKILL));
-    return process.WaitForExit(kCommandBound).status();
-  }
-};
 
 Stack* g_stack = nullptr;
 
@@ -269,75 +90,13 @@ class ExampleShopTest : public ::testing::Test {
     // The gateway answers some requests (411, 415) before reading their
     // body; writing the rest to the closed socket must fail, not kill us.
     std::signal(SIGPIPE, SIG_IGN);
-    auto stack = std::make_unique<Stack>();
-    ASSERT_FALSE(stack->dir.path().empty());
-    auto pki = TestPki::Create({"identity", "contacts", "consent", "mailing", "audit", "erasure",
-                                "gateway", "operator", "shop", "clerk", "stranger"});
-    ASSERT_THAT(pki, IsOk());
-    stack->pki = std::make_unique<TestPki>(*std::move(pki));
-    CRM_ASSERT_OK_AND_ASSIGN(TestEnv env, TestEnv::Load());
-    ASSERT_THAT(WriteServiceSecrets(stack->dir.path(), env.redis()), IsOk());
-    for (const char* service : {"identity", "contacts", "consent", "mailing", "audit", "erasure"}) {
-      stack->ports[service] = FreePort();
-      ASSERT_GT(stack->ports[service], 0);
-    }
-    const std::string admin_password_file = stack->dir.path() + "/admin_password";
-    ASSERT_THAT(
-        stack->Start("identity", {{"CRM_BOOTSTRAP_ADMIN_PASSWORD_FILE", admin_password_file},
-                                  {"CRM_CONTACTS_ADDR", stack->Addr("contacts")},
-                                  {"CRM_MAILING_ADDR", stack->Addr("mailing")}}),
-        IsOk());
-    ASSERT_THAT(stack->Start("contacts", {}), IsOk());
-    ASSERT_THAT(stack->Start("consent", {}), IsOk());
-    CRM_ASSERT_OK_AND_ASSIGN(stack->sink, crm::testing::SmtpSink::Start({}));
-    ASSERT_THAT(stack->Start("mailing", {{"CRM_CONSENT_ADDR", stack->Addr("consent")},
-                                         {"CRM_CONTACTS_ADDR", stack->Addr("contacts")},
-                                         {"CRM_SMTP_HOST", "127.0.0.1"},
-                                         {"CRM_SMTP_PORT", absl::StrCat(stack->sink->port())},
-                                         {"CRM_SMTP_CA_FILE", stack->sink->ca_file()},
-                                         {"CRM_MAIL_FROM", "Shop News <news@shop.example>"},
-                                         {"CRM_MESSAGE_DOMAIN", "shop.example"},
-                                         {"CRM_UNSUBSCRIBE_BASE", "https://crm.shop.example/u/"},
-                                         {"CRM_SEND_INTERVAL", "200ms"}}),
-                IsOk());
-
-    ASSERT_THAT(stack->Start("audit", {}), IsOk());
-    ASSERT_THAT(stack->Start(
-                    "erasure",
-                    {{"CRM_TARGETS", absl::StrCat("audit=", stack->Addr("audit"),
-                                                  ",consent=", stack->Addr("consent"),
-                                                  ",contacts=", stack->Addr("contacts"),
-                                                  ",mailing=", stack->Addr("mailing"))},
-                     {"CRM_MAILING_ADDR", stack->Addr("mailing")},
-                     {"CRM_CONTACTS_ADDR", stack->Addr("contacts")},
-                     {"CRM_PROCESSING_RECORD_FILE", absl::StrCat(std::getenv("CRMTEST_SOURCE_DIR"),
-                                                                 "/deploy/processing-record.json")},
-                     {"CRM_WORK_INTERVAL", "100ms"},
-                     {"CRM_CALL_DEADLINE", "2s"},
-                     {"CRM_LEASE", "5s"}}),
-                IsOk());
-    ASSERT_THAT(stack->StartGateway(), IsOk());
-
-    // The first administrator's first login allows only the password change.
-    CRM_ASSERT_OK_AND_ASSIGN(std::string bootstrap, pki::ReadFile(admin_password_file));
-    bootstrap = std::string(absl::StripAsciiWhitespace(bootstrap));
-    Outcome login = stack->CrmctlWithInput("login admin", bootstrap);
-    ASSERT_TRUE(login.exit.exited_with(0)) << login.exit << "\n" << login.output;
-    Outcome passwd = stack->CrmctlWithInput("passwd", bootstrap, kAdminPassword);
-    ASSERT_TRUE(passwd.exit.exited_with(0)) << passwd.exit << "\n" << passwd.output;
-
-    stack->first_setup = stack->RunSetup();
+    CRM_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Stack> stack, Stack::Create());
     g_stack = stack.release();
   }
 
   static void TearDownTestSuite() {
     if (g_stack == nullptr) return;
-    for (auto& process : g_stack->services) {
-      if (process == nullptr) continue;  // never started
-      EXPECT_THAT(process->Signal(SIGTERM), IsOk());
-      absl::StatusOr<ExitStatus> exit = process->WaitForExit(kProcessBound);
-      EXPECT_TRUE(exit.ok() && exit->exited_with(0)) << process->Output();
-    }
+    EXPECT_THAT(g_stack->Shutdown(), IsOk());
     delete g_stack;
     g_stack = nullptr;
   }
@@ -466,15 +225,6 @@ TEST_F(ExampleShopTest, BadSettingExitsWith2NamingIt) {
     EXPECT_THAT(run.output, HasSubstr(named));
     EXPECT_THAT(run.output, Not(HasSubstr("1. token")));
   }
-}
-
-// The value of the first `"key": "..."` in crmctl's JSON output, or "".
-std::string JsonString(const std::string& json, const std::string& key) {
-  const std::string marker = absl::StrCat("\"", key, "\": \"");
-  const size_t at = json.find(marker);
-  if (at == std::string::npos) return "";
-  const size_t end = json.find('"', at + marker.size());
-  return end == std::string::npos ? "" : json.substr(at + marker.size(), end - at - marker.size());
 }
 
 TEST_F(ExampleShopTest, TheMailingServiceSendsACampaignThroughTheWholeStack) {
