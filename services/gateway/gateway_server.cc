@@ -75,6 +75,8 @@ void AddGatewaySettings(config::Settings& settings, GatewayConfig* config) {
                "name=host:port,... of the services the JSON API calls; empty: no API");
   settings.Add("call_timeout", &config->call_timeout, "deadline of each call to a service");
   settings.Add("static_dir", &config->static_dir, "folder served at /static/; empty: none");
+  settings.Add("rate_limit_per_minute", &config->rate_limit_per_minute,
+               "POST requests a minute per client address (0: no limit)", 0, 1000000);
 }
 
 absl::Status ValidateGatewayConfig(const GatewayConfig& config) {
@@ -292,8 +294,21 @@ absl::Status GatewayServer::Start() {
   });
   // Access log and metrics: the route (a pattern, never a path's values),
   // the status and the time; no body, token or query.
-  server_->set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+  limiter_ = std::make_unique<ClientLimiter>(config_.rate_limit_per_minute, base::RealClock::Get());
+  server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     RequestStart() = absl::Now();
+    // Every POST (the API, the mail links' buttons) counts; pages and files
+    // do not.
+    if (req.method == "POST") {
+      absl::Duration retry_after;
+      if (absl::Status s = limiter_->Admit(req.remote_addr, &retry_after); !s.ok()) {
+        res.set_header("Retry-After",
+                       absl::StrCat(std::max<int64_t>(
+                           1, absl::ToInt64Seconds(absl::Ceil(retry_after, absl::Seconds(1))))));
+        Answer(res, 429, ErrorJson("RESOURCE_EXHAUSTED", std::string(s.message())));
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    }
     // Before the body is read: the size limit holds for Content-Length only,
     // so a chunked or compressed body (which would be read or inflated
     // without limit) is refused.

@@ -30,6 +30,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "libs/config/config.h"
+#include "services/gateway/client_limiter.h"
 
 namespace grpc {
 class Channel;
@@ -74,6 +75,10 @@ struct GatewayConfig {
   // console/index.html and portal/index.html are also served at /console and
   // /portal; empty: none.
   std::string static_dir;
+  // Setting rate_limit_per_minute: POST requests a minute from one client
+  // address, per replica (client_limiter.h); over it 429. 0: no limit.
+  // Default 600.
+  int rate_limit_per_minute = 600;
 };
 
 void AddGatewaySettings(config::Settings& settings, GatewayConfig* config);
@@ -109,6 +114,7 @@ class GatewayServer {
   std::shared_ptr<grpc::Channel> identity_;  // for the JWKS; null without an API
   std::shared_ptr<grpc::Channel> erasure_;   // for export downloads; null without
   std::atomic<int> downloads_{0};            // in progress
+  std::unique_ptr<ClientLimiter> limiter_;
   // POST /api/v1/crm.erasure.v1.Erasure/GetAccessExport: the document,
   // streamed from erasure chunk by chunk (erasure authorizes the caller).
   void DownloadExport(const httplib::Request& req, httplib::Response& res);

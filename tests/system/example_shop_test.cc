@@ -1159,5 +1159,29 @@ TEST_F(ExampleShopTest, ASubjectProvesTheirAddressWithAMailedCodeAndFetchesTheir
   EXPECT_THAT(Traces(st, {"sofia.self", "Sofiana"}), ::testing::IsEmpty());
 }
 
+// The gateway's per-client limit: over it, 429 with Retry-After before any
+// service is called; GETs of pages do not count.
+TEST_F(ExampleShopTest, TheGatewayLimitsRequestsPerClient) {
+  Stack& st = *g_stack;
+  ASSERT_THAT(st.StartGateway("", 3), IsOk());
+  std::unique_ptr<httplib::SSLClient> https = st.Https();
+  for (int i = 0; i < 3; ++i) {
+    httplib::Result r =
+        https->Post("/api/v1/crm.identity.v1.Identity/GetSigningKeys", "{}", "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << i;
+  }
+  httplib::Result limited =
+      https->Post("/api/v1/crm.identity.v1.Identity/GetSigningKeys", "{}", "application/json");
+  ASSERT_TRUE(limited);
+  EXPECT_EQ(limited->status, 429);
+  EXPECT_THAT(limited->body, HasSubstr("too many requests from this address"));
+  EXPECT_FALSE(limited->get_header_value("Retry-After").empty());
+  httplib::Result page = https->Get("/healthz");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  ASSERT_THAT(st.StartGateway(""), IsOk());  // as the other tests expect it
+}
+
 }  // namespace
 }  // namespace crm::system_test

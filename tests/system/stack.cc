@@ -134,7 +134,8 @@ absl::Status Stack::Launch(const std::string& service) {
   return absl::OkStatus();
 }
 
-absl::Status Stack::StartGateway(const std::string& static_dir) {
+absl::Status Stack::StartGateway(const std::string& static_dir, int rate_limit_per_minute) {
+  gateway.reset();  // a running one stops first
   ports["gateway"] = FreePort();
   const rpc::TlsFiles tls = pki->Files("gateway");
   Subprocess::Options options;
@@ -146,6 +147,7 @@ absl::Status Stack::StartGateway(const std::string& static_dir) {
       {"CRM_TLS_KEY", tls.key_file},
       {"CRM_TLS_CA", tls.ca_file},
       {"CRM_STATIC_DIR", static_dir},
+      {"CRM_RATE_LIMIT_PER_MINUTE", absl::StrCat(rate_limit_per_minute)},
       {"CRM_SERVICES", absl::StrCat("identity=", Addr("identity"), ",contacts=", Addr("contacts"),
                                     ",consent=", Addr("consent"), ",audit=", Addr("audit"),
                                     ",mailing=", Addr("mailing"), ",erasure=", Addr("erasure"))}};

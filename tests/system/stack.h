@@ -117,7 +117,9 @@ struct Stack {
   absl::Status Launch(const std::string& service);
 
   // The gateway, with its JSON API over every service; waits for /healthz.
-  absl::Status StartGateway(const std::string& static_dir);
+  // (Re)starts the gateway on a new port with `static_dir` and the per-client
+  // limit (0: none, as the tests call it often from one address).
+  absl::Status StartGateway(const std::string& static_dir, int rate_limit_per_minute = 0);
 
   // An HTTPS client of the gateway that verifies its certificate with the
   // test CA.
