@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "libs/base/status_macros.h"
 #include "libs/pki/pki.h"
@@ -260,6 +261,61 @@ absl::Status Stack::Shutdown() {
   for (const auto& [at, name] : order) stop(name, services[at].get());
   if (problems.empty()) return absl::OkStatus();
   return absl::InternalError(problems);
+}
+
+std::string Stack::SubscribedCustomer(const std::string& list_id, const std::string& template_id,
+                                      const std::string& given_name, const std::string& email) {
+  auto ok = [](const Outcome& o) { return o.exit.exited_with(0); };
+  if (!ok(Crmctl({"call", "mailing", "CreateList",
+                  absl::StrCat(R"({"list": {"listId": ")", list_id,
+                               R"(", "purposeId": "newsletter", "optIn": "OPT_IN_SINGLE"}})")})) ||
+      !ok(Crmctl({"call", "mailing", "PutTemplate",
+                  absl::StrCat(R"({"template": {"templateId": ")", template_id,
+                               R"(", "subject": "News for {{first_name}}", )",
+                               R"("textBody": "Hello {{first_name}}"}})")}))) {
+    return "";
+  }
+  const Outcome person =
+      Crmctl({"call", "contacts", "CreatePerson",
+              absl::StrCat(R"({"person": {"givenName": ")", given_name,
+                           R"(", "familyName": "Test", "emails": [{"address": ")", email,
+                           R"(", "primary": true}], "registration": {"channel": "web"}}})")});
+  const std::string subject = JsonString(person.output, "subject_id");
+  const std::string notice =
+      JsonString(Crmctl({"call", "consent", "ListPurposes", "{}"}).output, "en");
+  if (subject.empty() ||
+      !ok(Crmctl({"call", "mailing", "Subscribe",
+                  absl::StrCat(R"({"listId": ")", list_id, R"(", "subjectId": ")", subject,
+                               R"(", "source": "shop", "noticeVersion": ")", notice, R"("})")}))) {
+    return "";
+  }
+  return subject;
+}
+
+std::vector<std::string> Stack::CampaignMailTo(const std::string& list_id,
+                                               const std::string& template_id,
+                                               const std::string& email) {
+  const Outcome created = Crmctl(
+      {"call", "mailing", "CreateCampaign",
+       absl::StrCat(R"({"campaign": {"name": "Campaign )", ++campaigns_sent, R"(", "listId": ")",
+                    list_id, R"(", "templateId": ")", template_id, R"("}})")});
+  const std::string id = JsonString(created.output, "campaign_id");
+  const size_t before = sink->Messages().value_or(std::vector<crm::testing::SinkMessage>{}).size();
+  (void)Crmctl(
+      {"call", "mailing", "ScheduleCampaign", absl::StrCat(R"({"campaignId": ")", id, R"("})")});
+  for (int i = 0; i < 150; ++i) {
+    const Outcome got = Crmctl(
+        {"call", "mailing", "GetCampaign", absl::StrCat(R"({"campaignId": ")", id, R"("})")});
+    if (absl::StrContains(got.output, "CAMPAIGN_STATE_DONE")) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  std::vector<std::string> out;
+  const std::vector<crm::testing::SinkMessage> all =
+      sink->Messages().value_or(std::vector<crm::testing::SinkMessage>{});
+  for (size_t i = before; i < all.size(); ++i) {
+    if (all[i].recipients == std::vector<std::string>{email}) out.push_back(all[i].data);
+  }
+  return out;
 }
 
 std::string JsonString(const std::string& json, const std::string& key) {

@@ -76,6 +76,7 @@ struct Stack {
   std::map<std::string, size_t> position;
   std::unique_ptr<testing::SmtpSink> sink;
   std::unique_ptr<testing::Subprocess> gateway;
+  int campaigns_sent = 0;  // CampaignMailTo names them "Campaign <n>"
   int commands = 0;
   bool relay_audit = false;  // StackOptions::relay_audit
   Outcome first_setup;
@@ -99,6 +100,17 @@ struct Stack {
   // tools/platform-accounts as the administrator: the service accounts of
   // mailing (calls consent) and erasure (calls mailing). Idempotent.
   Outcome RunPlatformAccounts();
+
+  // A mailing list `list_id` (purpose newsletter, single opt-in) with the
+  // template `template_id` ("Hello {{first_name}}"), and a new person
+  // `given_name` with `email` subscribed to it. Their subject id; "" if a
+  // step failed.
+  std::string SubscribedCustomer(const std::string& list_id, const std::string& template_id,
+                                 const std::string& given_name, const std::string& email);
+  // Sends a new campaign of `template_id` to `list_id` and waits until it is
+  // done; the raw messages it delivered to `email`.
+  std::vector<std::string> CampaignMailTo(const std::string& list_id,
+                                          const std::string& template_id, const std::string& email);
 
   // `crmctl ARGS...` with the administrator's session.
   Outcome Crmctl(const std::vector<std::string>& args);
