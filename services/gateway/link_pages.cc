@@ -20,7 +20,7 @@ namespace mv1 = crm::mailing::v1;
 // The texts of the pages, by language.
 struct Texts {
   const char* unsubscribe_title;
-  const char* unsubscribe_question;  // then the list id
+  const char* unsubscribe_question;  // the GET asks mailing nothing: no list name yet
   const char* unsubscribe_button;
   const char* unsubscribed_title;
   const char* unsubscribed_body;  // then the list id
@@ -40,7 +40,7 @@ struct Texts {
 const Texts& TextsOf(Lang lang) {
   static const Texts kEn = {
       "Unsubscribe",
-      "Do you want to stop receiving this mailing list:",
+      "Do you want to stop receiving mail from this list?",
       "Unsubscribe",
       "You are unsubscribed",
       "You will receive no more mail from this list:",
@@ -60,7 +60,7 @@ const Texts& TextsOf(Lang lang) {
   };
   static const Texts kPl = {
       "Rezygnacja z subskrypcji",
-      "Czy chcesz przestać otrzymywać wiadomości z tej listy:",
+      "Czy chcesz przestać otrzymywać wiadomości z tej listy?",
       "Wypisz mnie",
       "Wypisano Cię z listy",
       "Nie otrzymasz już wiadomości z tej listy:",
