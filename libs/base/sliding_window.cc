@@ -1,9 +1,13 @@
 #include "libs/base/sliding_window.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 
 #include "absl/numeric/int128.h"
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 
 namespace crm::base {
 
@@ -80,6 +84,23 @@ SourceThrottle::Attempt SourceThrottle::OnAttempt(const SourceWindow& w, absl::T
   Attempt a{Roll(w, now), Decide(w, now)};
   if (a.decision.allowed) ++a.window.current;
   return a;
+}
+
+std::string SourceKeyOf(absl::string_view address) {
+  in6_addr v6;
+  const std::string text(address);
+  if (text.find(':') == std::string::npos || inet_pton(AF_INET6, text.c_str(), &v6) != 1) {
+    return text;
+  }
+  // An IPv4-mapped address (::ffff:a.b.c.d) is that IPv4 address.
+  if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+    char v4[INET_ADDRSTRLEN];
+    return inet_ntop(AF_INET, &v6.s6_addr[12], v4, sizeof v4) == nullptr ? text : v4;
+  }
+  for (int i = 8; i < 16; ++i) v6.s6_addr[i] = 0;
+  char out[INET6_ADDRSTRLEN];
+  if (inet_ntop(AF_INET6, &v6, out, sizeof out) == nullptr) return text;
+  return absl::StrCat(out, "/64");
 }
 
 }  // namespace crm::base

@@ -14,8 +14,10 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace crm::base {
@@ -77,5 +79,10 @@ class SourceThrottle {
 
   ThrottleParams params_;
 };
+
+// The key a client address is limited by: an IPv4 address as it is, an IPv6
+// address by its /64 (one host commonly has a whole /64 to pick from, e.g.
+// "2001:db8:1:2::/64"), anything else (empty, a name) as given.
+std::string SourceKeyOf(absl::string_view address);
 
 }  // namespace crm::base

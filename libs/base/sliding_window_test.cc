@@ -133,5 +133,15 @@ TEST_F(SourceThrottleTest, CreateRejectsBadParams) {
   EXPECT_THAT(SourceThrottle::Create(), IsOk());
 }
 
+TEST(SourceKeyOfTest, IPv6ByItsSlash64) {
+  EXPECT_EQ(SourceKeyOf("198.51.100.7"), "198.51.100.7");
+  EXPECT_EQ(SourceKeyOf("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::/64");
+  EXPECT_EQ(SourceKeyOf("2001:db8:1:2::1"), SourceKeyOf("2001:db8:1:2:ffff::9"));
+  EXPECT_NE(SourceKeyOf("2001:db8:1:2::1"), SourceKeyOf("2001:db8:1:3::1"));
+  EXPECT_EQ(SourceKeyOf("::ffff:198.51.100.7"), "198.51.100.7");
+  EXPECT_EQ(SourceKeyOf(""), "");
+  EXPECT_EQ(SourceKeyOf("not:an:address"), "not:an:address");
+}
+
 }  // namespace
 }  // namespace crm::base

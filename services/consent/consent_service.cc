@@ -191,6 +191,19 @@ absl::Status ConsentService::RecordInTransaction(Ctx* ctx, v1::Action action,
   const absl::Time now = absl::FromUnixMicros(absl::ToUnixMicros(d_.clock.Now()));
   CRM_RETURN_IF_ERROR(ValidateStatement(in, now));
   const std::string subject = absl::AsciiStrToLower(in.subject_id());
+  // A subject speaks for themselves now, on the web: they may not back-date a
+  // statement or claim it came on paper or from a shop.
+  if (!caller->Has(kWrite)) {
+    if (in.has_given_at()) {
+      return absl::InvalidArgumentError("statement.given_at: a subject's statement is dated now");
+    }
+    if (in.method() != v1::METHOD_WEB_FORM) {
+      return absl::InvalidArgumentError("statement.method: a subject's statement is web_form");
+    }
+    if (in.source() != "portal") {
+      return absl::InvalidArgumentError("statement.source: a subject's statement is from portal");
+    }
+  }
   const std::string language = in.language().empty() ? "en" : in.language();
   absl::Time given_at = now;
   if (in.has_given_at()) {
@@ -245,7 +258,7 @@ absl::Status ConsentService::RecordInTransaction(Ctx* ctx, v1::Action action,
     entry->set_notice_version(action == v1::ACTION_GRANT ? in.notice_version() : "");
     entry->set_method(in.method());
     entry->set_source(in.source());
-    entry->set_actor(caller->user_id.empty()    ? absl::StrCat("service:", rpc::PeerIdentity(*ctx))
+    entry->set_actor(caller->user_id.empty() ? absl::StrCat("service:", rpc::PeerIdentity(*ctx))
                      : caller->IsSubject(subject) ? "subject"
                                                   : caller->user_id);
     rpc::SetTime(given_at, entry->mutable_given_at());

@@ -559,7 +559,10 @@ grpc::Status ContactsService::UpdatePerson(Ctx* ctx, const v1::UpdatePersonReque
             return absl::AlreadyExistsError(absl::StrCat(
                 "person.", (*keys)[dup->key_index].kind == "email" ? "emails" : "phones",
                 ": already registered",
-                visible.has_value() ? absl::StrCat(" to subject ", dup->subject_id) : ""));
+                // A data subject sees all of their own record, nobody else's.
+                visible.has_value() && !caller.subject_self
+                    ? absl::StrCat(" to subject ", dup->subject_id)
+                    : ""));
           }
         }
         stored->status = after.status();

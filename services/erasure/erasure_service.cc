@@ -2,6 +2,7 @@
 
 #include <pqxx/pqxx>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -54,11 +55,20 @@ bool MaySee(const auth::Principal& caller, const v1::ErasureRequest& r) {
   return IsStaff(caller) || caller.IsSubject(r.subject_id());
 }
 
+// What a subject sees of their own request: not the staff member who
+// submitted it, nor the operators' notes on what needs attention.
+void ForSubject(const auth::Principal& caller, v1::ErasureRequest& r) {
+  if (IsStaff(caller)) return;
+  r.clear_requester();
+  r.clear_attention();
+}
+
 // A subject submits for themselves only, by subject_id.
 absl::Status SubjectMay(const auth::Principal& caller, bool by_email, const std::string& subject) {
   if (IsStaff(caller)) return absl::OkStatus();
   if (by_email) return absl::PermissionDeniedError("email: a subject submits by their subject_id");
-  if (!caller.IsSubject(subject)) {
+  if (subject.empty()) return absl::InvalidArgumentError("subject_id: required");
+  if (!caller.IsSubject(absl::AsciiStrToLower(subject))) {
     return absl::PermissionDeniedError("subject_id: a subject may submit only for themselves");
   }
   return absl::OkStatus();
@@ -131,6 +141,7 @@ grpc::Status ErasureService::SubmitErasure(Ctx* ctx, const v1::SubmitErasureRequ
     }
     return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
       CRM_ASSIGN_OR_RETURN(auto stored, Open(tx, *ctx, *caller, subject, v1::KIND_ERASURE, reason));
+      ForSubject(*caller, stored.first);
       *resp->mutable_request() = std::move(stored.first);
       resp->set_created(stored.second);
       return absl::OkStatus();
@@ -149,6 +160,7 @@ grpc::Status ErasureService::SubmitAccess(Ctx* ctx, const v1::SubmitAccessReques
     return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
       CRM_ASSIGN_OR_RETURN(auto stored, Open(tx, *ctx, *caller, subject, v1::KIND_ACCESS,
                                              v1::ERASURE_REASON_SUBJECT_REQUEST));
+      ForSubject(*caller, stored.first);
       *resp->mutable_request() = std::move(stored.first);
       resp->set_created(stored.second);
       return absl::OkStatus();
@@ -257,6 +269,7 @@ grpc::Status ErasureService::GetErasure(Ctx* ctx, const v1::GetErasureRequest* r
         [&](pqxx::work& tx) -> absl::Status {
           CRM_ASSIGN_OR_RETURN(auto r, ErasureStore::Get(tx, id, true, false));
           if (!r.has_value() || !MaySee(*caller, *r)) return NotFound();
+          ForSubject(*caller, *r);
           *resp->mutable_request() = *std::move(r);
           return absl::OkStatus();
         },
@@ -299,7 +312,10 @@ grpc::Status ErasureService::ListErasures(Ctx* ctx, const v1::ListErasuresReques
                 absl::StrCat(absl::ToUnixMicros(rpc::ToTime(page.back().due_at())), ".",
                              page.back().request_id()));
           }
-          for (v1::ErasureRequest& r : page) *resp->add_requests() = std::move(r);
+          for (v1::ErasureRequest& r : page) {
+            ForSubject(*caller, r);
+            *resp->add_requests() = std::move(r);
+          }
           return absl::OkStatus();
         },
         {.read_only = true});
@@ -315,7 +331,15 @@ grpc::Status ErasureService::CancelErasure(Ctx* ctx, const v1::CancelErasureRequ
     return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
       CRM_ASSIGN_OR_RETURN(auto r, ErasureStore::Get(tx, id, false, true));
       if (!r.has_value() || !MaySee(*caller, *r)) return NotFound();
+      // A subject may withdraw their own request, not one staff opened (a
+      // retention erasure the law requires, an administrator's).
+      if (!IsStaff(*caller) && (r->reason() != v1::ERASURE_REASON_SUBJECT_REQUEST ||
+                                r->requester() != caller->user_id)) {
+        return absl::PermissionDeniedError(
+            "request_id: a subject may cancel only a request they made themselves");
+      }
       if (r->state() == v1::STATE_CANCELLED) {
+        ForSubject(*caller, *r);
         *resp->mutable_request() = *std::move(r);
         return absl::OkStatus();  // idempotent
       }
@@ -325,8 +349,11 @@ grpc::Status ErasureService::CancelErasure(Ctx* ctx, const v1::CancelErasureRequ
             "request_id: erasing has begun; a request can be cancelled only before it is planned");
       }
       CRM_ASSIGN_OR_RETURN(r, ErasureStore::Get(tx, id, true, false));
+      CRM_RETURN_IF_ERROR(
+          d_.audit.Enqueue(tx, Event(*ctx, *caller, "erasure.request.cancelled", *r)));
+      ForSubject(*caller, *r);
       *resp->mutable_request() = *r;
-      return d_.audit.Enqueue(tx, Event(*ctx, *caller, "erasure.request.cancelled", *r));
+      return absl::OkStatus();
     });
   });
 }

@@ -22,11 +22,12 @@ ClientLimiter::ClientLimiter(int per_minute, const base::Clock& clock)
 
 absl::Status ClientLimiter::Admit(const std::string& client, absl::Duration* retry_after) {
   if (!throttle_.has_value()) return absl::OkStatus();
+  const std::string key = base::SourceKeyOf(client);
   absl::MutexLock lock(&mu_);
   // A flood of distinct addresses must not grow the map without bound.
-  if (windows_.size() >= kMaxClients && !windows_.contains(client)) windows_.clear();
-  base::SourceThrottle::Attempt a = throttle_->OnAttempt(windows_[client], clock_.Now());
-  windows_[client] = a.window;
+  if (windows_.size() >= kMaxClients && !windows_.contains(key)) windows_.clear();
+  base::SourceThrottle::Attempt a = throttle_->OnAttempt(windows_[key], clock_.Now());
+  windows_[key] = a.window;
   if (a.decision.allowed) return absl::OkStatus();
   *retry_after = a.decision.retry_after;
   return absl::ResourceExhaustedError(absl::StrCat(

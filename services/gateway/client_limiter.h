@@ -1,5 +1,5 @@
-// ClientLimiter: the gateway's per-client request limit. Each POST (the API
-// and the mail-link pages) from one client address counts against a sliding
+// ClientLimiter: the gateway's per-client request limit. Each API POST from
+// one client address (an IPv6 one by its /64) counts against a sliding
 // window (base::SourceThrottle, the one behind identity's login throttling);
 // over the limit the gateway answers 429 with Retry-After before calling any
 // service. The counts live in this process only (a bounded map; no address

@@ -297,9 +297,10 @@ absl::Status GatewayServer::Start() {
   limiter_ = std::make_unique<ClientLimiter>(config_.rate_limit_per_minute, base::RealClock::Get());
   server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     RequestStart() = absl::Now();
-    // Every POST (the API, the mail links' buttons) counts; pages and files
-    // do not.
-    if (req.method == "POST") {
+    // Every API POST counts; pages and files do not, nor the mail links'
+    // buttons: mailbox providers send one-click unsubscriptions for many
+    // people from few addresses, and each must work.
+    if (req.method == "POST" && absl::StartsWith(req.path, "/api/")) {
       absl::Duration retry_after;
       if (absl::Status s = limiter_->Admit(req.remote_addr, &retry_after); !s.ok()) {
         res.set_header("Retry-After",

@@ -49,6 +49,9 @@ void AddIdentitySettings(config::Settings& s, IdentityConfig* c) {
         1, 1000);
   s.Add("subject_codes_per_source", &c->subject_codes_per_source,
         "codes an hour from one client address", 1, 100000);
+  s.Add("subject_code_tries", &c->subject_code_tries, "codes tried on one verification", 1, 20);
+  s.Add("subject_code_tries_per_address", &c->subject_code_tries_per_address,
+        "codes tried a day for one address, across its verifications", 1, 1000);
   s.Add("subject_token_ttl", &c->subject_token_ttl, "lifetime of a subject's access token");
   s.Add("sweep_interval", &c->sweep_interval, "interval of key refresh and notice sweeps");
 }
@@ -149,8 +152,11 @@ ThrottleParams ThrottleParamsOf(const IdentityConfig& c) {
 
 SubjectVerificationParams SubjectVerificationParamsOf(const IdentityConfig& c) {
   return {.code_ttl = c.subject_code_ttl,
+          .max_tries = c.subject_code_tries,
           .per_address = {.max_attempts = c.subject_codes_per_address, .window = absl::Hours(1)},
-          .per_source = {.max_attempts = c.subject_codes_per_source, .window = absl::Hours(1)}};
+          .per_source = {.max_attempts = c.subject_codes_per_source, .window = absl::Hours(1)},
+          .tries_per_address = {.max_attempts = c.subject_code_tries_per_address,
+                                .window = absl::Hours(24)}};
 }
 
 }  // namespace crm::identity

@@ -64,8 +64,10 @@ struct IdentityConfig {
   std::string mailing_addr;
   std::vector<std::string> subject_callers = {"gateway"};
   absl::Duration subject_code_ttl = absl::Minutes(15);
-  int subject_codes_per_address = 3;  // an hour
-  int subject_codes_per_source = 10;  // an hour
+  int subject_codes_per_address = 3;        // an hour
+  int subject_codes_per_source = 10;        // an hour
+  int subject_code_tries = 5;               // on one code
+  int subject_code_tries_per_address = 10;  // a day, across codes
   absl::Duration subject_token_ttl = absl::Minutes(15);
 
   // Background sweeps (keys, expiry notices, reminders).

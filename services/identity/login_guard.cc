@@ -34,7 +34,7 @@ std::string LoginGuard::FailureKey(absl::string_view user_id) {
 }
 
 absl::Status LoginGuard::Admit(absl::string_view source) {
-  return Count(throttle_, "login-source", source.empty() ? "unknown" : source,
+  return Count(throttle_, "login-source", source.empty() ? "unknown" : base::SourceKeyOf(source),
                "login attempts from this source");
 }
 

@@ -83,7 +83,7 @@ grpc::Status IdentityService::ConfirmSubjectVerification(
     if (d_.subjects == nullptr) return NotConfigured();
     const std::string resource = absl::StrCat("subject_verification/", req->verification_id());
     absl::StatusOr<SubjectVerifier::Confirmed> confirmed =
-        d_.subjects->Confirm(req->verification_id(), req->code());
+        d_.subjects->Confirm(req->verification_id(), req->code(), req->source_address());
     if (absl::IsInvalidArgument(confirmed.status()) &&
         absl::StartsWith(confirmed.status().message(), "code: wrong")) {
       Audit(ctx, nullptr, "identity.subject_verification.confirm", resource, OUTCOME_DENIED);

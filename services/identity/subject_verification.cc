@@ -58,8 +58,15 @@ absl::StatusOr<std::unique_ptr<SubjectVerifier>> SubjectVerifier::Create(
   if (!per_source.ok()) {
     return absl::InvalidArgumentError("subject_codes_per_source: must be at least 1");
   }
-  return std::unique_ptr<SubjectVerifier>(new SubjectVerifier(
-      redis, guard, indexer, directory, clock, params, *per_address, *per_source));
+  absl::StatusOr<SourceThrottle> tries_per_address =
+      SourceThrottle::Create(params.tries_per_address);
+  absl::StatusOr<SourceThrottle> tries_per_source = SourceThrottle::Create(params.tries_per_source);
+  if (!tries_per_address.ok() || !tries_per_source.ok()) {
+    return absl::InvalidArgumentError("subject_code_tries_per_address: must be at least 1");
+  }
+  return std::unique_ptr<SubjectVerifier>(
+      new SubjectVerifier(redis, guard, indexer, directory, clock, params, *per_address,
+                          *per_source, *tries_per_address, *tries_per_source));
 }
 
 std::string SubjectVerifier::Key(absl::string_view verification_id) {
@@ -76,7 +83,7 @@ absl::StatusOr<SubjectVerifier::Started> SubjectVerifier::Start(absl::string_vie
   CRM_RETURN_IF_ERROR(base::ValidateEmail("email", email));
   const std::string address = base::NormalizeEmail(email);
   CRM_RETURN_IF_ERROR(guard_.Count(per_source_, "subject-code-source",
-                                   source.empty() ? "unknown" : source,
+                                   source.empty() ? "unknown" : base::SourceKeyOf(source),
                                    "verification codes from this source"));
   CRM_RETURN_IF_ERROR(guard_.Count(per_address_, "subject-code-address", address,
                                    "verification codes for this address"));
@@ -88,7 +95,8 @@ absl::StatusOr<SubjectVerifier::Started> SubjectVerifier::Start(absl::string_vie
   const std::string key = Key(started.verification_id);
   redis::Pipeline p;
   p.Add("HSET", key, "subjects", absl::StrJoin(subjects, ","), "code",
-        CodeMac(started.verification_id, code), "tries", "0")
+        CodeMac(started.verification_id, code), "address",
+        indexer_.Hex(absl::StrCat("subject-address:", address)), "tries", "0")
       .Add("PEXPIRE", key, absl::StrCat(absl::ToInt64Milliseconds(params_.code_ttl)));
   CRM_ASSIGN_OR_RETURN(std::vector<redis::Reply> replies, redis_.Execute(p));
   for (const redis::Reply& r : replies) CRM_RETURN_IF_ERROR(redis::ErrorReplyToStatus(r));
@@ -102,7 +110,7 @@ absl::StatusOr<SubjectVerifier::Started> SubjectVerifier::Start(absl::string_vie
 }
 
 absl::StatusOr<SubjectVerifier::Confirmed> SubjectVerifier::Confirm(
-    absl::string_view verification_id, absl::string_view code) {
+    absl::string_view verification_id, absl::string_view code, absl::string_view source) {
   CRM_ASSIGN_OR_RETURN(const std::string id,
                        base::CanonicalUuid("verification_id", verification_id));
   if (code.size() != kCodeDigits || !std::all_of(code.begin(), code.end(), absl::ascii_isdigit)) {
@@ -110,10 +118,15 @@ absl::StatusOr<SubjectVerifier::Confirmed> SubjectVerifier::Confirm(
   }
   const absl::Status gone =
       absl::NotFoundError("verification_id: unknown, used or expired; ask for a new code");
+  CRM_RETURN_IF_ERROR(guard_.Count(tries_per_source_, "subject-try-source",
+                                   source.empty() ? "unknown" : base::SourceKeyOf(source),
+                                   "codes tried from this source"));
   const std::string key = Key(id);
   // Count the try first: concurrent guesses cannot exceed max_tries.
   redis::Pipeline p;
-  p.Add("EXISTS", key).Add("HINCRBY", key, "tries", "1").Add("HMGET", key, "code", "subjects");
+  p.Add("EXISTS", key)
+      .Add("HINCRBY", key, "tries", "1")
+      .Add("HMGET", key, "code", "subjects", "address");
   CRM_ASSIGN_OR_RETURN(std::vector<redis::Reply> replies, redis_.Execute(p));
   for (const redis::Reply& r : replies) CRM_RETURN_IF_ERROR(redis::ErrorReplyToStatus(r));
   if (replies.size() != 3 || replies[0].integer != 1) {
@@ -123,7 +136,8 @@ absl::StatusOr<SubjectVerifier::Confirmed> SubjectVerifier::Confirm(
   }
   const int64_t tries = replies[1].integer;
   const redis::Reply& fields = replies[2];
-  if (fields.elements.size() != 2 || fields.elements[0].type != redis::Reply::Type::kString) {
+  if (fields.elements.size() != 3 || fields.elements[0].type != redis::Reply::Type::kString ||
+      fields.elements[2].type != redis::Reply::Type::kString) {
     (void)redis_.Del(key);
     return gone;
   }
@@ -131,6 +145,9 @@ absl::StatusOr<SubjectVerifier::Confirmed> SubjectVerifier::Confirm(
     (void)redis_.Del(key);
     return gone;
   }
+  // The address's budget across its verifications.
+  CRM_RETURN_IF_ERROR(guard_.Count(tries_per_address_, "subject-try-address",
+                                   fields.elements[2].str, "codes tried for this address"));
   if (!crypto::ConstantTimeEquals(CodeMac(id, code), fields.elements[0].str)) {
     const int64_t left = params_.max_tries - tries;
     if (left <= 0) (void)redis_.Del(key);

@@ -8,12 +8,15 @@
 // 6-digit code, stores the verification in Redis and has the code mailed.
 // What is stored, under crm:identity:subject-verification:<uuid> with the
 // code's lifetime as TTL, is the subject ids found (pseudonymous UUIDs), an
-// HMAC of the code and the count of tries: never the address or the code.
+// HMAC of the code, one of the address and the count of tries: never the
+// address or the code.
 // The answer does not depend on whether anyone has the address.
 //
-// Confirm(id, code) counts the try before checking it (so concurrent guesses
-// cannot exceed max_tries), deletes the verification on success (single use)
-// or after the last allowed wrong code, and says which persons the address
+// Confirm(id, code, source) counts the try before checking it (so concurrent
+// guesses cannot exceed max_tries), and against the budgets of tries of the
+// address and of the source across verifications (tries_per_address,
+// tries_per_source: sending many codes does not buy many guesses); deletes the verification on
+// success (single use) or after the last allowed wrong code, and says which persons the address
 // belongs to.
 //
 // Thread-safe. All dependencies must outlive the verifier.
@@ -48,9 +51,14 @@ class SubjectDirectory {
 
 struct SubjectVerificationParams {
   absl::Duration code_ttl = absl::Minutes(15);
-  int max_tries = 5;  // codes tried, right or wrong
+  int max_tries = 5;  // codes tried on one verification, right or wrong
+  // Codes sent, per address and per client address (an IPv6 one by its /64).
   ThrottleParams per_address{.max_attempts = 3, .window = absl::Hours(1)};
   ThrottleParams per_source{.max_attempts = 10, .window = absl::Hours(1)};
+  // Codes tried, across verifications: per address (so that many codes sent
+  // over days still allow few guesses) and per client address.
+  ThrottleParams tries_per_address{.max_attempts = 10, .window = absl::Hours(24)};
+  ThrottleParams tries_per_source{.max_attempts = 30, .window = absl::Hours(1)};
 };
 
 class SubjectVerifier {
@@ -73,8 +81,10 @@ class SubjectVerifier {
   };
   // INVALID_ARGUMENT naming "verification_id" or "code" (malformed, or
   // "code: wrong code; N tries left"); NOT_FOUND when the verification is
-  // unknown, used, expired or out of tries; UNAVAILABLE (Redis).
-  absl::StatusOr<Confirmed> Confirm(absl::string_view verification_id, absl::string_view code);
+  // unknown, used, expired or out of tries; RESOURCE_EXHAUSTED when the
+  // address or `source` has tried too many codes; UNAVAILABLE (Redis).
+  absl::StatusOr<Confirmed> Confirm(absl::string_view verification_id, absl::string_view code,
+                                    absl::string_view source);
 
   static std::string Key(absl::string_view verification_id);
 
@@ -82,7 +92,8 @@ class SubjectVerifier {
   SubjectVerifier(redis::Client& redis, LoginGuard& guard, const crypto::BlindIndexer& indexer,
                   SubjectDirectory& directory, const base::Clock& clock,
                   SubjectVerificationParams params, SourceThrottle per_address,
-                  SourceThrottle per_source)
+                  SourceThrottle per_source, SourceThrottle tries_per_address,
+                  SourceThrottle tries_per_source)
       : redis_(redis),
         guard_(guard),
         indexer_(indexer),
@@ -90,7 +101,9 @@ class SubjectVerifier {
         clock_(clock),
         params_(params),
         per_address_(per_address),
-        per_source_(per_source) {}
+        per_source_(per_source),
+        tries_per_address_(tries_per_address),
+        tries_per_source_(tries_per_source) {}
   std::string CodeMac(absl::string_view verification_id, absl::string_view code) const;
 
   redis::Client& redis_;
@@ -101,6 +114,8 @@ class SubjectVerifier {
   const SubjectVerificationParams params_;
   const SourceThrottle per_address_;
   const SourceThrottle per_source_;
+  const SourceThrottle tries_per_address_;
+  const SourceThrottle tries_per_source_;
 };
 
 }  // namespace crm::identity

@@ -117,9 +117,9 @@ TEST_F(SubjectVerifierTest, TheMailedCodeNamesThePersonOnceOnly) {
               ElementsAre(absl::StrCat("subject-code:", started.verification_id)));
 
   CRM_ASSERT_OK_AND_ASSIGN(SubjectVerifier::Confirmed confirmed,
-                           verifier_->Confirm(started.verification_id, code));
+                           verifier_->Confirm(started.verification_id, code, source_));
   EXPECT_THAT(confirmed.subject_ids, ElementsAre("0b5e6c1a-1111-4111-8111-111111111111"));
-  EXPECT_THAT(verifier_->Confirm(started.verification_id, code),
+  EXPECT_THAT(verifier_->Confirm(started.verification_id, code, source_),
               StatusIs(absl::StatusCode::kNotFound));
 }
 
@@ -128,7 +128,7 @@ TEST_F(SubjectVerifierTest, RedisHoldsNeitherTheAddressNorTheCodeAndForgetsThemI
   const std::string code = directory_.codes[address_];
   CRM_ASSERT_OK_AND_ASSIGN(
       redis::Reply all, redis_->Command("HGETALL", SubjectVerifier::Key(started.verification_id)));
-  ASSERT_EQ(all.elements.size(), 6u);  // subjects, code (an HMAC), tries
+  ASSERT_EQ(all.elements.size(), 8u);  // subjects, code and address (HMACs), tries
   for (const redis::Reply& r : all.elements) {
     EXPECT_THAT(r.str, Not(HasSubstr(code)));
     EXPECT_THAT(r.str, Not(HasSubstr(address_)));
@@ -145,27 +145,29 @@ TEST_F(SubjectVerifierTest, FiveWrongCodesEndTheVerification) {
   CRM_ASSERT_OK_AND_ASSIGN(SubjectVerifier::Started started, verifier_->Start(address_, source_));
   const std::string code = directory_.codes[address_];
   const std::string wrong = code == "123456" ? "654321" : "123456";
-  EXPECT_THAT(verifier_->Confirm(started.verification_id, wrong),
+  EXPECT_THAT(verifier_->Confirm(started.verification_id, wrong, source_),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("4 tries left")));
-  for (int i = 0; i < 3; ++i) (void)verifier_->Confirm(started.verification_id, wrong);
-  EXPECT_THAT(verifier_->Confirm(started.verification_id, wrong),
+  for (int i = 0; i < 3; ++i) (void)verifier_->Confirm(started.verification_id, wrong, source_);
+  EXPECT_THAT(verifier_->Confirm(started.verification_id, wrong, source_),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no tries left")));
   // Even the right code now.
-  EXPECT_THAT(verifier_->Confirm(started.verification_id, code),
+  EXPECT_THAT(verifier_->Confirm(started.verification_id, code, source_),
               StatusIs(absl::StatusCode::kNotFound));
 }
 
 TEST_F(SubjectVerifierTest, NoOneOrSeveralPeopleWithTheAddress) {
   CRM_ASSERT_OK_AND_ASSIGN(SubjectVerifier::Started none, verifier_->Start(address_, source_));
-  CRM_ASSERT_OK_AND_ASSIGN(SubjectVerifier::Confirmed nobody,
-                           verifier_->Confirm(none.verification_id, directory_.codes[address_]));
+  CRM_ASSERT_OK_AND_ASSIGN(
+      SubjectVerifier::Confirmed nobody,
+      verifier_->Confirm(none.verification_id, directory_.codes[address_], source_));
   EXPECT_THAT(nobody.subject_ids, IsEmpty());
 
   directory_.people[address_] = {"0b5e6c1a-1111-4111-8111-111111111111",
                                  "0b5e6c1a-2222-4222-8222-222222222222"};
   CRM_ASSERT_OK_AND_ASSIGN(SubjectVerifier::Started two, verifier_->Start(address_, source_));
-  CRM_ASSERT_OK_AND_ASSIGN(SubjectVerifier::Confirmed both,
-                           verifier_->Confirm(two.verification_id, directory_.codes[address_]));
+  CRM_ASSERT_OK_AND_ASSIGN(
+      SubjectVerifier::Confirmed both,
+      verifier_->Confirm(two.verification_id, directory_.codes[address_], source_));
   EXPECT_EQ(both.subject_ids.size(), 2u);
 }
 
@@ -184,6 +186,42 @@ TEST_F(SubjectVerifierTest, CodesAreLimitedPerAddressAndPerSource) {
   EXPECT_THAT(verifier_->Start(address_, source_), IsOk());
 }
 
+TEST_F(SubjectVerifierTest, ManyCodesDoNotBuyManyGuesses) {
+  params_.per_address.max_attempts = 100;
+  params_.per_source.max_attempts = 100;
+  params_.tries_per_address.max_attempts = 4;
+  Make();
+  // Four wrong codes across two verifications use up the address's tries.
+  for (int v = 0; v < 2; ++v) {
+    CRM_ASSERT_OK_AND_ASSIGN(SubjectVerifier::Started s, verifier_->Start(address_, source_));
+    const std::string wrong = directory_.codes[address_] == "123456" ? "654321" : "123456";
+    for (int i = 0; i < 2; ++i) {
+      EXPECT_THAT(verifier_->Confirm(s.verification_id, wrong, source_),
+                  StatusIs(absl::StatusCode::kInvalidArgument));
+    }
+  }
+  // A new code for the address, from another source, still cannot be tried.
+  CRM_ASSERT_OK_AND_ASSIGN(SubjectVerifier::Started last, verifier_->Start(address_, "elsewhere"));
+  EXPECT_THAT(verifier_->Confirm(last.verification_id, directory_.codes[address_], "elsewhere"),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("too many codes tried for this address")));
+  clock_.Advance(absl::Hours(48));
+  EXPECT_THAT(verifier_->Confirm(last.verification_id, directory_.codes[address_], "elsewhere"),
+              IsOk());
+}
+
+TEST_F(SubjectVerifierTest, ASourceTriesFewCodes) {
+  params_.tries_per_source.max_attempts = 2;
+  Make();
+  EXPECT_THAT(verifier_->Confirm(base::NewUuid(), "123456", source_),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(verifier_->Confirm(base::NewUuid(), "123456", source_),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(verifier_->Confirm(base::NewUuid(), "123456", source_),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("too many codes tried from this source")));
+}
+
 TEST_F(SubjectVerifierTest, AMailThatCannotBeSentLeavesNothingBehind) {
   directory_.mail_works = false;
   EXPECT_THAT(verifier_->Start(address_, source_), StatusIs(absl::StatusCode::kUnavailable));
@@ -199,14 +237,15 @@ TEST_F(SubjectVerifierTest, AMailThatCannotBeSentLeavesNothingBehind) {
 TEST_F(SubjectVerifierTest, BadInputNamesTheField) {
   EXPECT_THAT(verifier_->Start("not an address", source_),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("email")));
-  EXPECT_THAT(verifier_->Confirm("nope", "123456"),
+  EXPECT_THAT(verifier_->Confirm("nope", "123456", source_),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("verification_id")));
   for (const char* code : {"", "12345", "1234567", "12a456", "１２３４５６"}) {
-    EXPECT_THAT(verifier_->Confirm(base::NewUuid(), code),
+    EXPECT_THAT(verifier_->Confirm(base::NewUuid(), code, source_),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("code")))
         << code;
   }
-  EXPECT_THAT(verifier_->Confirm(base::NewUuid(), "123456"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(verifier_->Confirm(base::NewUuid(), "123456", source_),
+              StatusIs(absl::StatusCode::kNotFound));
   params_.max_tries = 0;
   EXPECT_THAT(SubjectVerifier::Create(*redis_, *guard_, *indexer_, directory_, clock_, params_),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("subject_code_tries")));

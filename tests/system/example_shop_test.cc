@@ -1077,6 +1077,40 @@ TEST_F(ExampleShopTest, ASubjectProvesTheirAddressWithAMailedCodeAndFetchesTheir
   EXPECT_THAT(exported.second, HasSubstr("Sofiana"));
   EXPECT_THAT(exported.second, Not(HasSubstr("Ottokar")));
 
+  // A request staff opened for them is not theirs to cancel, and they do not
+  // see who opened it.
+  const Outcome staff_opened = st.Crmctl(
+      {"call", "erasure", "SubmitAccess", absl::StrCat(R"({"subjectId": ")", subject, R"("})")});
+  ASSERT_TRUE(ok(staff_opened)) << staff_opened.output;
+  const std::string staff_request = JsonString(staff_opened.output, "request_id");
+  auto seen_by_subject = post("crm.erasure.v1.Erasure/GetErasure",
+                              absl::StrCat(R"({"requestId": ")", staff_request, R"("})"), token);
+  ASSERT_EQ(seen_by_subject.first, 200) << seen_by_subject.second;
+  EXPECT_THAT(seen_by_subject.second, Not(HasSubstr("requester")));
+  auto cancel = post("crm.erasure.v1.Erasure/CancelErasure",
+                     absl::StrCat(R"({"requestId": ")", staff_request, R"("})"), token);
+  EXPECT_EQ(cancel.first, 403) << cancel.second;
+  // A statement of theirs is dated now, on the web, from the portal.
+  for (const char* forged :
+       {R"("method": "METHOD_WEB_FORM", "source": "portal", "givenAt": "2020-01-01T00:00:00Z")",
+        R"("method": "METHOD_PAPER", "source": "portal")",
+        R"("method": "METHOD_WEB_FORM", "source": "shop")"}) {
+    auto r = post("crm.consent.v1.Consent/Withdraw",
+                  absl::StrCat(R"({"statement": {"subjectId": ")", subject,
+                               R"(", "purposeId": "newsletter", )", forged, "}}"),
+                  token);
+    EXPECT_EQ(r.first, 400) << forged << " " << r.second;
+  }
+  // Another person's phone is refused without naming that person.
+  auto taken =
+      post("crm.contacts.v1.Contacts/UpdatePerson",
+           absl::StrCat(
+               R"({"subjectId": ")", subject,
+               R"(", "person": {"phones": [{"number": "+4930901824"}]}, "updateMask": "phones"})"),
+           token);
+  EXPECT_EQ(taken.first, 409) << taken.second;
+  EXPECT_THAT(taken.second, Not(HasSubstr(other)));
+
   // An address nobody has: the same answers, then no token.
   const std::string stranger = "nobody.here@customers.example";
   auto started_unknown = post(start, absl::StrCat(R"({"email": ")", stranger, R"("})"));

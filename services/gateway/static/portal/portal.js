@@ -193,6 +193,9 @@
   }
 
   function signOut(message) {
+    // Ends the token's session at identity too (best effort: it expires soon
+    // anyway), then forgets it.
+    if (token()) call('crm.identity.v1.Identity/Logout', {}).catch(() => {});
     for (const k of ['portal.token', 'portal.subject', 'portal.expires']) session.removeItem(k);
     window.clearTimeout(polling);
     $('form-email').reset();
