@@ -142,11 +142,13 @@ absl::Status IdentityService::RevokeSessionsOf(absl::string_view user_id,
 
 void IdentityService::Audit(Ctx* ctx, const Caller* caller, absl::string_view action,
                             absl::string_view resource, crm::audit::v1::Outcome outcome,
-                            std::initializer_list<AuditDetail> details) {
+                            std::initializer_list<AuditDetail> details,
+                            absl::string_view subject_id) {
   crm::audit::v1::Event event;
   event.set_action(std::string(action));
   event.set_resource(std::string(resource));
   event.set_outcome(outcome);
+  event.set_subject_id(std::string(subject_id));
   if (caller != nullptr) {
     event.mutable_actor()->set_user_id(caller->id());
     event.mutable_actor()->set_session_id(caller->principal->session_id);
@@ -504,12 +506,8 @@ absl::StatusOr<std::string> IdentityService::MintAccessToken(
     absl::string_view cert_thumbprint, absl::Time* expires_at, const EffectiveAccess* precomputed) {
   const absl::Time now = d_.clock.Now();
   auth::AccessTokenClaims claims;
-  claims.issuer = d_.config.token_issuer;
-  claims.audience = {d_.config.token_audience};
   claims.subject = std::string(user_id);
   claims.session_id = std::string(session_id);
-  claims.issued_at = now;
-  claims.token_id = base::NewUuid();
   claims.cert_thumbprint = std::string(cert_thumbprint);
   if (restricted) {
     claims.permissions = {std::string(kRestrictedScope)};
@@ -525,6 +523,15 @@ absl::StatusOr<std::string> IdentityService::MintAccessToken(
     CRM_ASSIGN_OR_RETURN(claims.teams, d_.users.ListTeamIdsOfUser(user_id));
     claims.expires_at = TokenExpiry(now, access.earliest_end, ttl);
   }
+  return SignToken(std::move(claims), now, expires_at);
+}
+
+absl::StatusOr<std::string> IdentityService::SignToken(auth::AccessTokenClaims claims,
+                                                       absl::Time now, absl::Time* expires_at) {
+  claims.issuer = d_.config.token_issuer;
+  claims.audience = {d_.config.token_audience};
+  claims.issued_at = now;
+  claims.token_id = base::NewUuid();
   if (claims.expires_at <= now) claims.expires_at = now + absl::Seconds(1);
   CRM_ASSIGN_OR_RETURN(std::shared_ptr<const auth::TokenSigner> signer, d_.keys.CurrentSigner());
   *expires_at = claims.expires_at;

@@ -211,6 +211,11 @@ class IdentityService final : public crm::identity::v1::Identity::Service {
                                               absl::Duration ttl, absl::string_view cert_thumbprint,
                                               absl::Time* expires_at,
                                               const EffectiveAccess* access = nullptr);
+  // Signs `claims` with the current key after filling what every token of
+  // ours has: iss, aud, iat = now, a fresh jti, and an expiry after now.
+  // *expires_at is the token's exp.
+  absl::StatusOr<std::string> SignToken(auth::AccessTokenClaims claims, absl::Time now,
+                                        absl::Time* expires_at);
 
   void RecordAttempt(std::optional<std::string> user_id, LoginResult result,
                      const LoginContext& where, absl::string_view request_id);
@@ -225,8 +230,10 @@ class IdentityService final : public crm::identity::v1::Identity::Service {
   };
   // The outbox write both Audit and RecordAttempt end with (own transaction).
   void EnqueueAudit(const crm::audit::v1::Event& event);
+  // `subject_id`: the data subject concerned, if any.
   void Audit(Ctx* ctx, const Caller* caller, absl::string_view action, absl::string_view resource,
-             crm::audit::v1::Outcome outcome, std::initializer_list<AuditDetail> details = {});
+             crm::audit::v1::Outcome outcome, std::initializer_list<AuditDetail> details = {},
+             absl::string_view subject_id = "");
 
   // Checks a TOTP code or a recovery code and uses it up.
   absl::Status CheckSecondFactor(absl::string_view user_id, const Credentials& creds,

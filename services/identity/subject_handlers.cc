@@ -7,7 +7,6 @@
 #include "libs/base/status_macros.h"
 #include "libs/base/uuid.h"
 #include "libs/rpc/peer.h"
-#include "libs/rpc/request_id.h"
 #include "services/identity/identity_service.h"
 #include "services/identity/service_util.h"
 
@@ -97,33 +96,19 @@ grpc::Status IdentityService::ConfirmSubjectVerification(
       const std::string& subject_id = confirmed->subject_ids.front();
       const absl::Time now = d_.clock.Now();
       auth::AccessTokenClaims claims;
-      claims.issuer = d_.config.token_issuer;
-      claims.audience = {d_.config.token_audience};
       claims.subject = subject_id;
       claims.session_id = base::NewUuid();
       claims.permissions = {auth::kSubjectSelf};
-      claims.issued_at = now;
       claims.expires_at = now + d_.config.subject_token_ttl;
-      claims.token_id = base::NewUuid();
-      CRM_ASSIGN_OR_RETURN(std::shared_ptr<const auth::TokenSigner> signer,
-                           d_.keys.CurrentSigner());
-      CRM_ASSIGN_OR_RETURN(std::string token, signer->Sign(claims));
+      absl::Time expires_at;
+      CRM_ASSIGN_OR_RETURN(std::string token, SignToken(std::move(claims), now, &expires_at));
       resp->set_match(v1::SUBJECT_MATCH_ONE);
       resp->set_subject_id(subject_id);
       resp->set_access_token(std::move(token));
-      SetTime(claims.expires_at, resp->mutable_expires_at());
+      SetTime(expires_at, resp->mutable_expires_at());
     }
-    crm::audit::v1::Event event;
-    event.set_action("identity.subject_verification.confirm");
-    event.set_resource(resource);
-    event.set_outcome(OUTCOME_SUCCESS);
-    if (resp->match() == v1::SUBJECT_MATCH_ONE) event.set_subject_id(resp->subject_id());
-    event.mutable_actor()->set_service_identity(rpc::PeerIdentity(*ctx));
-    event.set_request_id(rpc::RequestId(*ctx));
-    crm::audit::v1::Detail* detail = event.add_details();
-    detail->set_key("match");
-    detail->set_value(v1::SubjectMatch_Name(resp->match()));
-    EnqueueAudit(event);
+    Audit(ctx, nullptr, "identity.subject_verification.confirm", resource, OUTCOME_SUCCESS,
+          {{.key = "match", .value = v1::SubjectMatch_Name(resp->match())}}, resp->subject_id());
     return absl::OkStatus();
   });
 }
