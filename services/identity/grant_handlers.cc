@@ -358,13 +358,15 @@ absl::Status IdentityService::SweepPasswordReminders(absl::Time now) {
 }
 
 absl::StatusOr<std::optional<std::string>> IdentityService::BootstrapAdmin(
-    absl::string_view username_input) {
+    absl::string_view username_input, std::optional<std::string> initial_password) {
   CRM_ASSIGN_OR_RETURN(UserPage existing, d_.users.ListUsers({}, 1, ""));
   if (!existing.users.empty()) return std::optional<std::string>();
   CRM_ASSIGN_OR_RETURN(std::string username,
                        NormalizeUsername("bootstrap_admin_username", username_input));
-  // 24 base64url characters (144 bits); the policy is checked all the same.
-  std::string password = auth::Base64UrlEncode(crypto::RandomBytes(18));
+  // Generated: 24 base64url characters (144 bits); the policy is checked all the same.
+  std::string password = initial_password.has_value()
+                             ? *std::move(initial_password)
+                             : auth::Base64UrlEncode(crypto::RandomBytes(18));
   const std::string email = absl::StrCat(username, "@bootstrap.invalid");
   CRM_ASSIGN_OR_RETURN(
       std::vector<Violation> violations,

@@ -6,8 +6,10 @@
 
 #include <algorithm>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "libs/base/status_macros.h"
+#include "libs/crypto/key_file.h"
 #include "libs/log/log.h"
 #include "libs/outbox/schema.h"
 #include "libs/rpc/channel.h"
@@ -137,6 +139,14 @@ absl::Status IdentityApp::Init(const rpc::TlsFiles& tls, prometheus::Registry* m
     if (password->has_value()) {
       CRM_RETURN_IF_ERROR(WritePasswordFile(cfg.bootstrap_admin_password_file, **password));
     }
+  } else if (!cfg.bootstrap_admin_initial_password_file.empty()) {
+    absl::StatusOr<crypto::SecretBytes> file =
+        crypto::ReadKeyFile(cfg.bootstrap_admin_initial_password_file);
+    CRM_RETURN_IF_ERROR(Step("bootstrap_admin_initial_password_file", file.status()));
+    std::string initial(absl::StripTrailingAsciiWhitespace(file->view()));
+    CRM_RETURN_IF_ERROR(
+        Step("bootstrap_admin_initial_password_file",
+             service_->BootstrapAdmin(cfg.bootstrap_admin_username, std::move(initial)).status()));
   }
   return absl::OkStatus();
 }

@@ -38,6 +38,8 @@ void AddIdentitySettings(config::Settings& s, IdentityConfig* c) {
   s.Add("signing_key_rotation", &c->signing_key_rotation, "signing key age that starts a rotation");
   s.Add("bootstrap_admin_password_file", &c->bootstrap_admin_password_file,
         "create the first admin when no user exists and write its password here");
+  s.Add("bootstrap_admin_initial_password_file", &c->bootstrap_admin_initial_password_file,
+        "create the first admin when no user exists with the password in this file");
   s.Add("bootstrap_admin_username", &c->bootstrap_admin_username, "the first admin's username");
   s.Add("contacts_addr", &c->contacts_addr,
         "contacts host:port (subject verification: who has an address)");
@@ -75,6 +77,11 @@ absl::Status ValidateIdentityConfig(IdentityConfig& c) {
     CRM_RETURN_IF_ERROR(config::ParseHostPort("audit_addr", c.audit_addr, &host, &port));
   }
   if (c.kek_file.empty()) return absl::InvalidArgumentError("setting kek_file: required");
+  if (!c.bootstrap_admin_password_file.empty() &&
+      !c.bootstrap_admin_initial_password_file.empty()) {
+    return absl::InvalidArgumentError(
+        "settings bootstrap_admin_password_file, bootstrap_admin_initial_password_file: set one");
+  }
   if (c.blind_index_key_file.empty()) {
     return absl::InvalidArgumentError("setting blind_index_key_file: required");
   }

@@ -54,6 +54,11 @@ struct IdentityConfig {
   // First administrator: created at start when no user exists, its password
   // written once to this file (mode 0600). Empty: no bootstrap.
   std::string bootstrap_admin_password_file;
+  // Or: its initial password read from this file (0400/0440/0600, e.g. a
+  // Kubernetes Secret) instead of generated and written; it must meet the
+  // password policy and is changed at the first login all the same. At most
+  // one of the two is set.
+  std::string bootstrap_admin_initial_password_file;
   std::string bootstrap_admin_username = "admin";
 
   // Data subjects (subject_verification.h): contacts and mailing ("host:port";

@@ -160,11 +160,13 @@ class IdentityService final : public crm::identity::v1::Identity::Service {
   // needs OwnServiceToken). Call before serving.
   void SetSubjectVerifier(SubjectVerifier* subjects) { d_.subjects = subjects; }
 
-  // Creates the first administrator when no user exists: a random password
-  // that passes the policy, must_change_password set, the admin role granted.
-  // Returns the password, or nullopt if users exist already (also when
-  // another replica won the race).
-  absl::StatusOr<std::optional<std::string>> BootstrapAdmin(absl::string_view username);
+  // Creates the first administrator when no user exists: with
+  // `initial_password`, or else a random password that passes the policy;
+  // must_change_password set, the admin role granted. Returns the password,
+  // or nullopt if users exist already (also when another replica won the
+  // race). INVALID_ARGUMENT if `initial_password` fails the policy.
+  absl::StatusOr<std::optional<std::string>> BootstrapAdmin(
+      absl::string_view username, std::optional<std::string> initial_password = std::nullopt);
 
   // One pass of the background sweeps: signing-key refresh, grant expiry
   // notices, password expiry reminders. Returns the first error.

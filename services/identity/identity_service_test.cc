@@ -603,6 +603,57 @@ TEST_F(IdentityServiceTest, FirstAdminLoginIsRestrictedToChangingThePassword) {
   EXPECT_THAT(Login("admin", bootstrap), StatusIs(kUnauthenticated));
 }
 
+// The first administrator's initial password from a file (a Kubernetes Secret)
+// instead of a generated one written out.
+constexpr char kInitialPassword[] = "Quiet-Meadow-Compass-42";
+
+class InitialPasswordTest : public IdentityServiceTest {
+ protected:
+  void Configure(IdentityConfig& c) override {
+    c.bootstrap_admin_password_file.clear();
+    c.bootstrap_admin_initial_password_file =
+        (std::filesystem::path(c.kek_file).parent_path() / "initial").string();
+    EXPECT_THAT(WriteSecretFile(c.bootstrap_admin_initial_password_file,
+                                absl::StrCat(kInitialPassword, "\n")),
+                IsOk());
+  }
+};
+
+TEST_F(InitialPasswordTest, FirstAdminSignsInWithItAndMustChangeIt) {
+  EXPECT_THAT(Login("admin", "Quiet-Meadow-Compass-41"), StatusIs(kUnauthenticated));
+  CRM_ASSERT_OK_AND_ASSIGN(v1::LoginResponse first, Login("admin", kInitialPassword));
+  EXPECT_TRUE(first.password_change_required());
+  CRM_ASSERT_OK_AND_ASSIGN(
+      v1::ChangePasswordResponse changed,
+      ChangePassword(first.tokens().access_token(), kInitialPassword, kAdminPassword));
+  EXPECT_THAT(Call(&Stub::ListUsers, v1::ListUsersRequest(), changed.tokens().access_token()),
+              IsOk());
+  // Nothing was written where a generated password would go.
+  EXPECT_THAT(h_->config().bootstrap_admin_password_file, IsEmpty());
+}
+
+TEST(InitialPasswordStartTest, AWeakOneOrAnOpenFileOrBothSettingsStopTheStart) {
+  auto start = [](absl::string_view content, mode_t mode, bool both) {
+    return Harness::Start([&](IdentityConfig& c) {
+      const std::string path =
+          (std::filesystem::path(c.kek_file).parent_path() / "initial").string();
+      if (!both) c.bootstrap_admin_password_file.clear();
+      c.bootstrap_admin_initial_password_file = path;
+      EXPECT_THAT(WriteSecretFile(path, content), IsOk());
+      EXPECT_EQ(chmod(path.c_str(), mode), 0);
+    });
+  };
+  absl::StatusOr<std::unique_ptr<Harness>> weak = start("short", 0400, false);
+  EXPECT_THAT(weak.status(), StatusIs(kInvalidArgument));
+  EXPECT_THAT(std::string(weak.status().message()),
+              HasSubstr("bootstrap_admin_initial_password_file"));
+  EXPECT_THAT(start(kInitialPassword, 0644, false).status(), StatusIs(kFailedPrecondition));
+  absl::StatusOr<std::unique_ptr<Harness>> both = start(kInitialPassword, 0400, true);
+  EXPECT_THAT(both.status(), StatusIs(kInvalidArgument));
+  EXPECT_THAT(std::string(both.status().message()), HasSubstr("set one"));
+  EXPECT_THAT(start(kInitialPassword, 0440, false), IsOk());
+}
+
 // ---- Users --------------------------------------------------------------------------------------
 
 TEST_F(IdentityServiceTest, CreateGetAndPageThroughUsers) {
