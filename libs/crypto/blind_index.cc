@@ -41,9 +41,9 @@ absl::StatusOr<BlindIndexer> BlindIndexer::LoadFromFile(const std::string& path,
     return absl::Status(keys.status().code(),
                         absl::StrCat("blind-index key ", path, ": ", keys.status().message()));
   }
-  if (keys->size() != 1) {
+  if (keys->size() != 1 || (*keys)[0].pending) {
     return absl::InvalidArgumentError(
-        absl::StrCat("blind-index key ", path, ": must hold exactly one key"));
+        absl::StrCat("blind-index key ", path, ": must hold exactly one key, not pending"));
   }
   return Create(std::move((*keys)[0].key));
 }

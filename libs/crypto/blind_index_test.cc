@@ -74,6 +74,9 @@ TEST(BlindIndexerTest, LoadsAOneKeyFile) {
   EXPECT_THAT(BlindIndexer::LoadFromFile(dir.Write(
                   "two.key", key_line + "2 " + absl::Base64Escape(std::string(32, 'b')) + "\n")),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("exactly one key")));
+  EXPECT_THAT(BlindIndexer::LoadFromFile(dir.Write(
+                  "pending.key", "1 " + absl::Base64Escape(std::string(32, 'a')) + " pending\n")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not pending")));
   EXPECT_THAT(BlindIndexer::LoadFromFile(dir.Write("bad.key", "1 abc\n")),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("line 1")));
   EXPECT_THAT(BlindIndexer::LoadFromFile(dir.Write("open.key", key_line, 0644)),

@@ -92,9 +92,9 @@ absl::StatusOr<std::vector<VersionedKey>> ParseKeyLines(absl::string_view text, 
     if (line.empty() || line.front() == '#') continue;
     std::vector<absl::string_view> fields =
         absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
-    if (fields.size() != 2) {
+    if (fields.size() != 2 && (fields.size() != 3 || fields[2] != "pending")) {
       return absl::InvalidArgumentError(
-          absl::StrCat("line ", line_no, ": expected '<version> <base64 key>'"));
+          absl::StrCat("line ", line_no, ": expected '<version> <base64 key> [pending]'"));
     }
     absl::string_view version_text = fields[0];
     uint64_t version = 0;
@@ -128,7 +128,8 @@ absl::StatusOr<std::vector<VersionedKey>> ParseKeyLines(absl::string_view text, 
       return absl::InvalidArgumentError(
           absl::StrCat("line ", line_no, ": duplicate key version ", version));
     }
-    keys.push_back(VersionedKey{static_cast<uint32_t>(version), SecretBytes::CopyFrom(decoded)});
+    keys.push_back(VersionedKey{static_cast<uint32_t>(version), SecretBytes::CopyFrom(decoded),
+                                fields.size() == 3});
     Wipe(&decoded);
   }
   if (keys.empty()) return absl::InvalidArgumentError("no key found");

@@ -4,10 +4,13 @@
 //
 // Line format ("key lines"): UTF-8 text; blank lines and lines whose first
 // non-blank character is '#' are ignored; every other line is
-//   <version> <base64 key>
+//   <version> <base64 key> [pending]
 // with the version a decimal integer in 1..4294967295 and the key in standard
 // base64 (with or without '=' padding). Fields are separated by spaces or
-// tabs. Errors name the line number, never its content.
+// tabs. `pending` marks a key ring's key that unwraps but does not wrap yet,
+// so that every replica learns a new key before any of them uses it
+// (docs/operations.md#rotating-a-key-encryption-key); files of one key refuse
+// it. Errors name the line number, never its content.
 #pragma once
 
 #include <cstdint>
@@ -41,11 +44,13 @@ absl::StatusOr<SecretBytes> ReadKeyFile(const std::string& path,
 struct VersionedKey {
   uint32_t version = 0;
   SecretBytes key;
+  bool pending = false;  // marked `pending`: not yet used to wrap
 };
 
 // Parses key lines (format above). Every key must decode to `key_size` bytes
 // and versions must be unique. Returns the keys in file order.
-// INVALID_ARGUMENT naming the line ("line 3: ...") for a malformed line, bad
+// INVALID_ARGUMENT naming the line ("line 3: ...") for a malformed line (a
+// third field other than `pending`), bad
 // base64, wrong key size or duplicate version; INVALID_ARGUMENT if there is
 // no key at all.
 absl::StatusOr<std::vector<VersionedKey>> ParseKeyLines(absl::string_view text, size_t key_size);

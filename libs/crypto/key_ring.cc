@@ -1,5 +1,6 @@
 #include "libs/crypto/key_ring.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -42,7 +43,9 @@ absl::StatusOr<KeyRing> KeyRing::Parse(absl::string_view text) {
 
 absl::StatusOr<KeyRing> KeyRing::FromKeys(std::vector<VersionedKey> keys) {
   std::map<uint32_t, SecretBytes> map;
+  uint32_t active = 0;
   for (VersionedKey& k : keys) {
+    if (!k.pending) active = std::max(active, k.version);
     if (k.version == 0) return absl::InvalidArgumentError("key version must be at least 1");
     if (k.key.size() != kAes256KeySize) {
       return absl::InvalidArgumentError(
@@ -53,7 +56,8 @@ absl::StatusOr<KeyRing> KeyRing::FromKeys(std::vector<VersionedKey> keys) {
     }
   }
   if (map.empty()) return absl::InvalidArgumentError("no key found");
-  return KeyRing(std::move(map));
+  if (active == 0) return absl::InvalidArgumentError("every key is pending: one must wrap");
+  return KeyRing(std::move(map), active);
 }
 
 std::vector<uint32_t> KeyRing::versions() const {
@@ -65,8 +69,8 @@ std::vector<uint32_t> KeyRing::versions() const {
 
 absl::StatusOr<std::string> KeyRing::Wrap(absl::string_view plaintext,
                                           absl::string_view aad) const {
-  const auto& [version, kek] = *keys_.rbegin();
-  std::string out = Header(version);
+  const SecretBytes& kek = keys_.at(active_);
+  std::string out = Header(active_);
   const std::string nonce = RandomBytes(kGcmNonceSize);
   CRM_ASSIGN_OR_RETURN(std::string body,
                        internal::GcmEncrypt(kek.view(), nonce, out, aad, plaintext));
@@ -117,7 +121,7 @@ absl::StatusOr<std::string> KeyRing::Rewrap(absl::string_view wrapped,
                                             absl::string_view aad) const {
   CRM_ASSIGN_OR_RETURN(SecretBytes plain, UnwrapSecret(wrapped, aad));
   CRM_ASSIGN_OR_RETURN(uint32_t version, WrappedVersion(wrapped));
-  if (version == newest_version()) return std::string(wrapped);
+  if (version == active_) return std::string(wrapped);
   return Wrap(plain.view(), aad);
 }
 

@@ -44,7 +44,7 @@ class KeyRing {
                                               const KeyFileOptions& options = {});
   // Parses key-file text. INVALID_ARGUMENT naming the line for malformed
   // lines, non-base64 keys, keys that are not 32 bytes or duplicate versions;
-  // INVALID_ARGUMENT if there is no key.
+  // INVALID_ARGUMENT if there is no key, or every key is pending.
   static absl::StatusOr<KeyRing> Parse(absl::string_view text);
   // From keys in memory (tests, or keys from another source). Same checks as Parse.
   static absl::StatusOr<KeyRing> FromKeys(std::vector<VersionedKey> keys);
@@ -52,12 +52,12 @@ class KeyRing {
   KeyRing(KeyRing&&) = default;
   KeyRing& operator=(KeyRing&&) = default;
 
-  // The highest version: the one Wrap uses.
-  uint32_t newest_version() const { return keys_.rbegin()->first; }
-  // All versions held, ascending.
+  // The highest version not marked pending: the one Wrap uses.
+  uint32_t active_version() const { return active_; }
+  // All versions held (pending ones too), ascending.
   std::vector<uint32_t> versions() const;
 
-  // Encrypts `plaintext` under the newest KEK, binding `aad`.
+  // Encrypts `plaintext` under the active KEK, binding `aad`.
   // INTERNAL if OpenSSL fails.
   absl::StatusOr<std::string> Wrap(absl::string_view plaintext, absl::string_view aad) const;
 
@@ -69,8 +69,8 @@ class KeyRing {
   // As Unwrap, into a buffer wiped on destruction.
   absl::StatusOr<SecretBytes> UnwrapSecret(absl::string_view wrapped, absl::string_view aad) const;
 
-  // Re-encrypts `wrapped` under the newest KEK (same AAD). If it already is
-  // under the newest version it is checked and returned unchanged, so callers
+  // Re-encrypts `wrapped` under the active KEK (same AAD). If it already is
+  // under the active version it is checked and returned unchanged, so callers
   // can skip the write when the result equals the input. Errors as Unwrap.
   absl::StatusOr<std::string> Rewrap(absl::string_view wrapped, absl::string_view aad) const;
 
@@ -79,10 +79,12 @@ class KeyRing {
   static absl::StatusOr<uint32_t> WrappedVersion(absl::string_view wrapped);
 
  private:
-  explicit KeyRing(std::map<uint32_t, SecretBytes> keys) : keys_(std::move(keys)) {}
+  KeyRing(std::map<uint32_t, SecretBytes> keys, uint32_t active)
+      : keys_(std::move(keys)), active_(active) {}
   absl::Status UnwrapTo(absl::string_view wrapped, absl::string_view aad, uint8_t* out) const;
 
   std::map<uint32_t, SecretBytes> keys_;  // never empty
+  uint32_t active_;                       // a key of keys_
 };
 
 }  // namespace crm::crypto

@@ -30,13 +30,13 @@ std::string TwoKeyFile() {
 TEST(KeyRingParseTest, ParsesVersionsCommentsAndBlankLines) {
   CRM_ASSERT_OK_AND_ASSIGN(KeyRing ring, KeyRing::Parse(TwoKeyFile()));
   EXPECT_THAT(ring.versions(), ElementsAre(1u, 2u));
-  EXPECT_EQ(ring.newest_version(), 2u);
+  EXPECT_EQ(ring.active_version(), 2u);
 }
 
 TEST(KeyRingParseTest, NewestIsTheHighestVersionNotTheLastLine) {
   CRM_ASSERT_OK_AND_ASSIGN(KeyRing ring,
                            KeyRing::Parse(absl::StrCat("7 ", KeyB64('a'), "\n3 ", KeyB64('b'))));
-  EXPECT_EQ(ring.newest_version(), 7u);
+  EXPECT_EQ(ring.active_version(), 7u);
 }
 
 TEST(KeyRingParseTest, MalformedLinesNameTheLineAndNeverTheKey) {
@@ -48,6 +48,8 @@ TEST(KeyRingParseTest, MalformedLinesNameTheLineAndNeverTheKey) {
   } cases[] = {
       {good + "2\n", "line 2: expected"},
       {good + "2 " + KeyB64('b') + " extra\n", "line 2: expected"},
+      {good + "2 " + KeyB64('b') + " pending extra\n", "line 2: expected"},
+      {"1 " + KeyB64('a') + " pending\n", "every key is pending"},
       {good + "x " + KeyB64('b'), "line 2: version"},
       {good + "0 " + KeyB64('b'), "line 2: version"},
       {good + "-1 " + KeyB64('b'), "line 2: version"},
@@ -71,7 +73,26 @@ TEST(KeyRingParseTest, MalformedLinesNameTheLineAndNeverTheKey) {
 
 TEST(KeyRingParseTest, LargestVersionIsAccepted) {
   CRM_ASSERT_OK_AND_ASSIGN(KeyRing ring, KeyRing::Parse("4294967295 " + KeyB64('a')));
-  EXPECT_EQ(ring.newest_version(), 4294967295u);
+  EXPECT_EQ(ring.active_version(), 4294967295u);
+}
+
+// A key added as pending unwraps on every replica before any wraps with it.
+TEST(KeyRingPendingTest, APendingKeyUnwrapsButTheActiveOneWraps) {
+  CRM_ASSERT_OK_AND_ASSIGN(KeyRing staged, KeyRing::Parse(absl::StrCat("1 ", KeyB64('a'), "\n2 ",
+                                                                       KeyB64('b'), " pending\n")));
+  EXPECT_EQ(staged.active_version(), 1u);
+  EXPECT_THAT(staged.versions(), ElementsAre(1u, 2u));
+  CRM_ASSERT_OK_AND_ASSIGN(std::string wrapped, staged.Wrap("secret", "aad"));
+  EXPECT_THAT(KeyRing::WrappedVersion(wrapped), IsOkAndHolds(1u));
+  // A replica already on the next step (2 active) wraps with 2; the staged
+  // one opens that.
+  CRM_ASSERT_OK_AND_ASSIGN(KeyRing next, KeyRing::Parse(TwoKeyFile()));
+  CRM_ASSERT_OK_AND_ASSIGN(std::string newer, next.Wrap("later", "aad"));
+  EXPECT_THAT(staged.Unwrap(newer, "aad"), IsOkAndHolds("later"));
+  // Rewrap moves to the active version, not to the pending one.
+  EXPECT_THAT(staged.Rewrap(newer, "aad"), IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(std::string back, staged.Rewrap(newer, "aad"));
+  EXPECT_THAT(KeyRing::WrappedVersion(back), IsOkAndHolds(1u));
 }
 
 class KeyRingTest : public ::testing::Test {
@@ -145,7 +166,7 @@ TEST(KeyRingFileTest, LoadsAPrivateFile) {
   testing::TempDir dir;
   const std::string path = dir.Write("kek.keys", TwoKeyFile(), 0600);
   CRM_ASSERT_OK_AND_ASSIGN(KeyRing ring, KeyRing::LoadFromFile(path));
-  EXPECT_EQ(ring.newest_version(), 2u);
+  EXPECT_EQ(ring.active_version(), 2u);
   EXPECT_THAT(KeyRing::LoadFromFile(dir.Write("group.keys", TwoKeyFile(), 0440)), IsOk());
 }
 

@@ -197,7 +197,7 @@ absl::Status SigningKeys::Sync(bool rotate) {
               CRM_ASSIGN_OR_RETURN(KeyRow row, NewKey(ring_, now, *new_activation));
               tx.exec_params(kInsertKeySql, row.key.kid, pqxx::binarystring(row.key.public_key),
                              pqxx::binarystring(row.wrapped),
-                             static_cast<int64_t>(ring_.newest_version()), now_us,
+                             static_cast<int64_t>(ring_.active_version()), now_us,
                              absl::ToUnixMicros(*new_activation));
               rows.insert(std::upper_bound(rows.begin(), rows.end(), row, Newer), std::move(row));
             }

@@ -214,7 +214,7 @@ TEST_F(SigningKeysTest, FirstRefreshCreatesOneActiveKeyThatSigns) {
   auto keys = NewKeys();
   ASSERT_THAT(keys->Refresh(), IsOk());
   EXPECT_EQ(CountRows(), 1);
-  EXPECT_EQ(CountRows(absl::StrCat("kek_version = ", ring_.newest_version(),
+  EXPECT_EQ(CountRows(absl::StrCat("kek_version = ", ring_.active_version(),
                                    " AND retired_at IS NULL AND activated_at = created_at")),
             1);
 

@@ -73,7 +73,9 @@ absl::StatusOr<LinkTokens> LoadLinkKey(const std::string& path) {
   CRM_ASSIGN_OR_RETURN(crypto::SecretBytes text, crypto::ReadKeyFile(path));
   CRM_ASSIGN_OR_RETURN(std::vector<crypto::VersionedKey> keys,
                        crypto::ParseKeyLines(text.view(), 32));
-  if (keys.size() != 1) return absl::InvalidArgumentError("exactly one key expected");
+  if (keys.size() != 1 || keys[0].pending) {
+    return absl::InvalidArgumentError("exactly one key expected, not pending");
+  }
   return LinkTokens::Create(std::move(keys[0].key));
 }
 
