@@ -207,10 +207,13 @@ class GrpcServiceTest : public SystemTestBase, public ::testing::WithParamInterf
     return channel.ok() ? *channel : nullptr;
   }
 
-  // Starts the service on `db` and waits until it reports SERVING to the
-  // operator over mTLS.
-  std::unique_ptr<Subprocess> StartServing(const PgTestDatabase& db) {
-    std::unique_ptr<Subprocess> process = Start(service(), Env(db.conninfo()));
+  // Starts the service on `db` (with `extra` settings) and waits until it
+  // reports SERVING to the operator over mTLS.
+  std::unique_ptr<Subprocess> StartServing(const PgTestDatabase& db,
+                                           const std::map<std::string, std::string>& extra = {}) {
+    std::map<std::string, std::string> env = Env(db.conninfo());
+    for (const auto& [name, value] : extra) env[name] = value;
+    std::unique_ptr<Subprocess> process = Start(service(), env);
     if (process == nullptr) return nullptr;
     EXPECT_TRUE(WaitForLog(*process, "service.started")) << process->Output();
     EXPECT_THAT(WaitUntilServing(*process, Channel(g_pki->Files("operator"))), IsOk());
@@ -229,7 +232,10 @@ class GrpcServiceTest : public SystemTestBase, public ::testing::WithParamInterf
 
 TEST_P(GrpcServiceTest, StartsMigratesServesHealthAndMetricsThenStopsCleanlyOnSigterm) {
   CRM_ASSERT_OK_AND_ASSIGN(std::unique_ptr<PgTestDatabase> db, PgTestDatabase::Create(service()));
-  std::unique_ptr<Subprocess> process = StartServing(*db);
+  const int health_port = FreePort();
+  ASSERT_GT(health_port, 0);
+  std::unique_ptr<Subprocess> process =
+      StartServing(*db, {{"CRM_HEALTH_LISTEN", absl::StrCat("127.0.0.1:", health_port)}});
   ASSERT_NE(process, nullptr);
   ASSERT_TRUE(process->Running()) << process->Output();
 
@@ -238,6 +244,13 @@ TEST_P(GrpcServiceTest, StartsMigratesServesHealthAndMetricsThenStopsCleanlyOnSi
   ASSERT_TRUE(started.has_value());
   EXPECT_THAT(*started, HasSubstr(absl::StrCat("\"grpc_port\":", grpc_port_)));
   EXPECT_THAT(*started, HasSubstr(absl::StrCat("\"metrics_port\":", metrics_port_)));
+  EXPECT_THAT(*started, HasSubstr(absl::StrCat("\"health_port\":", health_port)));
+
+  // Kubernetes' probes: plaintext health on its own port.
+  auto probe = grpc::CreateChannel(absl::StrCat("127.0.0.1:", health_port),
+                                   grpc::InsecureChannelCredentials());
+  EXPECT_THAT(GrpcHealthCheck(probe), IsOkAndHolds(kHealthServing));
+  EXPECT_THAT(GrpcHealthCheck(probe, "liveness"), IsOkAndHolds(kHealthServing));
 
   // The migration is applied and recorded.
   CRM_ASSERT_OK_AND_ASSIGN(
