@@ -37,6 +37,7 @@
 #include "libs/base/uuid.h"
 #include "libs/log/log.h"
 #include "libs/pki/pki.h"
+#include "libs/rpc/certificate_expiry.h"
 #include "libs/rpc/peer.h"
 #include "libs/rpc/request_id.h"
 
@@ -491,6 +492,8 @@ absl::Status ServerRunner::Start() {
           absl::StrCat("metrics_listen: cannot listen on ", config_.metrics_listen));
     }
     exposer_->RegisterCollectable(registry_);
+    certificate_expiry_ = std::make_shared<CertificateExpiry>(config_.tls.cert_file);
+    exposer_->RegisterCollectable(certificate_expiry_);
     std::vector<int> ports = exposer_->GetListeningPorts();
     metrics_port_ = ports.empty() ? 0 : ports[0];
   }

@@ -7,7 +7,8 @@
 //    refuses to start when a registered method has no policy entry;
 //  - gives every call a request id (request_id.h), counts and times it in
 //    Prometheus metrics served on a separate port at /metrics, and logs one
-//    line per call (method, code, duration; never payload);
+//    line per call (method, code, duration; never payload); the same
+//    endpoint reports when tls_cert expires (certificate_expiry.h);
 //  - serves grpc.health.v1 (SERVING once started, NOT_SERVING while
 //    draining) and server reflection;
 //  - optionally serves grpc.health.v1 alone on a second, plaintext port
@@ -49,6 +50,7 @@
 #include "libs/rpc/tls_files.h"
 
 namespace prometheus {
+class Collectable;
 class Exposer;
 class Registry;
 }  // namespace prometheus
@@ -171,6 +173,7 @@ class ServerRunner {
   int port_ = 0;
   int metrics_port_ = 0;
   int health_port_ = 0;
+  std::shared_ptr<prometheus::Collectable> certificate_expiry_;  // Outlives exposer_.
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<grpc::CallbackGenericService> health_fallback_;  // Outlives health_server_.
   std::unique_ptr<grpc::Server> health_server_;                    // Null without health_listen.

@@ -457,6 +457,12 @@ TEST_F(RpcIntegrationTest, MetricsEndpointServesCallCountersAndDenials) {
       body,
       HasSubstr(R"(crm_rpc_server_latency_seconds_count{method="/crm.testing.v1.Echo/Echo"} 2)"));
   EXPECT_THAT(body, HasSubstr(R"(crm_rpc_server_in_flight{method="/crm.testing.v1.Echo/Echo"} 0)"));
+  // When tls_cert expires, read from the file.
+  CRM_ASSERT_OK_AND_ASSIGN(std::string pem, pki::ReadFile(pki_->Files("b").cert_file));
+  CRM_ASSERT_OK_AND_ASSIGN(absl::Time not_after, pki::NotAfter(pem));
+  EXPECT_THAT(
+      body, HasSubstr(absl::StrCat("crm_tls_certificate_expiry_timestamp_seconds{file=\"server\"} ",
+                                   absl::ToUnixSeconds(not_after), "\n")));
 }
 
 TEST(RpcEd25519Test, Ed25519CertificatesWorkForMutualTls) {

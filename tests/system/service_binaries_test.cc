@@ -31,6 +31,7 @@
 #include "absl/strings/string_view.h"
 #include "libs/base/clock.h"
 #include "libs/pg/pool.h"
+#include "libs/pki/pki.h"
 #include "libs/rpc/channel.h"
 #include "libs/rpc/testing/test_pki.h"
 #include "libs/testing/grpc_call.h"
@@ -278,6 +279,11 @@ TEST_P(GrpcServiceTest, StartsMigratesServesHealthAndMetricsThenStopsCleanlyOnSi
   EXPECT_EQ(response->status, 200);
   EXPECT_THAT(response->body, HasSubstr("crm_rpc_server_calls_total{"));
   EXPECT_THAT(response->body, HasSubstr("method=\"/grpc.health.v1.Health/Check\""));
+  CRM_ASSERT_OK_AND_ASSIGN(std::string cert, pki::ReadFile(g_pki->Files(service()).cert_file));
+  CRM_ASSERT_OK_AND_ASSIGN(absl::Time not_after, pki::NotAfter(cert));
+  EXPECT_THAT(response->body, HasSubstr(absl::StrCat(
+                                  "crm_tls_certificate_expiry_timestamp_seconds{file=\"server\"} ",
+                                  absl::ToUnixSeconds(not_after), "\n")));
 
   StopCleanly(*process);
 }
