@@ -18,10 +18,12 @@
 #include "libs/base/uuid.h"
 #include "libs/json/json.h"
 #include "libs/log/log.h"
+#include "libs/rpc/certificate_expiry.h"
 #include "libs/rpc/channel.h"
 #include "libs/rpc/request_id.h"
 #include "services/gateway/json_api.h"
 #include "services/gateway/link_pages.h"
+#include "services/gateway/serving_certificate.h"
 
 namespace crm::gateway {
 namespace {
@@ -69,6 +71,8 @@ void AddGatewaySettings(config::Settings& settings, GatewayConfig* config) {
   settings.Add("tls_cert", &config->tls_cert, "server certificate (PEM)");
   settings.Add("tls_key", &config->tls_key, "server private key (PEM)");
   settings.Add("tls_ca", &config->tls_ca, "deployment CA (PEM), for calls to the services");
+  settings.Add("tls_refresh", &config->tls_refresh,
+               "how often the TLS files are re-read (rotation); at least 1s");
   settings.Add("metrics_listen", &config->metrics_listen, "Prometheus listen address; empty: off");
   settings.Add("log_level", &config->log_level, "debug, info, warn or error");
   settings.Add("services", &config->services,
@@ -109,6 +113,9 @@ absl::Status ValidateGatewayConfig(const GatewayConfig& config) {
   if (config.call_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("setting call_timeout: positive");
   }
+  if (config.tls_refresh < absl::Seconds(1)) {
+    return absl::InvalidArgumentError("setting tls_refresh: at least 1s");
+  }
   return absl::OkStatus();
 }
 
@@ -134,11 +141,18 @@ absl::Status GatewayServer::Start() {
           absl::StrCat("setting ", name, ": cannot read the file"));
     }
   }
+  absl::StatusOr<std::unique_ptr<ServingCertificate>> certificate =
+      ServingCertificate::Load(config_.tls_cert, config_.tls_key);
+  if (!certificate.ok()) return certificate.status();
+  certificate_ = *std::move(certificate);
   server_ = std::make_unique<httplib::SSLServer>(config_.tls_cert.c_str(), config_.tls_key.c_str());
   if (!server_->is_valid()) {
     return absl::FailedPreconditionError(
         "settings tls_cert/tls_key: not a usable certificate and key");
   }
+  // Every handshake takes the pair current then; the files are re-read
+  // every tls_refresh (serving_certificate.h).
+  certificate_->Install(server_->ssl_context());
 
   auto& requests = prometheus::BuildCounter()
                        .Name("crm_gateway_http_requests_total")
@@ -154,7 +168,8 @@ absl::Status GatewayServer::Start() {
           rpc::MakeChannel({.target = addr,
                             .tls = {.cert_file = config_.tls_cert,
                                     .key_file = config_.tls_key,
-                                    .ca_file = config_.tls_ca},
+                                    .ca_file = config_.tls_ca,
+                                    .refresh_interval = config_.tls_refresh},
                             .expected_server = name});
       if (!channel.ok()) return channel.status();
       backends[name] = *channel;
@@ -380,12 +395,19 @@ absl::Status GatewayServer::Start() {
           absl::StrCat("metrics_listen: cannot listen on ", config_.metrics_listen));
     }
     exposer_->RegisterCollectable(registry_);
+    certificate_expiry_ = std::make_shared<rpc::CertificateExpiry>(config_.tls_cert);
+    exposer_->RegisterCollectable(certificate_expiry_);
     auto ports = exposer_->GetListeningPorts();
     metrics_port_ = ports.empty() ? 0 : ports[0];
   }
+  certificate_->StartRefresh(config_.tls_refresh);
   // The socket is bound and listening: connections queue until the thread accepts.
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   return absl::OkStatus();
+}
+
+std::string GatewayServer::certificate_serial() const {
+  return certificate_ == nullptr ? "" : certificate_->serial();
 }
 
 void GatewayServer::DownloadExport(const httplib::Request& req, httplib::Response& res) {
@@ -456,6 +478,7 @@ void GatewayServer::DownloadExport(const httplib::Request& req, httplib::Respons
 void GatewayServer::Stop() {
   if (server_) server_->stop();
   if (thread_.joinable()) thread_.join();
+  if (certificate_) certificate_->StopRefresh();
   exposer_.reset();
 }
 

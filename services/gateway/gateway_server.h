@@ -16,7 +16,10 @@
 // route, status and time, never a path's values, a body or a token.
 //
 // Browsers and the portal connect with ordinary server-authenticated TLS; the
-// gateway itself calls the other services over mutual TLS (libs/rpc).
+// gateway itself calls the other services over mutual TLS (libs/rpc). The
+// certificate files are re-read every tls_refresh, for HTTPS
+// (serving_certificate.h) and for the calls alike, so rotating them needs no
+// restart.
 //
 // Thread-safety: Start/Stop from one thread; Stop may be called from any thread
 // (e.g. a signal thread). httplib serves requests on its own thread pool.
@@ -41,6 +44,7 @@ struct Request;
 struct Response;
 }  // namespace httplib
 namespace prometheus {
+class Collectable;
 class Exposer;
 class Registry;
 }  // namespace prometheus
@@ -49,6 +53,7 @@ namespace crm::gateway {
 
 class JsonApi;
 class LinkPages;
+class ServingCertificate;
 
 struct GatewayConfig {
   // Setting https_listen: "host:port" to serve HTTPS on; port 0 picks a free
@@ -60,6 +65,10 @@ struct GatewayConfig {
   std::string tls_key;
   // Setting tls_ca: the deployment CA, for calls to the services. Required.
   std::string tls_ca;
+  // Setting tls_refresh: how often the three TLS files are re-read (the
+  // HTTPS certificate and the calls' mutual TLS). Default 1 min; at least
+  // 1 s.
+  absl::Duration tls_refresh = absl::Minutes(1);
   // Setting metrics_listen: Prometheus endpoint "host:port"; empty = off.
   // Default "0.0.0.0:9100".
   std::string metrics_listen = "0.0.0.0:9100";
@@ -84,8 +93,8 @@ struct GatewayConfig {
 void AddGatewaySettings(config::Settings& settings, GatewayConfig* config);
 
 // Checks the settings that need no file or network: listen addresses are
-// host:port, certificate settings are present. INVALID_ARGUMENT naming the
-// setting otherwise.
+// host:port, certificate settings are present, tls_refresh is at least 1 s.
+// INVALID_ARGUMENT naming the setting otherwise.
 absl::Status ValidateGatewayConfig(const GatewayConfig& config);
 
 class GatewayServer {
@@ -95,19 +104,24 @@ class GatewayServer {
 
   // Loads the certificate, binds the ports and starts serving in the
   // background. Errors: INVALID_ARGUMENT naming a malformed setting,
-  // FAILED_PRECONDITION (certificate or key unreadable), UNAVAILABLE (a port
-  // cannot be bound).
+  // FAILED_PRECONDITION (certificate or key unreadable, or not a pair),
+  // UNAVAILABLE (a port cannot be bound).
   absl::Status Start();
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }
   // Stops accepting, lets in-flight requests finish (httplib's worker pool
   // completes the requests it holds before joining), joins. Idempotent.
   void Stop();
+  // The serial number (hex) of the HTTPS certificate in use; empty before
+  // Start. For tests.
+  std::string certificate_serial() const;
 
  private:
   GatewayConfig config_;
   std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<prometheus::Collectable> certificate_expiry_;  // outlives exposer_
   std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<ServingCertificate> certificate_;  // outlives server_, whose SSL_CTX uses it
   std::unique_ptr<httplib::SSLServer> server_;
   std::unique_ptr<JsonApi> api_;
   std::unique_ptr<LinkPages> links_;         // null without mailing
