@@ -81,6 +81,8 @@ void AddGatewaySettings(config::Settings& settings, GatewayConfig* config) {
   settings.Add("static_dir", &config->static_dir, "folder served at /static/; empty: none");
   settings.Add("rate_limit_per_minute", &config->rate_limit_per_minute,
                "POST requests a minute per client address (0: no limit)", 0, 1000000);
+  settings.Add("trusted_proxies", &config->trusted_proxies,
+               "CIDRs of proxies whose X-Forwarded-For names the client; empty: none");
 }
 
 absl::Status ValidateGatewayConfig(const GatewayConfig& config) {
@@ -116,6 +118,7 @@ absl::Status ValidateGatewayConfig(const GatewayConfig& config) {
   if (config.tls_refresh < absl::Seconds(1)) {
     return absl::InvalidArgumentError("setting tls_refresh: at least 1s");
   }
+  if (absl::Status s = TrustedProxies::Parse(config.trusted_proxies).status(); !s.ok()) return s;
   return absl::OkStatus();
 }
 
@@ -141,6 +144,9 @@ absl::Status GatewayServer::Start() {
           absl::StrCat("setting ", name, ": cannot read the file"));
     }
   }
+  absl::StatusOr<TrustedProxies> proxies = TrustedProxies::Parse(config_.trusted_proxies);
+  if (!proxies.ok()) return proxies.status();
+  proxies_ = *std::move(proxies);
   absl::StatusOr<std::unique_ptr<ServingCertificate>> certificate =
       ServingCertificate::Load(config_.tls_cert, config_.tls_key);
   if (!certificate.ok()) return certificate.status();
@@ -208,7 +214,7 @@ absl::Status GatewayServer::Start() {
           const std::string request_id = base::NewUuid();
           res.set_header("X-Request-Id", request_id);
           HttpAnswer a = api_->Call(*m, req.get_header_value("Authorization"), req.body, request_id,
-                                    {.source_address = req.remote_addr,
+                                    {.source_address = ClientAddressOf(req),
                                      .user_agent = req.get_header_value("User-Agent")});
           Answer(res, a.status, std::move(a.body));
         });
@@ -251,7 +257,7 @@ absl::Status GatewayServer::Start() {
                  });
     server_->Post(R"(/c/([^/]{1,600}))",
                   [this, page, lang](const httplib::Request& req, httplib::Response& res) {
-                    page(res, links_->Confirm(req.matches[1].str(), req.remote_addr,
+                    page(res, links_->Confirm(req.matches[1].str(), ClientAddressOf(req),
                                               req.get_header_value("User-Agent"), lang(req)));
                   });
   }
@@ -317,7 +323,7 @@ absl::Status GatewayServer::Start() {
     // people from few addresses, and each must work.
     if (req.method == "POST" && absl::StartsWith(req.path, "/api/")) {
       absl::Duration retry_after;
-      if (absl::Status s = limiter_->Admit(req.remote_addr, &retry_after); !s.ok()) {
+      if (absl::Status s = limiter_->Admit(ClientAddressOf(req), &retry_after); !s.ok()) {
         res.set_header("Retry-After",
                        absl::StrCat(std::max<int64_t>(
                            1, absl::ToInt64Seconds(absl::Ceil(retry_after, absl::Seconds(1))))));
@@ -404,6 +410,15 @@ absl::Status GatewayServer::Start() {
   // The socket is bound and listening: connections queue until the thread accepts.
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   return absl::OkStatus();
+}
+
+std::string GatewayServer::ClientAddressOf(const httplib::Request& req) const {
+  if (proxies_.empty()) return req.remote_addr;
+  // Every X-Forwarded-For header, in the order received (one list).
+  std::vector<std::string> forwarded_for;
+  const auto range = req.headers.equal_range("X-Forwarded-For");
+  for (auto it = range.first; it != range.second; ++it) forwarded_for.push_back(it->second);
+  return proxies_.ClientAddress(req.remote_addr, forwarded_for);
 }
 
 std::string GatewayServer::certificate_serial() const {

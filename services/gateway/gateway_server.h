@@ -21,6 +21,10 @@
 // (serving_certificate.h) and for the calls alike, so rotating them needs no
 // restart.
 //
+// Behind proxies (trusted_proxies), the client's address is read from
+// X-Forwarded-For as client_address.h says; it is what the per-client limit
+// counts and what the services get as a request's source address.
+//
 // Thread-safety: Start/Stop from one thread; Stop may be called from any thread
 // (e.g. a signal thread). httplib serves requests on its own thread pool.
 #pragma once
@@ -29,10 +33,12 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "libs/config/config.h"
+#include "services/gateway/client_address.h"
 #include "services/gateway/client_limiter.h"
 
 namespace grpc {
@@ -88,13 +94,18 @@ struct GatewayConfig {
   // address, per replica (client_limiter.h); over it 429. 0: no limit.
   // Default 600.
   int rate_limit_per_minute = 600;
+  // Setting trusted_proxies: comma-separated CIDRs of the proxies in front
+  // of the gateway (e.g. the Ingress controller's pods), whose
+  // X-Forwarded-For is read for the client's address (client_address.h).
+  // Default empty: the TCP peer is the client, the header is ignored.
+  std::vector<std::string> trusted_proxies;
 };
 
 void AddGatewaySettings(config::Settings& settings, GatewayConfig* config);
 
 // Checks the settings that need no file or network: listen addresses are
-// host:port, certificate settings are present, tls_refresh is at least 1 s.
-// INVALID_ARGUMENT naming the setting otherwise.
+// host:port, certificate settings are present, tls_refresh is at least 1 s,
+// trusted_proxies are CIDRs. INVALID_ARGUMENT naming the setting otherwise.
 absl::Status ValidateGatewayConfig(const GatewayConfig& config);
 
 class GatewayServer {
@@ -117,7 +128,13 @@ class GatewayServer {
   std::string certificate_serial() const;
 
  private:
+  // The client's address of `req`: its peer's, or X-Forwarded-For's when
+  // the peer is a trusted proxy (client_address.h). Every use of a client's
+  // address goes through here.
+  std::string ClientAddressOf(const httplib::Request& req) const;
+
   GatewayConfig config_;
+  TrustedProxies proxies_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::shared_ptr<prometheus::Collectable> certificate_expiry_;  // outlives exposer_
   std::unique_ptr<prometheus::Exposer> exposer_;

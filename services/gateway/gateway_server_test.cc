@@ -1,6 +1,7 @@
 // The gateway's HTTPS server in-process, on port 0 with real TLS:
 //  - the certificate files re-read while serving (through a Kubernetes-style
 //    symlink swap), and the certificate expiry gauge
+//  - X-Forwarded-For from trusted proxies in the per-client limit
 #include "services/gateway/gateway_server.h"
 
 #include <arpa/inet.h>
@@ -242,6 +243,68 @@ TEST_F(GatewayServerTest, StartRefusesAKeyOfAnotherCertificateNamingIt) {
   GatewayServer server(Config());
   EXPECT_THAT(server.Start(),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("tls_key")));
+}
+
+TEST_F(GatewayServerTest, TheLimitCountsTheForwardedClientOfATrustedProxyOnly) {
+  const pki::CertAndKey a = Issue();
+  Publish(a.cert_pem, a.key_pem);
+  GatewayConfig config = Config();
+  config.rate_limit_per_minute = 2;
+  config.trusted_proxies = {"127.0.0.0/8", "fd00::/8"};  // The test's connections come from here.
+  ASSERT_NE(Start(config), nullptr);
+  auto post = [&](const std::string& forwarded_for) {
+    httplib::Headers headers;
+    if (!forwarded_for.empty()) headers.emplace("X-Forwarded-For", forwarded_for);
+    httplib::Result r = Client()->Post("/api/v1/crm.x.v1.X/Y", headers, "{}", "application/json");
+    EXPECT_TRUE(r) << httplib::to_string(r.error());
+    return r ? r->status : -1;
+  };
+  // Two clients behind the same proxy each have their own limit.
+  EXPECT_NE(post("198.51.100.1"), 429);
+  EXPECT_NE(post("198.51.100.1"), 429);
+  EXPECT_EQ(post("198.51.100.1"), 429);
+  EXPECT_NE(post("198.51.100.2"), 429);
+  // A client cannot escape by putting another address in front: the entry
+  // our proxy appended counts.
+  EXPECT_EQ(post("203.0.113.9, 198.51.100.1"), 429);
+  // Without a usable header, the proxy's own address is the client.
+  EXPECT_NE(post(""), 429);
+  EXPECT_NE(post("garbage"), 429);
+  EXPECT_EQ(post("also garbage"), 429);
+}
+
+TEST_F(GatewayServerTest, AnUntrustedPeersForwardedForIsIgnored) {
+  const pki::CertAndKey a = Issue();
+  Publish(a.cert_pem, a.key_pem);
+  GatewayConfig config = Config();
+  config.rate_limit_per_minute = 2;
+  config.trusted_proxies = {"10.0.0.0/8"};  // Not the test's 127.0.0.1.
+  ASSERT_NE(Start(config), nullptr);
+  int statuses[3];
+  const char* forwarded[3] = {"198.51.100.1", "198.51.100.2", "198.51.100.3"};
+  for (int i = 0; i < 3; ++i) {
+    httplib::Headers headers = {{"X-Forwarded-For", forwarded[i]}};
+    httplib::Result r = Client()->Post("/api/v1/crm.x.v1.X/Y", headers, "{}", "application/json");
+    ASSERT_TRUE(r) << httplib::to_string(r.error());
+    statuses[i] = r->status;
+  }
+  EXPECT_NE(statuses[0], 429);
+  EXPECT_NE(statuses[1], 429);
+  EXPECT_EQ(statuses[2], 429);  // All three were 127.0.0.1.
+}
+
+TEST_F(GatewayServerTest, ABadTrustedProxiesSettingIsRefusedNamingIt) {
+  GatewayConfig config = Config();
+  config.trusted_proxies = {"10.0.0.0/33"};
+  EXPECT_THAT(ValidateGatewayConfig(config),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("trusted_proxies")));
+  GatewayServer server(config);
+  EXPECT_THAT(server.Start(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("trusted_proxies")));
+  config.trusted_proxies = {};
+  config.tls_refresh = absl::Milliseconds(500);
+  EXPECT_THAT(ValidateGatewayConfig(config),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("tls_refresh")));
 }
 
 TEST_F(GatewayServerTest, MetricsReportTheCertificateExpiryOfTheFileNow) {
