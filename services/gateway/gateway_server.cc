@@ -83,6 +83,8 @@ void AddGatewaySettings(config::Settings& settings, GatewayConfig* config) {
                "POST requests a minute per client address (0: no limit)", 0, 1000000);
   settings.Add("trusted_proxies", &config->trusted_proxies,
                "CIDRs of proxies whose X-Forwarded-For names the client; empty: none");
+  settings.Add("drain_notice", &config->drain_notice,
+               "how long /healthz says NOT_SERVING after SIGTERM before the server stops");
 }
 
 absl::Status ValidateGatewayConfig(const GatewayConfig& config) {
@@ -117,6 +119,9 @@ absl::Status ValidateGatewayConfig(const GatewayConfig& config) {
   }
   if (config.tls_refresh < absl::Seconds(1)) {
     return absl::InvalidArgumentError("setting tls_refresh: at least 1s");
+  }
+  if (config.drain_notice < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("setting drain_notice: must not be negative");
   }
   if (absl::Status s = TrustedProxies::Parse(config.trusted_proxies).status(); !s.ok()) return s;
   return absl::OkStatus();
@@ -189,7 +194,12 @@ absl::Status GatewayServer::Start() {
   }
 
   server_->set_payload_max_length(kMaxBody);
-  server_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+  server_->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
+    if (draining_.load()) {
+      res.status = 503;
+      res.set_content("{\"status\":\"NOT_SERVING\"}", "application/json");
+      return;
+    }
     res.set_content("{\"status\":\"SERVING\"}", "application/json");
   });
   if (api_ != nullptr) {
@@ -420,6 +430,8 @@ std::string GatewayServer::ClientAddressOf(const httplib::Request& req) const {
   for (auto it = range.first; it != range.second; ++it) forwarded_for.push_back(it->second);
   return proxies_.ClientAddress(req.remote_addr, forwarded_for);
 }
+
+void GatewayServer::Drain() { draining_.store(true); }
 
 std::string GatewayServer::certificate_serial() const {
   return certificate_ == nullptr ? "" : certificate_->serial();

@@ -25,6 +25,9 @@
 // X-Forwarded-For as client_address.h says; it is what the per-client limit
 // counts and what the services get as a request's source address.
 //
+// Drain() turns /healthz to 503 while everything else is still served, so a
+// load balancer stops sending requests before Stop().
+//
 // Thread-safety: Start/Stop from one thread; Stop may be called from any thread
 // (e.g. a signal thread). httplib serves requests on its own thread pool.
 #pragma once
@@ -99,6 +102,10 @@ struct GatewayConfig {
   // X-Forwarded-For is read for the client's address (client_address.h).
   // Default empty: the TCP peer is the client, the header is ignored.
   std::vector<std::string> trusted_proxies;
+  // Setting drain_notice: how long /healthz answers 503 NOT_SERVING after
+  // SIGTERM/SIGINT while requests are still served, before the server stops
+  // (a second signal cuts it short). Default 0.
+  absl::Duration drain_notice = absl::ZeroDuration();
 };
 
 void AddGatewaySettings(config::Settings& settings, GatewayConfig* config);
@@ -120,6 +127,9 @@ class GatewayServer {
   absl::Status Start();
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }
+  // From now on /healthz answers 503 {"status":"NOT_SERVING"}; every other
+  // route is served as before. Thread-safe.
+  void Drain();
   // Stops accepting, lets in-flight requests finish (httplib's worker pool
   // completes the requests it holds before joining), joins. Idempotent.
   void Stop();
@@ -135,6 +145,7 @@ class GatewayServer {
 
   GatewayConfig config_;
   TrustedProxies proxies_;
+  std::atomic<bool> draining_{false};
   std::shared_ptr<prometheus::Registry> registry_;
   std::shared_ptr<prometheus::Collectable> certificate_expiry_;  // outlives exposer_
   std::unique_ptr<prometheus::Exposer> exposer_;

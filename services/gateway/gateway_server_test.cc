@@ -2,6 +2,7 @@
 //  - the certificate files re-read while serving (through a Kubernetes-style
 //    symlink swap), and the certificate expiry gauge
 //  - X-Forwarded-For from trusted proxies in the per-client limit
+//  - /healthz while draining
 #include "services/gateway/gateway_server.h"
 
 #include <arpa/inet.h>
@@ -305,6 +306,36 @@ TEST_F(GatewayServerTest, ABadTrustedProxiesSettingIsRefusedNamingIt) {
   config.tls_refresh = absl::Milliseconds(500);
   EXPECT_THAT(ValidateGatewayConfig(config),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("tls_refresh")));
+}
+
+TEST_F(GatewayServerTest, DrainingTurnsHealthzNotServingWhileRequestsAreServed) {
+  const pki::CertAndKey a = Issue();
+  Publish(a.cert_pem, a.key_pem);
+  const std::string static_dir = pki_->dir() + "/static";
+  std::filesystem::create_directories(static_dir + "/console");
+  std::ofstream(static_dir + "/console/index.html") << "<!doctype html><title>console</title>";
+  GatewayConfig config = Config();
+  config.static_dir = static_dir;
+  GatewayServer* server = Start(config);
+  ASSERT_NE(server, nullptr);
+  auto client = Client();
+  httplib::Result healthz = client->Get("/healthz");
+  ASSERT_TRUE(healthz) << httplib::to_string(healthz.error());
+  EXPECT_EQ(healthz->status, 200);
+  EXPECT_EQ(healthz->body, R"({"status":"SERVING"})");
+
+  server->Drain();
+  healthz = client->Get("/healthz");
+  ASSERT_TRUE(healthz) << httplib::to_string(healthz.error());
+  EXPECT_EQ(healthz->status, 503);
+  EXPECT_EQ(healthz->body, R"({"status":"NOT_SERVING"})");
+  EXPECT_EQ(healthz->get_header_value("Content-Type"), "application/json");
+  httplib::Result page = Client()->Get("/console");  // A new connection too.
+  ASSERT_TRUE(page) << httplib::to_string(page.error());
+  EXPECT_EQ(page->status, 200);
+  EXPECT_THAT(page->body, HasSubstr("console"));
+  server->Stop();
+  EXPECT_FALSE(Client()->Get("/healthz"));
 }
 
 TEST_F(GatewayServerTest, MetricsReportTheCertificateExpiryOfTheFileNow) {

@@ -491,6 +491,34 @@ TEST_F(GatewayTest, ServesHealthzAndJson404OverHttpsAndStopsCleanlyOnSigterm) {
   StopCleanly(*process);
 }
 
+// Kubernetes sends SIGTERM and goes on routing to the pod until its readiness
+// probe fails: /healthz turns 503 for drain_notice while requests are still
+// served; a second signal ends the notice.
+TEST_F(GatewayTest, SigtermWithDrainNoticeTurnsHealthz503WhileStillServing) {
+  std::map<std::string, std::string> env = Env();
+  env["CRM_DRAIN_NOTICE"] = "1h";
+  std::unique_ptr<Subprocess> process = Start("gateway", env);
+  ASSERT_NE(process, nullptr);
+  ASSERT_TRUE(WaitForLog(*process, "service.started")) << process->Output();
+  std::unique_ptr<httplib::SSLClient> https = HttpsClient();
+  httplib::Result healthz = https->Get("/healthz");
+  ASSERT_TRUE(healthz) << httplib::to_string(healthz.error());
+  EXPECT_EQ(healthz->status, 200);
+
+  ASSERT_THAT(process->Signal(SIGTERM), IsOk());
+  EXPECT_TRUE(PollUntil([&] {
+    httplib::Result h = HttpsClient()->Get("/healthz");
+    return h && h->status == 503 && h->body == R"({"status":"NOT_SERVING"})";
+  })) << process->Output();
+  EXPECT_TRUE(LogLine(process->Output(), "service.draining").has_value()) << process->Output();
+  httplib::Result unknown = HttpsClient()->Get("/no/such/page");
+  ASSERT_TRUE(unknown) << httplib::to_string(unknown.error());
+  EXPECT_EQ(unknown->status, 404);  // Still answered, by the routes as usual.
+  EXPECT_TRUE(process->Running());
+
+  StopCleanly(*process);  // The second SIGTERM.
+}
+
 TEST_F(GatewayTest, MissingTlsCertStopsStartupNamingIt) {
   std::map<std::string, std::string> env = Env();
   env.erase("CRM_TLS_CERT");
