@@ -23,6 +23,7 @@ TEST(ServerSettingsTest, DefaultsAreDocumentedValues) {
   ServerConfig c;
   EXPECT_EQ(c.listen, "127.0.0.1:0");
   EXPECT_EQ(c.metrics_listen, "127.0.0.1:0");
+  EXPECT_EQ(c.health_listen, "");
   EXPECT_EQ(c.max_message_bytes, 4 * 1024 * 1024);
   EXPECT_EQ(c.shutdown_grace, absl::Seconds(10));
   EXPECT_EQ(c.drain_notice, absl::ZeroDuration());
@@ -37,7 +38,8 @@ TEST(ServerSettingsTest, FlagsAndEnvironmentFillTheConfig) {
       Parse(s,
             {"--grpc_listen=0.0.0.0:50054", "--tls_cert=/p/audit.crt", "--tls_key=/p/audit.key",
              "--shutdown_grace=3s", "--max_message_bytes=1048576", "--metrics_listen="},
-            {"CRM_TLS_CA=/p/ca.crt", "CRM_TLS_REFRESH=5m", "CRM_DRAIN_NOTICE=2s"}),
+            {"CRM_TLS_CA=/p/ca.crt", "CRM_TLS_REFRESH=5m", "CRM_DRAIN_NOTICE=2s",
+             "CRM_HEALTH_LISTEN=0.0.0.0:8081"}),
       IsOk());
   EXPECT_EQ(c.listen, "0.0.0.0:50054");
   EXPECT_EQ(c.tls.cert_file, "/p/audit.crt");
@@ -48,6 +50,7 @@ TEST(ServerSettingsTest, FlagsAndEnvironmentFillTheConfig) {
   EXPECT_EQ(c.drain_notice, absl::Seconds(2));
   EXPECT_EQ(c.max_message_bytes, 1048576);
   EXPECT_EQ(c.metrics_listen, "");
+  EXPECT_EQ(c.health_listen, "0.0.0.0:8081");
 }
 
 TEST(ServerSettingsTest, MalformedValuesNameTheSetting) {
@@ -78,6 +81,18 @@ TEST(ServerRunnerConfigTest, StartRefusesMalformedListenAddress) {
   ServerRunner runner(c, AccessPolicy());
   EXPECT_THAT(runner.Start(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("grpc_listen")));
+}
+
+TEST(ServerRunnerConfigTest, StartRefusesMalformedHealthListenNamingIt) {
+  for (const char* bad : {"nocolon", ":8081", "127.0.0.1:"}) {
+    ServerConfig c;
+    c.metrics_listen = "";
+    c.health_listen = bad;
+    ServerRunner runner(c, AccessPolicy());
+    EXPECT_THAT(runner.Start(),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("health_listen")))
+        << bad;
+  }
 }
 
 TEST(ChannelSettingsTest, PrefixedSettings) {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <google/protobuf/descriptor.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/impl/server_builder_option.h>
 #include <grpcpp/impl/server_builder_plugin.h>
@@ -36,6 +37,7 @@
 #include "libs/base/uuid.h"
 #include "libs/log/log.h"
 #include "libs/pki/pki.h"
+#include "libs/rpc/certificate_expiry.h"
 #include "libs/rpc/peer.h"
 #include "libs/rpc/request_id.h"
 
@@ -375,6 +377,16 @@ class PolicyCoverageOption final : public grpc::ServerBuilderOption {
   absl::Status* const result_;
 };
 
+// Takes every globally registered ServerBuilder plugin (server reflection)
+// off a builder: the plaintext health port serves grpc.health.v1 alone.
+class NoPluginsOption final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments* /*args*/) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    plugins->clear();
+  }
+};
+
 absl::Status CheckListen(absl::string_view setting, const std::string& address) {
   const size_t colon = address.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == address.size()) {
@@ -394,6 +406,9 @@ void AddServerSettings(crm::config::Settings& settings, ServerConfig* config) {
                "how often the TLS files are re-read (rotation)");
   settings.Add("metrics_listen", &config->metrics_listen,
                "Prometheus /metrics listen address host:port (port 0: any free; empty: off)");
+  settings.Add("health_listen", &config->health_listen,
+               "plaintext gRPC health port host:port for Kubernetes probes (port 0: any free; "
+               "empty: off)");
   settings.Add("max_message_bytes", &config->max_message_bytes,
                "largest gRPC request or response in bytes", 1024, 1 << 30);
   settings.Add("shutdown_grace", &config->shutdown_grace,
@@ -431,6 +446,9 @@ absl::Status ServerRunner::Start() {
   CRM_RETURN_IF_ERROR(CheckListen("grpc_listen", config_.listen));
   if (!config_.metrics_listen.empty()) {
     CRM_RETURN_IF_ERROR(CheckListen("metrics_listen", config_.metrics_listen));
+  }
+  if (!config_.health_listen.empty()) {
+    CRM_RETURN_IF_ERROR(CheckListen("health_listen", config_.health_listen));
   }
   if (config_.max_message_bytes < 1024) {
     return absl::InvalidArgumentError("max_message_bytes: at least 1024");
@@ -474,6 +492,8 @@ absl::Status ServerRunner::Start() {
           absl::StrCat("metrics_listen: cannot listen on ", config_.metrics_listen));
     }
     exposer_->RegisterCollectable(registry_);
+    certificate_expiry_ = std::make_shared<CertificateExpiry>(config_.tls.cert_file);
+    exposer_->RegisterCollectable(certificate_expiry_);
     std::vector<int> ports = exposer_->GetListeningPorts();
     metrics_port_ = ports.empty() ? 0 : ports[0];
   }
@@ -520,18 +540,49 @@ absl::Status ServerRunner::Start() {
     server_.reset();
     return coverage;
   }
+  if (!config_.health_listen.empty()) {
+    // Plaintext, and nothing but the default health service: no registered
+    // services, no plugins (reflection), no interceptors.
+    grpc::ServerBuilder health_builder;
+    health_builder.AddListeningPort(config_.health_listen, grpc::InsecureServerCredentials(),
+                                    &health_port_);
+    health_builder.SetOption(std::make_unique<NoPluginsOption>());
+    // gRPC builds no server without a service of its own (the default health
+    // service joins only as the server starts): a generic service whose
+    // every call ends UNIMPLEMENTED, as an unknown method's would anyway.
+    health_fallback_ = std::make_unique<grpc::CallbackGenericService>();
+    health_builder.RegisterCallbackGenericService(health_fallback_.get());
+    health_builder.SetMaxReceiveMessageSize(4096);
+    health_server_ = health_builder.BuildAndStart();
+    if (health_server_ == nullptr || health_port_ == 0 ||
+        health_server_->GetHealthCheckService() == nullptr) {
+      health_server_.reset();
+      health_port_ = 0;
+      server_->Shutdown(std::chrono::system_clock::now());
+      server_->Wait();
+      server_.reset();
+      return absl::UnavailableError(
+          absl::StrCat("health_listen: cannot listen on ", config_.health_listen));
+    }
+    health_server_->GetHealthCheckService()->SetServingStatus(kLivenessService, true);
+  }
   started_ = true;
   SetServing(true);
-  crm::log::Info("server.started", {{"port", port_}, {"metrics_port", metrics_port_}});
+  crm::log::Info("server.started",
+                 {{"port", port_}, {"metrics_port", metrics_port_}, {"health_port", health_port_}});
   return absl::OkStatus();
 }
 
 void ServerRunner::SetServing(bool serving) {
-  if (server_ == nullptr) return;
-  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-  if (health == nullptr) return;
-  health->SetServingStatus(serving);
-  for (const std::string& name : service_names_) health->SetServingStatus(name, serving);
+  // Name by name rather than SetServingStatus(serving), which would change
+  // the health port's "liveness" too.
+  for (grpc::Server* server : {server_.get(), health_server_.get()}) {
+    if (server == nullptr) continue;
+    grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+    if (health == nullptr) continue;
+    health->SetServingStatus("", serving);
+    for (const std::string& name : service_names_) health->SetServingStatus(name, serving);
+  }
 }
 
 void ServerRunner::Shutdown() {
@@ -561,6 +612,14 @@ absl::Status ServerRunner::Wait() {
   }
   server_->Shutdown(absl::ToChronoTime(absl::Now() + config_.shutdown_grace));
   server_->Wait();
+  if (health_server_ != nullptr) {
+    // Last: probes see the process alive until the main server has stopped.
+    // Every status, "liveness" included, turns NOT_SERVING for Watch
+    // streams; probes' unary Checks finish at once.
+    health_server_->GetHealthCheckService()->Shutdown();
+    health_server_->Shutdown(std::chrono::system_clock::now());
+    health_server_->Wait();
+  }
   stopped_ = true;
   crm::log::Info("server.stopped");
   return absl::OkStatus();

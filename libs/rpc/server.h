@@ -1,15 +1,19 @@
 // ServerRunner: how every service serves gRPC. It builds a grpc::Server that
 //  - requires mutual TLS (our CA's client certificates, verified at the
-//    handshake; no insecure port exists), with the certificate files re-read
-//    as they rotate;
+//    handshake; the only plaintext port is the optional health port below),
+//    with the certificate files re-read as they rotate;
 //  - enforces the AccessPolicy on every call before any handler runs (an
 //    AuthMetadataProcessor on the server credentials; see docs/rpc.md), and
 //    refuses to start when a registered method has no policy entry;
 //  - gives every call a request id (request_id.h), counts and times it in
 //    Prometheus metrics served on a separate port at /metrics, and logs one
-//    line per call (method, code, duration; never payload);
+//    line per call (method, code, duration; never payload); the same
+//    endpoint reports when tls_cert expires (certificate_expiry.h);
 //  - serves grpc.health.v1 (SERVING once started, NOT_SERVING while
 //    draining) and server reflection;
+//  - optionally serves grpc.health.v1 alone on a second, plaintext port
+//    (health_listen) for Kubernetes' gRPC probes, which cannot speak TLS:
+//    the same statuses, plus "liveness", SERVING until the process stops;
 //  - on SIGTERM/SIGINT or Shutdown() stops accepting, lets in-flight calls
 //    finish up to the grace period, and returns from Wait().
 //
@@ -30,6 +34,7 @@
 // may have handle_signals set.
 #pragma once
 
+#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/impl/service_type.h>
 #include <grpcpp/server.h>
 
@@ -45,11 +50,17 @@
 #include "libs/rpc/tls_files.h"
 
 namespace prometheus {
+class Collectable;
 class Exposer;
 class Registry;
 }  // namespace prometheus
 
 namespace crm::rpc {
+
+// The service name the health port (health_listen) reports SERVING for as
+// long as the process serves, draining or not: what liveness probes check
+// (readiness probes check "").
+inline constexpr char kLivenessService[] = "liveness";
 
 struct ServerConfig {
   // The service's identity ("audit"): its certificate must carry
@@ -65,6 +76,13 @@ struct ServerConfig {
   // "host:port" with port 0 = a free port (see metrics_port()); empty = no
   // endpoint. Default "127.0.0.1:0".
   std::string metrics_listen = "127.0.0.1:0";
+  // Setting health_listen: address of a plaintext port that serves only
+  // grpc.health.v1.Health (for Kubernetes' gRPC probes), "host:port" with
+  // port 0 = a free port (see health_port()); empty = no such port. Its
+  // statuses follow the main server's ("" and every registered service);
+  // "liveness" is SERVING from Start until the server has stopped, draining
+  // or not. Default empty.
+  std::string health_listen;
   // Setting max_message_bytes: largest request or response, bytes. Default
   // 4 MiB.
   int max_message_bytes = 4 * 1024 * 1024;
@@ -83,8 +101,8 @@ struct ServerConfig {
 };
 
 // Registers grpc_listen, tls_cert, tls_key, tls_ca, tls_refresh,
-// metrics_listen, max_message_bytes, shutdown_grace and drain_notice, bound
-// to `config` (whose current values are the defaults).
+// metrics_listen, health_listen, max_message_bytes, shutdown_grace and
+// drain_notice, bound to `config` (whose current values are the defaults).
 void AddServerSettings(crm::config::Settings& settings, ServerConfig* config);
 
 class ServerRunner {
@@ -117,11 +135,15 @@ class ServerRunner {
   int port() const { return port_; }
   // The bound metrics port; 0 before Start or when metrics are off.
   int metrics_port() const { return metrics_port_; }
+  // The bound plaintext health port; 0 before Start or when health_listen is
+  // empty.
+  int health_port() const { return health_port_; }
 
   // Blocks until SIGTERM/SIGINT (if handled) or Shutdown(); then reports
   // NOT_SERVING, waits drain_notice, stops accepting, lets in-flight calls
-  // finish until shutdown_grace has passed (cancelling the rest), and
-  // returns OK. FAILED_PRECONDITION if not started or already stopped.
+  // finish until shutdown_grace has passed (cancelling the rest), stops the
+  // health port last, and returns OK. FAILED_PRECONDITION if not started or
+  // already stopped.
   absl::Status Wait();
 
   // Makes Wait() begin shutting down (a second call cuts drain_notice
@@ -129,7 +151,8 @@ class ServerRunner {
   void Shutdown();
 
   // Sets the health of every service (and the overall "") to SERVING or
-  // NOT_SERVING. After Start only.
+  // NOT_SERVING, on the main server and the health port alike ("liveness"
+  // is left alone). After Start only.
   void SetServing(bool serving);
 
   // The server, for in-process channels in tests. Null before Start.
@@ -149,8 +172,12 @@ class ServerRunner {
   bool owns_signals_ = false;
   int port_ = 0;
   int metrics_port_ = 0;
+  int health_port_ = 0;
+  std::shared_ptr<prometheus::Collectable> certificate_expiry_;  // Outlives exposer_.
   std::unique_ptr<prometheus::Exposer> exposer_;
-  std::unique_ptr<grpc::Server> server_;  // Last: destroyed first.
+  std::unique_ptr<grpc::CallbackGenericService> health_fallback_;  // Outlives health_server_.
+  std::unique_ptr<grpc::Server> health_server_;                    // Null without health_listen.
+  std::unique_ptr<grpc::Server> server_;                           // Last: destroyed first.
 };
 
 }  // namespace crm::rpc

@@ -122,8 +122,9 @@ absl::Status Serve(const CommonConfig& config, const SetupFunction& setup) {
   rpc::ServerRunner runner(config.server, std::move(policy), registry);
   for (grpc::Service* s : services) runner.RegisterService(s);
   CRM_RETURN_IF_ERROR(runner.Start());
-  log::Info("service.started",
-            {{"grpc_port", runner.port()}, {"metrics_port", runner.metrics_port()}});
+  log::Info("service.started", {{"grpc_port", runner.port()},
+                                {"metrics_port", runner.metrics_port()},
+                                {"health_port", runner.health_port()}});
   CRM_RETURN_IF_ERROR(runner.Wait());
   log::Info("service.stopped");
   return absl::OkStatus();

@@ -7,8 +7,9 @@
 // limit: it guards the services from one noisy client, while identity's
 // Redis-shared limits guard the logins and the subject codes.
 //
-// Behind a proxy or load balancer every request has its address: raise the
-// limit or turn it off (0) there.
+// The client is who GatewayServer says (client_address.h): behind proxies,
+// set trusted_proxies so that X-Forwarded-For names it; otherwise every
+// request has the proxy's address and shares one limit.
 //
 // Thread-safe.
 #pragma once

@@ -18,10 +18,12 @@
 #include "libs/base/uuid.h"
 #include "libs/json/json.h"
 #include "libs/log/log.h"
+#include "libs/rpc/certificate_expiry.h"
 #include "libs/rpc/channel.h"
 #include "libs/rpc/request_id.h"
 #include "services/gateway/json_api.h"
 #include "services/gateway/link_pages.h"
+#include "services/gateway/serving_certificate.h"
 
 namespace crm::gateway {
 namespace {
@@ -69,6 +71,8 @@ void AddGatewaySettings(config::Settings& settings, GatewayConfig* config) {
   settings.Add("tls_cert", &config->tls_cert, "server certificate (PEM)");
   settings.Add("tls_key", &config->tls_key, "server private key (PEM)");
   settings.Add("tls_ca", &config->tls_ca, "deployment CA (PEM), for calls to the services");
+  settings.Add("tls_refresh", &config->tls_refresh,
+               "how often the TLS files are re-read (rotation); at least 1s");
   settings.Add("metrics_listen", &config->metrics_listen, "Prometheus listen address; empty: off");
   settings.Add("log_level", &config->log_level, "debug, info, warn or error");
   settings.Add("services", &config->services,
@@ -77,6 +81,10 @@ void AddGatewaySettings(config::Settings& settings, GatewayConfig* config) {
   settings.Add("static_dir", &config->static_dir, "folder served at /static/; empty: none");
   settings.Add("rate_limit_per_minute", &config->rate_limit_per_minute,
                "POST requests a minute per client address (0: no limit)", 0, 1000000);
+  settings.Add("trusted_proxies", &config->trusted_proxies,
+               "CIDRs of proxies whose X-Forwarded-For names the client; empty: none");
+  settings.Add("drain_notice", &config->drain_notice,
+               "how long /healthz says NOT_SERVING after SIGTERM before the server stops");
 }
 
 absl::Status ValidateGatewayConfig(const GatewayConfig& config) {
@@ -109,6 +117,13 @@ absl::Status ValidateGatewayConfig(const GatewayConfig& config) {
   if (config.call_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("setting call_timeout: positive");
   }
+  if (config.tls_refresh < absl::Seconds(1)) {
+    return absl::InvalidArgumentError("setting tls_refresh: at least 1s");
+  }
+  if (config.drain_notice < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("setting drain_notice: must not be negative");
+  }
+  if (absl::Status s = TrustedProxies::Parse(config.trusted_proxies).status(); !s.ok()) return s;
   return absl::OkStatus();
 }
 
@@ -134,11 +149,21 @@ absl::Status GatewayServer::Start() {
           absl::StrCat("setting ", name, ": cannot read the file"));
     }
   }
+  absl::StatusOr<TrustedProxies> proxies = TrustedProxies::Parse(config_.trusted_proxies);
+  if (!proxies.ok()) return proxies.status();
+  proxies_ = *std::move(proxies);
+  absl::StatusOr<std::unique_ptr<ServingCertificate>> certificate =
+      ServingCertificate::Load(config_.tls_cert, config_.tls_key);
+  if (!certificate.ok()) return certificate.status();
+  certificate_ = *std::move(certificate);
   server_ = std::make_unique<httplib::SSLServer>(config_.tls_cert.c_str(), config_.tls_key.c_str());
   if (!server_->is_valid()) {
     return absl::FailedPreconditionError(
         "settings tls_cert/tls_key: not a usable certificate and key");
   }
+  // Every handshake takes the pair current then; the files are re-read
+  // every tls_refresh (serving_certificate.h).
+  certificate_->Install(server_->ssl_context());
 
   auto& requests = prometheus::BuildCounter()
                        .Name("crm_gateway_http_requests_total")
@@ -154,7 +179,8 @@ absl::Status GatewayServer::Start() {
           rpc::MakeChannel({.target = addr,
                             .tls = {.cert_file = config_.tls_cert,
                                     .key_file = config_.tls_key,
-                                    .ca_file = config_.tls_ca},
+                                    .ca_file = config_.tls_ca,
+                                    .refresh_interval = config_.tls_refresh},
                             .expected_server = name});
       if (!channel.ok()) return channel.status();
       backends[name] = *channel;
@@ -168,7 +194,12 @@ absl::Status GatewayServer::Start() {
   }
 
   server_->set_payload_max_length(kMaxBody);
-  server_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+  server_->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
+    if (draining_.load()) {
+      res.status = 503;
+      res.set_content("{\"status\":\"NOT_SERVING\"}", "application/json");
+      return;
+    }
     res.set_content("{\"status\":\"SERVING\"}", "application/json");
   });
   if (api_ != nullptr) {
@@ -193,7 +224,7 @@ absl::Status GatewayServer::Start() {
           const std::string request_id = base::NewUuid();
           res.set_header("X-Request-Id", request_id);
           HttpAnswer a = api_->Call(*m, req.get_header_value("Authorization"), req.body, request_id,
-                                    {.source_address = req.remote_addr,
+                                    {.source_address = ClientAddressOf(req),
                                      .user_agent = req.get_header_value("User-Agent")});
           Answer(res, a.status, std::move(a.body));
         });
@@ -236,7 +267,7 @@ absl::Status GatewayServer::Start() {
                  });
     server_->Post(R"(/c/([^/]{1,600}))",
                   [this, page, lang](const httplib::Request& req, httplib::Response& res) {
-                    page(res, links_->Confirm(req.matches[1].str(), req.remote_addr,
+                    page(res, links_->Confirm(req.matches[1].str(), ClientAddressOf(req),
                                               req.get_header_value("User-Agent"), lang(req)));
                   });
   }
@@ -302,7 +333,7 @@ absl::Status GatewayServer::Start() {
     // people from few addresses, and each must work.
     if (req.method == "POST" && absl::StartsWith(req.path, "/api/")) {
       absl::Duration retry_after;
-      if (absl::Status s = limiter_->Admit(req.remote_addr, &retry_after); !s.ok()) {
+      if (absl::Status s = limiter_->Admit(ClientAddressOf(req), &retry_after); !s.ok()) {
         res.set_header("Retry-After",
                        absl::StrCat(std::max<int64_t>(
                            1, absl::ToInt64Seconds(absl::Ceil(retry_after, absl::Seconds(1))))));
@@ -380,12 +411,30 @@ absl::Status GatewayServer::Start() {
           absl::StrCat("metrics_listen: cannot listen on ", config_.metrics_listen));
     }
     exposer_->RegisterCollectable(registry_);
+    certificate_expiry_ = std::make_shared<rpc::CertificateExpiry>(config_.tls_cert);
+    exposer_->RegisterCollectable(certificate_expiry_);
     auto ports = exposer_->GetListeningPorts();
     metrics_port_ = ports.empty() ? 0 : ports[0];
   }
+  certificate_->StartRefresh(config_.tls_refresh);
   // The socket is bound and listening: connections queue until the thread accepts.
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   return absl::OkStatus();
+}
+
+std::string GatewayServer::ClientAddressOf(const httplib::Request& req) const {
+  if (proxies_.empty()) return req.remote_addr;
+  // Every X-Forwarded-For header, in the order received (one list).
+  std::vector<std::string> forwarded_for;
+  const auto range = req.headers.equal_range("X-Forwarded-For");
+  for (auto it = range.first; it != range.second; ++it) forwarded_for.push_back(it->second);
+  return proxies_.ClientAddress(req.remote_addr, forwarded_for);
+}
+
+void GatewayServer::Drain() { draining_.store(true); }
+
+std::string GatewayServer::certificate_serial() const {
+  return certificate_ == nullptr ? "" : certificate_->serial();
 }
 
 void GatewayServer::DownloadExport(const httplib::Request& req, httplib::Response& res) {
@@ -456,6 +505,7 @@ void GatewayServer::DownloadExport(const httplib::Request& req, httplib::Respons
 void GatewayServer::Stop() {
   if (server_) server_->stop();
   if (thread_.joinable()) thread_.join();
+  if (certificate_) certificate_->StopRefresh();
   exposer_.reset();
 }
 

@@ -19,8 +19,10 @@
 // Identity/Login and the data subjects' sign-in (Identity/
 // StartSubjectVerification and ConfirmSubjectVerification, which identity
 // allows to the gateway's certificate only: they are meant for anyone)
-// get the connection's address (and User-Agent), never the body's; so do
-// consent statements (Grant, Withdraw, Object), as their evidence.
+// get the client's address as the gateway saw it (the connection's, or
+// X-Forwarded-For's from a trusted proxy: client_address.h) and User-Agent,
+// never the body's; so do consent statements (Grant, Withdraw, Object), as
+// their evidence.
 //
 // Errors are JSON: {"error": {"code": "INVALID_ARGUMENT", "message":
 // "email: ...", "field": "email"}} with the HTTP status of the gRPC code
@@ -90,7 +92,8 @@ class JsonApi {
                                                      google::protobuf::Message& request);
 
   // What the gateway itself saw of an HTTP request: Identity/Login's
-  // `source_address` and `user_agent` are these, never what the body claims.
+  // `source_address` (GatewayServer's client address) and `user_agent` are
+  // these, never what the body claims.
   struct Seen {
     std::string source_address;
     std::string user_agent;

@@ -1,11 +1,14 @@
 // crm-gateway: the HTTPS/JSON front, admin console and privacy portal (issue 9).
-// Wiring only: settings -> server -> serve until SIGTERM/SIGINT.
+// Wiring only: settings -> server -> serve until SIGTERM/SIGINT, drain for
+// drain_notice (or until a second signal), stop.
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <string>
 
+#include "absl/time/time.h"
 #include "libs/log/log.h"
 #include "services/gateway/gateway_server.h"
 
@@ -42,6 +45,15 @@ int main(int argc, char** argv) {
                  {{"https_port", server.port()}, {"metrics_port", server.metrics_port()}});
   int sig = 0;
   sigwait(&signals, &sig);
+  // Drain: /healthz says NOT_SERVING so that load balancers move away, while
+  // requests are still served; a second signal cuts the notice short.
+  server.Drain();
+  crm::log::Info("service.draining", {{"drain_notice", config.drain_notice}});
+  const absl::Time until = absl::Now() + config.drain_notice;
+  while (absl::Now() < until) {
+    const timespec wait = absl::ToTimespec(until - absl::Now());
+    if (sigtimedwait(&signals, nullptr, &wait) >= 0 || errno != EINTR) break;
+  }
   crm::log::Info("service.stopping");
   server.Stop();
   crm::log::Info("service.stopped");

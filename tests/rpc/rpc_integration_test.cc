@@ -332,6 +332,110 @@ TEST_F(RpcIntegrationTest, HealthServingThenNotServingWhileDraining) {
   EXPECT_FALSE(CallEcho(channel).ok());
 }
 
+// The plaintext health port (health_listen) for Kubernetes' gRPC probes.
+class HealthPortTest : public RpcIntegrationTest {
+ protected:
+  std::unique_ptr<ServerRunner> StartWithHealthPort(absl::Duration drain_notice) {
+    AccessPolicy policy;
+    policy.AllowAnyPeer(kEchoMethod).AllowAnyPeer(kSlowEchoMethod);
+    ServerConfig config;
+    config.metrics_listen = "";
+    config.health_listen = "127.0.0.1:0";
+    config.service = "b";
+    config.tls = pki_->Files("b");
+    config.handle_signals = false;
+    config.drain_notice = drain_notice;
+    auto runner = std::make_unique<ServerRunner>(config, std::move(policy));
+    runner->RegisterService(&service_);
+    absl::Status s = runner->Start();
+    EXPECT_THAT(s, IsOk());
+    if (!s.ok()) return nullptr;
+    EXPECT_GT(runner->health_port(), 0);
+    EXPECT_NE(runner->health_port(), runner->port());
+    return runner;
+  }
+
+  static std::shared_ptr<grpc::Channel> Plaintext(int port) {
+    return grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                               grpc::InsecureChannelCredentials());
+  }
+
+  // grpc.reflection.v1alpha ServerReflectionRequest{list_services: "*"}.
+  static constexpr char kListServices[] = "\x3a\x01*";
+  static constexpr char kReflectionMethod[] =
+      "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo";
+
+  EchoService service_;
+};
+
+TEST_F(HealthPortTest, PlaintextChecksSeeServingAndLiveness) {
+  auto runner = StartWithHealthPort(absl::ZeroDuration());
+  ASSERT_NE(runner, nullptr);
+  auto health = Plaintext(runner->health_port());
+  EXPECT_THAT(HealthStatus(health), crm::testing::IsOkAndHolds(kServing));
+  EXPECT_THAT(crm::testing::GrpcHealthCheck(health, kLivenessService),
+              crm::testing::IsOkAndHolds(kServing));
+  EXPECT_THAT(crm::testing::GrpcHealthCheck(health, "crm.testing.v1.Echo"),
+              crm::testing::IsOkAndHolds(kServing));
+  // Not a name the main server has.
+  EXPECT_THAT(crm::testing::GrpcHealthCheck(health, "crm.other.v1.Nothing"),
+              StatusIs(absl::StatusCode::kNotFound));
+  // The gRPC port stays mutual-TLS only.
+  grpc::Status s = CallEcho(Plaintext(runner->port()));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+  EXPECT_EQ(service_.handler_runs(), 0);
+  // SetServing reaches the health port, and leaves liveness alone.
+  runner->SetServing(false);
+  EXPECT_THAT(HealthStatus(health), crm::testing::IsOkAndHolds(kNotServing));
+  EXPECT_THAT(crm::testing::GrpcHealthCheck(health, "crm.testing.v1.Echo"),
+              crm::testing::IsOkAndHolds(kNotServing));
+  EXPECT_THAT(crm::testing::GrpcHealthCheck(health, kLivenessService),
+              crm::testing::IsOkAndHolds(kServing));
+  runner->SetServing(true);
+  EXPECT_THAT(HealthStatus(health), crm::testing::IsOkAndHolds(kServing));
+}
+
+TEST_F(HealthPortTest, ServesNothingButHealth) {
+  auto runner = StartWithHealthPort(absl::ZeroDuration());
+  ASSERT_NE(runner, nullptr);
+  auto health = Plaintext(runner->health_port());
+  grpc::Status s = RawUnaryCall(health, kEchoMethod, "");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED) << s.error_message();
+  s = RawUnaryCall(health, kReflectionMethod, std::string(kListServices, 3));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED) << s.error_message();
+  EXPECT_EQ(service_.handler_runs(), 0);
+  // The same calls over mutual TLS on the gRPC port work: the refusals above
+  // are the health port's, not the requests'.
+  auto mtls = Channel("client", runner->port());
+  std::string reply;
+  s = RawUnaryCall(mtls, kReflectionMethod, std::string(kListServices, 3), &reply);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_THAT(reply, HasSubstr("crm.testing.v1.Echo"));
+  EXPECT_TRUE(CallEcho(mtls).ok());
+}
+
+TEST_F(HealthPortTest, DrainNoticeTurnsReadinessNotServingButNotLiveness) {
+  auto runner = StartWithHealthPort(/*drain_notice=*/absl::Hours(1));
+  ASSERT_NE(runner, nullptr);
+  auto health = Plaintext(runner->health_port());
+  std::thread waiter([&] { EXPECT_THAT(runner->Wait(), IsOk()); });
+  runner->Shutdown();
+  EXPECT_TRUE(PollUntil([&] {
+    absl::StatusOr<int> h = HealthStatus(health);
+    return h.ok() && *h == kNotServing;
+  }));
+  EXPECT_THAT(crm::testing::GrpcHealthCheck(health, "crm.testing.v1.Echo"),
+              crm::testing::IsOkAndHolds(kNotServing));
+  EXPECT_THAT(crm::testing::GrpcHealthCheck(health, kLivenessService),
+              crm::testing::IsOkAndHolds(kServing));
+  // Calls are still accepted during the notice.
+  EXPECT_TRUE(CallEcho(Channel("client", runner->port())).ok());
+  runner->Shutdown();  // Cuts the notice short.
+  waiter.join();
+  // Stopped last, but stopped: nothing answers any more.
+  EXPECT_FALSE(crm::testing::GrpcHealthCheck(health, kLivenessService).ok());
+}
+
 TEST_F(RpcIntegrationTest, MetricsEndpointServesCallCountersAndDenials) {
   EchoService service;
   AccessPolicy policy;
@@ -353,6 +457,12 @@ TEST_F(RpcIntegrationTest, MetricsEndpointServesCallCountersAndDenials) {
       body,
       HasSubstr(R"(crm_rpc_server_latency_seconds_count{method="/crm.testing.v1.Echo/Echo"} 2)"));
   EXPECT_THAT(body, HasSubstr(R"(crm_rpc_server_in_flight{method="/crm.testing.v1.Echo/Echo"} 0)"));
+  // When tls_cert expires, read from the file.
+  CRM_ASSERT_OK_AND_ASSIGN(std::string pem, pki::ReadFile(pki_->Files("b").cert_file));
+  CRM_ASSERT_OK_AND_ASSIGN(absl::Time not_after, pki::NotAfter(pem));
+  EXPECT_THAT(
+      body, HasSubstr(absl::StrCat("crm_tls_certificate_expiry_timestamp_seconds{file=\"server\"} ",
+                                   absl::ToUnixSeconds(not_after), "\n")));
 }
 
 TEST(RpcEd25519Test, Ed25519CertificatesWorkForMutualTls) {

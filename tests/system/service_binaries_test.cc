@@ -31,6 +31,7 @@
 #include "absl/strings/string_view.h"
 #include "libs/base/clock.h"
 #include "libs/pg/pool.h"
+#include "libs/pki/pki.h"
 #include "libs/rpc/channel.h"
 #include "libs/rpc/testing/test_pki.h"
 #include "libs/testing/grpc_call.h"
@@ -207,10 +208,13 @@ class GrpcServiceTest : public SystemTestBase, public ::testing::WithParamInterf
     return channel.ok() ? *channel : nullptr;
   }
 
-  // Starts the service on `db` and waits until it reports SERVING to the
-  // operator over mTLS.
-  std::unique_ptr<Subprocess> StartServing(const PgTestDatabase& db) {
-    std::unique_ptr<Subprocess> process = Start(service(), Env(db.conninfo()));
+  // Starts the service on `db` (with `extra` settings) and waits until it
+  // reports SERVING to the operator over mTLS.
+  std::unique_ptr<Subprocess> StartServing(const PgTestDatabase& db,
+                                           const std::map<std::string, std::string>& extra = {}) {
+    std::map<std::string, std::string> env = Env(db.conninfo());
+    for (const auto& [name, value] : extra) env[name] = value;
+    std::unique_ptr<Subprocess> process = Start(service(), env);
     if (process == nullptr) return nullptr;
     EXPECT_TRUE(WaitForLog(*process, "service.started")) << process->Output();
     EXPECT_THAT(WaitUntilServing(*process, Channel(g_pki->Files("operator"))), IsOk());
@@ -229,7 +233,10 @@ class GrpcServiceTest : public SystemTestBase, public ::testing::WithParamInterf
 
 TEST_P(GrpcServiceTest, StartsMigratesServesHealthAndMetricsThenStopsCleanlyOnSigterm) {
   CRM_ASSERT_OK_AND_ASSIGN(std::unique_ptr<PgTestDatabase> db, PgTestDatabase::Create(service()));
-  std::unique_ptr<Subprocess> process = StartServing(*db);
+  const int health_port = FreePort();
+  ASSERT_GT(health_port, 0);
+  std::unique_ptr<Subprocess> process =
+      StartServing(*db, {{"CRM_HEALTH_LISTEN", absl::StrCat("127.0.0.1:", health_port)}});
   ASSERT_NE(process, nullptr);
   ASSERT_TRUE(process->Running()) << process->Output();
 
@@ -238,6 +245,13 @@ TEST_P(GrpcServiceTest, StartsMigratesServesHealthAndMetricsThenStopsCleanlyOnSi
   ASSERT_TRUE(started.has_value());
   EXPECT_THAT(*started, HasSubstr(absl::StrCat("\"grpc_port\":", grpc_port_)));
   EXPECT_THAT(*started, HasSubstr(absl::StrCat("\"metrics_port\":", metrics_port_)));
+  EXPECT_THAT(*started, HasSubstr(absl::StrCat("\"health_port\":", health_port)));
+
+  // Kubernetes' probes: plaintext health on its own port.
+  auto probe = grpc::CreateChannel(absl::StrCat("127.0.0.1:", health_port),
+                                   grpc::InsecureChannelCredentials());
+  EXPECT_THAT(GrpcHealthCheck(probe), IsOkAndHolds(kHealthServing));
+  EXPECT_THAT(GrpcHealthCheck(probe, "liveness"), IsOkAndHolds(kHealthServing));
 
   // The migration is applied and recorded.
   CRM_ASSERT_OK_AND_ASSIGN(
@@ -265,6 +279,11 @@ TEST_P(GrpcServiceTest, StartsMigratesServesHealthAndMetricsThenStopsCleanlyOnSi
   EXPECT_EQ(response->status, 200);
   EXPECT_THAT(response->body, HasSubstr("crm_rpc_server_calls_total{"));
   EXPECT_THAT(response->body, HasSubstr("method=\"/grpc.health.v1.Health/Check\""));
+  CRM_ASSERT_OK_AND_ASSIGN(std::string cert, pki::ReadFile(g_pki->Files(service()).cert_file));
+  CRM_ASSERT_OK_AND_ASSIGN(absl::Time not_after, pki::NotAfter(cert));
+  EXPECT_THAT(response->body, HasSubstr(absl::StrCat(
+                                  "crm_tls_certificate_expiry_timestamp_seconds{file=\"server\"} ",
+                                  absl::ToUnixSeconds(not_after), "\n")));
 
   StopCleanly(*process);
 }
@@ -470,6 +489,34 @@ TEST_F(GatewayTest, ServesHealthzAndJson404OverHttpsAndStopsCleanlyOnSigterm) {
               HasSubstr("crm_gateway_http_requests_total{route=\"other\",status=\"404\"} 1"));
 
   StopCleanly(*process);
+}
+
+// Kubernetes sends SIGTERM and goes on routing to the pod until its readiness
+// probe fails: /healthz turns 503 for drain_notice while requests are still
+// served; a second signal ends the notice.
+TEST_F(GatewayTest, SigtermWithDrainNoticeTurnsHealthz503WhileStillServing) {
+  std::map<std::string, std::string> env = Env();
+  env["CRM_DRAIN_NOTICE"] = "1h";
+  std::unique_ptr<Subprocess> process = Start("gateway", env);
+  ASSERT_NE(process, nullptr);
+  ASSERT_TRUE(WaitForLog(*process, "service.started")) << process->Output();
+  std::unique_ptr<httplib::SSLClient> https = HttpsClient();
+  httplib::Result healthz = https->Get("/healthz");
+  ASSERT_TRUE(healthz) << httplib::to_string(healthz.error());
+  EXPECT_EQ(healthz->status, 200);
+
+  ASSERT_THAT(process->Signal(SIGTERM), IsOk());
+  EXPECT_TRUE(PollUntil([&] {
+    httplib::Result h = HttpsClient()->Get("/healthz");
+    return h && h->status == 503 && h->body == R"({"status":"NOT_SERVING"})";
+  })) << process->Output();
+  EXPECT_TRUE(LogLine(process->Output(), "service.draining").has_value()) << process->Output();
+  httplib::Result unknown = HttpsClient()->Get("/no/such/page");
+  ASSERT_TRUE(unknown) << httplib::to_string(unknown.error());
+  EXPECT_EQ(unknown->status, 404);  // Still answered, by the routes as usual.
+  EXPECT_TRUE(process->Running());
+
+  StopCleanly(*process);  // The second SIGTERM.
 }
 
 TEST_F(GatewayTest, MissingTlsCertStopsStartupNamingIt) {

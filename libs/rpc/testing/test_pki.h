@@ -37,6 +37,11 @@ class TestPki {
   absl::StatusOr<TlsFiles> IssueForeign(const std::string& name);
   // Issues `name` under our CA, expired an hour ago.
   absl::StatusOr<TlsFiles> IssueExpired(const std::string& name);
+  // Issues a leaf under our CA as `options` say, without writing it (tests of
+  // rotation write it where they need it, with pki::WriteCertAndKey).
+  absl::StatusOr<pki::CertAndKey> Issue(const pki::LeafOptions& options) const {
+    return ca_.Issue(options);
+  }
 
  private:
   TestPki(std::string dir, pki::CertificateAuthority ca)
