@@ -86,10 +86,13 @@ void AddChannelSettings(crm::config::Settings& settings, absl::string_view prefi
                             " server; empty: check the host name instead"));
 }
 
-std::string RetryServiceConfigJson(const ChannelConfig& config) {
+std::string ServiceConfigJson(const ChannelConfig& config) {
+  // Every address the target resolves to is used (a headless Kubernetes
+  // Service: one per replica), calls spread over them.
+  constexpr absl::string_view kBalance = R"({"loadBalancingConfig":[{"round_robin":{}}],)";
   // gRPC rejects a retryPolicy with maxAttempts < 2: no retries, no policy.
-  if (config.max_attempts < 2) return R"({"methodConfig":[{"name":[{}]}]})";
-  return absl::StrCat(R"({"methodConfig":[{"name":[{}],"retryPolicy":{"maxAttempts":)",
+  if (config.max_attempts < 2) return absl::StrCat(kBalance, R"("methodConfig":[{"name":[{}]}]})");
+  return absl::StrCat(kBalance, R"("methodConfig":[{"name":[{}],"retryPolicy":{"maxAttempts":)",
                       config.max_attempts, R"(,"initialBackoff":")",
                       Seconds(config.initial_backoff), R"(","maxBackoff":")",
                       Seconds(config.max_backoff), R"(","backoffMultiplier":)",
@@ -128,7 +131,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelConfig& 
   if (creds == nullptr) return absl::InternalError("cannot create TLS channel credentials");
 
   grpc::ChannelArguments args;
-  args.SetServiceConfigJSON(RetryServiceConfigJson(config));
+  args.SetServiceConfigJSON(ServiceConfigJson(config));
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, config.max_attempts > 1 ? 1 : 0);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
               static_cast<int>(absl::ToInt64Milliseconds(config.max_reconnect_backoff)));

@@ -61,9 +61,10 @@ struct ChannelConfig {
 void AddChannelSettings(crm::config::Settings& settings, absl::string_view prefix,
                         ChannelConfig* config);
 
-// The service-config JSON with the retry policy of `config` (none if
-// max_attempts is 1).
-std::string RetryServiceConfigJson(const ChannelConfig& config);
+// The service-config JSON of `config`'s channels: round-robin over every
+// address the target resolves to, and the retry policy (none if max_attempts
+// is 1).
+std::string ServiceConfigJson(const ChannelConfig& config);
 
 // A channel to config.target over mutual TLS. It connects lazily: the result
 // is returned before (and regardless of whether) the server is reachable.

@@ -27,6 +27,7 @@ TEST(ServerSettingsTest, DefaultsAreDocumentedValues) {
   EXPECT_EQ(c.max_message_bytes, 4 * 1024 * 1024);
   EXPECT_EQ(c.shutdown_grace, absl::Seconds(10));
   EXPECT_EQ(c.drain_notice, absl::ZeroDuration());
+  EXPECT_EQ(c.max_connection_age, absl::Minutes(5));
   EXPECT_EQ(c.tls.refresh_interval, absl::Seconds(60));
 }
 
@@ -39,7 +40,7 @@ TEST(ServerSettingsTest, FlagsAndEnvironmentFillTheConfig) {
             {"--grpc_listen=0.0.0.0:50054", "--tls_cert=/p/audit.crt", "--tls_key=/p/audit.key",
              "--shutdown_grace=3s", "--max_message_bytes=1048576", "--metrics_listen="},
             {"CRM_TLS_CA=/p/ca.crt", "CRM_TLS_REFRESH=5m", "CRM_DRAIN_NOTICE=2s",
-             "CRM_HEALTH_LISTEN=0.0.0.0:8081"}),
+             "CRM_HEALTH_LISTEN=0.0.0.0:8081", "CRM_MAX_CONNECTION_AGE=30m"}),
       IsOk());
   EXPECT_EQ(c.listen, "0.0.0.0:50054");
   EXPECT_EQ(c.tls.cert_file, "/p/audit.crt");
@@ -51,6 +52,7 @@ TEST(ServerSettingsTest, FlagsAndEnvironmentFillTheConfig) {
   EXPECT_EQ(c.max_message_bytes, 1048576);
   EXPECT_EQ(c.metrics_listen, "");
   EXPECT_EQ(c.health_listen, "0.0.0.0:8081");
+  EXPECT_EQ(c.max_connection_age, absl::Minutes(30));
 }
 
 TEST(ServerSettingsTest, MalformedValuesNameTheSetting) {
@@ -95,6 +97,18 @@ TEST(ServerRunnerConfigTest, StartRefusesMalformedHealthListenNamingIt) {
   }
 }
 
+TEST(ServerRunnerConfigTest, StartRefusesAMaxConnectionAgeOutOfRange) {
+  for (absl::Duration bad : {absl::Milliseconds(500), absl::Hours(24 * 30), -absl::Seconds(1)}) {
+    ServerConfig c;
+    c.metrics_listen = "";
+    c.max_connection_age = bad;
+    ServerRunner runner(c, AccessPolicy());
+    EXPECT_THAT(runner.Start(),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_connection_age")))
+        << bad;
+  }
+}
+
 TEST(ChannelSettingsTest, PrefixedSettings) {
   ChannelConfig c;
   crm::config::Settings s("crm-test");
@@ -107,14 +121,16 @@ TEST(ChannelSettingsTest, PrefixedSettings) {
   EXPECT_EQ(c.expected_server, "audit");
 }
 
-TEST(ChannelSettingsTest, RetryPolicyJson) {
+TEST(ChannelSettingsTest, ServiceConfigBalancesAndRetries) {
   ChannelConfig c;
-  EXPECT_EQ(RetryServiceConfigJson(c),
-            R"({"methodConfig":[{"name":[{}],"retryPolicy":{"maxAttempts":4,)"
+  EXPECT_EQ(ServiceConfigJson(c),
+            R"({"loadBalancingConfig":[{"round_robin":{}}],)"
+            R"("methodConfig":[{"name":[{}],"retryPolicy":{"maxAttempts":4,)"
             R"("initialBackoff":"0.100s","maxBackoff":"2.000s","backoffMultiplier":2.000,)"
             R"("retryableStatusCodes":["UNAVAILABLE"]}}]})");
   c.max_attempts = 1;
-  EXPECT_EQ(RetryServiceConfigJson(c), R"({"methodConfig":[{"name":[{}]}]})");
+  EXPECT_EQ(ServiceConfigJson(c),
+            R"({"loadBalancingConfig":[{"round_robin":{}}],"methodConfig":[{"name":[{}]}]})");
 }
 
 TEST(ChannelSettingsTest, MakeChannelValidates) {

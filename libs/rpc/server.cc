@@ -415,6 +415,8 @@ void AddServerSettings(crm::config::Settings& settings, ServerConfig* config) {
                "how long in-flight calls may finish after SIGTERM");
   settings.Add("drain_notice", &config->drain_notice,
                "how long health says NOT_SERVING before the server stops accepting calls");
+  settings.Add("max_connection_age", &config->max_connection_age,
+               "how long a client connection lives before the client must reconnect (0: always)");
 }
 
 ServerRunner::ServerRunner(ServerConfig config, AccessPolicy policy,
@@ -456,6 +458,11 @@ absl::Status ServerRunner::Start() {
   if (config_.shutdown_grace < absl::ZeroDuration() ||
       config_.drain_notice < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("shutdown_grace, drain_notice: must not be negative");
+  }
+  if (config_.max_connection_age != absl::ZeroDuration() &&
+      (config_.max_connection_age < absl::Seconds(1) ||
+       config_.max_connection_age > absl::Hours(24 * 24))) {
+    return absl::InvalidArgumentError("max_connection_age: 0, or between 1s and 576h");
   }
   CRM_RETURN_IF_ERROR(CheckTlsFiles(config_.tls, "tls_"));
   if (!config_.service.empty()) {
@@ -522,6 +529,13 @@ absl::Status ServerRunner::Start() {
   // Accept the keepalive pings ChannelConfig sends (every 30 s by default).
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10'000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  if (config_.max_connection_age > absl::ZeroDuration()) {
+    builder.AddChannelArgument(
+        GRPC_ARG_MAX_CONNECTION_AGE_MS,
+        static_cast<int>(absl::ToInt64Milliseconds(config_.max_connection_age)));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                               static_cast<int>(absl::ToInt64Milliseconds(config_.shutdown_grace)));
+  }
   builder.SetOption(
       std::make_unique<PolicyCoverageOption>(shared_.get(), &service_names_, &coverage));
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;

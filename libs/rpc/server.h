@@ -94,6 +94,12 @@ struct ServerConfig {
   // balancers move away). A second signal or Shutdown() cuts it short.
   // Default 0 s.
   absl::Duration drain_notice = absl::ZeroDuration();
+  // Setting max_connection_age: how long a client connection may live before
+  // the server asks the client to reconnect (GOAWAY; calls in flight get
+  // shutdown_grace to finish). Callers balancing over a headless Service
+  // resolve again when they reconnect, so new replicas receive calls. 0: no
+  // limit. Default 5 min (gRPC adds up to 10 % jitter).
+  absl::Duration max_connection_age = absl::Minutes(5);
   // Whether Start installs SIGTERM/SIGINT handlers that make Wait() return.
   // Default true; in-process tests with several servers turn it off. Not a
   // setting.
@@ -101,8 +107,9 @@ struct ServerConfig {
 };
 
 // Registers grpc_listen, tls_cert, tls_key, tls_ca, tls_refresh,
-// metrics_listen, health_listen, max_message_bytes, shutdown_grace and
-// drain_notice, bound to `config` (whose current values are the defaults).
+// metrics_listen, health_listen, max_message_bytes, shutdown_grace,
+// drain_notice and max_connection_age, bound to `config` (whose current values
+// are the defaults).
 void AddServerSettings(crm::config::Settings& settings, ServerConfig* config);
 
 class ServerRunner {

@@ -178,14 +178,15 @@ function filesUnder(dir) {
   return out;
 }
 
-// Metric names registered in our C++ code (.Name("crm_...")).
+// Metric names in our C++ code: string literals "crm_..." in the sources and
+// headers (prometheus .Name("..."), or a constant a Collectable uses).
 let metricNames = null;
 function registeredMetrics() {
   if (metricNames) return metricNames;
   metricNames = new Set();
   for (const dir of ["libs", "services"]) {
     for (const [p, text] of filesUnder(join(root, dir))) {
-      if (!p.endsWith(".cc") || p.endsWith("_test.cc")) continue;
+      if (!/\.(cc|h)$/.test(p) || p.endsWith("_test.cc")) continue;
       for (const m of text.matchAll(/"(crm_[a-z0-9_]+)"/g)) metricNames.add(m[1]);
     }
   }

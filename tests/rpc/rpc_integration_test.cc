@@ -13,6 +13,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -308,6 +309,73 @@ TEST_F(RpcIntegrationTest, ExpectedServerIdentityIsChecked) {
   CRM_ASSERT_OK_AND_ASSIGN(auto wrong, MakeChannel(config));
   grpc::Status s = CallEcho(wrong);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+}
+
+// Two replicas of b behind one target (as a headless Kubernetes Service
+// resolves to every pod): the channel spreads calls over both, where gRPC's
+// default (pick_first) would send all of them to one.
+TEST_F(RpcIntegrationTest, CallsAreSpreadOverEveryAddressOfTheTarget) {
+  EchoService second_b;
+  AccessPolicy policy;
+  policy.Allow(kEchoMethod, {"a", "client"}).AllowAnyPeer(kSlowEchoMethod);
+  std::unique_ptr<ServerRunner> replica = StartServer("b", std::move(policy), &second_b);
+  ASSERT_NE(replica, nullptr);
+  ChannelConfig config = ClientConfig("client", runner_b_->port());
+  config.target =
+      absl::StrCat("ipv4:127.0.0.1:", runner_b_->port(), ",127.0.0.1:", replica->port());
+  config.expected_server = "b";
+  CRM_ASSERT_OK_AND_ASSIGN(auto channel, MakeChannel(config));
+  // Both connect in the background; until then calls go to the ready one.
+  const int start = service_b_.handler_runs();
+  for (int i = 0; i < 500 && (second_b.handler_runs() == 0 || service_b_.handler_runs() == start);
+       ++i) {
+    ASSERT_TRUE(CallEcho(channel).ok());
+  }
+  ASSERT_GT(second_b.handler_runs(), 0);
+  ASSERT_GT(service_b_.handler_runs(), start);
+  const int first_before = service_b_.handler_runs();
+  const int second_before = second_b.handler_runs();
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(CallEcho(channel).ok());
+  EXPECT_EQ(service_b_.handler_runs() - first_before, 10);
+  EXPECT_EQ(second_b.handler_runs() - second_before, 10);
+}
+
+// A server that ends every connection after a second (max_connection_age):
+// the caller reconnects (new connections are seen) and no call fails.
+TEST_F(RpcIntegrationTest, ConnectionsEndingWithAgeFailNoCall) {
+  EchoService aged;
+  AccessPolicy policy;
+  policy.Allow(kEchoMethod, {"client"}).Allow(kSlowEchoMethod, {"client"});
+  ServerConfig config;
+  config.metrics_listen = "";
+  config.service = "b";
+  config.tls = pki_->Files("b");
+  config.handle_signals = false;
+  config.max_connection_age = absl::Seconds(1);
+  ServerRunner runner(config, std::move(policy));
+  runner.RegisterService(&aged);
+  ASSERT_THAT(runner.Start(), IsOk());
+  // As the services' channels are: retries on, so gRPC may also retry a call
+  // that raced the server's GOAWAY transparently.
+  ChannelConfig client = ClientConfig("client", runner.port());
+  client.max_attempts = ChannelConfig().max_attempts;
+  CRM_ASSERT_OK_AND_ASSIGN(std::shared_ptr<grpc::Channel> channel, MakeChannel(client));
+  const absl::Time until = absl::Now() + absl::Seconds(4);
+  int calls = 0;
+  std::set<std::string> connections;
+  while (absl::Now() < until) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    EchoRequest request;
+    request.set_delay_ms(200);
+    EchoResponse response;
+    grpc::Status s = Echo::NewStub(channel)->SlowEcho(&context, request, &response);
+    ASSERT_TRUE(s.ok()) << s.error_message() << " after " << calls << " calls";
+    connections.insert(response.peer_address());
+    ++calls;
+  }
+  EXPECT_GE(calls, 10);
+  EXPECT_GE(connections.size(), 3u);
 }
 
 TEST_F(RpcIntegrationTest, HealthServingThenNotServingWhileDraining) {

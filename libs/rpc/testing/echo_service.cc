@@ -22,6 +22,7 @@ grpc::Status EchoService::Echo(grpc::ServerContext* context,
   response->set_message(request->message());
   response->set_peer_identity(PeerIdentity(*context));
   response->set_request_id(RequestId(*context));
+  response->set_peer_address(context->peer());
   return grpc::Status::OK;
 }
 
@@ -36,6 +37,7 @@ grpc::Status EchoService::SlowEcho(grpc::ServerContext* context,
   response->set_message(request->message());
   response->set_peer_identity(PeerIdentity(*context));
   response->set_request_id(RequestId(*context));
+  response->set_peer_address(context->peer());
   return grpc::Status::OK;
 }
 
