@@ -178,6 +178,19 @@ function filesUnder(dir) {
   return out;
 }
 
+// The CRM_* settings a program knows, from its --help (the test build's
+// binaries: CRMTEST_BINARY_DIR, else build/).
+const knownSettings = {};
+function settingsKnownBy(service) {
+  if (knownSettings[service]) return knownSettings[service];
+  const bin = join(process.env.CRMTEST_BINARY_DIR ?? join(root, "build"), "services", service, `crm-${service}`);
+  const r = spawnSync(bin, ["--help"], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${bin} --help: ${r.error?.message ?? r.stderr} (build it first)`);
+  knownSettings[service] = new Set([...r.stdout.matchAll(/\((CRM_[A-Z0-9_]+),/g)].map((m) => m[1]));
+  if (knownSettings[service].size < 5) throw new Error(`${bin} --help lists no settings`);
+  return knownSettings[service];
+}
+
 // Metric names in our C++ code: string literals "crm_..." in the sources and
 // headers (prometheus .Name("..."), or a constant a Collectable uses).
 let metricNames = null;
@@ -374,6 +387,18 @@ const checks = [
     }
     return bad;
   }],
+  ["settings-known", "every CRM_* variable a service is given is a setting its program knows (a stray one stops it at start)", (docs) => {
+    const bad = [];
+    for (const s of SERVICES) {
+      const d = named(docs, "Deployment", s);
+      if (!d) continue;
+      const known = settingsKnownBy(s);
+      for (const k of Object.keys(settingsOf(docs, d.spec.template.spec.containers[0]))) {
+        if (k.startsWith("CRM_") && !known.has(k)) bad.push(`${s}: ${k} is not a setting of crm-${s}`);
+      }
+    }
+    return bad;
+  }],
   ["config-refs", "every ConfigMap a pod uses exists, with the keys it uses", (docs) => {
     const bad = [];
     for (const { w, pod } of podSpecs(docs)) {
@@ -508,6 +533,7 @@ const mutations = [
   ["secrets", (d) => { dep(d, "consent").spec.template.spec.volumes.find((v) => v.name === "keys").secret.secretName = "crm-nobody-keys"; }],
   ["secrets", (d) => { dep(d, "contacts").spec.template.spec.containers[0].env.push({ name: "CRM_LINK_KEY_FILE", value: "/etc/crm/keys/links.key" }); }],
   ["config-refs", (d) => { dep(d, "gateway").spec.template.spec.containers[0].envFrom[0].configMapRef.name = "crm-nothing"; }],
+  ["settings-known", (d) => { named(d, "ConfigMap", "crm-services").data.CRM_HEALTH_LISTENER = "0.0.0.0:8081"; }],
   ["alerts", (d) => { named(d, "PrometheusRule", "crm").spec.groups[0].rules[0].expr = "max(crm_erasure_overdue_requestz) > 0"; }],
   ["datastores", (d) => { named(d, "Cluster", "crm-postgres").spec.postgresql.pg_hba = ["host all all all scram-sha-256"]; }],
   ["datastores", (d) => { named(d, "ConfigMap", "redis").data["redis.conf"] = "appendonly no\n"; }],
@@ -596,8 +622,14 @@ async function main() {
       for (const a of m[2].matchAll(/\$\{ADDR_([a-z]+)\}/g)) found.push({ setting: m[1], name: a[1] });
     }
     for (const p of compareAddresses(`deploy/local/${s}.env`, s, found)) fail(p);
+    const files = s === "gateway" ? [`${s}.env`] : ["services.env", `${s}.env`];
+    for (const f of files) {
+      for (const m of readFileSync(join(root, "deploy", "local", f), "utf8").matchAll(/^(CRM_[A-Z0-9_]+)=/gm)) {
+        if (!settingsKnownBy(s).has(m[1])) fail(`deploy/local/${f}: ${m[1]} is not a setting of crm-${s}`);
+      }
+    }
   }
-  console.log("ok: deploy/local addresses follow deploy/call-graph.json");
+  console.log("ok: deploy/local addresses follow deploy/call-graph.json; every setting there is known");
   const leaks = checkRepository();
   for (const l of leaks) fail(`secret values in the repository: ${l}`);
   if (leaks.length === 0) console.log("ok: no secret values under k8s/ or deploy/");
