@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "libs/testing/loopback.h"
 
 extern char** environ;
 
@@ -24,25 +25,16 @@ namespace {
 // True if something on 127.0.0.1:port answers a RESP inline PING (with
 // "+PONG" or, when a password is required, "-NOAUTH ...").
 bool Answers(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  struct timeval tv = {.tv_sec = 1, .tv_usec = 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  absl::StatusOr<int> fd = ConnectLoopback(port, absl::Seconds(1));
+  if (!fd.ok()) return false;
+  static constexpr char kPing[] = "PING\r\n";
+  char buf[8];
   bool ok = false;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    static constexpr char kPing[] = "PING\r\n";
-    char buf[8];
-    if (::write(fd, kPing, sizeof(kPing) - 1) == sizeof(kPing) - 1) {
-      const ssize_t n = ::read(fd, buf, sizeof(buf));
-      ok = n > 0 && (buf[0] == '+' || buf[0] == '-');
-    }
+  if (::write(*fd, kPing, sizeof(kPing) - 1) == sizeof(kPing) - 1) {
+    const ssize_t n = ::read(*fd, buf, sizeof(buf));
+    ok = n > 0 && (buf[0] == '+' || buf[0] == '-');
   }
-  ::close(fd);
+  ::close(*fd);
   return ok;
 }
 

@@ -26,9 +26,11 @@
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "libs/base/status_macros.h"
 #include "libs/log/log.h"
 #include "libs/pki/pki.h"
 #include "libs/rpc/testing/test_pki.h"
+#include "libs/testing/loopback.h"
 #include "libs/testing/status_matchers.h"
 #include "libs/testing/subprocess.h"
 
@@ -61,19 +63,7 @@ std::string SerialOfPem(const std::string& pem) {
 // A new TLS connection to 127.0.0.1:port; the serial number (hex) of the
 // certificate the server presented.
 absl::StatusOr<std::string> ServedSerial(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return absl::InternalError("socket");
-  timeval timeout = {10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return absl::UnavailableError("connect");
-  }
+  CRM_ASSIGN_OR_RETURN(const int fd, crm::testing::ConnectLoopback(port));
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
   SSL* ssl = SSL_new(ctx);
   SSL_set_fd(ssl, fd);

@@ -52,7 +52,7 @@ const MODEL_PACKAGES = {
 async function validateSchema(obj) {
   const [group, version] = obj.apiVersion.includes("/") ? obj.apiVersion.split("/") : ["", obj.apiVersion];
   const base = group === "" ? "kubernetes-models" : (MODEL_PACKAGES[group] ?? `kubernetes-models/${group}`);
-  const path = group === "" ? `${base}/${version}/${obj.kind}` : `${base}/${version}/${obj.kind}`;
+  const path = `${base}/${version}/${obj.kind}`;
   let mod;
   try {
     mod = await import(path);

@@ -18,6 +18,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "libs/base/status_macros.h"
 #include "libs/base/uuid.h"
 #include "libs/rpc/channel.h"
 #include "libs/rpc/request_id.h"
@@ -25,6 +26,7 @@
 #include "libs/rpc/testing/echo_service.h"
 #include "libs/rpc/testing/test_pki.h"
 #include "libs/testing/grpc_call.h"
+#include "libs/testing/loopback.h"
 #include "libs/testing/status_matchers.h"
 #include "libs/testing/subprocess.h"
 
@@ -55,16 +57,7 @@ constexpr int kNotServing = crm::testing::kHealthNotServing;
 
 // GET http://127.0.0.1:port/metrics with a plain socket.
 absl::StatusOr<std::string> HttpGetMetrics(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return absl::InternalError("socket");
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return absl::UnavailableError("connect");
-  }
+  CRM_ASSIGN_OR_RETURN(const int fd, crm::testing::ConnectLoopback(port));
   const std::string request =
       "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
   if (write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
