@@ -68,7 +68,7 @@
 // Defaults, each unless given: --benchmark_repetitions=3 with
 // --benchmark_enable_random_interleaving=true and
 // --benchmark_display_aggregates_only=true; after the table the ratios of the
-// medians are printed. Run: JOBS=2 tools/bench/run ingest_bench, or
+// medians are printed. Run: tools/bench audit, or
 // build-release/bench/ingest_bench [--ingest_batches=200]
 // [--verify_entries=200000] [--proof_size=10000000] [--benchmark_filter=...].
 #include <benchmark/benchmark.h>

@@ -24,8 +24,8 @@
 //                               (ConsentStore::Standings), straight through a
 //                               pooled connection
 //
-// Defaults: --subjects=10000 --clients=8 --seconds=10. Run: JOBS=2
-// tools/bench/run consent_bench, or build-release/bench/consent_bench.
+// Defaults: --subjects=10000 --clients=8 --seconds=10. Run:
+// tools/bench rpc, or build-release/bench/consent_bench.
 #include <benchmark/benchmark.h>
 #include <grpcpp/grpcpp.h>
 

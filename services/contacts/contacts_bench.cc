@@ -54,7 +54,7 @@
 //
 // Defaults: --subjects=1000000 --clients=8 --import_rows=20000 --seconds=10,
 // --benchmark_min_time=3. Set-up with 10^6 subjects takes a few minutes. Run:
-// JOBS=2 tools/bench/run contacts_bench, or build-release/bench/contacts_bench
+// tools/bench writes (or reads, import), or build-release/bench/contacts_bench
 // [--subjects=N] [--benchmark_filter=...]. After the table the ratios are
 // printed.
 #include <benchmark/benchmark.h>

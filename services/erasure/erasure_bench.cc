@@ -30,7 +30,7 @@
 //                     same number of threads.
 //
 // Flags: --samples (default 500) --queued (10000) --workers (8). Run:
-// tools/bench/run erasure_bench, or build-release/bench/erasure_bench.
+// tools/bench erasure, or build-release/bench/erasure_bench.
 #include <benchmark/benchmark.h>
 #include <grpcpp/grpcpp.h>
 

@@ -48,7 +48,7 @@
 // --benchmark_enable_random_interleaving=true, so that the load of a shared
 // machine falls on baseline and login alike, and
 // --benchmark_display_aggregates_only=true. After the table it prints the
-// ratios of the medians. Run: tools/bench/run login_bench (about a minute),
+// ratios of the medians. Run: tools/bench login (about a minute),
 // or build-release/bench/login_bench [--benchmark_filter=Login].
 #include <argon2.h>
 #include <benchmark/benchmark.h>

@@ -44,7 +44,7 @@
 //                         number of threads to a fresh sink.
 //
 // Flags: --recipients (default 100000) --senders (4; 2 and 3 measured slower) --batch (200, the
-// sender's batch_size). Run: tools/bench/run mailing_bench, or
+// sender's batch_size). Run: tools/bench mailing, or
 // build-release/bench/mailing_bench --recipients=20000 for a quick look.
 #include <benchmark/benchmark.h>
 #include <grpcpp/grpcpp.h>

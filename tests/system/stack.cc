@@ -182,7 +182,7 @@ absl::StatusOr<std::unique_ptr<Stack>> Stack::Create(const StackOptions& options
   stack->relay_audit = options.relay_audit;
   CRM_ASSIGN_OR_RETURN(TestPki pki, TestPki::Create({"identity", "contacts", "consent", "mailing",
                                                      "audit", "erasure", "gateway", "operator",
-                                                     "shop", "clerk", "stranger"}));
+                                                     "shop", "clerk", "stranger", "echo"}));
   stack->pki = std::make_unique<TestPki>(std::move(pki));
   CRM_ASSIGN_OR_RETURN(TestEnv env, TestEnv::Load());
   CRM_RETURN_IF_ERROR(WriteServiceSecrets(stack->dir.path(), env.redis()));

@@ -1,9 +1,10 @@
 // The whole suite as processes, for the system tests that need every part at
-// once (example_shop_test.cc, browser_test.cc): identity, contacts, consent,
+// once (example_shop_test.cc, browser_test.cc, and stack_bench): identity, contacts, consent,
 // mailing (with a real SMTP sink), audit and the erasure orchestrator on fresh
 // databases of the shared test PostgreSQL and the shared Redis, the HTTPS
 // gateway over all of them, mutual TLS from a throwaway PKI (clients
-// operator, shop, clerk, stranger), the bootstrap administrator's first login
+// operator, shop, clerk, stranger; "echo" for a benchmark's echo servers,
+// tools/bench_src/stack_bench.cc), the bootstrap administrator's first login
 // and password change with the real crmctl (password kAdminPassword), and the
 // first run of tools/example_shop/setup.
 //
