@@ -121,6 +121,10 @@ absl::StatusOr<std::string> ErasureService::Subject(const std::string* subject_i
   return base::CanonicalUuid("subject_id", subject_id == nullptr ? "" : *subject_id);
 }
 
+void ErasureService::Created(const v1::SubmitErasureResponse& resp) const {
+  if (resp.created() && d_.on_created) d_.on_created();
+}
+
 grpc::Status ErasureService::SubmitErasure(Ctx* ctx, const v1::SubmitErasureRequest* req,
                                            v1::SubmitErasureResponse* resp) {
   return Handle([&]() -> absl::Status {
@@ -139,13 +143,15 @@ grpc::Status ErasureService::SubmitErasure(Ctx* ctx, const v1::SubmitErasureRequ
     if (!IsStaff(*caller) && reason != v1::ERASURE_REASON_SUBJECT_REQUEST) {
       return absl::PermissionDeniedError("reason: a subject's own request is subject_request");
     }
-    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+    CRM_RETURN_IF_ERROR(d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
       CRM_ASSIGN_OR_RETURN(auto stored, Open(tx, *ctx, *caller, subject, v1::KIND_ERASURE, reason));
       ForSubject(*caller, stored.first);
       *resp->mutable_request() = std::move(stored.first);
       resp->set_created(stored.second);
       return absl::OkStatus();
-    });
+    }));
+    Created(*resp);
+    return absl::OkStatus();
   });
 }
 
@@ -157,14 +163,16 @@ grpc::Status ErasureService::SubmitAccess(Ctx* ctx, const v1::SubmitAccessReques
     CRM_RETURN_IF_ERROR(SubjectMay(*caller, by_email, req->subject_id()));
     CRM_ASSIGN_OR_RETURN(const std::string subject,
                          Subject(&req->subject_id(), by_email ? &req->email() : nullptr));
-    return d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
+    CRM_RETURN_IF_ERROR(d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
       CRM_ASSIGN_OR_RETURN(auto stored, Open(tx, *ctx, *caller, subject, v1::KIND_ACCESS,
                                              v1::ERASURE_REASON_SUBJECT_REQUEST));
       ForSubject(*caller, stored.first);
       *resp->mutable_request() = std::move(stored.first);
       resp->set_created(stored.second);
       return absl::OkStatus();
-    });
+    }));
+    Created(*resp);
+    return absl::OkStatus();
   });
 }
 

@@ -5,6 +5,7 @@
 // Thread-safe.
 #pragma once
 
+#include <functional>
 #include <pqxx/transaction_base>
 #include <string>
 #include <utility>
@@ -39,6 +40,10 @@ struct ErasureDeps {
   const crypto::KeyRing* ring = nullptr;
   // The export's head (controller, rights); null: none configured.
   std::shared_ptr<const ProcessingRecord> record;
+  // Called once a new request is committed (not for a resubmission of an
+  // open one), so that a worker can start on it at once instead of at its
+  // next round; empty: nothing is called.
+  std::function<void()> on_created;
 };
 
 // `t` plus `months` calendar months (Art. 12(3) via Regulation 1182/71: the
@@ -70,6 +75,8 @@ class ErasureService final : public v1::Erasure::Service {
                                grpc::ServerWriter<v1::AccessExportChunk>*) override;
 
  private:
+  // Calls on_created if `resp` holds a new request.
+  void Created(const v1::SubmitErasureResponse& resp) const;
   // The subject named by id, or (email non-null) by e-mail address through
   // contacts.
   absl::StatusOr<std::string> Subject(const std::string* subject_id, const std::string* email);

@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -467,7 +468,8 @@ class ErasureTest : public ::testing::Test {
                                                             .cancel_window = cancel_window,
                                                             .lookup = &lookup_,
                                                             .ring = &*ring_,
-                                                            .record = Record()});
+                                                            .record = Record(),
+                                                            .on_created = [this] { ++created_; }});
     rpc::AccessPolicy policy;
     policy.AllowService(v1::Erasure::service_full_name());
     server_ = std::make_unique<rpc::ServerRunner>(bed_->ServerConfig("erasure"), std::move(policy));
@@ -671,6 +673,7 @@ class ErasureTest : public ::testing::Test {
     absl::Status status_ ABSL_GUARDED_BY(mu_);
   } lookup_;
   std::unique_ptr<ErasureService> service_;
+  std::atomic<int> created_{0};  // calls of on_created (the worker's wake-up)
   std::unique_ptr<rpc::ServerRunner> server_;
   std::unique_ptr<Stub> stub_;
   std::unique_ptr<Orchestrator> worker_;
@@ -835,9 +838,11 @@ TEST_F(ErasureTest, SubmittedRequestCompletesEverywhereWithAVerifiableCertificat
 TEST_F(ErasureTest, SecondSubmissionWhileOpenAnswersTheOpenRequest) {
   Seed(kAda);
   const std::string first = SubmitNew(kAda);
+  EXPECT_EQ(created_, 1);  // the worker is woken for the new request
   CRM_ASSERT_OK_AND_ASSIGN(v1::SubmitErasureResponse again,
                            Submit(kAda, v1::ERASURE_REASON_ADMINISTRATOR));
   EXPECT_FALSE(again.created());
+  EXPECT_EQ(created_, 1);  // not for the one answered again
   EXPECT_EQ(again.request().request_id(), first);
   EXPECT_EQ(again.request().reason(), v1::ERASURE_REASON_SUBJECT_REQUEST);
   // Another subject is another request.
@@ -846,6 +851,7 @@ TEST_F(ErasureTest, SecondSubmissionWhileOpenAnswersTheOpenRequest) {
                            Submit(kBob, v1::ERASURE_REASON_ADMINISTRATOR));
   const std::string bob = bob_submitted.request().request_id();
   EXPECT_TRUE(bob_submitted.created());
+  EXPECT_EQ(created_, 2);
   EXPECT_NE(bob, first);
 
   CRM_ASSERT_OK_AND_ASSIGN(AdvanceStats stats, worker_->RunOnce());

@@ -13,7 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/notification.h"
+#include "absl/synchronization/mutex.h"
 #include "libs/base/status_macros.h"
 #include "libs/config/config.h"
 #include "libs/crypto/ed25519.h"
@@ -57,6 +57,35 @@ struct ErasureConfig {
   std::string processing_record_file;
 };
 
+// The worker's pause between rounds: cut short when a request is submitted
+// (the worker starts on it at once, not after work_interval) and ended for
+// good at stop. Thread-safe.
+class Pause {
+ public:
+  void Wake() {
+    absl::MutexLock lock(&mu_);
+    woken_ = true;
+  }
+  void Stop() {
+    absl::MutexLock lock(&mu_);
+    stopped_ = true;
+  }
+  // Waits up to `d` or until woken; false once stopped.
+  bool Wait(absl::Duration d) {
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(this, &Pause::Ready), d);
+    woken_ = false;
+    return !stopped_;
+  }
+
+ private:
+  bool Ready() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return woken_ || stopped_; }
+
+  absl::Mutex mu_;
+  bool woken_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+};
+
 struct App {
   std::optional<crypto::KeyRing> ring;
   std::optional<crypto::Ed25519PrivateKey> key;
@@ -67,7 +96,7 @@ struct App {
   std::unique_ptr<GrpcSubjectLookup> lookup;
   std::unique_ptr<ErasureService> service;
   std::unique_ptr<Orchestrator> orchestrator;
-  absl::Notification stop;
+  Pause pause;
   std::thread working;
 };
 
@@ -120,7 +149,7 @@ struct Gauges {
 void Work(App& app, service::Context& ctx, Gauges& gauges, absl::Duration interval) {
   absl::Duration wait = absl::ZeroDuration();
   absl::Time counted = absl::InfinitePast();
-  while (!app.stop.WaitForNotificationWithTimeout(wait)) {
+  while (app.pause.Wait(wait)) {
     absl::StatusOr<AdvanceStats> round = app.orchestrator->RunOnce();
     gauges.rounds.Add({{"result", round.ok() ? "ok" : "error"}}).Increment();
     if (!round.ok()) {
@@ -218,7 +247,8 @@ absl::Status Setup(const ErasureConfig& cfg, const service::ApiAuthConfig& auth_
                                                    .cancel_window = cfg.cancel_window,
                                                    .lookup = app.lookup.get(),
                                                    .ring = &*app.ring,
-                                                   .record = record});
+                                                   .record = record,
+                                                   .on_created = [&app] { app.pause.Wake(); }});
   ctx.policy.AllowService(v1::Erasure::service_full_name());
   ctx.services.push_back(app.service.get());
   if (!cfg.mailing_addr.empty()) {
@@ -242,7 +272,7 @@ absl::Status Setup(const ErasureConfig& cfg, const service::ApiAuthConfig& auth_
   app.working =
       std::thread([&app, &ctx, &gauges, &cfg] { Work(app, ctx, *gauges, cfg.work_interval); });
   ctx.on_stop.push_back([&app] {
-    app.stop.Notify();
+    app.pause.Stop();
     app.working.join();
   });
   return absl::OkStatus();

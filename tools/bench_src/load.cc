@@ -50,15 +50,6 @@ double ClientCpuSeconds() {
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
-// The value at quantile q (0..1) of sorted `v`: the smallest with at least
-// q of the values at or below it.
-double Quantile(const std::vector<double>& v, double q) {
-  if (v.empty()) return 0;
-  const double rank = std::ceil(q * static_cast<double>(v.size()));
-  const size_t i = rank < 1 ? 0 : static_cast<size_t>(rank) - 1;
-  return v[std::min(i, v.size() - 1)];
-}
-
 class Runner {
  public:
   Runner(const std::shared_ptr<grpc::Channel>& channel, const Workload& workload,
@@ -247,6 +238,13 @@ class Runner {
 };
 
 }  // namespace
+
+double Quantile(const std::vector<double>& sorted, double q) {
+  if (sorted.empty()) return 0;
+  const double rank = std::ceil(q * static_cast<double>(sorted.size()));
+  const size_t i = rank < 1 ? 0 : static_cast<size_t>(rank) - 1;
+  return sorted[std::min(i, sorted.size() - 1)];
+}
 
 absl::StatusOr<ProcessSample> SampleProcess(pid_t pid) {
   const std::string dir = absl::StrCat("/proc/", pid);

@@ -96,6 +96,10 @@ struct LoadResult {
 absl::StatusOr<LoadResult> RunLoad(const std::shared_ptr<grpc::Channel>& channel,
                                    const Workload& workload, const LoadOptions& options);
 
+// The value at quantile q (0..1) of ascending `sorted`: the smallest with at
+// least q of the values at or below it (nearest rank); 0 when empty.
+double Quantile(const std::vector<double>& sorted, double q);
+
 // The result as one JSON object (keys as the fields above).
 std::string ToJson(const LoadResult& result);
 

@@ -168,6 +168,17 @@ TEST_F(LoadTest, AGoneWatchedProcessIsAnError) {
               StatusIs(absl::StatusCode::kInternal, HasSubstr("gone")));
 }
 
+TEST(QuantileTest, NearestRank) {
+  std::vector<double> v;
+  for (int i = 1; i <= 100; ++i) v.push_back(i);
+  EXPECT_EQ(Quantile(v, 0.50), 50);
+  EXPECT_EQ(Quantile(v, 0.99), 99);
+  EXPECT_EQ(Quantile(v, 0.999), 100);
+  EXPECT_EQ(Quantile(v, 0), 1);
+  EXPECT_EQ(Quantile({7}, 0.5), 7);
+  EXPECT_EQ(Quantile({}, 0.5), 0);
+}
+
 TEST(SampleProcessTest, ReadsThisProcess) {
   CRM_ASSERT_OK_AND_ASSIGN(ProcessSample s, SampleProcess(getpid()));
   EXPECT_GT(s.rss_bytes, 0);

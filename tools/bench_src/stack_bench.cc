@@ -21,12 +21,22 @@
 //   BM_ConsentCheckAtHalfPeak     Check started at half BM_ConsentCheck's rate:
 //                                 its latency with the server not saturated
 //   BM_EchoAtHalfPeak             Echo at that same rate: its baseline
+//   BM_Erasure/records:N          one erasure across the real services, one
+//                                 after another (--erasures): a person in
+//                                 contacts with N interactions and a consent
+//                                 grant, SubmitErasure (administrator), then
+//                                 GetErasure every 2 ms until completed (all
+//                                 four targets planned, erased, verified, the
+//                                 certificate signed): p50_ms, p99_ms, max_ms
+//                                 of submit -> completed as the client sees it;
+//                                 N = 1, 10, 100: erasure time by records held
 // Each load benchmark reports calls_per_s, p50/p90/p99/p999_ms, errors,
 // server_cpu_us_per_call, server_cores, server_peak_rss_mb and
 // client_cpu_us_per_call. A failed call fails the benchmark (its message
 // names the status).
 //
-// Flags: --seconds (10) --warmup (2) --clients (8) --subjects (10000).
+// Flags: --seconds (10) --warmup (2) --clients (8) --subjects (10000)
+// --erasures (100).
 // Run: tools/bench rpc (or build*/bench/stack_bench).
 #include <benchmark/benchmark.h>
 #include <grpcpp/grpcpp.h>
@@ -50,6 +60,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "crm/consent/v1/consent.grpc.pb.h"
+#include "crm/contacts/v1/contacts.grpc.pb.h"
+#include "crm/erasure/v1/erasure.grpc.pb.h"
 #include "crm/identity/v1/identity.grpc.pb.h"
 #include "crm/testing/v1/echo.pb.h"
 #include "libs/base/status_macros.h"
@@ -66,6 +78,8 @@ namespace crm::bench {
 namespace {
 
 namespace consent = ::crm::consent::v1;
+namespace contacts = ::crm::contacts::v1;
+namespace erasure = ::crm::erasure::v1;
 namespace identity = ::crm::identity::v1;
 
 struct Flags {
@@ -73,6 +87,7 @@ struct Flags {
   double warmup = 2;
   int clients = 8;
   int64_t subjects = 10000;
+  int erasures = 100;
 } flags;
 
 // One server under test: its process and a channel to it.
@@ -86,6 +101,11 @@ struct Global {
   std::unique_ptr<system_test::Stack> stack;
   std::vector<std::unique_ptr<testing::Subprocess>> echo_servers;
   Target echo, token_echo, consent;
+  std::unique_ptr<consent::Consent::Stub> consent_stub;
+  std::unique_ptr<contacts::Contacts::Stub> contacts_stub;
+  std::unique_ptr<erasure::Erasure::Stub> erasure_stub;
+  std::string notice_version;  // of the purpose "bench"
+  int64_t persons = 0;
   std::string token;  // the administrator's access token
   Workload echo_calls, token_echo_calls, checks;
   std::map<std::string, double> idle_rss_mb;
@@ -158,6 +178,7 @@ absl::Status LoadConsent(consent::Consent::Stub& stub) {
   CRM_ASSIGN_OR_RETURN(
       consent::PublishNoticeResponse notice,
       testing::UnaryCall(stub, &consent::Consent::Stub::PublishNotice, publish, g->token));
+  g->notice_version = notice.version();
 
   g->checks = {.method = "/crm.consent.v1.Consent/Check"};
   g->checks.metadata.emplace_back("authorization", "Bearer " + g->token);
@@ -190,6 +211,74 @@ absl::Status LoadConsent(consent::Consent::Stub& stub) {
   std::printf("consent: %lld subjects granted and checked once in %.1f s\n",
               static_cast<long long>(flags.subjects), absl::ToDoubleSeconds(absl::Now() - start));
   return absl::OkStatus();
+}
+
+// A new person with `records` interactions and a consent grant: their subject id.
+absl::StatusOr<std::string> PersonWithRecords(int records) {
+  const int64_t n = ++g->persons;
+  contacts::CreatePersonRequest create;
+  contacts::Person* person = create.mutable_person();
+  person->set_given_name("Erika");
+  person->set_family_name(absl::StrCat("Bench", n));
+  person->add_emails()->set_address(absl::StrCat("erika.bench.", n, "@customers.example"));
+  person->mutable_registration()->set_channel("shop");
+  person->mutable_registration()->set_source("bench");
+  CRM_ASSIGN_OR_RETURN(
+      contacts::CreatePersonResponse created,
+      testing::UnaryCall(*g->contacts_stub, &contacts::Contacts::Stub::CreatePerson, create,
+                         g->token));
+  const std::string subject = created.person().subject_id();
+  for (int i = 0; i < records; ++i) {
+    contacts::AddInteractionRequest add;
+    add.mutable_interaction()->set_subject_id(subject);
+    add.mutable_interaction()->set_kind(contacts::INTERACTION_KIND_NOTE);
+    add.mutable_interaction()->set_summary(absl::StrCat("Called about order ", i));
+    CRM_RETURN_IF_ERROR(testing::UnaryCall(*g->contacts_stub,
+                                           &contacts::Contacts::Stub::AddInteraction, add, g->token)
+                            .status());
+  }
+  consent::GrantRequest grant;
+  consent::Statement* s = grant.mutable_statement();
+  s->set_subject_id(subject);
+  s->set_purpose_id("bench");
+  s->set_notice_version(g->notice_version);
+  s->set_method(consent::METHOD_WEB_FORM);
+  s->set_source("bench");
+  CRM_RETURN_IF_ERROR(
+      testing::UnaryCall(*g->consent_stub, &consent::Consent::Stub::Grant, grant, g->token)
+          .status());
+  return subject;
+}
+
+// Submits the erasure of `subject` and polls until it is completed: the
+// milliseconds from submit to the answer that says so.
+absl::StatusOr<double> EraseAndWait(const std::string& subject) {
+  erasure::SubmitErasureRequest submit;
+  submit.set_subject_id(subject);
+  submit.set_reason(erasure::ERASURE_REASON_ADMINISTRATOR);
+  const absl::Time start = absl::Now();
+  CRM_ASSIGN_OR_RETURN(erasure::SubmitErasureResponse submitted,
+                       testing::UnaryCall(*g->erasure_stub, &erasure::Erasure::Stub::SubmitErasure,
+                                          submit, g->token));
+  erasure::GetErasureRequest get;
+  get.set_request_id(submitted.request().request_id());
+  while (absl::Now() - start < absl::Seconds(30)) {
+    CRM_ASSIGN_OR_RETURN(
+        erasure::GetErasureResponse got,
+        testing::UnaryCall(*g->erasure_stub, &erasure::Erasure::Stub::GetErasure, get, g->token));
+    switch (got.request().state()) {
+      case erasure::STATE_COMPLETED:
+      case erasure::STATE_COMPLETED_WITH_RETENTION:
+        return absl::ToDoubleMilliseconds(absl::Now() - start);
+      case erasure::STATE_NEEDS_ATTENTION:
+      case erasure::STATE_CANCELLED:
+        return absl::InternalError(
+            absl::StrCat("erasure ended ", erasure::State_Name(got.request().state())));
+      default:
+        absl::SleepFor(absl::Milliseconds(2));
+    }
+  }
+  return absl::DeadlineExceededError("erasure not completed within 30 s");
 }
 
 absl::Status Setup() {
@@ -230,8 +319,20 @@ absl::Status Setup() {
 
   g->consent.pid = g->stack->services[g->stack->position["consent"]]->pid();
   CRM_ASSIGN_OR_RETURN(g->consent.channel, ChannelTo(g->stack->ports["consent"], "consent"));
-  auto consent_stub = consent::Consent::NewStub(g->consent.channel);
-  return LoadConsent(*consent_stub);
+  g->consent_stub = consent::Consent::NewStub(g->consent.channel);
+  CRM_ASSIGN_OR_RETURN(auto contacts_channel, ChannelTo(g->stack->ports["contacts"], "contacts"));
+  g->contacts_stub = contacts::Contacts::NewStub(contacts_channel);
+  CRM_ASSIGN_OR_RETURN(auto erasure_channel, ChannelTo(g->stack->ports["erasure"], "erasure"));
+  g->erasure_stub = erasure::Erasure::NewStub(erasure_channel);
+  // The service accounts erasure and mailing call others with.
+  if (system_test::Outcome o = g->stack->RunPlatformAccounts(); !o.exit.exited_with(0)) {
+    return absl::InternalError(absl::StrCat("tools/platform-accounts: ", o.output));
+  }
+  CRM_RETURN_IF_ERROR(LoadConsent(*g->consent_stub));
+  // One erasure before any is measured: the first one's calls fetch service
+  // tokens and open channels, once in a service's life.
+  CRM_ASSIGN_OR_RETURN(const std::string subject, PersonWithRecords(1));
+  return EraseAndWait(subject).status();
 }
 
 void Teardown() {
@@ -318,12 +419,45 @@ void BM_EchoAtHalfPeak(benchmark::State& state) {
   RunAndReport(state, g->echo, g->echo_calls, g->check_peak / 2);
 }
 
+void BM_Erasure(benchmark::State& state) {
+  const int records = static_cast<int>(state.range(0));
+  std::vector<double> ms;
+  for (auto _ : state) {
+    for (int i = 0; i < flags.erasures; ++i) {
+      absl::StatusOr<std::string> subject = PersonWithRecords(records);
+      absl::StatusOr<double> took =
+          subject.ok() ? EraseAndWait(*subject) : absl::StatusOr<double>(subject.status());
+      if (!took.ok()) {
+        state.SkipWithError(took.status().ToString().c_str());
+        return;
+      }
+      ms.push_back(*took);
+    }
+    double total = 0;
+    for (double m : ms) total += m;
+    state.SetIterationTime(total / 1000);
+  }
+  std::sort(ms.begin(), ms.end());
+  state.counters["p50_ms"] = Quantile(ms, 0.50);
+  state.counters["p99_ms"] = Quantile(ms, 0.99);
+  state.counters["max_ms"] = ms.back();
+  state.counters["erasures"] = static_cast<double>(ms.size());
+}
+
 BENCHMARK(BM_IdleRss)->Iterations(1);
 BENCHMARK(BM_Echo)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_TokenEcho)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ConsentCheck)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ConsentCheckAtHalfPeak)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_EchoAtHalfPeak)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Erasure)
+    ->ArgName("records")
+    ->Arg(1)
+    ->Arg(10)
+    ->Arg(100)
+    ->Iterations(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 // Takes this binary's flags out of argv; false (with a message) for a bad one.
 bool ParseFlags(int* argc, char** argv) {
@@ -343,6 +477,8 @@ bool ParseFlags(int* argc, char** argv) {
       ok = absl::SimpleAtoi(v, &flags.clients) && flags.clients > 0;
     } else if (const char* v = value("subjects")) {
       ok = absl::SimpleAtoi(v, &flags.subjects) && flags.subjects > 0;
+    } else if (const char* v = value("erasures")) {
+      ok = absl::SimpleAtoi(v, &flags.erasures) && flags.erasures > 0;
     } else {
       argv[out++] = argv[i];
       continue;
