@@ -9,6 +9,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "libs/base/runtime.h"
 #include "libs/base/status_macros.h"
 #include "libs/log/log.h"
 #include "libs/pg/migrate.h"
@@ -133,6 +134,7 @@ absl::Status Serve(const CommonConfig& config, const SetupFunction& setup) {
 }  // namespace
 
 int Run(const CommonConfig& config, const SetupFunction& setup) {
+  base::ConfigureServerRuntime();
   if (absl::Status s = log::Configure(config.server.service, config.log_level); !s.ok()) {
     log::Error("service.config_invalid", {{"status", s}});
     return 1;

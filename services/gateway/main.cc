@@ -9,10 +9,12 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "libs/base/runtime.h"
 #include "libs/log/log.h"
 #include "services/gateway/gateway_server.h"
 
 int main(int argc, char** argv) {
+  crm::base::ConfigureServerRuntime();
   crm::gateway::GatewayConfig config;
   crm::config::Settings settings("crm-gateway");
   crm::gateway::AddGatewaySettings(settings, &config);

@@ -20,6 +20,7 @@
 
 #include "libs/base/clock.h"
 #include "libs/base/grpc_status.h"
+#include "libs/base/runtime.h"
 #include "libs/config/config.h"
 #include "libs/log/log.h"
 #include "libs/rpc/call_auth.h"
@@ -61,6 +62,7 @@ class TokenEcho final : public crm::testing::v1::Echo::Service {
 }  // namespace
 
 int main(int argc, char** argv) {
+  crm::base::ConfigureServerRuntime();  // as the services: comparable processes
   crm::rpc::ServerConfig config;
   std::string identity;
   std::string port_file;
