@@ -68,15 +68,17 @@ class Runner {
 
     std::vector<ServerUsage> usage(options_.watch.size());
     std::vector<ProcessSample> before(options_.watch.size());
+    // Written by the monitor thread only, read once it has been joined.
+    std::vector<int64_t> seen_peak(options_.watch.size(), 0);
     std::atomic<bool> monitoring{true};
     // Memory is sampled through the window; CPU is read at its two ends.
     std::thread monitor([&] {
       while (monitoring.load()) {
         const absl::Time now = absl::Now();
         if (now >= window_start_ && now < window_end_) {
-          for (size_t i = 0; i < usage.size(); ++i) {
+          for (size_t i = 0; i < seen_peak.size(); ++i) {
             absl::StatusOr<ProcessSample> s = SampleProcess(options_.watch[i]);
-            if (s.ok()) usage[i].peak_rss_bytes = std::max(usage[i].peak_rss_bytes, s->rss_bytes);
+            if (s.ok()) seen_peak[i] = std::max(seen_peak[i], s->rss_bytes);
           }
         }
         absl::SleepFor(absl::Milliseconds(50));
@@ -120,7 +122,7 @@ class Runner {
       usage[i].cpu_seconds = s->cpu_seconds - before[i].cpu_seconds;
       usage[i].cpu_cores = usage[i].cpu_seconds / window;
       usage[i].lifetime_peak_rss_bytes = s->peak_rss_bytes;
-      usage[i].peak_rss_bytes = std::max(usage[i].peak_rss_bytes, s->rss_bytes);
+      usage[i].peak_rss_bytes = s->rss_bytes;
     }
 
     if (pacer.joinable()) pacer.join();
@@ -131,6 +133,9 @@ class Runner {
     }
     monitoring = false;
     monitor.join();
+    for (size_t i = 0; i < usage.size(); ++i) {
+      usage[i].peak_rss_bytes = std::max(usage[i].peak_rss_bytes, seen_peak[i]);
+    }
     if (!watch_status.ok()) {
       return absl::InternalError(
           absl::StrCat("a watched server process is gone: ", watch_status.message()));
