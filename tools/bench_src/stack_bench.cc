@@ -31,7 +31,7 @@
 //                                 certificate signed): p50_ms, p99_ms, max_ms
 //                                 of submit -> completed as the client sees it;
 //                                 N = 1, 10, 100: erasure time by records held
-// Each load benchmark reports calls_per_s, p50/p90/p99/p999_ms, errors,
+// Each load benchmark reports calls_per_s, p50/p90/p99/p999_ms, late_starts,
 // server_cpu_us_per_call, server_cores, server_peak_rss_mb and
 // client_cpu_us_per_call. A failed call fails the benchmark (its message
 // names the status).
@@ -365,24 +365,27 @@ void BM_IdleRss(benchmark::State& state) {
   state.counters["max_rss_mb"] = most;
 }
 
-// Runs `workload` against `target` (rate 0: closed loop) and reports it.
-void RunAndReport(benchmark::State& state, const Target& target, const Workload& workload,
-                  double rate) {
+// Runs `workload` against `target` (rate 0: closed loop) and reports it; its
+// successful calls per second, 0 if it failed (then the benchmark is skipped
+// with the reason).
+double RunAndReport(benchmark::State& state, const Target& target, const Workload& workload,
+                    double rate) {
   LoadOptions options{.concurrency = flags.clients,
                       .rate = rate,
                       .warmup = absl::Seconds(flags.warmup),
                       .duration = absl::Seconds(flags.seconds),
                       .watch = {target.pid}};
+  double calls_per_s = 0;
   for (auto _ : state) {
     absl::StatusOr<LoadResult> r = RunLoad(target.channel, workload, options);
     if (!r.ok()) {
       state.SkipWithError(std::string(r.status().message()).c_str());
-      return;
+      return 0;
     }
     if (r->errors > 0) {
       state.SkipWithError(
           absl::StrCat(r->errors, " calls failed; first: ", r->first_error).c_str());
-      return;
+      return 0;
     }
     state.SetIterationTime(r->seconds);
     const double calls = std::max<double>(1, static_cast<double>(r->calls));
@@ -391,7 +394,6 @@ void RunAndReport(benchmark::State& state, const Target& target, const Workload&
     state.counters["p90_ms"] = r->p90_ms;
     state.counters["p99_ms"] = r->p99_ms;
     state.counters["p999_ms"] = r->p999_ms;
-    state.counters["errors"] = static_cast<double>(r->errors);
     state.counters["late_starts"] = static_cast<double>(r->late_starts);
     state.counters["server_cpu_us_per_call"] = r->servers[0].cpu_seconds / calls * 1e6;
     state.counters["server_cores"] = r->servers[0].cpu_cores;
@@ -400,8 +402,9 @@ void RunAndReport(benchmark::State& state, const Target& target, const Workload&
     state.counters["client_cpu_us_per_call"] = r->client_cpu_seconds / calls * 1e6;
     state.counters["clients"] = flags.clients;
     state.counters["rate"] = rate;
-    if (&workload == &g->checks && rate == 0) g->check_peak = r->calls_per_s;
+    calls_per_s = r->calls_per_s;
   }
+  return calls_per_s;
 }
 
 void BM_Echo(benchmark::State& state) { RunAndReport(state, g->echo, g->echo_calls, 0); }
@@ -438,7 +441,7 @@ void BM_ConsentCheck(benchmark::State& state) {
     state.SkipWithError(s.ToString().c_str());
     return;
   }
-  RunAndReport(state, g->consent, g->checks, 0);
+  g->check_peak = RunAndReport(state, g->consent, g->checks, 0);
 }
 void BM_ConsentCheckAtHalfPeak(benchmark::State& state) {
   if (g->check_peak <= 0) {
