@@ -156,6 +156,27 @@ TEST(MessageTest, MarketingMessageHasFooterAndOneClickHeaders) {
   EXPECT_THAT(ComposeMessage(e, r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("to")));
 }
 
+// Found by tests/fuzz (mail_render): a NUL or other control character in an
+// envelope field reached the header, and the SMTP client then refused the
+// whole message ("message: NUL byte").
+TEST(MessageTest, ControlCharactersInTheEnvelopeAreRefused) {
+  const Rendered r = Render(Tmpl("Code", "Your code"), {});
+  for (const std::string& bad :
+       {std::string("ann@example.com\0", 16), std::string("ann\t@example.com"),
+        std::string("ann@example.com\x0b"), std::string("ann@example.com\x7f")}) {
+    Envelope e{.from = "Shop <news@shop.example>",
+               .to = bad,
+               .message_id = "6b0e7a1c-1d2e-4f3a-8b4c-5d6e7f8a9b0c@shop.example",
+               .date = kNow};
+    EXPECT_THAT(ComposeMessage(e, r),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("to")));
+    e.to = "ann@example.com";
+    e.from = bad;
+    EXPECT_THAT(ComposeMessage(e, r),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("from")));
+  }
+}
+
 TEST(MessageTest, QuotedPrintableKeepsLinesShortAndEncodesWhatItMust) {
   EXPECT_EQ(QuotedPrintable("a=b\n"), "a=3Db\r\n");
   EXPECT_EQ(QuotedPrintable("trailing \nx"), "trailing=20\r\nx");

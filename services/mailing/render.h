@@ -55,8 +55,9 @@ struct Envelope {
   absl::Time date;
 };
 
-// The whole message, CRLF line endings. INVALID_ARGUMENT if an envelope
-// field contains a line break.
+// The whole message, CRLF line endings. INVALID_ARGUMENT naming the field if
+// an envelope field contains a line break or any other control character
+// (NUL, tab, ...), or (but `from`) a '>'.
 absl::StatusOr<std::string> ComposeMessage(const Envelope& e, const Rendered& r);
 
 // Exposed for tests.
