@@ -13,10 +13,11 @@ namespace crm::testing {
 
 grpc::Status RawUnaryCall(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
                           const std::string& request_bytes, std::string* response,
-                          absl::Duration timeout) {
+                          absl::Duration timeout, const std::string& bearer_token) {
   grpc::GenericStub stub(channel);
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  if (!bearer_token.empty()) context.AddMetadata("authorization", "Bearer " + bearer_token);
   grpc::Slice slice(request_bytes);
   grpc::ByteBuffer request(&slice, 1);
   grpc::ByteBuffer reply;

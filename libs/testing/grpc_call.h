@@ -16,11 +16,13 @@
 namespace crm::testing {
 
 // A unary call of `method` ("/pkg.Service/Method") with the serialized
-// request `request_bytes`, deadline now + `timeout`. Returns the call's
-// status; on OK fills `response` (if not null) with the serialized reply.
+// request `request_bytes`, deadline now + `timeout`, and `bearer_token` (if
+// not empty) as "authorization: Bearer <token>". Returns the call's status;
+// on OK fills `response` (if not null) with the serialized reply.
 grpc::Status RawUnaryCall(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
                           const std::string& request_bytes, std::string* response = nullptr,
-                          absl::Duration timeout = absl::Seconds(10));
+                          absl::Duration timeout = absl::Seconds(10),
+                          const std::string& bearer_token = "");
 
 // grpc.health.v1.HealthCheckResponse.ServingStatus values.
 inline constexpr int kHealthServing = 1;

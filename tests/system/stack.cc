@@ -110,6 +110,7 @@ absl::Status Stack::Start(const std::string& service,
                   .redis = env.redis(),
                   .identity_addr = service == "identity" ? "" : Addr("identity")});
   if (relay_audit && service != "audit") vars["CRM_AUDIT_ADDR"] = Addr("audit");
+  for (const auto& [name, value] : service_env[service]) vars[name] = value;
   vars.merge(extra_env);
   dbs.push_back(*std::move(db));
   Subprocess::Options options;
@@ -180,6 +181,7 @@ absl::StatusOr<std::unique_ptr<Stack>> Stack::Create(const StackOptions& options
   auto stack = std::make_unique<Stack>();
   if (stack->dir.path().empty()) return absl::InternalError("no temp dir");
   stack->relay_audit = options.relay_audit;
+  stack->service_env = options.service_env;
   CRM_ASSIGN_OR_RETURN(TestPki pki, TestPki::Create({"identity", "contacts", "consent", "mailing",
                                                      "audit", "erasure", "gateway", "operator",
                                                      "shop", "clerk", "stranger", "echo"}));

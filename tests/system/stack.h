@@ -53,6 +53,9 @@ struct StackOptions {
   // audit events to audit (setting audit_addr), so that audit's reports show
   // them. Default off: their outboxes keep the events.
   bool relay_audit = false;
+  // Settings added to a service's own (and winning over them), by service
+  // name, e.g. {"identity", {{"CRM_LOGIN_THROTTLE_ATTEMPTS", "1000"}}}.
+  std::map<std::string, std::map<std::string, std::string>> service_env;
 };
 
 struct Stack {
@@ -80,6 +83,8 @@ struct Stack {
   int campaigns_sent = 0;  // CampaignMailTo names them "Campaign <n>"
   int commands = 0;
   bool relay_audit = false;  // StackOptions::relay_audit
+  std::map<std::string, std::map<std::string, std::string>>
+      service_env;  // StackOptions::service_env
   Outcome first_setup;
 
   std::string Addr(const std::string& service) {
