@@ -375,50 +375,6 @@ std::string AwaitErasure(Stack& st, const std::string& request_id,
   return last;
 }
 
-// Every row of every table of every service database and every Redis value
-// holding one of `needles` (case-insensitive), as "<db>.<table>" or
-// "redis <key>".
-std::vector<std::string> Traces(Stack& st, const std::vector<std::string>& needles) {
-  std::vector<std::string> found;
-  auto holds = [&](const std::string& text) {
-    const std::string lower = absl::AsciiStrToLower(text);
-    for (const std::string& n : needles) {
-      if (absl::StrContains(lower, absl::AsciiStrToLower(n))) return true;
-    }
-    return false;
-  };
-  for (const auto& db : st.dbs) {
-    pqxx::connection c(db->conninfo());
-    pqxx::nontransaction tx(c);
-    for (const pqxx::row& t : tx.exec(
-             "SELECT quote_ident(table_name) FROM information_schema.tables WHERE table_schema = "
-             "'public' AND table_type = 'BASE TABLE'")) {
-      const std::string table = t[0].as<std::string>();
-      for (const pqxx::row& r : tx.exec(absl::StrCat("SELECT x::text FROM ", table, " x"))) {
-        if (holds(r[0].as<std::string>())) found.push_back(absl::StrCat(c.dbname(), ".", table));
-      }
-    }
-  }
-  absl::StatusOr<TestEnv> env = TestEnv::Load();
-  if (!env.ok()) return {"redis: no test environment"};
-  absl::StatusOr<std::unique_ptr<redis::Client>> client = redis::Client::Create(
-      {.host = env->redis().host, .port = env->redis().port, .password = env->redis().password});
-  if (!client.ok()) return {"redis: unreachable"};
-  std::string cursor = "0";
-  do {
-    absl::StatusOr<redis::Reply> page = (*client)->Command("SCAN", cursor, "COUNT", "1000");
-    if (!page.ok() || page->elements.size() != 2) return {"redis: SCAN failed"};
-    cursor = page->elements[0].str;
-    for (const redis::Reply& key : page->elements[1].elements) {
-      absl::StatusOr<redis::Reply> value = (*client)->Command("DUMP", key.str);
-      if (holds(key.str) || (value.ok() && holds(value->str))) {
-        found.push_back(absl::StrCat("redis ", key.str));
-      }
-    }
-  } while (cursor != "0");
-  return found;
-}
-
 TEST_F(ExampleShopTest, AnErasureLeavesNoTraceInAnyServiceAndIsCertified) {
   Stack& st = *g_stack;
   auto ok = [](const Outcome& o) { return o.exit.exited_with(0); };
@@ -430,7 +386,7 @@ TEST_F(ExampleShopTest, AnErasureLeavesNoTraceInAnyServiceAndIsCertified) {
   // The scan below reads every row: it finds what is stored in clear (names,
   // addresses and phones never are: contacts seals them under the subject's
   // key, which the erasure destroys).
-  EXPECT_THAT(Traces(st, {"newsletter"}), Not(::testing::IsEmpty()));
+  EXPECT_THAT(st.Traces({"newsletter"}), Not(::testing::IsEmpty()));
 
   const std::string submit = absl::StrCat(R"({"subjectId": ")", subject,
                                           R"(", "reason": "ERASURE_REASON_SUBJECT_REQUEST"})");
@@ -454,7 +410,7 @@ TEST_F(ExampleShopTest, AnErasureLeavesNoTraceInAnyServiceAndIsCertified) {
   EXPECT_THAT(done, HasSubstr("audit_events"));           // pseudonymous, retained
 
   // No name, address or phone anywhere: every table of every database, and Redis.
-  EXPECT_THAT(Traces(st, {"Veronika", "Vanishing", email, "4930901820"}), ::testing::IsEmpty());
+  EXPECT_THAT(st.Traces({"Veronika", "Vanishing", email, "4930901820"}), ::testing::IsEmpty());
 
   // The subject was told, once, at the address erased everywhere else.
   std::vector<crm::testing::SinkMessage> mail;
@@ -538,7 +494,7 @@ TEST_F(ExampleShopTest, AnErasureWaitsForAStoppedServiceAndForARestartedOrchestr
   const std::string done =
       AwaitErasure(st, request_id, {"STATE_COMPLETED", "STATE_COMPLETED_WITH_RETENTION"});
   EXPECT_THAT(done, HasSubstr("STATE_COMPLETED_WITH_RETENTION")) << done;
-  EXPECT_THAT(Traces(st, {"Paulus", email, "4930901821"}), ::testing::IsEmpty());
+  EXPECT_THAT(st.Traces({"Paulus", email, "4930901821"}), ::testing::IsEmpty());
 }
 
 TEST_F(ExampleShopTest, AnAccessRequestGathersEveryServicesDataIntoOneEncryptedExport) {
@@ -576,7 +532,7 @@ TEST_F(ExampleShopTest, AnAccessRequestGathersEveryServicesDataIntoOneEncryptedE
     EXPECT_THAT(text, HasSubstr(part));
   }
   // Stored encrypted: the name is nowhere in clear, in any database or Redis.
-  EXPECT_THAT(Traces(st, {"Annabella", "4930901822"}), ::testing::IsEmpty());
+  EXPECT_THAT(st.Traces({"Annabella", "4930901822"}), ::testing::IsEmpty());
 
   // The subject was told the copy is ready.
   bool told = false;
@@ -1146,7 +1102,7 @@ TEST_F(ExampleShopTest, ASubjectProvesTheirAddressWithAMailedCodeAndFetchesTheir
     EXPECT_THAT(log, Not(HasSubstr(email))) << service;
     EXPECT_THAT(log, Not(HasSubstr(token))) << service;
   }
-  EXPECT_THAT(Traces(st, {"sofia.self", "Sofiana"}), ::testing::IsEmpty());
+  EXPECT_THAT(st.Traces({"sofia.self", "Sofiana"}), ::testing::IsEmpty());
 }
 
 // The gateway's per-client limit: over it, 429 with Retry-After before any

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
+#include <pqxx/pqxx>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -11,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "libs/base/status_macros.h"
 #include "libs/pki/pki.h"
+#include "libs/redis/client.h"
 #include "libs/rpc/channel.h"
 #include "libs/testing/test_env.h"
 
@@ -318,6 +321,78 @@ std::vector<std::string> Stack::CampaignMailTo(const std::string& list_id,
     if (all[i].recipients == std::vector<std::string>{email}) out.push_back(all[i].data);
   }
   return out;
+}
+
+std::vector<std::string> Stack::Traces(const std::vector<std::string>& needles) {
+  std::vector<std::string> found;
+  auto holds = [&](absl::string_view text) {
+    const std::string lower = absl::AsciiStrToLower(text);
+    for (const std::string& n : needles) {
+      if (absl::StrContains(lower, absl::AsciiStrToLower(n))) return true;
+    }
+    return false;
+  };
+  for (const auto& db : dbs) {
+    try {
+      pqxx::connection c(db->conninfo());
+      pqxx::nontransaction tx(c);
+      for (const pqxx::row& t : tx.exec(
+               "SELECT quote_ident(table_name) FROM information_schema.tables WHERE table_schema = "
+               "'public' AND table_type = 'BASE TABLE'")) {
+        const std::string table = t[0].as<std::string>();
+        for (const pqxx::row& r : tx.exec(absl::StrCat("SELECT x::text FROM ", table, " x"))) {
+          if (holds(r[0].as<std::string>())) found.push_back(absl::StrCat(c.dbname(), ".", table));
+        }
+      }
+    } catch (const std::exception& e) {
+      found.push_back(absl::StrCat("database unreadable: ", e.what()));
+    }
+  }
+
+  absl::StatusOr<TestEnv> env = TestEnv::Load();
+  if (!env.ok()) return {"redis: no test environment"};
+  absl::StatusOr<std::unique_ptr<redis::Client>> client = redis::Client::Create(
+      {.host = env->redis().host, .port = env->redis().port, .password = env->redis().password});
+  if (!client.ok()) return {"redis: unreachable"};
+  std::string cursor = "0";
+  do {
+    absl::StatusOr<redis::Reply> page = (*client)->Command("SCAN", cursor, "COUNT", "1000");
+    if (!page.ok() || page->elements.size() != 2) return {"redis: SCAN failed"};
+    cursor = page->elements[0].str;
+    for (const redis::Reply& key : page->elements[1].elements) {
+      // Values read as what they are (DUMP would hide text in LZF).
+      absl::StatusOr<redis::Reply> type = (*client)->Command("TYPE", key.str);
+      if (!type.ok()) continue;  // expired meanwhile
+      absl::StatusOr<redis::Reply> value =
+          type->str == "string" ? (*client)->Command("GET", key.str)
+          : type->str == "hash" ? (*client)->Command("HGETALL", key.str)
+          : type->str == "set"  ? (*client)->Command("SMEMBERS", key.str)
+          : type->str == "zset" ? (*client)->Command("ZRANGE", key.str, "0", "-1")
+          : type->str == "list" ? (*client)->Command("LRANGE", key.str, "0", "-1")
+                                : (*client)->Command("DUMP", key.str);
+      bool hit = holds(key.str);
+      if (value.ok()) {
+        hit = hit || holds(value->str);
+        for (const redis::Reply& e : value->elements) hit = hit || holds(e.str);
+      }
+      if (hit) found.push_back(absl::StrCat("redis ", key.str));
+    }
+  } while (cursor != "0");
+
+  std::vector<std::string> logs = {dir.path() + "/gateway.log"};
+  for (const auto& [service, options] : launched) logs.push_back(options.output_file);
+  for (const std::string& file : logs) {
+    std::ifstream in(file);
+    if (!in) {
+      found.push_back(absl::StrCat("log unreadable: ", file));
+      continue;
+    }
+    std::string line;
+    for (int n = 1; std::getline(in, line); ++n) {
+      if (holds(line)) found.push_back(absl::StrCat("log ", file, ": ", n));
+    }
+  }
+  return found;
 }
 
 std::string JsonString(const std::string& json, const std::string& key) {

@@ -145,6 +145,15 @@ struct Stack {
 
   // SIGKILL: no draining, no clean shutdown (a crash).
   absl::Status Kill(const std::string& service);
+
+  // Where any of `needles` (case-insensitive) is kept: every row of every
+  // table of every service database ("<db>.<table>"), every key and value of
+  // the test Redis ("redis <key>"), and every line of the services' and the
+  // gateway's logs ("log <file>: <line number>"). Not the mail the SMTP sink
+  // received, nor the output of commands (crmctl prints what it is asked
+  // for). A place that cannot be read is reported as a finding, so an empty
+  // answer always means "looked everywhere, found nothing".
+  std::vector<std::string> Traces(const std::vector<std::string>& needles);
 };
 
 // The value of the first `"key": "..."` in crmctl's JSON output, or "".
