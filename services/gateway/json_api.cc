@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
 #include <set>
 
 #include "absl/strings/ascii.h"
@@ -192,7 +193,14 @@ int HttpStatusOf(int grpc_code) {
 }
 
 std::string ErrorJson(absl::string_view code, absl::string_view message) {
-  message = message.substr(0, 500);
+  // At most 500 bytes, cut before a character rather than inside one: the
+  // body must stay valid UTF-8 (JSON).
+  size_t end = std::min<size_t>(message.size(), 500);
+  while (end > 0 && end < message.size() &&
+         (static_cast<unsigned char>(message[end]) & 0xC0) == 0x80) {
+    --end;
+  }
+  message = message.substr(0, end);
   std::string out = absl::StrCat(R"({"error":{"code":)", json::Quote(code), R"(,"message":)",
                                  json::Quote(message));
   const size_t colon = message.find(": ");

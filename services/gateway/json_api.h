@@ -63,8 +63,9 @@ bool IsBearer(absl::string_view authorization);
 // UNIMPLEMENTED 501, UNAVAILABLE 503, DEADLINE_EXCEEDED 504, others 500.
 int HttpStatusOf(int grpc_code);
 
-// The JSON error body: code name, message (at most 500 bytes) and, when the
-// message starts with a field path ("email: ..."), that field.
+// The JSON error body: code name, message (at most 500 bytes, cut at a UTF-8
+// character boundary) and, when the message starts with a field path
+// ("email: ..."), that field.
 std::string ErrorJson(absl::string_view code, absl::string_view message);
 
 // The answer for a failed call: HttpStatusOf its code and ErrorJson.

@@ -85,6 +85,21 @@ TEST(ErrorJsonTest, NamesTheFieldWhenTheMessageStartsWithOne) {
   EXPECT_LT(ErrorJson("X", std::string(5000, 'a')).size(), 700u);
 }
 
+// Found by tests/fuzz (gateway_json): the 500-byte cut split a multi-byte
+// character, and the error body was no longer valid UTF-8, so not JSON.
+TEST(ErrorJsonTest, CutsLongMessagesAtACharacterBoundary) {
+  std::string message = "name: ";  // then two-byte characters across byte 500
+  while (message.size() < 600) message += "\xc3\xa9";
+  for (const std::string& m : {message, "n" + message, "nn" + message + "\xf0\x9f\x98\x80"}) {
+    absl::StatusOr<json::Value> parsed = json::Parse(ErrorJson("INVALID_ARGUMENT", m));
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    const std::string& cut = parsed->Find("error")->Find("message")->string_value();
+    EXPECT_LE(cut.size(), 500u);
+    EXPECT_GE(cut.size(), 497u);
+    EXPECT_EQ(m.substr(0, cut.size()), cut);
+  }
+}
+
 TEST(JsonApiTest, ExposesTheUnaryMethodsOfTheConfiguredServicesOnly) {
   // Channels are lazy: nothing connects in this test.
   auto channel = grpc::CreateChannel("127.0.0.1:1", grpc::InsecureChannelCredentials());
