@@ -6,13 +6,18 @@
 #   crm_script_test(NAME rootfs_test COMMAND tests/deploy/rootfs_test [FIXTURES pg redis])
 #   crm_cc_bench(NAME crypto_bench SRCS crypto_bench.cc DEPS crm_crypto)
 #   crm_proto_library(NAME crm_subject_proto PROTOS crm/subject/v1/subject_data.proto DEPS crm_common_proto GRPC)
+#   crm_fuzz_target(NAME json SRCS json_fuzz.cc DEPS crm_json)    (only with CRM_FUZZ)
 #
 # Our own code is compiled with warnings as errors; include paths are rooted at the
 # repository (#include "libs/base/status_macros.h") and at the generated proto dir
 # (#include "crm/subject/v1/subject_data.pb.h").
 
-# -Wno-restrict: GCC 12 reports false positives inside std::string at -O2/-O3 (GCC PR 105329).
-set(CRM_WARNINGS -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-restrict)
+# -Wno-restrict: GCC 12 reports false positives inside std::string at -O2/-O3 (GCC PR 105329);
+# clang (the fuzz tree) does not know the option.
+set(CRM_WARNINGS -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers)
+if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+  list(APPEND CRM_WARNINGS -Wno-restrict)
+endif()
 set(CRM_PROTO_OUT ${CMAKE_BINARY_DIR}/gen)
 set(CRM_TESTENV_DIR ${CMAKE_BINARY_DIR}/testenv)
 
@@ -97,6 +102,27 @@ function(crm_cc_bench)
   target_link_libraries(${A_NAME} PRIVATE ${A_DEPS} benchmark::benchmark)
   _crm_common(${A_NAME})
   set_target_properties(${A_NAME} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bench)
+endfunction()
+
+# A libFuzzer target (CRM_FUZZ only): <build>/fuzz/<NAME>_fuzz from SRCS, which
+# define LLVMFuzzerTestOneInput, linked with libFuzzer's main; part of the
+# aggregate target `fuzz`. Its seed corpus is tests/fuzz/corpus/<NAME>/ and its
+# optional dictionary tests/fuzz/<NAME>.dict (tools/fuzz finds both by name).
+function(crm_fuzz_target)
+  if(NOT CRM_FUZZ)
+    return()
+  endif()
+  cmake_parse_arguments(A "" "NAME" "SRCS;DEPS" ${ARGN})
+  set(target ${A_NAME}_fuzz)
+  add_executable(${target} ${A_SRCS})
+  target_link_libraries(${target} PRIVATE ${A_DEPS})
+  target_link_options(${target} PRIVATE -fsanitize=fuzzer)
+  _crm_common(${target})
+  set_target_properties(${target} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/fuzz)
+  if(NOT TARGET fuzz)
+    add_custom_target(fuzz)
+  endif()
+  add_dependencies(fuzz ${target})
 endfunction()
 
 # Generates C++ (and, with GRPC, gRPC stubs) for PROTOS given relative to proto/.
