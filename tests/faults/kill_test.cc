@@ -1,0 +1,415 @@
+// Crashes under load (issue 12): the whole suite as processes (Stack), a
+// mixed workload running (new persons and edits in contacts, consent grants
+// and withdrawals, erasures, a campaign to 60 subscribers), and every service
+// killed with SIGKILL in turn and started again. Afterwards:
+//  - every acknowledged write is there: each person created, with at least
+//    the edits acknowledged, each acknowledged consent change in the ledger;
+//  - every audit event of a write arrives exactly once: per person, one
+//    contacts.person.create, one contacts.person.update per applied edit
+//    (the record's version says how many), one consent event per ledger
+//    entry; unacknowledged writes may or may not have happened, but never
+//    without their event or with two;
+//  - every acknowledged erasure completes;
+//  - the campaign reaches every subscriber exactly once (no mail lost or
+//    sent twice, whenever mailing died).
+// The long form (more rounds, more load) is the same binary with
+// --gtest_repeat; see docs/reliability.md.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "crm/audit/v1/audit.grpc.pb.h"
+#include "crm/consent/v1/consent.grpc.pb.h"
+#include "crm/contacts/v1/contacts.grpc.pb.h"
+#include "crm/erasure/v1/erasure.grpc.pb.h"
+#include "crm/identity/v1/identity.grpc.pb.h"
+#include "crm/mailing/v1/mailing.grpc.pb.h"
+#include "libs/base/status_macros.h"
+#include "libs/rpc/channel.h"
+#include "libs/testing/status_matchers.h"
+#include "libs/testing/unary_call.h"
+#include "tests/system/stack.h"
+
+namespace crm::faults_test {
+namespace {
+
+namespace audit = ::crm::audit::v1;
+namespace consent = ::crm::consent::v1;
+namespace contacts = ::crm::contacts::v1;
+namespace erasure = ::crm::erasure::v1;
+namespace identity = ::crm::identity::v1;
+namespace mailing = ::crm::mailing::v1;
+using ::crm::system_test::Stack;
+using ::crm::testing::IsOk;
+using ::crm::testing::UnaryCall;
+using ::testing::IsEmpty;
+
+constexpr int kSubscribers = 60;
+
+// Stubs of every service over the operator's certificate, without retries
+// (an answer is an acknowledgement; a failure is not), and the
+// administrator's token.
+struct Clients {
+  std::unique_ptr<identity::Identity::Stub> identity;
+  std::unique_ptr<contacts::Contacts::Stub> contacts;
+  std::unique_ptr<consent::Consent::Stub> consent;
+  std::unique_ptr<mailing::Mailing::Stub> mailing;
+  std::unique_ptr<erasure::Erasure::Stub> erasure;
+  std::unique_ptr<audit::Audit::Stub> audit;
+  std::string token;
+  std::string notice;  // the current "en" notice of the purpose newsletter
+};
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> ChannelTo(Stack& st, const std::string& service) {
+  rpc::ChannelConfig config;
+  config.target = st.Addr(service);
+  config.tls = st.pki->Files("operator");
+  config.expected_server = service;
+  config.max_attempts = 1;
+  config.max_reconnect_backoff = absl::Milliseconds(500);  // notice a restart at once
+  return rpc::MakeChannel(config);
+}
+
+absl::StatusOr<Clients> Connect(Stack& st) {
+  Clients c;
+  CRM_ASSIGN_OR_RETURN(auto ch, ChannelTo(st, "identity"));
+  c.identity = identity::Identity::NewStub(ch);
+  CRM_ASSIGN_OR_RETURN(ch, ChannelTo(st, "contacts"));
+  c.contacts = contacts::Contacts::NewStub(ch);
+  CRM_ASSIGN_OR_RETURN(ch, ChannelTo(st, "consent"));
+  c.consent = consent::Consent::NewStub(ch);
+  CRM_ASSIGN_OR_RETURN(ch, ChannelTo(st, "mailing"));
+  c.mailing = mailing::Mailing::NewStub(ch);
+  CRM_ASSIGN_OR_RETURN(ch, ChannelTo(st, "erasure"));
+  c.erasure = erasure::Erasure::NewStub(ch);
+  CRM_ASSIGN_OR_RETURN(ch, ChannelTo(st, "audit"));
+  c.audit = audit::Audit::NewStub(ch);
+  identity::LoginRequest login;
+  login.set_username("admin");
+  login.set_password(system_test::kAdminPassword);
+  CRM_ASSIGN_OR_RETURN(identity::LoginResponse session,
+                       UnaryCall(*c.identity, &identity::Identity::Stub::Login, login));
+  c.token = session.tokens().access_token();
+  CRM_ASSIGN_OR_RETURN(consent::ListPurposesResponse purposes,
+                       UnaryCall(*c.consent, &consent::Consent::Stub::ListPurposes,
+                                 consent::ListPurposesRequest(), c.token));
+  for (const consent::Purpose& p : purposes.purposes()) {
+    if (p.purpose_id() == "newsletter") c.notice = p.current_notice_versions().at("en");
+  }
+  if (c.notice.empty()) return absl::FailedPreconditionError("no newsletter notice");
+  return c;
+}
+
+absl::StatusOr<std::string> CreatePerson(Clients& c, const std::string& name) {
+  contacts::CreatePersonRequest request;
+  contacts::Person* p = request.mutable_person();
+  p->set_given_name(name);
+  p->set_family_name("Crash");
+  contacts::EmailAddress* e = p->add_emails();
+  e->set_address(absl::StrCat(name, "@customers.example"));
+  e->set_primary(true);
+  p->mutable_registration()->set_channel("web");
+  CRM_ASSIGN_OR_RETURN(
+      contacts::CreatePersonResponse r,
+      UnaryCall(*c.contacts, &contacts::Contacts::Stub::CreatePerson, request, c.token));
+  return r.person().subject_id();
+}
+
+absl::Status ConsentChange(Clients& c, const std::string& subject, bool grant) {
+  consent::Statement s;
+  s.set_subject_id(subject);
+  s.set_purpose_id("newsletter");
+  s.set_method(consent::METHOD_WEB_FORM);
+  s.set_source("shop");
+  if (grant) {
+    consent::GrantRequest r;
+    s.set_notice_version(c.notice);
+    *r.mutable_statement() = s;
+    return UnaryCall(*c.consent, &consent::Consent::Stub::Grant, r, c.token).status();
+  }
+  consent::WithdrawRequest r;
+  *r.mutable_statement() = s;
+  return UnaryCall(*c.consent, &consent::Consent::Stub::Withdraw, r, c.token).status();
+}
+
+// Audit events of `action` about `subject`.
+absl::StatusOr<int> AuditCount(Clients& c, const std::string& subject, const std::string& action) {
+  audit::QueryEventsRequest q;
+  q.set_subject_id(subject);
+  q.set_action(action);
+  q.mutable_page()->set_page_size(1000);
+  CRM_ASSIGN_OR_RETURN(audit::QueryEventsResponse r,
+                       UnaryCall(*c.audit, &audit::Audit::Stub::QueryEvents, q, c.token));
+  return r.entries_size();
+}
+
+// What the workload was told.
+struct Acknowledged {
+  absl::Mutex mu;
+  std::vector<std::string> persons ABSL_GUARDED_BY(mu);     // created
+  std::map<std::string, int> edits ABSL_GUARDED_BY(mu);     // subject -> edits acknowledged
+  std::map<std::string, int> consents ABSL_GUARDED_BY(mu);  // subject -> changes acknowledged
+  std::map<std::string, std::string> erasures ABSL_GUARDED_BY(mu);  // request -> subject
+  int failures ABSL_GUARDED_BY(mu) = 0;  // calls that got no answer or an error
+};
+
+// One round of the workload: a person, an edit, a grant and a withdrawal;
+// every fifth person is then erased.
+void WorkloadStep(Clients& c, int i, Acknowledged& ack) {
+  absl::StatusOr<std::string> subject = CreatePerson(c, absl::StrCat("crash", i));
+  if (!subject.ok()) {
+    {
+      absl::MutexLock l(&ack.mu);
+      ++ack.failures;
+    }
+    absl::SleepFor(absl::Milliseconds(100));  // contacts is down: do not spin
+    return;
+  }
+  {
+    absl::MutexLock l(&ack.mu);
+    ack.persons.push_back(*subject);
+  }
+  contacts::UpdatePersonRequest edit;
+  edit.set_subject_id(*subject);
+  edit.mutable_person()->set_job_title(absl::StrCat("title ", i));
+  edit.mutable_update_mask()->add_paths("job_title");
+  const bool edited =
+      UnaryCall(*c.contacts, &contacts::Contacts::Stub::UpdatePerson, edit, c.token).ok();
+  const bool granted = ConsentChange(c, *subject, true).ok();
+  const bool withdrawn = ConsentChange(c, *subject, false).ok();
+  {
+    absl::MutexLock l(&ack.mu);
+    ack.edits[*subject] += edited ? 1 : 0;
+    ack.consents[*subject] += (granted ? 1 : 0) + (withdrawn ? 1 : 0);
+    ack.failures += (edited ? 0 : 1) + (granted ? 0 : 1) + (withdrawn ? 0 : 1);
+  }
+  if (i % 5 != 0) return;
+  erasure::SubmitErasureRequest request;
+  request.set_subject_id(*subject);
+  request.set_reason(erasure::ERASURE_REASON_SUBJECT_REQUEST);
+  absl::StatusOr<erasure::SubmitErasureResponse> submitted =
+      UnaryCall(*c.erasure, &erasure::Erasure::Stub::SubmitErasure, request, c.token);
+  absl::MutexLock l(&ack.mu);
+  if (submitted.ok()) {
+    ack.erasures[submitted->request().request_id()] = *subject;
+  } else {
+    ++ack.failures;
+  }
+}
+
+TEST(KillTest, EveryServiceKilledInTurnUnderMixedLoadLosesNoWriteAuditEventErasureOrMail) {
+  // A crashed sender's claimed rows come back after send_lease (5 min by
+  // default): shortened so the campaign finishes within the test. 20
+  // messages a second: the 60 take three seconds, so mailing dies mid-way.
+  CRM_ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<Stack> owned,
+      Stack::Create(
+          {.relay_audit = true,
+           .service_env = {{"mailing", {{"CRM_SEND_LEASE", "3s"}, {"CRM_SEND_RATE", "20"}}}}}));
+  Stack& st = *owned;
+  ASSERT_TRUE(st.RunPlatformAccounts().exit.exited_with(0));
+  CRM_ASSERT_OK_AND_ASSIGN(Clients c, Connect(st));
+
+  // The campaign's audience: a single opt-in list of kSubscribers.
+  mailing::CreateListRequest list;
+  list.mutable_list()->set_list_id("crash-news");
+  list.mutable_list()->set_purpose_id("newsletter");
+  list.mutable_list()->set_opt_in(mailing::OPT_IN_SINGLE);
+  ASSERT_THAT(UnaryCall(*c.mailing, &mailing::Mailing::Stub::CreateList, list, c.token).status(),
+              IsOk());
+  mailing::PutTemplateRequest put;
+  put.mutable_template_()->set_template_id("crash-news");
+  put.mutable_template_()->set_subject("News for {{first_name}}");
+  put.mutable_template_()->set_text_body("Hello {{first_name}}");
+  ASSERT_THAT(UnaryCall(*c.mailing, &mailing::Mailing::Stub::PutTemplate, put, c.token).status(),
+              IsOk());
+  std::set<std::string> audience;
+  for (int i = 0; i < kSubscribers; ++i) {
+    CRM_ASSERT_OK_AND_ASSIGN(const std::string subject, CreatePerson(c, absl::StrCat("reader", i)));
+    mailing::SubscribeRequest sub;
+    sub.set_list_id("crash-news");
+    sub.set_subject_id(subject);
+    sub.set_source("shop");
+    sub.set_notice_version(c.notice);
+    ASSERT_THAT(UnaryCall(*c.mailing, &mailing::Mailing::Stub::Subscribe, sub, c.token).status(),
+                IsOk());
+    audience.insert(absl::StrCat("reader", i, "@customers.example"));
+  }
+  mailing::CreateCampaignRequest create;
+  create.mutable_campaign()->set_name("Crash campaign");
+  create.mutable_campaign()->set_list_id("crash-news");
+  create.mutable_campaign()->set_template_id("crash-news");
+  CRM_ASSERT_OK_AND_ASSIGN(
+      mailing::CreateCampaignResponse campaign,
+      UnaryCall(*c.mailing, &mailing::Mailing::Stub::CreateCampaign, create, c.token));
+  mailing::ScheduleCampaignRequest schedule;
+  schedule.set_campaign_id(campaign.campaign().campaign_id());
+
+  // The workload, from two callers, while every service dies in turn.
+  Acknowledged ack;
+  std::atomic<bool> stop{false};
+  std::atomic<int> next{1};
+  std::vector<std::thread> workers;
+  for (int w = 0; w < 2; ++w) {
+    workers.emplace_back([&] {
+      absl::StatusOr<Clients> own = Connect(st);
+      if (!own.ok()) return;
+      while (!stop.load()) {
+        WorkloadStep(*own, next.fetch_add(1), ack);
+        absl::SleepFor(absl::Milliseconds(20));  // load, not saturation
+      }
+    });
+  }
+  absl::SleepFor(absl::Seconds(1));
+  // Mailing dies first, with the campaign under way.
+  ASSERT_THAT(
+      UnaryCall(*c.mailing, &mailing::Mailing::Stub::ScheduleCampaign, schedule, c.token).status(),
+      IsOk());
+  absl::SleepFor(absl::Seconds(1));
+  auto delivered = [&] {
+    int n = 0;
+    for (const crm::testing::SinkMessage& m :
+         st.sink->Messages().value_or(std::vector<crm::testing::SinkMessage>{})) {
+      for (const std::string& r : m.recipients) n += audience.contains(r) ? 1 : 0;
+    }
+    return n;
+  };
+  for (const char* service : {"mailing", "contacts", "consent", "audit", "erasure", "identity"}) {
+    if (std::string(service) == "mailing") {
+      const int before = delivered();
+      EXPECT_LT(before, kSubscribers) << "the campaign was over before mailing died";
+      std::cerr << "mailing killed after " << before << " of " << kSubscribers << " messages\n";
+    }
+    ASSERT_THAT(st.Kill(service), IsOk()) << service;
+    absl::SleepFor(absl::Milliseconds(500));
+    ASSERT_THAT(st.Launch(service), IsOk()) << service;
+    absl::SleepFor(absl::Seconds(1));
+  }
+  stop = true;
+  for (std::thread& t : workers) t.join();
+  const absl::Time killed = absl::Now();
+
+  absl::MutexLock l(&ack.mu);
+  ASSERT_GT(ack.persons.size(), 10u) << "the workload hardly ran";
+  EXPECT_GT(ack.failures, 0) << "no call failed: were the services really killed under load?";
+  std::set<std::string> erased;
+  for (const auto& [request, subject] : ack.erasures) erased.insert(subject);
+  std::cerr << "workload: " << ack.persons.size() << " persons, " << ack.erasures.size()
+            << " erasures acknowledged; " << ack.failures << " calls failed\n";
+
+  // Every acknowledged erasure completes.
+  std::vector<std::string> wrong;
+  for (const auto& [request_id, subject] : ack.erasures) {
+    erasure::GetErasureRequest get;
+    get.set_request_id(request_id);
+    erasure::State state = erasure::STATE_UNSPECIFIED;
+    for (absl::Time end = absl::Now() + absl::Seconds(60); absl::Now() < end;
+         absl::SleepFor(absl::Milliseconds(200))) {
+      absl::StatusOr<erasure::GetErasureResponse> r =
+          UnaryCall(*c.erasure, &erasure::Erasure::Stub::GetErasure, get, c.token);
+      if (r.ok()) state = r->request().state();
+      if (state == erasure::STATE_COMPLETED || state == erasure::STATE_COMPLETED_WITH_RETENTION) {
+        break;
+      }
+    }
+    if (state != erasure::STATE_COMPLETED && state != erasure::STATE_COMPLETED_WITH_RETENTION) {
+      wrong.push_back(
+          absl::StrCat("erasure ", request_id, " ended in ", erasure::State_Name(state)));
+    }
+  }
+
+  // Every acknowledged write is there, and its audit events arrive once.
+  for (const std::string& subject : ack.persons) {
+    if (erased.contains(subject)) continue;
+    contacts::GetPersonRequest get;
+    get.set_subject_id(subject);
+    absl::StatusOr<contacts::GetPersonResponse> person =
+        UnaryCall(*c.contacts, &contacts::Contacts::Stub::GetPerson, get, c.token);
+    if (!person.ok()) {
+      wrong.push_back(absl::StrCat("person ", subject, ": ", person.status().ToString()));
+      continue;
+    }
+    const int applied_edits = static_cast<int>(person->person().version()) - 1;
+    if (applied_edits < ack.edits[subject]) {
+      wrong.push_back(absl::StrCat("person ", subject, ": ", ack.edits[subject],
+                                   " edits acknowledged, ", applied_edits, " applied"));
+    }
+    consent::GetHistoryRequest history_request;
+    history_request.set_subject_id(subject);
+    absl::StatusOr<consent::GetHistoryResponse> history =
+        UnaryCall(*c.consent, &consent::Consent::Stub::GetHistory, history_request, c.token);
+    if (!history.ok() || history->entries_size() < ack.consents[subject]) {
+      wrong.push_back(absl::StrCat("consent of ", subject, ": ", ack.consents[subject],
+                                   " changes acknowledged, ",
+                                   history.ok() ? history->entries_size() : -1, " in the ledger"));
+      continue;
+    }
+    const std::vector<std::pair<std::string, int>> expected = {
+        {"contacts.person.create", 1},
+        {"contacts.person.update", applied_edits},
+        {"consent.grant", static_cast<int>((history->entries_size() + 1) / 2)},
+        {"consent.withdraw", static_cast<int>(history->entries_size() / 2)}};
+    for (const auto& [action, want] : expected) {
+      // The outboxes relay on their own schedule: wait for a missing event,
+      // never for a duplicate to go away.
+      absl::StatusOr<int> got = AuditCount(c, subject, action);
+      for (absl::Time end = absl::Now() + absl::Seconds(30);
+           got.ok() && *got < want && absl::Now() < end; absl::SleepFor(absl::Milliseconds(200))) {
+        got = AuditCount(c, subject, action);
+      }
+      if (!got.ok() || *got != want) {
+        wrong.push_back(absl::StrCat(action, " of ", subject, ": ",
+                                     got.ok() ? absl::StrCat(*got) : got.status().ToString(),
+                                     " events for ", want, " writes"));
+      }
+    }
+  }
+
+  std::cerr << "writes and erasures checked in " << absl::Now() - killed << "\n";
+
+  // The campaign finishes and reaches every subscriber exactly once.
+  mailing::CampaignRequest get_campaign;
+  get_campaign.set_campaign_id(campaign.campaign().campaign_id());
+  mailing::CampaignState campaign_state = mailing::CAMPAIGN_STATE_UNSPECIFIED;
+  for (absl::Time end = absl::Now() + absl::Seconds(60); absl::Now() < end;
+       absl::SleepFor(absl::Milliseconds(200))) {
+    absl::StatusOr<mailing::CampaignResponse> r =
+        UnaryCall(*c.mailing, &mailing::Mailing::Stub::GetCampaign, get_campaign, c.token);
+    if (r.ok()) campaign_state = r->campaign().state();
+    if (campaign_state == mailing::CAMPAIGN_STATE_DONE) break;
+  }
+  EXPECT_EQ(campaign_state, mailing::CAMPAIGN_STATE_DONE);
+  CRM_ASSERT_OK_AND_ASSIGN(std::vector<crm::testing::SinkMessage> mail, st.sink->Messages());
+  std::map<std::string, int> received;
+  for (const crm::testing::SinkMessage& m : mail) {
+    for (const std::string& r : m.recipients) {
+      if (audience.contains(r)) ++received[r];
+    }
+  }
+  for (const std::string& r : audience) {
+    if (received[r] != 1) wrong.push_back(absl::StrCat(r, " received ", received[r], " messages"));
+  }
+
+  std::cerr << "campaign checked after " << absl::Now() - killed << "\n";
+  EXPECT_THAT(wrong, IsEmpty()) << absl::StrJoin(wrong, "\n");
+  EXPECT_THAT(st.Shutdown(), IsOk());
+}
+
+}  // namespace
+}  // namespace crm::faults_test
