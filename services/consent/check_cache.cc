@@ -3,10 +3,14 @@
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
 
+#include <pqxx/pqxx>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "libs/base/status_macros.h"
 #include "libs/log/log.h"
 
 namespace crm::consent {
@@ -73,6 +77,13 @@ end
 return 0
 )lua";
 
+// cache_invalidations (migration 0005).
+constexpr char kAddInvalidation[] =
+    "INSERT INTO cache_invalidations (subject_id, purpose_ids) VALUES ($1, $2) RETURNING id";
+constexpr char kDeleteInvalidation[] = "DELETE FROM cache_invalidations WHERE id = $1";
+constexpr char kPendingInvalidations[] =
+    "SELECT id, subject_id::text, purpose_ids FROM cache_invalidations ORDER BY id LIMIT 1000";
+
 }  // namespace
 
 std::string EncodeStanding(const ConsentStore::Standing& s) {
@@ -112,12 +123,23 @@ CheckCache::CheckCache(redis::Client* redis, absl::Duration ttl, prometheus::Reg
   hit_ = &family.Add({{"result", "hit"}});
   miss_ = &family.Add({{"result", "miss"}});
   error_ = &family.Add({{"result", "error"}});
+  bypass_count_ = &family.Add({{"result", "bypass"}});
+}
+
+void CheckCache::NoteRedisFailure() {
+  absl::MutexLock l(&mu_);
+  ++failures_;
+  if (!bypass_.exchange(true)) log::Warn("consent.cache_bypassed", {});
 }
 
 std::vector<std::optional<ConsentStore::Standing>> CheckCache::GetMany(
     const std::vector<std::string>& subjects, const std::string& purpose) {
   std::vector<std::optional<ConsentStore::Standing>> out(subjects.size());
   if (redis_ == nullptr || subjects.empty()) return out;
+  if (bypassed()) {
+    Count(bypass_count_, subjects.size());
+    return out;
+  }
   absl::StatusOr<redis::Reply> r =
       MultiGet(*redis_, subjects.size(), [&](size_t i, std::string& out) {
         out += "cs:";
@@ -126,6 +148,7 @@ std::vector<std::optional<ConsentStore::Standing>> CheckCache::GetMany(
       });
   if (!r.ok() || r->type != redis::Reply::Type::kArray || r->elements.size() != subjects.size()) {
     Count(error_, subjects.size());
+    NoteRedisFailure();
     return out;
   }
   size_t hits = 0;
@@ -142,12 +165,13 @@ std::vector<std::optional<ConsentStore::Standing>> CheckCache::GetMany(
 std::vector<std::string> CheckCache::Generations(const std::vector<std::string>& subjects,
                                                  const std::vector<size_t>& which) {
   std::vector<std::string> out(which.size());
-  if (redis_ == nullptr || which.empty()) return out;
+  if (redis_ == nullptr || which.empty() || bypassed()) return out;
   absl::StatusOr<redis::Reply> r = MultiGet(*redis_, which.size(), [&](size_t k, std::string& out) {
     out += "cg:";
     AppendIdBytes(subjects[which[k]], out);
   });
   if (!r.ok() || r->type != redis::Reply::Type::kArray || r->elements.size() != which.size()) {
+    NoteRedisFailure();
     return out;
   }
   for (size_t k = 0; k < which.size(); ++k) {
@@ -183,9 +207,9 @@ void CheckCache::PutMany(const std::vector<std::string>& subjects, const std::ve
   (void)redis_->CommandArgv(argv);  // best effort: a failed put is a later miss
 }
 
-void CheckCache::Invalidate(const std::string& subject,
-                            const std::vector<std::string>& purpose_ids) {
-  if (redis_ == nullptr) return;
+absl::Status CheckCache::Invalidate(const std::string& subject,
+                                    const std::vector<std::string>& purpose_ids) {
+  if (redis_ == nullptr) return absl::OkStatus();
   redis::Pipeline p;
   p.Add("INCR", GenKey(subject));
   p.Add("PEXPIRE", GenKey(subject), absl::StrCat(absl::ToInt64Milliseconds(2 * ttl_)));
@@ -201,11 +225,73 @@ void CheckCache::Invalidate(const std::string& subject,
   if (r.ok()) {
     for (const redis::Reply& reply : *r) failed = failed || reply.is_error();
   }
-  if (failed) {
-    Count(error_, 1);
-    log::Warn("consent.cache_invalidate_failed",
-              {{"status", r.ok() ? absl::InternalError("error reply") : r.status()}});
+  if (!failed) return absl::OkStatus();
+  Count(error_, 1);
+  NoteRedisFailure();
+  const absl::Status status = r.ok() ? absl::InternalError("error reply") : r.status();
+  log::Warn("consent.cache_invalidate_failed", {{"status", status}});
+  return absl::UnavailableError(absl::StrCat("redis: invalidation failed: ", status.message()));
+}
+
+absl::StatusOr<int64_t> CheckCache::Pending(pqxx::transaction_base& tx, const std::string& subject,
+                                            const std::vector<std::string>& purpose_ids) const {
+  if (redis_ == nullptr) return 0;
+  return tx.exec_params1(kAddInvalidation, subject, absl::StrJoin(purpose_ids, ","))[0]
+      .as<int64_t>();
+}
+
+void CheckCache::Committed(pg::Pool& db, int64_t id, const std::string& subject,
+                           const std::vector<std::string>& purpose_ids) {
+  if (redis_ == nullptr || !Invalidate(subject, purpose_ids).ok()) return;
+  // A failure here only repeats the invalidation in the next Repair.
+  (void)db.Transact([&](pqxx::work& tx) -> absl::Status {
+    tx.exec_params(kDeleteInvalidation, id);
+    return absl::OkStatus();
+  });
+}
+
+absl::Status CheckCache::Repair(pg::Pool& db) {
+  if (redis_ == nullptr) return absl::OkStatus();
+  struct Row {
+    int64_t id;
+    std::string subject;
+    std::vector<std::string> purposes;
+  };
+  uint64_t failures_before = 0;
+  {
+    absl::MutexLock l(&mu_);
+    failures_before = failures_;
   }
+  std::vector<Row> rows;
+  CRM_RETURN_IF_ERROR(db.Transact([&](pqxx::work& tx) -> absl::Status {
+    rows.clear();
+    for (const pqxx::row& r : tx.exec(kPendingInvalidations)) {
+      rows.push_back({r[0].as<int64_t>(), r[1].as<std::string>(),
+                      absl::StrSplit(r[2].as<std::string>(), ',', absl::SkipEmpty())});
+    }
+    return absl::OkStatus();
+  }));
+  for (const Row& row : rows) {
+    CRM_RETURN_IF_ERROR(Invalidate(row.subject, row.purposes));
+    CRM_RETURN_IF_ERROR(db.Transact([&](pqxx::work& tx) -> absl::Status {
+      tx.exec_params(kDeleteInvalidation, row.id);
+      return absl::OkStatus();
+    }));
+  }
+  if (!bypassed() || rows.size() == 1000) return absl::OkStatus();
+  // Nothing left to invalidate (as of the SELECT; a later change's own row
+  // is its writer's or the next round's): Redis may be trusted again once
+  // it answers.
+  absl::StatusOr<redis::Reply> pong = redis_->Command("PING");
+  if (!pong.ok() || pong->is_error()) {
+    return absl::UnavailableError("redis: not answering; the check cache stays bypassed");
+  }
+  absl::MutexLock l(&mu_);
+  // A failure since the SELECT may have left a row it did not see.
+  if (failures_ != failures_before) return absl::OkStatus();
+  bypass_.store(false);
+  log::Info("consent.cache_restored", {});
+  return absl::OkStatus();
 }
 
 }  // namespace crm::consent

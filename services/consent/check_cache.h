@@ -18,17 +18,34 @@
 // Keys carry ids only; values carry no personal data. Entries live `ttl`
 // (the generation key twice as long, refreshed by each INCR), which also
 // bounds how long a change whose Invalidate could not reach Redis may be
-// served stale. When Redis is unreachable every call is a miss and checks
-// read PostgreSQL. Metrics: crm_consent_check_cache_total{result=hit|miss|error}.
+// served stale, were it not for the durable invalidations below. When Redis
+// is unreachable every call is a miss and checks read PostgreSQL. Metrics:
+// crm_consent_check_cache_total{result=hit|miss|error|bypass}.
+//
+// Durable invalidation: a change records in its own transaction that the
+// subject's entries must go (Pending: a row of cache_invalidations), and
+// after the commit Committed() invalidates and drops the row. A crash
+// between the two, or Redis failing the invalidation, leaves the row, and
+// Repair (every replica, every second) retries it. Redis that comes back
+// with its data (a pause, a partition, a restart with persistence) would
+// otherwise serve the old decision until its TTL: so once this process has
+// seen any Redis call fail, it bypasses the cache (reads PostgreSQL) until
+// a Repair round finds Redis answering and no invalidation left.
 //
 // Thread-safe (redis::Client is).
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "libs/pg/pool.h"
 #include "libs/redis/client.h"
 #include "services/consent/consent_store.h"
 
@@ -61,14 +78,40 @@ class CheckCache {
                const std::vector<ConsentStore::Standing>& standings);
   // After a committed change of the subject: bumps its generation and drops
   // its entries for `purpose_ids` (every purpose the change can affect).
-  void Invalidate(const std::string& subject_id, const std::vector<std::string>& purpose_ids);
+  // UNAVAILABLE (and bypass from now on) if Redis did not do it.
+  absl::Status Invalidate(const std::string& subject_id,
+                          const std::vector<std::string>& purpose_ids);
+
+  // In the transaction of a change of `subject_id` affecting `purpose_ids`:
+  // records the invalidation it needs; the row's id, for Committed. 0 (and
+  // nothing recorded) when there is no cache.
+  absl::StatusOr<int64_t> Pending(pqxx::transaction_base& tx, const std::string& subject_id,
+                                  const std::vector<std::string>& purpose_ids) const;
+  // After that transaction committed: Invalidate, then drop the row `id`.
+  // Best effort: what fails stays for Repair.
+  void Committed(pg::Pool& db, int64_t id, const std::string& subject_id,
+                 const std::vector<std::string>& purpose_ids);
+  // Retries every recorded invalidation (oldest first, up to 1,000 a call);
+  // ends the bypass once Redis answers and none is left. OK when nothing
+  // failed; UNAVAILABLE naming Redis or PostgreSQL otherwise.
+  absl::Status Repair(pg::Pool& db);
+
+  // True while checks bypass the cache (see the header comment).
+  bool bypassed() const { return bypass_.load(std::memory_order_relaxed); }
 
  private:
+  void NoteRedisFailure();
+
   redis::Client* redis_;
   absl::Duration ttl_;
+  // Written under mu_ (NoteRedisFailure, Repair), read without it.
+  std::atomic<bool> bypass_{false};
+  absl::Mutex mu_;
+  uint64_t failures_ ABSL_GUARDED_BY(mu_) = 0;
   prometheus::Counter* hit_ = nullptr;
   prometheus::Counter* miss_ = nullptr;
   prometheus::Counter* error_ = nullptr;
+  prometheus::Counter* bypass_count_ = nullptr;
 };
 
 // The value format, exposed for tests.

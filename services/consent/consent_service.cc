@@ -177,16 +177,18 @@ grpc::Status ConsentService::PublishNotice(Ctx* ctx, const v1::PublishNoticeRequ
 
 absl::Status ConsentService::Record(Ctx* ctx, v1::Action action, const v1::Statement& in,
                                     bool* changed, v1::LedgerEntry* entry, std::string* receipt) {
-  absl::Status s = RecordInTransaction(ctx, action, in, changed, entry, receipt);
+  int64_t invalidation = 0;
+  absl::Status s = RecordInTransaction(ctx, action, in, changed, entry, receipt, &invalidation);
   if (s.ok() && *changed && d_.cache != nullptr) {
-    d_.cache->Invalidate(entry->subject_id(), {entry->purpose_id()});
+    d_.cache->Committed(d_.db, invalidation, entry->subject_id(), {entry->purpose_id()});
   }
   return s;
 }
 
 absl::Status ConsentService::RecordInTransaction(Ctx* ctx, v1::Action action,
                                                  const v1::Statement& in, bool* changed,
-                                                 v1::LedgerEntry* entry, std::string* receipt) {
+                                                 v1::LedgerEntry* entry, std::string* receipt,
+                                                 int64_t* invalidation) {
   CRM_ASSIGN_OR_RETURN(auto caller, AuthorizeFor(ctx, d_.verifier, kWrite, in.subject_id()));
   const absl::Time now = absl::FromUnixMicros(absl::ToUnixMicros(d_.clock.Now()));
   CRM_RETURN_IF_ERROR(ValidateStatement(in, now));
@@ -284,6 +286,9 @@ absl::Status ConsentService::RecordInTransaction(Ctx* ctx, v1::Action action,
     Apply(state, *entry);
     CRM_RETURN_IF_ERROR(ConsentStore::Append(tx, *entry, sealed, signed_receipt, state));
     if (receipt != nullptr) *receipt = signed_receipt;
+    if (d_.cache != nullptr) {
+      CRM_ASSIGN_OR_RETURN(*invalidation, d_.cache->Pending(tx, subject, {in.purpose_id()}));
+    }
     *changed = true;
     Event e = AuditEvent(*ctx, *caller,
                          absl::StrCat("consent.", action == v1::ACTION_GRANT      ? "grant"
@@ -507,17 +512,23 @@ grpc::Status ConsentService::SetRestriction(Ctx* ctx, const v1::SetRestrictionRe
     CRM_ASSIGN_OR_RETURN(const std::string subject,
                          base::CanonicalUuid("subject_id", req->subject_id()));
     std::vector<std::string> purposes;
+    int64_t invalidation = 0;
     absl::Status s = d_.db.Transact([&](pqxx::work& tx) -> absl::Status {
       CRM_ASSIGN_OR_RETURN(const bool changed, ConsentStore::SetRestricted(
                                                    tx, subject, req->restricted(), d_.clock.Now()));
       resp->set_changed(changed);
       if (!changed) return absl::OkStatus();
       CRM_ASSIGN_OR_RETURN(purposes, ConsentStore::PurposeIds(tx));
+      if (d_.cache != nullptr) {
+        CRM_ASSIGN_OR_RETURN(invalidation, d_.cache->Pending(tx, subject, purposes));
+      }
       return d_.audit.Enqueue(
           tx, AuditEvent(*ctx, *caller,
                          req->restricted() ? "consent.restrict" : "consent.unrestrict", subject));
     });
-    if (s.ok() && resp->changed() && d_.cache != nullptr) d_.cache->Invalidate(subject, purposes);
+    if (s.ok() && resp->changed() && d_.cache != nullptr) {
+      d_.cache->Committed(d_.db, invalidation, subject, purposes);
+    }
     return s;
   });
 }

@@ -95,7 +95,8 @@ class ConsentService final : public v1::Consent::Service {
   absl::Status Record(Ctx* ctx, v1::Action action, const v1::Statement& statement, bool* changed,
                       v1::LedgerEntry* entry, std::string* receipt = nullptr);
   absl::Status RecordInTransaction(Ctx* ctx, v1::Action action, const v1::Statement& statement,
-                                   bool* changed, v1::LedgerEntry* entry, std::string* receipt);
+                                   bool* changed, v1::LedgerEntry* entry, std::string* receipt,
+                                   int64_t* invalidation);
   // The decisions for `subjects` (canonical ids) on `purpose_id`.
   // `out` gets one per subject, in order.
   absl::Status Decide(const std::string& purpose_id, const std::vector<std::string>& subjects,

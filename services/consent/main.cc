@@ -4,11 +4,14 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <thread>
 
+#include "absl/synchronization/notification.h"
 #include "libs/base/status_macros.h"
 #include "libs/config/config.h"
 #include "libs/crypto/blind_index.h"
 #include "libs/crypto/key_ring.h"
+#include "libs/log/log.h"
 #include "libs/service/api_auth.h"
 #include "libs/service/audit_outbox.h"
 #include "libs/service/service_main.h"
@@ -36,6 +39,9 @@ struct App {
   std::unique_ptr<ReceiptSigner> receipts;
   std::unique_ptr<ConsentService> service;
   std::unique_ptr<SubjectDataService> subject_data;
+  // CheckCache::Repair every second (check_cache.h).
+  std::thread repairer;
+  absl::Notification stop_repairs;
 };
 
 using service::StartupStep;
@@ -54,6 +60,17 @@ absl::Status Setup(const ConsentConfig& cfg, const service::ApiAuthConfig& auth_
   ctx.on_stop.push_back([&app] { app.auth->Stop(); });
   CRM_ASSIGN_OR_RETURN(app.outbox, service::AuditOutbox::Start(ctx, *app.ring, cfg.audit_addr));
   app.cache = std::make_unique<CheckCache>(&app.auth->redis(), cfg.cache_ttl, &ctx.metrics);
+  app.repairer = std::thread([&app, &db = ctx.db] {
+    while (!app.stop_repairs.WaitForNotificationWithTimeout(absl::Seconds(1))) {
+      if (absl::Status s = app.cache->Repair(db); !s.ok()) {
+        log::Warn("consent.cache_repair_failed", {{"status", s}});
+      }
+    }
+  });
+  ctx.on_stop.push_back([&app] {
+    app.stop_repairs.Notify();
+    app.repairer.join();
+  });
   absl::StatusOr<std::unique_ptr<ReceiptSigner>> receipts =
       ReceiptSigner::LoadOrCreate(ctx.db, *app.ring, cfg.issuer);
   CRM_RETURN_IF_ERROR(StartupStep("receipt key", receipts.status()));
@@ -99,8 +116,7 @@ int main(int argc, char** argv) {
   settings.Add("receipt_jurisdiction", &cfg.issuer.jurisdiction,
                "the jurisdiction stated in consent receipts");
   settings.Add("check_cache_ttl", &cfg.cache_ttl,
-               "how long a subject's standing on a purpose stays in Redis for Check; also the "
-               "longest a change whose invalidation could not reach Redis is served stale");
+               "how long a subject's standing on a purpose stays in Redis for Check");
   crm::config::ParseOrExit(settings, argc, argv, environ);
   absl::Status valid = crm::service::ValidateCommonConfig(common);
   if (valid.ok()) valid = crm::service::ValidateApiAuthConfig(auth_cfg);

@@ -366,6 +366,60 @@ TEST_F(ConsentServiceTest, ChecksAreCachedInvalidatedByChangesAndCorrectWithoutR
   EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_GRANTED));
 }
 
+// Redis unreachable while a withdrawal commits, and the invalidation lost
+// on the way (a dropped packet; here: the entry written back after Redis
+// returns): the "granted" Redis holds must not be served when it is back.
+TEST_F(ConsentServiceTest, AWithdrawalWhoseInvalidationWasLostIsNotUndoneWhenRedisReturns) {
+  const std::string subject = base::NewUuid();
+  ASSERT_THAT(Grant(Statement(subject, "newsletter", v2_)), IsOk());
+  EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_GRANTED));
+  const double hits = CacheCount("hit");
+  EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_GRANTED));
+  ASSERT_EQ(CacheCount("hit"), hits + 1);  // "granted" is in Redis
+  CRM_ASSERT_OK_AND_ASSIGN(redis::Reply keys, redis_->Command("KEYS", "cs:*"));
+  ASSERT_EQ(keys.elements.size(), 1u);
+  const std::string key = keys.elements[0].str;
+  CRM_ASSERT_OK_AND_ASSIGN(redis::Reply granted, redis_->Command("GET", key));
+
+  ASSERT_THAT(redis_server_->Pause(), IsOk());
+  ASSERT_THAT(Withdraw(Statement(subject, "newsletter")), IsOk());
+  EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_WITHDRAWN));
+  EXPECT_TRUE(cache_->bypassed());
+  ASSERT_THAT(redis_server_->Resume(), IsOk());
+  ASSERT_THAT(redis_->Command("SET", key, granted.str).status(), IsOk());
+
+  // Back, with the old entry in it: bypassed until repaired, then repaired.
+  EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_WITHDRAWN));
+  ASSERT_THAT(cache_->Repair(*db_.pool), IsOk());
+  EXPECT_FALSE(cache_->bypassed());
+  EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_WITHDRAWN));
+  const double hits_after = CacheCount("hit");
+  EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_WITHDRAWN));
+  EXPECT_EQ(CacheCount("hit"), hits_after + 1);  // cached again, correctly
+}
+
+// A process that died between a change's commit and its invalidation left a
+// row in cache_invalidations: the next Repair (any replica's) drops the entry.
+TEST_F(ConsentServiceTest, RepairInvalidatesWhatACrashedWriterLeftBehind) {
+  const std::string subject = base::NewUuid();
+  ASSERT_THAT(Grant(Statement(subject, "newsletter", v2_)), IsOk());
+  EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_GRANTED));
+  ASSERT_TRUE(cache_->GetMany({subject}, "newsletter")[0].has_value());
+  ASSERT_THAT(db_.pool->Transact([&](pqxx::work& tx) -> absl::Status {
+    return cache_->Pending(tx, subject, {"newsletter", "billing"}).status();
+  }),
+              IsOk());
+  ASSERT_THAT(cache_->Repair(*db_.pool), IsOk());
+  EXPECT_FALSE(cache_->GetMany({subject}, "newsletter")[0].has_value());
+  int64_t left = -1;
+  ASSERT_THAT(db_.pool->Transact([&](pqxx::work& tx) -> absl::Status {
+    left = tx.exec1("SELECT count(*) FROM cache_invalidations")[0].as<int64_t>();
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_EQ(left, 0);
+}
+
 TEST(CheckCacheValueTest, EncodedStandingsRoundTripAndGarbageIsAMiss) {
   ConsentStore::Standing s;
   s.state.kind = PurposeState::Kind::kGranted;
@@ -398,7 +452,8 @@ TEST_F(ConsentServiceTest, AStandingReadBeforeAChangeIsNotCachedAfterIt) {
   granted.state.expires_at = absl::InfiniteFuture();
   const std::vector<std::string> before = cache_->Generations(subjects, both);
   ASSERT_THAT(before, ElementsAre("0", "0"));
-  cache_->Invalidate(subjects[0], {"newsletter"});  // a change of the first commits
+  ASSERT_THAT(cache_->Invalidate(subjects[0], {"newsletter"}),
+              IsOk());  // a change of the first commits
   cache_->PutMany(subjects, both, "newsletter", before, {granted, granted});
   std::vector<std::optional<ConsentStore::Standing>> got = cache_->GetMany(subjects, "newsletter");
   EXPECT_FALSE(got[0].has_value());  // refused: its generation moved
@@ -407,7 +462,7 @@ TEST_F(ConsentServiceTest, AStandingReadBeforeAChangeIsNotCachedAfterIt) {
   // Under the current generation it is stored; the next change drops it.
   cache_->PutMany(subjects, {0}, "newsletter", cache_->Generations(subjects, {0}), {granted});
   EXPECT_TRUE(cache_->GetMany(subjects, "newsletter")[0].has_value());
-  cache_->Invalidate(subjects[0], {"newsletter"});
+  ASSERT_THAT(cache_->Invalidate(subjects[0], {"newsletter"}), IsOk());
   EXPECT_FALSE(cache_->GetMany(subjects, "newsletter")[0].has_value());
 }
 

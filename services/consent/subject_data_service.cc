@@ -147,6 +147,7 @@ grpc::Status SubjectDataService::EraseSubjectData(Ctx* ctx, const sv1::EraseSubj
     std::sort(hashes.begin(), hashes.end());
     hashes.erase(std::unique(hashes.begin(), hashes.end()), hashes.end());
     std::vector<std::string> purposes;  // whose cached standings to drop
+    int64_t invalidation = 0;           // their row in cache_invalidations
     absl::Status s = db_.Transact([&](pqxx::work& tx) -> absl::Status {
       resp->Clear();
       resp->set_service(kService);
@@ -161,6 +162,9 @@ grpc::Status SubjectDataService::EraseSubjectData(Ctx* ctx, const sv1::EraseSubj
         CRM_ASSIGN_OR_RETURN(record.erased, ConsentStore::Count(tx, subject));
         record.completed_at = absl::FromUnixMicros(absl::ToUnixMicros(clock_.Now()));
         CRM_ASSIGN_OR_RETURN(purposes, ConsentStore::PurposeIds(tx));
+        if (cache_ != nullptr && !purposes.empty()) {
+          CRM_ASSIGN_OR_RETURN(invalidation, cache_->Pending(tx, subject, purposes));
+        }
         if (record.erased.marketing_objections > 0 && !hashes.empty()) {
           CRM_RETURN_IF_ERROR(ConsentStore::Suppress(tx, hashes, record.completed_at));
           record.suppressed = static_cast<int64_t>(hashes.size());
@@ -185,7 +189,9 @@ grpc::Status SubjectDataService::EraseSubjectData(Ctx* ctx, const sv1::EraseSubj
       rpc::SetTime(done->completed_at, resp->mutable_completed_at());
       return absl::OkStatus();
     });
-    if (s.ok() && cache_ != nullptr && !purposes.empty()) cache_->Invalidate(subject, purposes);
+    if (s.ok() && cache_ != nullptr && !purposes.empty()) {
+      cache_->Committed(db_, invalidation, subject, purposes);
+    }
     return s;
   });
 }
