@@ -169,7 +169,11 @@ class IdentityService final : public crm::identity::v1::Identity::Service {
       absl::string_view username, std::optional<std::string> initial_password = std::nullopt);
 
   // One pass of the background sweeps: signing-key refresh, grant expiry
-  // notices, password expiry reminders. Returns the first error.
+  // notices, password expiry reminders, and the revocations of sessions
+  // revoked within an access token's lifetime (+ 30 s leeway) written to
+  // Redis again (a Redis restarted empty, or a revocation written while it
+  // was down, would otherwise let their tokens through until they expire).
+  // Returns the first error.
   absl::Status Sweep();
 
  private:
@@ -242,6 +246,7 @@ class IdentityService final : public crm::identity::v1::Identity::Service {
                                  absl::string_view code);
 
   absl::Status SweepGrantNotices(absl::Time now);
+  absl::Status RepublishRevocations(absl::Time now);
   absl::Status SweepPasswordReminders(absl::Time now);
 
   // PERMISSION_DENIED unless the caller's certificate is one of

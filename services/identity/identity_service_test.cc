@@ -46,6 +46,7 @@
 #include "libs/crypto/ed25519.h"
 #include "libs/crypto/primitives.h"
 #include "libs/json/json.h"
+#include "libs/redis/client.h"
 #include "libs/rpc/access_policy.h"
 #include "libs/rpc/channel.h"
 #include "libs/rpc/server.h"
@@ -64,6 +65,7 @@ namespace crm::identity {
 namespace {
 
 using ::crm::testing::IsOk;
+using ::crm::testing::IsOkAndHolds;
 using ::crm::testing::StatusIs;
 using ::testing::AllOf;
 using ::testing::Contains;
@@ -1936,6 +1938,18 @@ TEST_F(RedisOutageTest, LoginAndLockoutGoOnTokensFailClosedAndRestartRecovers) {
   CRM_ASSERT_OK_AND_ASSIGN(v1::User bob, CreateUser("bob"));
   CRM_ASSERT_OK_AND_ASSIGN(std::string token, TokenOf("alice"));
   ASSERT_THAT(GetUser(alice.user_id(), token), IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(v1::LoginResponse ended, LoginAs("alice"));
+  ASSERT_THAT(Call(&Stub::Logout, v1::LogoutRequest(), ended.tokens().access_token()), IsOk());
+  const std::string revoked_key = absl::StrCat("crm:auth:revoked:", ended.session_id());
+  auto revoked_in_redis = [&]() -> absl::StatusOr<bool> {
+    const crm::testing::RedisTestServer r = h_->redis().info();
+    CRM_ASSIGN_OR_RETURN(
+        std::unique_ptr<redis::Client> client,
+        redis::Client::Create({.host = r.host, .port = r.port, .password = r.password}));
+    CRM_ASSIGN_OR_RETURN(redis::Reply exists, client->Command("EXISTS", revoked_key));
+    return exists.integer == 1;
+  };
+  ASSERT_THAT(revoked_in_redis(), IsOkAndHolds(true));
 
   ASSERT_THAT(h_->redis().Stop(), IsOk());
   // Past the revocation checker's memory of "not revoked" (at most 1 s).
@@ -1959,6 +1973,11 @@ TEST_F(RedisOutageTest, LoginAndLockoutGoOnTokensFailClosedAndRestartRecovers) {
   EXPECT_THAT(LoginAs("alice", {"203.0.113.5", "", ""}), IsOk());
 
   ASSERT_THAT(h_->redis().Restart(), IsOk());
+  // Restarted empty: the revocation set is gone, and the next sweep writes
+  // back every revocation whose tokens could still be presented.
+  EXPECT_THAT(revoked_in_redis(), IsOkAndHolds(false));
+  ASSERT_THAT(h_->app().service().Sweep(), IsOk());
+  EXPECT_THAT(revoked_in_redis(), IsOkAndHolds(true));
   EXPECT_THAT(GetUser(alice.user_id(), token), IsOk());
   EXPECT_THAT(GetUser(alice.user_id(), during.tokens().access_token()), IsOk());
   CRM_ASSERT_OK_AND_ASSIGN(std::string fresh, TokenOf("alice"));

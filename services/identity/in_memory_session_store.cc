@@ -125,6 +125,16 @@ absl::StatusOr<std::vector<std::string>> InMemorySessionStore::RevokeAllForUser(
   return std::vector<std::string>(revoked.begin(), revoked.end());
 }
 
+absl::StatusOr<std::vector<std::string>> InMemorySessionStore::RevokedSince(absl::Time since) {
+  absl::MutexLock lock(&mu_);
+  std::set<std::string> revoked;
+  for (const auto& [id, row] : sessions_) {
+    if (row.revoked_at.has_value() && *row.revoked_at >= since)
+      revoked.insert(row.record.family_id);
+  }
+  return std::vector<std::string>(revoked.begin(), revoked.end());
+}
+
 absl::StatusOr<LoginHistoryRecord> InMemorySessionStore::AppendLogin(const LoginAttempt& attempt) {
   LoginHistoryRecord rec{.id = base::NewUuid(),
                          .user_id = std::nullopt,

@@ -82,6 +82,11 @@ constexpr const char* kRevokeAllForUserSql =
     "           RETURNING family_id) "
     "SELECT DISTINCT family_id::text FROM r ORDER BY 1";
 
+// $1 since (micros). Served by sessions_revoked_idx (migration 0004).
+constexpr const char* kRevokedSinceSql =
+    "SELECT DISTINCT family_id::text FROM sessions "
+    "WHERE revoked_at IS NOT NULL AND revoked_at >= " CRM_TS_PARAM("$1") " ORDER BY 1";
+
 #define CRM_HISTORY_COLUMNS                                                        \
   "h.id::text, h.user_id::text, " CRM_TS_COL("h.at") ", h.result, "                \
   "h.source_address_ciphertext, h.user_agent_ciphertext"
@@ -253,6 +258,17 @@ absl::StatusOr<std::vector<std::string>> PgSessionStore::RevokeAllForUser(
         std::vector<std::string> out;
         for (const auto& row :
              tx.exec_params(kRevokeAllForUserSql, uid, except, absl::ToUnixMicros(now))) {
+          out.push_back(row[0].as<std::string>());
+        }
+        return out;
+      });
+}
+
+absl::StatusOr<std::vector<std::string>> PgSessionStore::RevokedSince(absl::Time since) {
+  return pool_.TransactValue<std::vector<std::string>>(
+      [&](pqxx::work& tx) -> absl::StatusOr<std::vector<std::string>> {
+        std::vector<std::string> out;
+        for (const auto& row : tx.exec_params(kRevokedSinceSql, absl::ToUnixMicros(since))) {
           out.push_back(row[0].as<std::string>());
         }
         return out;

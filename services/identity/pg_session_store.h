@@ -36,6 +36,7 @@ class PgSessionStore final : public SessionStore {
   absl::StatusOr<std::vector<std::string>> RevokeAllForUser(
       absl::string_view user_id, std::optional<std::string> except_session_id,
       absl::Time now) override;
+  absl::StatusOr<std::vector<std::string>> RevokedSince(absl::Time since) override;
   absl::StatusOr<LoginHistoryRecord> AppendLogin(const LoginAttempt& attempt) override;
   absl::StatusOr<LoginHistoryPage> ListLogins(absl::string_view user_id, absl::Time start_time,
                                               absl::Time end_time, int page_size,

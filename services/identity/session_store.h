@@ -155,6 +155,11 @@ class SessionStore {
   virtual absl::StatusOr<std::vector<std::string>> RevokeAllForUser(
       absl::string_view user_id, std::optional<std::string> except_session_id, absl::Time now) = 0;
 
+  // The ids of the sessions (families) revoked at or after `since`, sorted:
+  // identity republishes them to the Redis revocation set, which a Redis
+  // restart or a failed write may have lost (IdentityService::Sweep).
+  virtual absl::StatusOr<std::vector<std::string>> RevokedSince(absl::Time since) = 0;
+
   // ---- Login history ----
 
   // Records one attempt with a fresh id. Errors: INVALID_ARGUMENT naming

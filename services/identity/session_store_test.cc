@@ -391,6 +391,24 @@ TYPED_TEST(SessionStoreContractTest, RevokeEndsEveryTokenOfTheSession) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("session_id")));
 }
 
+TYPED_TEST(SessionStoreContractTest, RevokedSinceListsTheSessionsRevokedFromThatTimeOn) {
+  const std::string user = this->env_.NewUser("rosa");
+  const SessionRecord early = this->MustCreate(this->Session(user, "e0"));
+  const SessionRecord late = this->MustCreate(this->Session(user, "l0"));
+  const SessionRecord live = this->MustCreate(this->Session(user, "n0"));
+  ASSERT_THAT(this->store().Rotate(Bytes("l0"), Bytes("l1"), kT0), IsOk());  // two rows, one family
+  ASSERT_THAT(this->store().Revoke(early.family_id, kT0 + absl::Minutes(1)), IsOk());
+  ASSERT_THAT(this->store().Revoke(late.family_id, kT0 + absl::Minutes(5)), IsOk());
+  std::vector<std::string> both = {early.family_id, late.family_id};
+  std::sort(both.begin(), both.end());
+  EXPECT_THAT(this->store().RevokedSince(kT0), IsOkAndHolds(both));
+  EXPECT_THAT(this->store().RevokedSince(kT0 + absl::Minutes(1)), IsOkAndHolds(both));
+  EXPECT_THAT(this->store().RevokedSince(kT0 + absl::Minutes(2)),
+              IsOkAndHolds(ElementsAre(late.family_id)));
+  EXPECT_THAT(this->store().RevokedSince(kT0 + absl::Minutes(6)), IsOkAndHolds(IsEmpty()));
+  (void)live;
+}
+
 TYPED_TEST(SessionStoreContractTest, RevokeAllForUserSparesTheExceptedSessionAndOtherUsers) {
   const std::string user = this->env_.NewUser("kim");
   const std::string other = this->env_.NewUser("lee");
