@@ -217,6 +217,9 @@ int main(int argc, char** argv) {
   settings.Add("dkim_selector", &cfg.dkim_selector, "DKIM s=");
   settings.Add("send_batch", &cfg.sender.batch_size, "queue rows per sending round", 1, 10'000);
   settings.Add("send_interval", &cfg.send_interval, "pause between rounds when the queue is idle");
+  settings.Add("send_retry", &cfg.sender.first_retry,
+               "wait before the first retry of a message the relay deferred or could not take "
+               "(doubles with each further attempt)");
   settings.Add(
       "send_lease", &cfg.sender.lease,
       "how long claimed queue rows stay a worker's (a crashed worker's come back after it)");
@@ -251,6 +254,10 @@ int main(int argc, char** argv) {
   }
   if (valid.ok() && cfg.send_interval <= absl::ZeroDuration()) {
     valid = absl::InvalidArgumentError("setting send_interval: must be positive");
+  }
+  if (valid.ok() &&
+      (cfg.sender.first_retry < absl::Seconds(1) || cfg.sender.first_retry > absl::Hours(24))) {
+    valid = absl::InvalidArgumentError("setting send_retry: from 1s to 24h");
   }
   if (valid.ok() && (cfg.sender.lease < absl::Seconds(1) || cfg.sender.lease > absl::Hours(24))) {
     valid = absl::InvalidArgumentError("setting send_lease: from 1s to 24h");
