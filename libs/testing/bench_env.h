@@ -45,94 +45,14 @@
 #include "libs/log/log.h"
 #include "libs/pg/pool.h"
 #include "libs/testing/bench_ratio.h"
+#include "libs/testing/private_testenv.h"
 #include "libs/testing/subprocess.h"
 #include "libs/testing/test_env.h"
 
 namespace crm::testing {
 
-class BenchEnv {
- public:
-  // Makes "$TMPDIR/<name>_XXXXXX" (mode 0755: PostgreSQL runs as its own
-  // user), runs `tools/testenv start` in it (3 minutes at most) and sets
-  // CRMTEST_ENV_DIR and CRMTEST_SOURCE_DIR for this process. Call once per
-  // process. INTERNAL (with the script's output) if anything fails; what did
-  // start is stopped again.
-  static absl::StatusOr<std::unique_ptr<BenchEnv>> Start(absl::string_view name,
-                                                         const std::string& source_dir) {
-    const char* tmp = getenv("TMPDIR");
-    std::string dir =
-        absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/", name, "_XXXXXX");
-    if (mkdtemp(dir.data()) == nullptr) return absl::InternalError("mkdtemp failed");
-    std::unique_ptr<BenchEnv> env(new BenchEnv(std::move(dir), source_dir));
-    if (chmod(env->dir_.c_str(), 0755) != 0) {
-      return absl::InternalError("chmod of the temp dir failed");
-    }
-    env->started_ = true;  // stop even a half-started one
-    CRM_RETURN_IF_ERROR(env->RunTestenv("start"));
-    setenv("CRMTEST_ENV_DIR", env->testenv_dir().c_str(), 1);
-    setenv("CRMTEST_SOURCE_DIR", source_dir.c_str(), 1);
-    CRM_ASSIGN_OR_RETURN(env->env_, TestEnv::Load());
-    return env;
-  }
-
-  // Stops the servers and removes the temp dir (problems go to stderr).
-  // Destroy every pool and PgTestDatabase on them first.
-  ~BenchEnv() {
-    if (started_) {
-      if (absl::Status s = RunTestenv("stop"); !s.ok()) {
-        std::fprintf(stderr, "BenchEnv: %s\n", s.ToString().c_str());
-      }
-    }
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
-  }
-  BenchEnv(const BenchEnv&) = delete;
-  BenchEnv& operator=(const BenchEnv&) = delete;
-
-  // The temp dir: a place for key files and logs.
-  const std::string& dir() const { return dir_; }
-  // The servers' addresses and credentials.
-  const TestEnv& env() const { return env_; }
-  // tools/testenv's directory (dir()/testenv): pg/ holds the cluster, e.g.
-  // pg/postmaster.pid.
-  std::string testenv_dir() const { return dir_ + "/testenv"; }
-
-  // Writes `content` to dir()/<name> with mode 0600 and returns the path.
-  // INTERNAL if it cannot.
-  absl::StatusOr<std::string> WriteSecretFile(absl::string_view name,
-                                              absl::string_view content) const {
-    const std::string path = absl::StrCat(dir_, "/", name);
-    const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0) return absl::InternalError(absl::StrCat("cannot create ", path));
-    const bool ok =
-        write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
-    close(fd);
-    if (!ok) return absl::InternalError(absl::StrCat("cannot write ", path));
-    return path;
-  }
-
- private:
-  BenchEnv(std::string dir, std::string source_dir)
-      : dir_(std::move(dir)), source_dir_(std::move(source_dir)) {}
-
-  absl::Status RunTestenv(const char* command) const {
-    Subprocess::Options options;
-    options.args = {source_dir_ + "/tools/testenv", command, testenv_dir()};
-    options.output_file = absl::StrCat(dir_, "/testenv-", command, ".log");
-    CRM_ASSIGN_OR_RETURN(std::unique_ptr<Subprocess> p, Subprocess::Start(options));
-    CRM_ASSIGN_OR_RETURN(ExitStatus exit, p->WaitForExit(absl::Seconds(180)));
-    if (!exit.exited_with(0)) {
-      return absl::InternalError(
-          absl::StrCat("tools/testenv ", command, " failed:\n", p->Output()));
-    }
-    return absl::OkStatus();
-  }
-
-  std::string dir_;
-  std::string source_dir_;
-  bool started_ = false;
-  TestEnv env_;
-};
+// The private servers of an end-to-end benchmark binary (private_testenv.h).
+using BenchEnv = PrivateTestEnv;
 
 // argv with each of `defaults` (e.g. "--benchmark_repetitions=3") inserted
 // after argv[0] unless the command line already gives that flag. The result
