@@ -91,11 +91,8 @@ TEST(LinkFaultsTest, AnErasureWaitsOutAPartitionFromMailingAndCompletesWhenItHea
   EXPECT_GT(proxy->accepted(), 0) << "the orchestrator never tried mailing";
 
   proxy->SetMode(TcpProxy::Mode::kForward);
-  for (absl::Time end = absl::Now() + absl::Seconds(60); absl::Now() < end;
-       absl::SleepFor(absl::Milliseconds(250))) {
-    state = ErasureState(st, request_id);
-    if (absl::StrContains(state, "COMPLETED")) break;
-  }
+  state = JsonString(
+      st.AwaitErasure(request_id, {"STATE_COMPLETED", "STATE_COMPLETED_WITH_RETENTION"}), "state");
   EXPECT_THAT(state, HasSubstr("STATE_COMPLETED"));
   EXPECT_THAT(st.Shutdown(), IsOk());
 }

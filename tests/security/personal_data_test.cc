@@ -44,27 +44,6 @@ constexpr char kStaffPassword[] = "personal data scan: nine amber owls";
 
 bool Ok(const Outcome& o) { return o.exit.exited_with(0); }
 
-// The six-digit portal code mailed to `address`, or "".
-std::string MailedCode(Stack& st, const std::string& address) {
-  for (int i = 0; i < 100; ++i) {
-    absl::StatusOr<std::vector<crm::testing::SinkMessage>> mail = st.sink->Messages();
-    if (!mail.ok()) return "";
-    for (auto m = mail->rbegin(); m != mail->rend(); ++m) {
-      if (m->recipients != std::vector<std::string>{address}) continue;
-      const std::string kIntro = "Your verification code for the privacy portal is:";
-      const size_t at = m->data.find(kIntro);
-      if (at == std::string::npos) continue;
-      std::string code;
-      for (size_t j = at + kIntro.size(); j < m->data.size() && code.size() < 6; ++j) {
-        if (absl::ascii_isdigit(m->data[j])) code += m->data[j];
-      }
-      return code;
-    }
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  return "";
-}
-
 TEST(PersonalDataTest, AfterTheWholeScenarioNoPersonalValueIsInALogInRedisOrInClearInADatabase) {
   CRM_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Stack> owned, Stack::Create({.relay_audit = true}));
   Stack& st = *owned;
@@ -135,7 +114,7 @@ TEST(PersonalDataTest, AfterTheWholeScenarioNoPersonalValueIsInALogInRedisOrInCl
   ASSERT_EQ(started.first, 200) << started.second;
   CRM_ASSERT_OK_AND_ASSIGN(json::Value start_reply, json::Parse(started.second));
   ASSERT_NE(start_reply.Find("verificationId"), nullptr) << started.second;
-  const std::string code = MailedCode(st, kNewsletterEmail);
+  const std::string code = st.MailedCode(kNewsletterEmail);
   ASSERT_EQ(code.size(), 6u);
   auto confirmed = post(
       "crm.identity.v1.Identity/ConfirmSubjectVerification",
@@ -174,14 +153,8 @@ TEST(PersonalDataTest, AfterTheWholeScenarioNoPersonalValueIsInALogInRedisOrInCl
                               R"(", "reason": "ERASURE_REASON_SUBJECT_REQUEST"})")});
   ASSERT_TRUE(Ok(erasure)) << erasure.output;
   const std::string request_id = JsonString(erasure.output, "request_id");
-  std::string state;
-  for (absl::Time end = absl::Now() + absl::Seconds(60); absl::Now() < end;
-       absl::SleepFor(absl::Milliseconds(200))) {
-    state = st.Crmctl({"call", "erasure", "GetErasure",
-                       absl::StrCat(R"({"requestId": ")", request_id, R"("})")})
-                .output;
-    if (absl::StrContains(state, "STATE_COMPLETED")) break;
-  }
+  const std::string state =
+      st.AwaitErasure(request_id, {"STATE_COMPLETED", "STATE_COMPLETED_WITH_RETENTION"});
   ASSERT_THAT(state, HasSubstr("STATE_COMPLETED"));
 
   // Controls: every kind of place is read (these are stored by design).

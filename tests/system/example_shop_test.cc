@@ -356,25 +356,6 @@ std::string CustomerEverywhere(Stack& st, const std::string& given, const std::s
   return subject;
 }
 
-// The request's JSON once its state is one of `states` (polled), or the last
-// answer.
-std::string AwaitErasure(Stack& st, const std::string& request_id,
-                         const std::vector<std::string>& states,
-                         absl::Duration bound = absl::Seconds(60)) {
-  std::string last;
-  const absl::Time end = absl::Now() + bound;
-  while (absl::Now() < end) {
-    last = st.Crmctl({"call", "erasure", "GetErasure",
-                      absl::StrCat(R"({"requestId": ")", request_id, R"("})")})
-               .output;
-    for (const std::string& s : states) {
-      if (absl::StrContains(last, absl::StrCat(R"("state": ")", s, R"(")"))) return last;
-    }
-    absl::SleepFor(absl::Milliseconds(200));
-  }
-  return last;
-}
-
 TEST_F(ExampleShopTest, AnErasureLeavesNoTraceInAnyServiceAndIsCertified) {
   Stack& st = *g_stack;
   auto ok = [](const Outcome& o) { return o.exit.exited_with(0); };
@@ -404,7 +385,7 @@ TEST_F(ExampleShopTest, AnErasureLeavesNoTraceInAnyServiceAndIsCertified) {
   ASSERT_THAT(st.Launch("mailing"), IsOk());
 
   const std::string done =
-      AwaitErasure(st, request_id, {"STATE_COMPLETED", "STATE_COMPLETED_WITH_RETENTION"});
+      st.AwaitErasure(request_id, {"STATE_COMPLETED", "STATE_COMPLETED_WITH_RETENTION"});
   ASSERT_THAT(done, HasSubstr("STATE_COMPLETED_WITH_RETENTION")) << done;
   EXPECT_THAT(done, HasSubstr("marketing_suppression"));  // consent keeps a hash
   EXPECT_THAT(done, HasSubstr("audit_events"));           // pseudonymous, retained
@@ -492,7 +473,7 @@ TEST_F(ExampleShopTest, AnErasureWaitsForAStoppedServiceAndForARestartedOrchestr
   ASSERT_THAT(st.Launch("mailing"), IsOk());
   ASSERT_THAT(st.Launch("erasure"), IsOk());
   const std::string done =
-      AwaitErasure(st, request_id, {"STATE_COMPLETED", "STATE_COMPLETED_WITH_RETENTION"});
+      st.AwaitErasure(request_id, {"STATE_COMPLETED", "STATE_COMPLETED_WITH_RETENTION"});
   EXPECT_THAT(done, HasSubstr("STATE_COMPLETED_WITH_RETENTION")) << done;
   EXPECT_THAT(st.Traces({"Paulus", email, "4930901821"}), ::testing::IsEmpty());
 }
@@ -514,7 +495,7 @@ TEST_F(ExampleShopTest, AnAccessRequestGathersEveryServicesDataIntoOneEncryptedE
   const std::string request_id = JsonString(listed.output, "request_id");
   ASSERT_FALSE(request_id.empty()) << listed.output;
   EXPECT_EQ(JsonString(listed.output, "subject_id"), subject);
-  const std::string done = AwaitErasure(st, request_id, {"STATE_COMPLETED"});
+  const std::string done = st.AwaitErasure(request_id, {"STATE_COMPLETED"});
   ASSERT_THAT(done, HasSubstr("STATE_COMPLETED")) << done;
   EXPECT_THAT(done, HasSubstr("KIND_ACCESS"));
 
@@ -833,27 +814,6 @@ TEST_F(ExampleShopTest, AOneClickUnsubscribeThroughTheGatewayStopsTheNextCampaig
   EXPECT_THAT(st.gateway->Output(), Not(HasSubstr(token)));
 }
 
-// The 6-digit code in the newest verification mail to `address`, or "".
-std::string MailedCode(Stack& st, const std::string& address) {
-  for (int i = 0; i < 100; ++i) {
-    absl::StatusOr<std::vector<crm::testing::SinkMessage>> mail = st.sink->Messages();
-    if (!mail.ok()) return "";
-    for (auto m = mail->rbegin(); m != mail->rend(); ++m) {
-      if (m->recipients.size() != 1 || m->recipients[0] != address) continue;
-      const std::string kIntro = "Your verification code for the privacy portal is:";
-      const size_t at = m->data.find(kIntro);
-      if (at == std::string::npos) continue;
-      std::string code;
-      for (size_t j = at + kIntro.size(); j < m->data.size() && code.size() < 6; ++j) {
-        if (absl::ascii_isdigit(m->data[j])) code += m->data[j];
-      }
-      return code;
-    }
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  return "";
-}
-
 // A data subject signs in on the portal's API with a code mailed to their
 // address, then asks for a copy of their data, follows the request and
 // downloads it; their token reaches nobody else's data and no staff method.
@@ -896,7 +856,7 @@ TEST_F(ExampleShopTest, ASubjectProvesTheirAddressWithAMailedCodeAndFetchesTheir
   ASSERT_EQ(started.first, 200) << started.second;
   const std::string verification = field(started.second, "verificationId");
   ASSERT_FALSE(verification.empty()) << started.second;
-  const std::string code = MailedCode(st, email);
+  const std::string code = st.MailedCode(email);
   ASSERT_EQ(code.size(), 6u) << "no code mailed";
 
   const std::string wrong_code = code == "000000" ? "000001" : "000000";
@@ -1071,7 +1031,7 @@ TEST_F(ExampleShopTest, ASubjectProvesTheirAddressWithAMailedCodeAndFetchesTheir
   const std::string stranger = "nobody.here@customers.example";
   auto started_unknown = post(start, absl::StrCat(R"({"email": ")", stranger, R"("})"));
   ASSERT_EQ(started_unknown.first, 200) << started_unknown.second;
-  const std::string unknown_code = MailedCode(st, stranger);
+  const std::string unknown_code = st.MailedCode(stranger);
   ASSERT_EQ(unknown_code.size(), 6u);
   auto none = post(confirm, absl::StrCat(R"({"verificationId": ")",
                                          field(started_unknown.second, "verificationId"),

@@ -323,6 +323,42 @@ std::vector<std::string> Stack::CampaignMailTo(const std::string& list_id,
   return out;
 }
 
+std::string Stack::MailedCode(const std::string& address) {
+  for (int i = 0; i < 100; ++i) {
+    absl::StatusOr<std::vector<crm::testing::SinkMessage>> mail = sink->Messages();
+    if (!mail.ok()) return "";
+    for (auto m = mail->rbegin(); m != mail->rend(); ++m) {
+      if (m->recipients.size() != 1 || m->recipients[0] != address) continue;
+      const std::string kIntro = "Your verification code for the privacy portal is:";
+      const size_t at = m->data.find(kIntro);
+      if (at == std::string::npos) continue;
+      std::string code;
+      for (size_t j = at + kIntro.size(); j < m->data.size() && code.size() < 6; ++j) {
+        if (absl::ascii_isdigit(m->data[j])) code += m->data[j];
+      }
+      return code;
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return "";
+}
+
+std::string Stack::AwaitErasure(const std::string& request_id,
+                                const std::vector<std::string>& states, absl::Duration bound) {
+  std::string last;
+  const absl::Time end = absl::Now() + bound;
+  while (absl::Now() < end) {
+    last = Crmctl({"call", "erasure", "GetErasure",
+                   absl::StrCat(R"({"requestId": ")", request_id, R"("})")})
+               .output;
+    for (const std::string& s : states) {
+      if (absl::StrContains(last, absl::StrCat(R"("state": ")", s, R"(")"))) return last;
+    }
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  return last;
+}
+
 std::vector<std::string> Stack::Traces(const std::vector<std::string>& needles) {
   std::vector<std::string> found;
   auto holds = [&](absl::string_view text) {

@@ -118,6 +118,14 @@ struct Stack {
   std::vector<std::string> CampaignMailTo(const std::string& list_id,
                                           const std::string& template_id, const std::string& email);
 
+  // The 6-digit privacy-portal code in the newest verification mail to
+  // `address` (polled for 10 s), or "".
+  std::string MailedCode(const std::string& address);
+  // The erasure request's JSON (crmctl GetErasure) once its state is one of
+  // `states` (polled), or the last answer when `bound` has passed.
+  std::string AwaitErasure(const std::string& request_id, const std::vector<std::string>& states,
+                           absl::Duration bound = absl::Seconds(60));
+
   // `crmctl ARGS...` with the administrator's session.
   Outcome Crmctl(const std::vector<std::string>& args);
 
