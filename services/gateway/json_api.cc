@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <set>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -149,12 +150,113 @@ std::optional<HttpAnswer> CheckAuthorization(absl::string_view authorization) {
       401, ErrorJson("UNAUTHENTICATED", "Authorization: \"Bearer <access token>\" expected")};
 }
 
+namespace {
+
+// Whether `body` has an array directly inside an array ("[[1]]"), outside
+// strings. No request field takes one, but protobuf's JSON parser flattens
+// them into the outer repeated field instead of refusing them.
+bool NestsArrays(absl::string_view body) {
+  std::vector<char> open;
+  bool in_string = false;
+  bool escaped = false;
+  for (const char c : body) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        in_string = true;
+        break;
+      case '[':
+        if (!open.empty() && open.back() == '[') return true;
+        open.push_back(c);
+        break;
+      case '{':
+        open.push_back(c);
+        break;
+      case ']':
+      case '}':
+        if (!open.empty()) open.pop_back();
+        break;
+      default:
+        break;
+    }
+  }
+  return false;
+}
+
+// Whether a message of `type` can hold google.protobuf.ListValue or Value,
+// whose JSON may nest arrays.
+bool TakesListValues(const pb::Descriptor* type, std::set<const pb::Descriptor*>& seen) {
+  if (!seen.insert(type).second) return false;
+  if (type->full_name() == "google.protobuf.ListValue" ||
+      type->full_name() == "google.protobuf.Value") {
+    return true;
+  }
+  for (int i = 0; i < type->field_count(); ++i) {
+    const pb::Descriptor* sub = type->field(i)->message_type();
+    if (sub != nullptr && TakesListValues(sub, seen)) return true;
+  }
+  return false;
+}
+
+// The field whose value protobuf's JSON parser refused, from its error
+// message, or "": the path it puts first ("(person.emails[0].address):
+// invalid value ..."), and for an object given to a text or number field
+// (": invalid value Starting an object on a scalar field for type given_name"
+// after the parent's path) that field's name. Both come from the schema;
+// nothing else of the message is kept, as it may quote the input.
+std::string FieldPathOf(absl::string_view parse_error) {
+  std::string path;
+  if (absl::ConsumePrefix(&parse_error, "(")) {
+    const size_t end = parse_error.find(')');
+    if (end == absl::string_view::npos) return "";
+    path = std::string(parse_error.substr(0, end));
+    parse_error.remove_prefix(end + 1);
+  }
+  constexpr absl::string_view kObjectOnScalar = "Starting an object on a scalar field for type ";
+  if (const size_t at = parse_error.find(kObjectOnScalar); at != absl::string_view::npos) {
+    const absl::string_view name = parse_error.substr(at + kObjectOnScalar.size());
+    if (!name.empty() && std::all_of(name.begin(), name.end(), IsFieldChar)) {
+      path = path.empty() ? std::string(name) : absl::StrCat(path, ".", name);
+    }
+  }
+  if (path.empty() || path.size() > 100 || !std::all_of(path.begin(), path.end(), IsFieldChar)) {
+    return "";
+  }
+  return path;
+}
+
+}  // namespace
+
 std::optional<HttpAnswer> ParseBody(absl::string_view body, pb::Message& message) {
   pb::util::JsonParseOptions parse;
   parse.ignore_unknown_fields = false;
   if (absl::StripAsciiWhitespace(body).empty()) body = "{}";
-  if (pb::util::JsonStringToMessage(std::string(body), &message, parse).ok()) return std::nullopt;
+  if (NestsArrays(body)) {
+    std::set<const pb::Descriptor*> seen;
+    if (!TakesListValues(message.GetDescriptor(), seen)) {
+      return HttpAnswer{400, ErrorJson("INVALID_ARGUMENT",
+                                       "body: an array inside an array, which no field of the "
+                                       "request takes (see /openapi.json)")};
+    }
+  }
+  const auto s = pb::util::JsonStringToMessage(std::string(body), &message, parse);
+  if (s.ok()) return std::nullopt;
   // protobuf's message may quote the input: say what was expected instead.
+  if (const std::string path = FieldPathOf(std::string(s.message())); !path.empty()) {
+    return HttpAnswer{
+        400, ErrorJson("INVALID_ARGUMENT", absl::StrCat(path,
+                                                        ": wrong JSON type or value for this field "
+                                                        "(see /openapi.json)"))};
+  }
   return HttpAnswer{400,
                     ErrorJson("INVALID_ARGUMENT",
                               absl::StrCat("body: not a ", message.GetDescriptor()->full_name(),

@@ -74,7 +74,11 @@ HttpAnswer ErrorAnswer(const grpc::Status& s);
 // nullopt when it may be forwarded (or is absent).
 std::optional<HttpAnswer> CheckAuthorization(absl::string_view authorization);
 // Parses `body` ("" is {}) into `message` (protobuf's JSON mapping, unknown
-// fields refused); the 400 naming "body" otherwise, never echoing it.
+// fields refused, arrays inside arrays refused unless the message can hold a
+// google.protobuf.ListValue: protobuf would flatten them). Otherwise the 400
+// naming the field whose value has the wrong type or is out of range
+// ("person.emails[0].address") where protobuf says which, else "body";
+// never echoing the input.
 std::optional<HttpAnswer> ParseBody(absl::string_view body, google::protobuf::Message& message);
 
 class JsonApi {

@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "crm/consent/v1/consent.pb.h"
+#include "crm/contacts/v1/contacts.pb.h"
 #include "crm/identity/v1/identity.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -87,6 +88,54 @@ TEST(ErrorJsonTest, NamesTheFieldWhenTheMessageStartsWithOne) {
 
 // Found by tests/fuzz (gateway_json): the 500-byte cut split a multi-byte
 // character, and the error body was no longer valid UTF-8, so not JSON.
+// The error of ParseBody, or "" if the body parsed.
+std::string ParseError(absl::string_view body, google::protobuf::Message& message) {
+  std::optional<HttpAnswer> a = ParseBody(body, message);
+  if (!a.has_value()) return "";
+  EXPECT_EQ(a->status, 400);
+  return a->body;
+}
+
+TEST(ParseBodyTest, NamesTheFieldOfAWrongTypeWithoutItsValue) {
+  crm::contacts::v1::CreatePersonRequest person;
+  const std::string wrong =
+      ParseError(R"({"person": {"emails": [{"address": 987654321}]}})", person);
+  EXPECT_THAT(wrong, HasSubstr(R"("field":"person.emails[0].address")"));
+  EXPECT_THAT(wrong, Not(HasSubstr("987654321")));
+  const std::string bad_enum = ParseError(R"({"person": {"status": "ZQXJ_SECRET"}})", person);
+  EXPECT_THAT(bad_enum, HasSubstr(R"("field":"person.status")"));
+  EXPECT_THAT(bad_enum, Not(HasSubstr("ZQXJ")));
+  // An object for a text field, at the top and further down.
+  crm::contacts::v1::UpdatePersonRequest update;
+  EXPECT_THAT(ParseError(R"({"subjectId": {"zqxj": 1}})", update),
+              HasSubstr(R"("field":"subject_id")"));
+  EXPECT_THAT(ParseError(R"({"person": {"givenName": {"zqxj": 1}}})", update),
+              HasSubstr(R"("field":"person.given_name")"));
+  // An unknown key inside a known field: that field, not the key.
+  const std::string inner = ParseError(R"({"person": {"emails": {"zqxjKey": 1}}})", update);
+  EXPECT_THAT(inner, HasSubstr(R"("field":"person.emails")"));
+  EXPECT_THAT(inner, Not(HasSubstr("zqxj")));
+  // An unknown field: protobuf names the key as sent, so the body is named.
+  const std::string unknown = ParseError(R"({"zqxjUnknown": 1})", person);
+  EXPECT_THAT(unknown, HasSubstr(R"("field":"body")"));
+  EXPECT_THAT(unknown, Not(HasSubstr("zqxj")));
+}
+
+TEST(ParseBodyTest, RefusesArraysInsideArraysThatProtobufWouldFlatten) {
+  crm::consent::v1::CheckSuppressionRequest check;
+  // protobuf 3.21 reads [["a"], "b"] as ["a", "b"], at any depth.
+  EXPECT_THAT(ParseError(R"({"emailAddresses": [["a"], "b"]})", check),
+              HasSubstr(R"("field":"body")"));
+  EXPECT_THAT(ParseError(absl::StrCat(R"({"emailAddresses": )", std::string(100000, '['),
+                                      std::string(100000, ']'), "}"),
+                         check),
+              HasSubstr("array inside an array"));
+  // Brackets inside strings are text.
+  EXPECT_EQ(ParseError(R"({"emailAddresses": ["[[a]]", "\"[["]})", check), "");
+  EXPECT_EQ(check.email_addresses_size(), 2);
+  EXPECT_EQ(ParseError(R"({"emailAddresses": []})", check), "");
+}
+
 TEST(ErrorJsonTest, CutsLongMessagesAtACharacterBoundary) {
   std::string message = "name: ";  // then two-byte characters across byte 500
   while (message.size() < 600) message += "\xc3\xa9";

@@ -10,8 +10,11 @@
 //  - a body that maps is a message whose strings are valid UTF-8 (it
 //    serialises and parses back as protobuf), and printed as JSON it maps
 //    again to the same message;
-//  - a body that does not map gets 400 with the one fixed error body, which
-//    never quotes the body;
+//  - a body that does not map gets 400 with one of the fixed error bodies
+//    ("body: ...": not the message in JSON, or arrays nested in arrays) or
+//    one naming a field of the request ("person.emails[0].address: wrong
+//    JSON type or value ..."), whose path starts with a field of the message
+//    and holds only schema characters: it never quotes the body;
 //  - only "Bearer " + printable ASCII, at most 8 KiB, passes as a token; any
 //    other non-empty Authorization gets the 401 JSON answer;
 //  - every error body is JSON our strict parser accepts (valid UTF-8
@@ -70,11 +73,36 @@ void CheckBody(absl::string_view body, pb::Message& message) {
   std::optional<HttpAnswer> bad = crm::gateway::ParseBody(body, message);
   if (bad.has_value()) {
     if (bad->status != 400) Fail("an unparsable body that is not 400");
-    const std::string expected = crm::gateway::ErrorJson(
+    const std::string not_the_message = crm::gateway::ErrorJson(
         "INVALID_ARGUMENT",
         absl::StrCat("body: not a ", message.GetDescriptor()->full_name(),
                      " in JSON (unknown field, wrong type or malformed; see /openapi.json)"));
-    if (bad->body != expected) Fail("the 400 body is not the fixed one");
+    const std::string nested_arrays = crm::gateway::ErrorJson(
+        "INVALID_ARGUMENT",
+        "body: an array inside an array, which no field of the request takes (see /openapi.json)");
+    if (bad->body == not_the_message || bad->body == nested_arrays) return;
+    // Naming a field: "<path>: wrong JSON type or value for this field ...".
+    constexpr absl::string_view kFieldSuffix =
+        ": wrong JSON type or value for this field (see /openapi.json)";
+    absl::StatusOr<crm::json::Value> v = crm::json::Parse(bad->body);
+    const crm::json::Value* error = v.ok() ? v->Find("error") : nullptr;
+    const crm::json::Value* m = error != nullptr ? error->Find("message") : nullptr;
+    if (m == nullptr || !m->is_string() || !absl::EndsWith(m->string_value(), kFieldSuffix)) {
+      Fail("the 400 body is neither a fixed one nor names a field");
+    }
+    const std::string path =
+        m->string_value().substr(0, m->string_value().size() - kFieldSuffix.size());
+    for (char c : path) {
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '[' ||
+            c == ']')) {
+        Fail("the field named in a 400 holds a character no field path has");
+      }
+    }
+    if (message.GetDescriptor()->FindFieldByName(path.substr(0, path.find_first_of(".["))) ==
+        nullptr) {
+      Fail("the field named in a 400 is not a field of the request");
+    }
+    CheckErrorBody(bad->body, m->string_value());
     return;
   }
   std::unique_ptr<pb::Message> copy(message.New());
