@@ -9,10 +9,11 @@
 //  - lockout under concurrency: 50 parallel wrong passwords lock the account
 //    exactly once, as the lockout policy says.
 //
-// What each RPC should do is declared here (kCallerOnly, kNoToken), not read
-// from the services' own AccessPolicy, so that a service that opens a method
-// by mistake fails this test instead of agreeing with itself. Every method of
-// every served gRPC service is covered: a new RPC defaults to "needs a token".
+// What each RPC should do is declared in served_rpcs.h (CallerOnly, NoToken),
+// not read from the services' own AccessPolicy, so that a service that opens
+// a method by mistake fails this test instead of agreeing with itself. Every
+// method of every served gRPC service is covered: a new RPC defaults to
+// "needs a token".
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/tls_credentials_options.h>
 #include <gtest/gtest.h>
@@ -32,14 +33,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "crm/audit/v1/audit.grpc.pb.h"
-#include "crm/audit/v1/ingest.grpc.pb.h"
-#include "crm/consent/v1/consent.grpc.pb.h"
-#include "crm/contacts/v1/contacts.grpc.pb.h"
-#include "crm/erasure/v1/erasure.grpc.pb.h"
 #include "crm/identity/v1/identity.grpc.pb.h"
-#include "crm/mailing/v1/mailing.grpc.pb.h"
-#include "crm/subject/v1/subject_data.grpc.pb.h"
 #include "libs/auth/base64url.h"
 #include "libs/auth/token_signer.h"
 #include "libs/base/clock.h"
@@ -53,6 +47,7 @@
 #include "libs/testing/status_matchers.h"
 #include "libs/testing/unary_call.h"
 #include "services/identity/signing_keys.h"
+#include "tests/security/served_rpcs.h"
 #include "tests/system/stack.h"
 
 namespace crm::security_test {
@@ -63,119 +58,6 @@ using ::crm::testing::RawUnaryCall;
 using ::crm::testing::UnaryCall;
 using ::testing::IsEmpty;
 using Code = ::grpc::StatusCode;
-
-// ---- The declared policy ----------------------------------------------------
-
-// Methods only the named services may call (by certificate); no token.
-const std::map<std::string, std::set<std::string>>& CallerOnly() {
-  static const auto* table = [] {
-    auto* t = new std::map<std::string, std::set<std::string>>{
-        {"/crm.audit.v1.AuditIngest/AppendEvents",
-         {"identity", "contacts", "consent", "mailing", "erasure", "gateway"}},
-        {"/crm.contacts.v1.Contacts/GetMailingAddresses", {"mailing"}},
-        {"/crm.mailing.v1.Mailing/Unsubscribe", {"gateway"}},
-        {"/crm.mailing.v1.Mailing/ConfirmSubscription", {"gateway"}},
-        // identity's subject_callers (the portal's e-mail codes).
-        {"/crm.identity.v1.Identity/StartSubjectVerification", {"gateway"}},
-        {"/crm.identity.v1.Identity/ConfirmSubjectVerification", {"gateway"}},
-    };
-    for (const char* m : {"DescribeSubjectData", "ExportSubjectData", "EraseSubjectData"}) {
-      (*t)[absl::StrCat("/crm.subject.v1.SubjectData/", m)] = {"erasure"};
-    }
-    return t;
-  }();
-  return *table;
-}
-
-// API methods any peer of our CA may call without an access token: logging
-// in, public keys and proofs, and service tokens (the certificate is the
-// credential).
-const std::set<std::string>& NoToken() {
-  static const auto* table = new std::set<std::string>{
-      "/crm.identity.v1.Identity/Login",          "/crm.identity.v1.Identity/RefreshSession",
-      "/crm.identity.v1.Identity/GetSigningKeys", "/crm.identity.v1.Identity/IssueServiceToken",
-      "/crm.audit.v1.Audit/GetCheckpoint",        "/crm.audit.v1.Audit/GetInclusionProof",
-      "/crm.audit.v1.Audit/GetConsistencyProof",  "/crm.audit.v1.Audit/GetCheckpointKeys",
-      "/crm.consent.v1.Consent/GetReceiptKeys",   "/crm.erasure.v1.Erasure/GetVerificationKey",
-  };
-  return *table;
-}
-
-enum class Access { kCallerOnly, kNoToken, kToken };
-
-Access AccessOf(const std::string& method) {
-  if (CallerOnly().contains(method)) return Access::kCallerOnly;
-  if (NoToken().contains(method)) return Access::kNoToken;
-  return Access::kToken;
-}
-
-// ---- What the processes serve ------------------------------------------------
-
-struct Rpc {
-  std::string process;  // "contacts"
-  std::string method;   // "/crm.contacts.v1.Contacts/GetPerson"
-};
-
-const google::protobuf::ServiceDescriptor* ServiceOf(const google::protobuf::Descriptor* message,
-                                                     const char* name) {
-  return message->file()->FindServiceByName(name);
-}
-
-// Every gRPC service each process serves (besides health), from the
-// generated descriptors.
-std::vector<std::pair<std::string, std::vector<const google::protobuf::ServiceDescriptor*>>>
-Served() {
-  const auto* subject_data =
-      ServiceOf(subject::v1::DescribeSubjectDataRequest::descriptor(), "SubjectData");
-  return {
-      {"identity", {ServiceOf(identity::v1::LoginRequest::descriptor(), "Identity")}},
-      {"contacts",
-       {ServiceOf(contacts::v1::GetPersonRequest::descriptor(), "Contacts"), subject_data}},
-      {"consent", {ServiceOf(consent::v1::CheckRequest::descriptor(), "Consent"), subject_data}},
-      {"audit",
-       {ServiceOf(audit::v1::AppendEventsRequest::descriptor(), "AuditIngest"),
-        ServiceOf(audit::v1::QueryEventsRequest::descriptor(), "Audit"), subject_data}},
-      {"mailing",
-       {ServiceOf(mailing::v1::CreateListRequest::descriptor(), "Mailing"), subject_data}},
-      {"erasure", {ServiceOf(erasure::v1::SubmitErasureRequest::descriptor(), "Erasure")}},
-  };
-}
-
-std::vector<Rpc> AllRpcs() {
-  std::vector<Rpc> out;
-  for (const auto& [process, services] : Served()) {
-    for (const google::protobuf::ServiceDescriptor* service : services) {
-      if (service == nullptr) continue;  // reported by the coverage test
-      for (int i = 0; i < service->method_count(); ++i) {
-        out.push_back(
-            {process, absl::StrCat("/", service->full_name(), "/", service->method(i)->name())});
-      }
-    }
-  }
-  return out;
-}
-
-std::string CodeName(Code code) {
-  static const char* const kNames[] = {"OK",
-                                       "CANCELLED",
-                                       "UNKNOWN",
-                                       "INVALID_ARGUMENT",
-                                       "DEADLINE_EXCEEDED",
-                                       "NOT_FOUND",
-                                       "ALREADY_EXISTS",
-                                       "PERMISSION_DENIED",
-                                       "RESOURCE_EXHAUSTED",
-                                       "FAILED_PRECONDITION",
-                                       "ABORTED",
-                                       "OUT_OF_RANGE",
-                                       "UNIMPLEMENTED",
-                                       "INTERNAL",
-                                       "UNAVAILABLE",
-                                       "DATA_LOSS",
-                                       "UNAUTHENTICATED"};
-  const int i = static_cast<int>(code);
-  return i >= 0 && i < 17 ? kNames[i] : absl::StrCat(i);
-}
 
 // ---- Tokens ------------------------------------------------------------------
 
