@@ -23,8 +23,10 @@
 //   sales     contacts.read, contacts.write, consent.read, mailing.send: works
 //             on assigned records only (no contacts.read.all), checks consent
 //             before mailing, never sees sensitive fields.
-//   marketing contacts.read, consent.read, mailing.send, mailing.manage: runs
-//             lists and campaigns; may not edit records or consent.
+//   marketing contacts.read, consent.read, consent.check, mailing.send,
+//             mailing.manage: runs lists and campaigns and checks whether a
+//             subject may be mailed for a purpose; may not edit records or
+//             consent.
 //   support   contacts.read, contacts.write, consent.read, consent.write:
 //             fixes records and records consent changes a customer asks for
 //             on the phone; no mailing, no sensitive fields.
