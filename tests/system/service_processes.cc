@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "libs/crypto/ed25519.h"
+#include "libs/crypto/primitives.h"
 #include "libs/testing/grpc_call.h"
 
 namespace crm::system_test {
@@ -81,8 +82,13 @@ bool NeedsKeysAndRedis(absl::string_view service) {
 }
 
 absl::Status WriteServiceSecrets(const std::string& dir, const testing::RedisTestServer& redis) {
-  const std::string key_line = absl::StrCat("1 ", absl::Base64Escape(std::string(32, 'k')), "\n");
-  const std::string index_line = absl::StrCat("1 ", absl::Base64Escape(std::string(32, 'i')), "\n");
+  // Fresh keys for every suite: the blind-index key also names identity's
+  // login-throttle counters in Redis (an HMAC of the source address), which
+  // suites running in parallel on the shared Redis must not share.
+  const std::string key_line =
+      absl::StrCat("1 ", absl::Base64Escape(crypto::RandomBytes(32)), "\n");
+  const std::string index_line =
+      absl::StrCat("1 ", absl::Base64Escape(crypto::RandomBytes(32)), "\n");
   for (const auto& [name, content] : std::vector<std::pair<std::string, std::string>>{
            {"kek.keys", key_line}, {"index.key", index_line}, {"redis_password", redis.password}}) {
     if (absl::Status s = WriteFile(dir + "/" + name, content, 0600); !s.ok()) return s;
