@@ -187,7 +187,12 @@ TEST(SoakTest, SteadyMixedLoadHasNoErrorsFlatMemoryAndABoundedOutboxLag) {
   for (const auto& [name, warm] : warm_rss) {
     std::cerr << "soak: " << name << " RSS " << warm / 1024 << " MiB after warm-up, "
               << end_rss[name] / 1024 << " MiB at the end\n";
+#if !defined(__SANITIZE_ADDRESS__)
+    // Under AddressSanitizer (tools/dev test --sanitize) freed memory waits in
+    // ASan's quarantine (256 MiB), so RSS grows by design and says nothing
+    // about the program: flat memory is checked in the normal build only.
     EXPECT_LE(end_rss[name], warm * 5 / 4 + 8 * 1024) << name << "'s memory grew";
+#endif
   }
   EXPECT_LE(worst_lag, 5.0) << worst_lag_at;
   // Nothing left waiting once the load stops.
