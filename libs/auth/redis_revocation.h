@@ -15,14 +15,37 @@
 //    a revocation written by another process reaches this one within that
 //    time plus one round trip;
 //  - "revoked" until the key's own expiry: a revocation is never undone.
-// Revoke/RevokeMany through this object update its cache at once.
+// Revoke/RevokeMany through this object update its cache at once, even when
+// the write to Redis fails.
 //
-// Thread-safe. The redis::Client and the Clock must outlive the checker.
+// Redis is a cache of revocations, not their record: identity keeps every
+// revocation in PostgreSQL and republishes the set after Redis lost it (a
+// restart without persistence, a write that failed). When it has, it sets
+// `crm:auth:revocations:complete`. With a `fallback` (identity's own
+// record: services ask identity's CheckSession over mutual TLS, identity
+// reads its database), a check asks the fallback instead of Redis
+//  - when Redis cannot be reached (so a Redis outage makes calls slower, not
+//    refused), and
+//  - when Redis says "not revoked" but the set is not marked complete (so a
+//    Redis that came back empty never forgets a revocation).
+// A revocation Redis does hold is believed without asking. Fallback answers
+// are cached like Redis's. Without a fallback, Redis alone decides and an
+// unreachable Redis fails the check.
+//
+// Metrics (with a registry): crm_auth_revocation_fallback_total{reason=
+// "redis_unavailable"|"set_incomplete"}, checks answered by the fallback.
+// Logs: auth.revocation_fallback (warn) when checks start going to the
+// fallback, auth.revocation_fallback_ended (info) when Redis answers again.
+//
+// Thread-safe. The redis::Client, the Clock and the fallback must outlive
+// the checker.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -36,9 +59,17 @@
 #include "libs/base/clock.h"
 #include "libs/redis/client.h"
 
+namespace prometheus {
+class Counter;
+class Registry;
+}  // namespace prometheus
+
 namespace crm::auth {
 
 inline constexpr char kRevokedKeyPrefix[] = "crm:auth:revoked:";
+// Set (no expiry) by identity once the revocation set in Redis holds every
+// revocation still in force.
+inline constexpr char kRevocationsCompleteKey[] = "crm:auth:revocations:complete";
 
 struct RedisRevocationOptions {
   // TTL of a revocation written by Revoke/RevokeMany when none is given: the
@@ -52,20 +83,27 @@ struct RedisRevocationOptions {
   // entries are dropped and, if still full, new answers are not cached.
   // Zero disables the local cache entirely. Default 10,000.
   size_t cache_capacity = 10'000;
+  // Asked when Redis is unreachable or its set is not marked complete (see
+  // above). Not owned. Null: Redis alone decides.
+  RevocationChecker* fallback = nullptr;
 };
 
 class RedisRevocationChecker final : public RevocationChecker {
  public:
   // INVALID_ARGUMENT naming the option if revocation_ttl is under 1 s or
   // infinite, or negative_cache_ttl is negative or over 1 s.
+  // `registry` (may be null) receives the fallback counter.
   static absl::StatusOr<std::unique_ptr<RedisRevocationChecker>> Create(
-      redis::Client& redis, const base::Clock& clock, RedisRevocationOptions options = {});
+      redis::Client& redis, const base::Clock& clock, RedisRevocationOptions options = {},
+      prometheus::Registry* registry = nullptr);
 
   // True if the session is revoked, false if not. INVALID_ARGUMENT (naming
   // "session_id", never echoing it) if `session_id` is neither a UUID nor an
-  // opaque token of 16-128 base64url characters; UNAVAILABLE if Redis cannot
-  // be reached or does not answer in time; other codes for Redis error replies
-  // (redis::ErrorReplyToStatus). Any error makes the verifier fail closed.
+  // opaque token of 16-128 base64url characters. Without a fallback:
+  // UNAVAILABLE if Redis cannot be reached or does not answer in time, other
+  // codes for Redis error replies (redis::ErrorReplyToStatus). With one, the
+  // fallback's error when it was asked and failed. Any error makes the
+  // verifier fail closed.
   absl::StatusOr<bool> IsRevoked(absl::string_view session_id) override;
 
   // Marks the session revoked for `ttl` (SET key "1" PX ttl). INVALID_ARGUMENT
@@ -85,6 +123,13 @@ class RedisRevocationChecker final : public RevocationChecker {
     return RevokeMany(session_ids, options_.revocation_ttl);
   }
 
+  // Writes every id (as RevokeMany) and then the complete mark, in one
+  // MULTI/EXEC transaction: a Redis that restarts midway has neither. Errors
+  // as for RevokeMany.
+  absl::Status Republish(absl::Span<const std::string> session_ids, absl::Duration ttl);
+  // Whether the complete mark is set. UNAVAILABLE or a Redis error as above.
+  absl::StatusOr<bool> IsComplete();
+
   // The Redis key of a valid session id; INVALID_ARGUMENT as for IsRevoked.
   // UUIDs are lower-cased, so both spellings share one key.
   static absl::StatusOr<std::string> KeyFor(absl::string_view session_id);
@@ -100,10 +145,22 @@ class RedisRevocationChecker final : public RevocationChecker {
       : redis_(redis), clock_(clock), options_(options) {}
   // Remembers `revoked` for `key` until `expires_at`, within capacity.
   void Remember(const std::string& key, bool revoked, absl::Time expires_at);
+  // Caches `revoked` for `key` as a fresh answer: "not revoked" for the
+  // negative TTL, "revoked" for `revoked_for`.
+  void RememberAnswer(const std::string& key, bool revoked, absl::Duration revoked_for);
+  // The validated keys of `session_ids`; INVALID_ARGUMENT naming the index.
+  static absl::StatusOr<std::vector<std::string>> KeysFor(
+      absl::Span<const std::string> session_ids);
+  // Asks the fallback; `redis_unavailable` says why (else: set incomplete).
+  absl::StatusOr<bool> AskFallback(absl::string_view session_id, const std::string& key,
+                                   bool redis_unavailable);
 
   redis::Client& redis_;
   const base::Clock& clock_;
   const RedisRevocationOptions options_;
+  prometheus::Counter* fallback_unavailable_ = nullptr;
+  prometheus::Counter* fallback_incomplete_ = nullptr;
+  std::atomic<bool> in_fallback_{false};
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, CacheEntry> cache_ ABSL_GUARDED_BY(mu_);
 };

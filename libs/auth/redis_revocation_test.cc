@@ -1,11 +1,16 @@
 #include "libs/auth/redis_revocation.h"
 
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -29,8 +34,10 @@ using ::crm::testing::RedisTestServer;
 using ::crm::testing::StatusIs;
 using ::crm::testing::TestEnv;
 using ::testing::AllOf;
+using ::testing::ElementsAre;
 using ::testing::Gt;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using ::testing::Le;
 using ::testing::Not;
 
@@ -246,8 +253,9 @@ TEST(RedisRevocationDownTest, UnreachableOrFrozenRedisIsUnavailablePromptly) {
 
   ASSERT_THAT(server->Stop(), IsOk());
   start = absl::Now();
-  EXPECT_THAT(checker->IsRevoked(sid), StatusIs(absl::StatusCode::kUnavailable));
-  EXPECT_THAT(checker->RevokeMany({sid}), StatusIs(absl::StatusCode::kUnavailable));
+  const std::string other = base::NewUuid();  // `sid` is known revoked here now
+  EXPECT_THAT(checker->IsRevoked(other), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(checker->RevokeMany({other}), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_LT(absl::Now() - start, absl::Seconds(3));
 }
 
@@ -269,6 +277,167 @@ TEST_F(RedisRevocationTest, RevokedSessionFailsVerifyEvenWithACachedToken) {
   EXPECT_EQ(verifier.cache().size(), 1u);  // still cached
   EXPECT_THAT(verifier.Verify(token),
               StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("revoked")));
+}
+
+// ---- The fallback: identity's record ---------------------------------------------------------
+
+// A fallback that answers from a set and remembers what it was asked.
+class RecordingFallback final : public RevocationChecker {
+ public:
+  absl::StatusOr<bool> IsRevoked(absl::string_view session_id) override {
+    absl::MutexLock lock(&mu_);
+    asked_.emplace_back(session_id);
+    if (!error_.ok()) return error_;
+    return revoked_.contains(session_id);
+  }
+  void Revoke(const std::string& session_id) {
+    absl::MutexLock lock(&mu_);
+    revoked_.insert(session_id);
+  }
+  void SetError(absl::Status error) {
+    absl::MutexLock lock(&mu_);
+    error_ = std::move(error);
+  }
+  std::vector<std::string> asked() {
+    absl::MutexLock lock(&mu_);
+    return asked_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::flat_hash_set<std::string> revoked_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> asked_ ABSL_GUARDED_BY(mu_);
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
+};
+
+// The value of crm_auth_revocation_fallback_total{reason}, or -1 if absent.
+double FallbackCount(prometheus::Registry& registry, const std::string& reason) {
+  for (const prometheus::MetricFamily& family : registry.Collect()) {
+    if (family.name != "crm_auth_revocation_fallback_total") continue;
+    for (const prometheus::ClientMetric& m : family.metric) {
+      for (const prometheus::ClientMetric::Label& label : m.label) {
+        if (label.name == "reason" && label.value == reason) return m.counter.value;
+      }
+    }
+  }
+  return -1;
+}
+
+// On a private Redis: the complete mark is one key for the whole Redis.
+class RevocationFallbackTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    CRM_ASSERT_OK_AND_ASSIGN(server_, PrivateRedisServer::Start("pw"));
+    redis::Options options = OptionsFor(server_->info());
+    options.connect_timeout = absl::Milliseconds(200);
+    options.command_timeout = absl::Milliseconds(200);
+    CRM_ASSERT_OK_AND_ASSIGN(redis_, redis::Client::Create(options));
+    CRM_ASSERT_OK_AND_ASSIGN(checker_, RedisRevocationChecker::Create(
+                                           *redis_, clock_, {.fallback = &fallback_}, &registry_));
+  }
+
+  // Remaining TTL in ms of the session's key (-2 missing).
+  int64_t PttlOf(absl::string_view session_id) {
+    absl::StatusOr<redis::Reply> r = redis_->Command("PTTL", Key(session_id));
+    EXPECT_THAT(r, IsOk());
+    return r.ok() ? r->integer : -3;
+  }
+
+  std::unique_ptr<PrivateRedisServer> server_;
+  std::unique_ptr<redis::Client> redis_;
+  base::FakeClock clock_;
+  RecordingFallback fallback_;
+  prometheus::Registry registry_;
+  std::unique_ptr<RedisRevocationChecker> checker_;
+};
+
+TEST_F(RevocationFallbackTest, RedisDownAsksTheFallbackAndCachesItsAnswers) {
+  ASSERT_THAT(checker_->Republish({}, absl::Minutes(1)), IsOk());
+  const std::string live = base::NewUuid();
+  const std::string revoked = base::NewUuid();
+  fallback_.Revoke(revoked);
+  // Redis answers, and its set is complete: the fallback is not asked.
+  EXPECT_THAT(checker_->IsRevoked(live), IsOkAndHolds(false));
+  EXPECT_THAT(checker_->IsRevoked(revoked), IsOkAndHolds(false));
+  EXPECT_THAT(fallback_.asked(), IsEmpty());
+  EXPECT_EQ(FallbackCount(registry_, "redis_unavailable"), 0);
+
+  ASSERT_THAT(server_->Stop(), IsOk());
+  clock_.Advance(absl::Seconds(1));  // past the negative cache
+  EXPECT_THAT(checker_->IsRevoked(live), IsOkAndHolds(false));
+  EXPECT_THAT(checker_->IsRevoked(revoked), IsOkAndHolds(true));
+  EXPECT_THAT(fallback_.asked(), ElementsAre(live, revoked));
+  EXPECT_EQ(FallbackCount(registry_, "redis_unavailable"), 2);
+  // Cached like Redis's answers: "not revoked" briefly, "revoked" for good.
+  EXPECT_THAT(checker_->IsRevoked(live), IsOkAndHolds(false));
+  EXPECT_THAT(checker_->IsRevoked(revoked), IsOkAndHolds(true));
+  EXPECT_EQ(fallback_.asked().size(), 2);
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_THAT(checker_->IsRevoked(live), IsOkAndHolds(false));
+  EXPECT_THAT(checker_->IsRevoked(revoked), IsOkAndHolds(true));
+  EXPECT_EQ(fallback_.asked().size(), 3);
+
+  // Neither can answer: the check fails, and the verifier fails closed.
+  fallback_.SetError(absl::UnavailableError("identity unreachable"));
+  EXPECT_THAT(checker_->IsRevoked(base::NewUuid()), StatusIs(absl::StatusCode::kUnavailable));
+}
+
+TEST_F(RevocationFallbackTest, ARevokeThatCannotReachRedisIsStillKnownHere) {
+  ASSERT_THAT(server_->Stop(), IsOk());
+  const std::string sid = base::NewUuid();
+  EXPECT_THAT(checker_->RevokeMany({sid}), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(checker_->IsRevoked(sid), IsOkAndHolds(true));
+  EXPECT_THAT(fallback_.asked(), IsEmpty());
+}
+
+TEST_F(RevocationFallbackTest, AFrozenRedisIsPassedByPromptly) {
+  ASSERT_THAT(checker_->Republish({}, absl::Minutes(1)), IsOk());
+  ASSERT_THAT(server_->Pause(), IsOk());
+  const absl::Time start = absl::Now();
+  EXPECT_THAT(checker_->IsRevoked(base::NewUuid()), IsOkAndHolds(false));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  EXPECT_EQ(fallback_.asked().size(), 1);
+  ASSERT_THAT(server_->Resume(), IsOk());
+}
+
+TEST_F(RevocationFallbackTest, WithoutTheCompleteMarkRedisIsBelievedOnlyWhenItSaysRevoked) {
+  // A Redis that came back empty: no mark. Its "not revoked" is not believed.
+  const std::string lost = base::NewUuid();
+  fallback_.Revoke(lost);
+  EXPECT_THAT(checker_->IsComplete(), IsOkAndHolds(false));
+  EXPECT_THAT(checker_->IsRevoked(lost), IsOkAndHolds(true));
+  EXPECT_THAT(fallback_.asked(), ElementsAre(lost));
+  EXPECT_EQ(FallbackCount(registry_, "set_incomplete"), 1);
+  // A revocation Redis holds is believed without asking.
+  const std::string held = base::NewUuid();
+  ASSERT_THAT(redis_->Set(Key(held), "1", absl::Seconds(60)), IsOk());
+  EXPECT_THAT(checker_->IsRevoked(held), IsOkAndHolds(true));
+  EXPECT_THAT(fallback_.asked(), ElementsAre(lost));
+
+  // Republished with the mark: Redis decides again.
+  const std::string again = base::NewUuid();
+  ASSERT_THAT(checker_->Republish({again}, absl::Seconds(90)), IsOk());
+  EXPECT_THAT(checker_->IsComplete(), IsOkAndHolds(true));
+  EXPECT_THAT(PttlOf(again), AllOf(Gt(80'000), Le(90'000)));
+  EXPECT_THAT(checker_->IsRevoked(again), IsOkAndHolds(true));
+  EXPECT_THAT(checker_->IsRevoked(base::NewUuid()), IsOkAndHolds(false));
+  EXPECT_THAT(fallback_.asked(), ElementsAre(lost));
+}
+
+TEST_F(RevocationFallbackTest, RepublishWritesNothingIfOneIdIsMalformed) {
+  const std::string good = base::NewUuid();
+  EXPECT_THAT(checker_->Republish({good, "not a session"}, absl::Seconds(60)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("session_ids[1]")));
+  EXPECT_EQ(PttlOf(good), -2);
+  EXPECT_THAT(checker_->IsComplete(), IsOkAndHolds(false));
+}
+
+TEST_F(RevocationFallbackTest, WithoutAFallbackTheMarkIsNotConsulted) {
+  CRM_ASSERT_OK_AND_ASSIGN(auto plain, RedisRevocationChecker::Create(*redis_, clock_));
+  EXPECT_THAT(plain->IsRevoked(base::NewUuid()), IsOkAndHolds(false));
+  ASSERT_THAT(server_->Stop(), IsOk());
+  EXPECT_THAT(plain->IsRevoked(base::NewUuid()), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(fallback_.asked(), IsEmpty());
 }
 
 }  // namespace

@@ -64,21 +64,49 @@ absl::StatusOr<std::unique_ptr<redis::Client>> ConnectRedis(const std::string& a
   }
 }
 
+namespace {
+
+// Identity's record of revocations, asked over mutual TLS (CheckSession).
+class IdentitySessions final : public auth::RevocationChecker {
+ public:
+  explicit IdentitySessions(std::shared_ptr<grpc::Channel> identity)
+      : stub_(identity::v1::Identity::NewStub(identity)) {}
+
+  absl::StatusOr<bool> IsRevoked(absl::string_view session_id) override {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    identity::v1::CheckSessionRequest req;
+    req.set_session_id(std::string(session_id));
+    identity::v1::CheckSessionResponse resp;
+    CRM_RETURN_IF_ERROR(base::FromGrpcStatus(stub_->CheckSession(&ctx, req, &resp)));
+    return resp.revoked();
+  }
+
+ private:
+  std::unique_ptr<identity::v1::Identity::Stub> stub_;
+};
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<ApiAuth>> ApiAuth::Create(const ApiAuthConfig& config,
                                                          const rpc::TlsFiles& tls,
-                                                         base::Clock& clock) {
+                                                         base::Clock& clock,
+                                                         prometheus::Registry* metrics) {
   CRM_RETURN_IF_ERROR(ValidateApiAuthConfig(config));
   std::unique_ptr<ApiAuth> a(new ApiAuth());
   CRM_ASSIGN_OR_RETURN(a->redis_, ConnectRedis(config.redis_addr, config.redis_password_file,
                                                config.redis_wait, clock));
-  CRM_ASSIGN_OR_RETURN(a->revocation_, auth::RedisRevocationChecker::Create(*a->redis_, clock));
-  a->verifier_ = std::make_unique<auth::TokenVerifier>(
-      auth::TokenVerifierOptions{.issuer = config.token_issuer, .audience = config.token_audience},
-      a->keys_, *a->revocation_, clock);
   CRM_ASSIGN_OR_RETURN(a->identity_, rpc::MakeChannel({.target = config.identity_addr,
                                                        .tls = tls,
                                                        .expected_server = "identity",
                                                        .default_deadline = absl::Seconds(5)}));
+  a->identity_sessions_ = std::make_unique<IdentitySessions>(a->identity_);
+  CRM_ASSIGN_OR_RETURN(a->revocation_,
+                       auth::RedisRevocationChecker::Create(
+                           *a->redis_, clock, {.fallback = a->identity_sessions_.get()}, metrics));
+  a->verifier_ = std::make_unique<auth::TokenVerifier>(
+      auth::TokenVerifierOptions{.issuer = config.token_issuer, .audience = config.token_audience},
+      a->keys_, *a->revocation_, clock);
   a->key_refresh_ = config.key_refresh;
   ApiAuth* self = a.get();
   a->fetcher_ = std::thread([self] {

@@ -2,13 +2,15 @@
 // an access token) verifies those tokens: identity's public signing keys,
 // fetched with crm.identity.v1.Identity/GetSigningKeys over mutual TLS and
 // refreshed in the background (so key rotation needs no restart), plus the
-// Redis revocation set. Handlers then call rpc::AuthenticateCall(ctx,
-// api_auth.verifier()).
+// Redis revocation set, with identity's CheckSession as its fallback while
+// Redis is unreachable or has lost the set (redis_revocation.h): a Redis
+// outage makes token checks slower, not refused. Handlers then call
+// rpc::AuthenticateCall(ctx, api_auth.verifier()).
 //
 //   ApiAuthConfig auth_cfg;            // settings identity_addr, redis_addr, ...
 //   AddApiAuthSettings(settings, &auth_cfg);
 //   ...
-//   CRM_ASSIGN_OR_RETURN(auto auth, ApiAuth::Create(auth_cfg, common.server.tls, ctx.clock));
+//   CRM_ASSIGN_OR_RETURN(auto auth, ApiAuth::Create(auth_cfg, tls, ctx.clock, &ctx.metrics));
 //   ctx.on_stop.push_back([&] { auth->Stop(); });
 //
 // Start-up waits at most key_wait (default 5 s) for identity's keys, so a
@@ -37,6 +39,10 @@
 #include "libs/config/config.h"
 #include "libs/redis/client.h"
 #include "libs/rpc/tls_files.h"
+
+namespace prometheus {
+class Registry;
+}  // namespace prometheus
 
 namespace crm::service {
 
@@ -75,9 +81,11 @@ class ApiAuth {
  public:
   // Connects Redis (waiting up to redis_wait) and starts the key fetcher.
   // `tls` is this service's own certificate, for the channel to identity.
+  // `metrics` (may be null) receives crm_auth_revocation_fallback_total.
   static absl::StatusOr<std::unique_ptr<ApiAuth>> Create(const ApiAuthConfig& config,
                                                          const rpc::TlsFiles& tls,
-                                                         base::Clock& clock);
+                                                         base::Clock& clock,
+                                                         prometheus::Registry* metrics = nullptr);
   ~ApiAuth();
 
   auth::TokenVerifier& verifier() { return *verifier_; }
@@ -94,6 +102,7 @@ class ApiAuth {
   ApiAuth() = default;
 
   std::unique_ptr<redis::Client> redis_;
+  std::unique_ptr<auth::RevocationChecker> identity_sessions_;
   std::unique_ptr<auth::RedisRevocationChecker> revocation_;
   auth::KeySet keys_;
   std::unique_ptr<auth::TokenVerifier> verifier_;

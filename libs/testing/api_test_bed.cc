@@ -17,7 +17,9 @@
 namespace crm::testing {
 
 // Identity as an API service sees it: GetSigningKeys, serving the minter's
-// public key.
+// public key, and CheckSession, which knows no revocation: tests revoke in
+// Redis, which the service believes first (redis_revocation.h), so with or
+// without identity's complete mark Redis alone decides, as before.
 class ApiTestBed::FakeIdentity final : public crm::identity::v1::Identity::Service {
  public:
   explicit FakeIdentity(const auth::testing::TokenMinter& minter) : minter_(minter) {}
@@ -27,6 +29,11 @@ class ApiTestBed::FakeIdentity final : public crm::identity::v1::Identity::Servi
     k->set_kid(minter_.kid());
     k->set_algorithm("EdDSA");
     k->set_public_key(minter_.public_key().Raw());
+    return grpc::Status::OK;
+  }
+  grpc::Status CheckSession(grpc::ServerContext*, const crm::identity::v1::CheckSessionRequest*,
+                            crm::identity::v1::CheckSessionResponse* resp) override {
+    resp->set_revoked(false);
     return grpc::Status::OK;
   }
 

@@ -65,8 +65,8 @@ absl::Status Setup(const AuditConfig& cfg, const service::ApiAuthConfig& auth_cf
     return absl::Status(ring.status().code(), absl::StrCat("kek_file: ", ring.status().message()));
   }
   app.ring.emplace(*std::move(ring));
-  CRM_ASSIGN_OR_RETURN(app.auth,
-                       service::ApiAuth::Create(auth_cfg, ctx.config.server.tls, ctx.clock));
+  CRM_ASSIGN_OR_RETURN(
+      app.auth, service::ApiAuth::Create(auth_cfg, ctx.config.server.tls, ctx.clock, &ctx.metrics));
   ctx.on_stop.push_back([&app] { app.auth->Stop(); });
   app.store = std::make_unique<LogStore>(ctx.db);
   app.keys = std::make_unique<DataKeys>(ctx.db, *app.ring, ctx.clock);

@@ -55,8 +55,8 @@ absl::Status Setup(const ConsentConfig& cfg, const service::ApiAuthConfig& auth_
       crypto::BlindIndexer::LoadFromFile(cfg.blind_index_key_file);
   CRM_RETURN_IF_ERROR(StartupStep("blind_index_key_file", indexer.status()));
   app.suppression.emplace(*std::move(indexer));
-  CRM_ASSIGN_OR_RETURN(app.auth,
-                       service::ApiAuth::Create(auth_cfg, ctx.config.server.tls, ctx.clock));
+  CRM_ASSIGN_OR_RETURN(
+      app.auth, service::ApiAuth::Create(auth_cfg, ctx.config.server.tls, ctx.clock, &ctx.metrics));
   ctx.on_stop.push_back([&app] { app.auth->Stop(); });
   CRM_ASSIGN_OR_RETURN(app.outbox, service::AuditOutbox::Start(ctx, *app.ring, cfg.audit_addr));
   app.cache = std::make_unique<CheckCache>(&app.auth->redis(), cfg.cache_ttl, &ctx.metrics);

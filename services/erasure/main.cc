@@ -224,8 +224,8 @@ absl::Status Setup(const ErasureConfig& cfg, const service::ApiAuthConfig& auth_
     targets.push_back({.service = name, .stub = subject::v1::SubjectData::NewStub(channel)});
     names.push_back(name);
   }
-  CRM_ASSIGN_OR_RETURN(app.auth,
-                       service::ApiAuth::Create(auth_cfg, ctx.config.server.tls, ctx.clock));
+  CRM_ASSIGN_OR_RETURN(
+      app.auth, service::ApiAuth::Create(auth_cfg, ctx.config.server.tls, ctx.clock, &ctx.metrics));
   ctx.on_stop.push_back([&app] { app.auth->Stop(); });
   CRM_ASSIGN_OR_RETURN(app.outbox, service::AuditOutbox::Start(ctx, *app.ring, cfg.audit_addr));
   app.token =

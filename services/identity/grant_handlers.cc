@@ -291,17 +291,9 @@ absl::Status IdentityService::Sweep() {
   if (first.ok()) first = s;
   s = SweepPasswordReminders(now);
   if (first.ok()) first = s;
-  s = RepublishRevocations(now);
+  s = d_.revocation.Prune();
   if (first.ok()) first = s;
   return first;
-}
-
-absl::Status IdentityService::RepublishRevocations(absl::Time now) {
-  CRM_ASSIGN_OR_RETURN(
-      const std::vector<std::string> revoked,
-      d_.sessions.RevokedSince(now - d_.config.access_token_ttl - absl::Seconds(30)));
-  if (revoked.empty()) return absl::OkStatus();
-  return d_.revocation.RevokeMany(revoked);
 }
 
 absl::Status IdentityService::SweepGrantNotices(absl::Time now) {

@@ -79,12 +79,20 @@ absl::Status IdentityApp::Init(const rpc::TlsFiles& tls, prometheus::Registry* m
                  {.rotate_after = cfg.signing_key_rotation,
                   .retired_kept = std::max(kMinRetiredKept, cfg.access_token_ttl + kLeeway)}));
   CRM_RETURN_IF_ERROR(Step("signing keys", keys_->Refresh()));
-  CRM_ASSIGN_OR_RETURN(revocation_,
-                       auth::RedisRevocationChecker::Create(
-                           *redis_, clock_, {.revocation_ttl = cfg.access_token_ttl + kLeeway}));
+  // In force as long as the longest-lived token identity mints (service
+  // tokens are at most access_token_ttl).
+  CRM_ASSIGN_OR_RETURN(
+      revocations_, Revocations::Create(
+                        *sessions_, *redis_, clock_,
+                        std::max(cfg.access_token_ttl, cfg.subject_token_ttl) + kLeeway, metrics));
   verifier_ = std::make_unique<auth::TokenVerifier>(
       auth::TokenVerifierOptions{.issuer = cfg.token_issuer, .audience = cfg.token_audience},
-      keys_->key_set(), *revocation_, clock_);
+      keys_->key_set(), revocations_->checker(), clock_);
+  // A Redis that lost the set before this start gets it back now, not in a
+  // second; the sweeper retries if this fails.
+  if (absl::Status s = revocations_->Watch(); !s.ok()) {
+    log::Warn("identity.revocation_watch_failed", {{"status", s}});
+  }
   CRM_ASSIGN_OR_RETURN(hasher_, PasswordHasher::Create(HashParamsOf(cfg)));
   CRM_ASSIGN_OR_RETURN(policy_, PasswordPolicy::Create());
   CRM_ASSIGN_OR_RETURN(lockout_, LockoutPolicy::Create(LockoutParamsOf(cfg)));
@@ -111,7 +119,7 @@ absl::Status IdentityApp::Init(const rpc::TlsFiles& tls, prometheus::Registry* m
                                                             .grants = *grants_,
                                                             .keys = *keys_,
                                                             .verifier = *verifier_,
-                                                            .revocation = *revocation_,
+                                                            .revocation = *revocations_,
                                                             .hasher = *hasher_,
                                                             .policy = *policy_,
                                                             .guard = *guard_,
@@ -158,10 +166,17 @@ absl::Status IdentityApp::AllowMethods(rpc::AccessPolicy& policy) const {
 void IdentityApp::StartSweeper() {
   if (sweeper_.joinable()) return;
   sweeper_ = std::thread([this] {
-    while (!stop_sweeps_.WaitForNotificationWithTimeout(config_.sweep_interval)) {
-      if (absl::Status s = service_->Sweep(); !s.ok()) {
-        log::Warn("identity.sweep_failed", {{"status", s}});
-      }
+    absl::Time next_sweep = clock_.Now() + config_.sweep_interval;
+    bool watch_failed = false;
+    while (!stop_sweeps_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
+      // Logged when it starts and stops failing, not every second.
+      absl::Status s = revocations_->Watch();
+      if (!s.ok() && !watch_failed) log::Warn("identity.revocation_watch_failed", {{"status", s}});
+      if (s.ok() && watch_failed) log::Info("identity.revocation_watch_recovered");
+      watch_failed = !s.ok();
+      if (clock_.Now() < next_sweep) continue;
+      next_sweep = clock_.Now() + config_.sweep_interval;
+      if (s = service_->Sweep(); !s.ok()) log::Warn("identity.sweep_failed", {{"status", s}});
     }
   });
 }

@@ -14,7 +14,6 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
-#include "libs/auth/redis_revocation.h"
 #include "libs/auth/token_verifier.h"
 #include "libs/base/clock.h"
 #include "libs/crypto/blind_index.h"
@@ -53,7 +52,10 @@ class IdentityApp {
   // Allows every Identity method to any peer of our CA: API methods
   // authorize by the token the call carries (docs/rpc.md).
   absl::Status AllowMethods(rpc::AccessPolicy& policy) const;
-  // Runs IdentityService::Sweep every sweep_interval until Stop.
+  Revocations& revocations() { return *revocations_; }
+  // Until Stop: Revocations::Watch every second (the Redis revocation set
+  // republished within a second of Redis losing it) and
+  // IdentityService::Sweep every sweep_interval.
   void StartSweeper();
   void Stop();
 
@@ -73,7 +75,7 @@ class IdentityApp {
   std::unique_ptr<CredentialStore> credentials_;
   std::unique_ptr<GrantStore> grants_;
   std::unique_ptr<SigningKeys> keys_;
-  std::unique_ptr<auth::RedisRevocationChecker> revocation_;
+  std::unique_ptr<Revocations> revocations_;
   std::unique_ptr<auth::TokenVerifier> verifier_;
   std::optional<PasswordHasher> hasher_;
   std::optional<PasswordPolicy> policy_;

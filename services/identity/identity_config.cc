@@ -55,6 +55,8 @@ void AddIdentitySettings(config::Settings& s, IdentityConfig* c) {
   s.Add("subject_code_tries_per_address", &c->subject_code_tries_per_address,
         "codes tried a day for one address, across its verifications", 1, 1000);
   s.Add("subject_token_ttl", &c->subject_token_ttl, "lifetime of a subject's access token");
+  s.Add("session_check_callers", &c->session_check_callers,
+        "certificate identities that may ask CheckSession, comma-separated (the API services)");
   s.Add("sweep_interval", &c->sweep_interval, "interval of key refresh and notice sweeps");
 }
 

@@ -75,6 +75,11 @@ struct IdentityConfig {
   int subject_code_tries_per_address = 10;  // a day, across codes
   absl::Duration subject_token_ttl = absl::Minutes(15);
 
+  // The certificate identities that may ask CheckSession: the services that
+  // verify tokens (their fallback while Redis is down).
+  std::vector<std::string> session_check_callers = {"contacts", "consent", "audit", "mailing",
+                                                    "erasure"};
+
   // Background sweeps (keys, expiry notices, reminders).
   absl::Duration sweep_interval = absl::Minutes(1);
 

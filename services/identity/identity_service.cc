@@ -11,6 +11,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -482,6 +483,30 @@ grpc::Status IdentityService::IssueServiceToken(Ctx* ctx, const v1::IssueService
     SetTime(expires_at, resp->mutable_expires_at());
     Audit(ctx, nullptr, "identity.service_token.issue", UserResource(user->id),
           crm::audit::v1::OUTCOME_SUCCESS);
+    return absl::OkStatus();
+  });
+}
+
+absl::Status IdentityService::CheckCaller(Ctx* ctx, const std::vector<std::string>& allowed,
+                                          absl::string_view refusal) {
+  const std::string peer = rpc::PeerIdentity(*ctx);
+  for (const std::string& name : allowed) {
+    if (peer.empty()) break;
+    if (peer ==
+        (absl::StartsWith(name, "spiffe://") ? name : absl::StrCat("spiffe://crm.local/", name))) {
+      return absl::OkStatus();
+    }
+  }
+  return absl::PermissionDeniedError(refusal);
+}
+
+grpc::Status IdentityService::CheckSession(Ctx* ctx, const v1::CheckSessionRequest* req,
+                                           v1::CheckSessionResponse* resp) {
+  return Handle([&]() -> absl::Status {
+    CRM_RETURN_IF_ERROR(CheckCaller(ctx, d_.config.session_check_callers,
+                                    "CheckSession is only for the services that verify tokens"));
+    CRM_ASSIGN_OR_RETURN(const bool revoked, d_.revocation.IsRevoked(req->session_id()));
+    resp->set_revoked(revoked);
     return absl::OkStatus();
   });
 }

@@ -25,7 +25,6 @@
 #include "crm/audit/v1/ingest.pb.h"
 #include "crm/identity/v1/identity.grpc.pb.h"
 #include "libs/auth/principal.h"
-#include "libs/auth/redis_revocation.h"
 #include "libs/auth/token_verifier.h"
 #include "libs/base/clock.h"
 #include "libs/outbox/writer.h"
@@ -37,6 +36,7 @@
 #include "services/identity/password_hasher.h"
 #include "services/identity/password_policy.h"
 #include "services/identity/personal_data.h"
+#include "services/identity/revocations.h"
 #include "services/identity/session_store.h"
 #include "services/identity/signing_keys.h"
 #include "services/identity/subject_verification.h"
@@ -65,7 +65,7 @@ struct IdentityDeps {
   GrantStore& grants;
   SigningKeys& keys;
   auth::TokenVerifier& verifier;
-  auth::RedisRevocationChecker& revocation;
+  Revocations& revocation;
   const PasswordHasher& hasher;
   const PasswordPolicy& policy;
   LoginGuard& guard;
@@ -132,6 +132,8 @@ class IdentityService final : public crm::identity::v1::Identity::Service {
                            v1::DisableTotpResponse* resp) override;
   grpc::Status GetSigningKeys(Ctx* ctx, const v1::GetSigningKeysRequest* req,
                               v1::GetSigningKeysResponse* resp) override;
+  grpc::Status CheckSession(Ctx* ctx, const v1::CheckSessionRequest* req,
+                            v1::CheckSessionResponse* resp) override;
   grpc::Status CreateServiceAccount(Ctx* ctx, const v1::CreateServiceAccountRequest* req,
                                     v1::CreateServiceAccountResponse* resp) override;
   grpc::Status IssueServiceToken(Ctx* ctx, const v1::IssueServiceTokenRequest* req,
@@ -169,11 +171,8 @@ class IdentityService final : public crm::identity::v1::Identity::Service {
       absl::string_view username, std::optional<std::string> initial_password = std::nullopt);
 
   // One pass of the background sweeps: signing-key refresh, grant expiry
-  // notices, password expiry reminders, and the revocations of sessions
-  // revoked within an access token's lifetime (+ 30 s leeway) written to
-  // Redis again (a Redis restarted empty, or a revocation written while it
-  // was down, would otherwise let their tokens through until they expire).
-  // Returns the first error.
+  // notices, password expiry reminders, and the revocation records whose
+  // tokens have all expired forgotten. Returns the first error.
   absl::Status Sweep();
 
  private:
@@ -246,12 +245,12 @@ class IdentityService final : public crm::identity::v1::Identity::Service {
                                  absl::string_view code);
 
   absl::Status SweepGrantNotices(absl::Time now);
-  absl::Status RepublishRevocations(absl::Time now);
   absl::Status SweepPasswordReminders(absl::Time now);
 
-  // PERMISSION_DENIED unless the caller's certificate is one of
-  // subject_callers.
-  absl::Status CheckSubjectCaller(Ctx* ctx) const;
+  // PERMISSION_DENIED `refusal` unless the caller's certificate identity is
+  // one of `allowed` (names, or whole SPIFFE ids).
+  static absl::Status CheckCaller(Ctx* ctx, const std::vector<std::string>& allowed,
+                                  absl::string_view refusal);
 
   IdentityDeps d_;
   absl::Mutex own_token_mu_;

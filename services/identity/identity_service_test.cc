@@ -1933,32 +1933,43 @@ class RedisOutageTest : public IdentityServiceTest {
   void Configure(IdentityConfig& config) override { config.login_throttle_attempts = 6; }
 };
 
-TEST_F(RedisOutageTest, LoginAndLockoutGoOnTokensFailClosedAndRestartRecovers) {
+TEST_F(RedisOutageTest, LoginLockoutAndTokensGoOnAndNoRevocationIsLost) {
   CRM_ASSERT_OK_AND_ASSIGN(v1::User alice, CreateUser("alice"));
   CRM_ASSERT_OK_AND_ASSIGN(v1::User bob, CreateUser("bob"));
   CRM_ASSERT_OK_AND_ASSIGN(std::string token, TokenOf("alice"));
   ASSERT_THAT(GetUser(alice.user_id(), token), IsOk());
   CRM_ASSERT_OK_AND_ASSIGN(v1::LoginResponse ended, LoginAs("alice"));
   ASSERT_THAT(Call(&Stub::Logout, v1::LogoutRequest(), ended.tokens().access_token()), IsOk());
-  const std::string revoked_key = absl::StrCat("crm:auth:revoked:", ended.session_id());
-  auto revoked_in_redis = [&]() -> absl::StatusOr<bool> {
+  auto revoked_in_redis = [&](const std::string& session_id) -> absl::StatusOr<bool> {
     const crm::testing::RedisTestServer r = h_->redis().info();
     CRM_ASSIGN_OR_RETURN(
         std::unique_ptr<redis::Client> client,
         redis::Client::Create({.host = r.host, .port = r.port, .password = r.password}));
-    CRM_ASSIGN_OR_RETURN(redis::Reply exists, client->Command("EXISTS", revoked_key));
+    CRM_ASSIGN_OR_RETURN(
+        redis::Reply exists,
+        client->Command("EXISTS", absl::StrCat(auth::kRevokedKeyPrefix, session_id)));
     return exists.integer == 1;
   };
-  ASSERT_THAT(revoked_in_redis(), IsOkAndHolds(true));
+  ASSERT_THAT(revoked_in_redis(ended.session_id()), IsOkAndHolds(true));
 
   ASSERT_THAT(h_->redis().Stop(), IsOk());
   // Past the revocation checker's memory of "not revoked" (at most 1 s).
   h_->clock().Advance(absl::Seconds(2));
-  EXPECT_THAT(GetUser(alice.user_id(), token), StatusIs(kUnavailable));
+  // Tokens are checked against identity's own record instead: they work, and
+  // the session logged out before the outage stays refused.
+  EXPECT_THAT(GetUser(alice.user_id(), token), IsOk());
+  EXPECT_THAT(GetUser(alice.user_id(), ended.tokens().access_token()), StatusIs(kUnauthenticated));
 
-  // Logging in needs no Redis; using the token does.
+  // Logging in needs no Redis, and the new token works.
   CRM_ASSERT_OK_AND_ASSIGN(v1::LoginResponse during, LoginAs("alice", {"203.0.113.1", "", ""}));
-  EXPECT_THAT(GetUser(alice.user_id(), during.tokens().access_token()), StatusIs(kUnavailable));
+  EXPECT_THAT(GetUser(alice.user_id(), during.tokens().access_token()), IsOk());
+  // A logout during the outage is recorded and takes effect at once; another
+  // one is not presented again until Redis is back.
+  CRM_ASSERT_OK_AND_ASSIGN(v1::LoginResponse gone, LoginAs("alice", {"203.0.113.6", "", ""}));
+  ASSERT_THAT(Call(&Stub::Logout, v1::LogoutRequest(), gone.tokens().access_token()), IsOk());
+  EXPECT_THAT(GetUser(alice.user_id(), gone.tokens().access_token()), StatusIs(kUnauthenticated));
+  CRM_ASSERT_OK_AND_ASSIGN(v1::LoginResponse later, LoginAs("alice", {"203.0.113.7", "", ""}));
+  ASSERT_THAT(Call(&Stub::Logout, v1::LogoutRequest(), later.tokens().access_token()), IsOk());
 
   // Failures are counted in PostgreSQL: five lock the account.
   FailFiveTimes("bob", {"203.0.113.2", "", ""});
@@ -1971,18 +1982,93 @@ TEST_F(RedisOutageTest, LoginAndLockoutGoOnTokensFailClosedAndRestartRecovers) {
   for (int i = 0; i < 6; ++i) ASSERT_THAT(LoginAs("alice", busy), IsOk());
   EXPECT_THAT(LoginAs("alice", busy), StatusIs(kResourceExhausted));
   EXPECT_THAT(LoginAs("alice", {"203.0.113.5", "", ""}), IsOk());
+  EXPECT_THAT(h_->app().revocations().Watch(), StatusIs(kUnavailable));
 
   ASSERT_THAT(h_->redis().Restart(), IsOk());
-  // Restarted empty: the revocation set is gone, and the next sweep writes
-  // back every revocation whose tokens could still be presented.
-  EXPECT_THAT(revoked_in_redis(), IsOkAndHolds(false));
-  ASSERT_THAT(h_->app().service().Sweep(), IsOk());
-  EXPECT_THAT(revoked_in_redis(), IsOkAndHolds(true));
+  // Restarted empty: the set and its complete mark are gone. Until identity
+  // republishes, a "not revoked" from Redis is not believed.
+  EXPECT_THAT(revoked_in_redis(ended.session_id()), IsOkAndHolds(false));
+  h_->clock().Advance(absl::Seconds(2));
+  EXPECT_THAT(GetUser(alice.user_id(), later.tokens().access_token()), StatusIs(kUnauthenticated));
+  EXPECT_THAT(GetUser(alice.user_id(), token), IsOk());
+  // The watch (every second in the running service) writes the set back.
+  ASSERT_THAT(h_->app().revocations().Watch(), IsOk());
+  for (const v1::LoginResponse* revoked : {&ended, &gone, &later}) {
+    EXPECT_THAT(revoked_in_redis(revoked->session_id()), IsOkAndHolds(true));
+  }
+  EXPECT_THAT(revoked_in_redis(during.session_id()), IsOkAndHolds(false));
   EXPECT_THAT(GetUser(alice.user_id(), token), IsOk());
   EXPECT_THAT(GetUser(alice.user_id(), during.tokens().access_token()), IsOk());
   CRM_ASSERT_OK_AND_ASSIGN(std::string fresh, TokenOf("alice"));
   EXPECT_THAT(GetUser(alice.user_id(), fresh), IsOk());
   EXPECT_THAT(LoginAs("bob"), StatusIs(kUnauthenticated));  // still locked
+}
+
+// CheckSession: identity's record, for the services that verify tokens only.
+class CheckSessionTest : public IdentityServiceTest {
+ protected:
+  void Configure(IdentityConfig& config) override {
+    config.session_check_callers = {"billing", "spiffe://crm.local/shop"};
+  }
+};
+
+TEST_F(CheckSessionTest, AnswersFromTheRecordForTheListedCallersOnly) {
+  CRM_ASSERT_OK_AND_ASSIGN(v1::User alice, CreateUser("alice"));
+  CRM_ASSERT_OK_AND_ASSIGN(v1::LoginResponse live, LoginAs("alice"));
+  CRM_ASSERT_OK_AND_ASSIGN(v1::LoginResponse ended, LoginAs("alice"));
+  ASSERT_THAT(Call(&Stub::Logout, v1::LogoutRequest(), ended.tokens().access_token()), IsOk());
+  auto check = [&](const std::string& peer, const std::string& session_id) -> absl::StatusOr<bool> {
+    v1::CheckSessionRequest req;
+    req.set_session_id(session_id);
+    CRM_ASSIGN_OR_RETURN(v1::CheckSessionResponse resp,
+                         h_->Call(&Stub::CheckSession, req, "", peer));
+    return resp.revoked();
+  };
+  for (const char* peer : {"billing", "shop"}) {
+    SCOPED_TRACE(peer);
+    EXPECT_THAT(check(peer, live.session_id()), IsOkAndHolds(false));
+    EXPECT_THAT(check(peer, ended.session_id()), IsOkAndHolds(true));
+    EXPECT_THAT(check(peer, absl::AsciiStrToUpper(ended.session_id())), IsOkAndHolds(true));
+  }
+  // Unknown ids are not revoked: every revocation is recorded.
+  EXPECT_THAT(check("billing", base::NewUuid()), IsOkAndHolds(false));
+  for (const char* bad : {"", "not-a-uuid", "' OR 1=1 --"}) {
+    EXPECT_THAT(check("billing", bad), StatusIs(kInvalidArgument, HasSubstr("session_id")));
+  }
+  // Any other certificate, with or without a token, is refused.
+  EXPECT_THAT(check("operator", live.session_id()), StatusIs(kPermissionDenied));
+  v1::CheckSessionRequest req;
+  req.set_session_id(live.session_id());
+  EXPECT_THAT(h_->Call(&Stub::CheckSession, req, live.tokens().access_token(), "operator"),
+              StatusIs(kPermissionDenied));
+  (void)alice;
+}
+
+// The service account's old token session, replaced when the account is
+// disabled, is in the record like a login session.
+TEST_F(CheckSessionTest, AServiceAccountsReplacedTokenSessionIsRecorded) {
+  CRM_ASSERT_OK_AND_ASSIGN(std::string admin, AdminToken());
+  v1::CreateServiceAccountRequest create;
+  create.set_name("billing-system");
+  create.set_spiffe_id("spiffe://crm.local/billing");
+  CRM_ASSERT_OK_AND_ASSIGN(v1::CreateServiceAccountResponse account,
+                           Call(&Stub::CreateServiceAccount, create, admin));
+  CRM_ASSERT_OK_AND_ASSIGN(
+      v1::IssueServiceTokenResponse issued,
+      h_->Call(&Stub::IssueServiceToken, v1::IssueServiceTokenRequest(), "", "billing"));
+  CRM_ASSERT_OK_AND_ASSIGN(Claims claims, Decode(issued.access_token()));
+  auto revoked = [&]() -> absl::StatusOr<bool> {
+    v1::CheckSessionRequest req;
+    req.set_session_id(claims.session_id);
+    CRM_ASSIGN_OR_RETURN(v1::CheckSessionResponse resp,
+                         h_->Call(&Stub::CheckSession, req, "", "billing"));
+    return resp.revoked();
+  };
+  EXPECT_THAT(revoked(), IsOkAndHolds(false));
+  v1::DisableUserRequest disable;
+  disable.set_user_id(account.account().user().user_id());
+  ASSERT_THAT(Call(&Stub::DisableUser, disable, admin), IsOk());
+  EXPECT_THAT(revoked(), IsOkAndHolds(true));
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <set>
 #include <tuple>
 
+#include "absl/strings/str_cat.h"
 #include "libs/base/status_macros.h"
 #include "libs/base/uuid.h"
 
@@ -125,14 +126,49 @@ absl::StatusOr<std::vector<std::string>> InMemorySessionStore::RevokeAllForUser(
   return std::vector<std::string>(revoked.begin(), revoked.end());
 }
 
-absl::StatusOr<std::vector<std::string>> InMemorySessionStore::RevokedSince(absl::Time since) {
+absl::Status InMemorySessionStore::RecordRevocations(absl::Span<const std::string> session_ids,
+                                                     absl::Time until) {
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < session_ids.size(); ++i) {
+    CRM_ASSIGN_OR_RETURN(ids.emplace_back(),
+                         base::CanonicalUuid(absl::StrCat("session_ids[", i, "]"), session_ids[i]));
+  }
+  absl::MutexLock lock(&mu_);
+  for (const std::string& id : ids) {
+    absl::Time& recorded = revocations_.try_emplace(id, Micros(until)).first->second;
+    recorded = std::max(recorded, Micros(until));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> InMemorySessionStore::IsRevoked(absl::string_view session_id, absl::Time now) {
+  CRM_ASSIGN_OR_RETURN(const std::string id, base::CanonicalUuid("session_id", session_id));
+  absl::MutexLock lock(&mu_);
+  if (auto it = revocations_.find(id); it != revocations_.end() && it->second > now) return true;
+  for (const auto& [row_id, row] : sessions_) {
+    if (row.record.family_id == id && row.revoked_at.has_value()) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<std::vector<std::string>> InMemorySessionStore::RevocationsInForce(
+    absl::Time now, absl::Time revoked_since) {
   absl::MutexLock lock(&mu_);
   std::set<std::string> revoked;
   for (const auto& [id, row] : sessions_) {
-    if (row.revoked_at.has_value() && *row.revoked_at >= since)
+    if (row.revoked_at.has_value() && *row.revoked_at >= revoked_since)
       revoked.insert(row.record.family_id);
   }
+  for (const auto& [id, until] : revocations_) {
+    if (until > now) revoked.insert(id);
+  }
   return std::vector<std::string>(revoked.begin(), revoked.end());
+}
+
+absl::StatusOr<int64_t> InMemorySessionStore::PruneRevocations(absl::Time before) {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int64_t>(
+      std::erase_if(revocations_, [before](const auto& kv) { return kv.second < before; }));
 }
 
 absl::StatusOr<LoginHistoryRecord> InMemorySessionStore::AppendLogin(const LoginAttempt& attempt) {

@@ -32,7 +32,12 @@ class InMemorySessionStore final : public SessionStore {
   absl::StatusOr<std::vector<std::string>> RevokeAllForUser(
       absl::string_view user_id, std::optional<std::string> except_session_id,
       absl::Time now) override;
-  absl::StatusOr<std::vector<std::string>> RevokedSince(absl::Time since) override;
+  absl::Status RecordRevocations(absl::Span<const std::string> session_ids,
+                                 absl::Time until) override;
+  absl::StatusOr<bool> IsRevoked(absl::string_view session_id, absl::Time now) override;
+  absl::StatusOr<std::vector<std::string>> RevocationsInForce(absl::Time now,
+                                                              absl::Time revoked_since) override;
+  absl::StatusOr<int64_t> PruneRevocations(absl::Time before) override;
   absl::StatusOr<LoginHistoryRecord> AppendLogin(const LoginAttempt& attempt) override;
   absl::StatusOr<LoginHistoryPage> ListLogins(absl::string_view user_id, absl::Time start_time,
                                               absl::Time end_time, int page_size,
@@ -49,6 +54,7 @@ class InMemorySessionStore final : public SessionStore {
   std::map<std::string, Row> sessions_ ABSL_GUARDED_BY(mu_);                // by id
   std::map<std::string, std::string> by_hash_ ABSL_GUARDED_BY(mu_);         // hash -> id
   std::map<std::string, LoginHistoryRecord> history_ ABSL_GUARDED_BY(mu_);  // by id
+  std::map<std::string, absl::Time> revocations_ ABSL_GUARDED_BY(mu_);      // id -> until
 };
 
 }  // namespace crm::identity

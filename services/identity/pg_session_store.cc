@@ -6,8 +6,10 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "libs/base/status_macros.h"
 #include "libs/base/uuid.h"
+#include "libs/pg/array.h"
 
 namespace crm::identity {
 namespace {
@@ -83,9 +85,29 @@ constexpr const char* kRevokeAllForUserSql =
     "SELECT DISTINCT family_id::text FROM r ORDER BY 1";
 
 // $1 since (micros). Served by sessions_revoked_idx (migration 0004).
-constexpr const char* kRevokedSinceSql =
-    "SELECT DISTINCT family_id::text FROM sessions "
-    "WHERE revoked_at IS NOT NULL AND revoked_at >= " CRM_TS_PARAM("$1") " ORDER BY 1";
+// $1 ids (uuid[] literal), $2 until (micros).
+constexpr const char* kRecordRevocationsSql =
+    "INSERT INTO revoked_sessions (session_id, until) "
+    "SELECT DISTINCT unnest($1::uuid[]), " CRM_TS_PARAM("$2") " "
+    "ON CONFLICT (session_id) DO UPDATE SET until = GREATEST(revoked_sessions.until, "
+    "    EXCLUDED.until)";
+
+// $1 id, $2 now (micros).
+constexpr const char* kIsRevokedSql =
+    "SELECT EXISTS (SELECT 1 FROM revoked_sessions "
+    "               WHERE session_id = $1::uuid AND until > " CRM_TS_PARAM("$2") ") "
+    "    OR EXISTS (SELECT 1 FROM sessions WHERE family_id = $1::uuid AND revoked_at IS NOT NULL)";
+
+// $1 before (micros).
+constexpr const char* kPruneRevocationsSql =
+    "DELETE FROM revoked_sessions WHERE until < " CRM_TS_PARAM("$1");
+
+// $1 now, $2 revoked since (micros).
+constexpr const char* kRevocationsInForceSql =
+    "SELECT session_id::text FROM revoked_sessions WHERE until > " CRM_TS_PARAM("$1") " "
+    "UNION "
+    "SELECT family_id::text FROM sessions "
+    "WHERE revoked_at IS NOT NULL AND revoked_at >= " CRM_TS_PARAM("$2") " ORDER BY 1";
 
 #define CRM_HISTORY_COLUMNS                                                        \
   "h.id::text, h.user_id::text, " CRM_TS_COL("h.at") ", h.result, "                \
@@ -264,15 +286,45 @@ absl::StatusOr<std::vector<std::string>> PgSessionStore::RevokeAllForUser(
       });
 }
 
-absl::StatusOr<std::vector<std::string>> PgSessionStore::RevokedSince(absl::Time since) {
+absl::Status PgSessionStore::RecordRevocations(absl::Span<const std::string> session_ids,
+                                               absl::Time until) {
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < session_ids.size(); ++i) {
+    CRM_ASSIGN_OR_RETURN(ids.emplace_back(),
+                         base::CanonicalUuid(absl::StrCat("session_ids[", i, "]"), session_ids[i]));
+  }
+  if (ids.empty()) return absl::OkStatus();
+  return pool_.Transact([&](pqxx::work& tx) -> absl::Status {
+    tx.exec_params(kRecordRevocationsSql, pg::ArrayLiteral(ids), absl::ToUnixMicros(until));
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<bool> PgSessionStore::IsRevoked(absl::string_view session_id, absl::Time now) {
+  CRM_ASSIGN_OR_RETURN(const std::string id, base::CanonicalUuid("session_id", session_id));
+  return pool_.TransactValue<bool>([&](pqxx::work& tx) -> absl::StatusOr<bool> {
+    return tx.exec_params1(kIsRevokedSql, id, absl::ToUnixMicros(now))[0].as<bool>();
+  });
+}
+
+absl::StatusOr<std::vector<std::string>> PgSessionStore::RevocationsInForce(
+    absl::Time now, absl::Time revoked_since) {
   return pool_.TransactValue<std::vector<std::string>>(
       [&](pqxx::work& tx) -> absl::StatusOr<std::vector<std::string>> {
         std::vector<std::string> out;
-        for (const auto& row : tx.exec_params(kRevokedSinceSql, absl::ToUnixMicros(since))) {
+        for (const auto& row : tx.exec_params(kRevocationsInForceSql, absl::ToUnixMicros(now),
+                                              absl::ToUnixMicros(revoked_since))) {
           out.push_back(row[0].as<std::string>());
         }
         return out;
       });
+}
+
+absl::StatusOr<int64_t> PgSessionStore::PruneRevocations(absl::Time before) {
+  return pool_.TransactValue<int64_t>([&](pqxx::work& tx) -> absl::StatusOr<int64_t> {
+    return static_cast<int64_t>(
+        tx.exec_params(kPruneRevocationsSql, absl::ToUnixMicros(before)).affected_rows());
+  });
 }
 
 absl::StatusOr<LoginHistoryRecord> PgSessionStore::AppendLogin(const LoginAttempt& attempt) {

@@ -36,7 +36,12 @@ class PgSessionStore final : public SessionStore {
   absl::StatusOr<std::vector<std::string>> RevokeAllForUser(
       absl::string_view user_id, std::optional<std::string> except_session_id,
       absl::Time now) override;
-  absl::StatusOr<std::vector<std::string>> RevokedSince(absl::Time since) override;
+  absl::Status RecordRevocations(absl::Span<const std::string> session_ids,
+                                 absl::Time until) override;
+  absl::StatusOr<bool> IsRevoked(absl::string_view session_id, absl::Time now) override;
+  absl::StatusOr<std::vector<std::string>> RevocationsInForce(absl::Time now,
+                                                              absl::Time revoked_since) override;
+  absl::StatusOr<int64_t> PruneRevocations(absl::Time before) override;
   absl::StatusOr<LoginHistoryRecord> AppendLogin(const LoginAttempt& attempt) override;
   absl::StatusOr<LoginHistoryPage> ListLogins(absl::string_view user_id, absl::Time start_time,
                                               absl::Time end_time, int page_size,

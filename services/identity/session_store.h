@@ -29,6 +29,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "libs/base/uuid.h"
 
 namespace crm::identity {
@@ -155,10 +156,34 @@ class SessionStore {
   virtual absl::StatusOr<std::vector<std::string>> RevokeAllForUser(
       absl::string_view user_id, std::optional<std::string> except_session_id, absl::Time now) = 0;
 
-  // The ids of the sessions (families) revoked at or after `since`, sorted:
-  // identity republishes them to the Redis revocation set, which a Redis
-  // restart or a failed write may have lost (IdentityService::Sweep).
-  virtual absl::StatusOr<std::vector<std::string>> RevokedSince(absl::Time since) = 0;
+  // ---- The revocation record ----
+  // Every revocation of access tokens, whatever minted them (sessions of this
+  // store, service-account token sessions, subjects' portal tokens), kept
+  // until the last token it covers has expired. Identity publishes it to the
+  // Redis revocation set, republishes it when Redis lost it, and answers
+  // CheckSession from it while Redis is down.
+
+  // Records the sessions' tokens as revoked until `until`; an id recorded
+  // again keeps the later time. All or nothing. Errors: INVALID_ARGUMENT
+  // naming session_ids[i] (not a UUID).
+  virtual absl::Status RecordRevocations(absl::Span<const std::string> session_ids,
+                                         absl::Time until) = 0;
+
+  // Whether the tokens of `session_id` are revoked at `now`: recorded with
+  // `until` after `now`, or a session (family) of this store that is revoked
+  // (covered even if the record was never written). Errors: INVALID_ARGUMENT
+  // naming session_id.
+  virtual absl::StatusOr<bool> IsRevoked(absl::string_view session_id, absl::Time now) = 0;
+
+  // The revocations in force, sorted and unique: the ids recorded with
+  // `until` after `now`, and the sessions (families) revoked at or after
+  // `revoked_since` (the oldest revocation whose tokens could still be
+  // presented).
+  virtual absl::StatusOr<std::vector<std::string>> RevocationsInForce(absl::Time now,
+                                                                      absl::Time revoked_since) = 0;
+
+  // Forgets the records whose `until` is before `before`; returns how many.
+  virtual absl::StatusOr<int64_t> PruneRevocations(absl::Time before) = 0;
 
   // ---- Login history ----
 

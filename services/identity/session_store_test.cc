@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
@@ -86,7 +87,7 @@ class PgEnv {
   absl::Status Init() {
     if (pool_ == nullptr) return absl::FailedPreconditionError("suite set-up failed");
     absl::Status s = pool_->Transact([](pqxx::work& tx) {
-      tx.exec("TRUNCATE users, sessions, login_history CASCADE");
+      tx.exec("TRUNCATE users, sessions, login_history, revoked_sessions CASCADE");
       return absl::OkStatus();
     });
     if (!s.ok()) return s;
@@ -391,7 +392,7 @@ TYPED_TEST(SessionStoreContractTest, RevokeEndsEveryTokenOfTheSession) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("session_id")));
 }
 
-TYPED_TEST(SessionStoreContractTest, RevokedSinceListsTheSessionsRevokedFromThatTimeOn) {
+TYPED_TEST(SessionStoreContractTest, RevocationsInForceAreTheRecordedAndTheRecentlyRevoked) {
   const std::string user = this->env_.NewUser("rosa");
   const SessionRecord early = this->MustCreate(this->Session(user, "e0"));
   const SessionRecord late = this->MustCreate(this->Session(user, "l0"));
@@ -399,14 +400,56 @@ TYPED_TEST(SessionStoreContractTest, RevokedSinceListsTheSessionsRevokedFromThat
   ASSERT_THAT(this->store().Rotate(Bytes("l0"), Bytes("l1"), kT0), IsOk());  // two rows, one family
   ASSERT_THAT(this->store().Revoke(early.family_id, kT0 + absl::Minutes(1)), IsOk());
   ASSERT_THAT(this->store().Revoke(late.family_id, kT0 + absl::Minutes(5)), IsOk());
-  std::vector<std::string> both = {early.family_id, late.family_id};
-  std::sort(both.begin(), both.end());
-  EXPECT_THAT(this->store().RevokedSince(kT0), IsOkAndHolds(both));
-  EXPECT_THAT(this->store().RevokedSince(kT0 + absl::Minutes(1)), IsOkAndHolds(both));
-  EXPECT_THAT(this->store().RevokedSince(kT0 + absl::Minutes(2)),
-              IsOkAndHolds(ElementsAre(late.family_id)));
-  EXPECT_THAT(this->store().RevokedSince(kT0 + absl::Minutes(6)), IsOkAndHolds(IsEmpty()));
-  (void)live;
+  // A token session no row of the store knows (a service account's, a
+  // subject's), recorded until 10 minutes past kT0.
+  const std::string token_session = base::NewUuid();
+  ASSERT_THAT(this->store().RecordRevocations({token_session}, kT0 + absl::Minutes(10)), IsOk());
+  auto sorted = [](std::vector<std::string> ids) {
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  };
+  auto in_force = [&](absl::Time now, absl::Time since) {
+    return this->store().RevocationsInForce(now, since);
+  };
+  EXPECT_THAT(in_force(kT0, kT0),
+              IsOkAndHolds(sorted({early.family_id, late.family_id, token_session})));
+  EXPECT_THAT(in_force(kT0, kT0 + absl::Minutes(2)),
+              IsOkAndHolds(sorted({late.family_id, token_session})));
+  EXPECT_THAT(in_force(kT0 + absl::Minutes(10), kT0 + absl::Minutes(6)), IsOkAndHolds(IsEmpty()));
+
+  EXPECT_THAT(this->store().IsRevoked(token_session, kT0), IsOkAndHolds(true));
+  EXPECT_THAT(this->store().IsRevoked(token_session, kT0 + absl::Minutes(10)), IsOkAndHolds(false));
+  // A revoked family is revoked, recorded or not; upper case names it too.
+  EXPECT_THAT(this->store().IsRevoked(late.family_id, kT0 + absl::Hours(1)), IsOkAndHolds(true));
+  EXPECT_THAT(this->store().IsRevoked(absl::AsciiStrToUpper(early.family_id), kT0),
+              IsOkAndHolds(true));
+  EXPECT_THAT(this->store().IsRevoked(live.family_id, kT0), IsOkAndHolds(false));
+  EXPECT_THAT(this->store().IsRevoked(base::NewUuid(), kT0), IsOkAndHolds(false));
+}
+
+TYPED_TEST(SessionStoreContractTest, RecordingAgainKeepsTheLaterTimeAndPruneForgets) {
+  const std::string a = base::NewUuid();
+  const std::string b = base::NewUuid();
+  ASSERT_THAT(this->store().RecordRevocations({a, b, a}, kT0 + absl::Minutes(10)), IsOk());
+  ASSERT_THAT(this->store().RecordRevocations({a}, kT0 + absl::Minutes(5)), IsOk());
+  ASSERT_THAT(this->store().RecordRevocations({b}, kT0 + absl::Minutes(20)), IsOk());
+  EXPECT_THAT(this->store().IsRevoked(a, kT0 + absl::Minutes(9)), IsOkAndHolds(true));
+  EXPECT_THAT(this->store().IsRevoked(b, kT0 + absl::Minutes(19)), IsOkAndHolds(true));
+  EXPECT_THAT(this->store().PruneRevocations(kT0 + absl::Minutes(15)), IsOkAndHolds(1));
+  EXPECT_THAT(this->store().RevocationsInForce(kT0, kT0), IsOkAndHolds(ElementsAre(b)));
+  EXPECT_THAT(this->store().RecordRevocations({}, kT0), IsOk());
+}
+
+TYPED_TEST(SessionStoreContractTest, MalformedRevocationIdsAreRefusedAndNothingIsRecorded) {
+  const std::string good = base::NewUuid();
+  EXPECT_THAT(this->store().RecordRevocations({good, "x'; DROP TABLE sessions; --"},
+                                              kT0 + absl::Minutes(10)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("session_ids[1]")));
+  EXPECT_THAT(this->store().IsRevoked(good, kT0), IsOkAndHolds(false));
+  EXPECT_THAT(this->store().IsRevoked("", kT0),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("session_id")));
+  EXPECT_THAT(this->store().IsRevoked("not-a-uuid", kT0),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("session_id")));
 }
 
 TYPED_TEST(SessionStoreContractTest, RevokeAllForUserSparesTheExceptedSessionAndOtherUsers) {

@@ -19,25 +19,12 @@ using crm::audit::v1::OUTCOME_SUCCESS;
 
 constexpr char kOwnIdentity[] = "spiffe://crm.local/identity";
 
-std::string SpiffeIdOf(absl::string_view name) {
-  return absl::StartsWith(name, "spiffe://") ? std::string(name)
-                                             : absl::StrCat("spiffe://crm.local/", name);
-}
-
 absl::Status NotConfigured() {
   return absl::FailedPreconditionError(
       "subject verification is off (settings contacts_addr and mailing_addr)");
 }
 
 }  // namespace
-
-absl::Status IdentityService::CheckSubjectCaller(Ctx* ctx) const {
-  const std::string peer = rpc::PeerIdentity(*ctx);
-  for (const std::string& allowed : d_.config.subject_callers) {
-    if (!peer.empty() && peer == SpiffeIdOf(allowed)) return absl::OkStatus();
-  }
-  return absl::PermissionDeniedError("subject verification is only for the gateway");
-}
 
 absl::StatusOr<std::string> IdentityService::OwnServiceToken() {
   absl::MutexLock lock(&own_token_mu_);
@@ -62,7 +49,8 @@ grpc::Status IdentityService::StartSubjectVerification(
     Ctx* ctx, const v1::StartSubjectVerificationRequest* req,
     v1::StartSubjectVerificationResponse* resp) {
   return Handle([&]() -> absl::Status {
-    CRM_RETURN_IF_ERROR(CheckSubjectCaller(ctx));
+    CRM_RETURN_IF_ERROR(CheckCaller(ctx, d_.config.subject_callers,
+                                    "subject verification is only for the gateway"));
     if (d_.subjects == nullptr) return NotConfigured();
     CRM_ASSIGN_OR_RETURN(SubjectVerifier::Started started,
                          d_.subjects->Start(req->email(), req->source_address()));
@@ -78,7 +66,8 @@ grpc::Status IdentityService::ConfirmSubjectVerification(
     Ctx* ctx, const v1::ConfirmSubjectVerificationRequest* req,
     v1::ConfirmSubjectVerificationResponse* resp) {
   return Handle([&]() -> absl::Status {
-    CRM_RETURN_IF_ERROR(CheckSubjectCaller(ctx));
+    CRM_RETURN_IF_ERROR(CheckCaller(ctx, d_.config.subject_callers,
+                                    "subject verification is only for the gateway"));
     if (d_.subjects == nullptr) return NotConfigured();
     const std::string resource = absl::StrCat("subject_verification/", req->verification_id());
     absl::StatusOr<SubjectVerifier::Confirmed> confirmed =

@@ -132,8 +132,8 @@ absl::Status Setup(MailingConfig& cfg, const service::ApiAuthConfig& auth_cfg, A
   CRM_RETURN_IF_ERROR(StartupStep("smtp", smtp.status()));
   app.smtp = *std::move(smtp);
 
-  CRM_ASSIGN_OR_RETURN(app.auth,
-                       service::ApiAuth::Create(auth_cfg, ctx.config.server.tls, ctx.clock));
+  CRM_ASSIGN_OR_RETURN(
+      app.auth, service::ApiAuth::Create(auth_cfg, ctx.config.server.tls, ctx.clock, &ctx.metrics));
   ctx.on_stop.push_back([&app] { app.auth->Stop(); });
   CRM_ASSIGN_OR_RETURN(app.outbox, service::AuditOutbox::Start(ctx, *app.ring, cfg.audit_addr));
   app.token =

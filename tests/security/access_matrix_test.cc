@@ -127,7 +127,7 @@ class AccessMatrixTest : public ::testing::Test {
   }
   static void TearDownTestSuite() {
     if (stack_ != nullptr) {
-      EXPECT_TRUE(stack_->Shutdown().ok());
+      EXPECT_THAT(stack_->Shutdown(), ::crm::testing::IsOk());
     }
     delete stack_;
     stack_ = nullptr;

@@ -314,7 +314,7 @@ class AuthorizationMatrixTest : public ::testing::Test {
   }
   static void TearDownTestSuite() {
     if (stack_ != nullptr) {
-      EXPECT_TRUE(stack_->Shutdown().ok());
+      EXPECT_THAT(stack_->Shutdown(), ::crm::testing::IsOk());
     }
     delete stack_;
     stack_ = nullptr;

@@ -24,6 +24,9 @@ const std::map<std::string, std::set<std::string>>& CallerOnly() {
         // identity's subject_callers (the portal's e-mail codes).
         {"/crm.identity.v1.Identity/StartSubjectVerification", {"gateway"}},
         {"/crm.identity.v1.Identity/ConfirmSubjectVerification", {"gateway"}},
+        // identity's session_check_callers (the services that verify tokens).
+        {"/crm.identity.v1.Identity/CheckSession",
+         {"contacts", "consent", "audit", "mailing", "erasure"}},
     };
     for (const char* m : {"DescribeSubjectData", "ExportSubjectData", "EraseSubjectData"}) {
       (*t)[absl::StrCat("/crm.subject.v1.SubjectData/", m)] = {"erasure"};
