@@ -291,6 +291,8 @@ absl::Status IdentityService::Sweep() {
   if (first.ok()) first = s;
   s = SweepPasswordReminders(now);
   if (first.ok()) first = s;
+  s = d_.revocation.Republish();
+  if (first.ok()) first = s;
   s = d_.revocation.Prune();
   if (first.ok()) first = s;
   return first;

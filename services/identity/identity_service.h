@@ -171,8 +171,9 @@ class IdentityService final : public crm::identity::v1::Identity::Service {
       absl::string_view username, std::optional<std::string> initial_password = std::nullopt);
 
   // One pass of the background sweeps: signing-key refresh, grant expiry
-  // notices, password expiry reminders, and the revocation records whose
-  // tokens have all expired forgotten. Returns the first error.
+  // notices, password expiry reminders, the revocations in force written to
+  // Redis again (Revocations::Republish) and the records whose tokens have
+  // all expired forgotten. Returns the first error.
   absl::Status Sweep();
 
  private:

@@ -42,6 +42,17 @@
 //   BM_VerifyCallCachedWithRedisRevocationNoNegativeCache
 //                                               negative_cache_ttl = 0: one
 //                                               PTTL round trip per call
+//   BM_VerifyCallCachedWithRedisRevocationAndMarkNoNegativeCache
+//                                               the same with identity's
+//                                               record as fallback, as the
+//                                               services run: PTTL and the
+//                                               complete mark (EXISTS) in one
+//                                               pipelined round trip
+//   BM_VerifyCallCachedWithRecordRevocation     identity's record in
+//                                               PostgreSQL (Revocations::
+//                                               IsRevoked), what CheckSession
+//                                               answers from while Redis is
+//                                               down: one indexed query a call
 //
 // Defaults (each unless given on the command line): --benchmark_min_time=1
 // (login is ~30 ms a call), --benchmark_repetitions=3 with
@@ -548,12 +559,36 @@ void BM_VerifyCallCachedWithRedisRevocationNoNegativeCache(benchmark::State& sta
   RunVerifyWithRedis(state, absl::ZeroDuration());
 }
 
+void BM_VerifyCallCachedWithRedisRevocationAndMarkNoNegativeCache(benchmark::State& state) {
+  if (!g->app->revocations().Watch().ok()) {  // sets the complete mark
+    state.SkipWithError("revocation watch failed");
+    return;
+  }
+  absl::StatusOr<std::unique_ptr<auth::RedisRevocationChecker>> revocation =
+      auth::RedisRevocationChecker::Create(
+          *g->redis, *g->clock,
+          {.negative_cache_ttl = absl::ZeroDuration(), .fallback = &g->app->revocations()});
+  if (!revocation.ok()) {
+    state.SkipWithError("RedisRevocationChecker::Create failed");
+    return;
+  }
+  RunVerify(state, **revocation);
+}
+
+void BM_VerifyCallCachedWithRecordRevocation(benchmark::State& state) {
+  RunVerify(state, g->app->revocations());
+}
+
 BENCHMARK(BM_RedisPingBaseline)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_VerifyCallCachedInMemoryRevocation)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_VerifyCallCachedWithRedisRevocation)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_VerifyCallCachedWithRedisRevocationNoNegativeCache)
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
+BENCHMARK(BM_VerifyCallCachedWithRedisRevocationAndMarkNoNegativeCache)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+BENCHMARK(BM_VerifyCallCachedWithRecordRevocation)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 void PrintRatios(const crm::testing::RatioReporter& r) {
   std::printf(
@@ -594,6 +629,13 @@ void PrintRatios(const crm::testing::RatioReporter& r) {
   r.PrintTimeRatio("Redis revocation, no negative cache", no_negative, ping, "one Redis PING");
   r.PrintTimeRatio("Redis revocation, no negative cache", no_negative, memory,
                    "in-memory revocation");
+  const std::string marked =
+      "BM_VerifyCallCachedWithRedisRevocationAndMarkNoNegativeCache/real_time";
+  const std::string record = "BM_VerifyCallCachedWithRecordRevocation/real_time";
+  r.PrintTimeRatio("Redis revocation and complete mark, no negative cache", marked, no_negative,
+                   "PTTL alone");
+  r.PrintTimeRatio("identity's record in PostgreSQL (Redis down)", record, no_negative,
+                   "Redis PTTL");
 }
 
 }  // namespace

@@ -70,13 +70,18 @@ class Revocations final : public auth::RevocationChecker {
   // while Redis cannot be reached. Run it every second (IdentityApp).
   absl::Status Watch();
 
+  // Writes everything in force to Redis and sets the complete mark, in one
+  // transaction. The sweep runs it too, for a replica that died before its
+  // watch could retry a failed publish. UNAVAILABLE while Redis cannot be
+  // reached; the store's error.
+  absl::Status Republish();
+
   // Forgets the records whose tokens have all expired (the sweep).
   absl::Status Prune();
 
  private:
   Revocations(SessionStore& store, const base::Clock& clock, absl::Duration ttl)
       : store_(store), clock_(clock), ttl_(ttl) {}
-  absl::Status Republish();
 
   SessionStore& store_;
   const base::Clock& clock_;
