@@ -128,11 +128,7 @@ absl::StatusOr<std::vector<std::string>> InMemorySessionStore::RevokeAllForUser(
 
 absl::Status InMemorySessionStore::RecordRevocations(absl::Span<const std::string> session_ids,
                                                      absl::Time until) {
-  std::vector<std::string> ids;
-  for (size_t i = 0; i < session_ids.size(); ++i) {
-    CRM_ASSIGN_OR_RETURN(ids.emplace_back(),
-                         base::CanonicalUuid(absl::StrCat("session_ids[", i, "]"), session_ids[i]));
-  }
+  CRM_ASSIGN_OR_RETURN(const std::vector<std::string> ids, CanonicalSessionIds(session_ids));
   absl::MutexLock lock(&mu_);
   for (const std::string& id : ids) {
     absl::Time& recorded = revocations_.try_emplace(id, Micros(until)).first->second;

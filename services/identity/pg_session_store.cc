@@ -288,11 +288,7 @@ absl::StatusOr<std::vector<std::string>> PgSessionStore::RevokeAllForUser(
 
 absl::Status PgSessionStore::RecordRevocations(absl::Span<const std::string> session_ids,
                                                absl::Time until) {
-  std::vector<std::string> ids;
-  for (size_t i = 0; i < session_ids.size(); ++i) {
-    CRM_ASSIGN_OR_RETURN(ids.emplace_back(),
-                         base::CanonicalUuid(absl::StrCat("session_ids[", i, "]"), session_ids[i]));
-  }
+  CRM_ASSIGN_OR_RETURN(const std::vector<std::string> ids, CanonicalSessionIds(session_ids));
   if (ids.empty()) return absl::OkStatus();
   return pool_.Transact([&](pqxx::work& tx) -> absl::Status {
     tx.exec_params(kRecordRevocationsSql, pg::ArrayLiteral(ids), absl::ToUnixMicros(until));

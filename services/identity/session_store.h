@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -206,6 +207,21 @@ class SessionStore {
 };
 
 // ---- Helpers shared by both implementations --------------------------------
+
+// The canonical (lower-case) form of every id; INVALID_ARGUMENT naming
+// session_ids[i] for the first that is not a UUID (RecordRevocations).
+inline absl::StatusOr<std::vector<std::string>> CanonicalSessionIds(
+    absl::Span<const std::string> session_ids) {
+  std::vector<std::string> ids;
+  ids.reserve(session_ids.size());
+  for (size_t i = 0; i < session_ids.size(); ++i) {
+    absl::StatusOr<std::string> id =
+        base::CanonicalUuid(absl::StrCat("session_ids[", i, "]"), session_ids[i]);
+    if (!id.ok()) return id.status();
+    ids.push_back(*std::move(id));
+  }
+  return ids;
+}
 
 inline absl::string_view LoginResultName(LoginResult result) {
   switch (result) {
