@@ -44,6 +44,7 @@ std::vector<const pb::FileDescriptor*> ApiFiles() {
 bool Internal(const pb::MethodDescriptor& m) {
   static const auto* const kInternal = new std::set<std::string>{
       "crm.identity.v1.Identity.IssueServiceToken",    // the caller certificate's account
+      "crm.identity.v1.Identity.CheckSession",         // the token-verifying services only
       "crm.mailing.v1.Mailing.Unsubscribe",            // gateway only: /u/ (RFC 8058)
       "crm.mailing.v1.Mailing.ConfirmSubscription",    // gateway only: /c/
       "crm.mailing.v1.Mailing.SendTransactional",      // dedup keys are per calling service

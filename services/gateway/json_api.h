@@ -11,8 +11,9 @@
 //
 // Exposed: every unary method of the services of the backends configured
 // (package crm.<backend>.v1), except service-to-service ones
-// (crm.audit.v1.AuditIngest, Mailing/SendTransactional; SubjectData is in no
-// backend's package) and those authorized by the caller's certificate alone
+// (crm.audit.v1.AuditIngest, Mailing/SendTransactional, Identity/CheckSession;
+// SubjectData is in no backend's package) and those authorized by the
+// caller's certificate alone
 // (Identity/IssueServiceToken, Mailing/Unsubscribe and ConfirmSubscription,
 // Contacts/GetMailingAddresses):
 // through the API that certificate would be the gateway's, for anyone.

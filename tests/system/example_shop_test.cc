@@ -628,6 +628,7 @@ TEST_F(ExampleShopTest, TheGatewayApiCallsTheServicesWithTheCallersToken) {
   // Methods a service authorizes by the caller's certificate alone would be
   // the gateway's certificate for anyone: never exposed.
   for (const char* path : {"/api/v1/crm.identity.v1.Identity/IssueServiceToken",
+                           "/api/v1/crm.identity.v1.Identity/CheckSession",
                            "/api/v1/crm.mailing.v1.Mailing/Unsubscribe",
                            "/api/v1/crm.mailing.v1.Mailing/ConfirmSubscription",
                            "/api/v1/crm.mailing.v1.Mailing/SendTransactional"}) {
