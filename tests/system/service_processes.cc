@@ -9,7 +9,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -34,25 +33,19 @@ const std::string& Binary(const std::string& service) {
 }
 
 int FreePort() {
-  // Below Linux's ephemeral range (32768-60999 by default), so that no
-  // outgoing connection of a suite running alongside (they all take their
-  // local ports from that range) can hold it when the service binds it;
-  // random, so that suites choosing at once rarely choose alike.
-  static std::mt19937 random{std::random_device{}()};
-  std::uniform_int_distribution<int> below_ephemeral(20000, 32767);
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    sockaddr_in addr = {};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    const int port = below_ephemeral(random);
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    const bool free = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-    close(fd);
-    if (free) return port;
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = -1;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
   }
-  return -1;
+  close(fd);
+  return port;
 }
 
 TempDir::TempDir() {
