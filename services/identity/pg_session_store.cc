@@ -84,7 +84,6 @@ constexpr const char* kRevokeAllForUserSql =
     "           RETURNING family_id) "
     "SELECT DISTINCT family_id::text FROM r ORDER BY 1";
 
-// $1 since (micros). Served by sessions_revoked_idx (migration 0004).
 // $1 ids (uuid[] literal), $2 until (micros).
 constexpr const char* kRecordRevocationsSql =
     "INSERT INTO revoked_sessions (session_id, until) "
@@ -102,7 +101,8 @@ constexpr const char* kIsRevokedSql =
 constexpr const char* kPruneRevocationsSql =
     "DELETE FROM revoked_sessions WHERE until < " CRM_TS_PARAM("$1");
 
-// $1 now, $2 revoked since (micros).
+// $1 now, $2 revoked since (micros). The sessions part is served by
+// sessions_revoked_idx (migration 0004), the record's by its until index.
 constexpr const char* kRevocationsInForceSql =
     "SELECT session_id::text FROM revoked_sessions WHERE until > " CRM_TS_PARAM("$1") " "
     "UNION "
