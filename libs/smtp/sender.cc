@@ -138,10 +138,23 @@ namespace {
 // The upload: curl pulls the message through this.
 struct Upload {
   absl::string_view rest;
+  const Sender::BeforeEnd* before_end = nullptr;  // may be null or empty
+  bool asked = false;                             // before_end was called
+  absl::Status refused;                           // what before_end answered, if not OK
 };
 
 size_t ReadMessage(char* buffer, size_t size, size_t nitems, void* userdata) {
   auto* upload = static_cast<Upload*>(userdata);
+  if (upload->rest.empty() && !upload->asked) {
+    // curl asks for more once it has the whole message; on the 0 below it
+    // sends the end of data. Aborting instead makes it close the connection
+    // without the dot: the relay throws the message away.
+    upload->asked = true;
+    if (upload->before_end != nullptr && *upload->before_end) {
+      upload->refused = (*upload->before_end)();
+      if (!upload->refused.ok()) return CURL_READFUNC_ABORT;
+    }
+  }
   const size_t n = std::min(size * nitems, upload->rest.size());
   std::memcpy(buffer, upload->rest.data(), n);
   upload->rest.remove_prefix(n);
@@ -233,9 +246,10 @@ Sender::Sender(Options options, std::unique_ptr<Handle> handle)
 Sender::~Sender() = default;
 
 Sender::Attempt Sender::Perform(const Envelope& envelope, curl_slist* recipients,
-                                absl::string_view message, bool fresh_connection) {
+                                absl::string_view message, const BeforeEnd& before_end,
+                                bool fresh_connection) {
   CURL* c = handle_->curl;
-  Upload upload{message};
+  Upload upload{.rest = message, .before_end = &before_end};
   // An empty MAIL_FROM makes curl send the null reverse-path "MAIL FROM:<>".
   curl_easy_setopt(c, CURLOPT_MAIL_FROM, envelope.from.c_str());
   curl_easy_setopt(c, CURLOPT_MAIL_RCPT, recipients);
@@ -249,6 +263,7 @@ Sender::Attempt Sender::Perform(const Envelope& envelope, curl_slist* recipients
   attempt.connects = std::max(0L, connects);
   // curl asks for the message only after the relay's 354 to DATA.
   attempt.message_started = upload.rest.size() != message.size();
+  attempt.refused_before_end = upload.refused;
   // The handle outlives this call's list and buffer.
   curl_easy_setopt(c, CURLOPT_MAIL_RCPT, nullptr);
   curl_easy_setopt(c, CURLOPT_READDATA, nullptr);
@@ -257,7 +272,8 @@ Sender::Attempt Sender::Perform(const Envelope& envelope, curl_slist* recipients
   return attempt;
 }
 
-absl::Status Sender::Send(const Envelope& envelope, absl::string_view message) {
+absl::Status Sender::Send(const Envelope& envelope, absl::string_view message,
+                          const BeforeEnd& before_end) {
   CRM_RETURN_IF_ERROR(ValidateEnvelopeAddress(envelope.from, "from"));
   if (envelope.recipients.empty()) return absl::InvalidArgumentError("recipients: none");
   Slist recipients;
@@ -273,7 +289,8 @@ absl::Status Sender::Send(const Envelope& envelope, absl::string_view message) {
   }
   CRM_RETURN_IF_ERROR(ValidateMessage(message));
 
-  Attempt attempt = Perform(envelope, recipients.get(), message, /*fresh_connection=*/false);
+  Attempt attempt =
+      Perform(envelope, recipients.get(), message, before_end, /*fresh_connection=*/false);
   if (attempt.rc != CURLE_OK && kept_connection_ && attempt.connects == 0 &&
       !attempt.message_started && (attempt.reply_code == 0 || attempt.reply_code == 421) &&
       attempt.rc != CURLE_OPERATION_TIMEDOUT) {
@@ -282,7 +299,7 @@ absl::Status Sender::Send(const Envelope& envelope, absl::string_view message) {
     // close_notify or a 421. The relay has not seen a byte of this message,
     // so one more try on a new connection cannot deliver it twice.
     ++stats_.retried_on_new_connection;
-    attempt = Perform(envelope, recipients.get(), message, /*fresh_connection=*/true);
+    attempt = Perform(envelope, recipients.get(), message, before_end, /*fresh_connection=*/true);
   }
   // curl closes the connection after a failed transfer and keeps it after a
   // successful one.
@@ -291,6 +308,10 @@ absl::Status Sender::Send(const Envelope& envelope, absl::string_view message) {
   const long reply_code = attempt.reply_code;
 
   ++stats_.sends;
+  if (!attempt.refused_before_end.ok()) {
+    ++stats_.abandoned_before_end;
+    return attempt.refused_before_end;
+  }
   const std::string relay = absl::StrCat("smtp relay ", options_.host, ":", options_.port);
   if (rc == CURLE_OK) {
     ++stats_.delivered;

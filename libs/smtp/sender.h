@@ -42,6 +42,8 @@
 //                        the settings.
 //   INVALID_ARGUMENT     bad envelope or message, naming the field ("from",
 //                        "recipients[2]", "message"); nothing was sent.
+// And when the caller's BeforeEnd (see Send) refuses, its status unchanged,
+// whatever the code: the relay got no end of data, nothing was sent.
 // ReplyCode(status) gives the relay's reply code when it refused.
 // One refused recipient fails the whole send (nothing is sent to the others).
 //
@@ -62,6 +64,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -128,6 +131,8 @@ struct SenderStats {
   // Sends whose kept connection turned out dead before the relay saw the
   // message, tried once more on a new connection (see Send).
   uint64_t retried_on_new_connection = 0;
+  // Sends whose BeforeEnd refused: the relay got no end of data.
+  uint64_t abandoned_before_end = 0;
 };
 
 // The relay's refusal (a 4xx or 5xx reply code, e.g. 451, 535, 550) that made
@@ -151,10 +156,21 @@ class Sender {
   Sender(const Sender&) = delete;
   Sender& operator=(const Sender&) = delete;
 
+  // Called once the relay has accepted DATA and has been given the whole
+  // message, just before the end of data (the final dot, which is what makes
+  // the relay take it). OK: the dot goes out. Anything else: the connection
+  // is closed without it, so the relay discards the message, and Send
+  // returns that status unchanged. A caller records here that the message is
+  // about to be handed off, so a crash while the relay answers is not taken
+  // for a message the relay never had (see services/mailing/sender.cc).
+  using BeforeEnd = std::function<absl::Status()>;
+
   // Sends `message` (RFC 5322 bytes, CRLF line endings, headers included) to
   // every recipient of `envelope`; returns once the relay has answered the
-  // end of data, or on failure. Results: see the top of this file.
-  absl::Status Send(const Envelope& envelope, absl::string_view message);
+  // end of data, or on failure. Results: see the top of this file;
+  // `before_end`, when given, as above.
+  absl::Status Send(const Envelope& envelope, absl::string_view message,
+                    const BeforeEnd& before_end = nullptr);
 
   const SenderStats& stats() const { return stats_; }
 
@@ -162,14 +178,15 @@ class Sender {
   struct Handle;
   // What one curl_easy_perform did.
   struct Attempt {
-    int rc = 0;                    // CURLcode
-    long reply_code = 0;           // the relay's last reply in this transfer, 0 if none
-    long connects = 0;             // connections opened for it
-    bool message_started = false;  // curl read (part of) the message: DATA was accepted
+    int rc = 0;                       // CURLcode
+    long reply_code = 0;              // the relay's last reply in this transfer, 0 if none
+    long connects = 0;                // connections opened for it
+    bool message_started = false;     // curl read (part of) the message: DATA was accepted
+    absl::Status refused_before_end;  // what BeforeEnd answered, if not OK
   };
   Sender(Options options, std::unique_ptr<Handle> handle);
   Attempt Perform(const Envelope& envelope, curl_slist* recipients, absl::string_view message,
-                  bool fresh_connection);
+                  const BeforeEnd& before_end, bool fresh_connection);
 
   const Options options_;
   std::unique_ptr<Handle> handle_;

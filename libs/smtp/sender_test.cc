@@ -331,6 +331,68 @@ TEST_F(SenderTest, TemporaryFailureAfterDataIsRetryable) {
   EXPECT_THAT(Stored(), SizeIs(1));
 }
 
+// BeforeEnd runs once, when the relay has the whole message but not yet the
+// end of data: the sink has stored nothing at that moment.
+TEST_F(SenderTest, BeforeEndRunsOnceJustBeforeTheEndOfData) {
+  ASSERT_NO_FATAL_FAILURE(StartSink({}));
+  std::unique_ptr<Sender> sender = MakeSender(SinkOptions());
+  ASSERT_NE(sender, nullptr);
+  int calls = 0;
+  size_t stored_then = 99;
+  ASSERT_THAT(sender->Send(DefaultEnvelope(), Message(),
+                           [&] {
+                             ++calls;
+                             stored_then = Stored().size();
+                             return absl::OkStatus();
+                           }),
+              IsOk());
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(stored_then, 0u);
+  const std::vector<SinkMessage> stored = Stored();
+  ASSERT_THAT(stored, SizeIs(1));
+  EXPECT_EQ(stored[0].data, Message());
+}
+
+// A refusal closes the connection without the dot: the relay discards what it
+// had, Send returns the refusal itself, and the next send goes through.
+TEST_F(SenderTest, ABeforeEndRefusalLeavesTheRelayWithNothing) {
+  ASSERT_NO_FATAL_FAILURE(StartSink({}));
+  std::unique_ptr<Sender> sender = MakeSender(SinkOptions());
+  ASSERT_NE(sender, nullptr);
+  const absl::Status lost = absl::AbortedError("the queue row is no longer ours");
+  EXPECT_EQ(sender->Send(DefaultEnvelope(), Message(), [&] { return lost; }), lost);
+  EXPECT_THAT(Stored(), IsEmpty());
+  EXPECT_EQ(sender->stats().abandoned_before_end, 1u);
+  EXPECT_EQ(sender->stats().delivered, 0u);
+
+  EXPECT_THAT(sender->Send(DefaultEnvelope(), Message(), [] { return absl::OkStatus(); }), IsOk());
+  EXPECT_THAT(Stored(), SizeIs(1));
+}
+
+// Not before the relay has taken the envelope and DATA; still when it then
+// refuses the message after its end (the caller undoes what it recorded).
+TEST_F(SenderTest, BeforeEndRunsOnlyOnceTheRelayTookData) {
+  ASSERT_NO_FATAL_FAILURE(StartSink({.permfail_first = 1}));
+  std::unique_ptr<Sender> sender = MakeSender(SinkOptions());
+  ASSERT_NE(sender, nullptr);
+  int calls = 0;
+  auto count = [&] {
+    ++calls;
+    return absl::OkStatus();
+  };
+  EXPECT_THAT(sender->Send(DefaultEnvelope(), Message(), count),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(calls, 0);
+
+  ASSERT_NO_FATAL_FAILURE(StartSink({.tempfail_first = 1, .fail_at_data = true}));
+  sender = MakeSender(SinkOptions());
+  ASSERT_NE(sender, nullptr);
+  const absl::Status deferred = sender->Send(DefaultEnvelope(), Message(), count);
+  EXPECT_THAT(ReplyCode(deferred), Optional(451));
+  EXPECT_EQ(calls, 1);
+  EXPECT_THAT(Stored(), IsEmpty());
+}
+
 TEST_F(SenderTest, RefusedRecipientIsAPermanentFailureWithoutTheAddress) {
   ASSERT_NO_FATAL_FAILURE(StartSink({.permfail_first = 1}));
   std::unique_ptr<Sender> sender = MakeSender(SinkOptions());

@@ -144,6 +144,10 @@ absl::Status SmtpSink::Spawn(int port) {
     sp.args.insert(sp.args.end(), {"--permfail-first", absl::StrCat(options_.permfail_first)});
   }
   if (options_.fail_at_data) sp.args.insert(sp.args.end(), {"--fail-at", "data"});
+  if (options_.reply_delay > absl::ZeroDuration()) {
+    sp.args.insert(sp.args.end(), {"--reply-delay",
+                                   absl::StrCat(absl::ToInt64Milliseconds(options_.reply_delay))});
+  }
   sp.output_file = log_file_;
 
   CRM_ASSIGN_OR_RETURN(process_, Subprocess::Start(sp));

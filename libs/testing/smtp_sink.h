@@ -48,6 +48,9 @@ struct SmtpSinkOptions {
   int tempfail_first = 0;
   int permfail_first = 0;
   bool fail_at_data = false;
+  // Between storing a message and answering 250 (whole milliseconds): a slow
+  // relay, so a client can be killed with its message taken but unanswered.
+  absl::Duration reply_delay = absl::ZeroDuration();
   // The sink's certificate and key (PEM files). Empty: Start issues one for
   // "localhost" and 127.0.0.1 under a fresh CA, whose certificate is ca_file().
   std::string cert_file;

@@ -268,7 +268,8 @@ absl::StatusOr<int64_t> MailingStore::CancelQueued(pqxx::transaction_base& tx,
   const pqxx::result r =
       ExecPrepared(tx,
                    "UPDATE send_queue SET state = 6, finished_at = " CRM_TS_PARAM(
-                       "$2") " WHERE campaign_id = $1::uuid AND state = 1",
+                       "$2") " WHERE campaign_id = $1::uuid AND state = 1 "
+                             "AND handed_off_at IS NULL",  // those are with the relay
                    campaign_id, absl::ToUnixMicros(now));
   return static_cast<int64_t>(r.affected_rows());
 }
@@ -372,8 +373,9 @@ absl::Status MailingStore::Finish(pqxx::transaction_base& tx, const std::string&
                                   absl::Time retry_at) {
   if (state == SendState::kQueued) {
     ExecPrepared(tx,
-                 "UPDATE send_queue SET lease_until = NULL, last_error = NULLIF($2, ''), "
-                 "next_attempt_at = " CRM_TS_PARAM("$3") " WHERE message_id = $1::uuid",
+                 "UPDATE send_queue SET lease_until = NULL, handed_off_at = NULL, "
+                 "last_error = NULLIF($2, ''), next_attempt_at = " CRM_TS_PARAM("$3") " "
+                 "WHERE message_id = $1::uuid",
                  message_id, error, absl::ToUnixMicros(retry_at));
     return absl::OkStatus();
   }
@@ -382,6 +384,28 @@ absl::Status MailingStore::Finish(pqxx::transaction_base& tx, const std::string&
                "payload = NULL, finished_at = " CRM_TS_PARAM("$4") " WHERE message_id = $1::uuid",
                message_id, static_cast<int>(state), error, absl::ToUnixMicros(now));
   return absl::OkStatus();
+}
+
+absl::StatusOr<bool> MailingStore::HandOff(pqxx::transaction_base& tx,
+                                           const std::string& message_id, int attempts,
+                                           absl::Time now) {
+  const pqxx::result r = ExecPrepared(
+      tx,
+      "UPDATE send_queue SET handed_off_at = " CRM_TS_PARAM("$3") " WHERE message_id = $1::uuid "
+      "AND attempts = $2 AND state = 1 AND handed_off_at IS NULL",
+      message_id, attempts, absl::ToUnixMicros(now));
+  return r.affected_rows() == 1;
+}
+
+absl::StatusOr<int64_t> MailingStore::SettleAbandonedHandOffs(pqxx::transaction_base& tx,
+                                                              absl::Time now) {
+  const pqxx::result r = ExecPrepared(
+      tx,
+      "UPDATE send_queue SET state = 2, lease_until = NULL, payload = NULL, "
+      "last_error = 'relay reply not seen', finished_at = handed_off_at "
+      "WHERE state = 1 AND handed_off_at IS NOT NULL AND lease_until < " CRM_TS_PARAM("$1"),
+      absl::ToUnixMicros(now));
+  return static_cast<int64_t>(r.affected_rows());
 }
 
 absl::Status MailingStore::CompleteCampaigns(pqxx::transaction_base& tx) {

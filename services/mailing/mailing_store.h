@@ -112,7 +112,8 @@ class MailingStore {
   static absl::Status SetCampaignState(pqxx::transaction_base& tx, const std::string& campaign_id,
                                        v1::CampaignState state,
                                        std::optional<absl::Time> send_at = std::nullopt);
-  // Queued messages of a cancelled campaign become cancelled; how many.
+  // Queued messages of a cancelled campaign (not those already handed to the
+  // relay) become cancelled; how many.
   static absl::StatusOr<int64_t> CancelQueued(pqxx::transaction_base& tx,
                                               const std::string& campaign_id, absl::Time now);
 
@@ -131,12 +132,25 @@ class MailingStore {
       pqxx::transaction_base& tx, const std::string& message_id, const std::string& subject_id,
       int kind, const std::string& dedup_key, const std::string& payload, absl::Time now);
   // Claims up to `limit` due rows of sending campaigns (and confirmation
-  // and transactional mail) not leased by another worker, leases them until now + `lease` and
-  // counts the attempt.
+  // and transactional mail) not leased by another worker, leases them until
+  // now + `lease` and counts the attempt. (Rows handed off by a worker whose
+  // lease ran out must be settled first, in the same transaction.)
   static absl::StatusOr<std::vector<Claimed>> Claim(pqxx::transaction_base& tx, int limit,
                                                     absl::Duration lease, absl::Time now);
+  // Notes that the claimed row (its attempt `attempts`) is being handed to
+  // the relay now, in the caller's commit, just before the end of data.
+  // false: the row is not this claim's any more (its lease ran out and
+  // another worker claimed it, or it was ended): do not send it.
+  static absl::StatusOr<bool> HandOff(pqxx::transaction_base& tx, const std::string& message_id,
+                                      int attempts, absl::Time now);
+  // Rows handed off whose lease ran out before `now` without an outcome (the
+  // worker died while the relay answered) become sent, as the relay most
+  // likely took them, with last_error "relay reply not seen". How many.
+  static absl::StatusOr<int64_t> SettleAbandonedHandOffs(pqxx::transaction_base& tx,
+                                                         absl::Time now);
   // Ends a claimed row (sent, skipped, failed; its payload wiped) or, for
-  // kQueued, puts it back for a retry at `retry_at` with `error` noted.
+  // kQueued, puts it back (not handed off) for a retry at `retry_at` with
+  // `error` noted.
   static absl::Status Finish(pqxx::transaction_base& tx, const std::string& message_id,
                              SendState state, absl::Time now, const std::string& error = "",
                              absl::Time retry_at = absl::InfinitePast());

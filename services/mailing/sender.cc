@@ -43,6 +43,8 @@ SenderMetrics::SenderMetrics(prometheus::Registry& registry) {
   skipped_no_address_ = &messages.Add({{"outcome", "skipped_no_address"}});
   retried_ = &messages.Add({{"outcome", "retried"}});
   failed_ = &messages.Add({{"outcome", "failed"}});
+  sent_unconfirmed_ = &messages.Add({{"outcome", "sent_unconfirmed"}});
+  withdrawn_ = &messages.Add({{"outcome", "withdrawn"}});
   auto& rounds = prometheus::BuildCounter()
                      .Name("crm_mailing_rounds_total")
                      .Help(
@@ -64,6 +66,8 @@ void SenderMetrics::Count(const absl::StatusOr<RoundStats>& round) {
   skipped_no_address_->Increment(round->skipped_no_address);
   retried_->Increment(round->retried);
   failed_->Increment(round->failed);
+  sent_unconfirmed_->Increment(round->sent_unconfirmed);
+  withdrawn_->Increment(round->withdrawn);
 }
 
 CampaignSender::CampaignSender(pg::Pool& db, ConsentGate& consent, AddressBook& addresses,
@@ -123,6 +127,8 @@ absl::StatusOr<RoundStats> CampaignSender::RunOnce() {
   std::vector<Claimed> batch;
   CRM_RETURN_IF_ERROR(db_.Transact([&](pqxx::work& tx) -> absl::Status {
     CRM_RETURN_IF_ERROR(MailingStore::StartDueCampaigns(tx, now).status());
+    CRM_ASSIGN_OR_RETURN(const int64_t settled, MailingStore::SettleAbandonedHandOffs(tx, now));
+    stats.sent_unconfirmed = static_cast<int>(settled);
     CRM_RETURN_IF_ERROR(MailingStore::CompleteCampaigns(tx));
     CRM_ASSIGN_OR_RETURN(batch, MailingStore::Claim(tx, ClaimLimit(), options_.lease, now));
     return absl::OkStatus();
@@ -268,12 +274,34 @@ absl::StatusOr<RoundStats> CampaignSender::RunOnce() {
       continue;
     }
     if (options_.rate != nullptr) options_.rate->Acquire();
+    // The hand-off is committed before the end of data, and only while the
+    // row is still this claim's (sender.h): a crash while the relay answers
+    // leaves the row handed off, settled as sent and never sent again; a row
+    // taken over, cancelled or erased meanwhile is not sent or finished here.
+    bool lost = false;
+    absl::Status hand_off;
     const absl::Status sent =
-        smtp_.Send({.from = options_.envelope_from, .recipients = {r.address}}, *message);
+        smtp_.Send({.from = options_.envelope_from, .recipients = {r.address}}, *message, [&] {
+          absl::StatusOr<bool> ours = false;
+          hand_off = db_.Transact([&](pqxx::work& tx) -> absl::Status {
+            ours = MailingStore::HandOff(tx, m.message_id, m.attempts, clock_.Now());
+            return ours.status();
+          });
+          lost = hand_off.ok() && !*ours;
+          if (lost)
+            hand_off = absl::AbortedError("mailing: the queue row is no longer this round's");
+          return hand_off;
+        });
     if (sent.ok()) {
       CRM_RETURN_IF_ERROR(end(i, SendState::kSent, stats.sent));
       continue;
     }
+    if (lost) {
+      pending[i] = false;
+      ++stats.withdrawn;
+      continue;
+    }
+    if (!hand_off.ok()) return put_back(hand_off);  // the database failed: nothing went out
     const std::optional<int> code = smtp::ReplyCode(sent);
     const std::string error =
         code.has_value()

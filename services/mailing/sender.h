@@ -3,7 +3,8 @@
 //
 // One round (RunOnce):
 //   1. starts the scheduled campaigns that are due (each active subscriber
-//      queued once) and marks finished ones done;
+//      queued once), settles dead workers' hand-offs (below) and marks
+//      finished campaigns done;
 //   2. claims a batch of due queue rows (SKIP LOCKED, with a lease, so
 //      replicas share the queue and a crashed worker's rows come back);
 //   3. asks consent, per purpose and for the whole batch, whether each
@@ -18,15 +19,26 @@
 //      suppression list; suppressed ones are skipped;
 //   6. renders each message (template version pinned by the campaign, the
 //      subject's first name, a per-recipient unsubscribe link), composes it,
-//      DKIM-signs it and sends it over TLS; records the outcome at once:
+//      DKIM-signs it and sends it over TLS, committing its hand-off just
+//      before the end of data (below); records the outcome at once:
 //      sent; a temporary failure retried with backoff up to max_attempts;
 //      a permanent one failed (reply code only, never the address).
 // Addresses live only in the batch's memory and are dropped with it.
 //
-// Sends at most once per row as far as SMTP allows: a row is marked sent
-// right after the relay accepts it. Only a crash between the relay's 250
-// and that update (microseconds) can send a row again after its lease runs
-// out; the repeat carries the same Message-ID.
+// Sends each row once, lost or repeated only where SMTP itself cannot tell
+// (RFC 1047): the relay takes a message at the end of data, and a worker
+// can die before it hears so. So, just before the end of data, the worker
+// commits the row's hand-off, fenced by its claim (MailingStore::HandOff);
+// after the relay's reply it records the outcome (sent; a 4xx puts the row
+// back, no longer handed off). A row handed off whose worker died is
+// counted sent once its lease runs out (SettleAbandonedHandOffs): never
+// claimed or sent again. A row another worker took over (this one's lease
+// ran out mid-batch), cancelled or erased meanwhile fails the fence and gets
+// no end of data. What is left:
+// a crash between the hand-off commit and the write of the dot (one system
+// call) loses that message, and a connection that breaks after the dot
+// without a reply retries it (the relay may have it: the repeat carries the
+// same Message-ID).
 //
 // Thread-compatible: one CampaignSender per sending thread (it owns an SMTP
 // connection); several may run against one database (and in several
@@ -96,6 +108,13 @@ struct RoundStats {
   int skipped_no_address = 0;
   int retried = 0;
   int failed = 0;
+  // Rows a dead worker handed off without seeing the relay's reply, now
+  // counted sent (not sent again).
+  int sent_unconfirmed = 0;
+  // Rows this round claimed that were no longer its own at their hand-off:
+  // another worker took them over (this round's lease ran out), their
+  // campaign was cancelled or their subject erased. Not sent here.
+  int withdrawn = 0;
 };
 
 // Counters of what rounds did: crm_mailing_messages_total{outcome=sent|
@@ -112,6 +131,8 @@ class SenderMetrics {
   prometheus::Counter* skipped_no_address_;
   prometheus::Counter* retried_;
   prometheus::Counter* failed_;
+  prometheus::Counter* sent_unconfirmed_;
+  prometheus::Counter* withdrawn_;
   prometheus::Counter* rounds_ok_;
   prometheus::Counter* rounds_failed_;
 };

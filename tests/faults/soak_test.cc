@@ -67,25 +67,6 @@ int64_t RssKib(int pid) {
   return 0;
 }
 
-// The value of the first sample of `metric` in the service's /metrics
-// (plain HTTP on its metrics port); -1 if it cannot be read.
-double Metric(Stack& st, const std::string& service, const std::string& metric) {
-  const std::string listen = st.launched[service].env["CRM_METRICS_LISTEN"];
-  const size_t colon = listen.rfind(':');
-  int port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port)) return -1;
-  httplib::Client client("127.0.0.1", port);
-  httplib::Result r = client.Get("/metrics");
-  if (!r || r->status != 200) return -1;
-  for (absl::string_view line : absl::StrSplit(r->body, '\n')) {
-    if (!absl::StartsWith(line, metric)) continue;
-    const size_t space = line.rfind(' ');
-    double v = 0;
-    if (space != absl::string_view::npos && absl::SimpleAtod(line.substr(space + 1), &v)) return v;
-  }
-  return -1;
-}
-
 TEST(SoakTest, SteadyMixedLoadHasNoErrorsFlatMemoryAndABoundedOutboxLag) {
   const absl::Duration length = absl::Seconds(EnvInt("CRM_SOAK_SECONDS", 60));
   const int64_t rate = EnvInt("CRM_SOAK_RATE", 40);

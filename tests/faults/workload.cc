@@ -1,6 +1,11 @@
 #include "tests/faults/workload.h"
 
+#include <httplib.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "libs/base/status_macros.h"
 #include "libs/rpc/channel.h"
@@ -98,6 +103,23 @@ absl::StatusOr<int> AuditCount(Clients& c, const std::string& subject, const std
   CRM_ASSIGN_OR_RETURN(audit::QueryEventsResponse r,
                        UnaryCall(*c.audit, &audit::Audit::Stub::QueryEvents, q, c.token));
   return r.entries_size();
+}
+
+double Metric(system_test::Stack& st, const std::string& service, const std::string& metric) {
+  const std::string listen = st.launched[service].env["CRM_METRICS_LISTEN"];
+  const size_t colon = listen.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port)) return -1;
+  httplib::Client client("127.0.0.1", port);
+  httplib::Result r = client.Get("/metrics");
+  if (!r || r->status != 200) return -1;
+  for (absl::string_view line : absl::StrSplit(r->body, '\n')) {
+    if (!absl::StartsWith(line, metric)) continue;
+    const size_t space = line.rfind(' ');
+    double v = 0;
+    if (space != absl::string_view::npos && absl::SimpleAtod(line.substr(space + 1), &v)) return v;
+  }
+  return -1;
 }
 
 }  // namespace crm::faults_test

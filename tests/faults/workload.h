@@ -48,4 +48,9 @@ absl::Status ConsentChange(Clients& c, const std::string& subject, bool grant);
 // How many audit events of `action` about `subject` audit holds.
 absl::StatusOr<int> AuditCount(Clients& c, const std::string& subject, const std::string& action);
 
+// The value of the first sample of `metric` (a name, with labels if need be)
+// in the service's /metrics (plain HTTP on its metrics port); -1 if it
+// cannot be read.
+double Metric(system_test::Stack& st, const std::string& service, const std::string& metric);
+
 }  // namespace crm::faults_test

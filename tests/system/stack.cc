@@ -202,7 +202,7 @@ absl::StatusOr<std::unique_ptr<Stack>> Stack::Create(const StackOptions& options
                                 {"CRM_MAILING_ADDR", stack->Addr("mailing")}}));
   CRM_RETURN_IF_ERROR(stack->Start("contacts", {}));
   CRM_RETURN_IF_ERROR(stack->Start("consent", {}));
-  CRM_ASSIGN_OR_RETURN(stack->sink, testing::SmtpSink::Start({}));
+  CRM_ASSIGN_OR_RETURN(stack->sink, testing::SmtpSink::Start(options.sink));
   CRM_RETURN_IF_ERROR(
       stack->Start("mailing", {{"CRM_CONSENT_ADDR", stack->Addr("consent")},
                                {"CRM_CONTACTS_ADDR", stack->Addr("contacts")},

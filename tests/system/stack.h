@@ -56,6 +56,8 @@ struct StackOptions {
   // Settings added to a service's own (and winning over them), by service
   // name, e.g. {"identity", {{"CRM_LOGIN_THROTTLE_ATTEMPTS", "1000"}}}.
   std::map<std::string, std::map<std::string, std::string>> service_env;
+  // The SMTP sink mailing sends to.
+  testing::SmtpSinkOptions sink;
 };
 
 struct Stack {
