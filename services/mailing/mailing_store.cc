@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "libs/base/status_macros.h"
 #include "libs/base/uuid.h"
+#include "libs/pg/array.h"
 #include "libs/pg/prepared.h"
 #include "libs/pg/sql_time.h"
 #include "libs/rpc/handler.h"
@@ -379,10 +380,19 @@ absl::Status MailingStore::Finish(pqxx::transaction_base& tx, const std::string&
                  message_id, error, absl::ToUnixMicros(retry_at));
     return absl::OkStatus();
   }
+  return FinishMany(tx, {message_id}, state, now, error);
+}
+
+absl::Status MailingStore::FinishMany(pqxx::transaction_base& tx,
+                                      const std::vector<std::string>& message_ids, SendState state,
+                                      absl::Time now, const std::string& error) {
+  if (message_ids.empty()) return absl::OkStatus();
   ExecPrepared(tx,
                "UPDATE send_queue SET state = $2, lease_until = NULL, last_error = NULLIF($3, ''), "
-               "payload = NULL, finished_at = " CRM_TS_PARAM("$4") " WHERE message_id = $1::uuid",
-               message_id, static_cast<int>(state), error, absl::ToUnixMicros(now));
+               "payload = NULL, finished_at = " CRM_TS_PARAM("$4") " "
+               "WHERE message_id = ANY($1::uuid[])",
+               pg::ArrayLiteral(message_ids), static_cast<int>(state), error,
+               absl::ToUnixMicros(now));
   return absl::OkStatus();
 }
 

@@ -154,6 +154,10 @@ class MailingStore {
   static absl::Status Finish(pqxx::transaction_base& tx, const std::string& message_id,
                              SendState state, absl::Time now, const std::string& error = "",
                              absl::Time retry_at = absl::InfinitePast());
+  // Ends several claimed rows alike (not kQueued), e.g. a round's sent ones.
+  static absl::Status FinishMany(pqxx::transaction_base& tx,
+                                 const std::vector<std::string>& message_ids, SendState state,
+                                 absl::Time now, const std::string& error = "");
   // Campaigns in SENDING with nothing queued any more become DONE.
   static absl::Status CompleteCampaigns(pqxx::transaction_base& tx);
   // SubjectData: counts, the subject's subscriptions and send log, erasure

@@ -142,6 +142,19 @@ absl::StatusOr<RoundStats> CampaignSender::RunOnce() {
       return MailingStore::Finish(tx, m.message_id, state, clock_.Now(), error, retry_at);
     });
   };
+  // Rows the relay took (250 after their hand-off), recorded together at the
+  // end: one commit per round instead of one per message. Should the round
+  // end early (the database failed) they stay handed off, and a round after
+  // their lease settles them as sent: never sent again either way.
+  std::vector<std::string> sent;
+  auto record_sent = [&] {
+    if (sent.empty()) return absl::OkStatus();
+    const absl::Status recorded = db_.Transact([&](pqxx::work& tx) {
+      return MailingStore::FinishMany(tx, sent, SendState::kSent, clock_.Now());
+    });
+    sent.clear();
+    return recorded;
+  };
   // Rows not finished yet; an error from consent or contacts puts them back.
   std::vector<bool> pending(batch.size(), true);
   auto put_back = [&](const absl::Status& why) {
@@ -280,7 +293,7 @@ absl::StatusOr<RoundStats> CampaignSender::RunOnce() {
     // taken over, cancelled or erased meanwhile is not sent or finished here.
     bool lost = false;
     absl::Status hand_off;
-    const absl::Status sent =
+    const absl::Status relay =
         smtp_.Send({.from = options_.envelope_from, .recipients = {r.address}}, *message, [&] {
           absl::StatusOr<bool> ours = false;
           hand_off = db_.Transact([&](pqxx::work& tx) -> absl::Status {
@@ -292,8 +305,10 @@ absl::StatusOr<RoundStats> CampaignSender::RunOnce() {
             hand_off = absl::AbortedError("mailing: the queue row is no longer this round's");
           return hand_off;
         });
-    if (sent.ok()) {
-      CRM_RETURN_IF_ERROR(end(i, SendState::kSent, stats.sent));
+    if (relay.ok()) {
+      pending[i] = false;
+      ++stats.sent;
+      sent.push_back(m.message_id);
       continue;
     }
     if (lost) {
@@ -302,12 +317,12 @@ absl::StatusOr<RoundStats> CampaignSender::RunOnce() {
       continue;
     }
     if (!hand_off.ok()) return put_back(hand_off);  // the database failed: nothing went out
-    const std::optional<int> code = smtp::ReplyCode(sent);
+    const std::optional<int> code = smtp::ReplyCode(relay);
     const std::string error =
         code.has_value()
             ? absl::StrCat("relay replied ", *code)
-            : std::string(smtp::IsRetryable(sent) ? "relay unreachable" : "relay refused");
-    if (smtp::IsRetryable(sent) && m.attempts < options_.max_attempts) {
+            : std::string(smtp::IsRetryable(relay) ? "relay unreachable" : "relay refused");
+    if (smtp::IsRetryable(relay) && m.attempts < options_.max_attempts) {
       const absl::Duration backoff = options_.first_retry * (1 << std::min(m.attempts - 1, 10));
       pending[i] = false;
       CRM_RETURN_IF_ERROR(finish(m, SendState::kQueued, error, clock_.Now() + backoff));
@@ -316,6 +331,7 @@ absl::StatusOr<RoundStats> CampaignSender::RunOnce() {
       CRM_RETURN_IF_ERROR(end(i, SendState::kFailed, stats.failed, error));
     }
   }
+  CRM_RETURN_IF_ERROR(record_sent());
   return stats;
 }
 

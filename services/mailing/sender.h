@@ -29,8 +29,9 @@
 // (RFC 1047): the relay takes a message at the end of data, and a worker
 // can die before it hears so. So, just before the end of data, the worker
 // commits the row's hand-off, fenced by its claim (MailingStore::HandOff);
-// after the relay's reply it records the outcome (sent; a 4xx puts the row
-// back, no longer handed off). A row handed off whose worker died is
+// after the relay's reply it records the outcome (sent, with the round's
+// other sent rows at its end; a 4xx puts the row back, no longer handed
+// off). A row handed off whose worker died is
 // counted sent once its lease runs out (SettleAbandonedHandOffs): never
 // claimed or sent again. A row another worker took over (this one's lease
 // ran out mid-batch), cancelled or erased meanwhile fails the fence and gets

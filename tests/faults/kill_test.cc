@@ -324,9 +324,11 @@ TEST(KillTest, EveryServiceKilledInTurnUnderMixedLoadLosesNoWriteAuditEventErasu
     if (campaign_state == mailing::CAMPAIGN_STATE_DONE) break;
   }
   EXPECT_EQ(campaign_state, mailing::CAMPAIGN_STATE_DONE);
-  // The message the kill caught between its hand-off and the relay's 250:
-  // the restarted mailing counted it sent instead of sending it again.
-  EXPECT_EQ(Metric(st, "mailing", "crm_mailing_messages_total{outcome=\"sent_unconfirmed\"}"), 1);
+  // The message the kill caught between its hand-off and the relay's 250
+  // (and those of its round the relay had answered, recorded at the round's
+  // end): the restarted mailing counted them sent instead of sending them
+  // again.
+  EXPECT_GE(Metric(st, "mailing", "crm_mailing_messages_total{outcome=\"sent_unconfirmed\"}"), 1);
   CRM_ASSERT_OK_AND_ASSIGN(std::vector<crm::testing::SinkMessage> mail, st.sink->Messages());
   std::map<std::string, int> received;
   for (const crm::testing::SinkMessage& m : mail) {
