@@ -8,6 +8,7 @@
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "libs/testing/loopback.h"
 #include "libs/testing/pg_test_database.h"
 #include "libs/testing/private_redis.h"
 #include "libs/testing/status_matchers.h"

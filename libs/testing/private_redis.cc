@@ -40,23 +40,6 @@ bool Answers(int port) {
 
 }  // namespace
 
-absl::StatusOr<int> PickFreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return absl::InternalError("socket() failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = 0;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    ::close(fd);
-    return absl::InternalError("cannot bind a free port");
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 absl::StatusOr<std::unique_ptr<PrivateRedisServer>> PrivateRedisServer::Start(
     std::string password) {
   const char* tmp = std::getenv("TMPDIR");

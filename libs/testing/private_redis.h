@@ -64,7 +64,4 @@ class PrivateRedisServer {
   bool paused_ = false;
 };
 
-// A TCP port nothing listened on at 127.0.0.1 a moment ago (bind to port 0).
-absl::StatusOr<int> PickFreePort();
-
 }  // namespace crm::testing

@@ -32,8 +32,8 @@ inline constexpr absl::Duration kProcessBound = absl::Seconds(30);
 // The path of crm-<service> ("identity", ..., "gateway") of this build.
 const std::string& Binary(const std::string& service);
 
-// A port of 127.0.0.1 that was free a moment ago (bound to 0, then closed);
-// -1 if none could be bound.
+// A port of 127.0.0.1 for a service about to start, kept from other test
+// processes (testing::PickFreePort); -1 if none is left.
 int FreePort();
 
 // A fresh directory under $TMPDIR, removed with everything in it by the
