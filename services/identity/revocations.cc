@@ -35,14 +35,21 @@ absl::StatusOr<bool> Revocations::IsRevoked(absl::string_view session_id) {
 }
 
 absl::Status Revocations::Watch() {
-  if (!dirty_.load()) {
+  const bool dirty = dirty_.load();
+  if (!dirty) {
     CRM_ASSIGN_OR_RETURN(const bool complete, checker_->IsComplete());
     if (complete) return absl::OkStatus();
   }
-  return Republish();
+  CRM_ASSIGN_OR_RETURN(const size_t sessions, RepublishAll());
+  log::Info("identity.revocations_republished",
+            {{"sessions", static_cast<int64_t>(sessions)},
+             {"reason", dirty ? "publish_failed" : "set_incomplete"}});
+  return absl::OkStatus();
 }
 
-absl::Status Revocations::Republish() {
+absl::Status Revocations::Republish() { return RepublishAll().status(); }
+
+absl::StatusOr<size_t> Revocations::RepublishAll() {
   // Cleared first: a publish failing while this runs sets it again.
   const bool was_dirty = dirty_.exchange(false);
   const absl::Time now = clock_.Now();
@@ -53,8 +60,7 @@ absl::Status Revocations::Republish() {
     if (was_dirty) dirty_.store(true);
     return s;
   }
-  log::Info("identity.revocations_republished", {{"sessions", static_cast<int64_t>(ids->size())}});
-  return absl::OkStatus();
+  return ids->size();
 }
 
 absl::Status Revocations::Prune() { return store_.PruneRevocations(clock_.Now() - ttl_).status(); }

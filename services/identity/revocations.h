@@ -66,14 +66,15 @@ class Revocations final : public auth::RevocationChecker {
   auth::RedisRevocationChecker& checker() { return *checker_; }
 
   // Republishes everything in force when a publish failed since the last
-  // success or Redis has no complete mark; else only looks. UNAVAILABLE
-  // while Redis cannot be reached. Run it every second (IdentityApp).
+  // success or Redis has no complete mark (and logs
+  // identity.revocations_republished); else only looks. UNAVAILABLE while
+  // Redis cannot be reached. Run it every second (IdentityApp).
   absl::Status Watch();
 
   // Writes everything in force to Redis and sets the complete mark, in one
-  // transaction. The sweep runs it too, for a replica that died before its
-  // watch could retry a failed publish. UNAVAILABLE while Redis cannot be
-  // reached; the store's error.
+  // transaction, without a log line. The sweep runs it too, for a replica
+  // that died before its watch could retry a failed publish. UNAVAILABLE
+  // while Redis cannot be reached; the store's error.
   absl::Status Republish();
 
   // Forgets the records whose tokens have all expired (the sweep).
@@ -82,6 +83,8 @@ class Revocations final : public auth::RevocationChecker {
  private:
   Revocations(SessionStore& store, const base::Clock& clock, absl::Duration ttl)
       : store_(store), clock_(clock), ttl_(ttl) {}
+  // Republish; how many sessions it wrote.
+  absl::StatusOr<size_t> RepublishAll();
 
   SessionStore& store_;
   const base::Clock& clock_;
