@@ -43,7 +43,7 @@ absl::Status Revocations::Watch() {
   CRM_ASSIGN_OR_RETURN(const size_t sessions, RepublishAll());
   log::Info("identity.revocations_republished",
             {{"sessions", static_cast<int64_t>(sessions)},
-             {"reason", dirty ? "publish_failed" : "set_incomplete"}});
+             {"reason", dirty ? log::Literal("publish_failed") : log::Literal("set_incomplete")}});
   return absl::OkStatus();
 }
 
