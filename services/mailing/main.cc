@@ -168,10 +168,11 @@ absl::Status Setup(MailingConfig& cfg, const service::ApiAuthConfig& auth_cfg, A
     app.rate = std::make_unique<RateLimiter>(cfg.send_rate, cfg.send_rate, ctx.clock);
     cfg.sender.rate = app.rate.get();
   }
+  app.metrics = std::make_unique<SenderMetrics>(ctx.metrics);
+  cfg.sender.metrics = app.metrics.get();
   app.sender = std::make_unique<CampaignSender>(
       ctx.db, *app.consent, *app.addresses, *app.smtp, *app.tokens, *app.ring,
       app.dkim ? &*app.dkim : nullptr, ctx.clock, cfg.sender);
-  app.metrics = std::make_unique<SenderMetrics>(ctx.metrics);
   app.sending = std::thread([&app, &cfg] { Send(app, cfg.send_interval); });
   ctx.on_stop.push_back([&app] {
     app.stop.Notify();

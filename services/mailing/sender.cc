@@ -55,6 +55,8 @@ SenderMetrics::SenderMetrics(prometheus::Registry& registry) {
   rounds_failed_ = &rounds.Add({{"result", "error"}});
 }
 
+void SenderMetrics::CountSettled(int n) { sent_unconfirmed_->Increment(n); }
+
 void SenderMetrics::Count(const absl::StatusOr<RoundStats>& round) {
   if (!round.ok()) {
     rounds_failed_->Increment();
@@ -66,7 +68,6 @@ void SenderMetrics::Count(const absl::StatusOr<RoundStats>& round) {
   skipped_no_address_->Increment(round->skipped_no_address);
   retried_->Increment(round->retried);
   failed_->Increment(round->failed);
-  sent_unconfirmed_->Increment(round->sent_unconfirmed);
   withdrawn_->Increment(round->withdrawn);
 }
 
@@ -133,6 +134,9 @@ absl::StatusOr<RoundStats> CampaignSender::RunOnce() {
     CRM_ASSIGN_OR_RETURN(batch, MailingStore::Claim(tx, ClaimLimit(), options_.lease, now));
     return absl::OkStatus();
   }));
+  if (options_.metrics != nullptr && stats.sent_unconfirmed > 0) {
+    options_.metrics->CountSettled(stats.sent_unconfirmed);
+  }
   stats.claimed = static_cast<int>(batch.size());
   if (batch.empty()) return stats;
 

@@ -87,6 +87,8 @@ class AddressBook {
       const std::vector<std::string>& subject_ids) = 0;
 };
 
+class SenderMetrics;
+
 struct SenderOptions {
   std::string from;              // the From header: "Shop News <news@shop.example>"
   std::string envelope_from;     // MAIL FROM (bounces); may be empty
@@ -100,6 +102,10 @@ struct SenderOptions {
   // The relay's rate limit, shared by a process's senders; null: none. A
   // round then claims no more than it can send in half a lease.
   RateLimiter* rate = nullptr;
+  // Counts settled hand-offs the moment they are committed, even when the
+  // rest of the round then fails (Count only sees rounds that succeed).
+  // Null: not counted.
+  SenderMetrics* metrics = nullptr;
 };
 
 struct RoundStats {
@@ -125,6 +131,9 @@ class SenderMetrics {
  public:
   explicit SenderMetrics(prometheus::Registry& registry);
   void Count(const absl::StatusOr<RoundStats>& round);
+  // sent_unconfirmed: from the sender itself (SenderOptions::metrics), as
+  // Count never sees the stats of a round that failed after settling.
+  void CountSettled(int n);
 
  private:
   prometheus::Counter* sent_;
