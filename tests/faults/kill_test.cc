@@ -218,6 +218,9 @@ TEST(KillTest, EveryServiceKilledInTurnUnderMixedLoadLosesNoWriteAuditEventErasu
       const int seen = stored();
       for (absl::Time end = absl::Now() + absl::Seconds(10); stored() == seen;) {
         ASSERT_LT(absl::Now(), end) << "no message reached the sink in 10 s";
+        // Not a busy spin: on two cores it would starve the stack it watches.
+        // A millisecond is well inside the sink's 100 ms before its 250.
+        absl::SleepFor(absl::Milliseconds(1));
       }
       ASSERT_THAT(st.Kill(service), IsOk()) << service;
       const int before = delivered();
