@@ -362,6 +362,33 @@ TEST_F(OutboxTest, DuplicateEventIdIsAlreadyExists) {
   EXPECT_EQ(CountRows("audit_outbox"), 1);
 }
 
+TEST_F(OutboxTest, PipelineEnqueueSealsLikeEnqueueAndCommitsWithTheOtherStatements) {
+  Event e = MakeEvent("person.create");
+  const std::string id = base::NewUuid();
+  e.set_event_id(id);
+  pg::Pipeline p;
+  p.Add("SELECT 1");
+  ASSERT_THAT(writer_->Enqueue(p, e), IsOk());
+  ASSERT_THAT(pool_->RunPipeline(p), IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(std::string plaintext, crypto::Open(key_, RawPayload(id), id));
+  Event stored;
+  ASSERT_TRUE(stored.ParseFromString(plaintext));
+  EXPECT_EQ(stored.action(), "person.create");
+  EXPECT_EQ(stored.service(), "contacts");
+  // The same checks as Enqueue; an invalid event adds no statement.
+  pg::Pipeline bad;
+  EXPECT_THAT(writer_->Enqueue(bad, Event()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("action")));
+  EXPECT_EQ(bad.size(), 0u);
+  // A failing statement after it rolls the event back.
+  Event second = MakeEvent("person.create");
+  pg::Pipeline failing;
+  ASSERT_THAT(writer_->Enqueue(failing, second), IsOk());
+  failing.Add("SELECT 1 / 0");
+  EXPECT_THAT(pool_->RunPipeline(failing), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(CountRows("audit_outbox"), 1);
+}
+
 // --- Relay ------------------------------------------------------------------
 
 TEST_F(OutboxTest, CommittedEventIsDeliveredAfterNotify) {

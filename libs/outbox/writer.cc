@@ -79,6 +79,13 @@ absl::Status Writer::Enqueue(pqxx::transaction_base& tx, crm::audit::v1::Event e
   return absl::OkStatus();
 }
 
+absl::Status Writer::Enqueue(pg::Pipeline& pipeline, crm::audit::v1::Event event) const {
+  const absl::Time now = clock_.Now();
+  CRM_ASSIGN_OR_RETURN(std::string sealed, Seal(now, event));
+  pipeline.Add(kInsertSql, event.event_id(), pqxx::binarystring(sealed), absl::ToUnixMicros(now));
+  return absl::OkStatus();
+}
+
 absl::Status Writer::EnqueueAll(pqxx::transaction_base& tx,
                                 std::vector<crm::audit::v1::Event> events) const {
   if (events.empty()) return absl::OkStatus();

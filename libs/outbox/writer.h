@@ -33,6 +33,7 @@
 #include "crm/audit/v1/ingest.pb.h"
 #include "libs/base/clock.h"
 #include "libs/crypto/secret_bytes.h"
+#include "libs/pg/pipeline.h"
 
 namespace crm::outbox {
 
@@ -65,6 +66,11 @@ class Writer {
   // (ALREADY_EXISTS for a duplicate event id).
   absl::Status Enqueue(pqxx::transaction_base& tx, crm::audit::v1::Event event,
                        std::string* event_id = nullptr) const;
+
+  // Enqueue as one more statement of `pipeline` (pg::Pool::RunPipeline),
+  // committed with the others. The same checks; database errors become the
+  // status of RunPipeline.
+  absl::Status Enqueue(pg::Pipeline& pipeline, crm::audit::v1::Event event) const;
 
   // Enqueue of every event of `events`, with one COPY for all of them (bulk
   // writes). The same errors; an invalid event writes none of them.

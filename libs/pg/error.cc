@@ -84,6 +84,11 @@ bool IsRetryableSqlState(absl::string_view sqlstate) {
   return sqlstate == "40001" || sqlstate == "40P01";
 }
 
+bool IsConnectionLossSqlState(absl::string_view sqlstate) {
+  return absl::StartsWith(sqlstate, "08") || sqlstate == "57P01" || sqlstate == "57P02" ||
+         sqlstate == "57P03";
+}
+
 absl::Status SqlErrorToStatus(absl::string_view context, absl::string_view sqlstate,
                               absl::string_view what) {
   const absl::string_view primary = PrimaryLine(what);

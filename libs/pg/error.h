@@ -33,6 +33,10 @@ absl::StatusCode CodeForSqlState(absl::string_view sqlstate);
 // True for the SQLSTATEs Pool::Transact retries: 40001 and 40P01.
 bool IsRetryableSqlState(absl::string_view sqlstate);
 
+// True for the SQLSTATEs of a lost connection reported as an SQL error:
+// class 08 and 57P01-57P03 (the server shutting down or terminating us).
+bool IsConnectionLossSqlState(absl::string_view sqlstate);
+
 // A status for a failed statement, built from its SQLSTATE and the server's
 // error text (`what`, as in pqxx::sql_error::what()), keeping only what the
 // file comment allows. `context` (a fixed text such as "transaction") starts

@@ -129,14 +129,14 @@ absl::StatusOr<MigrationReport> Migrate(Pool& pool, absl::string_view dir) {
   for (const MigrationFile& f : files) by_version[f.version] = &f;
 
   MigrationReport report;
-  absl::Status status = pool.WithConnection([&](pqxx::connection& conn) -> absl::Status {
+  absl::Status status = pool.WithConnection([&](pqxx::connection_base& conn) -> absl::Status {
     {
       pqxx::nontransaction ntx(conn);
       ntx.exec_params(kLockSql, kMigrationLockKey);
     }
     // Unlocks on every way out; if the connection broke the lock is gone anyway.
     struct Unlocker {
-      pqxx::connection& conn;
+      pqxx::connection_base& conn;
       ~Unlocker() {
         try {
           if (!conn.is_open()) return;

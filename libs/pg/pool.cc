@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "libs/log/log.h"
 #include "libs/pg/error.h"
+#include "libs/pg/pipeline_runner.h"
 
 namespace crm::pg {
 namespace {
@@ -29,19 +30,13 @@ constexpr const char* kSetTransaction[2][3] = {
 // An idle connection has nothing to read. If its socket is readable, the
 // server sent something unasked (the FATAL of pg_terminate_backend, a
 // shutdown notice) or closed it: either way it is not worth keeping.
-bool LooksHealthy(pqxx::connection& conn) {
+bool LooksHealthy(pqxx::connection_base& conn) {
   if (!conn.is_open()) return false;
   const int fd = conn.sock();
   if (fd < 0) return false;
   struct pollfd pfd = {.fd = fd, .events = POLLIN, .revents = 0};
   const int n = ::poll(&pfd, 1, 0);
   return n == 0;
-}
-
-// Connection losses reported as SQL errors rather than broken_connection.
-bool IsConnectionLoss(absl::string_view sqlstate) {
-  return absl::StartsWith(sqlstate, "08") || sqlstate == "57P01" || sqlstate == "57P02" ||
-         sqlstate == "57P03";
 }
 
 }  // namespace
@@ -59,8 +54,7 @@ std::string WithConnectTimeout(const std::string& conninfo, absl::Duration timeo
 
 // ---- Lease ----
 
-Lease::Lease(Pool* pool, std::unique_ptr<pqxx::connection> conn)
-    : pool_(pool), conn_(std::move(conn)) {}
+Lease::Lease(Pool* pool, std::unique_ptr<Connection> conn) : pool_(pool), conn_(std::move(conn)) {}
 
 Lease::Lease(Lease&& other) noexcept
     : pool_(std::exchange(other.pool_, nullptr)),
@@ -108,9 +102,9 @@ absl::StatusOr<std::unique_ptr<Pool>> Pool::Create(PoolOptions options, base::Cl
   return pool;
 }
 
-absl::StatusOr<std::unique_ptr<pqxx::connection>> Pool::Connect() {
+absl::StatusOr<std::unique_ptr<Connection>> Pool::Connect() {
   try {
-    auto conn = std::make_unique<pqxx::connection>(conninfo_);
+    auto conn = std::make_unique<Connection>(conninfo_);
     absl::MutexLock lock(&mu_);
     ++stats_.connects;
     return conn;
@@ -131,7 +125,7 @@ absl::StatusOr<Lease> Pool::Acquire(absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   bool waited = false;
   while (true) {
-    std::unique_ptr<pqxx::connection> conn;
+    std::unique_ptr<Connection> conn;
     {
       absl::MutexLock lock(&mu_);
       auto available = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -168,7 +162,7 @@ absl::StatusOr<Lease> Pool::Acquire(absl::Duration timeout) {
       Return(std::move(conn), /*broken=*/true);
       continue;  // the slot is free again: reuse another idle one or connect
     }
-    absl::StatusOr<std::unique_ptr<pqxx::connection>> fresh = Connect();
+    absl::StatusOr<std::unique_ptr<Connection>> fresh = Connect();
     absl::MutexLock lock(&mu_);
     if (!fresh.ok()) {
       --open_;
@@ -180,7 +174,7 @@ absl::StatusOr<Lease> Pool::Acquire(absl::Duration timeout) {
   }
 }
 
-void Pool::Return(std::unique_ptr<pqxx::connection> conn, bool broken) {
+void Pool::Return(std::unique_ptr<Connection> conn, bool broken) {
   if (broken || !conn->is_open()) {
     conn.reset();  // closes the socket outside the lock
     absl::MutexLock lock(&mu_);
@@ -202,12 +196,40 @@ PoolStats Pool::Stats() const {
 }
 
 absl::Status Pool::Transact(const TxFunction& fn, const TxOptions& options) {
+  return WithRetries([&](bool* retry) { return TransactOnce(fn, options, retry); }, options);
+}
+
+absl::Status Pool::RunPipeline(Pipeline& pipeline, const TxOptions& options) {
+  const char* set_transaction =
+      options.isolation != Isolation::kReadCommitted || options.read_only
+          ? kSetTransaction[options.read_only ? 1 : 0][static_cast<int>(options.isolation)]
+          : nullptr;
+  return WithRetries(
+      [&](bool* retry) -> absl::Status {
+        absl::StatusOr<Lease> lease = Acquire();
+        if (!lease.ok()) return lease.status();
+        PipelineRunner::Outcome outcome;
+        absl::Status status =
+            PipelineRunner::RunOnce(lease->connection(), pipeline, set_transaction, &outcome);
+        if (outcome.broken) lease->MarkBroken();
+        *retry = outcome.retry;
+        if (!status.ok() && !outcome.retry) {
+          absl::MutexLock lock(&mu_);
+          ++stats_.tx_failed;
+        }
+        return status;
+      },
+      options);
+}
+
+absl::Status Pool::WithRetries(const std::function<absl::Status(bool* retry)>& once,
+                               const TxOptions& options) {
   absl::BitGen bitgen;
   const int attempts = std::max(1, options.max_attempts);
   absl::Duration backoff_cap = options.initial_backoff;
   for (int attempt = 1;; ++attempt) {
     bool retry = false;
-    absl::Status status = TransactOnce(fn, options, &retry);
+    absl::Status status = once(&retry);
     if (!retry || attempt >= attempts) {
       absl::MutexLock lock(&mu_);
       if (status.ok()) {
@@ -233,7 +255,7 @@ absl::Status Pool::TransactOnce(const TxFunction& fn, const TxOptions& options, 
   *retry = false;
   absl::StatusOr<Lease> lease = Acquire();
   if (!lease.ok()) return lease.status();
-  pqxx::connection& conn = lease->connection();
+  Connection& conn = lease->connection();
   bool committing = false;
   try {
     pqxx::work tx(conn);
@@ -268,7 +290,7 @@ absl::Status Pool::TransactOnce(const TxFunction& fn, const TxOptions& options, 
   } catch (const pqxx::failure& e) {
     // sql_error and transaction_rollback (serialization failure, deadlock).
     const std::string state = SqlStateOf(e);
-    const bool lost = IsConnectionLoss(state) || !conn.is_open();
+    const bool lost = IsConnectionLossSqlState(state) || !conn.is_open();
     if (lost) lease->MarkBroken();
     *retry = IsRetryableSqlState(state) || (lost && !committing);
     absl::Status status = ExceptionToStatus("pg transaction", e);

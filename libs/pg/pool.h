@@ -15,7 +15,7 @@
 // the pool, or when a statement fails, and replaced for the next caller.
 //
 // Thread-safe: any number of threads may share one Pool. A Lease, like the
-// pqxx::connection it holds, belongs to one thread at a time.
+// pg::Connection it holds, belongs to one thread at a time.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +33,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "libs/base/clock.h"
+#include "libs/pg/connection.h"
+#include "libs/pg/pipeline.h"
 
 namespace crm::pg {
 
@@ -97,24 +99,24 @@ class Lease {
   Lease& operator=(const Lease&) = delete;
   ~Lease();
 
-  pqxx::connection& connection() { return *conn_; }
+  Connection& connection() { return *conn_; }
   // The connection is closed instead of going back to the pool.
   void MarkBroken() { broken_ = true; }
 
  private:
   friend class Pool;
-  Lease(Pool* pool, std::unique_ptr<pqxx::connection> conn);
+  Lease(Pool* pool, std::unique_ptr<Connection> conn);
   void Release();
 
   Pool* pool_ = nullptr;
-  std::unique_ptr<pqxx::connection> conn_;
+  std::unique_ptr<Connection> conn_;
   bool broken_ = false;
 };
 
 class Pool {
  public:
   using TxFunction = std::function<absl::Status(pqxx::work&)>;
-  using ConnFunction = std::function<absl::Status(pqxx::connection&)>;
+  using ConnFunction = std::function<absl::Status(pqxx::connection_base&)>;
 
   // Opens one connection to check the settings and keeps it.
   // INVALID_ARGUMENT if conninfo is empty or max_size < 1; UNAVAILABLE if the
@@ -152,6 +154,14 @@ class Pool {
     return out;
   }
 
+  // Runs the pipeline's statements in one transaction, sent together in one
+  // round trip (see libs/pg/pipeline.h): BEGIN, the statements, COMMIT.
+  // Retries and failures as Transact's; a statement that fails rolls the
+  // transaction back, skips the statements after it and gives its status
+  // (e.g. ALREADY_EXISTS for a unique violation), and the pipeline then tells
+  // which statements ran and what they returned.
+  absl::Status RunPipeline(Pipeline& pipeline, const TxOptions& options = {});
+
   // Runs `fn` on a leased connection with no transaction opened for it (for
   // CREATE DATABASE, session advisory locks, several transactions on one
   // session). No retries. Exceptions are mapped as in Transact, and a broken
@@ -171,17 +181,20 @@ class Pool {
   friend class Lease;
   Pool(PoolOptions options, std::string conninfo, base::Clock& clock);
 
-  absl::StatusOr<std::unique_ptr<pqxx::connection>> Connect();
-  void Return(std::unique_ptr<pqxx::connection> conn, bool broken);
+  absl::StatusOr<std::unique_ptr<Connection>> Connect();
+  void Return(std::unique_ptr<Connection> conn, bool broken);
   // One attempt of Transact. Sets *retry when another attempt may succeed.
   absl::Status TransactOnce(const TxFunction& fn, const TxOptions& options, bool* retry);
+  // Transact's and RunPipeline's attempts, with backoff between them.
+  absl::Status WithRetries(const std::function<absl::Status(bool* retry)>& once,
+                           const TxOptions& options);
 
   const PoolOptions options_;
   const std::string conninfo_;  // with connect_timeout
   base::Clock& clock_;
 
   mutable absl::Mutex mu_;
-  std::vector<std::unique_ptr<pqxx::connection>> idle_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<Connection>> idle_ ABSL_GUARDED_BY(mu_);
   int64_t open_ ABSL_GUARDED_BY(mu_) = 0;
   PoolStats stats_ ABSL_GUARDED_BY(mu_);
 };

@@ -349,12 +349,141 @@ TEST_F(PoolTest, ConnectionKilledInsideTransactionIsRetriedOnANewOne) {
 TEST_F(PoolTest, WithConnectionMapsErrors) {
   auto pool = MakePool(1);
   ASSERT_NE(pool, nullptr);
-  EXPECT_THAT(pool->WithConnection([](pqxx::connection& conn) {
+  EXPECT_THAT(pool->WithConnection([](pqxx::connection_base& conn) {
     pqxx::nontransaction tx(conn);
     tx.exec("SELECT * FROM no_such_table");
     return absl::OkStatus();
   }),
               StatusIs(absl::StatusCode::kInternal, HasSubstr("no_such_table")));
+}
+
+// ---- RunPipeline ----
+
+TEST_F(PoolTest, PipelineCommitsAllStatementsAndReturnsRows) {
+  auto pool = MakePool(1);
+  ASSERT_NE(pool, nullptr);
+  ASSERT_THAT(Exec(*pool, "CREATE TABLE pipe_t (id int PRIMARY KEY, note text, blob bytea)"),
+              IsOk());
+  const std::string bytes("a\0b\xff\n", 5);  // binary, with a NUL
+  Pipeline p;
+  p.Add("INSERT INTO pipe_t (id, note, blob) VALUES ($1, $2, $3)", 1, "one",
+        pqxx::binarystring(bytes.data(), bytes.size()));
+  p.Add("INSERT INTO pipe_t (id, note, blob) VALUES ($1, $2, $3)", int64_t{2}, std::nullopt,
+        std::nullopt);
+  const size_t read =
+      p.Add("SELECT id, note, encode(blob, 'hex'), $1::bool FROM pipe_t ORDER BY id", true);
+  ASSERT_THAT(pool->RunPipeline(p), IsOk());
+  ASSERT_TRUE(p.Ran(read));
+  using Row = Pipeline::Row;
+  EXPECT_THAT(p.Rows(read), ::testing::ElementsAre(Row{"1", "one", "610062ff0a", "t"},
+                                                   Row{"2", std::nullopt, std::nullopt, "t"}));
+  EXPECT_THAT(Count(*pool, "pipe_t"), IsOkAndHolds(2));
+}
+
+TEST_F(PoolTest, PipelineFailureRollsBackAndSkipsTheRest) {
+  auto pool = MakePool(1);
+  ASSERT_NE(pool, nullptr);
+  ASSERT_THAT(Exec(*pool, "CREATE TABLE pipe_fail_t (email text CONSTRAINT pipe_fail_u UNIQUE)"),
+              IsOk());
+  ASSERT_THAT(Exec(*pool, "INSERT INTO pipe_fail_t VALUES ('taken@example.com')"), IsOk());
+  Pipeline p;
+  const size_t probe =
+      p.Add("SELECT count(*) FROM pipe_fail_t WHERE email = $1", "taken@example.com");
+  const size_t first = p.Add("INSERT INTO pipe_fail_t VALUES ($1)", "new@example.com");
+  const size_t dup = p.Add("INSERT INTO pipe_fail_t VALUES ($1)", "taken@example.com");
+  const size_t after = p.Add("INSERT INTO pipe_fail_t VALUES ($1)", "later@example.com");
+  EXPECT_THAT(pool->RunPipeline(p),
+              StatusIs(absl::StatusCode::kAlreadyExists,
+                       AllOf(HasSubstr("pipe_fail_u"), Not(HasSubstr("taken")))));
+  EXPECT_TRUE(p.Ran(probe));
+  EXPECT_THAT(p.Rows(probe), ::testing::ElementsAre(Pipeline::Row{"1"}));
+  EXPECT_TRUE(p.Ran(first));
+  EXPECT_FALSE(p.Ran(dup));
+  EXPECT_FALSE(p.Ran(after));
+  EXPECT_THAT(Count(*pool, "pipe_fail_t"), IsOkAndHolds(1));  // the first insert rolled back
+  // The connection is back in a clean state for the next caller.
+  Pipeline next;
+  next.Add("INSERT INTO pipe_fail_t VALUES ($1)", "next@example.com");
+  EXPECT_THAT(pool->RunPipeline(next), IsOk());
+  EXPECT_THAT(Count(*pool, "pipe_fail_t"), IsOkAndHolds(2));
+  EXPECT_EQ(pool->Stats().discarded, 0u);
+}
+
+TEST_F(PoolTest, PipelinePreparesEachStatementOncePerConnection) {
+  auto pool = MakePool(1);
+  ASSERT_NE(pool, nullptr);
+  constexpr const char* kPrepared =
+      "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'crmp\\_%'";
+  for (int i = 0; i < 3; ++i) {
+    Pipeline p;
+    p.Add("SELECT $1::int + 1", i);
+    p.Add("SELECT $1::int + 1", i + 10);  // the same text twice in one pipeline
+    const size_t n = p.Add(kPrepared);
+    ASSERT_THAT(pool->RunPipeline(p), IsOk());
+    EXPECT_THAT(p.Rows(0), ::testing::ElementsAre(Pipeline::Row{absl::StrCat(i + 1)}));
+    EXPECT_THAT(p.Rows(1), ::testing::ElementsAre(Pipeline::Row{absl::StrCat(i + 11)}));
+    EXPECT_THAT(p.Rows(n), ::testing::ElementsAre(Pipeline::Row{"2"}));
+  }
+  // Deallocated behind the pool's back: prepared again, once.
+  ASSERT_THAT(Exec(*pool, "DEALLOCATE ALL"), IsOk());
+  Pipeline p;
+  p.Add("SELECT $1::int + 1", 41);
+  EXPECT_THAT(pool->RunPipeline(p), IsOk());
+  EXPECT_THAT(p.Rows(0), ::testing::ElementsAre(Pipeline::Row{"42"}));
+  EXPECT_EQ(pool->Stats().tx_retried, 1u);
+}
+
+TEST_F(PoolTest, PipelineErrorsNameNoValueAndBadSqlIsInternal) {
+  auto pool = MakePool(1);
+  ASSERT_NE(pool, nullptr);
+  ASSERT_THAT(Exec(*pool, "CREATE TABLE pipe_check_t (n int CHECK (n > 0))"), IsOk());
+  Pipeline bad_value;
+  bad_value.Add("INSERT INTO pipe_check_t VALUES ($1::int)", "secret-123");
+  EXPECT_THAT(pool->RunPipeline(bad_value),
+              StatusIs(absl::StatusCode::kInvalidArgument, Not(HasSubstr("secret"))));
+  Pipeline bad_sql;
+  bad_sql.Add("SELECT no_such_column FROM pipe_check_t");
+  EXPECT_THAT(pool->RunPipeline(bad_sql),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr("no_such_column")));
+  Pipeline ok;
+  ok.Add("INSERT INTO pipe_check_t VALUES ($1)", 5);
+  EXPECT_THAT(pool->RunPipeline(ok), IsOk());
+  EXPECT_THAT(Count(*pool, "pipe_check_t"), IsOkAndHolds(1));
+}
+
+TEST_F(PoolTest, PipelineOnAKilledConnectionRunsOnANewOne) {
+  auto pool = MakePool(1);
+  ASSERT_NE(pool, nullptr);
+  ASSERT_THAT(Exec(*pool, "CREATE TABLE pipe_killed_t (id int)"), IsOk());
+  Pipeline warm;
+  warm.Add("INSERT INTO pipe_killed_t VALUES ($1)", 1);
+  ASSERT_THAT(pool->RunPipeline(warm), IsOk());
+  CRM_ASSERT_OK_AND_ASSIGN(int before, BackendPid(*pool));
+  ASSERT_THAT(db_->TerminateBackend(before), IsOk());
+  Pipeline p;
+  p.Add("INSERT INTO pipe_killed_t VALUES ($1)", 2);
+  const size_t pid = p.Add(kBackendPidSql);
+  ASSERT_THAT(pool->RunPipeline(p), IsOk());
+  ASSERT_EQ(p.Rows(pid).size(), 1u);
+  EXPECT_NE(p.Rows(pid)[0][0], absl::StrCat(before));
+  EXPECT_THAT(Count(*pool, "pipe_killed_t"), IsOkAndHolds(2));
+}
+
+TEST_F(PoolTest, PipelineBackendKilledMidwayIsUnknownOrUnavailableNeverOk) {
+  auto pool = MakePool(1);
+  ASSERT_NE(pool, nullptr);
+  CRM_ASSERT_OK_AND_ASSIGN(int pid, BackendPid(*pool));
+  // The pipeline's own backend terminates itself between BEGIN and COMMIT.
+  Pipeline p;
+  p.Add("SELECT pg_terminate_backend(pg_backend_pid())");
+  p.Add("SELECT 1");
+  absl::Status s = pool->RunPipeline(p, {.max_attempts = 1});
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(s.code(),
+              ::testing::AnyOf(absl::StatusCode::kUnavailable, absl::StatusCode::kUnknown));
+  EXPECT_GE(pool->Stats().discarded, 1u);
+  CRM_ASSERT_OK_AND_ASSIGN(int after, BackendPid(*pool));
+  EXPECT_NE(after, pid);
 }
 
 TEST(WithConnectTimeoutTest, AddsTheParameterInBothForms) {

@@ -23,8 +23,8 @@
 
 namespace crm::pg {
 
-inline std::string StatementName(std::string_view sql) {
-  return absl::StrCat("crm_", absl::Hex(std::hash<std::string_view>()(sql), absl::kZeroPad16));
+inline std::string StatementName(std::string_view sql, absl::string_view prefix = "crm_") {
+  return absl::StrCat(prefix, absl::Hex(std::hash<std::string_view>()(sql), absl::kZeroPad16));
 }
 
 template <typename... Args>

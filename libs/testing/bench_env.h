@@ -95,7 +95,7 @@ inline bool TakeIntFlag(std::vector<char*>& args, absl::string_view name, int64_
 // crm::pg; DEADLINE_EXCEEDED if the setting did not apply in time.
 inline absl::Status SetDurableCommits(pg::Pool& pool, bool durable) {
   const std::string value = durable ? "on" : "off";
-  CRM_RETURN_IF_ERROR(pool.WithConnection([&](pqxx::connection& c) -> absl::Status {
+  CRM_RETURN_IF_ERROR(pool.WithConnection([&](pqxx::connection_base& c) -> absl::Status {
     pqxx::nontransaction tx(c);
     for (const char* name : {"fsync", "synchronous_commit", "full_page_writes"}) {
       tx.exec(absl::StrCat("ALTER SYSTEM SET ", name, " = ", value));
@@ -106,7 +106,7 @@ inline absl::Status SetDurableCommits(pg::Pool& pool, bool durable) {
   const bool applied = PollUntil(
       [&] {
         return pool
-            .WithConnection([&](pqxx::connection& c) -> absl::Status {
+            .WithConnection([&](pqxx::connection_base& c) -> absl::Status {
               pqxx::nontransaction tx(c);
               if (tx.exec1("SHOW fsync")[0].as<std::string>() != value) {
                 return absl::UnavailableError("not yet");

@@ -45,7 +45,7 @@ absl::StatusOr<std::unique_ptr<PgTestDatabase>> PgTestDatabase::Create(absl::str
       std::unique_ptr<pg::Pool> admin,
       pg::Pool::Create({.conninfo = env.pg().ConnString("postgres"), .max_size = 1},
                        base::RealClock::Get()));
-  CRM_RETURN_IF_ERROR(admin->WithConnection([&](pqxx::connection& conn) {
+  CRM_RETURN_IF_ERROR(admin->WithConnection([&](pqxx::connection_base& conn) {
     pqxx::nontransaction tx(conn);
     // Identifiers cannot be bound; the name is ours, quoted anyway.
     tx.exec(absl::StrCat("CREATE DATABASE ", conn.quote_name(name)));
@@ -56,7 +56,7 @@ absl::StatusOr<std::unique_ptr<PgTestDatabase>> PgTestDatabase::Create(absl::str
 }
 
 PgTestDatabase::~PgTestDatabase() {
-  (void)admin_->WithConnection([&](pqxx::connection& conn) {
+  (void)admin_->WithConnection([&](pqxx::connection_base& conn) {
     pqxx::nontransaction tx(conn);
     tx.exec(absl::StrCat("DROP DATABASE IF EXISTS ", conn.quote_name(name_), " WITH (FORCE)"));
     return absl::OkStatus();
@@ -65,7 +65,7 @@ PgTestDatabase::~PgTestDatabase() {
 
 absl::Status PgTestDatabase::TerminateBackend(int pid) {
   bool terminated = false;
-  CRM_RETURN_IF_ERROR(admin_->WithConnection([&](pqxx::connection& conn) {
+  CRM_RETURN_IF_ERROR(admin_->WithConnection([&](pqxx::connection_base& conn) {
     pqxx::nontransaction tx(conn);
     terminated = tx.exec_params1(kTerminateSql, pid)[0].as<bool>();
     return absl::OkStatus();
@@ -76,7 +76,7 @@ absl::Status PgTestDatabase::TerminateBackend(int pid) {
 
 absl::StatusOr<int> PgTestDatabase::TerminateAllBackends() {
   int count = 0;
-  CRM_RETURN_IF_ERROR(admin_->WithConnection([&](pqxx::connection& conn) {
+  CRM_RETURN_IF_ERROR(admin_->WithConnection([&](pqxx::connection_base& conn) {
     pqxx::nontransaction tx(conn);
     count = tx.exec_params1(kTerminateAllSql, name_)[0].as<int>();
     return absl::OkStatus();

@@ -299,7 +299,7 @@ void BM_BatchCheck10000(benchmark::State& state) {
 void BM_StandingsQuery10000(benchmark::State& state) {
   const std::vector<std::string> subjects = BatchSubjects();
   for (auto _ : state) {
-    absl::Status s = g->db.pool->WithConnection([&](pqxx::connection& c) -> absl::Status {
+    absl::Status s = g->db.pool->WithConnection([&](pqxx::connection_base& c) -> absl::Status {
       pqxx::nontransaction tx(c);
       CRM_ASSIGN_OR_RETURN(std::vector<ConsentStore::Standing> st,
                            ConsentStore::Standings(tx, subjects, "newsletter"));

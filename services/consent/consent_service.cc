@@ -386,7 +386,7 @@ absl::Status ConsentService::Decide(const std::string& purpose_id,
     const std::vector<std::string> generations =
         d_.cache != nullptr ? d_.cache->Generations(subjects, misses) : std::vector<std::string>();
     std::vector<ConsentStore::Standing> read;
-    CRM_RETURN_IF_ERROR(d_.db.WithConnection([&](pqxx::connection& c) -> absl::Status {
+    CRM_RETURN_IF_ERROR(d_.db.WithConnection([&](pqxx::connection_base& c) -> absl::Status {
       pqxx::nontransaction tx(c);
       CRM_ASSIGN_OR_RETURN(purpose, PurposeOf(tx, purpose_id));
       if (misses.empty()) return absl::OkStatus();
@@ -476,7 +476,7 @@ grpc::Status ConsentService::CheckSuppression(Ctx* ctx, const v1::CheckSuppressi
     CRM_ASSIGN_OR_RETURN(std::vector<std::string> hashes,
                          SuppressionHashes(*d_.suppression, "email_addresses",
                                            req->email_addresses(), kMaxBatchCheck));
-    return d_.db.WithConnection([&](pqxx::connection& c) -> absl::Status {
+    return d_.db.WithConnection([&](pqxx::connection_base& c) -> absl::Status {
       pqxx::nontransaction tx(c);
       CRM_ASSIGN_OR_RETURN(std::vector<bool> suppressed, ConsentStore::Suppressed(tx, hashes));
       resp->Clear();

@@ -426,7 +426,7 @@ absl::Status Load() {
   std::printf("loaded %lld persons through ImportPersons (2 streams) in %.1f s: %.0f /s\n",
               static_cast<long long>(flags.subjects), secs,
               static_cast<double>(flags.subjects) / secs);
-  return g->db.pool->WithConnection([](pqxx::connection& c) -> absl::Status {
+  return g->db.pool->WithConnection([](pqxx::connection_base& c) -> absl::Status {
     pqxx::nontransaction tx(c);
     tx.exec("VACUUM ANALYZE");
     return absl::OkStatus();
@@ -613,7 +613,7 @@ absl::Status LookupEmail(int64_t n) {
 
 // A bare autocommit statement on a pooled connection, as GetPerson's read.
 absl::Status Bare(const std::function<void(pqxx::nontransaction&)>& statements) {
-  return g->db.pool->WithConnection([&](pqxx::connection& c) -> absl::Status {
+  return g->db.pool->WithConnection([&](pqxx::connection_base& c) -> absl::Status {
     pqxx::nontransaction tx(c);
     statements(tx);
     return absl::OkStatus();

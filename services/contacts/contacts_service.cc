@@ -288,19 +288,32 @@ bool Sees(const Access& access, const StoredPerson& p) {
 
 }  // namespace
 
-absl::Status ContactsService::InsertPrepared(pqxx::work& tx, const Caller& caller,
-                                             PreparedPerson& prepared) {
+absl::Status ContactsService::InsertPrepared(const Caller& caller, PreparedPerson& prepared) {
   const std::vector<LookupKey>& keys = prepared.keys;
-  CRM_ASSIGN_OR_RETURN(std::optional<DuplicateKey> dup, PersonStore::FindOwnerOfKeys(tx, keys));
-  if (dup.has_value()) {
+  // The duplicate check, the inserts and the audit event in one round trip:
+  // a registered key fails the look-up insert (its unique index), which
+  // rolls the rest back, and the check says whose it is. A key registered
+  // by a concurrent create between check and insert is seen by a second try.
+  absl::Status s;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    pg::Pipeline pipeline;
+    const std::optional<size_t> check = PersonStore::AddFindOwnerOfKeys(pipeline, keys);
+    PersonStore::AddInsert(pipeline, prepared.stored, prepared.wrapped_key, keys);
+    CRM_RETURN_IF_ERROR(d_.audit.Enqueue(pipeline, prepared.event));
+    s = d_.db.RunPipeline(pipeline);
+    if (!absl::IsAlreadyExists(s)) return s;
+    const std::optional<DuplicateKey> dup = PersonStore::OwnerFound(pipeline, check);
+    if (!dup.has_value()) continue;
     // Name the existing person only to a caller allowed to see them.
     CRM_ASSIGN_OR_RETURN(std::optional<StoredPerson> visible,
-                         PersonStore::Get(tx, dup->subject_id, caller.access, false));
+                         d_.db.TransactValue<std::optional<StoredPerson>>(
+                             [&](pqxx::work& tx) -> absl::StatusOr<std::optional<StoredPerson>> {
+                               return PersonStore::Get(tx, dup->subject_id, caller.access, false);
+                             }));
     prepared.duplicate_of = visible.has_value() ? dup->subject_id : "";
     return DuplicateKeyError(keys, dup->key_index, prepared.duplicate_of);
   }
-  CRM_RETURN_IF_ERROR(PersonStore::Insert(tx, prepared.stored, prepared.wrapped_key, keys));
-  return d_.audit.Enqueue(tx, prepared.event);
+  return s;
 }
 
 absl::StatusOr<std::vector<absl::Status>> ContactsService::InsertBatch(
@@ -357,8 +370,7 @@ grpc::Status ContactsService::CreatePerson(Ctx* ctx, const v1::CreatePersonReque
   return Handle([&]() -> absl::Status {
     CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kWrite));
     CRM_ASSIGN_OR_RETURN(PreparedPerson prepared, PreparePerson(caller, req->person(), "api"));
-    CRM_RETURN_IF_ERROR(d_.db.Transact(
-        [&](pqxx::work& tx) -> absl::Status { return InsertPrepared(tx, caller, prepared); }));
+    CRM_RETURN_IF_ERROR(InsertPrepared(caller, prepared));
     // The fields as stored, masked like any read.
     v1::Person p = std::move(prepared.person);
     p.MergeFrom(PersonSkeleton(prepared.stored));
@@ -469,7 +481,7 @@ grpc::Status ContactsService::ImportPersons(Ctx* ctx,
 }
 
 absl::Status ContactsService::AuditedRead(const ReadFunction& read) {
-  return d_.db.WithConnection([&](pqxx::connection& c) -> absl::Status {
+  return d_.db.WithConnection([&](pqxx::connection_base& c) -> absl::Status {
     pqxx::nontransaction tx(c);
     std::vector<Event> events;
     CRM_RETURN_IF_ERROR(read(tx, events));

@@ -108,9 +108,10 @@ class ContactsService final : public crm::contacts::v1::Contacts::Service {
   // INVALID_ARGUMENT / PERMISSION_DENIED naming the field.
   absl::StatusOr<PreparedPerson> PreparePerson(const Caller& caller, v1::Person person,
                                                absl::string_view default_channel);
-  // Inserts it in `tx` with its audit event; ALREADY_EXISTS naming the field
-  // (and the existing subject, if visible) for a registered e-mail or phone.
-  absl::Status InsertPrepared(pqxx::work& tx, const Caller& caller, PreparedPerson& prepared);
+  // Inserts it with its audit event in one transaction and one round trip;
+  // ALREADY_EXISTS naming the field (and the existing subject, if visible)
+  // for a registered e-mail or phone.
+  absl::Status InsertPrepared(const Caller& caller, PreparedPerson& prepared);
   // Inserts the persons of `batch` that are not duplicates (of a registered
   // person or of an earlier row) with their audit events, a COPY per table;
   // each row's outcome (OK or InsertPrepared's ALREADY_EXISTS).

@@ -5,6 +5,7 @@
 #include <pqxx/pqxx>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -255,6 +256,23 @@ absl::StatusOr<std::optional<DuplicateKey>> PersonStore::FindOwnerOfKeys(
       DuplicateKey{.key_index = r[0][0].as<size_t>(), .subject_id = r[0][1].as<std::string>()});
 }
 
+std::optional<size_t> PersonStore::AddFindOwnerOfKeys(pg::Pipeline& pipeline,
+                                                      const std::vector<LookupKey>& keys) {
+  if (keys.empty()) return std::nullopt;
+  auto [kinds, blinds] = KeyArrays(keys);
+  return pipeline.Add(kOwnerOfKeysSql, kinds, blinds, "");
+}
+
+std::optional<DuplicateKey> PersonStore::OwnerFound(const pg::Pipeline& pipeline,
+                                                    std::optional<size_t> statement) {
+  if (!statement.has_value() || !pipeline.Ran(*statement)) return std::nullopt;
+  const std::vector<pg::Pipeline::Row>& rows = pipeline.Rows(*statement);
+  if (rows.empty() || !rows[0][0].has_value() || !rows[0][1].has_value()) return std::nullopt;
+  size_t index = 0;
+  if (!absl::SimpleAtoi(*rows[0][0], &index)) return std::nullopt;
+  return DuplicateKey{.key_index = index, .subject_id = *rows[0][1]};
+}
+
 absl::StatusOr<std::vector<DuplicateKey>> PersonStore::FindOwnersOfKeys(
     pqxx::work& tx, const std::vector<LookupKey>& keys) {
   std::vector<DuplicateKey> out;
@@ -325,22 +343,24 @@ absl::Status PersonStore::InsertMany(pqxx::work& tx, const std::vector<NewPerson
   return absl::OkStatus();
 }
 
-absl::Status PersonStore::Insert(pqxx::work& tx, const StoredPerson& p,
-                                 const std::string& wrapped_key,
-                                 const std::vector<LookupKey>& keys) {
-  pg::ExecPrepared(tx, kInsertKeySql, p.subject_id, Bin(wrapped_key));
-  pg::ExecPrepared(
-      tx, kInsertPersonSql, p.subject_id, p.status, p.company_id, p.team_id, p.restricted,
-      Bin(p.restriction_reason), p.notes_sensitive, Bin(SealedOf(p, "given_name")),
-      Bin(SealedOf(p, "family_name")), Bin(SealedOf(p, "emails")), Bin(SealedOf(p, "phones")),
-      Bin(SealedOf(p, "addresses")), Bin(SealedOf(p, "job_title")),
-      Bin(SealedOf(p, "personal_id_number")), Bin(SealedOf(p, "notes")), p.reg_channel,
-      p.reg_source, p.created_by, absl::ToUnixMicros(p.created_at),
-      absl::ToUnixMicros(p.updated_at), absl::ToUnixMicros(p.last_activity_at), p.version);
+void PersonStore::AddInsert(pg::Pipeline& pipeline, const StoredPerson& p,
+                            const std::string& wrapped_key, const std::vector<LookupKey>& keys) {
+  pipeline.Add(kInsertKeySql, p.subject_id, Bin(wrapped_key));
+  pipeline.Add(kInsertPersonSql, p.subject_id, p.status, p.company_id, p.team_id, p.restricted,
+               Bin(p.restriction_reason), p.notes_sensitive, Bin(SealedOf(p, "given_name")),
+               Bin(SealedOf(p, "family_name")), Bin(SealedOf(p, "emails")),
+               Bin(SealedOf(p, "phones")), Bin(SealedOf(p, "addresses")),
+               Bin(SealedOf(p, "job_title")), Bin(SealedOf(p, "personal_id_number")),
+               Bin(SealedOf(p, "notes")), p.reg_channel, p.reg_source, p.created_by,
+               absl::ToUnixMicros(p.created_at), absl::ToUnixMicros(p.updated_at),
+               absl::ToUnixMicros(p.last_activity_at), p.version);
   if (!p.owner_user_ids.empty()) {
-    pg::ExecPrepared(tx, kInsertOwnersSql, p.subject_id, pg::ArrayLiteral(p.owner_user_ids));
+    pipeline.Add(kInsertOwnersSql, p.subject_id, pg::ArrayLiteral(p.owner_user_ids));
   }
-  return InsertKeys(tx, p.subject_id, keys);
+  if (!keys.empty()) {
+    auto [kinds, blinds] = KeyArrays(keys);
+    pipeline.Add(kInsertLookupSql, kinds, blinds, p.subject_id);
+  }
 }
 
 absl::StatusOr<std::optional<StoredPerson>> PersonStore::Get(pqxx::transaction_base& tx,

@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "libs/pg/pipeline.h"
 
 namespace crm::contacts {
 
@@ -221,10 +222,18 @@ class PersonStore {
   static absl::StatusOr<std::vector<DuplicateKey>> FindOwnersOfKeys(
       pqxx::work& tx, const std::vector<LookupKey>& keys);
 
-  // Inserts a new person with its wrapped data key, owners and look-up keys.
-  // ALREADY_EXISTS if a look-up key is taken meanwhile (the unique index).
-  static absl::Status Insert(pqxx::work& tx, const StoredPerson& person,
-                             const std::string& wrapped_key, const std::vector<LookupKey>& keys);
+  // FindOwnerOfKeys as a statement of `pipeline` (nothing added for no
+  // keys); OwnerFound reads its answer once the pipeline has run.
+  static std::optional<size_t> AddFindOwnerOfKeys(pg::Pipeline& pipeline,
+                                                  const std::vector<LookupKey>& keys);
+  static std::optional<DuplicateKey> OwnerFound(const pg::Pipeline& pipeline,
+                                                std::optional<size_t> statement);
+
+  // Adds to `pipeline` the inserts of a new person with its wrapped data key,
+  // owners and look-up keys. When it runs: ALREADY_EXISTS if a look-up key is
+  // taken (the unique index).
+  static void AddInsert(pg::Pipeline& pipeline, const StoredPerson& person,
+                        const std::string& wrapped_key, const std::vector<LookupKey>& keys);
 
   // A person for InsertMany, as Insert takes it (pointers to the caller's).
   struct NewPerson {

@@ -15,6 +15,7 @@
 #include <memory>
 #include <pqxx/pqxx>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -321,6 +322,50 @@ TEST_F(ContactsServiceTest, DuplicateEmailIsRefusedNamingTheSubjectOnlyIfVisible
                                HasSubstr("person.emails[0].address: already registered")));
   EXPECT_THAT(by_bob.status().message(), Not(HasSubstr(first.subject_id())));
   EXPECT_THAT(by_bob.status().message(), Not(HasSubstr("lovelace")));
+}
+
+TEST_F(ContactsServiceTest, KeyRegisteredBetweenCheckAndInsertIsRefusedNamingTheWinner) {
+  // CreatePerson sends its duplicate check and its inserts together, so a
+  // concurrent create can register the e-mail after the check has looked.
+  // Staged here: Ada's look-up keys are taken out, then put back by a
+  // transaction left open until CreatePerson waits on their unique index.
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Person ada, Create(Ada(), alice_));
+  CRM_ASSERT_OK_AND_ASSIGN(pg::Lease lease, db_.pool->Acquire());
+  pqxx::work taking(lease.connection());
+  taking.exec_params(
+      "CREATE TEMP TABLE held ON COMMIT DROP AS SELECT * FROM person_lookup "
+      "WHERE subject_id = $1::uuid",
+      ada.subject_id());
+  ASSERT_THAT(db_.pool->Transact([&](pqxx::work& tx) {
+    tx.exec_params("DELETE FROM person_lookup WHERE subject_id = $1::uuid", ada.subject_id());
+    return absl::OkStatus();
+  }),
+              IsOk());
+  taking.exec("INSERT INTO person_lookup SELECT * FROM held");
+  const int64_t outbox_before = OutboxRows();
+  absl::StatusOr<v1::Person> again = absl::UnknownError("not run");
+  std::thread creator([&] { again = Create(Ada(), alice_); });
+  // Until the create waits for `taking`'s keys.
+  bool waiting = false;
+  for (int i = 0; i < 1000 && !waiting; ++i) {
+    absl::StatusOr<int64_t> n =
+        db_.pool->TransactValue<int64_t>([](pqxx::work& tx) -> absl::StatusOr<int64_t> {
+          return tx
+              .exec1(
+                  "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                  "AND datname = current_database()")[0]
+              .as<int64_t>();
+        });
+    waiting = n.ok() && *n > 0;
+    if (!waiting) absl::SleepFor(absl::Milliseconds(10));
+  }
+  taking.commit();
+  creator.join();
+  ASSERT_TRUE(waiting) << "the create never waited on the look-up keys";
+  EXPECT_THAT(
+      again, StatusIs(absl::StatusCode::kAlreadyExists,
+                      HasSubstr(absl::StrCat("already registered to subject ", ada.subject_id()))));
+  EXPECT_EQ(OutboxRows(), outbox_before);  // nothing of the refused create
 }
 
 TEST_F(ContactsServiceTest, RecordLevelAccessByOwnerTeamOrReadAll) {

@@ -213,7 +213,7 @@ absl::StatusOr<Resp> Call(S& stub, grpc::Status (S::*rpc)(grpc::ClientContext*, 
 }
 
 absl::Status Exec(pg::Pool& pool, const std::string& sql) {
-  return pool.WithConnection([&](pqxx::connection& c) -> absl::Status {
+  return pool.WithConnection([&](pqxx::connection_base& c) -> absl::Status {
     pqxx::nontransaction tx(c);
     tx.exec(sql);
     return absl::OkStatus();
@@ -223,7 +223,7 @@ absl::Status Exec(pg::Pool& pool, const std::string& sql) {
 // The count `sql` selects, with $1 bound to `campaign_id`.
 absl::StatusOr<int64_t> CountOf(const std::string& sql, const std::string& campaign_id) {
   int64_t n = 0;
-  CRM_RETURN_IF_ERROR(g->db.pool->WithConnection([&](pqxx::connection& c) -> absl::Status {
+  CRM_RETURN_IF_ERROR(g->db.pool->WithConnection([&](pqxx::connection_base& c) -> absl::Status {
     pqxx::nontransaction tx(c);
     n = tx.exec_params1(sql, campaign_id)[0].as<int64_t>();
     return absl::OkStatus();
@@ -337,7 +337,7 @@ absl::Status StartMailing() {
 // Subscribers straight into the tables (see the top of the file).
 absl::Status Load() {
   const absl::Time start = absl::Now();
-  CRM_RETURN_IF_ERROR(g->consent_db.pool->WithConnection([&](pqxx::connection& c) -> absl::Status {
+  CRM_RETURN_IF_ERROR(g->consent_db.pool->WithConnection([&](pqxx::connection_base& c) -> absl::Status {
     pqxx::nontransaction tx(c);
     tx.exec_params(absl::StrCat("INSERT INTO consent_state (subject_id, purpose_id, kind, "
                                 "notice_version, expires_at, last_given_at) SELECT ",
@@ -347,7 +347,7 @@ absl::Status Load() {
                    g->notice, flags.recipients);
     return absl::OkStatus();
   }));
-  CRM_RETURN_IF_ERROR(g->db.pool->WithConnection([&](pqxx::connection& c) -> absl::Status {
+  CRM_RETURN_IF_ERROR(g->db.pool->WithConnection([&](pqxx::connection_base& c) -> absl::Status {
     pqxx::nontransaction tx(c);
     tx.exec_params(
         absl::StrCat("INSERT INTO subscriptions (list_id, subject_id, state, source, "

@@ -257,7 +257,7 @@ TEST_P(GrpcServiceTest, StartsMigratesServesHealthAndMetricsThenStopsCleanlyOnSi
   CRM_ASSERT_OK_AND_ASSIGN(
       std::unique_ptr<pg::Pool> pool,
       pg::Pool::Create({.conninfo = db->conninfo(), .max_size = 1}, base::RealClock::Get()));
-  ASSERT_THAT(pool->WithConnection([&](pqxx::connection& conn) {
+  ASSERT_THAT(pool->WithConnection([&](pqxx::connection_base& conn) {
     pqxx::nontransaction tx(conn);
     pqxx::result rows = tx.exec("SELECT version, name FROM schema_migrations ORDER BY version");
     const size_t expected = static_cast<size_t>(own_migrations_) + 1;
