@@ -5,7 +5,6 @@
 # default); the source dir locates tools/testenv and the migrations.
 if(CRM_BUILD_BENCHMARKS AND CRM_BUILD_TESTS)
   # libpq itself, for COPY without libpqxx (the floor and the bulk load).
-  pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)
   crm_cc_bench(NAME ingest_bench SRCS ${CMAKE_CURRENT_LIST_DIR}/ingest_bench.cc
     DEPS audit_log_lib audit_merkle_lib crm_testing_pg crm_testing crm_audit_proto crm_pg
          crm_crypto crm_log crm_base PkgConfig::PQXX PkgConfig::LIBPQ OpenSSL::Crypto absl::flat_hash_map
