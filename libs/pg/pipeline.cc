@@ -153,8 +153,10 @@ absl::Status PipelineRunner::RunOnce(Connection& conn, Pipeline& p, const char* 
   if (lost || PQexitPipelineMode(pc) != 1 || PQstatus(pc) != CONNECTION_OK) {
     out->broken = true;
     if (committed) return absl::OkStatus();
-    if (!first_error.ok() && !IsConnectionLossSqlState(first_state)) {
-      return first_error;  // a statement failed, so COMMIT did not run
+    // A statement the server refused (it has a SQLSTATE, not one of a lost
+    // connection): COMMIT did not run. libpq's own errors carry no SQLSTATE.
+    if (!first_error.ok() && !first_state.empty() && !IsConnectionLossSqlState(first_state)) {
+      return first_error;
     }
     return absl::UnknownError(
         absl::StrCat(kContext, ": connection lost before COMMIT's answer; outcome unknown"));
