@@ -27,6 +27,13 @@ constexpr const char* kSetTransaction[2][3] = {
      "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE READ ONLY"},
 };
 
+// The SET TRANSACTION that `options` need after BEGIN, or null for the
+// default (read committed, read write).
+const char* SetTransactionSql(const TxOptions& options) {
+  if (options.isolation == Isolation::kReadCommitted && !options.read_only) return nullptr;
+  return kSetTransaction[options.read_only ? 1 : 0][static_cast<int>(options.isolation)];
+}
+
 // An idle connection has nothing to read. If its socket is readable, the
 // server sent something unasked (the FATAL of pg_terminate_backend, a
 // shutdown notice) or closed it: either way it is not worth keeping.
@@ -200,10 +207,7 @@ absl::Status Pool::Transact(const TxFunction& fn, const TxOptions& options) {
 }
 
 absl::Status Pool::RunPipeline(Pipeline& pipeline, const TxOptions& options) {
-  const char* set_transaction =
-      options.isolation != Isolation::kReadCommitted || options.read_only
-          ? kSetTransaction[options.read_only ? 1 : 0][static_cast<int>(options.isolation)]
-          : nullptr;
+  const char* set_transaction = SetTransactionSql(options);
   return WithRetries(
       [&](bool* retry) -> absl::Status {
         absl::StatusOr<Lease> lease = Acquire();
@@ -259,9 +263,7 @@ absl::Status Pool::TransactOnce(const TxFunction& fn, const TxOptions& options, 
   bool committing = false;
   try {
     pqxx::work tx(conn);
-    if (options.isolation != Isolation::kReadCommitted || options.read_only) {
-      tx.exec(kSetTransaction[options.read_only ? 1 : 0][static_cast<int>(options.isolation)]);
-    }
+    if (const char* set = SetTransactionSql(options); set != nullptr) tx.exec(set);
     absl::Status status = fn(tx);
     if (!status.ok()) {
       tx.abort();

@@ -337,16 +337,17 @@ absl::Status StartMailing() {
 // Subscribers straight into the tables (see the top of the file).
 absl::Status Load() {
   const absl::Time start = absl::Now();
-  CRM_RETURN_IF_ERROR(g->consent_db.pool->WithConnection([&](pqxx::connection_base& c) -> absl::Status {
-    pqxx::nontransaction tx(c);
-    tx.exec_params(absl::StrCat("INSERT INTO consent_state (subject_id, purpose_id, kind, "
-                                "notice_version, expires_at, last_given_at) SELECT ",
-                                kSubjectExpr, ", 'newsletter', CASE WHEN i % ", kWithdrawnEvery,
-                                " = 0 THEN 2 ELSE 1 END, $1, NULL, now() "
-                                "FROM generate_series(1, $2) i"),
-                   g->notice, flags.recipients);
-    return absl::OkStatus();
-  }));
+  CRM_RETURN_IF_ERROR(
+      g->consent_db.pool->WithConnection([&](pqxx::connection_base& c) -> absl::Status {
+        pqxx::nontransaction tx(c);
+        tx.exec_params(absl::StrCat("INSERT INTO consent_state (subject_id, purpose_id, kind, "
+                                    "notice_version, expires_at, last_given_at) SELECT ",
+                                    kSubjectExpr, ", 'newsletter', CASE WHEN i % ", kWithdrawnEvery,
+                                    " = 0 THEN 2 ELSE 1 END, $1, NULL, now() "
+                                    "FROM generate_series(1, $2) i"),
+                       g->notice, flags.recipients);
+        return absl::OkStatus();
+      }));
   CRM_RETURN_IF_ERROR(g->db.pool->WithConnection([&](pqxx::connection_base& c) -> absl::Status {
     pqxx::nontransaction tx(c);
     tx.exec_params(
