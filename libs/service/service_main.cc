@@ -110,19 +110,21 @@ absl::Status Serve(const CommonConfig& config, const SetupFunction& setup) {
   auto registry = std::make_shared<prometheus::Registry>();
   rpc::AccessPolicy policy;
   std::vector<grpc::Service*> services;
-  // Destroyed before `registry` and `db`: the stop hooks end the services'
-  // threads (workers, relays, key refreshers) while the metrics they update
-  // and the pool they use still live. (With the registry declared after
-  // them, erasure's worker could set a freed gauge between the server's
-  // stop and its join: "malloc_consolidate(): unaligned fastbin chunk" at
-  // exit, and services that now and then did not exit with 0 under ASan.)
+  // The stop hooks run before `ctx`, `registry` and `db` go: they end the
+  // services' threads (workers, relays, key refreshers) while the context
+  // those threads were handed, the metrics they update and the pool they use
+  // still live. (With the registry declared after them, erasure's worker
+  // could set a freed gauge between the server's stop and its join:
+  // "malloc_consolidate(): unaligned fastbin chunk" at exit, and services
+  // that now and then did not exit with 0 under ASan.)
+  std::vector<std::function<void()>> stop_fns;
+  Context ctx{config, clock, *db, *registry, policy, services, stop_fns};
   struct StopHooks {
-    std::vector<std::function<void()>> fns;
+    std::vector<std::function<void()>>& fns;
     ~StopHooks() {
       for (auto it = fns.rbegin(); it != fns.rend(); ++it) (*it)();
     }
-  } stop_hooks;
-  Context ctx{config, clock, *db, *registry, policy, services, stop_hooks.fns};
+  } stop_hooks{stop_fns};
   CRM_RETURN_IF_ERROR(setup(ctx));
 
   rpc::ServerRunner runner(config.server, std::move(policy), registry);
