@@ -1,14 +1,12 @@
 #include "libs/base/uuid.h"
 
-#include <openssl/rand.h>
-
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <cstdlib>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "libs/base/random.h"
 
 namespace crm::base {
 
@@ -16,9 +14,7 @@ namespace {
 
 std::array<uint8_t, 16> RandomUuidBytes() {
   std::array<uint8_t, 16> b;
-  if (RAND_bytes(b.data(), static_cast<int>(b.size())) != 1) {
-    std::abort();  // The CSPRNG failing is not recoverable.
-  }
+  FillRandom(b.data(), b.size());
   return b;
 }
 

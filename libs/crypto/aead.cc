@@ -8,10 +8,14 @@
 #include <cstring>
 #include <memory>
 
+#include "libs/base/random.h"
 #include "libs/base/status_macros.h"
 #include "libs/crypto/primitives.h"
 
 namespace crm::crypto {
+
+void internal::CipherCtxFree::operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
+
 namespace {
 
 const EVP_CIPHER* Aes256Gcm() {
@@ -23,10 +27,7 @@ const EVP_CIPHER* Aes256Gcm() {
   return cipher;
 }
 
-struct CipherCtxFree {
-  void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
-};
-using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree>;
+using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, internal::CipherCtxFree>;
 
 const unsigned char* U(absl::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
@@ -53,6 +54,44 @@ bool UpdateAad(EVP_CIPHER_CTX* ctx, absl::string_view aad) {
   return EVP_CipherUpdate(ctx, nullptr, &len, U(aad), static_cast<int>(aad.size())) == 1;
 }
 
+// A context keyed for encryption under `key` (32 bytes), ready for
+// EncryptInto: AES's key schedule and GCM's tables are computed once here.
+absl::StatusOr<CipherCtx> KeyedEncryption(absl::string_view key) {
+  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  if (ctx == nullptr) return absl::InternalError("cipher context allocation failed");
+  if (EVP_EncryptInit_ex2(ctx.get(), Aes256Gcm(), U(key), nullptr, nullptr) != 1) {
+    return absl::InternalError("AES-256-GCM encryption setup failed");
+  }
+  return ctx;
+}
+
+// Encrypts `plaintext` with the keyed context `ctx` under the 12-byte
+// `nonce`, binding aad_prefix || aad; writes ciphertext || tag
+// (plaintext.size() + 16 bytes) to `out`. The context stays keyed for the
+// next message.
+absl::Status EncryptInto(EVP_CIPHER_CTX* ctx, absl::string_view nonce, absl::string_view aad_prefix,
+                         absl::string_view aad, absl::string_view plaintext, unsigned char* out) {
+  // The default GCM IV length is 12 bytes, so no EVP_CTRL_GCM_SET_IVLEN call;
+  // no cipher and no key: the ones the context has are kept.
+  if (EVP_EncryptInit_ex2(ctx, nullptr, nullptr, U(nonce), nullptr) != 1 ||
+      !UpdateAad(ctx, aad_prefix) || !UpdateAad(ctx, aad)) {
+    return absl::InternalError("AES-256-GCM encryption setup failed");
+  }
+  int len = 0;
+  if (!plaintext.empty() &&
+      EVP_EncryptUpdate(ctx, out, &len, U(plaintext), static_cast<int>(plaintext.size())) != 1) {
+    return absl::InternalError("AES-256-GCM encryption failed");
+  }
+  int final_len = 0;
+  if (EVP_EncryptFinal_ex(ctx, out + len, &final_len) != 1 ||
+      static_cast<size_t>(len + final_len) != plaintext.size() ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, static_cast<int>(kGcmTagSize),
+                          out + plaintext.size()) != 1) {
+    return absl::InternalError("AES-256-GCM encryption failed");
+  }
+  return absl::OkStatus();
+}
+
 const char kVersionPrefix[1] = {static_cast<char>(kSealedFormatV1)};
 
 }  // namespace
@@ -63,27 +102,10 @@ absl::StatusOr<std::string> GcmEncrypt(absl::string_view key, absl::string_view 
                                        absl::string_view aad_prefix, absl::string_view aad,
                                        absl::string_view plaintext) {
   CRM_RETURN_IF_ERROR(CheckSizes(key, nonce, plaintext.size()));
-  CipherCtx ctx(EVP_CIPHER_CTX_new());
-  if (ctx == nullptr) return absl::InternalError("cipher context allocation failed");
-  // The default GCM IV length is 12 bytes, so no EVP_CTRL_GCM_SET_IVLEN call.
-  if (EVP_EncryptInit_ex2(ctx.get(), Aes256Gcm(), U(key), U(nonce), nullptr) != 1 ||
-      !UpdateAad(ctx.get(), aad_prefix) || !UpdateAad(ctx.get(), aad)) {
-    return absl::InternalError("AES-256-GCM encryption setup failed");
-  }
+  CRM_ASSIGN_OR_RETURN(CipherCtx ctx, KeyedEncryption(key));
   std::string out(plaintext.size() + kGcmTagSize, '\0');
-  unsigned char* o = reinterpret_cast<unsigned char*>(out.data());
-  int len = 0;
-  if (!plaintext.empty() && EVP_EncryptUpdate(ctx.get(), o, &len, U(plaintext),
-                                              static_cast<int>(plaintext.size())) != 1) {
-    return absl::InternalError("AES-256-GCM encryption failed");
-  }
-  int final_len = 0;
-  if (EVP_EncryptFinal_ex(ctx.get(), o + len, &final_len) != 1 ||
-      static_cast<size_t>(len + final_len) != plaintext.size() ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(kGcmTagSize),
-                          o + plaintext.size()) != 1) {
-    return absl::InternalError("AES-256-GCM encryption failed");
-  }
+  CRM_RETURN_IF_ERROR(EncryptInto(ctx.get(), nonce, aad_prefix, aad, plaintext,
+                                  reinterpret_cast<unsigned char*>(out.data())));
   return out;
 }
 
@@ -126,21 +148,39 @@ absl::Status GcmDecrypt(absl::string_view key, absl::string_view nonce,
 
 }  // namespace internal
 
-absl::StatusOr<std::string> Seal(const SecretBytes& key, absl::string_view plaintext,
-                                 absl::string_view aad) {
+SealingKey::SealingKey(SealingKey&&) noexcept = default;
+SealingKey& SealingKey::operator=(SealingKey&&) noexcept = default;
+SealingKey::~SealingKey() = default;
+
+absl::StatusOr<SealingKey> SealingKey::Create(const SecretBytes& key) {
   if (key.size() != kAes256KeySize) {
     return absl::InvalidArgumentError("AES-256-GCM key must be 32 bytes");
   }
-  const std::string nonce = RandomBytes(kGcmNonceSize);
-  CRM_ASSIGN_OR_RETURN(std::string body,
-                       internal::GcmEncrypt(key.view(), nonce, absl::string_view(kVersionPrefix, 1),
-                                            aad, plaintext));
-  std::string out;
-  out.reserve(1 + nonce.size() + body.size());
-  out.push_back(static_cast<char>(kSealedFormatV1));
-  out.append(nonce);
-  out.append(body);
+  SealingKey out;
+  CRM_ASSIGN_OR_RETURN(CipherCtx ctx, KeyedEncryption(key.view()));
+  out.ctx_.reset(ctx.release());
   return out;
+}
+
+absl::StatusOr<std::string> SealingKey::Seal(absl::string_view plaintext, absl::string_view aad) {
+  if (plaintext.size() > static_cast<size_t>(INT_MAX) - 64) {
+    return absl::InvalidArgumentError("message too large");
+  }
+  // | version | nonce | ciphertext | tag |, written in place.
+  std::string out(kSealOverhead + plaintext.size(), '\0');
+  out[0] = static_cast<char>(kSealedFormatV1);
+  base::FillRandom(out.data() + 1, kGcmNonceSize);
+  CRM_RETURN_IF_ERROR(
+      EncryptInto(ctx_.get(), absl::string_view(out.data() + 1, kGcmNonceSize),
+                  absl::string_view(kVersionPrefix, 1), aad, plaintext,
+                  reinterpret_cast<unsigned char*>(out.data()) + 1 + kGcmNonceSize));
+  return out;
+}
+
+absl::StatusOr<std::string> Seal(const SecretBytes& key, absl::string_view plaintext,
+                                 absl::string_view aad) {
+  CRM_ASSIGN_OR_RETURN(SealingKey sealing, SealingKey::Create(key));
+  return sealing.Seal(plaintext, aad);
 }
 
 namespace {

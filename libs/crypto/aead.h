@@ -19,6 +19,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
@@ -26,7 +28,15 @@
 #include "absl/strings/string_view.h"
 #include "libs/crypto/secret_bytes.h"
 
+struct evp_cipher_ctx_st;  // OpenSSL's EVP_CIPHER_CTX
+
 namespace crm::crypto {
+
+namespace internal {
+struct CipherCtxFree {
+  void operator()(evp_cipher_ctx_st* c) const;
+};
+}  // namespace internal
 
 inline constexpr size_t kAes256KeySize = 32;
 inline constexpr size_t kGcmNonceSize = 12;
@@ -40,6 +50,26 @@ inline constexpr size_t kSealOverhead = 1 + kGcmNonceSize + kGcmTagSize;
 // INVALID_ARGUMENT if the key is not 32 bytes; INTERNAL if OpenSSL fails.
 absl::StatusOr<std::string> Seal(const SecretBytes& key, absl::string_view plaintext,
                                  absl::string_view aad);
+
+// Seal under one key many times in a row (the fields of one person, the
+// events of one batch): the key is set up once, not per message, and each
+// message is one allocation. Each Seal draws its own random nonce, as Seal
+// does. Not thread-safe; movable.
+class SealingKey {
+ public:
+  // INVALID_ARGUMENT if the key is not 32 bytes; INTERNAL if OpenSSL fails.
+  static absl::StatusOr<SealingKey> Create(const SecretBytes& key);
+  SealingKey(SealingKey&&) noexcept;
+  SealingKey& operator=(SealingKey&&) noexcept;
+  ~SealingKey();
+
+  // As crypto::Seal under this key.
+  absl::StatusOr<std::string> Seal(absl::string_view plaintext, absl::string_view aad);
+
+ private:
+  SealingKey() = default;
+  std::unique_ptr<evp_cipher_ctx_st, internal::CipherCtxFree> ctx_;
+};
 
 // Decrypts what Seal produced under the same key and AAD.
 // DATA_LOSS if the input is truncated, has an unknown format version, or fails

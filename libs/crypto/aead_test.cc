@@ -1,8 +1,10 @@
 #include "libs/crypto/aead.h"
 
 #include <string>
+#include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "libs/crypto/primitives.h"
@@ -143,9 +145,39 @@ TEST_F(AeadTest, ErrorMessagesDoNotContainPlaintext) {
   EXPECT_THAT(std::string(r.status().message()), ::testing::Not(::testing::HasSubstr("alice")));
 }
 
+TEST_F(AeadTest, SealingKeySealsManyMessagesEachOpeningUnderItsOwnAad) {
+  CRM_ASSERT_OK_AND_ASSIGN(SealingKey sealing, SealingKey::Create(key_));
+  // Lengths around AES's block and both sides of an empty message: the
+  // context's state from one message must not leak into the next.
+  std::vector<std::string> sealed;
+  const std::vector<size_t> sizes = {17, 0, 1, 16, 1000, 15, 0, 33};
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    CRM_ASSERT_OK_AND_ASSIGN(
+        std::string s, sealing.Seal(std::string(sizes[i], 'a' + i), absl::StrCat("field-", i)));
+    EXPECT_EQ(s.size(), sizes[i] + kSealOverhead);
+    sealed.push_back(std::move(s));
+  }
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    EXPECT_THAT(Open(key_, sealed[i], absl::StrCat("field-", i)),
+                IsOkAndHolds(std::string(sizes[i], 'a' + i)))
+        << i;
+    EXPECT_THAT(Open(key_, sealed[i], absl::StrCat("field-", (i + 1) % sizes.size())),
+                StatusIs(absl::StatusCode::kDataLoss))
+        << i;
+    for (size_t j = 0; j < i; ++j) {
+      EXPECT_NE(sealed[i].substr(1, kGcmNonceSize), sealed[j].substr(1, kGcmNonceSize));
+    }
+  }
+  // Moved, it goes on sealing under the same key.
+  SealingKey moved = std::move(sealing);
+  CRM_ASSERT_OK_AND_ASSIGN(std::string later, moved.Seal("later", "aad"));
+  EXPECT_THAT(Open(key_, later, "aad"), IsOkAndHolds("later"));
+}
+
 TEST(AeadKeySizeTest, KeyOfWrongSizeIsInvalidArgument) {
   SecretBytes short_key = RandomSecret(16);
   EXPECT_THAT(Seal(short_key, "x", ""), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(SealingKey::Create(short_key), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(Open(short_key, std::string(40, 'x'), ""),
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(internal::GcmEncrypt(std::string(32, 'k'), "short", "", "", "x"),

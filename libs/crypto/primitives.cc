@@ -4,13 +4,12 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
-#include <openssl/rand.h>
-#include <pthread.h>
 
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+
+#include "libs/base/random.h"
 
 namespace crm::crypto {
 namespace {
@@ -40,73 +39,17 @@ struct MacCtxFree {
   void operator()(EVP_MAC_CTX* c) const { EVP_MAC_CTX_free(c); }
 };
 
-void FillRandomDirect(uint8_t* out, size_t n) {
-  // RAND_bytes takes an int; draw in chunks for very large requests.
-  while (n > 0) {
-    const size_t chunk = n > (1u << 30) ? (1u << 30) : n;
-    if (RAND_bytes(out, static_cast<int>(chunk)) != 1) Die();
-    out += chunk;
-    n -= chunk;
-  }
-}
-
-// Small draws (nonces, ids, data keys: a dozen per stored person) come from a
-// per-thread buffer refilled with RAND_bytes 4 KiB at a time: one OpenSSL
-// call per ~100 draws instead of one each (RAND_bytes costs about half a
-// microsecond a call in locking and DRBG bookkeeping, whatever the length).
-// Bytes handed out are wiped from the buffer at once, the rest when the
-// thread ends. A fork() child never reuses its parent's buffered bytes: the
-// generation bumped in the child makes every buffer refill first.
-std::atomic<uint64_t> fork_generation{0};
-
-struct RandomBuffer {
-  static constexpr size_t kSize = 4096;
-  static constexpr size_t kMaxDraw = 64;
-  uint8_t bytes[kSize];
-  size_t used = kSize;
-  uint64_t generation = 0;
-
-  RandomBuffer() {
-    static const bool registered = [] {
-      return pthread_atfork(nullptr, nullptr, [] { fork_generation.fetch_add(1); }) == 0;
-    }();
-    if (!registered) Die();
-  }
-  ~RandomBuffer() { OPENSSL_cleanse(bytes, sizeof(bytes)); }
-
-  void Draw(uint8_t* out, size_t n) {
-    const uint64_t gen = fork_generation.load(std::memory_order_relaxed);
-    if (used + n > kSize || generation != gen) {
-      FillRandomDirect(bytes, kSize);
-      used = 0;
-      generation = gen;
-    }
-    std::memcpy(out, bytes + used, n);
-    OPENSSL_cleanse(bytes + used, n);
-    used += n;
-  }
-};
-
-void FillRandom(uint8_t* out, size_t n) {
-  if (n > RandomBuffer::kMaxDraw) {
-    FillRandomDirect(out, n);
-    return;
-  }
-  thread_local RandomBuffer buffer;
-  buffer.Draw(out, n);
-}
-
 }  // namespace
 
 std::string RandomBytes(size_t n) {
   std::string out(n, '\0');
-  if (n > 0) FillRandom(reinterpret_cast<uint8_t*>(out.data()), n);
+  if (n > 0) base::FillRandom(out.data(), n);
   return out;
 }
 
 SecretBytes RandomSecret(size_t n) {
   SecretBytes out(n);
-  if (n > 0) FillRandom(out.data(), n);
+  if (n > 0) base::FillRandom(out.data(), n);
   return out;
 }
 
