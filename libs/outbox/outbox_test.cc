@@ -389,6 +389,41 @@ TEST_F(OutboxTest, PipelineEnqueueSealsLikeEnqueueAndCommitsWithTheOtherStatemen
   EXPECT_EQ(CountRows("audit_outbox"), 1);
 }
 
+TEST_F(OutboxTest, EnqueueAllSealsEachEventUnderItsIdInOneCopyAndFillsTheEventsInPlace) {
+  std::vector<Event> events = {MakeEvent("person.create"), MakeEvent("person.update"),
+                               MakeEvent("person.delete")};
+  const std::string given = base::NewUuid();
+  events[1].set_event_id(given);
+  std::vector<Event*> all = {&events[0], &events[1], &events[2]};
+  ASSERT_THAT(pool_->Transact([&](pqxx::work& tx) { return writer_->EnqueueAll(tx, all); }),
+              IsOk());
+  EXPECT_EQ(events[1].event_id(), given);
+  for (const Event& e : events) {
+    ASSERT_TRUE(base::IsUuid(e.event_id()));
+    EXPECT_EQ(e.service(), "contacts");
+    CRM_ASSERT_OK_AND_ASSIGN(std::string plaintext,
+                             crypto::Open(key_, RawPayload(e.event_id()), e.event_id()));
+    Event stored;
+    ASSERT_TRUE(stored.ParseFromString(plaintext));
+    EXPECT_EQ(stored.action(), e.action());
+    EXPECT_EQ(stored.event_id(), e.event_id());
+  }
+  EXPECT_EQ(CountRows("audit_outbox"), 3);
+
+  // An invalid event among valid ones writes none of them.
+  std::vector<Event> mixed = {MakeEvent("person.create"), Event(), MakeEvent("person.create")};
+  std::vector<Event*> mixed_all = {&mixed[0], &mixed[1], &mixed[2]};
+  EXPECT_THAT(pool_->Transact([&](pqxx::work& tx) { return writer_->EnqueueAll(tx, mixed_all); }),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("action")));
+  EXPECT_EQ(CountRows("audit_outbox"), 3);
+  Writer short_key("contacts", crypto::RandomSecret(16), clock_);
+  std::vector<Event> one = {MakeEvent("x.y")};
+  std::vector<Event*> one_all = {&one[0]};
+  EXPECT_THAT(pool_->Transact([&](pqxx::work& tx) { return short_key.EnqueueAll(tx, one_all); }),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("outbox key")));
+  EXPECT_EQ(CountRows("audit_outbox"), 3);
+}
+
 // --- Relay ------------------------------------------------------------------
 
 TEST_F(OutboxTest, CommittedEventIsDeliveredAfterNotify) {

@@ -57,16 +57,26 @@ absl::Status PrepareEvent(absl::string_view service, absl::Time now, crm::audit:
 Writer::Writer(std::string service, crypto::SecretBytes key, base::Clock& clock)
     : service_(std::move(service)), key_(std::move(key)), clock_(clock) {}
 
-absl::StatusOr<std::string> Writer::Seal(absl::Time now, crm::audit::v1::Event& event) const {
+absl::StatusOr<crypto::SealingKey> Writer::Key() const {
   if (key_.size() != crypto::kAes256KeySize) {
     return absl::InvalidArgumentError("outbox key: must be 32 bytes");
   }
+  return crypto::SealingKey::Create(key_);
+}
+
+absl::StatusOr<std::string> Writer::Seal(absl::Time now, crm::audit::v1::Event& event,
+                                         crypto::SealingKey& key) const {
   CRM_RETURN_IF_ERROR(internal::PrepareEvent(service_, now, event));
   std::string plaintext;
   if (!event.SerializeToString(&plaintext)) {
     return absl::InternalError("outbox: cannot serialize the event");
   }
-  return crypto::Seal(key_, plaintext, event.event_id());
+  return key.Seal(plaintext, event.event_id());
+}
+
+absl::StatusOr<std::string> Writer::Seal(absl::Time now, crm::audit::v1::Event& event) const {
+  CRM_ASSIGN_OR_RETURN(crypto::SealingKey key, Key());
+  return Seal(now, event, key);
 }
 
 absl::Status Writer::Enqueue(pqxx::transaction_base& tx, crm::audit::v1::Event event,
@@ -87,14 +97,20 @@ absl::Status Writer::Enqueue(pg::Pipeline& pipeline, crm::audit::v1::Event event
 }
 
 absl::Status Writer::EnqueueAll(pqxx::transaction_base& tx,
-                                std::vector<crm::audit::v1::Event> events) const {
+                                absl::Span<crm::audit::v1::Event* const> events) const {
   if (events.empty()) return absl::OkStatus();
   const absl::Time now = clock_.Now();
   const std::string created_at = pg::CopyTime(now);
+  CRM_ASSIGN_OR_RETURN(crypto::SealingKey key, Key());
   std::string rows;
-  for (crm::audit::v1::Event& event : events) {
-    CRM_ASSIGN_OR_RETURN(std::string sealed, Seal(now, event));
-    absl::StrAppend(&rows, event.event_id(), "\t");
+  for (crm::audit::v1::Event* event : events) {
+    CRM_ASSIGN_OR_RETURN(std::string sealed, Seal(now, *event, key));
+    if (rows.empty()) {
+      // Sized once for the batch: id, tab, bytea escaped as \\x + hex, tab,
+      // time, newline per row.
+      rows.reserve(events.size() * (36 + 4 + 2 * sealed.size() + 64 + created_at.size()));
+    }
+    absl::StrAppend(&rows, event->event_id(), "\t");
     pg::AppendCopyBytea(rows, sealed, false);
     absl::StrAppend(&rows, "\t", created_at, "\n");
   }

@@ -30,8 +30,10 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "crm/audit/v1/ingest.pb.h"
 #include "libs/base/clock.h"
+#include "libs/crypto/aead.h"
 #include "libs/crypto/secret_bytes.h"
 #include "libs/pg/pipeline.h"
 
@@ -73,14 +75,20 @@ class Writer {
   absl::Status Enqueue(pg::Pipeline& pipeline, crm::audit::v1::Event event) const;
 
   // Enqueue of every event of `events`, with one COPY for all of them (bulk
-  // writes). The same errors; an invalid event writes none of them.
+  // writes), sealed under one keyed context. Each event is completed in
+  // place (event id, time, service), so a transaction tried again writes
+  // the same ids. The same errors; an invalid event writes none of them.
   absl::Status EnqueueAll(pqxx::transaction_base& tx,
-                          std::vector<crm::audit::v1::Event> events) const;
+                          absl::Span<crm::audit::v1::Event* const> events) const;
 
   const std::string& service() const { return service_; }
 
  private:
+  // The outbox key, keyed for sealing; INVALID_ARGUMENT if not 32 bytes.
+  absl::StatusOr<crypto::SealingKey> Key() const;
   // The sealed payload of `event`, prepared at `now` (Enqueue's checks).
+  absl::StatusOr<std::string> Seal(absl::Time now, crm::audit::v1::Event& event,
+                                   crypto::SealingKey& key) const;
   absl::StatusOr<std::string> Seal(absl::Time now, crm::audit::v1::Event& event) const;
 
   const std::string service_;

@@ -5,11 +5,13 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
+#include <deque>
 #include <future>
 #include <pqxx/nontransaction>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
@@ -338,7 +340,7 @@ absl::StatusOr<std::vector<absl::Status>> ContactsService::InsertBatch(
   // Keys of earlier rows of the batch: the first row with a key wins.
   absl::flat_hash_map<std::string, size_t> first_with;
   std::vector<PersonStore::NewPerson> accepted;
-  std::vector<crm::audit::v1::Event> events;
+  std::vector<crm::audit::v1::Event*> events;
   for (size_t r = 0; r < batch.size(); ++r) {
     PreparedPerson& p = batch[r];
     if (stored_dup[r].has_value()) {
@@ -358,10 +360,10 @@ absl::StatusOr<std::vector<absl::Status>> ContactsService::InsertBatch(
     if (!outcome[r].ok()) continue;
     for (const LookupKey& k : p.keys) first_with.emplace(absl::StrCat(k.kind, ":", k.blind), r);
     accepted.push_back({.person = &p.stored, .wrapped_key = &p.wrapped_key, .keys = &p.keys});
-    events.push_back(p.event);
+    events.push_back(&p.event);
   }
   CRM_RETURN_IF_ERROR(PersonStore::InsertMany(tx, accepted));
-  CRM_RETURN_IF_ERROR(d_.audit.EnqueueAll(tx, std::move(events)));
+  CRM_RETURN_IF_ERROR(d_.audit.EnqueueAll(tx, events));
   return outcome;
 }
 
@@ -383,6 +385,7 @@ grpc::Status ContactsService::CreatePerson(Ctx* ctx, const v1::CreatePersonReque
 namespace {
 
 constexpr int kImportBatch = 500;
+constexpr size_t kImportInFlight = 2;  // batches committing at once, per stream
 constexpr int kMaxImportErrors = 1000;
 
 // Splits a status message "field: rule" into its parts.
@@ -409,15 +412,20 @@ grpc::Status ContactsService::ImportPersons(Ctx* ctx,
       e->set_reason(reason);
       e->set_existing_subject_id(existing);
     };
-    // Rows are prepared (validated, sealed) on this thread in batches; a
-    // full batch is committed on another thread while the next is prepared,
-    // one batch in flight at a time.
+    // Rows are prepared (validated, sealed) on this thread in batches; full
+    // batches commit on other threads while the next is prepared, up to
+    // kImportInFlight at a time, and are reported in stream order. Two
+    // batches commit side by side only when no key of the one is a key of
+    // the other: duplicates within the stream are then always found by the
+    // later batch's look-up, after the earlier one committed, so the first
+    // row with a key wins as on a single connection.
     struct Batch {
       std::vector<int64_t> rows;  // stream positions
       std::vector<PreparedPerson> persons;
-      std::vector<absl::Status> outcome;  // per person, once committed
+      std::vector<absl::Status> outcome;              // per person, once committed
+      absl::flat_hash_set<absl::string_view> blinds;  // its persons' keys
+      std::future<absl::Status> committed;
     };
-    Batch filling, committing;
     // Every person of `b` that is not a duplicate, in one transaction. A key
     // registered by another transaction meanwhile fails the COPY
     // (ALREADY_EXISTS): the batch is then checked and written again.
@@ -432,27 +440,57 @@ grpc::Status ContactsService::ImportPersons(Ctx* ctx,
       }
       return s;
     };
-    std::future<absl::Status> in_flight;  // commit(committing)
-    // Waits for the batch in flight and reports its rows.
+    // Oldest first. A deque keeps the batches where they are as it grows and
+    // shrinks at its ends: the committing threads hold references.
+    std::deque<Batch> in_flight;
+    Batch filling;
+    std::vector<Batch> spare;  // drained batches, their vectors' capacity kept
+    // Waits for the oldest batch in flight and reports its rows.
     auto settle = [&]() -> absl::Status {
-      if (!in_flight.valid()) return absl::OkStatus();
-      CRM_RETURN_IF_ERROR(in_flight.get());
-      for (size_t i = 0; i < committing.persons.size(); ++i) {
-        const PreparedPerson& p = committing.persons[i];
-        if (!committing.outcome[i].ok()) {
-          report(committing.rows[i], committing.outcome[i], p.duplicate_of);
+      Batch& b = in_flight.front();
+      CRM_RETURN_IF_ERROR(b.committed.get());
+      for (size_t i = 0; i < b.persons.size(); ++i) {
+        const PreparedPerson& p = b.persons[i];
+        if (!b.outcome[i].ok()) {
+          report(b.rows[i], b.outcome[i], p.duplicate_of);
           continue;
         }
         resp->set_imported(resp->imported() + 1);
         resp->add_subject_ids(p.stored.subject_id);
       }
+      b.rows.clear();
+      b.persons.clear();
+      b.outcome.clear();
+      b.blinds.clear();
+      spare.push_back(std::move(b));
+      in_flight.pop_front();
       return absl::OkStatus();
     };
+    auto shares_key = [](const Batch& a, const Batch& b) {
+      for (absl::string_view blind : b.blinds) {
+        if (a.blinds.contains(blind)) return true;
+      }
+      return false;
+    };
     auto flush = [&]() -> absl::Status {
-      CRM_RETURN_IF_ERROR(settle());
       if (filling.persons.empty()) return absl::OkStatus();
-      committing = std::exchange(filling, Batch());
-      in_flight = std::async(std::launch::async, [&] { return commit(committing); });
+      for (const PreparedPerson& p : filling.persons) {
+        for (const LookupKey& k : p.keys) filling.blinds.insert(k.blind);
+      }
+      while (!in_flight.empty() &&
+             (in_flight.size() >= kImportInFlight ||
+              std::any_of(in_flight.begin(), in_flight.end(),
+                          [&](const Batch& b) { return shares_key(b, filling); }))) {
+        CRM_RETURN_IF_ERROR(settle());
+      }
+      Batch& b = in_flight.emplace_back(std::move(filling));
+      b.committed = std::async(std::launch::async, [&] { return commit(b); });
+      if (spare.empty()) {
+        filling = Batch();
+      } else {
+        filling = std::move(spare.back());
+        spare.pop_back();
+      }
       return absl::OkStatus();
     };
     v1::ImportPersonsRequest msg;
@@ -476,7 +514,8 @@ grpc::Status ContactsService::ImportPersons(Ctx* ctx,
       if (filling.persons.size() == kImportBatch) CRM_RETURN_IF_ERROR(flush());
     }
     CRM_RETURN_IF_ERROR(flush());
-    return settle();
+    while (!in_flight.empty()) CRM_RETURN_IF_ERROR(settle());
+    return absl::OkStatus();
   });
 }
 
@@ -1469,7 +1508,9 @@ grpc::Status ContactsService::GetMailingAddresses(Ctx* ctx,
         e.mutable_actor()->set_service_identity(peer);
         e.set_request_id(request_id);
       }
-      return d_.audit.EnqueueAll(tx, std::move(events));
+      std::vector<Event*> sealed;
+      for (Event& e : events) sealed.push_back(&e);
+      return d_.audit.EnqueueAll(tx, sealed);
     }));
     resp->Clear();
     resp->mutable_addresses()->Reserve(n);

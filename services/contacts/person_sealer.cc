@@ -55,14 +55,14 @@ absl::Status PersonSealer::SealMessageFields(const crypto::SecretBytes& key,
   rest->CopyFrom(message);
   std::unique_ptr<google::protobuf::Message> part(message.New());
   const google::protobuf::Reflection* reflection = message.GetReflection();
+  CRM_ASSIGN_OR_RETURN(crypto::SealingKey sealing, crypto::SealingKey::Create(key));
   for (const std::string& field : fields) {
     const google::protobuf::FieldDescriptor* fd = message.GetDescriptor()->FindFieldByName(field);
     if (fd == nullptr) return absl::InternalError(absl::StrCat("no field ", field));
     part->Clear();
     reflection->SwapFields(rest.get(), part.get(), {fd});
     if (part->ByteSizeLong() == 0) continue;
-    CRM_ASSIGN_OR_RETURN(out[field],
-                         crypto::Seal(key, part->SerializeAsString(), Aad(owner, field)));
+    CRM_ASSIGN_OR_RETURN(out[field], sealing.Seal(part->SerializeAsString(), Aad(owner, field)));
   }
   return absl::OkStatus();
 }

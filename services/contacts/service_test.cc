@@ -978,6 +978,75 @@ TEST_F(ContactsServiceTest, ImportAcrossBatchesKeepsRowOrderAndFindsDuplicatesEv
   EXPECT_EQ(stored, kRows - 2);
 }
 
+TEST_F(ContactsServiceTest, ImportBatchesSharingAKeyCommitInRowOrderSoTheFirstRowWins) {
+  // Two batches commit side by side only if they share no key. Staged: the
+  // first batch is held at row 1's e-mail (Ada's look-up keys, put back by a
+  // transaction left open) while the second, with row 700 repeating row
+  // 20's e-mail, would be free to commit before it. Row 20 must still win.
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Person ada, Create(Ada(), alice_));
+  CRM_ASSERT_OK_AND_ASSIGN(pg::Lease lease, db_.pool->Acquire());
+  pqxx::work taking(lease.connection());
+  taking.exec_params(
+      "CREATE TEMP TABLE held ON COMMIT DROP AS SELECT * FROM person_lookup "
+      "WHERE subject_id = $1::uuid",
+      ada.subject_id());
+  ASSERT_THAT(db_.pool->Transact([&](pqxx::work& tx) {
+    tx.exec_params("DELETE FROM person_lookup WHERE subject_id = $1::uuid", ada.subject_id());
+    return absl::OkStatus();
+  }),
+              IsOk());
+  taking.exec("INSERT INTO person_lookup SELECT * FROM held");
+  auto count = [&](const char* sql) {
+    absl::StatusOr<int64_t> n = db_.pool->TransactValue<int64_t>(
+        [&](pqxx::work& tx) -> absl::StatusOr<int64_t> { return tx.exec1(sql)[0].as<int64_t>(); });
+    return n.value_or(-1);
+  };
+
+  constexpr int kRows = 1000;
+  grpc::ClientContext context;
+  context.AddMetadata("authorization", absl::StrCat("Bearer ", alice_));
+  v1::ImportPersonsResponse resp;
+  grpc::Status finished;
+  std::thread importer([&] {
+    std::unique_ptr<grpc::ClientWriter<v1::ImportPersonsRequest>> writer =
+        stub_->ImportPersons(&context, &resp);
+    for (int row = 1; row <= kRows; ++row) {
+      v1::ImportPersonsRequest req;
+      v1::Person& p = *req.mutable_person();
+      p.set_family_name(absl::StrCat("Row ", row));
+      p.add_emails()->set_address(row == 1                  ? std::string(kEmail)
+                                  : row == 20 || row == 700 ? std::string("shared@example.com")
+                                                            : absl::StrCat("row", row, "@ex.com"));
+      if (!writer->Write(req)) break;
+    }
+    writer->WritesDone();
+    finished = writer->Finish();
+  });
+  // Until the first batch waits for row 1's key...
+  bool waiting = false;
+  for (int i = 0; i < 1000 && !waiting; ++i) {
+    waiting = count(
+                  "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                  "AND datname = current_database()") > 0;
+    if (!waiting) absl::SleepFor(absl::Milliseconds(10));
+  }
+  // ... and then long enough for the second batch to commit, had it started.
+  const int64_t before = count("SELECT count(*) FROM persons");
+  for (int i = 0; i < 100 && count("SELECT count(*) FROM persons") < before + kRows / 2 - 1; ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  taking.abort();  // Ada's keys go: row 1 is free to import.
+  importer.join();
+  ASSERT_TRUE(waiting) << "the first batch never waited on row 1's key";
+  ASSERT_TRUE(finished.ok()) << finished.error_message();
+  EXPECT_EQ(resp.imported(), kRows - 1);
+  ASSERT_THAT(resp.errors(), SizeIs(1));
+  ASSERT_THAT(resp.subject_ids(), SizeIs(kRows - 1));
+  EXPECT_EQ(resp.errors(0).row(), 700);
+  EXPECT_EQ(resp.errors(0).field(), "person.emails[0].address");
+  EXPECT_EQ(resp.errors(0).existing_subject_id(), resp.subject_ids(19));  // row 20
+}
+
 TEST_F(ContactsServiceTest, ImportCommitsValidRowsAndReportsTheRestByRow) {
   CRM_ASSERT_OK_AND_ASSIGN(v1::Person existing, Create(Ada(), alice_));
   auto person = [](const std::string& family, const std::string& email) {
