@@ -100,12 +100,13 @@ absl::StatusOr<std::optional<Cursor>> DecodeCursor(const std::string& token,
   return std::optional<Cursor>(Cursor{.at = absl::FromUnixMicros(micros), .id = parts[2]});
 }
 
-void AddChanges(Event& event, const std::vector<PersonChange>& changes) {
-  for (const PersonChange& c : changes) {
+void AddChanges(Event& event, std::vector<PersonChange> changes) {
+  event.mutable_changes()->Reserve(event.changes_size() + static_cast<int>(changes.size()));
+  for (PersonChange& c : changes) {
     crm::audit::v1::FieldChange* fc = event.add_changes();
-    fc->set_field(c.path);
-    fc->set_old_value(c.old_value);
-    fc->set_new_value(c.new_value);
+    fc->set_field(std::move(c.path));
+    fc->set_old_value(std::move(c.old_value));
+    fc->set_new_value(std::move(c.new_value));
   }
 }
 
@@ -597,7 +598,7 @@ grpc::Status ContactsService::UpdatePerson(Ctx* ctx, const v1::UpdatePersonReque
       CRM_RETURN_IF_ERROR(d_.sealer.OpenFields(key, *stored, before));
       v1::Person after = before;
       FieldMaskUtil::MergeMessageTo(incoming, req->update_mask(), replace, &after);
-      const std::vector<PersonChange> changes = DiffPerson(before, after, fields);
+      std::vector<PersonChange> changes = DiffPerson(before, after, fields);
       std::optional<std::vector<LookupKey>> keys;
       if (!changes.empty()) {
         if (keys_change) {
@@ -625,7 +626,7 @@ grpc::Status ContactsService::UpdatePerson(Ctx* ctx, const v1::UpdatePersonReque
         ++stored->version;
         CRM_RETURN_IF_ERROR(PersonStore::Update(tx, *stored, keys));
         Event event = caller.Audit("contacts.person.update", id);
-        AddChanges(event, changes);
+        AddChanges(event, std::move(changes));
         CRM_RETURN_IF_ERROR(d_.audit.Enqueue(tx, event));
       }
       std::vector<std::string> masked;
