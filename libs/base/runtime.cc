@@ -125,12 +125,16 @@ void InstallFatalSignalTraces() {
 
 }  // namespace
 
+// The sanitizers install better reports of their own.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+
 void ConfigureServerRuntime() {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-  // The sanitizers install better reports of their own.
-  InstallFatalSignalTraces();
-#endif
+  if (!kSanitized) InstallFatalSignalTraces();
 }
 
 }  // namespace crm::base
