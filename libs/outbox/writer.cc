@@ -15,11 +15,18 @@ namespace crm::outbox {
 namespace {
 
 // created_at is the writer's clock, so that lag is measured on one clock.
-constexpr const char* kInsertSql =
-    "INSERT INTO audit_outbox (event_id, payload, created_at) "
-    "VALUES ($1::uuid, $2, timestamptz 'epoch' + $3::bigint * interval '1 microsecond')";
+const std::string& InsertSql() {
+  static const std::string* const sql = new std::string(InsertSelectSql(1));
+  return *sql;
+}
 
 }  // namespace
+
+std::string InsertSelectSql(int first_param) {
+  return absl::StrCat("INSERT INTO audit_outbox (event_id, payload, created_at) SELECT $",
+                      first_param, "::uuid, $", first_param + 1, "::bytea, timestamptz 'epoch' + $",
+                      first_param + 2, "::bigint * interval '1 microsecond'");
+}
 
 namespace internal {
 
@@ -79,20 +86,25 @@ absl::StatusOr<std::string> Writer::Seal(absl::Time now, crm::audit::v1::Event& 
   return Seal(now, event, key);
 }
 
-absl::Status Writer::Enqueue(pqxx::transaction_base& tx, crm::audit::v1::Event event,
-                             std::string* event_id) const {
+absl::StatusOr<SealedEvent> Writer::SealForInsert(crm::audit::v1::Event event) const {
   const absl::Time now = clock_.Now();
   CRM_ASSIGN_OR_RETURN(std::string sealed, Seal(now, event));
-  pg::ExecPrepared(tx, kInsertSql, event.event_id(), pqxx::binarystring(sealed),
-                   absl::ToUnixMicros(now));
-  if (event_id != nullptr) *event_id = event.event_id();
+  return SealedEvent{.event_id = event.event_id(),
+                     .payload = std::move(sealed),
+                     .created_at_micros = absl::ToUnixMicros(now)};
+}
+
+absl::Status Writer::Enqueue(pqxx::transaction_base& tx, crm::audit::v1::Event event,
+                             std::string* event_id) const {
+  CRM_ASSIGN_OR_RETURN(SealedEvent e, SealForInsert(std::move(event)));
+  pg::ExecPrepared(tx, InsertSql(), e.event_id, pqxx::binarystring(e.payload), e.created_at_micros);
+  if (event_id != nullptr) *event_id = std::move(e.event_id);
   return absl::OkStatus();
 }
 
 absl::Status Writer::Enqueue(pg::Pipeline& pipeline, crm::audit::v1::Event event) const {
-  const absl::Time now = clock_.Now();
-  CRM_ASSIGN_OR_RETURN(std::string sealed, Seal(now, event));
-  pipeline.Add(kInsertSql, event.event_id(), pqxx::binarystring(sealed), absl::ToUnixMicros(now));
+  CRM_ASSIGN_OR_RETURN(SealedEvent e, SealForInsert(std::move(event)));
+  pipeline.Add(InsertSql(), e.event_id, pqxx::binarystring(e.payload), e.created_at_micros);
   return absl::OkStatus();
 }
 

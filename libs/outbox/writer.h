@@ -22,6 +22,7 @@
 // own transaction).
 #pragma once
 
+#include <cstdint>
 #include <pqxx/transaction>
 #include <string>
 #include <vector>
@@ -42,6 +43,19 @@ namespace crm::outbox {
 // Longest action and service names accepted, in code points.
 inline constexpr size_t kMaxActionLength = 128;
 inline constexpr size_t kMaxServiceLength = 63;
+
+// An event checked and sealed by Writer::SealForInsert, for a statement that
+// inserts it itself.
+struct SealedEvent {
+  std::string event_id;
+  std::string payload;  // sealed; bytea
+  int64_t created_at_micros = 0;
+};
+
+// The start of an INSERT of one SealedEvent into the outbox, as a SELECT of
+// parameters $first (event_id), $first + 1 (payload, binary) and $first + 2
+// (created_at_micros): append a FROM or WHERE clause to make it conditional.
+std::string InsertSelectSql(int first_param);
 
 class Writer {
  public:
@@ -73,6 +87,11 @@ class Writer {
   // committed with the others. The same checks; database errors become the
   // status of RunPipeline.
   absl::Status Enqueue(pg::Pipeline& pipeline, crm::audit::v1::Event event) const;
+
+  // Enqueue's checks and sealing without the insert, for a statement that
+  // writes the event itself (InsertSelectSql): e.g. a read that audits what
+  // it returns in the same statement, one round trip. Same errors.
+  absl::StatusOr<SealedEvent> SealForInsert(crm::audit::v1::Event event) const;
 
   // Enqueue of every event of `events`, with one COPY for all of them (bulk
   // writes), sealed under one keyed context. Each event is completed in

@@ -536,16 +536,21 @@ grpc::Status ContactsService::GetPerson(Ctx* ctx, const v1::GetPersonRequest* re
     CRM_ASSIGN_OR_RETURN(Caller caller, Authorize(ctx, kRead, req->subject_id()));
     CRM_ASSIGN_OR_RETURN(const std::string id,
                          base::CanonicalUuid("subject_id", req->subject_id()));
-    return AuditedRead([&](pqxx::transaction_base& tx, std::vector<Event>& events) -> absl::Status {
+    // The read and its audit event in one statement, one round trip: the
+    // event is written if and only if the person is returned. Sealed per
+    // attempt, so a retry after a lost connection writes its own event.
+    return d_.db.WithConnection([&](pqxx::connection_base& c) -> absl::Status {
       resp->Clear();
+      CRM_ASSIGN_OR_RETURN(outbox::SealedEvent read,
+                           d_.audit.SealForInsert(caller.Audit("contacts.person.read", id)));
+      pqxx::nontransaction tx(c);
       CRM_ASSIGN_OR_RETURN(std::optional<StoredPerson> stored,
-                           PersonStore::Get(tx, id, caller.access, false));
+                           PersonStore::GetAudited(tx, id, caller.access, read));
       if (!stored.has_value()) return NotFound();
       std::vector<std::string> masked;
       CRM_ASSIGN_OR_RETURN(v1::Person p, Present(tx, d_.sealer, *stored, caller.sensitive, masked));
       *resp->mutable_person() = std::move(p);
       for (std::string& m : masked) resp->add_masked_fields(std::move(m));
-      events.push_back(caller.Audit("contacts.person.read", id));
       return absl::OkStatus();
     });
   });

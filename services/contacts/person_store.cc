@@ -375,6 +375,21 @@ absl::StatusOr<std::optional<StoredPerson>> PersonStore::Get(pqxx::transaction_b
   return std::optional<StoredPerson>(RowToPerson(r[0]));
 }
 
+absl::StatusOr<std::optional<StoredPerson>> PersonStore::GetAudited(
+    pqxx::transaction_base& tx, const std::string& subject_id, const Access& access,
+    const outbox::SealedEvent& read) {
+  if (!base::IsUuid(subject_id)) return std::optional<StoredPerson>();
+  static const std::string* const kSql = new std::string(
+      absl::StrCat("WITH found AS (SELECT ", kColumns, " FROM persons p WHERE ", kVisible,
+                   " AND p.subject_id = $4::uuid), audited AS (", outbox::InsertSelectSql(5),
+                   " WHERE EXISTS (SELECT 1 FROM found)) SELECT * FROM found"));
+  pqxx::result r =
+      pg::ExecPrepared(tx, *kSql, access.all, UserParam(access), TeamsParam(access), subject_id,
+                       read.event_id, pqxx::binarystring(read.payload), read.created_at_micros);
+  if (r.empty()) return std::optional<StoredPerson>();
+  return std::optional<StoredPerson>(RowToPerson(r[0]));
+}
+
 absl::StatusOr<std::vector<MailingRow>> PersonStore::GetForMailing(
     pqxx::transaction_base& tx, const std::vector<std::string>& subject_ids) {
   std::vector<MailingRow> out;

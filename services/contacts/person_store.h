@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "libs/outbox/writer.h"
 #include "libs/pg/pipeline.h"
 
 namespace crm::contacts {
@@ -251,6 +252,14 @@ class PersonStore {
   static absl::StatusOr<std::optional<StoredPerson>> Get(pqxx::transaction_base& tx,
                                                          const std::string& subject_id,
                                                          const Access& access, bool lock);
+
+  // Get (no lock), and in the same statement the audit event `read`
+  // (outbox::Writer::SealForInsert) inserted into the outbox if and only if
+  // the person is returned: an audited read in one round trip.
+  static absl::StatusOr<std::optional<StoredPerson>> GetAudited(pqxx::transaction_base& tx,
+                                                                const std::string& subject_id,
+                                                                const Access& access,
+                                                                const outbox::SealedEvent& read);
 
   // The persons among `subject_ids` (canonical UUIDs, no repeats) in no
   // particular order, with only what mailing needs (MailingRow): one

@@ -243,6 +243,53 @@ class ContactsServiceTest : public ::testing::Test {
         .status();
   }
 
+  // `subject_id`'s look-up keys taken out of person_lookup and put back by a
+  // transaction left open: until it ends, writing any of those keys waits
+  // on their unique index.
+  struct HeldKeys {
+    explicit HeldKeys(pg::Lease l) : lease(std::move(l)), tx(lease.connection()) {}
+    pg::Lease lease;
+    pqxx::work tx;
+  };
+  std::unique_ptr<HeldKeys> HoldKeysOf(const std::string& subject_id) {
+    absl::StatusOr<pg::Lease> lease = db_.pool->Acquire();
+    EXPECT_THAT(lease.status(), IsOk());
+    if (!lease.ok()) return nullptr;
+    auto held = std::make_unique<HeldKeys>(*std::move(lease));
+    held->tx.exec_params(
+        "CREATE TEMP TABLE held ON COMMIT DROP AS SELECT * FROM person_lookup "
+        "WHERE subject_id = $1::uuid",
+        subject_id);
+    EXPECT_THAT(db_.pool->Transact([&](pqxx::work& tx) {
+      tx.exec_params("DELETE FROM person_lookup WHERE subject_id = $1::uuid", subject_id);
+      return absl::OkStatus();
+    }),
+                IsOk());
+    held->tx.exec("INSERT INTO person_lookup SELECT * FROM held");
+    return held;
+  }
+
+  // The count `sql` returns.
+  int64_t Count(const char* sql) {
+    absl::StatusOr<int64_t> n = db_.pool->TransactValue<int64_t>(
+        [&](pqxx::work& tx) -> absl::StatusOr<int64_t> { return tx.exec1(sql)[0].as<int64_t>(); });
+    EXPECT_THAT(n.status(), IsOk());
+    return n.value_or(-1);
+  }
+
+  // Whether some session of the test database comes to wait on a lock
+  // within 10 s.
+  bool SomeoneWaitsOnALock() {
+    for (int i = 0; i < 1000; ++i) {
+      if (Count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()") > 0) {
+        return true;
+      }
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return false;
+  }
+
   std::vector<crm::audit::v1::Event> ShippedEvents() {
     for (int i = 0; i < 10; ++i) {
       absl::StatusOr<outbox::CycleResult> r = relay_->RunOnce();
@@ -330,36 +377,14 @@ TEST_F(ContactsServiceTest, KeyRegisteredBetweenCheckAndInsertIsRefusedNamingThe
   // Staged here: Ada's look-up keys are taken out, then put back by a
   // transaction left open until CreatePerson waits on their unique index.
   CRM_ASSERT_OK_AND_ASSIGN(v1::Person ada, Create(Ada(), alice_));
-  CRM_ASSERT_OK_AND_ASSIGN(pg::Lease lease, db_.pool->Acquire());
-  pqxx::work taking(lease.connection());
-  taking.exec_params(
-      "CREATE TEMP TABLE held ON COMMIT DROP AS SELECT * FROM person_lookup "
-      "WHERE subject_id = $1::uuid",
-      ada.subject_id());
-  ASSERT_THAT(db_.pool->Transact([&](pqxx::work& tx) {
-    tx.exec_params("DELETE FROM person_lookup WHERE subject_id = $1::uuid", ada.subject_id());
-    return absl::OkStatus();
-  }),
-              IsOk());
-  taking.exec("INSERT INTO person_lookup SELECT * FROM held");
+  std::unique_ptr<HeldKeys> held = HoldKeysOf(ada.subject_id());
+  ASSERT_NE(held, nullptr);
   const int64_t outbox_before = OutboxRows();
   absl::StatusOr<v1::Person> again = absl::UnknownError("not run");
   std::thread creator([&] { again = Create(Ada(), alice_); });
-  // Until the create waits for `taking`'s keys.
-  bool waiting = false;
-  for (int i = 0; i < 1000 && !waiting; ++i) {
-    absl::StatusOr<int64_t> n =
-        db_.pool->TransactValue<int64_t>([](pqxx::work& tx) -> absl::StatusOr<int64_t> {
-          return tx
-              .exec1(
-                  "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                  "AND datname = current_database()")[0]
-              .as<int64_t>();
-        });
-    waiting = n.ok() && *n > 0;
-    if (!waiting) absl::SleepFor(absl::Milliseconds(10));
-  }
-  taking.commit();
+  // Until the create waits for the held keys.
+  const bool waiting = SomeoneWaitsOnALock();
+  held->tx.commit();
   creator.join();
   ASSERT_TRUE(waiting) << "the create never waited on the look-up keys";
   EXPECT_THAT(
@@ -473,6 +498,29 @@ TEST_F(ContactsServiceTest, EveryReadAndChangeIsAudited) {
   }
   EXPECT_THAT(actions, ElementsAre("contacts.person.create", "contacts.person.read",
                                    "contacts.person.lookup"));
+}
+
+TEST_F(ContactsServiceTest, GetPersonAuditsWhatItReturnsAndNothingElse) {
+  CRM_ASSERT_OK_AND_ASSIGN(v1::Person p, Create(Ada(), alice_));
+  const int64_t after_create = OutboxRows();
+  // Not visible to a stranger, not there at all, not a UUID: nothing read,
+  // nothing audited.
+  EXPECT_THAT(Get(p.subject_id(), bob_), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(Get(base::NewUuid(), dpo_), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(Get("ada", dpo_), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(OutboxRows(), after_create);
+  // Each read that returns the person writes one event, sealed under its id.
+  ASSERT_THAT(Get(p.subject_id(), alice_), IsOk());
+  ASSERT_THAT(Get(p.subject_id(), dpo_), IsOk());
+  EXPECT_EQ(OutboxRows(), after_create + 2);
+  int reads = 0;
+  for (const crm::audit::v1::Event& e : ShippedEvents()) {
+    if (e.subject_id() != p.subject_id() || e.action() != "contacts.person.read") continue;
+    ++reads;
+    EXPECT_TRUE(base::IsUuid(e.event_id()));
+    EXPECT_EQ(e.resource(), absl::StrCat("persons/", p.subject_id()));
+  }
+  EXPECT_EQ(reads, 2);
 }
 
 TEST_F(ContactsServiceTest, RestrictedPersonIsReadOnlyAndLeftOutOfLists) {
@@ -984,23 +1032,8 @@ TEST_F(ContactsServiceTest, ImportBatchesSharingAKeyCommitInRowOrderSoTheFirstRo
   // transaction left open) while the second, with row 700 repeating row
   // 20's e-mail, would be free to commit before it. Row 20 must still win.
   CRM_ASSERT_OK_AND_ASSIGN(v1::Person ada, Create(Ada(), alice_));
-  CRM_ASSERT_OK_AND_ASSIGN(pg::Lease lease, db_.pool->Acquire());
-  pqxx::work taking(lease.connection());
-  taking.exec_params(
-      "CREATE TEMP TABLE held ON COMMIT DROP AS SELECT * FROM person_lookup "
-      "WHERE subject_id = $1::uuid",
-      ada.subject_id());
-  ASSERT_THAT(db_.pool->Transact([&](pqxx::work& tx) {
-    tx.exec_params("DELETE FROM person_lookup WHERE subject_id = $1::uuid", ada.subject_id());
-    return absl::OkStatus();
-  }),
-              IsOk());
-  taking.exec("INSERT INTO person_lookup SELECT * FROM held");
-  auto count = [&](const char* sql) {
-    absl::StatusOr<int64_t> n = db_.pool->TransactValue<int64_t>(
-        [&](pqxx::work& tx) -> absl::StatusOr<int64_t> { return tx.exec1(sql)[0].as<int64_t>(); });
-    return n.value_or(-1);
-  };
+  std::unique_ptr<HeldKeys> held = HoldKeysOf(ada.subject_id());
+  ASSERT_NE(held, nullptr);
 
   constexpr int kRows = 1000;
   grpc::ClientContext context;
@@ -1023,19 +1056,13 @@ TEST_F(ContactsServiceTest, ImportBatchesSharingAKeyCommitInRowOrderSoTheFirstRo
     finished = writer->Finish();
   });
   // Until the first batch waits for row 1's key...
-  bool waiting = false;
-  for (int i = 0; i < 1000 && !waiting; ++i) {
-    waiting = count(
-                  "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                  "AND datname = current_database()") > 0;
-    if (!waiting) absl::SleepFor(absl::Milliseconds(10));
-  }
+  const bool waiting = SomeoneWaitsOnALock();
   // ... and then long enough for the second batch to commit, had it started.
-  const int64_t before = count("SELECT count(*) FROM persons");
-  for (int i = 0; i < 100 && count("SELECT count(*) FROM persons") < before + kRows / 2 - 1; ++i) {
+  const int64_t before = Count("SELECT count(*) FROM persons");
+  for (int i = 0; i < 100 && Count("SELECT count(*) FROM persons") < before + kRows / 2 - 1; ++i) {
     absl::SleepFor(absl::Milliseconds(20));
   }
-  taking.abort();  // Ada's keys go: row 1 is free to import.
+  held->tx.abort();  // Ada's keys go: row 1 is free to import.
   importer.join();
   ASSERT_TRUE(waiting) << "the first batch never waited on row 1's key";
   ASSERT_TRUE(finished.ok()) << finished.error_message();
