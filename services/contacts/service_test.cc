@@ -269,6 +269,24 @@ class ContactsServiceTest : public ::testing::Test {
     return held;
   }
 
+  // An ImportPersons stream of `rows` rows from Alice, row n (from 1) a
+  // person with family name "Row n" completed by `fill`.
+  grpc::Status Import(int rows, const std::function<void(int row, v1::Person&)>& fill,
+                      v1::ImportPersonsResponse& resp) {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", absl::StrCat("Bearer ", alice_));
+    std::unique_ptr<grpc::ClientWriter<v1::ImportPersonsRequest>> writer =
+        stub_->ImportPersons(&context, &resp);
+    for (int row = 1; row <= rows; ++row) {
+      v1::ImportPersonsRequest req;
+      req.mutable_person()->set_family_name(absl::StrCat("Row ", row));
+      fill(row, *req.mutable_person());
+      if (!writer->Write(req)) break;
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  }
+
   // The count `sql` returns.
   int64_t Count(const char* sql) {
     absl::StatusOr<int64_t> n = db_.pool->TransactValue<int64_t>(
@@ -987,21 +1005,15 @@ TEST_F(ContactsServiceTest, ImportAcrossBatchesKeepsRowOrderAndFindsDuplicatesEv
   // next is prepared. Row 502 repeats row 501's e-mail (the same batch); row
   // 1,100 repeats row 10's phone (a batch committed before).
   constexpr int kRows = 1234;
-  grpc::ClientContext context;
-  context.AddMetadata("authorization", absl::StrCat("Bearer ", alice_));
   v1::ImportPersonsResponse resp;
-  std::unique_ptr<grpc::ClientWriter<v1::ImportPersonsRequest>> writer =
-      stub_->ImportPersons(&context, &resp);
-  for (int row = 1; row <= kRows; ++row) {
-    v1::ImportPersonsRequest req;
-    v1::Person& p = *req.mutable_person();
-    p.set_family_name(absl::StrCat("Row ", row));
-    p.add_emails()->set_address(absl::StrCat("row", row == 502 ? 501 : row, "@example.com"));
-    p.add_phones()->set_number(absl::StrCat("+48600", 100000 + (row == 1100 ? 10 : row)));
-    ASSERT_TRUE(writer->Write(req));
-  }
-  writer->WritesDone();
-  ASSERT_TRUE(writer->Finish().ok());
+  const grpc::Status finished = Import(
+      kRows,
+      [](int row, v1::Person& p) {
+        p.add_emails()->set_address(absl::StrCat("row", row == 502 ? 501 : row, "@example.com"));
+        p.add_phones()->set_number(absl::StrCat("+48600", 100000 + (row == 1100 ? 10 : row)));
+      },
+      resp);
+  ASSERT_TRUE(finished.ok()) << finished.error_message();
   EXPECT_EQ(resp.received(), kRows);
   EXPECT_EQ(resp.imported(), kRows - 2);
   ASSERT_THAT(resp.errors(), SizeIs(2));
@@ -1036,24 +1048,18 @@ TEST_F(ContactsServiceTest, ImportBatchesSharingAKeyCommitInRowOrderSoTheFirstRo
   ASSERT_NE(held, nullptr);
 
   constexpr int kRows = 1000;
-  grpc::ClientContext context;
-  context.AddMetadata("authorization", absl::StrCat("Bearer ", alice_));
   v1::ImportPersonsResponse resp;
   grpc::Status finished;
   std::thread importer([&] {
-    std::unique_ptr<grpc::ClientWriter<v1::ImportPersonsRequest>> writer =
-        stub_->ImportPersons(&context, &resp);
-    for (int row = 1; row <= kRows; ++row) {
-      v1::ImportPersonsRequest req;
-      v1::Person& p = *req.mutable_person();
-      p.set_family_name(absl::StrCat("Row ", row));
-      p.add_emails()->set_address(row == 1                  ? std::string(kEmail)
-                                  : row == 20 || row == 700 ? std::string("shared@example.com")
-                                                            : absl::StrCat("row", row, "@ex.com"));
-      if (!writer->Write(req)) break;
-    }
-    writer->WritesDone();
-    finished = writer->Finish();
+    finished = Import(
+        kRows,
+        [](int row, v1::Person& p) {
+          p.add_emails()->set_address(row == 1 ? std::string(kEmail)
+                                      : row == 20 || row == 700
+                                          ? std::string("shared@example.com")
+                                          : absl::StrCat("row", row, "@ex.com"));
+        },
+        resp);
   });
   // Until the first batch waits for row 1's key...
   const bool waiting = SomeoneWaitsOnALock();
