@@ -81,14 +81,10 @@ absl::StatusOr<std::string> Writer::Seal(absl::Time now, crm::audit::v1::Event& 
   return key.Seal(plaintext, event.event_id());
 }
 
-absl::StatusOr<std::string> Writer::Seal(absl::Time now, crm::audit::v1::Event& event) const {
-  CRM_ASSIGN_OR_RETURN(crypto::SealingKey key, Key());
-  return Seal(now, event, key);
-}
-
 absl::StatusOr<SealedEvent> Writer::SealForInsert(crm::audit::v1::Event event) const {
   const absl::Time now = clock_.Now();
-  CRM_ASSIGN_OR_RETURN(std::string sealed, Seal(now, event));
+  CRM_ASSIGN_OR_RETURN(crypto::SealingKey key, Key());
+  CRM_ASSIGN_OR_RETURN(std::string sealed, Seal(now, event, key));
   return SealedEvent{.event_id = event.event_id(),
                      .payload = std::move(sealed),
                      .created_at_micros = absl::ToUnixMicros(now)};

@@ -108,7 +108,6 @@ class Writer {
   // The sealed payload of `event`, prepared at `now` (Enqueue's checks).
   absl::StatusOr<std::string> Seal(absl::Time now, crm::audit::v1::Event& event,
                                    crypto::SealingKey& key) const;
-  absl::StatusOr<std::string> Seal(absl::Time now, crm::audit::v1::Event& event) const;
 
   const std::string service_;
   const crypto::SecretBytes key_;

@@ -527,8 +527,9 @@ absl::Status ServerRunner::Start() {
   // The sync server's threads per completion queue: at least 2 waiting for
   // calls and up to 8 kept once started. gRPC's defaults (1 and 2) made a
   // server under 8 concurrent calls start and end threads all the time:
-  // CreatePerson ran at 0.63 - 0.66x pgbench with them, 0.82 - 0.85x with
-  // these (contacts_bench, 2026-11-30, docs/benchmarks.md).
+  // CreatePerson ran at 0.63 - 0.66x pgbench with them and 0.85x with these
+  // at 2x10^4 subjects, 1.00x at 10^6 (contacts_bench, 2026-11-30,
+  // docs/benchmarks.md).
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 2);
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 8);
   builder.SetMaxReceiveMessageSize(config_.max_message_bytes);

@@ -537,8 +537,9 @@ grpc::Status ContactsService::GetPerson(Ctx* ctx, const v1::GetPersonRequest* re
     CRM_ASSIGN_OR_RETURN(const std::string id,
                          base::CanonicalUuid("subject_id", req->subject_id()));
     // The read and its audit event in one statement, one round trip: the
-    // event is written if and only if the person is returned. Sealed per
-    // attempt, so a retry after a lost connection writes its own event.
+    // event is written if and only if the person's row is read (so also when
+    // its fields then fail to open). Sealed per attempt, so a retry after a
+    // lost connection writes its own event.
     return d_.db.WithConnection([&](pqxx::connection_base& c) -> absl::Status {
       resp->Clear();
       CRM_ASSIGN_OR_RETURN(outbox::SealedEvent read,
