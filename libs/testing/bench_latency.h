@@ -10,7 +10,9 @@
 //
 // sets the counters peak_per_s, rate_per_s, p50_ms, p99_ms, p999_ms,
 // base_p50_ms, base_p99_ms and the iteration's manual time (register with
-// Iterations(1)->UseManualTime()). Calls get random indexes in
+// Iterations(1)->UseManualTime()). With `.transport` (a call that does no
+// work, e.g. the mTLS Echo on the same server) that is paced at the same
+// rate too: transport_p50_ms, transport_p99_ms. Calls get random indexes in
 // [0, population). Header-only, for crm_cc_bench targets.
 #pragma once
 
@@ -113,6 +115,8 @@ struct HalfPeakOptions {
   int threads = 8;
   absl::Duration peak_phase = absl::Seconds(3);
   absl::Duration duration = absl::Seconds(10);
+  // Optional: a second baseline paced at the same rate (see the top).
+  IndexedCall transport;
 };
 
 // The peak of `call`, then `call` and `baseline` paced at half of it; the
@@ -127,8 +131,12 @@ inline void MeasureAtHalfPeak(benchmark::State& state, const IndexedCall& call,
     absl::StatusOr<std::vector<double>> base =
         ms.ok() ? PacedLatencies(baseline, o.population, *peak / 2, o.threads, o.duration)
                 : ms.status();
-    if (!base.ok()) {
-      state.SkipWithError(base.status().ToString().c_str());
+    absl::StatusOr<std::vector<double>> transport = std::vector<double>{};
+    if (base.ok() && o.transport) {
+      transport = PacedLatencies(o.transport, o.population, *peak / 2, o.threads, o.duration);
+    }
+    if (!base.ok() || !transport.ok()) {
+      state.SkipWithError((base.ok() ? transport.status() : base.status()).ToString().c_str());
       break;
     }
     state.SetIterationTime(absl::ToDoubleSeconds(o.duration));
@@ -139,6 +147,10 @@ inline void MeasureAtHalfPeak(benchmark::State& state, const IndexedCall& call,
     state.counters["p999_ms"] = Percentile(*ms, 0.999);
     state.counters["base_p50_ms"] = Percentile(*base, 0.50);
     state.counters["base_p99_ms"] = Percentile(*base, 0.99);
+    if (o.transport) {
+      state.counters["transport_p50_ms"] = Percentile(*transport, 0.50);
+      state.counters["transport_p99_ms"] = Percentile(*transport, 0.99);
+    }
     state.SetItemsProcessed(static_cast<int64_t>(ms->size()));
   }
 }
