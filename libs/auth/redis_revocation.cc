@@ -64,14 +64,43 @@ absl::StatusOr<std::string> RedisRevocationChecker::KeyFor(absl::string_view ses
 
 absl::StatusOr<bool> RedisRevocationChecker::IsRevoked(absl::string_view session_id) {
   CRM_ASSIGN_OR_RETURN(std::string key, KeyFor(session_id));
+  bool refreshing = false;
   if (options_.cache_capacity > 0) {
     absl::MutexLock lock(&mu_);
     auto it = cache_.find(key);
     if (it != cache_.end()) {
-      if (clock_.Now() < it->second.expires_at) return it->second.revoked;
-      cache_.erase(it);
+      CacheEntry& e = it->second;
+      const absl::Time now = clock_.Now();
+      if (now >= e.expires_at) {
+        cache_.erase(it);
+      } else if (e.revoked || e.refreshing ||
+                 now < e.expires_at - options_.negative_cache_ttl / kRefreshPart) {
+        return e.revoked;
+      } else {
+        // The last part of a "not revoked" answer's life: this call asks
+        // again while the others keep using the answer, so a busy session
+        // is not asked about by every call in flight when it expires.
+        e.refreshing = true;
+        refreshing = true;
+      }
     }
   }
+  absl::StatusOr<bool> answer = Ask(session_id, key);
+  if (refreshing && !answer.ok()) {
+    // The answer in hand is still good until it expires; let the next call
+    // try again.
+    absl::MutexLock lock(&mu_);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) {
+      it->second.refreshing = false;
+      if (clock_.Now() < it->second.expires_at) return it->second.revoked;
+    }
+  }
+  return answer;
+}
+
+absl::StatusOr<bool> RedisRevocationChecker::Ask(absl::string_view session_id,
+                                                 const std::string& key) {
   // PTTL answers existence and remaining lifetime in one round trip:
   // -2 no key, -1 no expiry, otherwise milliseconds left. With a fallback,
   // the complete mark comes in the same round trip.

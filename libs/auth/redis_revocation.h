@@ -15,6 +15,10 @@
 //    a revocation written by another process reaches this one within that
 //    time plus one round trip;
 //  - "revoked" until the key's own expiry: a revocation is never undone.
+// In the last fifth of a "not revoked" answer's life, one call asks again
+// while concurrent calls keep using the answer (if that ask fails, the call
+// gets the answer too, and the next call asks): a busy session costs one
+// round trip per TTL, not one per call in flight when its answer expires.
 // Revoke/RevokeMany through this object update its cache at once, even when
 // the write to Redis fails.
 //
@@ -138,7 +142,10 @@ class RedisRevocationChecker final : public RevocationChecker {
   struct CacheEntry {
     bool revoked = false;
     absl::Time expires_at;
+    bool refreshing = false;  // a call is asking again (see the top)
   };
+  // A "not revoked" answer is asked again in its last 1/kRefreshPart.
+  static constexpr int kRefreshPart = 5;
 
   RedisRevocationChecker(redis::Client& redis, const base::Clock& clock,
                          RedisRevocationOptions options)
@@ -151,6 +158,8 @@ class RedisRevocationChecker final : public RevocationChecker {
   // The validated keys of `session_ids`; INVALID_ARGUMENT naming the index.
   static absl::StatusOr<std::vector<std::string>> KeysFor(
       absl::Span<const std::string> session_ids);
+  // Asks Redis (and the fallback when needed) and caches the answer.
+  absl::StatusOr<bool> Ask(absl::string_view session_id, const std::string& key);
   // Asks the fallback; `redis_unavailable` says why (else: set incomplete).
   absl::StatusOr<bool> AskFallback(absl::string_view session_id, const std::string& key,
                                    bool redis_unavailable);

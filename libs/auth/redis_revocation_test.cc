@@ -5,8 +5,10 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -180,9 +182,20 @@ TEST_F(RedisRevocationTest, RevocationByAnotherProcessIsVisibleAfterNegativeCach
   // Identity (another process) revokes the session.
   ASSERT_THAT(redis_->Set(Key(sid), "1", absl::Seconds(60)), IsOk());
   EXPECT_THAT(checker->IsRevoked(sid), IsOkAndHolds(false));  // cached
-  clock_.Advance(absl::Milliseconds(499));
+  clock_.Advance(absl::Milliseconds(399));
   EXPECT_THAT(checker->IsRevoked(sid), IsOkAndHolds(false));  // still cached
+  // The last fifth of the answer's life: the next call asks again.
   clock_.Advance(absl::Milliseconds(1));
+  EXPECT_THAT(checker->IsRevoked(sid), IsOkAndHolds(true));
+}
+
+TEST_F(RedisRevocationTest, AnExpiredAnswerIsNotUsed) {
+  auto checker = MakeChecker({.negative_cache_ttl = absl::Milliseconds(500)});
+  ASSERT_NE(checker, nullptr);
+  const std::string sid = base::NewUuid();
+  EXPECT_THAT(checker->IsRevoked(sid), IsOkAndHolds(false));
+  ASSERT_THAT(redis_->Set(Key(sid), "1", absl::Seconds(60)), IsOk());
+  clock_.Advance(absl::Milliseconds(500));
   EXPECT_THAT(checker->IsRevoked(sid), IsOkAndHolds(true));
 }
 
@@ -287,8 +300,27 @@ class RecordingFallback final : public RevocationChecker {
   absl::StatusOr<bool> IsRevoked(absl::string_view session_id) override {
     absl::MutexLock lock(&mu_);
     asked_.emplace_back(session_id);
+    ++waiting_;
+    mu_.Await(absl::Condition(
+        +[](bool* held) { return !*held; }, &held_));
+    --waiting_;
     if (!error_.ok()) return error_;
     return revoked_.contains(session_id);
+  }
+  // Hold: calls wait in IsRevoked (counted by waiting()) until Release.
+  void Hold() {
+    absl::MutexLock lock(&mu_);
+    held_ = true;
+  }
+  void Release() {
+    absl::MutexLock lock(&mu_);
+    held_ = false;
+  }
+  // Whether `n` calls came to wait within `timeout`.
+  bool AwaitWaiting(int n, absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    auto enough = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return waiting_ >= n; };
+    return mu_.AwaitWithTimeout(absl::Condition(&enough), timeout);
   }
   void Revoke(const std::string& session_id) {
     absl::MutexLock lock(&mu_);
@@ -308,6 +340,8 @@ class RecordingFallback final : public RevocationChecker {
   absl::flat_hash_set<std::string> revoked_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> asked_ ABSL_GUARDED_BY(mu_);
   absl::Status error_ ABSL_GUARDED_BY(mu_);
+  bool held_ ABSL_GUARDED_BY(mu_) = false;
+  int waiting_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // The value of crm_auth_revocation_fallback_total{reason}, or -1 if absent.
@@ -422,6 +456,55 @@ TEST_F(RevocationFallbackTest, WithoutTheCompleteMarkRedisIsBelievedOnlyWhenItSa
   EXPECT_THAT(checker_->IsRevoked(again), IsOkAndHolds(true));
   EXPECT_THAT(checker_->IsRevoked(base::NewUuid()), IsOkAndHolds(false));
   EXPECT_THAT(fallback_.asked(), ElementsAre(lost));
+}
+
+// Without the complete mark every "not revoked" comes from the fallback,
+// which counts and can hold the asks.
+TEST_F(RevocationFallbackTest, ABusySessionIsAskedAgainByOneCallWhileTheOthersUseTheAnswer) {
+  const std::string sid = base::NewUuid();
+  EXPECT_THAT(checker_->IsRevoked(sid), IsOkAndHolds(false));
+  ASSERT_EQ(fallback_.asked().size(), 1);
+  clock_.Advance(absl::Milliseconds(450));  // in the answer's last fifth
+
+  fallback_.Hold();
+  absl::StatusOr<bool> refreshed;
+  std::thread refresher([&] { refreshed = checker_->IsRevoked(sid); });
+  absl::Cleanup release = [&] {
+    fallback_.Release();
+    refresher.join();
+  };
+  ASSERT_TRUE(fallback_.AwaitWaiting(1, absl::Seconds(10)));
+  // While it asks, other calls get the answer in hand at once.
+  for (int i = 0; i < 5; ++i) EXPECT_THAT(checker_->IsRevoked(sid), IsOkAndHolds(false));
+  EXPECT_EQ(fallback_.asked().size(), 2);
+  std::move(release).Invoke();
+  EXPECT_THAT(refreshed, IsOkAndHolds(false));
+
+  // The new answer lives a full TTL from the ask, past the first one's end.
+  clock_.Advance(absl::Milliseconds(100));
+  EXPECT_THAT(checker_->IsRevoked(sid), IsOkAndHolds(false));
+  EXPECT_EQ(fallback_.asked().size(), 2);
+
+  // A revocation is seen by the ask in the last fifth.
+  fallback_.Revoke(sid);
+  clock_.Advance(absl::Milliseconds(300));
+  EXPECT_THAT(checker_->IsRevoked(sid), IsOkAndHolds(true));
+  EXPECT_EQ(fallback_.asked().size(), 3);
+}
+
+TEST_F(RevocationFallbackTest, AFailedEarlyAskKeepsTheAnswerAndTheNextCallAsksAgain) {
+  const std::string sid = base::NewUuid();
+  EXPECT_THAT(checker_->IsRevoked(sid), IsOkAndHolds(false));
+  clock_.Advance(absl::Milliseconds(450));
+  fallback_.SetError(absl::UnavailableError("identity unreachable"));
+  // Redis is up but its set is incomplete; the fallback fails: the answer in
+  // hand is still good.
+  EXPECT_THAT(checker_->IsRevoked(sid), IsOkAndHolds(false));
+  EXPECT_THAT(checker_->IsRevoked(sid), IsOkAndHolds(false));
+  EXPECT_EQ(fallback_.asked().size(), 3);
+  // Once it has expired, the failure is the answer: fail closed.
+  clock_.Advance(absl::Milliseconds(50));
+  EXPECT_THAT(checker_->IsRevoked(sid), StatusIs(absl::StatusCode::kUnavailable));
 }
 
 TEST_F(RevocationFallbackTest, RepublishWritesNothingIfOneIdIsMalformed) {
