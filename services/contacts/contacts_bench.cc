@@ -23,8 +23,8 @@
 // API and runs 200 transactions of the pgbench script (below), and refuses to
 // go on unless both inserted the same number of rows into each table per
 // person; then --subjects persons are imported (two ImportPersons streams)
-// and the load rate is printed. Then VACUUM ANALYZE, CHECKPOINT and sync(2),
-// so the reads do not meet the load's own aftermath (its checkpoint, the
+// and the load rate is printed. Last, VACUUM ANALYZE, CHECKPOINT and sync(2),
+// so the benchmarks do not meet set-up's aftermath (its checkpoint, the
 // kernel writing back gigabytes of dirty pages).
 //
 //   BM_CreatePerson             CreatePerson with C calls in flight (--clients)
@@ -458,6 +458,12 @@ absl::Status Load() {
   std::printf("loaded %lld persons through ImportPersons (2 streams) in %.1f s: %.0f /s\n",
               static_cast<long long>(flags.subjects), secs,
               static_cast<double>(flags.subjects) / secs);
+  return absl::OkStatus();
+}
+
+// The end of set-up: statistics and visibility maps up to date, every dirty
+// page written and flushed, as in a database that has been running a while.
+absl::Status Settle() {
   return g->db.pool->WithConnection([](pqxx::connection_base& c) -> absl::Status {
     pqxx::nontransaction tx(c);
     tx.exec("VACUUM ANALYZE");
@@ -559,7 +565,8 @@ absl::Status Setup() {
     g->echo_message.assign(resp.ByteSizeLong(), 'e');
   }
   CRM_RETURN_IF_ERROR(CheckSameRows());
-  return PrepareCopyFloor();
+  CRM_RETURN_IF_ERROR(PrepareCopyFloor());
+  return Settle();
 }
 
 void Teardown() {
