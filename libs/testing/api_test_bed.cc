@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "libs/auth/redis_revocation.h"
 #include "libs/base/status_macros.h"
 #include "libs/base/uuid.h"
 #include "libs/rpc/access_policy.h"
@@ -116,6 +117,10 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> ApiTestBed::Channel(
   channel.expected_server = server;
   channel.max_attempts = 1;
   return rpc::MakeChannel(channel);
+}
+
+absl::Status ApiTestBed::MarkRevocationsComplete() {
+  return auth_->redis().Set(auth::kRevocationsCompleteKey, "1");
 }
 
 absl::StatusOr<std::string> ApiTestBed::SecretFile(const std::string& name,

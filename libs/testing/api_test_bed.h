@@ -51,6 +51,10 @@ class ApiTestBed {
   // An mTLS channel from `peer` to 127.0.0.1:`port` expecting `server`.
   absl::StatusOr<std::shared_ptr<grpc::Channel>> Channel(const std::string& peer, int port,
                                                          const std::string& server) const;
+  // Sets identity's "revocation set complete" mark in Redis, as identity does
+  // in production once it has republished the set: token checks then ask
+  // Redis alone (redis_revocation.h). For benchmarks; tests run without it.
+  absl::Status MarkRevocationsComplete();
   // Writes `content` to a new 0600 file in the bed's directory; its path.
   absl::StatusOr<std::string> SecretFile(const std::string& name, absl::string_view content);
 

@@ -102,7 +102,6 @@
 #include "absl/time/time.h"
 #include "crm/contacts/v1/contacts.grpc.pb.h"
 #include "crm/testing/v1/echo.grpc.pb.h"
-#include "libs/auth/redis_revocation.h"
 #include "libs/base/clock.h"
 #include "libs/base/grpc_status.h"
 #include "libs/base/runtime.h"
@@ -113,7 +112,6 @@
 #include "libs/log/log.h"
 #include "libs/outbox/schema.h"
 #include "libs/outbox/writer.h"
-#include "libs/redis/client.h"
 #include "libs/rpc/access_policy.h"
 #include "libs/rpc/server.h"
 #include "libs/rpc/testing/echo_service.h"
@@ -124,7 +122,6 @@
 #include "libs/testing/pg_test_database.h"
 #include "libs/testing/raw_pg.h"
 #include "libs/testing/subprocess.h"
-#include "libs/testing/test_env.h"
 #include "services/contacts/contacts_service.h"
 #include "tools/bench_src/load.h"
 
@@ -540,18 +537,8 @@ absl::Status Setup() {
   g->channel = channel;
   g->stub = v1::Contacts::NewStub(channel);
   g->echo_stub = crm::testing::v1::Echo::NewStub(channel);
-  {
-    // Identity's mark (set in production once it has republished the
-    // revocation set): without it every token check whose cached answer
-    // expired would also ask identity.
-    CRM_ASSIGN_OR_RETURN(const crm::testing::TestEnv env, crm::testing::TestEnv::Load());
-    const crm::testing::RedisTestServer& r = env.redis();
-    CRM_ASSIGN_OR_RETURN(
-        std::unique_ptr<redis::Client> redis,
-        redis::Client::Create(
-            {.host = r.host, .port = r.port, .password = r.password, .max_size = 1}));
-    CRM_RETURN_IF_ERROR(redis->Set(auth::kRevocationsCompleteKey, "1"));
-  }
+  // As in production: token checks ask Redis alone.
+  CRM_RETURN_IF_ERROR(g->bed->MarkRevocationsComplete());
   g->token = g->bed->Token(
       kOperator,
       {"contacts.read", "contacts.read.all", "contacts.read.sensitive", "contacts.write"}, {kTeam});
