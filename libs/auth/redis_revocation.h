@@ -18,7 +18,8 @@
 // In the last fifth of a "not revoked" answer's life, one call asks again
 // while concurrent calls keep using the answer (if that ask fails, the call
 // gets the answer too, and the next call asks): a busy session costs one
-// round trip per TTL, not one per call in flight when its answer expires.
+// round trip every four fifths of the TTL, not one per call in flight when
+// its answer expires.
 // Revoke/RevokeMany through this object update its cache at once, even when
 // the write to Redis fails.
 //
