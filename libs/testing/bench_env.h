@@ -41,6 +41,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "libs/base/runtime.h"
 #include "libs/base/status_macros.h"
 #include "libs/log/log.h"
 #include "libs/pg/pool.h"
@@ -120,10 +121,14 @@ inline absl::Status SetDurableCommits(pg::Pool& pool, bool durable) {
 }
 
 // The main() of a benchmark binary that builds its own world (a BenchEnv,
-// servers, data): takes its integer flags (`--name=N`, at least `min`; the
-// rest goes to Google Benchmark, `usage` names them when one is malformed),
-// quiets logging to warnings, runs `setup` (on failure: its error, then
-// `teardown`, exit 1), `register_all`, the benchmarks with a RatioReporter,
+// servers, data): adds its `defaults` for Google Benchmark's flags
+// (WithDefaultFlags), takes its integer flags (`--name=N`, at least `min`;
+// the rest goes to Google Benchmark, `usage` names them when one is
+// malformed), quiets logging to warnings, sets the process up as a service's
+// main does (base::ConfigureServerRuntime: without it Abseil's deadlock
+// detector, off in production, would cost the servers in process a few
+// per cent), runs `setup` (on failure: its error, then `teardown`, exit 1),
+// `register_all` (if given), the benchmarks with a RatioReporter,
 // `print_ratios` and `teardown`.
 struct BenchIntFlag {
   const char* name;
@@ -131,8 +136,9 @@ struct BenchIntFlag {
   int64_t min;
 };
 struct BenchProgram {
-  const char* name;   // "erasure_bench"
-  const char* usage;  // "[--samples=N (>= 10)] [--queued=N]"
+  const char* name;                   // "erasure_bench"
+  const char* usage;                  // "[--samples=N (>= 10)] [--queued=N]"
+  std::vector<std::string> defaults;  // {"--benchmark_min_time=3"}
   std::vector<BenchIntFlag> flags;
   std::function<absl::Status()> setup;
   std::function<void()> register_all;
@@ -141,7 +147,7 @@ struct BenchProgram {
 };
 
 inline int RunBenchProgram(int argc, char** argv, const BenchProgram& p) {
-  std::vector<std::string> defaults;
+  std::vector<std::string> defaults = p.defaults;  // args point into it
   std::vector<char*> args = WithDefaultFlags(argc, argv, defaults);
   for (const BenchIntFlag& f : p.flags) {
     if (!TakeIntFlag(args, f.name, f.value, f.min)) {
@@ -153,12 +159,13 @@ inline int RunBenchProgram(int argc, char** argv, const BenchProgram& p) {
   benchmark::Initialize(&count, args.data());
   if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 1;
   log::SetMinLevel(log::Level::kWarn);
+  base::ConfigureServerRuntime();
   if (absl::Status s = p.setup(); !s.ok()) {
     std::fprintf(stderr, "%s: set-up failed: %s\n", p.name, s.ToString().c_str());
     p.teardown();
     return 1;
   }
-  p.register_all();
+  if (p.register_all) p.register_all();
   RatioReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   p.print_ratios(reporter);

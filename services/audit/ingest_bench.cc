@@ -945,36 +945,20 @@ void Teardown() {
 
 int main(int argc, char** argv) {
   using crm::audit::flags;
-  std::vector<std::string> defaults = {"--benchmark_repetitions=3",
-                                       "--benchmark_enable_random_interleaving=true",
-                                       "--benchmark_display_aggregates_only=true"};
-  std::vector<char*> args = crm::testing::WithDefaultFlags(argc, argv, defaults);
-  if (!crm::testing::TakeIntFlag(args, "ingest_batches", &flags.ingest_batches, 0) ||
-      !crm::testing::TakeIntFlag(args, "verify_entries", &flags.verify_entries, 0) ||
-      !crm::testing::TakeIntFlag(args, "proof_size", &flags.proof_size, 0) ||
-      !crm::testing::TakeIntFlag(args, "subjects", &flags.subjects, 0) || flags.subjects < 1) {
-    std::fprintf(stderr,
-                 "usage: ingest_bench [--ingest_batches=N] [--verify_entries=N] "
-                 "[--proof_size=N] [--subjects=N>0] [benchmark flags]\n");
-    return 2;
-  }
-  int count = static_cast<int>(args.size());
-  benchmark::Initialize(&count, args.data());
-  if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 1;
-
-  crm::log::SetMinLevel(crm::log::Level::kWarn);
   crm::audit::Env env;
   crm::audit::g = &env;
-  if (absl::Status s = crm::audit::Setup(); !s.ok()) {
-    std::fprintf(stderr, "ingest_bench: set-up failed: %s\n", s.ToString().c_str());
-    crm::audit::Teardown();
-    return 1;
-  }
-  crm::audit::Register();
-  crm::testing::RatioReporter reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  crm::audit::PrintRatios(reporter);
-  crm::audit::Teardown();
-  benchmark::Shutdown();
-  return 0;
+  return crm::testing::RunBenchProgram(
+      argc, argv,
+      {.name = "ingest_bench",
+       .usage = "[--ingest_batches=N] [--verify_entries=N] [--proof_size=N] [--subjects=N>0]",
+       .defaults = {"--benchmark_repetitions=3", "--benchmark_enable_random_interleaving=true",
+                    "--benchmark_display_aggregates_only=true"},
+       .flags = {{"ingest_batches", &flags.ingest_batches, 0},
+                 {"verify_entries", &flags.verify_entries, 0},
+                 {"proof_size", &flags.proof_size, 0},
+                 {"subjects", &flags.subjects, 1}},
+       .setup = crm::audit::Setup,
+       .register_all = crm::audit::Register,
+       .print_ratios = crm::audit::PrintRatios,
+       .teardown = crm::audit::Teardown});
 }

@@ -365,33 +365,17 @@ void PrintRatios(const crm::testing::RatioReporter& r) {
 
 int main(int argc, char** argv) {
   using crm::consent::flags;
-  std::vector<std::string> defaults = {"--benchmark_min_time=3"};
-  std::vector<char*> args = crm::testing::WithDefaultFlags(argc, argv, defaults);
-  if (!crm::testing::TakeIntFlag(args, "subjects", &flags.subjects, 1) ||
-      !crm::testing::TakeIntFlag(args, "clients", &flags.clients, 1) ||
-      !crm::testing::TakeIntFlag(args, "seconds", &flags.seconds, 1)) {
-    std::fprintf(stderr,
-                 "usage: consent_bench [--subjects=N] [--clients=N] [--seconds=N] [benchmark "
-                 "flags]\n");
-    return 2;
-  }
-  int count = static_cast<int>(args.size());
-  benchmark::Initialize(&count, args.data());
-  if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 1;
-
-  crm::log::SetMinLevel(crm::log::Level::kWarn);
   crm::consent::Env env;
   crm::consent::g = &env;
-  if (absl::Status s = crm::consent::Setup(); !s.ok()) {
-    std::fprintf(stderr, "consent_bench: set-up failed: %s\n", s.ToString().c_str());
-    crm::consent::Teardown();
-    return 1;
-  }
-  crm::consent::Register();
-  crm::testing::RatioReporter reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  crm::consent::PrintRatios(reporter);
-  crm::consent::Teardown();
-  benchmark::Shutdown();
-  return 0;
+  return crm::testing::RunBenchProgram(argc, argv,
+                                       {.name = "consent_bench",
+                                        .usage = "[--subjects=N] [--clients=N] [--seconds=N]",
+                                        .defaults = {"--benchmark_min_time=3"},
+                                        .flags = {{"subjects", &flags.subjects, 1},
+                                                  {"clients", &flags.clients, 1},
+                                                  {"seconds", &flags.seconds, 1}},
+                                        .setup = crm::consent::Setup,
+                                        .register_all = crm::consent::Register,
+                                        .print_ratios = crm::consent::PrintRatios,
+                                        .teardown = crm::consent::Teardown});
 }

@@ -104,7 +104,6 @@
 #include "crm/testing/v1/echo.grpc.pb.h"
 #include "libs/base/clock.h"
 #include "libs/base/grpc_status.h"
-#include "libs/base/runtime.h"
 #include "libs/base/status_macros.h"
 #include "libs/crypto/blind_index.h"
 #include "libs/crypto/key_ring.h"
@@ -808,35 +807,19 @@ void PrintRatios(const crm::testing::RatioReporter& r) {
 
 int main(int argc, char** argv) {
   using crm::contacts::flags;
-  std::vector<std::string> defaults = {"--benchmark_min_time=3"};
-  std::vector<char*> args = crm::testing::WithDefaultFlags(argc, argv, defaults);
-  if (!crm::testing::TakeIntFlag(args, "subjects", &flags.subjects, 1) ||
-      !crm::testing::TakeIntFlag(args, "clients", &flags.clients, 1) ||
-      !crm::testing::TakeIntFlag(args, "import_rows", &flags.import_rows, 1) ||
-      !crm::testing::TakeIntFlag(args, "seconds", &flags.seconds, 1) || flags.subjects < 1000) {
-    std::fprintf(stderr,
-                 "usage: contacts_bench [--subjects=N>=1000] [--clients=N] [--import_rows=N] "
-                 "[--seconds=N] [benchmark flags]\n");
-    return 2;
-  }
-  int count = static_cast<int>(args.size());
-  benchmark::Initialize(&count, args.data());
-  if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 1;
-
-  crm::log::SetMinLevel(crm::log::Level::kWarn);
-  crm::base::ConfigureServerRuntime();  // as the service's main does
   crm::contacts::Env env;
   crm::contacts::g = &env;
-  if (absl::Status s = crm::contacts::Setup(); !s.ok()) {
-    std::fprintf(stderr, "contacts_bench: set-up failed: %s\n", s.ToString().c_str());
-    crm::contacts::Teardown();
-    return 1;
-  }
-  crm::contacts::Register();
-  crm::testing::RatioReporter reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  crm::contacts::PrintRatios(reporter);
-  crm::contacts::Teardown();
-  benchmark::Shutdown();
-  return 0;
+  return crm::testing::RunBenchProgram(
+      argc, argv,
+      {.name = "contacts_bench",
+       .usage = "[--subjects=N>=1000] [--clients=N] [--import_rows=N] [--seconds=N]",
+       .defaults = {"--benchmark_min_time=3"},
+       .flags = {{"subjects", &flags.subjects, 1000},
+                 {"clients", &flags.clients, 1},
+                 {"import_rows", &flags.import_rows, 1},
+                 {"seconds", &flags.seconds, 1}},
+       .setup = crm::contacts::Setup,
+       .register_all = crm::contacts::Register,
+       .print_ratios = crm::contacts::PrintRatios,
+       .teardown = crm::contacts::Teardown});
 }

@@ -641,30 +641,20 @@ void PrintRatios(const crm::testing::RatioReporter& r) {
 }  // namespace
 }  // namespace crm::identity
 
+// Defaults for this noisy shared machine, each unless given: 1 s per run
+// (login is ~30 ms a call), 3 repetitions interleaved at random (the ratios
+// use their medians), only the aggregates on the console.
 int main(int argc, char** argv) {
-  // Defaults for this noisy shared machine, each unless given: 1 s per run
-  // (login is ~30 ms a call), 3 repetitions interleaved at random (the
-  // ratios use their medians), only the aggregates on the console.
-  std::vector<std::string> defaults = {"--benchmark_min_time=1", "--benchmark_repetitions=3",
-                                       "--benchmark_enable_random_interleaving=true",
-                                       "--benchmark_display_aggregates_only=true"};
-  std::vector<char*> args = crm::testing::WithDefaultFlags(argc, argv, defaults);
-  int count = static_cast<int>(args.size());
-  benchmark::Initialize(&count, args.data());
-  if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 1;
-
-  crm::log::SetMinLevel(crm::log::Level::kWarn);
   crm::identity::Env env;
   crm::identity::g = &env;
-  if (absl::Status s = crm::identity::Setup(); !s.ok()) {
-    std::fprintf(stderr, "login_bench: set-up failed: %s\n", s.ToString().c_str());
-    crm::identity::Teardown();
-    return 1;
-  }
-  crm::testing::RatioReporter reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  crm::identity::PrintRatios(reporter);
-  crm::identity::Teardown();
-  benchmark::Shutdown();
-  return 0;
+  return crm::testing::RunBenchProgram(
+      argc, argv,
+      {.name = "login_bench",
+       .usage = "",
+       .defaults = {"--benchmark_min_time=1", "--benchmark_repetitions=3",
+                    "--benchmark_enable_random_interleaving=true",
+                    "--benchmark_display_aggregates_only=true"},
+       .setup = crm::identity::Setup,
+       .print_ratios = crm::identity::PrintRatios,
+       .teardown = crm::identity::Teardown});
 }

@@ -26,6 +26,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "benchmark/benchmark.h"
+#include "libs/base/runtime.h"
 #include "libs/log/log.h"
 #include "libs/rpc/channel.h"
 #include "libs/rpc/server.h"
@@ -56,6 +57,7 @@ struct Fixture {
 Fixture& GetFixture() {
   static Fixture* fixture = [] {
     crm::log::SetMinLevel(crm::log::Level::kWarn);
+    crm::base::ConfigureServerRuntime();  // as the services' mains do
     auto* f = new Fixture();
     absl::StatusOr<testing::TestPki> pki = testing::TestPki::Create({"bench", "client"});
     if (!pki.ok()) {
