@@ -120,8 +120,55 @@ Pipeline& Pipeline::AddArgv(absl::Span<const absl::string_view> args) {
 void Client::ContextDeleter::operator()(redisContext* c) const { redisFree(c); }
 
 Client::~Client() {
+  {
+    absl::MutexLock lock(&async_mu_);
+    async_stopping_ = true;
+  }
+  if (async_thread_.joinable()) async_thread_.join();
   absl::MutexLock lock(&mu_);
   idle_.clear();
+}
+
+void Client::CommandArgvAsync(absl::Span<const absl::string_view> args, ReplyCallback done) {
+  if (args.empty()) {  // would fail the pipeline it joins
+    done(absl::InvalidArgumentError("redis: empty command"));
+    return;
+  }
+  AsyncCommand command{.args = std::vector<std::string>(args.begin(), args.end()),
+                       .done = std::move(done)};
+  absl::MutexLock lock(&async_mu_);
+  async_queue_.push_back(std::move(command));
+  if (!async_thread_.joinable()) async_thread_ = std::thread([this] { RunAsync(); });
+}
+
+void Client::RunAsync() {
+  std::vector<AsyncCommand> batch;
+  while (true) {
+    batch.clear();
+    {
+      absl::MutexLock lock(&async_mu_);
+      async_mu_.Await(absl::Condition(
+          +[](Client* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->async_mu_) {
+            return !c->async_queue_.empty() || c->async_stopping_;
+          },
+          this));
+      if (async_queue_.empty()) return;  // stopping, and nothing left to answer
+      batch.swap(async_queue_);
+    }
+    std::vector<std::vector<absl::string_view>> commands;
+    commands.reserve(batch.size());
+    for (const AsyncCommand& c : batch) commands.emplace_back(c.args.begin(), c.args.end());
+    absl::StatusOr<std::vector<Reply>> replies = RoundTrip(commands);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (!replies.ok()) {
+        batch[i].done(replies.status());
+      } else if (absl::Status s = ErrorReplyToStatus((*replies)[i]); !s.ok()) {
+        batch[i].done(std::move(s));
+      } else {
+        batch[i].done(std::move((*replies)[i]));
+      }
+    }
+  }
 }
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Create(Options options) {

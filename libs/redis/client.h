@@ -18,13 +18,20 @@
 //
 // Thread-safe: any number of threads may share one Client; each call uses its
 // own connection from the pool.
+//
+// For callers that must not block (gRPC callback handlers), CommandArgvAsync
+// queues a command for the client's own thread, which sends everything
+// queued meanwhile as one pipeline on one pooled connection and hands each
+// reply to its callback, on that thread.
 #pragma once
 
 #include <concepts>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -130,6 +137,17 @@ class Client {
     return CommandArgv(argv);
   }
 
+  // Queues one command; `done` gets what CommandArgv would have returned.
+  // The client's thread sends every command queued while it was busy as one
+  // pipeline (a command waits at most for the round trip in flight and its
+  // own) and calls each `done` on that thread, in the order queued: `done`
+  // must be quick and must not block (hand slow work to another thread).
+  // A command queued is always answered, at the latest when the Client is
+  // destroyed (which waits for it). An empty command is answered at once,
+  // on the caller's thread, INVALID_ARGUMENT.
+  using ReplyCallback = std::function<void(absl::StatusOr<Reply>)>;
+  void CommandArgvAsync(absl::Span<const absl::string_view> args, ReplyCallback done);
+
   // Sends every command of `pipeline` and reads as many replies, in order.
   // Error replies stay in the vector (type kError; check each with
   // ErrorReplyToStatus). UNAVAILABLE as for CommandArgv; INVALID_ARGUMENT for
@@ -168,7 +186,18 @@ class Client {
   absl::StatusOr<std::vector<Reply>> RoundTrip(
       const std::vector<std::vector<absl::string_view>>& commands);
 
+  // The thread behind CommandArgvAsync: started by the first call.
+  struct AsyncCommand {
+    std::vector<std::string> args;
+    ReplyCallback done;
+  };
+  void RunAsync();
+
   const Options options_;
+  absl::Mutex async_mu_;
+  std::vector<AsyncCommand> async_queue_ ABSL_GUARDED_BY(async_mu_);
+  bool async_stopping_ ABSL_GUARDED_BY(async_mu_) = false;
+  std::thread async_thread_;  // started under async_mu_, joined by ~Client
   mutable absl::Mutex mu_;
   std::vector<Conn> idle_ ABSL_GUARDED_BY(mu_);
   int64_t open_ ABSL_GUARDED_BY(mu_) = 0;

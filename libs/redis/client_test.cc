@@ -1,9 +1,12 @@
 #include "libs/redis/client.h"
 
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "libs/testing/private_redis.h"
@@ -156,6 +159,109 @@ TEST_F(RedisClientTest, ReconnectsAfterClientKill) {
   EXPECT_EQ(victim->Stats().discarded, 1u);
 }
 
+// Collects the answers of CommandArgvAsync calls; Wait blocks until `n` came.
+class Answers {
+ public:
+  Client::ReplyCallback At(size_t i) {
+    absl::MutexLock l(&mu_);
+    if (answers_.size() <= i) answers_.resize(i + 1, absl::UnknownError("no answer"));
+    return [this, i](absl::StatusOr<Reply> r) {
+      absl::MutexLock l(&mu_);
+      answers_[i] = std::move(r);
+      order_.push_back(i);
+      threads_.push_back(std::this_thread::get_id());
+    };
+  }
+  void Wait(size_t n) {
+    absl::MutexLock l(&mu_);
+    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return order_.size() >= n; };
+    mu_.Await(absl::Condition(&enough));
+  }
+  absl::StatusOr<Reply> operator[](size_t i) {
+    absl::MutexLock l(&mu_);
+    return answers_[i];
+  }
+  std::vector<size_t> order() {
+    absl::MutexLock l(&mu_);
+    return order_;
+  }
+  std::vector<std::thread::id> threads() {
+    absl::MutexLock l(&mu_);
+    return threads_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<absl::StatusOr<Reply>> answers_ ABSL_GUARDED_BY(mu_);
+  std::vector<size_t> order_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread::id> threads_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(RedisClientTest, AsyncCommandsAreAnsweredInOrderOnTheClientsThread) {
+  ASSERT_THAT(client_->Set(Key("a"), "1"), IsOk());
+  Answers answers;
+  const std::string a = Key("a"), b = Key("b");
+  client_->CommandArgvAsync({"GET", a}, answers.At(0));
+  client_->CommandArgvAsync({"GET", b}, answers.At(1));
+  client_->CommandArgvAsync({"INCR", a}, answers.At(2));
+  client_->CommandArgvAsync({"HGET", a, "f"}, answers.At(3));  // wrong type
+  answers.Wait(4);
+  EXPECT_EQ(answers.order(), (std::vector<size_t>{0, 1, 2, 3}));
+  CRM_ASSERT_OK_AND_ASSIGN(Reply got, answers[0]);
+  EXPECT_EQ(got.str, "1");
+  CRM_ASSERT_OK_AND_ASSIGN(Reply none, answers[1]);
+  EXPECT_TRUE(none.is_nil());
+  CRM_ASSERT_OK_AND_ASSIGN(Reply incr, answers[2]);
+  EXPECT_EQ(incr.integer, 2);
+  EXPECT_THAT(answers[3], StatusIs(absl::StatusCode::kFailedPrecondition));
+  for (std::thread::id t : answers.threads()) EXPECT_NE(t, std::this_thread::get_id());
+}
+
+TEST_F(RedisClientTest, AnEmptyAsyncCommandIsRefusedAtOnce) {
+  Answers answers;
+  client_->CommandArgvAsync({}, answers.At(0));
+  EXPECT_EQ(answers.threads(), std::vector<std::thread::id>{std::this_thread::get_id()});
+  EXPECT_THAT(answers[0], StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(RedisClientTest, AsyncCommandsFromManyThreadsEachGetTheirOwnReply) {
+  constexpr int kThreads = 8;
+  constexpr int kCalls = 200;
+  for (int t = 0; t < kThreads; ++t) {
+    ASSERT_THAT(client_->Set(Key(absl::StrCat("t", t)), absl::StrCat("value of ", t)), IsOk());
+  }
+  Answers answers;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string key = Key(absl::StrCat("t", t));
+      for (int i = 0; i < kCalls; ++i) {
+        client_->CommandArgvAsync({"GET", key}, answers.At(static_cast<size_t>(t * kCalls + i)));
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  answers.Wait(kThreads * kCalls);
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kCalls; ++i) {
+      absl::StatusOr<Reply> r = answers[static_cast<size_t>(t * kCalls + i)];
+      ASSERT_THAT(r, IsOk());
+      ASSERT_EQ(r->str, absl::StrCat("value of ", t)) << t << " " << i;
+    }
+  }
+}
+
+TEST_F(RedisClientTest, DestroyingTheClientAnswersWhatIsQueued) {
+  Answers answers;
+  {
+    CRM_ASSERT_OK_AND_ASSIGN(auto client, Client::Create(OptionsFor(env_.redis())));
+    for (size_t i = 0; i < 100; ++i) client->CommandArgvAsync({"PING"}, answers.At(i));
+  }
+  EXPECT_EQ(answers.order().size(), 100u);
+  CRM_ASSERT_OK_AND_ASSIGN(Reply pong, answers[99]);
+  EXPECT_EQ(pong.str, "PONG");
+}
+
 class PrivateRedisTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -185,6 +291,32 @@ TEST_F(PrivateRedisTest, ReconnectsAfterServerRestart) {
   ASSERT_THAT(server_->Restart(), IsOk());
   EXPECT_THAT(client->Get("k"), IsOkAndHolds(std::nullopt));  // no persistence
   EXPECT_GE(client->Stats().discarded, 1u);
+}
+
+TEST_F(PrivateRedisTest, AsyncCommandsOfAPausedServerTimeOutAndTheNextOnesWork) {
+  CRM_ASSERT_OK_AND_ASSIGN(auto client, Client::Create(options_));
+  ASSERT_THAT(client->Set("k", "v"), IsOk());
+  ASSERT_THAT(server_->Pause(), IsOk());
+  Answers answers;
+  for (size_t i = 0; i < 3; ++i) client->CommandArgvAsync({"GET", "k"}, answers.At(i));
+  answers.Wait(3);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_THAT(answers[i], StatusIs(absl::StatusCode::kUnavailable, HasSubstr("no answer")));
+  }
+  ASSERT_THAT(server_->Resume(), IsOk());
+  client->CommandArgvAsync({"GET", "k"}, answers.At(3));
+  answers.Wait(4);
+  CRM_ASSERT_OK_AND_ASSIGN(Reply v, answers[3]);
+  EXPECT_EQ(v.str, "v");
+}
+
+TEST_F(PrivateRedisTest, AsyncCommandsOfAStoppedServerAreUnavailable) {
+  CRM_ASSERT_OK_AND_ASSIGN(auto client, Client::Create(options_));
+  ASSERT_THAT(server_->Kill(), IsOk());
+  Answers answers;
+  client->CommandArgvAsync({"GET", "k"}, answers.At(0));
+  answers.Wait(1);
+  EXPECT_THAT(answers[0], StatusIs(absl::StatusCode::kUnavailable));
 }
 
 TEST_F(PrivateRedisTest, StoppedServerIsUnavailable) {

@@ -162,6 +162,33 @@ std::vector<std::optional<ConsentStore::Standing>> CheckCache::GetMany(
   return out;
 }
 
+void CheckCache::GetAsync(const std::string& subject, const std::string& purpose,
+                          std::function<void(std::optional<ConsentStore::Standing>)> done) {
+  if (redis_ == nullptr) {
+    done(std::nullopt);
+    return;
+  }
+  if (bypassed()) {
+    Count(bypass_count_, 1);
+    done(std::nullopt);
+    return;
+  }
+  const std::string key = StateKey(subject, purpose);
+  redis_->CommandArgvAsync(
+      {"GET", key}, [this, done = std::move(done)](absl::StatusOr<redis::Reply> r) {
+        if (!r.ok() || (!r->is_nil() && r->type != redis::Reply::Type::kString)) {
+          Count(error_, 1);
+          NoteRedisFailure();
+          done(std::nullopt);
+          return;
+        }
+        std::optional<ConsentStore::Standing> standing;
+        if (!r->is_nil()) standing = DecodeStanding(r->str);
+        Count(standing.has_value() ? hit_ : miss_, 1);
+        done(standing);
+      });
+}
+
 std::vector<std::string> CheckCache::Generations(const std::vector<std::string>& subjects,
                                                  const std::vector<size_t>& which) {
   std::vector<std::string> out(which.size());

@@ -37,6 +37,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -66,6 +67,12 @@ class CheckCache {
   // a miss for all.
   std::vector<std::optional<ConsentStore::Standing>> GetMany(
       const std::vector<std::string>& subject_ids, const std::string& purpose_id);
+  // GetMany of one subject without blocking: `done` gets the standing or
+  // nullopt, on the Redis client's thread (redis::Client::CommandArgvAsync;
+  // it must not block), or at once on this thread without Redis or while
+  // bypassed.
+  void GetAsync(const std::string& subject_id, const std::string& purpose_id,
+                std::function<void(std::optional<ConsentStore::Standing>)> done);
   // The current generations of the subjects `which` of `subject_ids`, to
   // take before reading PostgreSQL for them ("0" for none; all "" when Redis
   // cannot answer, and then PutMany stores nothing).

@@ -42,7 +42,7 @@ absl::StatusOr<std::shared_ptr<const auth::Principal>> Authorize(grpc::ServerCon
 
 // `permission`, or the data subject `subject` acting on their own consents
 // with their token (subject.self; the privacy portal).
-absl::StatusOr<std::shared_ptr<const auth::Principal>> AuthorizeFor(grpc::ServerContext* ctx,
+absl::StatusOr<std::shared_ptr<const auth::Principal>> AuthorizeFor(grpc::ServerContextBase* ctx,
                                                                     auth::TokenVerifier& verifier,
                                                                     absl::string_view permission,
                                                                     absl::string_view subject) {
@@ -356,15 +356,34 @@ absl::StatusOr<std::shared_ptr<const v1::Purpose>> ConsentService::PurposeOf(
   return shared;
 }
 
+std::shared_ptr<const v1::Purpose> ConsentService::KnownPurpose(const std::string& purpose_id) {
+  absl::MutexLock l(&mu_);
+  auto it = purposes_.find(purpose_id);
+  return it != purposes_.end() ? it->second : nullptr;
+}
+
+namespace {
+
+v1::Decision DecisionFor(const v1::Purpose& purpose, const ConsentStore::Standing& standing,
+                         const std::string& subject, absl::Time now) {
+  v1::Decision d = consent::Decide(purpose, standing.state, standing.restricted, now);
+  d.set_subject_id(subject);
+  return d;
+}
+
+}  // namespace
+
 absl::Status ConsentService::Decide(const std::string& purpose_id,
                                     const std::vector<std::string>& subjects,
-                                    google::protobuf::RepeatedPtrField<v1::Decision>& out) {
+                                    google::protobuf::RepeatedPtrField<v1::Decision>& out,
+                                    bool ask_cache) {
   const absl::Time now = d_.clock.Now();
   out.Clear();
   // The cache first (one MGET for all), PostgreSQL for the misses.
   std::vector<std::optional<ConsentStore::Standing>> cached =
-      d_.cache != nullptr ? d_.cache->GetMany(subjects, purpose_id)
-                          : std::vector<std::optional<ConsentStore::Standing>>(subjects.size());
+      d_.cache != nullptr && ask_cache
+          ? d_.cache->GetMany(subjects, purpose_id)
+          : std::vector<std::optional<ConsentStore::Standing>>(subjects.size());
   std::vector<ConsentStore::Standing> standings(subjects.size());
   std::vector<size_t> misses;
   for (size_t i = 0; i < subjects.size(); ++i) {
@@ -374,12 +393,7 @@ absl::Status ConsentService::Decide(const std::string& purpose_id,
       misses.push_back(i);
     }
   }
-  std::shared_ptr<const v1::Purpose> purpose;
-  {
-    absl::MutexLock l(&mu_);
-    auto it = purposes_.find(purpose_id);
-    if (it != purposes_.end()) purpose = it->second;
-  }
+  std::shared_ptr<const v1::Purpose> purpose = KnownPurpose(purpose_id);
   if (purpose == nullptr || !misses.empty()) {
     // Generations first, so that what is read cannot be put back over a
     // change that commits meanwhile.
@@ -404,25 +418,55 @@ absl::Status ConsentService::Decide(const std::string& purpose_id,
   }
   out.Reserve(static_cast<int>(subjects.size()));
   for (size_t i = 0; i < subjects.size(); ++i) {
-    v1::Decision* d = out.Add();
-    *d = consent::Decide(*purpose, standings[i].state, standings[i].restricted, now);
-    d->set_subject_id(subjects[i]);
+    *out.Add() = DecisionFor(*purpose, standings[i], subjects[i], now);
   }
   return absl::OkStatus();
 }
 
-grpc::Status ConsentService::Check(Ctx* ctx, const v1::CheckRequest* req, v1::CheckResponse* resp) {
-  return Handle([&]() -> absl::Status {
+grpc::ServerUnaryReactor* ConsentService::Check(grpc::CallbackServerContext* ctx,
+                                                const v1::CheckRequest* req,
+                                                v1::CheckResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  std::string subject;
+  absl::Status valid = [&]() -> absl::Status {
     CRM_RETURN_IF_ERROR(AuthorizeFor(ctx, d_.verifier, kCheck, req->subject_id()).status());
-    CRM_ASSIGN_OR_RETURN(const std::string subject,
-                         base::CanonicalUuid("subject_id", req->subject_id()));
-    CRM_RETURN_IF_ERROR(ValidatePurposeId("purpose_id", req->purpose_id()));
-    google::protobuf::RepeatedPtrField<v1::Decision> decisions;
-    CRM_RETURN_IF_ERROR(Decide(req->purpose_id(), {subject}, decisions));
-    if (decisions.size() != 1) return absl::InternalError("check: no decision");
-    resp->mutable_decision()->Swap(&decisions[0]);
-    return absl::OkStatus();
-  });
+    CRM_ASSIGN_OR_RETURN(subject, base::CanonicalUuid("subject_id", req->subject_id()));
+    return ValidatePurposeId("purpose_id", req->purpose_id());
+  }();
+  if (!valid.ok()) {
+    reactor->Finish(base::ToGrpcStatus(valid));
+    return reactor;
+  }
+  // Decided from PostgreSQL on a thread of slow_checks_ (the cache asked
+  // first unless it was already).
+  auto decide_slowly = [this, reactor, req, resp, subject](bool ask_cache) {
+    slow_checks_.Run([this, reactor, req, resp, subject, ask_cache] {
+      reactor->Finish(Handle([&]() -> absl::Status {
+        google::protobuf::RepeatedPtrField<v1::Decision> decisions;
+        CRM_RETURN_IF_ERROR(Decide(req->purpose_id(), {subject}, decisions, ask_cache));
+        if (decisions.size() != 1) return absl::InternalError("check: no decision");
+        resp->mutable_decision()->Swap(&decisions[0]);
+        return absl::OkStatus();
+      }));
+    });
+  };
+  std::shared_ptr<const v1::Purpose> purpose = KnownPurpose(req->purpose_id());
+  if (d_.cache == nullptr || purpose == nullptr) {
+    decide_slowly(/*ask_cache=*/true);
+    return reactor;
+  }
+  d_.cache->GetAsync(subject, req->purpose_id(),
+                     [this, reactor, resp, subject, purpose,
+                      decide_slowly](std::optional<ConsentStore::Standing> standing) {
+                       if (!standing.has_value()) {
+                         decide_slowly(/*ask_cache=*/false);
+                         return;
+                       }
+                       *resp->mutable_decision() =
+                           DecisionFor(*purpose, *standing, subject, d_.clock.Now());
+                       reactor->Finish(grpc::Status::OK);
+                     });
+  return reactor;
 }
 
 grpc::Status ConsentService::BatchCheck(Ctx* ctx, const v1::BatchCheckRequest* req,

@@ -7,6 +7,12 @@
 // is sealed under the subject's data key. Checks read the folded state in
 // autocommit (one round trip for the purpose, one for the state).
 //
+// Check is a gRPC callback method: a cached answer for a purpose already in
+// memory is read from Redis without holding a thread (the Redis client's
+// thread pipelines the checks in flight and finishes each call); anything
+// else (a miss, Redis down, a purpose not yet read) is decided by one of
+// `kSlowCheckThreads` threads, as the other methods are, from PostgreSQL.
+//
 // Permissions (access token): consent.read (purposes, history),
 // consent.check, consent.write (statements, restriction), consent.admin
 // (purposes, notices). Thread-safe.
@@ -22,6 +28,7 @@
 #include "crm/consent/v1/consent.grpc.pb.h"
 #include "libs/auth/token_verifier.h"
 #include "libs/base/clock.h"
+#include "libs/base/thread_pool.h"
 #include "libs/crypto/blind_index.h"
 #include "libs/crypto/key_ring.h"
 #include "libs/outbox/writer.h"
@@ -58,9 +65,10 @@ absl::StatusOr<std::vector<std::string>> SuppressionHashes(
     const crypto::BlindIndexer& indexer, absl::string_view field,
     const google::protobuf::RepeatedPtrField<std::string>& addresses, int max);
 
-class ConsentService final : public v1::Consent::Service {
+class ConsentService final : public v1::Consent::WithCallbackMethod_Check<v1::Consent::Service> {
  public:
-  explicit ConsentService(ConsentDeps deps) : d_(deps) {}
+  static constexpr int kSlowCheckThreads = 4;
+  explicit ConsentService(ConsentDeps deps) : d_(deps), slow_checks_(kSlowCheckThreads) {}
 
   using Ctx = grpc::ServerContext;
   grpc::Status ListPurposes(Ctx* ctx, const v1::ListPurposesRequest* req,
@@ -73,7 +81,8 @@ class ConsentService final : public v1::Consent::Service {
   grpc::Status Withdraw(Ctx* ctx, const v1::WithdrawRequest* req,
                         v1::WithdrawResponse* resp) override;
   grpc::Status Object(Ctx* ctx, const v1::ObjectRequest* req, v1::ObjectResponse* resp) override;
-  grpc::Status Check(Ctx* ctx, const v1::CheckRequest* req, v1::CheckResponse* resp) override;
+  grpc::ServerUnaryReactor* Check(grpc::CallbackServerContext* ctx, const v1::CheckRequest* req,
+                                  v1::CheckResponse* resp) override;
   grpc::Status BatchCheck(Ctx* ctx, const v1::BatchCheckRequest* req,
                           v1::BatchCheckResponse* resp) override;
   grpc::Status CheckSuppression(Ctx* ctx, const v1::CheckSuppressionRequest* req,
@@ -98,9 +107,13 @@ class ConsentService final : public v1::Consent::Service {
                                    bool* changed, v1::LedgerEntry* entry, std::string* receipt,
                                    int64_t* invalidation);
   // The decisions for `subjects` (canonical ids) on `purpose_id`.
-  // `out` gets one per subject, in order.
+  // `out` gets one per subject, in order. `ask_cache` false: the caller
+  // found none of them in the cache (they are read from PostgreSQL and
+  // cached).
   absl::Status Decide(const std::string& purpose_id, const std::vector<std::string>& subjects,
-                      google::protobuf::RepeatedPtrField<v1::Decision>& out);
+                      google::protobuf::RepeatedPtrField<v1::Decision>& out, bool ask_cache = true);
+  // The purpose if it is in memory already, else null.
+  std::shared_ptr<const v1::Purpose> KnownPurpose(const std::string& purpose_id);
   // The purpose, from memory after its first read (what a decision uses of
   // it, basis and direct marketing, never changes); INVALID_ARGUMENT if
   // unknown.
@@ -111,6 +124,8 @@ class ConsentService final : public v1::Consent::Service {
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<const v1::Purpose>> purposes_
       ABSL_GUARDED_BY(mu_);
+  // Last: destroyed first, running what is queued while the rest still is.
+  base::ThreadPool slow_checks_;
 };
 
 // Allows every method of crm.consent.v1.Consent to any peer of the

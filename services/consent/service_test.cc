@@ -9,6 +9,7 @@
 #include <memory>
 #include <pqxx/pqxx>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -366,6 +367,37 @@ TEST_F(ConsentServiceTest, ChecksAreCachedInvalidatedByChangesAndCorrectWithoutR
   EXPECT_THAT(Check(subject, "newsletter"), testing::IsOkAndHolds(v1::REASON_GRANTED));
 }
 
+// Check answers from the cache without holding a thread: many checks in
+// flight at once share the Redis client's pipeline, and each gets its own
+// subject's answer.
+TEST_F(ConsentServiceTest, ManyChecksInFlightEachGetTheirOwnSubjectsAnswer) {
+  const std::vector<std::string> subjects = {base::NewUuid(), base::NewUuid(), base::NewUuid()};
+  const std::vector<v1::Reason> want = {v1::REASON_GRANTED, v1::REASON_WITHDRAWN,
+                                        v1::REASON_NO_RECORD};
+  ASSERT_THAT(Grant(Statement(subjects[0], "newsletter", v2_)), IsOk());
+  ASSERT_THAT(Grant(Statement(subjects[1], "newsletter", v2_)), IsOk());
+  ASSERT_THAT(Withdraw(Statement(subjects[1], "newsletter")), IsOk());
+  for (size_t i = 0; i < 3; ++i) {
+    ASSERT_THAT(Check(subjects[i], "newsletter"), testing::IsOkAndHolds(want[i]));  // cached
+  }
+  const double hits = CacheCount("hit");
+  constexpr int kThreads = 8, kCalls = 30;
+  std::vector<int> wrong(kThreads, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kCalls; ++i) {
+        const size_t k = static_cast<size_t>(t + i) % 3;
+        absl::StatusOr<v1::Reason> got = Check(subjects[k], "newsletter");
+        if (!got.ok() || *got != want[k]) ++wrong[static_cast<size_t>(t)];
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(wrong[static_cast<size_t>(t)], 0) << t;
+  EXPECT_EQ(CacheCount("hit"), hits + kThreads * kCalls);
+}
+
 // Redis unreachable while a withdrawal commits, and the invalidation lost
 // on the way (a dropped packet; here: the entry written back after Redis
 // returns): the "granted" Redis holds must not be served when it is back.
@@ -649,6 +681,8 @@ TEST_F(ConsentServiceTest, BadStatementsHaveDefinedAnswers) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("purpose_id")));
   EXPECT_THAT(Check(subject, "unknown"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown purpose")));
+  EXPECT_THAT(Check("' OR 1=1 --", "newsletter"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("subject_id")));
   // A grant back-dated before the latest entry is refused.
   ASSERT_THAT(Grant(Statement(subject, "newsletter", v2_)), IsOk());
   v1::Statement late = Statement(subject, "newsletter");
