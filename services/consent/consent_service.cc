@@ -424,47 +424,63 @@ absl::Status ConsentService::Decide(const std::string& purpose_id,
 }
 
 grpc::ServerUnaryReactor* ConsentService::Check(grpc::CallbackServerContext* ctx,
-                                                const v1::CheckRequest* req,
-                                                v1::CheckResponse* resp) {
+                                                const grpc::ByteBuffer* request,
+                                                grpc::ByteBuffer* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  // Answers the call: `resp` serialized into `response` when OK.
+  auto finish = [reactor, response](absl::Status status, const v1::CheckResponse& resp) {
+    bool own_buffer = false;
+    if (status.ok()) {
+      status = base::FromGrpcStatus(
+          grpc::SerializationTraits<v1::CheckResponse>::Serialize(resp, response, &own_buffer));
+    }
+    reactor->Finish(base::ToGrpcStatus(status));
+  };
+  v1::CheckRequest req;
+  grpc::ByteBuffer bytes(*request);  // Deserialize consumes its buffer
+  if (!grpc::SerializationTraits<v1::CheckRequest>::Deserialize(&bytes, &req).ok()) {
+    // (gRPC's own answer, had it parsed for us, would be UNIMPLEMENTED.)
+    finish(absl::InvalidArgumentError("request: not a crm.consent.v1.CheckRequest"), {});
+    return reactor;
+  }
   std::string subject;
   absl::Status valid = [&]() -> absl::Status {
-    CRM_RETURN_IF_ERROR(AuthorizeFor(ctx, d_.verifier, kCheck, req->subject_id()).status());
-    CRM_ASSIGN_OR_RETURN(subject, base::CanonicalUuid("subject_id", req->subject_id()));
-    return ValidatePurposeId("purpose_id", req->purpose_id());
+    CRM_RETURN_IF_ERROR(AuthorizeFor(ctx, d_.verifier, kCheck, req.subject_id()).status());
+    CRM_ASSIGN_OR_RETURN(subject, base::CanonicalUuid("subject_id", req.subject_id()));
+    return ValidatePurposeId("purpose_id", req.purpose_id());
   }();
   if (!valid.ok()) {
-    reactor->Finish(base::ToGrpcStatus(valid));
+    finish(valid, {});
     return reactor;
   }
   // Decided from PostgreSQL on a thread of slow_checks_ (the cache asked
   // first unless it was already).
-  auto decide_slowly = [this, reactor, req, resp, subject](bool ask_cache) {
-    slow_checks_.Run([this, reactor, req, resp, subject, ask_cache] {
-      reactor->Finish(Handle([&]() -> absl::Status {
-        google::protobuf::RepeatedPtrField<v1::Decision> decisions;
-        CRM_RETURN_IF_ERROR(Decide(req->purpose_id(), {subject}, decisions, ask_cache));
-        if (decisions.size() != 1) return absl::InternalError("check: no decision");
-        resp->mutable_decision()->Swap(&decisions[0]);
-        return absl::OkStatus();
-      }));
+  auto decide_slowly = [this, finish, purpose_id = req.purpose_id(), subject](bool ask_cache) {
+    slow_checks_.Run([this, finish, purpose_id, subject, ask_cache] {
+      v1::CheckResponse resp;
+      google::protobuf::RepeatedPtrField<v1::Decision> decisions;
+      absl::Status s = Decide(purpose_id, {subject}, decisions, ask_cache);
+      if (s.ok() && decisions.size() != 1) s = absl::InternalError("check: no decision");
+      if (s.ok()) resp.mutable_decision()->Swap(&decisions[0]);
+      finish(s, resp);
     });
   };
-  std::shared_ptr<const v1::Purpose> purpose = KnownPurpose(req->purpose_id());
+  std::shared_ptr<const v1::Purpose> purpose = KnownPurpose(req.purpose_id());
   if (d_.cache == nullptr || purpose == nullptr) {
     decide_slowly(/*ask_cache=*/true);
     return reactor;
   }
-  d_.cache->GetAsync(subject, req->purpose_id(),
-                     [this, reactor, resp, subject, purpose,
+  d_.cache->GetAsync(subject, req.purpose_id(),
+                     [this, finish, subject, purpose,
                       decide_slowly](std::optional<ConsentStore::Standing> standing) {
                        if (!standing.has_value()) {
                          decide_slowly(/*ask_cache=*/false);
                          return;
                        }
-                       *resp->mutable_decision() =
+                       v1::CheckResponse resp;
+                       *resp.mutable_decision() =
                            DecisionFor(*purpose, *standing, subject, d_.clock.Now());
-                       reactor->Finish(grpc::Status::OK);
+                       finish(absl::OkStatus(), resp);
                      });
   return reactor;
 }

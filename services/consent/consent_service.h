@@ -65,7 +65,7 @@ absl::StatusOr<std::vector<std::string>> SuppressionHashes(
     const crypto::BlindIndexer& indexer, absl::string_view field,
     const google::protobuf::RepeatedPtrField<std::string>& addresses, int max);
 
-class ConsentService final : public v1::Consent::WithCallbackMethod_Check<v1::Consent::Service> {
+class ConsentService final : public v1::Consent::WithRawCallbackMethod_Check<v1::Consent::Service> {
  public:
   static constexpr int kSlowCheckThreads = 4;
   explicit ConsentService(ConsentDeps deps) : d_(deps), slow_checks_(kSlowCheckThreads) {}
@@ -81,8 +81,10 @@ class ConsentService final : public v1::Consent::WithCallbackMethod_Check<v1::Co
   grpc::Status Withdraw(Ctx* ctx, const v1::WithdrawRequest* req,
                         v1::WithdrawResponse* resp) override;
   grpc::Status Object(Ctx* ctx, const v1::ObjectRequest* req, v1::ObjectResponse* resp) override;
-  grpc::ServerUnaryReactor* Check(grpc::CallbackServerContext* ctx, const v1::CheckRequest* req,
-                                  v1::CheckResponse* resp) override;
+  // Raw bytes, parsed here: a request that does not parse is INVALID_ARGUMENT
+  // naming "request" (gRPC's callback handler would answer UNIMPLEMENTED).
+  grpc::ServerUnaryReactor* Check(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+                                  grpc::ByteBuffer* response) override;
   grpc::Status BatchCheck(Ctx* ctx, const v1::BatchCheckRequest* req,
                           v1::BatchCheckResponse* resp) override;
   grpc::Status CheckSuppression(Ctx* ctx, const v1::CheckSuppressionRequest* req,

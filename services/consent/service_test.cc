@@ -35,6 +35,7 @@
 #include "libs/outbox/writer.h"
 #include "libs/redis/client.h"
 #include "libs/rpc/access_policy.h"
+#include "libs/rpc/generic_call.h"
 #include "libs/rpc/handler.h"
 #include "libs/rpc/server.h"
 #include "libs/testing/api_test_bed.h"
@@ -116,6 +117,7 @@ class ConsentServiceTest : public ::testing::Test {
     CRM_ASSERT_OK_AND_ASSIGN(std::shared_ptr<grpc::Channel> ch,
                              bed_->Channel("gateway", server_->port(), "consent"));
     stub_ = v1::Consent::NewStub(ch);
+    channel_ = ch;
     gateway_subject_ = sv1::SubjectData::NewStub(ch);
     CRM_ASSERT_OK_AND_ASSIGN(std::shared_ptr<grpc::Channel> erasure,
                              bed_->Channel("erasure", server_->port(), "consent"));
@@ -242,6 +244,7 @@ class ConsentServiceTest : public ::testing::Test {
   std::unique_ptr<redis::Client> redis_;
   prometheus::Registry metrics_;
   std::unique_ptr<CheckCache> cache_;
+  std::shared_ptr<grpc::Channel> channel_;
   std::optional<crypto::BlindIndexer> suppression_;
   std::unique_ptr<ReceiptSigner> receipts_;
   std::unique_ptr<ConsentService> service_;
@@ -689,6 +692,17 @@ TEST_F(ConsentServiceTest, BadStatementsHaveDefinedAnswers) {
   rpc::SetTime(bed_->clock().Now() - absl::Hours(1), late.mutable_given_at());
   EXPECT_THAT(Withdraw(late),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("statement.given_at")));
+  // Bytes that are no CheckRequest (invalid UTF-8 in a string, a truncated
+  // field): Check parses them itself and names the request.
+  for (const std::string& bytes :
+       {std::string("\x0a\x02\xff\xfe", 4), std::string("\x0a\x10") + "abc"}) {
+    std::string out;
+    const grpc::Status raw = rpc::UnaryCall(channel_, "/crm.consent.v1.Consent/Check", bytes,
+                                            {{"authorization", absl::StrCat("Bearer ", shop_)}},
+                                            absl::Seconds(10), &out);
+    EXPECT_EQ(raw.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << raw.error_message();
+    EXPECT_THAT(raw.error_message(), HasSubstr("request"));
+  }
   // Permissions.
   v1::CheckRequest check;
   check.set_subject_id(subject);

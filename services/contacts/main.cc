@@ -9,14 +9,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/civil_time.h"
+#include "crm/erasure/v1/erasure.grpc.pb.h"
+#include "libs/base/grpc_status.h"
 #include "libs/base/status_macros.h"
 #include "libs/config/config.h"
 #include "libs/crypto/blind_index.h"
 #include "libs/crypto/key_ring.h"
 #include "libs/log/log.h"
+#include "libs/rpc/channel.h"
 #include "libs/service/api_auth.h"
 #include "libs/service/audit_outbox.h"
 #include "libs/service/service_main.h"
+#include "libs/service/service_token.h"
 #include "services/contacts/contacts_service.h"
 #include "services/contacts/retention.h"
 #include "services/contacts/subject_data_service.h"
@@ -29,6 +33,8 @@ struct ContactsConfig {
   std::string blind_index_key_file;
   // Empty: audit events stay in the outbox (tests, or audit not deployed yet).
   std::string audit_addr;
+  // Empty: subjects due under the retention rules wait for an operator.
+  std::string erasure_addr;
   int64_t invoice_retention_years = 5;
   std::string retention_rules = kDefaultRetentionRules;
   absl::Duration sweep_interval = absl::Hours(1);
@@ -43,12 +49,35 @@ struct App {
   std::unique_ptr<ContactsService> service;
   std::unique_ptr<SubjectDataService> subject_data;
   std::vector<RetentionRule> rules;
+  // Set with erasure_addr: the sweeper submits due subjects' erasures.
+  std::unique_ptr<service::ServiceToken> token;
+  std::unique_ptr<crm::erasure::v1::Erasure::Stub> erasure;
   absl::Notification stop;
   std::thread sweeper;
 };
 
-// Every sweep_interval: records the persons due under the retention rules
-// and purges invoice records whose retention has ended.
+// SubmitErasure (reason retention) with contacts' own token.
+absl::Status SubmitRetentionErasure(App& app, const std::string& subject_id) {
+  absl::StatusOr<std::string> token = app.token->Get();
+  if (!token.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("contacts cannot call erasure: ", token.status().message()));
+  }
+  crm::erasure::v1::SubmitErasureRequest req;
+  req.set_subject_id(subject_id);
+  req.set_reason(crm::erasure::v1::ERASURE_REASON_RETENTION);
+  crm::erasure::v1::SubmitErasureResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  ctx.AddMetadata("authorization", absl::StrCat("Bearer ", *token));
+  absl::Status s = base::FromGrpcStatus(app.erasure->SubmitErasure(&ctx, req, &resp));
+  if (!s.ok()) return absl::Status(s.code(), absl::StrCat("erasure: ", s.message()));
+  return absl::OkStatus();
+}
+
+// Every sweep_interval: records the persons due under the retention rules,
+// submits their erasures (with erasure_addr) and purges invoice records
+// whose retention has ended.
 void Sweep(App& app, pg::Pool& db, const base::Clock& clock, absl::Duration interval,
            const std::vector<RetentionRule>& rules) {
   do {
@@ -58,6 +87,15 @@ void Sweep(App& app, pg::Pool& db, const base::Clock& clock, absl::Duration inte
       log::Warn("contacts.retention_sweep_failed", {{"status", due.status()}});
     } else if (*due > 0) {
       log::Info("contacts.retention_due", {{"subjects", *due}});
+    }
+    if (due.ok() && *due > 0 && app.erasure != nullptr) {
+      absl::StatusOr<int64_t> submitted = SubmitDueErasures(
+          db, [&app](const std::string& subject) { return SubmitRetentionErasure(app, subject); });
+      if (!submitted.ok()) {
+        log::Warn("contacts.retention_submit_failed", {{"status", submitted.status()}});
+      } else if (*submitted > 0) {
+        log::Info("contacts.retention_erasures_submitted", {{"subjects", *submitted}});
+      }
     }
     const std::string today =
         absl::FormatCivilTime(absl::ToCivilDay(clock.Now(), absl::UTCTimeZone()));
@@ -101,6 +139,15 @@ absl::Status Setup(const ContactsConfig& cfg, const service::ApiAuthConfig& auth
   ctx.services.push_back(app.service.get());
   ctx.services.push_back(app.subject_data.get());
   CRM_ASSIGN_OR_RETURN(app.rules, ParseRetentionRules(cfg.retention_rules));
+  if (!cfg.erasure_addr.empty()) {
+    app.token = std::make_unique<service::ServiceToken>(app.auth->identity_channel(), "contacts",
+                                                        ctx.clock);
+    CRM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> erasure,
+                         rpc::MakeChannel({.target = cfg.erasure_addr,
+                                           .tls = ctx.config.server.tls,
+                                           .expected_server = "erasure"}));
+    app.erasure = crm::erasure::v1::Erasure::NewStub(erasure);
+  }
   app.sweeper = std::thread(
       [&app, &ctx, &cfg] { Sweep(app, ctx.db, ctx.clock, cfg.sweep_interval, app.rules); });
   ctx.on_stop.push_back([&app] {
@@ -124,6 +171,9 @@ int main(int argc, char** argv) {
   settings.Add("blind_index_key_file", &cfg.blind_index_key_file,
                "key file of the blind-index key (e-mail and phone look-ups)");
   settings.Add("audit_addr", &cfg.audit_addr, "audit service host:port for the outbox relay");
+  settings.Add("erasure_addr", &cfg.erasure_addr,
+               "erasure orchestrator host:port: persons due under the retention rules get an "
+               "erasure request (empty: they wait for an operator, ListRetentionDue)");
   settings.Add("invoice_retention_years", &cfg.invoice_retention_years,
                "invoice records are kept until the end of the issue year plus this many years", 1,
                30);
@@ -145,10 +195,14 @@ int main(int argc, char** argv) {
     valid = absl::InvalidArgumentError("setting sweep_interval: must be positive");
   }
   if (valid.ok()) valid = crm::contacts::ParseRetentionRules(cfg.retention_rules).status();
-  if (valid.ok() && !cfg.audit_addr.empty()) {
-    std::string host;
-    int port = 0;
-    valid = crm::config::ParseHostPort("audit_addr", cfg.audit_addr, &host, &port);
+  for (const auto& [name, addr] :
+       {std::pair<const char*, const std::string&>{"audit_addr", cfg.audit_addr},
+        std::pair<const char*, const std::string&>{"erasure_addr", cfg.erasure_addr}}) {
+    if (valid.ok() && !addr.empty()) {
+      std::string host;
+      int port = 0;
+      valid = crm::config::ParseHostPort(name, addr, &host, &port);
+    }
   }
   if (!valid.ok()) {
     std::fprintf(stderr, "%s: %s\n", argv[0], std::string(valid.message()).c_str());

@@ -9,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "crm/contacts/v1/contacts.pb.h"
+#include "libs/base/status_macros.h"
 
 namespace crm::contacts {
 
@@ -75,6 +76,32 @@ absl::StatusOr<int64_t> SweepRetention(pqxx::work& tx, const std::vector<Retenti
                               still_due, "))"),
                  now_micros);
   return tx.exec("SELECT count(*) FROM retention_due")[0][0].as<int64_t>();
+}
+
+absl::StatusOr<int64_t> SubmitDueErasures(pg::Pool& db, const ErasureSubmitter& submit, int max) {
+  CRM_ASSIGN_OR_RETURN(
+      std::vector<std::string> due, db.TransactValue<std::vector<std::string>>([&](pqxx::work& tx) {
+        std::vector<std::string> ids;
+        for (const auto& row :
+             tx.exec_params("SELECT subject_id::text FROM retention_due WHERE state = 'due' "
+                            "ORDER BY due_since, subject_id LIMIT $1",
+                            max)) {
+          ids.push_back(row[0].as<std::string>());
+        }
+        return ids;
+      }));
+  int64_t submitted = 0;
+  for (const std::string& subject : due) {
+    CRM_RETURN_IF_ERROR(submit(subject));
+    CRM_RETURN_IF_ERROR(db.Transact([&](pqxx::work& tx) {
+      tx.exec_params(
+          "UPDATE retention_due SET state = 'erasure_requested' WHERE subject_id = $1::uuid",
+          subject);
+      return absl::OkStatus();
+    }));
+    ++submitted;
+  }
+  return submitted;
 }
 
 }  // namespace crm::contacts

@@ -7,7 +7,8 @@ crm_cc_library(NAME contacts_service_lib
        protobuf::libprotobuf absl::strings)
 
 crm_cc_binary(NAME crm-contacts SRCS ${CMAKE_CURRENT_LIST_DIR}/main.cc
-  DEPS contacts_service_lib crm_service crm_service_auth crm_service_outbox crm_outbox)
+  DEPS contacts_service_lib crm_service crm_service_auth crm_service_outbox crm_outbox
+       crm_erasure_proto crm_rpc)
 
 crm_cc_test(NAME contacts_service_test SRCS ${CMAKE_CURRENT_LIST_DIR}/service_test.cc
   DEPS contacts_service_lib crm_testing_api crm_testing_pg crm_outbox crm_crypto crm_log

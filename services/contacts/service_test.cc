@@ -1206,6 +1206,53 @@ TEST_F(ContactsServiceTest, RetentionSweepListsInactivePersonsByStatusRule) {
   EXPECT_EQ(sweep(), 0);
 }
 
+// The sweeper hands due subjects to the erasure orchestrator (main.cc's
+// submitter calls SubmitErasure; here a recording one): each accepted one is
+// marked, a refusal stops the round and the rest waits for the next.
+TEST_F(ContactsServiceTest, DueSubjectsAreSubmittedForErasureOnceEach) {
+  std::vector<std::string> leads;
+  for (const char* name : {"First", "Second", "Third"}) {
+    v1::Person lead;
+    lead.set_family_name(name);
+    CRM_ASSERT_OK_AND_ASSIGN(v1::Person created, Create(lead, alice_));
+    leads.push_back(created.subject_id());
+    bed_->clock().Advance(absl::Minutes(1));  // due in this order
+  }
+  CRM_ASSERT_OK_AND_ASSIGN(std::vector<RetentionRule> rules, ParseRetentionRules("lead=730"));
+  bed_->clock().Advance(absl::Hours(24 * 731));
+  ASSERT_THAT(db_.pool->TransactValue<int64_t>(
+                  [&](pqxx::work& tx) { return SweepRetention(tx, rules, bed_->clock().Now()); }),
+              ::crm::testing::IsOkAndHolds(3));
+
+  std::vector<std::string> submitted;
+  bool refuse_second = true;
+  auto submit = [&](const std::string& subject) -> absl::Status {
+    if (subject == leads[1] && refuse_second) return absl::UnavailableError("erasure: down");
+    submitted.push_back(subject);
+    return absl::OkStatus();
+  };
+  EXPECT_THAT(SubmitDueErasures(*db_.pool, submit),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("erasure: down")));
+  EXPECT_EQ(submitted, std::vector<std::string>{leads[0]});
+  refuse_second = false;
+  EXPECT_THAT(SubmitDueErasures(*db_.pool, submit), ::crm::testing::IsOkAndHolds(2));
+  EXPECT_EQ(submitted, leads);
+  EXPECT_THAT(SubmitDueErasures(*db_.pool, submit), ::crm::testing::IsOkAndHolds(0));
+  EXPECT_EQ(submitted.size(), 3u);  // none twice
+
+  dpo_ = bed_->Token(
+      kDpo, {"contacts.read", "contacts.read.all", "contacts.read.sensitive", "contacts.write"});
+  CRM_ASSERT_OK_AND_ASSIGN(v1::ListRetentionDueResponse due,
+                           Call(&Stub::ListRetentionDue, v1::ListRetentionDueRequest(), dpo_));
+  ASSERT_THAT(due.due(), SizeIs(3));
+  for (const v1::RetentionDue& d : due.due()) EXPECT_EQ(d.state(), "erasure_requested");
+  // A later sweep keeps them requested, not due again.
+  ASSERT_THAT(db_.pool->TransactValue<int64_t>(
+                  [&](pqxx::work& tx) { return SweepRetention(tx, rules, bed_->clock().Now()); }),
+              ::crm::testing::IsOkAndHolds(3));
+  EXPECT_THAT(SubmitDueErasures(*db_.pool, submit), ::crm::testing::IsOkAndHolds(0));
+}
+
 TEST_F(ContactsServiceTest, SubjectDataDescribeExportEraseForTheOrchestratorOnly) {
   CRM_ASSERT_OK_AND_ASSIGN(v1::Person p, Create(Ada(), alice_));
   const std::string id = p.subject_id();

@@ -90,7 +90,10 @@ class ExampleShopTest : public ::testing::Test {
     // The gateway answers some requests (411, 415) before reading their
     // body; writing the rest to the closed socket must fail, not kill us.
     std::signal(SIGPIPE, SIG_IGN);
-    CRM_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Stack> stack, Stack::Create());
+    // Contacts applies its retention rules every second (default: hourly).
+    CRM_ASSERT_OK_AND_ASSIGN(
+        std::unique_ptr<Stack> stack,
+        Stack::Create({.service_env = {{"contacts", {{"CRM_SWEEP_INTERVAL", "1s"}}}}}));
     g_stack = stack.release();
   }
 
@@ -354,6 +357,53 @@ std::string CustomerEverywhere(Stack& st, const std::string& given, const std::s
            R"({"statement": {"subjectId": ")", subject,
            R"(", "purposeId": "newsletter", "method": "METHOD_WEB_FORM", "source": "shop"}})")})));
   return subject;
+}
+
+// Retention: a lead inactive for longer than its rule (lead=730 days) is
+// found by contacts' sweeper, which submits its erasure to the orchestrator
+// with contacts' own token; the orchestrator erases it everywhere.
+TEST_F(ExampleShopTest, ALeadPastItsRetentionIsErasedThroughTheOrchestrator) {
+  Stack& st = *g_stack;
+  auto ok = [](const Outcome& o) { return o.exit.exited_with(0); };
+  ASSERT_TRUE(
+      ok(st.Run({absl::StrCat(std::getenv("CRMTEST_SOURCE_DIR"), "/tools/platform-accounts")})));
+  const Outcome created =
+      st.Crmctl({"call", "contacts", "CreatePerson",
+                 R"({"person": {"familyName": "Longgone", "status": "PERSON_STATUS_LEAD"}})"});
+  ASSERT_TRUE(ok(created)) << created.output;
+  const std::string subject = JsonString(created.output, "subject_id");
+  ASSERT_FALSE(subject.empty());
+  {
+    // Started in the same order as their databases were made.
+    pqxx::connection c(st.dbs.at(st.position.at("contacts"))->conninfo());
+    pqxx::work tx(c);
+    tx.exec_params(
+        "UPDATE persons SET last_activity_at = now() - interval '800 days' "
+        "WHERE subject_id = $1::uuid",
+        subject);
+    tx.commit();
+  }
+
+  const std::string get = absl::StrCat(R"({"subjectId": ")", subject, R"("})");
+  Outcome person;
+  for (int i = 0; i < 600; ++i) {  // sweeps every second, erases in a few
+    person = st.Crmctl({"call", "contacts", "GetPerson", get});
+    if (!ok(person)) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_THAT(person.output, HasSubstr("NOT_FOUND"));
+  const Outcome list = st.Crmctl({"call", "erasure", "ListErasures", "{}"});
+  ASSERT_TRUE(ok(list)) << list.output;
+  const size_t at = list.output.find(subject);
+  ASSERT_NE(at, std::string::npos) << list.output;
+  // request_id comes just before subject_id in each request.
+  const size_t id_at = list.output.rfind("\"request_id\"", at);
+  ASSERT_NE(id_at, std::string::npos) << list.output;
+  const std::string request_id = JsonString(list.output.substr(id_at), "request_id");
+  const std::string done =
+      st.AwaitErasure(request_id, {"STATE_COMPLETED", "STATE_COMPLETED_WITH_RETENTION"});
+  EXPECT_THAT(done, HasSubstr("ERASURE_REASON_RETENTION")) << done;
+  EXPECT_THAT(done, HasSubstr(subject));
 }
 
 TEST_F(ExampleShopTest, AnErasureLeavesNoTraceInAnyServiceAndIsCertified) {

@@ -200,7 +200,7 @@ absl::StatusOr<std::unique_ptr<Stack>> Stack::Create(const StackOptions& options
       stack->Start("identity", {{"CRM_BOOTSTRAP_ADMIN_PASSWORD_FILE", admin_password_file},
                                 {"CRM_CONTACTS_ADDR", stack->Addr("contacts")},
                                 {"CRM_MAILING_ADDR", stack->Addr("mailing")}}));
-  CRM_RETURN_IF_ERROR(stack->Start("contacts", {}));
+  CRM_RETURN_IF_ERROR(stack->Start("contacts", {{"CRM_ERASURE_ADDR", stack->Addr("erasure")}}));
   CRM_RETURN_IF_ERROR(stack->Start("consent", {}));
   CRM_ASSIGN_OR_RETURN(stack->sink, testing::SmtpSink::Start(options.sink));
   CRM_RETURN_IF_ERROR(

@@ -106,7 +106,8 @@ struct Stack {
   Outcome RunSetup();
 
   // tools/platform-accounts as the administrator: the service accounts of
-  // mailing (calls consent) and erasure (calls mailing). Idempotent.
+  // mailing (calls consent), erasure (calls mailing and contacts), identity
+  // (calls contacts and mailing) and contacts (calls erasure). Idempotent.
   Outcome RunPlatformAccounts();
 
   // A mailing list `list_id` (purpose newsletter, single opt-in) with the
