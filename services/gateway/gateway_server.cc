@@ -127,8 +127,10 @@ absl::Status ValidateGatewayConfig(const GatewayConfig& config) {
   return absl::OkStatus();
 }
 
-GatewayServer::GatewayServer(GatewayConfig config)
-    : config_(std::move(config)), registry_(std::make_shared<prometheus::Registry>()) {}
+GatewayServer::GatewayServer(GatewayConfig config, const base::Clock& clock)
+    : config_(std::move(config)),
+      clock_(clock),
+      registry_(std::make_shared<prometheus::Registry>()) {}
 
 GatewayServer::~GatewayServer() { Stop(); }
 
@@ -325,7 +327,7 @@ absl::Status GatewayServer::Start() {
   });
   // Access log and metrics: the route (a pattern, never a path's values),
   // the status and the time; no body, token or query.
-  limiter_ = std::make_unique<ClientLimiter>(config_.rate_limit_per_minute, base::RealClock::Get());
+  limiter_ = std::make_unique<ClientLimiter>(config_.rate_limit_per_minute, clock_);
   server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     RequestStart() = absl::Now();
     // Every API POST counts; pages and files do not, nor the mail links'

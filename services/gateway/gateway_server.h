@@ -40,6 +40,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "libs/base/clock.h"
 #include "libs/config/config.h"
 #include "services/gateway/client_address.h"
 #include "services/gateway/client_limiter.h"
@@ -117,7 +118,8 @@ absl::Status ValidateGatewayConfig(const GatewayConfig& config);
 
 class GatewayServer {
  public:
-  explicit GatewayServer(GatewayConfig config);
+  // `clock` times the per-client limit (tests pass a FakeClock).
+  explicit GatewayServer(GatewayConfig config, const base::Clock& clock = base::RealClock::Get());
   ~GatewayServer();
 
   // Loads the certificate, binds the ports and starts serving in the
@@ -144,6 +146,7 @@ class GatewayServer {
   std::string ClientAddressOf(const httplib::Request& req) const;
 
   GatewayConfig config_;
+  const base::Clock& clock_;
   TrustedProxies proxies_;
   std::atomic<bool> draining_{false};
   std::shared_ptr<prometheus::Registry> registry_;

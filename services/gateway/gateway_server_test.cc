@@ -142,7 +142,9 @@ class GatewayServerTest : public ::testing::Test {
   }
 
   GatewayServer* Start(const GatewayConfig& config) {
-    server_ = std::make_unique<GatewayServer>(config);
+    // The per-client limit's sliding window on a clock that stands still: a
+    // fixed window's end during a test would let one more request through.
+    server_ = std::make_unique<GatewayServer>(config, clock_);
     absl::Status s = server_->Start();
     EXPECT_THAT(s, IsOk());
     return s.ok() ? server_.get() : nullptr;
@@ -170,6 +172,7 @@ class GatewayServerTest : public ::testing::Test {
   }
 
   std::unique_ptr<TestPki> pki_;
+  base::FakeClock clock_;
   std::unique_ptr<GatewayServer> server_;
   int versions_ = 0;
   absl::Mutex log_mu_;
