@@ -28,16 +28,12 @@ void ThreadPool::Work() {
     std::function<void()> task;
     {
       absl::MutexLock l(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return next_ < queue_.size() || stopping_;
-      };
+      auto ready = [this]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !queue_.empty() || stopping_; };
       mu_.Await(absl::Condition(&ready));
-      if (next_ == queue_.size()) return;  // stopping, nothing left
-      task = std::move(queue_[next_++]);
-      if (next_ == queue_.size()) {  // drained: reuse the storage
-        queue_.clear();
-        next_ = 0;
-      }
+      if (queue_.empty()) return;  // stopping, nothing left
+      task = std::move(queue_.front());
+      queue_.pop_front();
     }
     task();
   }

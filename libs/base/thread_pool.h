@@ -10,6 +10,7 @@
 // Thread-safe; Run must not be called once the destructor has begun.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <thread>
 #include <vector>
@@ -32,8 +33,7 @@ class ThreadPool {
   void Work();
 
   absl::Mutex mu_;
-  std::vector<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);  // oldest first
-  size_t next_ ABSL_GUARDED_BY(mu_) = 0;                           // queue_[next_] runs next
+  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);  // oldest first
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };

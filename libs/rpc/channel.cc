@@ -148,10 +148,18 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelConfig& 
 }
 
 std::unique_ptr<grpc::ClientContext> NewClientContext(const ChannelConfig& config) {
+  return NewClientContext(config.default_deadline);
+}
+
+std::unique_ptr<grpc::ClientContext> NewClientContext(absl::Duration deadline,
+                                                      absl::string_view bearer_token) {
   auto context = std::make_unique<grpc::ClientContext>();
-  context->set_deadline(absl::ToChronoTime(absl::Now() + config.default_deadline));
+  context->set_deadline(absl::ToChronoTime(absl::Now() + deadline));
   absl::string_view current = CurrentRequestId();
   if (!current.empty()) context->AddMetadata(kRequestIdHeader, std::string(current));
+  if (!bearer_token.empty()) {
+    context->AddMetadata("authorization", absl::StrCat("Bearer ", bearer_token));
+  }
   return context;
 }
 

@@ -75,5 +75,10 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelConfig& 
 // A context with deadline now + config.default_deadline and, if this thread
 // has a current request id, the x-request-id metadata.
 std::unique_ptr<grpc::ClientContext> NewClientContext(const ChannelConfig& config);
+// The same with deadline now + `deadline` and, unless `bearer_token` is
+// empty, "authorization: Bearer <token>": a call to another service's API
+// with this service's own token (service::ServiceToken).
+std::unique_ptr<grpc::ClientContext> NewClientContext(absl::Duration deadline,
+                                                      absl::string_view bearer_token = "");
 
 }  // namespace crm::rpc

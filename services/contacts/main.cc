@@ -67,10 +67,8 @@ absl::Status SubmitRetentionErasure(App& app, const std::string& subject_id) {
   req.set_subject_id(subject_id);
   req.set_reason(crm::erasure::v1::ERASURE_REASON_RETENTION);
   crm::erasure::v1::SubmitErasureResponse resp;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-  ctx.AddMetadata("authorization", absl::StrCat("Bearer ", *token));
-  absl::Status s = base::FromGrpcStatus(app.erasure->SubmitErasure(&ctx, req, &resp));
+  std::unique_ptr<grpc::ClientContext> ctx = rpc::NewClientContext(absl::Seconds(10), *token);
+  absl::Status s = base::FromGrpcStatus(app.erasure->SubmitErasure(ctx.get(), req, &resp));
   if (!s.ok()) return absl::Status(s.code(), absl::StrCat("erasure: ", s.message()));
   return absl::OkStatus();
 }

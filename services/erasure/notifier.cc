@@ -6,6 +6,7 @@
 #include "absl/time/clock.h"
 #include "libs/base/grpc_status.h"
 #include "libs/base/status_macros.h"
+#include "libs/rpc/channel.h"
 
 namespace crm::erasure {
 
@@ -49,11 +50,9 @@ absl::Status GrpcNotifier::Send(NoticeKind kind, const v1::ErasureRequest& r,
   for (size_t i = 0; i < addresses.size(); ++i) {
     req.set_address(addresses[i]);
     req.set_dedup_key(absl::StrCat(key, ":", i));
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + deadline_));
-    ctx.AddMetadata("authorization", absl::StrCat("Bearer ", token));
+    std::unique_ptr<grpc::ClientContext> ctx = rpc::NewClientContext(deadline_, token);
     mv1::SendTransactionalResponse resp;
-    CRM_RETURN_IF_ERROR(base::FromGrpcStatus(stub_->SendTransactional(&ctx, req, &resp)));
+    CRM_RETURN_IF_ERROR(base::FromGrpcStatus(stub_->SendTransactional(ctx.get(), req, &resp)));
   }
   return absl::OkStatus();
 }

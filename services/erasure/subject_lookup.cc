@@ -6,6 +6,7 @@
 #include "absl/time/clock.h"
 #include "libs/base/grpc_status.h"
 #include "libs/base/status_macros.h"
+#include "libs/rpc/channel.h"
 
 namespace crm::erasure {
 
@@ -19,11 +20,9 @@ absl::StatusOr<std::vector<std::string>> GrpcSubjectLookup::ByEmail(const std::s
   CRM_ASSIGN_OR_RETURN(const std::string token, token_());
   crm::contacts::v1::LookupPersonsRequest req;
   req.set_email(email);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + deadline_));
-  ctx.AddMetadata("authorization", absl::StrCat("Bearer ", token));
+  std::unique_ptr<grpc::ClientContext> ctx = rpc::NewClientContext(deadline_, token);
   crm::contacts::v1::LookupPersonsResponse resp;
-  CRM_RETURN_IF_ERROR(base::FromGrpcStatus(stub_->LookupPersons(&ctx, req, &resp)));
+  CRM_RETURN_IF_ERROR(base::FromGrpcStatus(stub_->LookupPersons(ctx.get(), req, &resp)));
   std::vector<std::string> out;
   for (const auto& person : resp.persons()) out.push_back(person.subject_id());
   return out;

@@ -6,6 +6,7 @@
 #include "absl/time/clock.h"
 #include "libs/base/grpc_status.h"
 #include "libs/base/status_macros.h"
+#include "libs/rpc/channel.h"
 
 namespace crm::identity {
 
@@ -19,10 +20,7 @@ GrpcSubjectDirectory::GrpcSubjectDirectory(std::shared_ptr<grpc::Channel> contac
 
 absl::StatusOr<std::unique_ptr<grpc::ClientContext>> GrpcSubjectDirectory::Context() {
   CRM_ASSIGN_OR_RETURN(const std::string token, token_());
-  auto ctx = std::make_unique<grpc::ClientContext>();
-  ctx->set_deadline(absl::ToChronoTime(absl::Now() + deadline_));
-  ctx->AddMetadata("authorization", absl::StrCat("Bearer ", token));
-  return ctx;
+  return rpc::NewClientContext(deadline_, token);
 }
 
 absl::StatusOr<std::vector<std::string>> GrpcSubjectDirectory::SubjectsByEmail(

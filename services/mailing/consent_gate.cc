@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "libs/base/grpc_status.h"
 #include "libs/base/status_macros.h"
+#include "libs/rpc/channel.h"
 
 namespace crm::mailing {
 
@@ -29,10 +30,8 @@ absl::Status GrpcConsentGate::Call(grpc::Status (cv1::Consent::Stub::*rpc)(grpc:
     return absl::FailedPreconditionError(
         absl::StrCat("mailing cannot call consent: ", token.status().message()));
   }
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + deadline_));
-  ctx.AddMetadata("authorization", absl::StrCat("Bearer ", *token));
-  absl::Status s = base::FromGrpcStatus(((*stub_).*rpc)(&ctx, req, resp));
+  std::unique_ptr<grpc::ClientContext> ctx = rpc::NewClientContext(deadline_, *token);
+  absl::Status s = base::FromGrpcStatus(((*stub_).*rpc)(ctx.get(), req, resp));
   if (s.ok()) return s;
   return absl::Status(s.code(), absl::StrCat("consent: ", s.message()));
 }
