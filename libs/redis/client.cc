@@ -2,10 +2,14 @@
 
 #include <hiredis/hiredis.h>
 #include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -124,50 +128,195 @@ Client::~Client() {
     absl::MutexLock lock(&async_mu_);
     async_stopping_ = true;
   }
-  if (async_thread_.joinable()) async_thread_.join();
+  if (async_thread_.joinable()) {
+    WakeLane();
+    async_thread_.join();
+  }
+  if (wake_fd_ >= 0) ::close(wake_fd_);
   absl::MutexLock lock(&mu_);
   idle_.clear();
 }
 
+namespace {
+
+// `args` as a RESP array of bulk strings, the form of every command.
+std::string EncodeCommand(absl::Span<const absl::string_view> args) {
+  std::string out = absl::StrCat("*", args.size(), "\r\n");
+  for (absl::string_view a : args) absl::StrAppend(&out, "$", a.size(), "\r\n", a, "\r\n");
+  return out;
+}
+
+// Writes all of `data` on blocking socket `fd` (its send timeout set).
+bool SendAll(int fd, absl::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+}  // namespace
+
+void Client::WakeLane() {
+  const uint64_t one = 1;
+  (void)!::write(wake_fd_, &one, sizeof(one));
+}
+
 void Client::CommandArgvAsync(absl::Span<const absl::string_view> args, ReplyCallback done) {
-  if (args.empty()) {  // would fail the pipeline it joins
+  if (args.empty()) {  // would desynchronise the connection's replies
     done(absl::InvalidArgumentError("redis: empty command"));
     return;
   }
-  AsyncCommand command{.args = std::vector<std::string>(args.begin(), args.end()),
-                       .done = std::move(done)};
+  std::string command = EncodeCommand(args);
+  async_commands_.fetch_add(1, std::memory_order_relaxed);
   absl::MutexLock lock(&async_mu_);
-  async_queue_.push_back(std::move(command));
-  if (!async_thread_.joinable()) async_thread_ = std::thread([this] { RunAsync(); });
+  if (!async_thread_.joinable()) {
+    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    async_thread_ = std::thread([this] { RunLane(); });
+  }
+  if (lane_ == nullptr) {
+    unsent_.push_back({std::move(command), std::move(done)});
+    if (unsent_.size() == 1) WakeLane();
+    return;
+  }
+  Send(std::move(command), std::move(done));
 }
 
-void Client::RunAsync() {
-  std::vector<AsyncCommand> batch;
+void Client::Send(std::string command, ReplyCallback done) {
+  absl::StrAppend(&outgoing_, command);
+  in_flight_.push_back({std::move(done), absl::Now() + options_.command_timeout});
+  // One caller at a time writes; callers that come meanwhile leave their
+  // commands for it, so under load commands go out in batches.
+  if (writing_) return;
+  writing_ = true;
+  const int fd = lane_->fd;  // stays open while writing_ (see RunLane)
+  while (!outgoing_.empty()) {
+    std::string batch;
+    batch.swap(outgoing_);
+    async_mu_.Unlock();
+    const bool sent = SendAll(fd, batch);
+    async_mu_.Lock();
+    if (!sent) {
+      ::shutdown(fd, SHUT_RDWR);  // the reader fails what is in flight
+      outgoing_.clear();
+    }
+  }
+  writing_ = false;
+}
+
+void Client::RunLane() {
+  std::unique_ptr<redisReader, void (*)(redisReader*)> parser(nullptr, redisReaderFree);
+  char buf[16384];
   while (true) {
-    batch.clear();
+    // What to do next: connect for commands waiting, stop, or wait for
+    // replies until the oldest command in flight is due.
+    int fd = -1;
+    bool connect = false;
+    absl::Duration wait = options_.command_timeout;
     {
       absl::MutexLock lock(&async_mu_);
-      async_mu_.Await(absl::Condition(
-          +[](Client* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->async_mu_) {
-            return !c->async_queue_.empty() || c->async_stopping_;
-          },
-          this));
-      if (async_queue_.empty()) return;  // stopping, and nothing left to answer
-      batch.swap(async_queue_);
-    }
-    std::vector<std::vector<absl::string_view>> commands;
-    commands.reserve(batch.size());
-    for (const AsyncCommand& c : batch) commands.emplace_back(c.args.begin(), c.args.end());
-    absl::StatusOr<std::vector<Reply>> replies = RoundTrip(commands);
-    for (size_t i = 0; i < batch.size(); ++i) {
-      if (!replies.ok()) {
-        batch[i].done(replies.status());
-      } else if (absl::Status s = ErrorReplyToStatus((*replies)[i]); !s.ok()) {
-        batch[i].done(std::move(s));
-      } else {
-        batch[i].done(std::move((*replies)[i]));
+      if (async_stopping_ && in_flight_.empty() && unsent_.empty()) {
+        async_mu_.Await(absl::Condition(
+            +[](bool* writing) { return !*writing; }, &writing_));
+        lane_.reset();
+        return;
+      }
+      connect = lane_ == nullptr && !unsent_.empty();
+      if (lane_ != nullptr) fd = lane_->fd;
+      if (!in_flight_.empty()) {
+        wait = std::max(absl::ZeroDuration(), in_flight_.front().deadline - absl::Now());
       }
     }
+    if (connect) {
+      absl::StatusOr<Conn> conn = Connect();
+      std::vector<Unsent> failed;
+      {
+        absl::MutexLock lock(&async_mu_);
+        if (conn.ok()) {
+          lane_ = *std::move(conn);
+          parser.reset(redisReaderCreate());
+          for (Unsent& u : unsent_) Send(std::move(u.command), std::move(u.done));
+          unsent_.clear();
+        } else {
+          failed.swap(unsent_);
+        }
+      }
+      for (Unsent& u : failed) u.done(conn.status());
+      continue;
+    }
+    struct pollfd fds[2] = {{.fd = wake_fd_, .events = POLLIN, .revents = 0},
+                            {.fd = fd, .events = POLLIN, .revents = 0}};
+    const int timeout_ms =
+        static_cast<int>(absl::ToInt64Milliseconds(wait + absl::Microseconds(999)));
+    if (::poll(fds, fd >= 0 ? 2 : 1, timeout_ms) < 0) continue;  // EINTR
+    if (fds[0].revents != 0) {
+      uint64_t count;
+      (void)!::read(wake_fd_, &count, sizeof(count));
+    }
+    // The replies read; `drop` says why the connection is given up, if it is.
+    std::vector<Reply> replies;
+    absl::Status drop;
+    if (fd >= 0 && fds[1].revents != 0) {
+      const ssize_t n = ::read(fd, buf, sizeof(buf));
+      if (n == 0) {
+        drop = absl::UnavailableError("redis: connection closed by the server");
+      } else if (n < 0 && errno != EINTR && errno != EAGAIN) {
+        drop = absl::UnavailableError(absl::StrCat("redis: connection error: ", strerror(errno)));
+      } else if (n > 0 && redisReaderFeed(parser.get(), buf, static_cast<size_t>(n)) != REDIS_OK) {
+        drop = absl::UnavailableError("redis: protocol error");
+      }
+      while (drop.ok()) {
+        void* raw = nullptr;
+        if (redisReaderGetReply(parser.get(), &raw) != REDIS_OK) {
+          drop = absl::UnavailableError("redis: protocol error");
+          break;
+        }
+        if (raw == nullptr) break;
+        ReplyPtr reply(raw);
+        replies.push_back(Convert(static_cast<redisReply*>(reply.get())));
+      }
+    }
+    std::vector<ReplyCallback> answered;
+    std::deque<InFlight> failed;
+    {
+      absl::MutexLock lock(&async_mu_);
+      if (replies.size() > in_flight_.size()) {
+        drop = absl::UnavailableError("redis: a reply nobody asked for");
+      } else {
+        for (size_t i = 0; i < replies.size(); ++i) {
+          answered.push_back(std::move(in_flight_.front().done));
+          in_flight_.pop_front();
+        }
+        if (drop.ok() && !in_flight_.empty() && in_flight_.front().deadline <= absl::Now()) {
+          drop = absl::UnavailableError(absl::StrCat(
+              "redis: no answer within ", absl::FormatDuration(options_.command_timeout)));
+        }
+      }
+      if (!drop.ok()) {
+        // A writer may be using the socket: close it only after.
+        async_mu_.Await(absl::Condition(
+            +[](bool* writing) { return !*writing; }, &writing_));
+        failed.swap(in_flight_);
+        lane_.reset();
+      }
+    }
+    for (size_t i = 0; i < answered.size(); ++i) {
+      absl::Status s = ErrorReplyToStatus(replies[i]);
+      if (s.ok()) {
+        answered[i](std::move(replies[i]));
+      } else {
+        answered[i](std::move(s));
+      }
+    }
+    if (!drop.ok()) {
+      log::Info("redis.connection_dropped",
+                {{"reason", log::Literal("async connection failed")}, {"status", drop}});
+      absl::MutexLock lock(&mu_);
+      ++stats_.discarded;
+    }
+    for (InFlight& f : failed) f.done(drop);
   }
 }
 
@@ -300,6 +449,7 @@ ClientStats Client::Stats() const {
   s.open = open_;
   s.idle = static_cast<int64_t>(idle_.size());
   s.in_use = open_ - s.idle;
+  s.commands += async_commands_.load(std::memory_order_relaxed);
   return s;
 }
 

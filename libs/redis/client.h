@@ -20,13 +20,16 @@
 // own connection from the pool.
 //
 // For callers that must not block (gRPC callback handlers), CommandArgvAsync
-// queues a command for the client's own thread, which sends everything
-// queued meanwhile as one pipeline on one pooled connection and hands each
-// reply to its callback, on that thread.
+// writes a command on the client's one connection for them (outside the
+// pool); the client's own thread reads the replies and hands each to its
+// callback, on that thread. The caller's command goes out at once, and only
+// its reply wakes a thread.
 #pragma once
 
+#include <atomic>
 #include <concepts>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -137,14 +140,18 @@ class Client {
     return CommandArgv(argv);
   }
 
-  // Queues one command; `done` gets what CommandArgv would have returned.
-  // The client's thread sends every command queued while it was busy as one
-  // pipeline (a command waits at most for the round trip in flight and its
-  // own) and calls each `done` on that thread, in the order queued: `done`
-  // must be quick and must not block (hand slow work to another thread).
-  // A command queued is always answered, at the latest when the Client is
-  // destroyed (which waits for it). An empty command is answered at once,
-  // on the caller's thread, INVALID_ARGUMENT.
+  // Sends one command; `done` gets what CommandArgv would have returned.
+  // The command is written on the calling thread, on the client's async
+  // connection (one, outside the pool; connected by the client's thread on
+  // first use and after a failure, meanwhile commands wait for it). The
+  // client's thread reads the replies and calls each `done` on that thread,
+  // in the order sent: `done` must be quick and must not block (hand slow
+  // work to another thread). No reply within command_timeout (noticed at
+  // most command_timeout later) fails every command in flight on that
+  // connection with UNAVAILABLE and drops it. A command is always answered,
+  // at the latest when the Client is destroyed (which waits for it). An
+  // empty command is answered at once, on the caller's thread,
+  // INVALID_ARGUMENT.
   using ReplyCallback = std::function<void(absl::StatusOr<Reply>)>;
   void CommandArgvAsync(absl::Span<const absl::string_view> args, ReplyCallback done);
 
@@ -186,18 +193,34 @@ class Client {
   absl::StatusOr<std::vector<Reply>> RoundTrip(
       const std::vector<std::vector<absl::string_view>>& commands);
 
-  // The thread behind CommandArgvAsync: started by the first call.
-  struct AsyncCommand {
-    std::vector<std::string> args;
+  // CommandArgvAsync's connection ("the lane") and the thread that reads it,
+  // started by the first call.
+  struct InFlight {
+    ReplyCallback done;
+    absl::Time deadline;
+  };
+  struct Unsent {
+    std::string command;  // RESP-encoded
     ReplyCallback done;
   };
-  void RunAsync();
+  // Writes `command` on the lane (or leaves it to the caller writing now)
+  // and expects its reply; on a write failure shuts the socket down, so the
+  // reader fails everything in flight.
+  void Send(std::string command, ReplyCallback done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(async_mu_);
+  void RunLane();
+  void WakeLane();
 
   const Options options_;
   absl::Mutex async_mu_;
-  std::vector<AsyncCommand> async_queue_ ABSL_GUARDED_BY(async_mu_);
+  Conn lane_ ABSL_GUARDED_BY(async_mu_);                       // null until connected
+  std::deque<InFlight> in_flight_ ABSL_GUARDED_BY(async_mu_);  // sent on lane_, in order
+  std::vector<Unsent> unsent_ ABSL_GUARDED_BY(async_mu_);      // waiting for a connection
+  std::string outgoing_ ABSL_GUARDED_BY(async_mu_);            // for the caller writing to send
+  bool writing_ ABSL_GUARDED_BY(async_mu_) = false;            // a caller is sending on lane_
   bool async_stopping_ ABSL_GUARDED_BY(async_mu_) = false;
+  int wake_fd_ = -1;          // eventfd: the reader has a connection to make or is to stop
   std::thread async_thread_;  // started under async_mu_, joined by ~Client
+  std::atomic<uint64_t> async_commands_{0};
   mutable absl::Mutex mu_;
   std::vector<Conn> idle_ ABSL_GUARDED_BY(mu_);
   int64_t open_ ABSL_GUARDED_BY(mu_) = 0;

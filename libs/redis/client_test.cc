@@ -262,6 +262,26 @@ TEST_F(RedisClientTest, DestroyingTheClientAnswersWhatIsQueued) {
   EXPECT_EQ(pong.str, "PONG");
 }
 
+TEST_F(RedisClientTest, AnAsyncConnectionTheServerClosesIsReplaced) {
+  CRM_ASSERT_OK_AND_ASSIGN(auto victim, Client::Create(OptionsFor(env_.redis())));
+  Answers answers;
+  victim->CommandArgvAsync({"CLIENT", "ID"}, answers.At(0));
+  answers.Wait(1);
+  CRM_ASSERT_OK_AND_ASSIGN(Reply id, answers[0]);
+  const std::string id_text = absl::StrCat(id.integer);
+  ASSERT_THAT(client_->Command("CLIENT", "KILL", "ID", id_text), IsOk());
+  // The client's thread notices the closed connection by itself.
+  ASSERT_TRUE(PollUntil([&] { return victim->Stats().discarded == 1; }));
+  victim->CommandArgvAsync({"CLIENT", "ID"}, answers.At(1));
+  victim->CommandArgvAsync({"PING"}, answers.At(2));
+  answers.Wait(3);
+  CRM_ASSERT_OK_AND_ASSIGN(Reply new_id, answers[1]);
+  EXPECT_NE(new_id.integer, id.integer);
+  CRM_ASSERT_OK_AND_ASSIGN(Reply pong, answers[2]);
+  EXPECT_EQ(pong.str, "PONG");
+  EXPECT_EQ(victim->Stats().discarded, 1u);
+}
+
 class PrivateRedisTest : public ::testing::Test {
  protected:
   void SetUp() override {
