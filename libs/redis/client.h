@@ -86,7 +86,10 @@ struct Options {
   absl::Duration acquire_timeout = absl::Seconds(1);
 };
 
-// Cumulative counters except open/in_use/idle. For metrics (libs/rpc).
+// Cumulative counters except open/in_use/idle, which count the pool (the async
+// connection of CommandArgvAsync is not in them; its connects, commands and
+// drops are counted).
+// Read by tests; no metric exports them yet.
 struct ClientStats {
   int64_t open = 0;
   int64_t in_use = 0;
