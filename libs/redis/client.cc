@@ -206,6 +206,13 @@ void Client::Send(std::string command, ReplyCallback done) {
   writing_ = false;
 }
 
+void Client::CloseLane() {
+  // A caller may be writing on the socket: close it only after.
+  async_mu_.Await(absl::Condition(
+      +[](bool* writing) { return !*writing; }, &writing_));
+  lane_.reset();
+}
+
 void Client::RunLane() {
   std::unique_ptr<redisReader, void (*)(redisReader*)> parser(nullptr, redisReaderFree);
   char buf[16384];
@@ -218,9 +225,7 @@ void Client::RunLane() {
     {
       absl::MutexLock lock(&async_mu_);
       if (async_stopping_ && in_flight_.empty() && unsent_.empty()) {
-        async_mu_.Await(absl::Condition(
-            +[](bool* writing) { return !*writing; }, &writing_));
-        lane_.reset();
+        CloseLane();
         return;
       }
       connect = lane_ == nullptr && !unsent_.empty();
@@ -295,11 +300,8 @@ void Client::RunLane() {
         }
       }
       if (!drop.ok()) {
-        // A writer may be using the socket: close it only after.
-        async_mu_.Await(absl::Condition(
-            +[](bool* writing) { return !*writing; }, &writing_));
         failed.swap(in_flight_);
-        lane_.reset();
+        CloseLane();
       }
     }
     for (size_t i = 0; i < answered.size(); ++i) {

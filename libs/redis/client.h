@@ -211,6 +211,8 @@ class Client {
   // reader fails everything in flight.
   void Send(std::string command, ReplyCallback done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(async_mu_);
   void RunLane();
+  // Closes lane_ once no caller is writing on it.
+  void CloseLane() ABSL_EXCLUSIVE_LOCKS_REQUIRED(async_mu_);
   void WakeLane();
 
   const Options options_;
