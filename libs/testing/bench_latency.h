@@ -10,10 +10,10 @@
 //
 // sets the counters peak_per_s, rate_per_s, p50_ms, p99_ms, p999_ms,
 // base_p50_ms, base_p99_ms and the iteration's manual time (register with
-// Iterations(1)->UseManualTime()). With `.transport` (a call that does no
-// work, e.g. the mTLS Echo on the same server) that is paced at the same
-// rate too: transport_p50_ms, transport_p99_ms. Calls get random indexes in
-// [0, population). Header-only, for crm_cc_bench targets.
+// Iterations(1)->UseManualTime()). Each call of `.more` (further baselines,
+// e.g. {"transport", the mTLS Echo on the same server}) is paced at the same
+// rate too, after the baseline: <name>_p50_ms, <name>_p99_ms. Calls get
+// random indexes in [0, population). Header-only, for crm_cc_bench targets.
 #pragma once
 
 #include <benchmark/benchmark.h>
@@ -24,6 +24,7 @@
 #include <functional>
 #include <mutex>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -115,8 +116,12 @@ struct HalfPeakOptions {
   int threads = 8;
   absl::Duration peak_phase = absl::Seconds(3);
   absl::Duration duration = absl::Seconds(10);
-  // Optional: a second baseline paced at the same rate (see the top).
-  IndexedCall transport;
+  // Further baselines paced at the same rate, in this order (see the top).
+  struct Named {
+    std::string name;  // the counters' prefix
+    IndexedCall call;
+  };
+  std::vector<Named> more;
 };
 
 // The peak of `call`, then `call` and `baseline` paced at half of it; the
@@ -131,12 +136,16 @@ inline void MeasureAtHalfPeak(benchmark::State& state, const IndexedCall& call,
     absl::StatusOr<std::vector<double>> base =
         ms.ok() ? PacedLatencies(baseline, o.population, *peak / 2, o.threads, o.duration)
                 : ms.status();
-    absl::StatusOr<std::vector<double>> transport = std::vector<double>{};
-    if (base.ok() && o.transport) {
-      transport = PacedLatencies(o.transport, o.population, *peak / 2, o.threads, o.duration);
+    absl::Status failed = base.status();
+    std::vector<std::vector<double>> more;
+    for (size_t i = 0; failed.ok() && i < o.more.size(); ++i) {
+      absl::StatusOr<std::vector<double>> paced =
+          PacedLatencies(o.more[i].call, o.population, *peak / 2, o.threads, o.duration);
+      failed = paced.status();
+      if (paced.ok()) more.push_back(*std::move(paced));
     }
-    if (!base.ok() || !transport.ok()) {
-      state.SkipWithError((base.ok() ? transport.status() : base.status()).ToString().c_str());
+    if (!failed.ok()) {
+      state.SkipWithError(failed.ToString().c_str());
       break;
     }
     state.SetIterationTime(absl::ToDoubleSeconds(o.duration));
@@ -147,9 +156,9 @@ inline void MeasureAtHalfPeak(benchmark::State& state, const IndexedCall& call,
     state.counters["p999_ms"] = Percentile(*ms, 0.999);
     state.counters["base_p50_ms"] = Percentile(*base, 0.50);
     state.counters["base_p99_ms"] = Percentile(*base, 0.99);
-    if (o.transport) {
-      state.counters["transport_p50_ms"] = Percentile(*transport, 0.50);
-      state.counters["transport_p99_ms"] = Percentile(*transport, 0.99);
+    for (size_t i = 0; i < more.size(); ++i) {
+      state.counters[o.more[i].name + "_p50_ms"] = Percentile(more[i], 0.50);
+      state.counters[o.more[i].name + "_p99_ms"] = Percentile(more[i], 0.99);
     }
     state.SetItemsProcessed(static_cast<int64_t>(ms->size()));
   }

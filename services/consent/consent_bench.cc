@@ -18,12 +18,21 @@
 //                               channel and threads
 //   BM_CheckAtHalfPeak          peak with C threads for 3 s, then Check paced
 //                               at half of it for --seconds; then Echo at the
-//                               same rate (base_p99_ms); latency from each
-//                               call's scheduled start
+//                               same rate (base_p99_ms), then Check's floor
+//                               (floor_p99_ms); latency from each call's
+//                               scheduled start
 //   BM_BatchCheck10000          one BatchCheck of 10,000 subjects per iteration
 //   BM_StandingsQuery10000      baseline: the query BatchCheck runs
 //                               (ConsentStore::Standings), straight through a
 //                               pooled connection
+//
+// Check's floor: what gRPC and the cache alone cost a cached check. A
+// second server in this process (a ServerRunner with the same mTLS, policy
+// and thread settings; Check's server idles meanwhile) whose Echo is a
+// callback method, as Check is, that reads the subject's cached standing
+// through the same CheckCache (GetAsync: one GET on the Redis client's async
+// connection) and answers from the callback. No token check, no request
+// validation, no decision.
 //
 // Defaults: --subjects=10000 --clients=8 --seconds=10. Run:
 // tools/bench rpc, or build-release/bench/consent_bench.
@@ -105,6 +114,9 @@ struct Env {
   std::unique_ptr<rpc::ServerRunner> server;
   std::unique_ptr<Stub> stub;
   std::unique_ptr<EchoStub> echo_stub;
+  std::unique_ptr<crm::testing::v1::Echo::CallbackService> floor;
+  std::unique_ptr<rpc::ServerRunner> floor_server;
+  std::unique_ptr<EchoStub> floor_stub;
   std::string admin, shop;
   std::vector<std::string> subjects;
 };
@@ -135,6 +147,34 @@ absl::Status Echo(int64_t) {
   req.set_message(std::string(60, 'e'));
   crm::testing::v1::EchoResponse resp;
   return Call(*g->echo_stub, &EchoStub::Echo, req, &resp, g->shop);
+}
+
+// Check's floor (see the top): the message is a subject id.
+class CheckFloor final : public crm::testing::v1::Echo::CallbackService {
+ public:
+  grpc::ServerUnaryReactor* Echo(grpc::CallbackServerContext* ctx,
+                                 const crm::testing::v1::EchoRequest* req,
+                                 crm::testing::v1::EchoResponse* resp) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    g->cache->GetAsync(
+        req->message(), "newsletter",
+        [reactor, resp](std::optional<ConsentStore::Standing> standing) {
+          if (!standing.has_value()) {
+            reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "floor: not cached"));
+            return;
+          }
+          resp->set_message("cached");
+          reactor->Finish(grpc::Status::OK);
+        });
+    return reactor;
+  }
+};
+
+absl::Status Floor(int64_t n) {
+  crm::testing::v1::EchoRequest req;
+  req.set_message(g->subjects[n]);
+  crm::testing::v1::EchoResponse resp;
+  return Call(*g->floor_stub, &EchoStub::Echo, req, &resp, g->shop);
 }
 
 // Grants for every subject (half withdraw again), 4 callers.
@@ -220,6 +260,16 @@ absl::Status Setup() {
                        g->bed->Channel("gateway", g->server->port(), "consent"));
   g->stub = v1::Consent::NewStub(channel);
   g->echo_stub = crm::testing::v1::Echo::NewStub(channel);
+  rpc::AccessPolicy floor_policy;
+  floor_policy.AllowService(crm::testing::v1::Echo::service_full_name());
+  g->floor = std::make_unique<CheckFloor>();
+  g->floor_server =
+      std::make_unique<rpc::ServerRunner>(g->bed->ServerConfig("consent"), std::move(floor_policy));
+  g->floor_server->RegisterService(g->floor.get());
+  CRM_RETURN_IF_ERROR(g->floor_server->Start());
+  CRM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> floor_channel,
+                       g->bed->Channel("gateway", g->floor_server->port(), "consent"));
+  g->floor_stub = crm::testing::v1::Echo::NewStub(floor_channel);
   // As in production: token checks ask Redis alone.
   CRM_RETURN_IF_ERROR(g->bed->MarkRevocationsComplete());
   g->admin = g->bed->Token(kAdmin, {"consent.admin"});
@@ -244,8 +294,10 @@ absl::Status Setup() {
 }
 
 void Teardown() {
-  if (g->server != nullptr) g->server->Shutdown();
-  g->server.reset();
+  for (std::unique_ptr<rpc::ServerRunner>* server : {&g->server, &g->floor_server}) {
+    if (*server != nullptr) (*server)->Shutdown();
+    server->reset();
+  }
   g->service.reset();
   g->db = {};
   g->bed.reset();
@@ -274,7 +326,8 @@ void BM_CheckAtHalfPeak(benchmark::State& state) {
                                   {.population = flags.subjects,
                                    .threads = static_cast<int>(flags.clients),
                                    .peak_phase = absl::Seconds(3),
-                                   .duration = absl::Seconds(flags.seconds)});
+                                   .duration = absl::Seconds(flags.seconds),
+                                   .more = {{"floor", Floor}}});
 }
 
 std::vector<std::string> BatchSubjects() {
@@ -355,6 +408,11 @@ void PrintRatios(const crm::testing::RatioReporter& r) {
         "the echo's p99 at that rate (%.2f ms); goal p99 < 2 ms\n",
         at("rate_per_s"), at("peak_per_s"), at("p50_ms"), at("p99_ms"),
         at("base_p99_ms") > 0 ? at("p99_ms") / at("base_p99_ms") : 0, at("base_p99_ms"));
+    std::printf(
+        "    = %.2f x its floor's p99 at the same rate (%.2f ms, p50 %.2f ms): gRPC and one "
+        "cached read, with no token check, validation or decision\n",
+        at("floor_p99_ms") > 0 ? at("p99_ms") / at("floor_p99_ms") : 0, at("floor_p99_ms"),
+        at("floor_p50_ms"));
   }
   r.PrintTimeRatio("BatchCheck of 10,000 (goal < 20 ms)", "BM_BatchCheck10000/real_time",
                    "BM_StandingsQuery10000/real_time", "its SQL");
