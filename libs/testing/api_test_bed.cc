@@ -69,10 +69,7 @@ absl::Status ApiTestBed::Init(const std::string& service, const std::vector<std:
   rpc::AccessPolicy policy;
   policy.AllowService(crm::identity::v1::Identity::service_full_name(), {service});
   identity_ = std::make_unique<FakeIdentity>(minter_);
-  identity_server_ =
-      std::make_unique<rpc::ServerRunner>(ServerConfig("identity"), std::move(policy));
-  identity_server_->RegisterService(identity_.get());
-  CRM_RETURN_IF_ERROR(identity_server_->Start());
+  CRM_ASSIGN_OR_RETURN(identity_server_, Serve("identity", std::move(policy), {identity_.get()}));
 
   service::ApiAuthConfig auth;
   auth.identity_addr = absl::StrCat("127.0.0.1:", identity_server_->port());
@@ -107,6 +104,15 @@ rpc::ServerConfig ApiTestBed::ServerConfig(const std::string& name) const {
   config.handle_signals = false;
   config.shutdown_grace = absl::Seconds(1);
   return config;
+}
+
+absl::StatusOr<std::unique_ptr<rpc::ServerRunner>> ApiTestBed::Serve(
+    const std::string& name, rpc::AccessPolicy policy,
+    std::initializer_list<grpc::Service*> services) const {
+  auto server = std::make_unique<rpc::ServerRunner>(ServerConfig(name), std::move(policy));
+  for (grpc::Service* service : services) server->RegisterService(service);
+  CRM_RETURN_IF_ERROR(server->Start());
+  return server;
 }
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> ApiTestBed::Channel(

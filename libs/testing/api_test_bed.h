@@ -7,9 +7,8 @@
 //
 //   CRM_ASSIGN_OR_RETURN(auto bed, ApiTestBed::Create("contacts", {"operator", "shop"}));
 //   MyService service(..., bed->auth().verifier(), bed->clock());
-//   rpc::ServerRunner server(bed->ServerConfig("contacts"), std::move(policy));
-//   ...
-//   auto channel = bed->Channel("operator", server.port(), "contacts");
+//   CRM_ASSIGN_OR_RETURN(auto server, bed->Serve("contacts", std::move(policy), {&service}));
+//   auto channel = bed->Channel("operator", server->port(), "contacts");
 //   context.AddMetadata("authorization", "Bearer " + bed->Token(user, {"contacts.read"}));
 //
 // Not thread-safe to set up; Token() and the accessors are safe afterwards.
@@ -17,6 +16,7 @@
 
 #include <grpcpp/channel.h>
 
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,6 +48,11 @@ class ApiTestBed {
   // The server settings of `name`'s certificate on an ephemeral port,
   // without metrics or signal handling.
   rpc::ServerConfig ServerConfig(const std::string& name) const;
+  // A server with `name`'s settings (above) and `policy`, serving `services`,
+  // started.
+  absl::StatusOr<std::unique_ptr<rpc::ServerRunner>> Serve(
+      const std::string& name, rpc::AccessPolicy policy,
+      std::initializer_list<grpc::Service*> services) const;
   // An mTLS channel from `peer` to 127.0.0.1:`port` expecting `server`.
   absl::StatusOr<std::shared_ptr<grpc::Channel>> Channel(const std::string& peer, int port,
                                                          const std::string& server) const;

@@ -165,12 +165,8 @@ class Harness {
 
     rpc::AccessPolicy policy;
     AllowAuditMethods(policy);
-    audit_server_ =
-        std::make_unique<rpc::ServerRunner>(bed_->ServerConfig("audit"), std::move(policy));
-    audit_server_->RegisterService(ingest_.get());
-    audit_server_->RegisterService(query_.get());
-    audit_server_->RegisterService(subject_.get());
-    CRM_RETURN_IF_ERROR(audit_server_->Start());
+    CRM_ASSIGN_OR_RETURN(audit_server_, bed_->Serve("audit", std::move(policy),
+                                                    {ingest_.get(), query_.get(), subject_.get()}));
 
     for (const std::string peer :
          {"identity", "contacts", "consent", "erasure", "operator", "shop"}) {

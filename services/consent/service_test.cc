@@ -110,10 +110,8 @@ class ConsentServiceTest : public ::testing::Test {
     rpc::AccessPolicy policy;
     ASSERT_THAT(AllowConsentMethods(policy), IsOk());
     ASSERT_THAT(AllowConsentSubjectData(policy), IsOk());
-    server_ = std::make_unique<rpc::ServerRunner>(bed_->ServerConfig("consent"), std::move(policy));
-    server_->RegisterService(service_.get());
-    server_->RegisterService(subject_data_.get());
-    ASSERT_THAT(server_->Start(), IsOk());
+    CRM_ASSERT_OK_AND_ASSIGN(
+        server_, bed_->Serve("consent", std::move(policy), {service_.get(), subject_data_.get()}));
     CRM_ASSERT_OK_AND_ASSIGN(std::shared_ptr<grpc::Channel> ch,
                              bed_->Channel("gateway", server_->port(), "consent"));
     stub_ = v1::Consent::NewStub(ch);

@@ -587,11 +587,8 @@ absl::Status Setup() {
   rpc::AccessPolicy policy;
   CRM_RETURN_IF_ERROR(AllowContactsMethods(policy));
   policy.AllowService(crm::testing::v1::Echo::service_full_name());
-  g->server =
-      std::make_unique<rpc::ServerRunner>(g->bed->ServerConfig("contacts"), std::move(policy));
-  g->server->RegisterService(g->service.get());
-  g->server->RegisterService(&g->echo);
-  CRM_RETURN_IF_ERROR(g->server->Start());
+  CRM_ASSIGN_OR_RETURN(g->server,
+                       g->bed->Serve("contacts", std::move(policy), {g->service.get(), &g->echo}));
   CRM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel,
                        g->bed->Channel("gateway", g->server->port(), "contacts"));
   g->channel = channel;
@@ -600,10 +597,8 @@ absl::Status Setup() {
   rpc::AccessPolicy floor_policy;
   floor_policy.AllowService(crm::testing::v1::Echo::service_full_name());
   g->floor = std::make_unique<ReadFloor>();
-  g->floor_server = std::make_unique<rpc::ServerRunner>(g->bed->ServerConfig("contacts"),
-                                                        std::move(floor_policy));
-  g->floor_server->RegisterService(g->floor.get());
-  CRM_RETURN_IF_ERROR(g->floor_server->Start());
+  CRM_ASSIGN_OR_RETURN(g->floor_server,
+                       g->bed->Serve("contacts", std::move(floor_policy), {g->floor.get()}));
   CRM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> floor_channel,
                        g->bed->Channel("gateway", g->floor_server->port(), "contacts"));
   g->floor_stub = crm::testing::v1::Echo::NewStub(floor_channel);

@@ -106,11 +106,8 @@ class ContactsServiceTest : public ::testing::Test {
     rpc::AccessPolicy policy;
     ASSERT_THAT(AllowContactsMethods(policy), IsOk());
     AllowSubjectDataMethods(policy);
-    server_ =
-        std::make_unique<rpc::ServerRunner>(bed_->ServerConfig("contacts"), std::move(policy));
-    server_->RegisterService(service_.get());
-    server_->RegisterService(subject_data_.get());
-    ASSERT_THAT(server_->Start(), IsOk());
+    CRM_ASSERT_OK_AND_ASSIGN(
+        server_, bed_->Serve("contacts", std::move(policy), {service_.get(), subject_data_.get()}));
     CRM_ASSERT_OK_AND_ASSIGN(std::shared_ptr<grpc::Channel> ch,
                              bed_->Channel("gateway", server_->port(), "contacts"));
     stub_ = v1::Contacts::NewStub(ch);

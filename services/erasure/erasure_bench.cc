@@ -197,10 +197,8 @@ absl::Status Setup() {
     for (const char* m : {"DescribeSubjectData", "ExportSubjectData", "EraseSubjectData"}) {
       policy.Allow(absl::StrCat("/crm.subject.v1.SubjectData/", m), {"erasure"});
     }
-    auto server =
-        std::make_unique<rpc::ServerRunner>(g->bed->ServerConfig(name), std::move(policy));
-    server->RegisterService(g->targets.back().get());
-    CRM_RETURN_IF_ERROR(server->Start());
+    CRM_ASSIGN_OR_RETURN(std::unique_ptr<rpc::ServerRunner> server,
+                         g->bed->Serve(name, std::move(policy), {g->targets.back().get()}));
     CRM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel,
                          g->bed->Channel("erasure", server->port(), name));
     g->stubs.push_back({.service = name, .stub = sv1::SubjectData::NewStub(channel)});
@@ -221,10 +219,7 @@ absl::Status Setup() {
                                                             .targets = kTargets});
   rpc::AccessPolicy policy;
   policy.AllowService(v1::Erasure::service_full_name());
-  g->server =
-      std::make_unique<rpc::ServerRunner>(g->bed->ServerConfig("erasure"), std::move(policy));
-  g->server->RegisterService(g->service.get());
-  CRM_RETURN_IF_ERROR(g->server->Start());
+  CRM_ASSIGN_OR_RETURN(g->server, g->bed->Serve("erasure", std::move(policy), {g->service.get()}));
   CRM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel,
                        g->bed->Channel("operator", g->server->port(), "erasure"));
   g->stub = v1::Erasure::NewStub(channel);

@@ -110,9 +110,8 @@ class FakeTarget final : public sv1::SubjectData::Service {
   absl::Status Start(const crm::testing::ApiTestBed& bed) {
     rpc::AccessPolicy policy;
     policy.AllowService(sv1::SubjectData::service_full_name(), {"erasure"});
-    runner_ = std::make_unique<rpc::ServerRunner>(bed.ServerConfig(name_), std::move(policy));
-    runner_->RegisterService(this);
-    return runner_->Start();
+    CRM_ASSIGN_OR_RETURN(runner_, bed.Serve(name_, std::move(policy), {this}));
+    return absl::OkStatus();
   }
   int port() const { return runner_->port(); }
   const std::string& name() const { return name_; }
@@ -472,9 +471,7 @@ class ErasureTest : public ::testing::Test {
                                                             .on_created = [this] { ++created_; }});
     rpc::AccessPolicy policy;
     policy.AllowService(v1::Erasure::service_full_name());
-    server_ = std::make_unique<rpc::ServerRunner>(bed_->ServerConfig("erasure"), std::move(policy));
-    server_->RegisterService(service_.get());
-    CRM_RETURN_IF_ERROR(server_->Start());
+    CRM_ASSIGN_OR_RETURN(server_, bed_->Serve("erasure", std::move(policy), {service_.get()}));
     CRM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel,
                          bed_->Channel("gateway", server_->port(), "erasure"));
     stub_ = v1::Erasure::NewStub(channel);

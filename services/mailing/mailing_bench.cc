@@ -260,10 +260,8 @@ absl::Status StartConsent() {
                            .suppression = &*g->suppression});
   rpc::AccessPolicy policy;
   CRM_RETURN_IF_ERROR(consent::AllowConsentMethods(policy));
-  g->consent_server =
-      std::make_unique<rpc::ServerRunner>(g->bed->ServerConfig("consent"), std::move(policy));
-  g->consent_server->RegisterService(g->consent.get());
-  CRM_RETURN_IF_ERROR(g->consent_server->Start());
+  CRM_ASSIGN_OR_RETURN(g->consent_server,
+                       g->bed->Serve("consent", std::move(policy), {g->consent.get()}));
   CRM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> to_consent,
                        g->bed->Channel("mailing", g->consent_server->port(), "consent"));
   g->consent_stub = cv1::Consent::NewStub(to_consent);
@@ -313,10 +311,7 @@ absl::Status StartMailing() {
                                                             .message_domain = "shop.example"});
   rpc::AccessPolicy policy;
   CRM_RETURN_IF_ERROR(AllowMailingMethods(policy));
-  g->server =
-      std::make_unique<rpc::ServerRunner>(g->bed->ServerConfig("mailing"), std::move(policy));
-  g->server->RegisterService(g->service.get());
-  CRM_RETURN_IF_ERROR(g->server->Start());
+  CRM_ASSIGN_OR_RETURN(g->server, g->bed->Serve("mailing", std::move(policy), {g->service.get()}));
   CRM_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel,
                        g->bed->Channel("gateway", g->server->port(), "mailing"));
   g->stub = v1::Mailing::NewStub(channel);

@@ -96,10 +96,8 @@ class MailingServiceTest : public ::testing::Test {
                              .suppression = &*suppression_});
     rpc::AccessPolicy consent_policy;
     ASSERT_THAT(consent::AllowConsentMethods(consent_policy), IsOk());
-    consent_server_ = std::make_unique<rpc::ServerRunner>(bed_->ServerConfig("consent"),
-                                                          std::move(consent_policy));
-    consent_server_->RegisterService(consent_.get());
-    ASSERT_THAT(consent_server_->Start(), IsOk());
+    CRM_ASSERT_OK_AND_ASSIGN(consent_server_,
+                             bed_->Serve("consent", std::move(consent_policy), {consent_.get()}));
     CRM_ASSERT_OK_AND_ASSIGN(std::shared_ptr<grpc::Channel> to_consent,
                              bed_->Channel("mailing", consent_server_->port(), "consent"));
     consent_stub_ = cv1::Consent::NewStub(to_consent);
@@ -134,10 +132,8 @@ class MailingServiceTest : public ::testing::Test {
     rpc::AccessPolicy policy;
     ASSERT_THAT(AllowMailingMethods(policy), IsOk());
     ASSERT_THAT(AllowMailingSubjectData(policy), IsOk());
-    server_ = std::make_unique<rpc::ServerRunner>(bed_->ServerConfig("mailing"), std::move(policy));
-    server_->RegisterService(service_.get());
-    server_->RegisterService(subject_data_.get());
-    ASSERT_THAT(server_->Start(), IsOk());
+    CRM_ASSERT_OK_AND_ASSIGN(
+        server_, bed_->Serve("mailing", std::move(policy), {service_.get(), subject_data_.get()}));
     CRM_ASSERT_OK_AND_ASSIGN(std::shared_ptr<grpc::Channel> shop,
                              bed_->Channel("shop", server_->port(), "mailing"));
     stub_ = v1::Mailing::NewStub(shop);
